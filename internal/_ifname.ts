@@ -1,0 +1,68 @@
+/**
+ * Interface-name rules shared by the CNI plugin and the device plugin.
+ *
+ * One rule maps a device-plugin device ID to the name of the macvtap that
+ * backs it, so `Allocate` (device plugin) and `deviceID` import (CNI) always
+ * agree.
+ *
+ * @module
+ */
+
+/** Longest interface name the kernel accepts (IFNAMSIZ - 1). */
+export const IFNAME_MAX = 15;
+
+/** Prefix of every macvtap the device plugin creates. */
+export const DEVICE_IFNAME_PREFIX = "mvt";
+
+/**
+ * Why `name` is not a legal interface name, or `undefined` when it is.
+ *
+ * Mirrors the kernel's `dev_valid_name()`: 1 to 15 bytes, not `.` or `..`,
+ * no `/`, `:` or whitespace.
+ */
+export function ifnameProblem(name: string): string | undefined {
+  if (name.length === 0) return "is empty";
+  if (new TextEncoder().encode(name).length > IFNAME_MAX) {
+    return `is longer than ${IFNAME_MAX} bytes`;
+  }
+  if (name === "." || name === "..") return `may not be "${name}"`;
+  if (/[/:\s]/.test(name)) return "contains '/', ':' or whitespace";
+  return undefined;
+}
+
+/** FNV-1a, 64 bit. Small, dependency-free and stable across releases. */
+function fnv1a64(text: string): bigint {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(text)) {
+    hash ^= BigInt(byte);
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return hash;
+}
+
+/**
+ * The host interface name of the macvtap backing device-plugin device `deviceId`:
+ * `mvt` followed by 12 hex digits of the FNV-1a-64 hash of the ID (15 chars).
+ *
+ * @example Usage
+ * ```ts
+ * import { deviceIfname } from "./_ifname.ts";
+ * deviceIfname("lan-7"); // "mvt" + 12 hex digits
+ * ```
+ */
+export function deviceIfname(deviceId: string): string {
+  return DEVICE_IFNAME_PREFIX + fnv1a64(deviceId).toString(16).padStart(16, "0").slice(0, 12);
+}
+
+/** Whether `name` has the shape {@linkcode deviceIfname} produces. */
+export function isDeviceIfname(name: string): boolean {
+  return /^mvt[0-9a-f]{12}$/.test(name);
+}
+
+/** A random temporary interface name, `<prefix>` + 8 hex digits. */
+export function tempIfname(prefix = "mvtmp"): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(4));
+  let hex = "";
+  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
+  return (prefix + hex).slice(0, IFNAME_MAX);
+}
