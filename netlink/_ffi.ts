@@ -1,0 +1,139 @@
+/**
+ * The native symbols: libmnl for the netlink socket, libc for namespaces and
+ * errno. Loaded lazily on first use; every symbol is synchronous, so a call
+ * made inside a netns section runs on the thread that entered it.
+ *
+ * @module
+ */
+
+/** Env var naming an alternative path for libmnl. */
+export const LIBMNL_ENV = "MACVTAP_LIBMNL";
+/** Env var naming an alternative path for libc. */
+export const LIBC_ENV = "MACVTAP_LIBC";
+
+const LIBMNL_DEFAULT = "libmnl.so.0";
+const LIBC_DEFAULT = "libc.so.6";
+
+const mnlSymbols = {
+  /** struct mnl_socket *mnl_socket_open(int bus) */
+  mnl_socket_open: { parameters: ["i32"], result: "pointer" },
+  /** int mnl_socket_bind(struct mnl_socket *nl, unsigned int groups, pid_t pid) */
+  mnl_socket_bind: { parameters: ["pointer", "u32", "i32"], result: "i32" },
+  /** unsigned int mnl_socket_get_portid(const struct mnl_socket *nl) */
+  mnl_socket_get_portid: { parameters: ["pointer"], result: "u32" },
+  /** int mnl_socket_get_fd(const struct mnl_socket *nl) */
+  mnl_socket_get_fd: { parameters: ["pointer"], result: "i32" },
+  /** int mnl_socket_setsockopt(const struct mnl_socket *nl, int type, void *buf, socklen_t len) */
+  mnl_socket_setsockopt: { parameters: ["pointer", "i32", "buffer", "u32"], result: "i32" },
+  /** ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req, size_t siz) */
+  mnl_socket_sendto: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
+  /** ssize_t mnl_socket_recvfrom(const struct mnl_socket *nl, void *buf, size_t siz) */
+  mnl_socket_recvfrom: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
+  /** int mnl_socket_close(struct mnl_socket *nl) */
+  mnl_socket_close: { parameters: ["pointer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+const libcSymbols = {
+  /** int open(const char *path, int flags) (variadic mode omitted) */
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  /** int close(int fd) */
+  close: { parameters: ["i32"], result: "i32" },
+  /** int setns(int fd, int nstype) */
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  /** int unshare(int flags) */
+  unshare: { parameters: ["i32"], result: "i32" },
+  /** int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data) */
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "pointer"], result: "i32" },
+  /** int umount2(const char *target, int flags) */
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  /** int setsockopt(int fd, int level, int name, const void *val, socklen_t len) */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  /** ssize_t recv(int fd, void *buf, size_t len, int flags) */
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  /** int ioctl(int fd, unsigned long request) (no argument variant) */
+  ioctl: { parameters: ["i32", "u64"], result: "i32" },
+  /** int unlink(const char *path) */
+  unlink: { parameters: ["buffer"], result: "i32" },
+  /** int *__errno_location(void) */
+  __errno_location: { parameters: [], result: "pointer" },
+  /** char *strerror(int errnum) */
+  strerror: { parameters: ["i32"], result: "pointer" },
+  /** int gettid(void) */
+  gettid: { parameters: [], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * poll(2) declared `nonblocking`: it runs on a pool thread and only waits for
+ * an already-bound fd, so it is namespace-agnostic. Used by link event
+ * subscriptions; never call it inside a netns section.
+ */
+const pollSymbols = {
+  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) */
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** Raised when a native library cannot be loaded. */
+export class LibraryLoadError extends Error {
+  constructor(soname: string, envVar: string, cause: unknown) {
+    super(
+      `Cannot load ${soname}: ${cause instanceof Error ? cause.message : cause}. ` +
+        `Install it (Debian: apt-get install ${
+          soname.startsWith("libmnl") ? "libmnl0" : "libc6"
+        }) or set ${envVar} to its path`,
+      { cause },
+    );
+    this.name = "LibraryLoadError";
+  }
+}
+
+function load<S extends Deno.ForeignLibraryInterface>(
+  envVar: string,
+  fallback: string,
+  symbols: S,
+): Deno.DynamicLibrary<S>["symbols"] {
+  const path = Deno.env.get(envVar) || fallback;
+  try {
+    return Deno.dlopen(path, symbols).symbols;
+  } catch (err) {
+    throw new LibraryLoadError(path, envVar, err);
+  }
+}
+
+let mnl: Deno.DynamicLibrary<typeof mnlSymbols>["symbols"] | undefined;
+let libc: Deno.DynamicLibrary<typeof libcSymbols>["symbols"] | undefined;
+let pollLib: Deno.DynamicLibrary<typeof pollSymbols>["symbols"] | undefined;
+
+/** libmnl symbols, loaded on first use. */
+export function libmnl(): Deno.DynamicLibrary<typeof mnlSymbols>["symbols"] {
+  return mnl ??= load(LIBMNL_ENV, LIBMNL_DEFAULT, mnlSymbols);
+}
+
+/** libc symbols, loaded on first use. */
+export function libC(): Deno.DynamicLibrary<typeof libcSymbols>["symbols"] {
+  return libc ??= load(LIBC_ENV, LIBC_DEFAULT, libcSymbols);
+}
+
+/** The nonblocking poll symbol, loaded on first use. */
+export function libPoll(): Deno.DynamicLibrary<typeof pollSymbols>["symbols"] {
+  return pollLib ??= load(LIBC_ENV, LIBC_DEFAULT, pollSymbols);
+}
+
+/** errno of the last failing libc/libmnl call on this thread. Read it right away. */
+export function errno(): number {
+  const p = libC().__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
+}
+
+/** strerror(3) text for an errno. */
+export function strerror(err: number): string {
+  const p = libC().strerror(err);
+  return p ? Deno.UnsafePointerView.getCString(p) : `errno ${err}`;
+}
+
+/** A NUL-terminated C string for `buffer` parameters. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const raw = new TextEncoder().encode(s);
+  const out = new Uint8Array(raw.length + 1);
+  out.set(raw);
+  return out;
+}

@@ -1,0 +1,95 @@
+/**
+ * Link event subscription (RTNLGRP_LINK) as an async iterator.
+ *
+ * The socket is opened (inside the namespace) synchronously; waiting for data
+ * uses a `nonblocking` poll(2) on a pool thread, which only waits on the
+ * already-bound fd, and reading happens synchronously on the main thread.
+ *
+ * @module
+ */
+
+import { libPoll } from "./_ffi.ts";
+import { inNetns, type Netns } from "./netns.ts";
+import { NetlinkSocket } from "./socket.ts";
+import type { LinkEvent } from "./types.ts";
+import * as C from "./wire/constants.ts";
+import { decodeLink, parseMessages } from "./wire/message.ts";
+
+const RTMGRP_LINK = 1 << (C.RTNLGRP_LINK - 1);
+const POLLIN = 1;
+/** How often a pending wait re-checks for `close()`. */
+const POLL_SLICE_MS = 100;
+
+/** A live subscription: iterate it, close it when done. */
+export interface LinkSubscription extends AsyncIterableIterator<LinkEvent>, Disposable {
+  /** Stop: the iterator finishes within ~100 ms and the socket is closed. */
+  close(): void;
+}
+
+/**
+ * Subscribe to link events of `netns` (default: the caller's namespace).
+ *
+ * @example Usage
+ * ```ts ignore
+ * using events = subscribeLinks(); // like `ip monitor link`
+ * for await (const e of events) console.log(e.type, e.link.name, e.link.operState);
+ * ```
+ */
+export function subscribeLinks(options: { netns?: Netns } = {}): LinkSubscription {
+  const sock = inNetns(options.netns, () => NetlinkSocket.open({ groups: RTMGRP_LINK }));
+  const queue: LinkEvent[] = [];
+  let closed = false;
+  let waiting = false;
+  const pollfd = new Uint8Array(8);
+  const pv = new DataView(pollfd.buffer);
+
+  async function next(): Promise<IteratorResult<LinkEvent>> {
+    while (!closed) {
+      const queued = queue.shift();
+      if (queued) return { value: queued, done: false };
+      const data = sock.tryRecv("recv link events");
+      if (data) {
+        for (const m of parseMessages(data)) {
+          if (m.type === C.RTM_NEWLINK || m.type === C.RTM_DELLINK) {
+            queue.push({
+              type: m.type === C.RTM_NEWLINK ? "new" : "del",
+              link: decodeLink(m.payload),
+            });
+          }
+        }
+        continue;
+      }
+      pv.setInt32(0, sock.fd, true);
+      pv.setInt16(4, POLLIN, true);
+      pv.setInt16(6, 0, true);
+      waiting = true;
+      try {
+        await libPoll().poll(pollfd, 1n, POLL_SLICE_MS);
+      } finally {
+        waiting = false;
+      }
+    }
+    sock.close();
+    return { value: undefined, done: true };
+  }
+
+  const sub: LinkSubscription = {
+    next,
+    return(): Promise<IteratorResult<LinkEvent>> {
+      sub.close();
+      return Promise.resolve({ value: undefined, done: true });
+    },
+    close(): void {
+      closed = true;
+      // A pending wait closes the socket when it returns; otherwise close now.
+      if (!waiting) sock.close();
+    },
+    [Symbol.asyncIterator]() {
+      return sub;
+    },
+    [Symbol.dispose]() {
+      sub.close();
+    },
+  };
+  return sub;
+}

@@ -1,0 +1,54 @@
+/**
+ * Netlink for Deno over libmnl (`Deno.dlopen`): links, addresses, routes,
+ * network namespaces, sysctls and link events. Needs `--allow-ffi` (and root
+ * or CAP_NET_ADMIN for changes).
+ *
+ * @example Read the links of a namespace
+ * ```ts ignore
+ * import { NetlinkHandle } from "./mod.ts";
+ * using h = NetlinkHandle.open({ netns: "/run/netns/lab" });
+ * for (const l of h.links.list()) console.log(l.index, l.name, l.kind ?? "");
+ * ```
+ *
+ * @module
+ */
+
+export { NetlinkHandle } from "./handle.ts";
+export type { HandleOptions } from "./handle.ts";
+export type { LinkOps } from "./link.ts";
+export type { AddrOps, AddrOptions } from "./addr.ts";
+export type { RouteFilter, RouteOps } from "./route.ts";
+export {
+  createNetns,
+  currentNetns,
+  currentNetnsId,
+  deleteNetns,
+  inNetns,
+  Netns,
+  NETNS_RUN_DIR,
+  openNetns,
+} from "./netns.ts";
+export { readSysctl, writeSysctl } from "./sysctl.ts";
+export { subscribeLinks } from "./events.ts";
+export type { LinkSubscription } from "./events.ts";
+export {
+  DumpInterruptedError,
+  errnoName,
+  isErrno,
+  LinkNotFoundError,
+  NetlinkError,
+  NetnsNotFoundError,
+} from "./errors.ts";
+export { LIBC_ENV, LIBMNL_ENV, LibraryLoadError } from "./_ffi.ts";
+export { MACVLAN_MODES, macvlanModeName } from "./wire/message.ts";
+export type {
+  Address,
+  Family,
+  Link,
+  LinkChange,
+  LinkEvent,
+  LinkRef,
+  LinkSpec,
+  MacvlanMode,
+  Route,
+} from "./types.ts";

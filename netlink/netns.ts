@@ -1,0 +1,229 @@
+/**
+ * Network namespaces: open by path, create and delete named ones (as
+ * `ip netns add/del` do), and run a synchronous section inside one.
+ *
+ * `setns` moves only the calling thread. Synchronous FFI and sync ops run on
+ * the main thread; async ops, timers and `nonblocking` FFI run on pool
+ * threads, and a pool thread started while the main thread is inside a
+ * namespace stays there. So {@linkcode inNetns} takes a synchronous callback
+ * and refuses anything that returns a promise.
+ *
+ * @module
+ */
+
+import { cstr, errno, libC } from "./_ffi.ts";
+import { NetlinkError, NetnsNotFoundError } from "./errors.ts";
+
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+const CLONE_NEWNET = 0x40000000;
+const NS_GET_NSTYPE = 0xb703n;
+const MS_BIND = 4096;
+const MS_REC = 16384;
+const MS_SHARED = 1 << 20;
+const MNT_DETACH = 2;
+
+/** Where named namespaces live (as iproute2). */
+export const NETNS_RUN_DIR = "/run/netns";
+
+/** An open network namespace (an fd on its nsfs file). */
+export class Netns implements Disposable {
+  #fd: number;
+  /** The path it was opened from. */
+  readonly path: string;
+
+  /** @internal Use {@linkcode openNetns}. */
+  constructor(fd: number, path: string) {
+    this.#fd = fd;
+    this.path = path;
+  }
+
+  /** The fd (`IFLA_NET_NS_FD` takes it). Throws once closed. */
+  get fd(): number {
+    if (this.#fd < 0) throw new Error(`netns ${this.path} is closed`);
+    return this.#fd;
+  }
+
+  /** Close the fd. Idempotent. */
+  close(): void {
+    if (this.#fd >= 0) {
+      libC().close(this.#fd);
+      this.#fd = -1;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Open the network namespace at `path` (`/run/netns/x`, `/proc/<pid>/ns/net`).
+ *
+ * @throws {NetnsNotFoundError} when the path does not exist.
+ * @throws {NetlinkError} (`EINVAL`) when it is not a network namespace.
+ *
+ * @example Usage
+ * ```ts ignore
+ * using ns = openNetns("/run/netns/ctr1"); // like `ip netns exec ctr1 …` targets
+ * ```
+ */
+export function openNetns(path: string): Netns {
+  const c = libC();
+  const fd = c.open(cstr(path), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const e = errno();
+    if (e === 2) throw new NetnsNotFoundError(path);
+    throw new NetlinkError("open", e, undefined, `Cannot open network namespace "${path}"`);
+  }
+  const type = c.ioctl(fd, NS_GET_NSTYPE);
+  if (type !== CLONE_NEWNET) {
+    c.close(fd);
+    throw new NetlinkError("ioctl", 22, undefined, `"${path}" is not a network namespace`);
+  }
+  return new Netns(fd, path);
+}
+
+/** The calling thread's current network namespace. */
+export function currentNetns(): Netns {
+  return openNetns("/proc/thread-self/ns/net");
+}
+
+/** Inode identifying the calling thread's network namespace (`net:[<ino>]`). */
+export function currentNetnsId(): string {
+  return Deno.readLinkSync("/proc/thread-self/ns/net");
+}
+
+type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
+
+/**
+ * Run the synchronous `fn` with the calling (main) thread inside `ns`, and
+ * come back, always. Inside: no `await`, timers, Workers, child processes,
+ * async ops or `nonblocking` FFI. A callback that returns a promise is
+ * rejected with a `TypeError` (after the namespace is restored).
+ *
+ * If restoring the original namespace fails the process exits (status 70):
+ * continuing in the wrong namespace would act on the wrong host.
+ *
+ * @example Usage
+ * ```ts ignore
+ * using ns = openNetns("/run/netns/ctr1");
+ * const sock = inNetns(ns, () => NetlinkSocket.open()); // like `ip netns exec ctr1`
+ * ```
+ */
+export function inNetns<T>(ns: Netns | undefined, fn: () => NotPromise<T>): T {
+  if (!ns) return checkSync(fn());
+  const c = libC();
+  const home = c.open(cstr("/proc/thread-self/ns/net"), O_RDONLY | O_CLOEXEC);
+  if (home < 0) throw new NetlinkError("open", errno(), undefined, "Cannot open own netns");
+  try {
+    if (c.setns(ns.fd, CLONE_NEWNET) < 0) {
+      throw new NetlinkError("setns", errno(), undefined, `Cannot enter "${ns.path}"`);
+    }
+    try {
+      return checkSync(fn());
+    } finally {
+      if (c.setns(home, CLONE_NEWNET) < 0) {
+        Deno.stderr.writeSync(
+          new TextEncoder().encode("fatal: cannot return to the original network namespace\n"),
+        );
+        Deno.exit(70);
+      }
+    }
+  } finally {
+    c.close(home);
+  }
+}
+
+function checkSync<T>(value: T): T {
+  if (value !== null && typeof value === "object" && "then" in value) {
+    throw new TypeError("inNetns() callback must be synchronous; it returned a promise");
+  }
+  return value;
+}
+
+function mount(src: string, target: string, fstype: string, flags: number): number {
+  return libC().mount(cstr(src), cstr(target), cstr(fstype), BigInt(flags), null);
+}
+
+/** Make `/run/netns` a shared mount point, as iproute2 does, so bind mounts propagate. */
+function prepareRunDir(): void {
+  Deno.mkdirSync(NETNS_RUN_DIR, { recursive: true, mode: 0o755 });
+  if (mount("none", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC) === 0) return;
+  if (errno() !== 22) throw new NetlinkError("mount", errno(), undefined, NETNS_RUN_DIR);
+  if (mount(NETNS_RUN_DIR, NETNS_RUN_DIR, "none", MS_BIND | MS_REC) < 0) {
+    throw new NetlinkError("mount", errno(), undefined, `bind ${NETNS_RUN_DIR}`);
+  }
+  if (mount("none", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC) < 0) {
+    throw new NetlinkError("mount", errno(), undefined, NETNS_RUN_DIR);
+  }
+}
+
+/**
+ * Create the named network namespace `/run/netns/<name>` and open it.
+ *
+ * @throws {NetlinkError} `EEXIST` when it exists.
+ *
+ * @example Usage
+ * ```ts ignore
+ * using ns = createNetns("lab-a"); // like `ip netns add lab-a`
+ * ```
+ */
+export function createNetns(name: string): Netns {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || name === "." || name === "..") {
+    throw new TypeError(`Invalid network namespace name "${name}"`);
+  }
+  prepareRunDir();
+  const path = `${NETNS_RUN_DIR}/${name}`;
+  try {
+    Deno.openSync(path, { createNew: true, write: true, mode: 0o444 }).close();
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) {
+      throw new NetlinkError("open", 17, undefined, `Network namespace "${name}" exists`);
+    }
+    throw err;
+  }
+  const c = libC();
+  const home = c.open(cstr("/proc/thread-self/ns/net"), O_RDONLY | O_CLOEXEC);
+  let failure: NetlinkError | undefined;
+  try {
+    if (c.unshare(CLONE_NEWNET) < 0) {
+      failure = new NetlinkError("unshare", errno(), undefined, `Cannot create "${name}"`);
+    } else if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND) < 0) {
+      failure = new NetlinkError("mount", errno(), undefined, `Cannot create "${name}"`);
+    }
+  } finally {
+    if (c.setns(home, CLONE_NEWNET) < 0) {
+      Deno.stderr.writeSync(new TextEncoder().encode("fatal: cannot return to own netns\n"));
+      Deno.exit(70);
+    }
+    c.close(home);
+  }
+  if (failure) {
+    c.unlink(cstr(path));
+    throw failure;
+  }
+  return openNetns(path);
+}
+
+/**
+ * Delete the named network namespace (unmount and remove its file). Missing is
+ * fine. The kernel frees it, with every link inside, once nothing holds it.
+ *
+ * @example Usage
+ * ```ts ignore
+ * deleteNetns("lab-a"); // like `ip netns del lab-a`
+ * ```
+ */
+export function deleteNetns(name: string): void {
+  const path = name.includes("/") ? name : `${NETNS_RUN_DIR}/${name}`;
+  const c = libC();
+  if (c.umount2(cstr(path), MNT_DETACH) < 0) {
+    const e = errno();
+    if (e === 2) return;
+    if (e !== 22) throw new NetlinkError("umount2", e, undefined, path);
+  }
+  if (c.unlink(cstr(path)) < 0 && errno() !== 2) {
+    throw new NetlinkError("unlink", errno(), undefined, path);
+  }
+}

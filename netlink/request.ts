@@ -1,0 +1,74 @@
+/**
+ * The request loop: one place that numbers requests, sends them, and reads
+ * replies until the ACK or the end of a dump.
+ *
+ * @module
+ */
+
+import { DumpInterruptedError, NetlinkError } from "./errors.ts";
+import type { NetlinkSocket } from "./socket.ts";
+import type { AttrWriter } from "./wire/attr.ts";
+import * as C from "./wire/constants.ts";
+import { decodeError, finishMessage, type NlMsg, parseMessages } from "./wire/message.ts";
+
+/** Flag sets, named once. */
+export const FLAGS = {
+  /** Create, fail if it exists (`ip … add`). */
+  add: C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_CREATE | C.NLM_F_EXCL,
+  /** Create or replace (`ip … replace`). */
+  replace: C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_CREATE | C.NLM_F_REPLACE,
+  /** Change an existing object, or delete, or get one (`ip … set/del/get`). */
+  change: C.NLM_F_REQUEST | C.NLM_F_ACK,
+  /** Dump a table. */
+  dump: C.NLM_F_REQUEST | C.NLM_F_DUMP,
+} as const;
+
+/** Attempts for a dump that the kernel marks interrupted. */
+const DUMP_RETRIES = 5;
+
+let seq = (Date.now() / 1000) >>> 0;
+
+/**
+ * Send the message under construction in `build()` and collect the replies.
+ *
+ * `build` is called once per attempt (dumps are retried when interrupted).
+ * Returns the reply messages (not the ACK/DONE). Throws {@linkcode NetlinkError}
+ * for an `NLMSG_ERROR` with a non-zero errno.
+ */
+export function request(
+  sock: NetlinkSocket,
+  op: string,
+  build: () => AttrWriter,
+): NlMsg[] {
+  for (let attempt = 0;; attempt++) {
+    const w = build();
+    const mySeq = seq = (seq + 1) >>> 0;
+    const msg = finishMessage(w, mySeq);
+    sock.send(msg as Uint8Array<ArrayBuffer>, op);
+    const replies: NlMsg[] = [];
+    let interrupted = false;
+    for (;;) {
+      const datagram = sock.recv(op);
+      let done = false;
+      for (const m of parseMessages(datagram)) {
+        if (m.seq !== mySeq || (m.pid !== sock.portid && m.pid !== 0)) continue;
+        if (m.flags & C.NLM_F_DUMP_INTR) interrupted = true;
+        if (m.type === C.NLMSG_ERROR) {
+          const e = decodeError(m);
+          if (e.errno !== 0) throw new NetlinkError(op, e.errno, e.extAck);
+          done = true;
+        } else if (m.type === C.NLMSG_DONE) {
+          done = true;
+        } else if (m.type === C.NLMSG_NOOP) {
+          continue;
+        } else {
+          // A GET's single reply is followed by its ACK: keep reading.
+          replies.push({ ...m, payload: m.payload.slice() });
+        }
+      }
+      if (done) break;
+    }
+    if (!interrupted) return replies;
+    if (attempt + 1 >= DUMP_RETRIES) throw new DumpInterruptedError(op);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * A netlink socket (libmnl): open, options, bind, send, receive, close.
+ * The socket belongs to the network namespace of the thread that opened it,
+ * for its whole life.
+ *
+ * @module
+ */
+
+import { errno, libC, libmnl } from "./_ffi.ts";
+import { NetlinkError } from "./errors.ts";
+import {
+  NETLINK_CAP_ACK,
+  NETLINK_EXT_ACK,
+  NETLINK_GET_STRICT_CHK,
+  NETLINK_ROUTE,
+} from "./wire/constants.ts";
+
+const SOL_SOCKET = 1;
+const SO_RCVTIMEO = 20;
+const SO_RCVBUF = 8;
+const MSG_DONTWAIT = 0x40;
+
+/** Receive buffer size: large enough for any rtnetlink dump datagram. */
+const RECV_BUF = 65536;
+
+/** Options for {@linkcode NetlinkSocket.open}. */
+export interface SocketOptions {
+  /** Multicast groups bitmask to join at bind (e.g. `1` = RTMGRP_LINK). */
+  groups?: number;
+  /** Receive timeout in milliseconds (default 10 000; 0 = none). */
+  timeoutMs?: number;
+}
+
+/** An open NETLINK_ROUTE socket. Close it with `using` or {@linkcode NetlinkSocket.close}. */
+export class NetlinkSocket implements Disposable {
+  #nl: Deno.PointerValue;
+  #buf = new Uint8Array(RECV_BUF);
+  /** The socket's port id (nlmsg_pid of replies). */
+  readonly portid: number;
+  /** The socket fd. */
+  readonly fd: number;
+
+  private constructor(nl: Deno.PointerObject, portid: number, fd: number) {
+    this.#nl = nl;
+    this.portid = portid;
+    this.fd = fd;
+  }
+
+  /** Open and bind a socket in the calling thread's network namespace. */
+  static open(options: SocketOptions = {}): NetlinkSocket {
+    const mnl = libmnl();
+    const nl = mnl.mnl_socket_open(NETLINK_ROUTE);
+    if (!nl) throw new NetlinkError("mnl_socket_open", errno());
+    try {
+      const one = new Uint8Array(new Int32Array([1]).buffer);
+      // Best effort: older kernels lack these options; errors stay plain then.
+      mnl.mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, one, 4);
+      mnl.mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, one, 4);
+      mnl.mnl_socket_setsockopt(nl, NETLINK_GET_STRICT_CHK, one, 4);
+      if (mnl.mnl_socket_bind(nl, options.groups ?? 0, 0) < 0) {
+        throw new NetlinkError("mnl_socket_bind", errno());
+      }
+      const fd = mnl.mnl_socket_get_fd(nl);
+      const timeoutMs = options.timeoutMs ?? 10_000;
+      if (timeoutMs > 0) {
+        const tv = new BigInt64Array([
+          BigInt(Math.floor(timeoutMs / 1000)),
+          BigInt((timeoutMs % 1000) * 1000),
+        ]);
+        libC().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(tv.buffer), 16);
+      }
+      if (options.groups) {
+        const size = new Uint8Array(new Int32Array([1 << 20]).buffer);
+        libC().setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4);
+      }
+      return new NetlinkSocket(nl, mnl.mnl_socket_get_portid(nl), fd);
+    } catch (err) {
+      mnl.mnl_socket_close(nl);
+      throw err;
+    }
+  }
+
+  /** Whether {@linkcode NetlinkSocket.close} has run. */
+  get closed(): boolean {
+    return this.#nl === null;
+  }
+
+  #ptr(): Deno.PointerObject {
+    if (!this.#nl) throw new Error("netlink socket is closed");
+    return this.#nl;
+  }
+
+  /** Send one whole message (the full length, always). */
+  send(msg: Uint8Array<ArrayBuffer>, op: string): void {
+    const n = Number(libmnl().mnl_socket_sendto(this.#ptr(), msg, BigInt(msg.length)));
+    if (n < 0) throw new NetlinkError(op, errno());
+    if (n !== msg.length) throw new NetlinkError(op, 5, `short send: ${n} of ${msg.length} bytes`);
+  }
+
+  /** Receive one datagram (blocks up to the receive timeout). */
+  recv(op: string): Uint8Array {
+    const n = Number(
+      libmnl().mnl_socket_recvfrom(this.#ptr(), this.#buf, BigInt(this.#buf.length)),
+    );
+    if (n < 0) {
+      const e = errno();
+      throw new NetlinkError(
+        op,
+        e === 11 ? 110 : e,
+        e === 11 ? "no reply from the kernel" : undefined,
+      );
+    }
+    return this.#buf.subarray(0, n);
+  }
+
+  /** Receive one datagram if one is queued; `undefined` otherwise. */
+  tryRecv(op: string): Uint8Array | undefined {
+    const n = Number(libC().recv(this.fd, this.#buf, BigInt(this.#buf.length), MSG_DONTWAIT));
+    if (n < 0) {
+      const e = errno();
+      if (e === 11) return undefined;
+      throw new NetlinkError(op, e);
+    }
+    return this.#buf.subarray(0, n);
+  }
+
+  /** Close the socket. Idempotent. */
+  close(): void {
+    if (this.#nl) {
+      libmnl().mnl_socket_close(this.#nl);
+      this.#nl = null;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
