@@ -1,0 +1,182 @@
+/**
+ * The hostrouteif interface and the per-task host routes.
+ *
+ * @module
+ */
+
+import { formatIP, parseCidr } from "../internal/_ip.ts";
+import { isErrno, type Link, type NetlinkHandle, type Route } from "../netlink/mod.ts";
+
+/**
+ * Route protocol number marking the host routes this plugin adds
+ * (`ip route show proto 249`), so GC can find them even without state.
+ */
+export const RTPROT_MACVTAP = 249;
+
+const RT_SCOPE_LINK = 253;
+
+/** A host route to one task address. */
+export interface HostRoute {
+  family: 4 | 6;
+  /** `a.b.c.d/32` or `x::y/128`. */
+  dst: string;
+  metric: number;
+}
+
+/** A hostrouteif problem the user must fix (maps to CNI code 7). */
+export class HostRouteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HostRouteError";
+  }
+}
+
+/**
+ * Make sure `name` is an up macvtap (or macvlan) child of `master` in the
+ * handle's namespace, creating it in bridge mode when missing. It never gets
+ * an address. Concurrent callers may race: `EEXIST` means someone else
+ * created it, and the result is checked again.
+ *
+ * @throws {HostRouteError} when `name` exists but is not a macvtap/macvlan on `master`.
+ */
+export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link): Link {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const found = h.links.find(name);
+    if (found) {
+      if (
+        (found.kind !== "macvtap" && found.kind !== "macvlan") ||
+        found.parentIndex !== master.index
+      ) {
+        throw new HostRouteError(
+          `hostrouteif "${name}" exists but is not a macvtap on master "${master.name}"` +
+            ` (kind ${found.kind ?? "none"}, lower device #${found.parentIndex ?? "none"})`,
+        );
+      }
+      if (!found.up) h.links.set(found.index, { up: true });
+      return h.links.get(found.index);
+    }
+    try {
+      h.links.add({ kind: "macvtap", name, parent: master.index, mode: "bridge", up: true });
+    } catch (err) {
+      if (!isErrno(err, "EEXIST")) throw err;
+      // Lost a race with a concurrent ADD: look again.
+    }
+  }
+  throw new HostRouteError(`hostrouteif "${name}" keeps changing; giving up`);
+}
+
+/** Host routes for the task addresses `cidrs` (`10.0.0.5/24` ⇒ `10.0.0.5/32`). */
+export function hostRoutesFor(cidrs: readonly string[], metric: number): HostRoute[] {
+  const out: HostRoute[] = [];
+  for (const cidr of cidrs) {
+    const c = parseCidr(cidr);
+    if (!c) throw new TypeError(`Invalid task address "${cidr}"`);
+    out.push({
+      family: c.family,
+      dst: `${formatIP(c.bytes)}/${c.family === 4 ? 32 : 128}`,
+      metric,
+    });
+  }
+  return out;
+}
+
+function toRoute(r: HostRoute, oif: number): Route {
+  return {
+    family: r.family,
+    dst: r.dst,
+    oif,
+    metric: r.metric,
+    scope: RT_SCOPE_LINK,
+    protocol: RTPROT_MACVTAP,
+  };
+}
+
+function sameRoute(live: Route, r: HostRoute, oif: number): boolean {
+  return live.dst === r.dst && live.oif === oif && (live.metric ?? 0) === r.metric && !live.gw;
+}
+
+/**
+ * Add the host routes via `oif`. An identical route already present is
+ * success; any other failure is an error (never swallowed).
+ *
+ * @returns the routes this call added (for rollback).
+ */
+export function addHostRoutes(
+  h: NetlinkHandle,
+  routes: readonly HostRoute[],
+  oif: number,
+): HostRoute[] {
+  const added: HostRoute[] = [];
+  for (const r of routes) {
+    try {
+      h.routes.add(toRoute(r, oif));
+      added.push(r);
+    } catch (err) {
+      if (
+        isErrno(err, "EEXIST") &&
+        h.routes.list({ family: r.family, dst: r.dst }).some((x) => sameRoute(x, r, oif))
+      ) continue;
+      throw err;
+    }
+  }
+  return added;
+}
+
+/**
+ * Delete host routes; routes already gone are fine. Without `oif` (the
+ * hostrouteif vanished) any route to the destination with our protocol and
+ * metric is removed.
+ */
+export function delHostRoutes(h: NetlinkHandle, routes: readonly HostRoute[], oif?: number): void {
+  for (const r of routes) {
+    const live = h.routes.list({ family: r.family, dst: r.dst }).filter((x) =>
+      x.protocol === RTPROT_MACVTAP && (x.metric ?? 0) === r.metric &&
+      (oif === undefined || x.oif === oif)
+    );
+    for (const x of live) {
+      try {
+        h.routes.del({
+          family: x.family,
+          dst: x.dst,
+          metric: r.metric,
+          ...(x.oif ? { oif: x.oif } : {}),
+        });
+      } catch (err) {
+        if (!isErrno(err, "ESRCH", "ENOENT")) throw err;
+      }
+    }
+  }
+}
+
+/** The routes of `routes` that are missing or different on the host. */
+export function checkHostRoutes(
+  h: NetlinkHandle,
+  routes: readonly HostRoute[],
+  oif: number,
+): HostRoute[] {
+  return routes.filter((r) =>
+    !h.routes.list({ family: r.family, dst: r.dst }).some((x) => sameRoute(x, r, oif))
+  );
+}
+
+/** Every host route this plugin added (our protocol mark), IPv4 and IPv6. */
+export function listOwnHostRoutes(h: NetlinkHandle): Route[] {
+  return h.routes.list().filter((r) => r.protocol === RTPROT_MACVTAP);
+}
+
+/**
+ * The IPv6 link-local address of a link: the kernel's if it has one,
+ * otherwise the EUI-64 address derived from its MAC (what addrconf assigns
+ * with the default `addr_gen_mode` 0).
+ */
+export function linkLocalOf(h: NetlinkHandle, link: Link): string | undefined {
+  const ll = h.addrs.list({ index: link.index, family: 6 }).find((a) => a.cidr.startsWith("fe80:"));
+  if (ll) return ll.cidr.slice(0, ll.cidr.indexOf("/"));
+  if (!link.mac) return undefined;
+  const m = link.mac.split(":").map((x) => parseInt(x, 16));
+  const b = new Uint8Array(16);
+  b[0] = 0xfe;
+  b[1] = 0x80;
+  b.set([m[0]! ^ 0x02, m[1]!, m[2]!, 0xff, 0xfe, m[3]!, m[4]!, m[5]!], 8);
+  return formatIP(b);
+}
