@@ -9,7 +9,7 @@ import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Address, Family } from "./types.ts";
 import * as C from "./wire/constants.ts";
-import { afOf, beginMessage, decodeAddress, putIfaddr } from "./wire/message.ts";
+import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire/message.ts";
 
 /** Options for adding an address. */
 export interface AddrOptions {
@@ -37,20 +37,7 @@ export class AddrOps {
   #modify(type: number, flags: number, index: number, cidr: string, o: AddrOptions): void {
     const c = parse(cidr);
     const op = type === C.RTM_NEWADDR ? "RTM_NEWADDR" : "RTM_DELADDR";
-    request(this.#sock(), op, () => {
-      const w = beginMessage(type, flags);
-      putIfaddr(w, {
-        family: afOf(c.family),
-        prefix: c.prefix,
-        flags: (o.flags ?? 0) & 0xff,
-        scope: o.scope ?? 0,
-        index,
-      });
-      w.attr(C.IFA_LOCAL, c.bytes);
-      w.attr(C.IFA_ADDRESS, c.bytes);
-      if (o.flags !== undefined && o.flags > 0xff) w.u32(C.IFA_FLAGS, o.flags);
-      return w;
-    });
+    request(this.#sock(), op, () => encodeAddr(type, flags, index, c, o));
   }
 
   /**

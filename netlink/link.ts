@@ -9,8 +9,14 @@ import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
 import * as C from "./wire/constants.ts";
-import { beginMessage, decodeLink, putIfinfo, putLinkSpec } from "./wire/message.ts";
-import { parseMac } from "../internal/_ip.ts";
+import {
+  beginMessage,
+  decodeLink,
+  encodeLinkAdd,
+  encodeLinkChange,
+  encodeLinkRef,
+  putIfinfo,
+} from "./wire/message.ts";
 
 /** Link operations of one namespace. Obtain through `NetlinkHandle.links`. */
 export class LinkOps {
@@ -32,12 +38,11 @@ export class LinkOps {
    */
   get(ref: LinkRef): Link {
     try {
-      const [reply] = request(this.#sock(), "RTM_GETLINK", () => {
-        const w = beginMessage(C.RTM_GETLINK, FLAGS.change);
-        putIfinfo(w, { index: typeof ref === "number" ? ref : 0 });
-        if (typeof ref === "string") w.str(C.IFLA_IFNAME, ref);
-        return w;
-      });
+      const [reply] = request(
+        this.#sock(),
+        "RTM_GETLINK",
+        () => encodeLinkRef(C.RTM_GETLINK, FLAGS.change, ref),
+      );
       if (!reply) throw new LinkNotFoundError(ref);
       return decodeLink(reply.payload);
     } catch (err) {
@@ -100,16 +105,7 @@ export class LinkOps {
     const parent = "parent" in spec
       ? (typeof spec.parent === "number" ? spec.parent : this.get(spec.parent).index)
       : undefined;
-    request(this.#sock(), "RTM_NEWLINK", () => {
-      const w = beginMessage(C.RTM_NEWLINK, FLAGS.add);
-      putIfinfo(w, {
-        index: spec.index ?? 0,
-        flags: spec.up ? C.IFF_UP : 0,
-        change: spec.up ? C.IFF_UP : 0,
-      });
-      putLinkSpec(w, spec, parent);
-      return w;
-    });
+    request(this.#sock(), "RTM_NEWLINK", () => encodeLinkAdd(spec, FLAGS.add, parent));
   }
 
   /**
@@ -126,32 +122,8 @@ export class LinkOps {
    */
   set(ref: LinkRef, change: LinkChange): void {
     const index = typeof ref === "number" ? ref : this.get(ref).index;
-    let flags = 0, mask = 0;
-    if (change.up !== undefined) {
-      mask |= C.IFF_UP;
-      if (change.up) flags |= C.IFF_UP;
-    }
-    if (change.promisc !== undefined) {
-      mask |= C.IFF_PROMISC;
-      if (change.promisc) flags |= C.IFF_PROMISC;
-    }
     try {
-      request(this.#sock(), "RTM_NEWLINK", () => {
-        const w = beginMessage(C.RTM_NEWLINK, FLAGS.change);
-        putIfinfo(w, { index, flags, change: mask });
-        if (change.name !== undefined) w.str(C.IFLA_IFNAME, change.name);
-        if (change.mtu !== undefined) w.u32(C.IFLA_MTU, change.mtu);
-        if (change.mac !== undefined) {
-          const mac = parseMac(change.mac);
-          if (!mac) throw new TypeError(`Invalid MAC address "${change.mac}"`);
-          w.attr(C.IFLA_ADDRESS, mac);
-        }
-        if (change.netns) {
-          w.u32(C.IFLA_NET_NS_FD, change.netns.fd);
-          if (change.newIndex !== undefined) w.i32(C.IFLA_NEW_IFINDEX, change.newIndex);
-        }
-        return w;
-      });
+      request(this.#sock(), "RTM_NEWLINK", () => encodeLinkChange(index, change, FLAGS.change));
     } catch (err) {
       if (err instanceof NetlinkError && err.errno === 19) throw new LinkNotFoundError(ref, err.op);
       throw err;
@@ -169,12 +141,11 @@ export class LinkOps {
    */
   del(ref: LinkRef): void {
     try {
-      request(this.#sock(), "RTM_DELLINK", () => {
-        const w = beginMessage(C.RTM_DELLINK, FLAGS.change);
-        putIfinfo(w, { index: typeof ref === "number" ? ref : 0 });
-        if (typeof ref === "string") w.str(C.IFLA_IFNAME, ref);
-        return w;
-      });
+      request(
+        this.#sock(),
+        "RTM_DELLINK",
+        () => encodeLinkRef(C.RTM_DELLINK, FLAGS.change, ref),
+      );
     } catch (err) {
       if (err instanceof NetlinkError && err.errno === 19) throw new LinkNotFoundError(ref, err.op);
       throw err;

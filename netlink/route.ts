@@ -8,7 +8,7 @@ import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Family, Route } from "./types.ts";
 import * as C from "./wire/constants.ts";
-import { afOf, beginMessage, decodeRoute, putRoute } from "./wire/message.ts";
+import { afOf, beginMessage, decodeRoute, encodeRoute } from "./wire/message.ts";
 
 /** Filter for {@linkcode RouteOps.list}. */
 export interface RouteFilter {
@@ -29,11 +29,7 @@ export class RouteOps {
   }
 
   #send(type: number, flags: number, route: Route, op: string): void {
-    request(this.#sock(), op, () => {
-      const w = beginMessage(type, flags);
-      putRoute(w, route, { protocol: C.RTPROT_BOOT });
-      return w;
-    });
+    request(this.#sock(), op, () => encodeRoute(type, flags, route));
   }
 
   /**
@@ -74,12 +70,7 @@ export class RouteOps {
    * ```
    */
   del(route: Route): void {
-    request(this.#sock(), "RTM_DELROUTE", () => {
-      const w = beginMessage(C.RTM_DELROUTE, FLAGS.change);
-      putRoute(w, { scope: C.RT_SCOPE_UNIVERSE, ...route }, { protocol: C.RTPROT_UNSPEC });
-      if (route.type === undefined) w.setU8(16 + 7, 0);
-      return w;
-    });
+    this.#send(C.RTM_DELROUTE, FLAGS.change, route, "RTM_DELROUTE");
   }
 
   /**

@@ -114,6 +114,14 @@ export class AttrWriter {
     this.attr(type, b);
   }
 
+  /**
+   * String attribute without the NUL (`NLA_STRING` accepts both forms);
+   * iproute2 sends `IFLA_INFO_KIND` this way.
+   */
+  chars(type: number, s: string): void {
+    this.attr(type, encoder.encode(s));
+  }
+
   /** Open a nested attribute (`NLA_F_NESTED` is not set, as iproute2 does). */
   begin(type: number): void {
     const at = this.#reserve(4);
@@ -158,6 +166,14 @@ export function parseAttrs(buf: Uint8Array): Attr[] {
     off += align4(len);
   }
   return out;
+}
+
+/**
+ * Write parsed attributes back unchanged (type, nested flag, payload): the
+ * emit half of a round trip, so unknown attributes survive a re-encode.
+ */
+export function putAttrs(w: AttrWriter, attrs: readonly Attr[]): void {
+  for (const a of attrs) w.attr(a.type | (a.nested ? NLA_F_NESTED : 0), a.data);
 }
 
 /** Attributes keyed by type (last one wins), for quick lookups. */

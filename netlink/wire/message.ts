@@ -6,8 +6,17 @@
  * @module
  */
 
-import { formatIP, formatMac, parseIP, parseMac } from "../../internal/_ip.ts";
-import type { Address, Family, Link, LinkSpec, MacvlanMode, Route } from "../types.ts";
+import { type Cidr, formatIP, formatMac, parseIP, parseMac } from "../../internal/_ip.ts";
+import type {
+  Address,
+  Family,
+  Link,
+  LinkChange,
+  LinkRef,
+  LinkSpec,
+  MacvlanMode,
+  Route,
+} from "../types.ts";
 import { align4, type Attr, attrMap, AttrWriter, parseAttrs, readStr, readU32 } from "./attr.ts";
 import * as C from "./constants.ts";
 
@@ -85,7 +94,7 @@ export interface NlError {
 export function decodeError(msg: NlMsg): NlError {
   const p = msg.payload;
   const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  const errno = -view.getInt32(0, true);
+  const errno = 0 - view.getInt32(0, true); // not `-x`: an ACK would read -0
   const origLen = p.length >= 8 ? view.getUint32(4, true) : 0;
   const seq = p.length >= 16 ? view.getUint32(12, true) : msg.seq;
   const out: NlError = { errno, seq };
@@ -132,7 +141,7 @@ export function putLinkSpec(w: AttrWriter, spec: LinkSpec, parentIndex?: number)
   if (spec.txQueueLen !== undefined) w.u32(C.IFLA_TXQLEN, spec.txQueueLen);
   if (spec.netns) w.u32(C.IFLA_NET_NS_FD, spec.netns.fd);
   w.begin(C.IFLA_LINKINFO);
-  w.str(C.IFLA_INFO_KIND, spec.kind);
+  w.chars(C.IFLA_INFO_KIND, spec.kind); // without NUL, as iproute2 sends it
   switch (spec.kind) {
     case "macvtap":
     case "macvlan":
@@ -156,6 +165,51 @@ export function putLinkSpec(w: AttrWriter, spec: LinkSpec, parentIndex?: number)
       break;
   }
   w.end();
+}
+
+/**
+ * The `RTM_NEWLINK` that creates `spec` (`ip link add …`); `parentIndex` is the
+ * resolved lower device of a macvtap/macvlan.
+ */
+export function encodeLinkAdd(spec: LinkSpec, flags: number, parentIndex?: number): AttrWriter {
+  const w = beginMessage(C.RTM_NEWLINK, flags);
+  putIfinfo(w, {
+    index: spec.index ?? 0,
+    flags: spec.up ? C.IFF_UP : 0,
+    change: spec.up ? C.IFF_UP : 0,
+  });
+  putLinkSpec(w, spec, parentIndex);
+  return w;
+}
+
+/** The `RTM_NEWLINK` that changes link `index` (`ip link set …`). */
+export function encodeLinkChange(index: number, change: LinkChange, flags: number): AttrWriter {
+  let ifFlags = 0, mask = 0;
+  if (change.up !== undefined) {
+    mask |= C.IFF_UP;
+    if (change.up) ifFlags |= C.IFF_UP;
+  }
+  if (change.promisc !== undefined) {
+    mask |= C.IFF_PROMISC;
+    if (change.promisc) ifFlags |= C.IFF_PROMISC;
+  }
+  const w = beginMessage(C.RTM_NEWLINK, flags);
+  putIfinfo(w, { index, flags: ifFlags, change: mask });
+  if (change.name !== undefined) w.str(C.IFLA_IFNAME, change.name);
+  if (change.mtu !== undefined) w.u32(C.IFLA_MTU, change.mtu);
+  if (change.mac !== undefined) w.attr(C.IFLA_ADDRESS, macBytes(change.mac));
+  if (change.netns) w.u32(C.IFLA_NET_NS_FD, change.netns.fd);
+  // Sent even without `netns`, so the kernel's own answer reaches the caller.
+  if (change.newIndex !== undefined) w.i32(C.IFLA_NEW_IFINDEX, change.newIndex);
+  return w;
+}
+
+/** An `RTM_GETLINK`/`RTM_DELLINK` naming one link by index or name. */
+export function encodeLinkRef(type: number, flags: number, ref: LinkRef): AttrWriter {
+  const w = beginMessage(type, flags);
+  putIfinfo(w, { index: typeof ref === "number" ? ref : 0 });
+  if (typeof ref === "string") w.str(C.IFLA_IFNAME, ref);
+  return w;
 }
 
 /** A link message with every attribute kept (for round trips and unknown attributes). */
@@ -244,6 +298,33 @@ export function putIfaddr(
   w.setU32(at + 4, h.index ?? 0);
 }
 
+/**
+ * An `RTM_NEWADDR`/`RTM_DELADDR` for `cidr` on link `index`, attributes as
+ * iproute2 orders them: `IFA_LOCAL`, `IFA_ADDRESS`, then `IFA_FLAGS` only for
+ * flags beyond the 8 bits of `ifa_flags`.
+ */
+export function encodeAddr(
+  type: number,
+  flags: number,
+  index: number,
+  cidr: Cidr,
+  options: { flags?: number; scope?: number } = {},
+): AttrWriter {
+  const w = beginMessage(type, flags);
+  const ifaFlags = options.flags ?? 0;
+  putIfaddr(w, {
+    family: afOf(cidr.family),
+    prefix: cidr.prefix,
+    flags: ifaFlags & 0xff,
+    scope: options.scope ?? 0,
+    index,
+  });
+  w.attr(C.IFA_LOCAL, cidr.bytes);
+  w.attr(C.IFA_ADDRESS, cidr.bytes);
+  if (ifaFlags > 0xff) w.u32(C.IFA_FLAGS, ifaFlags);
+  return w;
+}
+
 /** Decode an `RTM_NEWADDR`. */
 export function decodeAddress(payload: Uint8Array): Address | undefined {
   const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -276,34 +357,71 @@ export function ipBytes(text: string, family: Family): Uint8Array {
   return b;
 }
 
-/** Write a route request (`rtmsg` + attributes). */
-export function putRoute(w: AttrWriter, r: Route, defaults: { protocol: number }): void {
+/**
+ * Write a route request (`rtmsg` + attributes) as iproute2 does:
+ *
+ * - `rtm_table` holds tables below 256; larger ones go in `RTA_TABLE` with
+ *   `rtm_table` = `RT_TABLE_UNSPEC`.
+ * - Scope defaults: host for local routes, link for unicast routes without a
+ *   gateway, universe otherwise; a delete uses `RT_SCOPE_NOWHERE`, which the
+ *   kernel treats as "any scope" (universe would only match universe routes).
+ * - A delete leaves protocol and type unspecified (0: match any) unless given.
+ * - Attribute order: `RTA_DST`, `RTA_GATEWAY`, `RTA_PREFSRC`, `RTA_PRIORITY`,
+ *   `RTA_TABLE`, `RTA_METRICS`, and `RTA_OIF` last, as `ip route add DST via
+ *   GW dev IF metric N` emits them.
+ */
+export function putRoute(
+  w: AttrWriter,
+  r: Route,
+  options: { protocol: number; del?: boolean },
+): void {
   const slash = r.dst.indexOf("/");
   const dstIp = slash < 0 ? r.dst : r.dst.slice(0, slash);
-  const dstLen = slash < 0 ? (r.family === 4 ? 32 : 128) : Number(r.dst.slice(slash + 1));
+  const max = r.family === 4 ? 32 : 128;
+  const lenText = slash < 0 ? undefined : r.dst.slice(slash + 1);
+  const dstLen = lenText === undefined ? max : /^\d{1,3}$/.test(lenText) ? Number(lenText) : NaN;
+  if (!(dstLen <= max)) throw new TypeError(`Invalid route destination "${r.dst}"`);
   const table = r.table ?? C.RT_TABLE_MAIN;
+  const type = r.type ?? (options.del ? 0 : C.RTN_UNICAST);
+  const scope = r.scope ??
+    (options.del
+      ? C.RT_SCOPE_NOWHERE
+      : type === C.RTN_LOCAL
+      ? C.RT_SCOPE_HOST
+      : r.gw
+      ? C.RT_SCOPE_UNIVERSE
+      : C.RT_SCOPE_LINK);
   const at = w.zeros(12);
   w.setU8(at, afOf(r.family));
   w.setU8(at + 1, dstLen);
   w.setU8(at + 4, table < 256 ? table : C.RT_TABLE_UNSPEC);
-  w.setU8(at + 5, r.protocol ?? defaults.protocol);
-  w.setU8(
-    at + 6,
-    r.scope ?? (r.gw || r.type === C.RTN_LOCAL ? C.RT_SCOPE_UNIVERSE : C.RT_SCOPE_LINK),
-  );
-  w.setU8(at + 7, r.type ?? C.RTN_UNICAST);
-  if (table >= 256) w.u32(C.RTA_TABLE, table);
+  w.setU8(at + 5, r.protocol ?? options.protocol);
+  w.setU8(at + 6, scope);
+  w.setU8(at + 7, type);
   if (dstLen > 0) w.attr(C.RTA_DST, ipBytes(dstIp, r.family));
   if (r.gw) w.attr(C.RTA_GATEWAY, ipBytes(r.gw, r.family));
   if (r.src) w.attr(C.RTA_PREFSRC, ipBytes(r.src, r.family));
-  if (r.oif !== undefined) w.u32(C.RTA_OIF, r.oif);
   if (r.metric !== undefined) w.u32(C.RTA_PRIORITY, r.metric);
+  if (table >= 256) w.u32(C.RTA_TABLE, table);
   if (r.mtu !== undefined || r.advmss !== undefined) {
     w.begin(C.RTA_METRICS);
     if (r.mtu !== undefined) w.u32(C.RTAX_MTU, r.mtu);
     if (r.advmss !== undefined) w.u32(C.RTAX_ADVMSS, r.advmss);
     w.end();
   }
+  if (r.oif !== undefined) w.u32(C.RTA_OIF, r.oif);
+}
+
+/**
+ * An `RTM_NEWROUTE`/`RTM_DELROUTE` for `route`. New routes default to protocol
+ * `boot` (as `ip route add`); deletes match any protocol, scope and type
+ * unless the route names them.
+ */
+export function encodeRoute(type: number, flags: number, route: Route): AttrWriter {
+  const w = beginMessage(type, flags);
+  const del = type === C.RTM_DELROUTE;
+  putRoute(w, route, { protocol: del ? C.RTPROT_UNSPEC : C.RTPROT_BOOT, del });
+  return w;
 }
 
 /** Decode an `RTM_NEWROUTE`. */
