@@ -1,0 +1,42 @@
+/**
+ * The `macvtap` executable: the CNI plugin (driven by `CNI_COMMAND`) and, as
+ * a subcommand, the Kubernetes device plugin.
+ *
+ * The CNI path imports nothing but the plugin; the device plugin (gRPC) is
+ * loaded only for `macvtap deviceplugin`.
+ *
+ * @module
+ */
+
+import { VERSION } from "./version.ts";
+
+const HELP = `macvtap ${VERSION}: macvtap networking for containers, pods and VMs
+
+Usage:
+  macvtap                       CNI plugin: CNI_COMMAND=ADD|DEL|CHECK|VERSION|STATUS|GC,
+                                network config on stdin, result or error JSON on stdout
+  macvtap deviceplugin [flags]  Kubernetes device plugin (config in DP_MACVTAP_CONF);
+                                see 'macvtap deviceplugin --help'
+  macvtap --version             print the version
+  macvtap --help                print this help
+
+CNI versions: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0.
+Documentation: README.md (config reference, ip equivalents, deployment).
+`;
+
+const [first] = Deno.args;
+
+if (first === "deviceplugin") {
+  const dp = await import("./deviceplugin.ts");
+  Deno.exit(await dp.main(Deno.args.slice(1)));
+} else if (first === "--version" || first === "-v") {
+  Deno.stdout.writeSync(new TextEncoder().encode(`macvtap ${VERSION}\n`));
+} else if (first === "--help" || first === "-h" || first === "help") {
+  Deno.stdout.writeSync(new TextEncoder().encode(HELP));
+} else if (first !== undefined) {
+  Deno.stderr.writeSync(new TextEncoder().encode(`macvtap: unknown argument "${first}"\n${HELP}`));
+  Deno.exit(2);
+} else {
+  const { runCniMain } = await import("./cni.ts");
+  await runCniMain();
+}

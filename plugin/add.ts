@@ -1,0 +1,275 @@
+/**
+ * ADD: create (or import) the macvtap inside the container namespace,
+ * delegate addressing to IPAM, configure the interface and the host routes.
+ * Every side effect gets an undo step; a failure part-way undoes them all.
+ *
+ * @module
+ */
+
+import type { Result } from "../cni/mod.ts";
+import type { NetConf } from "../config/mod.ts";
+import { addHostRoutes, ensureHostRouteIf, hostRoutesFor, linkLocalOf } from "../hostroute/mod.ts";
+import { configureInterface } from "../ipam/configure.ts";
+import { AsyncUndoStack } from "../internal/_undo.ts";
+import { deviceIfname, tempIfname } from "../internal/_ifname.ts";
+import { log } from "../internal/_log.ts";
+import { isErrno, type Link, NetlinkHandle, type Netns, openNetns } from "../netlink/mod.ts";
+import type { CniContext } from "./context.ts";
+import { PluginError } from "./errors.ts";
+import { type Ipam, ipamFor } from "./ipam.ts";
+import { resolveMaster } from "./master.ts";
+import { buildResult } from "./result.ts";
+import { StateStore } from "./state.ts";
+
+/** IPAM types that only allocate (no link needed), so they can run while the link is built. */
+const EARLY_IPAM = new Set(["host-local", "static"]);
+
+/** Options for {@linkcode cmdAdd}. */
+export interface AddOptions {
+  /** IPAM client; default: exec the plugin named by `ipam.type` from CNI_PATH. */
+  ipam?: Ipam;
+  /** Attachment records; default under `conf.stateDir`. */
+  state?: StateStore;
+}
+
+/**
+ * Attach: create the macvtap `ctx.ifname` in `ctx.netns` on the master (or
+ * import the device named by `deviceID`), run IPAM, configure addresses and
+ * routes, add host routes via `hostrouteif`, and return the CNI result.
+ *
+ * @throws {CniError} or a typed error mapped by `toCniError` on any failure;
+ *   nothing is left behind (link, lease, host routes, state).
+ */
+export async function cmdAdd(
+  conf: NetConf,
+  ctx: CniContext,
+  options: AddOptions = {},
+): Promise<Result> {
+  const ipam = options.ipam ?? ipamFor(conf, ctx);
+  const store = options.state ?? new StateStore(conf.stateDir);
+  await using undo = new AsyncUndoStack();
+  using host = NetlinkHandle.open();
+
+  let ns: Netns;
+  try {
+    ns = openNetns(ctx.netns);
+  } catch (err) {
+    throw new PluginError(`Cannot open network namespace "${ctx.netns}"`, { cause: err });
+  }
+  using _ns = ns;
+
+  // Intent record first: a crash from here on leaves something GC can find.
+  const record = {
+    containerId: ctx.containerId,
+    ifname: ctx.ifname,
+    netns: ctx.netns,
+    ...(ipam ? { ipamType: ipam.type } : {}),
+    ...(ctx.args ? { cniArgs: ctx.args } : {}),
+    ips: [] as string[],
+    ...(conf.hostrouteif ? { hostrouteif: conf.hostrouteif } : {}),
+    hostRoutes: [],
+  };
+  store.write(conf.name, record);
+  undo.push(
+    "remove the attachment record",
+    () => store.remove(conf.name, ctx.containerId, ctx.ifname),
+  );
+
+  // Allocation-only IPAM runs while the link is built; IPAM DEL is armed at
+  // once (it is idempotent) and waits for the ADD to settle.
+  let ipamAdd: Promise<Result> | undefined;
+  const startIpam = () => {
+    const p = ipam!.add();
+    p.catch(() => {});
+    undo.push(`release the ${ipam!.type} IPAM allocation`, async () => {
+      await p.catch(() => {});
+      await ipam!.del();
+    });
+    return p;
+  };
+  if (ipam && EARLY_IPAM.has(ipam.type)) ipamAdd = startIpam();
+
+  const master = conf.deviceID && !conf.master ? undefined : resolveMaster(host, conf.master);
+  if (master && conf.mtu && conf.mtu > master.mtu) {
+    throw new PluginError(
+      `invalid MTU ${conf.mtu}, must be [0, master MTU(${master.mtu})]`,
+      { code: 7, details: `master ${master.name}` },
+    );
+  }
+
+  using ctr = NetlinkHandle.open({ netns: ns });
+  const link = conf.deviceID
+    ? importDevice(host, ctr, ns, conf, ctx, master, undo)
+    : createMacvtap(host, ctr, ns, conf, ctx, master!, undo);
+
+  const ipamResult = ipam ? await (ipamAdd ?? startIpam()) : undefined;
+  const ips = ipamResult?.ips ?? [];
+  if (ipam && ips.length === 0) {
+    throw new PluginError(`IPAM plugin "${ipam.type}" returned no IP addresses`);
+  }
+
+  let onLinkGw6: string | undefined;
+  let hostIf: Link | undefined;
+  if (conf.hostrouteif) {
+    const lower = master ?? host.links.get(link.parentIndex ?? -1);
+    hostIf = ensureHostRouteIf(host, conf.hostrouteif, lower);
+    if (ips.some((ip) => ip.address.includes(":"))) onLinkGw6 = linkLocalOf(host, hostIf);
+  }
+
+  const routes = configureInterface(ctr, ns, link, ips, ipamResult?.routes ?? [], {
+    ...(onLinkGw6 ? { onLinkGw6 } : {}),
+  });
+
+  if (hostIf) {
+    const hostRoutes = hostRoutesFor(ips.map((ip) => ip.address), conf.hostrouteMetric);
+    store.write(conf.name, { ...record, ips: ips.map((ip) => ip.address), hostRoutes });
+    const oif = hostIf.index;
+    const added = addHostRoutes(host, hostRoutes, oif);
+    undo.push("delete the host routes", () => {
+      for (const r of added) {
+        try {
+          host.routes.del({ family: r.family, dst: r.dst, oif, metric: r.metric });
+        } catch (err) {
+          if (!isErrno(err, "ESRCH")) throw err;
+        }
+      }
+    });
+  } else if (ips.length) {
+    store.write(conf.name, { ...record, ips: ips.map((ip) => ip.address) });
+  }
+
+  const final = ctr.links.get(link.index);
+  const result = buildResult(conf, ctx, final, ipamResult, routes);
+  undo.disarm();
+  log.info(
+    `ADD ${ctx.containerId}/${ctx.ifname}: ${final.name} #${final.index} ${final.mac ?? ""}`,
+  );
+  return result;
+}
+
+/**
+ * Create the macvtap directly inside the container namespace under a
+ * temporary name (one RTM_NEWLINK with IFLA_NET_NS_FD), then rename it to
+ * CNI_IFNAME and bring it up there.
+ */
+function createMacvtap(
+  host: NetlinkHandle,
+  ctr: NetlinkHandle,
+  ns: Netns,
+  conf: NetConf,
+  ctx: CniContext,
+  master: Link,
+  undo: AsyncUndoStack,
+): Link {
+  const tmp = tempIfname();
+  try {
+    host.links.add({
+      kind: "macvtap",
+      name: tmp,
+      parent: master.index,
+      mode: conf.mode,
+      netns: ns,
+      ...(conf.mtu ? { mtu: conf.mtu } : {}),
+      ...(conf.mac ? { mac: conf.mac } : {}),
+      ...(master.txQueueLen ? { txQueueLen: master.txQueueLen } : {}),
+    });
+  } catch (err) {
+    throw new PluginError(
+      `Cannot create macvtap "${tmp}" on "${master.name}": ${
+        err instanceof Error ? err.message : err
+      }`,
+      { cause: err },
+    );
+  }
+  const created = ctr.links.get(tmp);
+  undo.push(`delete ${ctx.ifname} in ${ctx.netns}`, () => ctr.links.del(created.index));
+  try {
+    ctr.links.set(created.index, {
+      name: ctx.ifname,
+      up: true,
+      ...(conf.promiscMode ? { promisc: true } : {}),
+    });
+  } catch (err) {
+    if (isErrno(err, "EEXIST")) {
+      throw new PluginError(`Interface "${ctx.ifname}" already exists in ${ctx.netns}`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  return ctr.links.get(created.index);
+}
+
+/**
+ * Import an existing macvtap from the host namespace (`deviceID`): a host
+ * link of that name, or the device-plugin device with that ID (recreated on
+ * the master when missing). It keeps its ifindex, so `/dev/tapN` stays
+ * valid, then gets MTU, MAC, promiscuous mode and the CNI_IFNAME.
+ */
+function importDevice(
+  host: NetlinkHandle,
+  ctr: NetlinkHandle,
+  ns: Netns,
+  conf: NetConf,
+  ctx: CniContext,
+  master: Link | undefined,
+  undo: AsyncUndoStack,
+): Link {
+  const id = conf.deviceID!;
+  const byName = host.links.find(id);
+  const hostName = byName ? id : deviceIfname(id);
+  let dev = byName ?? host.links.find(hostName);
+  if (!dev) {
+    if (!master) {
+      throw new PluginError(
+        `deviceID "${id}": no interface "${hostName}" on the host, and no master to recreate it on`,
+        { code: 7 },
+      );
+    }
+    log.warn(`deviceID "${id}": "${hostName}" is missing, recreating it on ${master.name}`);
+    host.links.add({ kind: "macvtap", name: hostName, parent: master.index, mode: conf.mode });
+    dev = host.links.get(hostName);
+  }
+  if (dev.kind !== "macvtap") {
+    throw new PluginError(
+      `deviceID "${id}": "${dev.name}" is a ${dev.kind ?? "physical"} link, not a macvtap`,
+      {
+        code: 7,
+      },
+    );
+  }
+  const index = dev.index;
+  const origName = dev.name;
+  try {
+    host.links.set(index, { netns: ns, newIndex: index });
+  } catch (err) {
+    if (isErrno(err, "EBUSY")) {
+      throw new PluginError(
+        `deviceID "${id}": ifindex ${index} is taken in ${ctx.netns}; /dev/tap${index} would change`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  undo.push(`move ${origName} back to the host`, () => {
+    using home = openNetns("/proc/self/ns/net");
+    ctr.links.set(index, { up: false, name: origName, netns: home, newIndex: index });
+  });
+  try {
+    ctr.links.set(index, {
+      name: ctx.ifname,
+      up: true,
+      ...(conf.mtu ? { mtu: conf.mtu } : {}),
+      ...(conf.mac ? { mac: conf.mac } : {}),
+      ...(conf.promiscMode !== undefined ? { promisc: conf.promiscMode } : {}),
+    });
+  } catch (err) {
+    if (isErrno(err, "EEXIST")) {
+      throw new PluginError(`Interface "${ctx.ifname}" already exists in ${ctx.netns}`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  return ctr.links.get(index);
+}

@@ -1,0 +1,96 @@
+/**
+ * CHECK: compare the live state with `prevResult`: link kind, mode, MAC,
+ * MTU, addresses, routes, and the host routes through `hostrouteif`.
+ *
+ * @module
+ */
+
+import type { NetConf } from "../config/mod.ts";
+import { checkHostRoutes, hostRoutesFor } from "../hostroute/mod.ts";
+import { checkInterface } from "../ipam/configure.ts";
+import { NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
+import type { CniContext } from "./context.ts";
+import { PluginError } from "./errors.ts";
+import type { Ipam } from "./ipam.ts";
+
+/**
+ * Verify the attachment.
+ *
+ * @throws {PluginError} naming the first mismatches found.
+ */
+export async function checkAttachment(
+  conf: NetConf,
+  ctx: CniContext,
+  ipam: Ipam | undefined,
+): Promise<void> {
+  const prev = conf.prevResult;
+  if (!prev) throw new PluginError("Required prevResult missing", { code: 7 });
+  const ipamCheck = ipam?.check();
+  ipamCheck?.catch(() => {});
+
+  const interfaces = prev.interfaces ?? [];
+  const index = interfaces.findIndex((i) => i.name === ctx.ifname);
+  const iface = interfaces[index];
+  if (!iface) {
+    throw new PluginError(`prevResult has no interface "${ctx.ifname}"`);
+  }
+  if (iface.sandbox !== ctx.netns) {
+    throw new PluginError(
+      `sandbox in prevResult ${
+        iface.sandbox ?? "(none)"
+      } doesn't match configured netns: ${ctx.netns}`,
+    );
+  }
+
+  const problems: string[] = [];
+  let ns;
+  try {
+    ns = openNetns(ctx.netns);
+  } catch (err) {
+    if (err instanceof NetnsNotFoundError) throw new PluginError(err.message, { cause: err });
+    throw err;
+  }
+  using _ns = ns;
+  using ctr = NetlinkHandle.open({ netns: ns });
+  const link = ctr.links.find(ctx.ifname);
+  if (!link) throw new PluginError(`Interface "${ctx.ifname}" not found in ${ctx.netns}`);
+  if (link.kind !== "macvtap") {
+    problems.push(`"${link.name}" is a ${link.kind ?? "physical"} link, not a macvtap`);
+  }
+  if (!conf.deviceID && link.mode !== conf.mode) {
+    problems.push(`mode is ${link.mode ?? "unknown"}, expected ${conf.mode}`);
+  }
+  if (iface.mac && link.mac !== iface.mac.toLowerCase()) {
+    problems.push(`MAC is ${link.mac}, prevResult says ${iface.mac}`);
+  }
+  const mtu = conf.mtu || iface.mtu;
+  if (mtu && link.mtu !== mtu) problems.push(`MTU is ${link.mtu}, expected ${mtu}`);
+  if (!link.up) problems.push(`"${link.name}" is down`);
+
+  const ips = (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === index);
+  problems.push(...checkInterface(ctr, link, ips, prev.routes ?? []));
+
+  if (conf.hostrouteif && ips.length) {
+    using host = NetlinkHandle.open();
+    const hostIf = host.links.find(conf.hostrouteif);
+    if (!hostIf) {
+      problems.push(`hostrouteif "${conf.hostrouteif}" is missing`);
+    } else {
+      if (!hostIf.up) problems.push(`hostrouteif "${conf.hostrouteif}" is down`);
+      for (
+        const r of checkHostRoutes(
+          host,
+          hostRoutesFor(ips.map((ip) => ip.address), conf.hostrouteMetric),
+          hostIf.index,
+        )
+      ) {
+        problems.push(`host route ${r.dst} dev ${conf.hostrouteif} metric ${r.metric} is missing`);
+      }
+    }
+  }
+
+  await ipamCheck;
+  if (problems.length) {
+    throw new PluginError(`CHECK failed for ${ctx.ifname}: ${problems.join("; ")}`);
+  }
+}

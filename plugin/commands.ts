@@ -1,0 +1,163 @@
+/**
+ * The plugin's commands as functions: config and CNI context in, result or
+ * typed error out. `cmd/cni.ts` wires them to the CNI protocol; Deno
+ * automation can call them directly.
+ *
+ * @module
+ */
+
+import type { Result } from "../cni/mod.ts";
+import { type NetConf, parseNetConf, parseNetConfForDel } from "../config/mod.ts";
+import { fileSink, Logger, setLogger } from "../internal/_log.ts";
+import { cmdAdd as addWithConf } from "./add.ts";
+import { checkAttachment } from "./check.ts";
+import type { CniContext } from "./context.ts";
+import { delAttachment } from "./del.ts";
+import { gcNetwork } from "./gc.ts";
+import { type Ipam, ipamFor } from "./ipam.ts";
+import { StateStore } from "./state.ts";
+import { statusOf } from "./status.ts";
+
+/** Options shared by the commands. */
+export interface CommandOptions {
+  /** The config bytes exactly as received (what IPAM reads); default: the config re-encoded. */
+  stdin?: Uint8Array;
+  /** Replace the IPAM delegate (tests). */
+  ipam?: Ipam;
+}
+
+function bytesOf(config: Record<string, unknown>, options: CommandOptions): Uint8Array {
+  return options.stdin ?? new TextEncoder().encode(JSON.stringify(config));
+}
+
+function useLogging(conf: Pick<NetConf, "logFile" | "logLevel">): void {
+  if (conf.logFile || conf.logLevel) {
+    setLogger(
+      new Logger({
+        ...(conf.logLevel ? { level: conf.logLevel } : {}),
+        ...(conf.logFile ? { sink: fileSink(conf.logFile) } : {}),
+      }),
+    );
+  }
+}
+
+function delegate(
+  conf: NetConf,
+  ctx: CniContext,
+  config: Record<string, unknown>,
+  options: CommandOptions,
+) {
+  return options.ipam ?? ipamFor(conf, ctx, bytesOf(config, options));
+}
+
+/**
+ * ADD: attach `ctx.ifname` in `ctx.netns` to the network described by `config`.
+ *
+ * @returns the CNI result (format it with `formatResult(result, cniVersion)`).
+ * @throws {ConfigError} for an invalid config, {@linkcode CniError} from IPAM,
+ *   other typed errors otherwise — map them with `toCniError`. Nothing is left behind.
+ *
+ * @example Attach a task
+ * ```ts ignore
+ * const result = await cmdAdd(
+ *   { cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1", ipam: { type: "host-local", subnet: "192.168.122.0/24" } },
+ *   { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: ["/usr/lib/cni"] },
+ * );
+ * ```
+ */
+export async function cmdAdd(
+  config: Record<string, unknown>,
+  ctx: CniContext,
+  options: CommandOptions = {},
+): Promise<Result> {
+  const conf = parseNetConf(config, { command: "ADD", args: ctx.args });
+  useLogging(conf);
+  return await addWithConf(conf, ctx, {
+    ipam: delegate(conf, ctx, config, options),
+    state: new StateStore(conf.stateDir),
+  });
+}
+
+/**
+ * DEL: detach; idempotent, and successful when the namespace is gone.
+ *
+ * @example Detach a task
+ * ```ts ignore
+ * await cmdDel(config, { containerId: "task1", netns: "", ifname: "eth0", args: "", path: ["/usr/lib/cni"] });
+ * ```
+ */
+export async function cmdDel(
+  config: Record<string, unknown>,
+  ctx: CniContext,
+  options: CommandOptions = {},
+): Promise<void> {
+  const conf = parseNetConfForDel(config, { args: ctx.args });
+  useLogging(conf);
+  await delAttachment(
+    conf,
+    ctx,
+    delegate(conf, ctx, config, options),
+    new StateStore(conf.stateDir),
+  );
+}
+
+/**
+ * CHECK: verify the attachment against `config.prevResult`.
+ *
+ * @example Check a task
+ * ```ts ignore
+ * await cmdCheck({ ...config, prevResult: result }, ctx);
+ * ```
+ */
+export async function cmdCheck(
+  config: Record<string, unknown>,
+  ctx: CniContext,
+  options: CommandOptions = {},
+): Promise<void> {
+  const conf = parseNetConf(config, { command: "CHECK", args: ctx.args });
+  useLogging(conf);
+  await checkAttachment(conf, ctx, delegate(conf, ctx, config, options));
+}
+
+/**
+ * STATUS: throws (code 50) when the network cannot service ADD.
+ *
+ * @example Readiness
+ * ```ts ignore
+ * await cmdStatus(config, { containerId: "", netns: "", ifname: "", args: "", path: ["/usr/lib/cni"] });
+ * ```
+ */
+export async function cmdStatus(
+  config: Record<string, unknown>,
+  ctx: CniContext,
+  options: CommandOptions = {},
+): Promise<void> {
+  const conf = parseNetConf(config, { command: "STATUS", args: "" });
+  useLogging(conf);
+  await statusOf(conf, delegate(conf, ctx, config, options));
+}
+
+/**
+ * GC: clean up attachments not in `config["cni.dev/valid-attachments"]`.
+ *
+ * @example Collect garbage
+ * ```ts ignore
+ * await cmdGc({ ...config, "cni.dev/valid-attachments": [{ containerID: "task1", ifname: "eth0" }] }, ctx);
+ * ```
+ */
+export async function cmdGc(
+  config: Record<string, unknown>,
+  ctx: CniContext,
+  options: CommandOptions = {},
+): Promise<void> {
+  const conf = parseNetConfForDel(config, { args: "" });
+  useLogging(conf);
+  const stdin = bytesOf(config, options);
+  await gcNetwork(
+    conf,
+    ctx,
+    conf.validAttachments,
+    new StateStore(conf.stateDir),
+    (target) => options.ipam ?? ipamFor(conf, ctx, stdin, target),
+  );
+}

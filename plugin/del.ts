@@ -1,0 +1,91 @@
+/**
+ * DEL: idempotent, best effort. Releases the IPAM allocation even when the
+ * namespace is gone, deletes the container interface when it is still
+ * there, and removes the host routes recorded at ADD (or derived from
+ * `prevResult`).
+ *
+ * @module
+ */
+
+import type { NetConf } from "../config/mod.ts";
+import { delHostRoutes, type HostRoute, hostRoutesFor } from "../hostroute/mod.ts";
+import { log } from "../internal/_log.ts";
+import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
+import type { CniContext } from "./context.ts";
+import type { Ipam } from "./ipam.ts";
+import type { StateStore } from "./state.ts";
+
+/**
+ * Delete the container interface `ifname` in the namespace at `netnsPath`
+ * if it is a macvtap. A missing namespace or interface is success; an
+ * interface of another kind is left alone (ADD failed because it existed).
+ */
+export function deleteContainerLink(netnsPath: string, ifname: string): void {
+  if (!netnsPath) return;
+  try {
+    using ctr = NetlinkHandle.open({ netns: netnsPath });
+    const link = ctr.links.find(ifname);
+    if (!link) return;
+    if (link.kind !== "macvtap") {
+      log.warn(
+        `DEL: "${ifname}" in ${netnsPath} is a ${
+          link.kind ?? "physical"
+        } link, not ours; left alone`,
+      );
+      return;
+    }
+    ctr.links.del(link.index);
+  } catch (err) {
+    if (err instanceof NetnsNotFoundError || err instanceof LinkNotFoundError) return;
+    throw err;
+  }
+}
+
+/** Host routes of this attachment: recorded at ADD, else from `prevResult`. */
+function hostRoutesOf(
+  conf: NetConf,
+  ctx: CniContext,
+  recorded: HostRoute[] | undefined,
+): HostRoute[] {
+  if (recorded?.length) return recorded;
+  const prev = conf.prevResult;
+  if (!conf.hostrouteif || !prev) return [];
+  const mine = new Set<number>();
+  (prev.interfaces ?? []).forEach((i, n) => {
+    if (i.name === ctx.ifname && (!i.sandbox || !ctx.netns || i.sandbox === ctx.netns)) mine.add(n);
+  });
+  const ips = (prev.ips ?? []).filter((ip) => ip.interface === undefined || mine.has(ip.interface));
+  return hostRoutesFor(ips.map((ip) => ip.address), conf.hostrouteMetric);
+}
+
+/**
+ * Detach. Succeeds when the namespace, the interface, the master or the
+ * hostrouteif are already gone, and when called again.
+ *
+ * @throws the IPAM plugin's error when IPAM DEL fails (after everything else
+ *   is cleaned up; the record stays so GC can retry the release).
+ */
+export async function delAttachment(
+  conf: NetConf,
+  ctx: CniContext,
+  ipam: Ipam | undefined,
+  store: StateStore,
+): Promise<void> {
+  const record = store.read(conf.name, ctx.containerId, ctx.ifname);
+  // IPAM DEL runs while the kernel deletes the link (~15 ms of RCU sync).
+  const ipamDel = ipam?.del();
+  ipamDel?.catch(() => {});
+
+  deleteContainerLink(ctx.netns, ctx.ifname);
+
+  const routes = hostRoutesOf(conf, ctx, record?.hostRoutes);
+  if (routes.length) {
+    using host = NetlinkHandle.open();
+    const ifname = record?.hostrouteif ?? conf.hostrouteif;
+    const hostIf = ifname ? host.links.find(ifname) : undefined;
+    delHostRoutes(host, routes, hostIf?.index);
+  }
+
+  await ipamDel;
+  store.remove(conf.name, ctx.containerId, ctx.ifname);
+}

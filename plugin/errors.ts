@@ -1,0 +1,68 @@
+/**
+ * Plugin errors and the one mapping from any thrown value to a CNI error.
+ *
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../cni/mod.ts";
+import { ConfigError } from "../config/mod.ts";
+import { HostRouteError } from "../hostroute/mod.ts";
+import { DumpInterruptedError, NetlinkError } from "../netlink/mod.ts";
+
+/** A plugin failure with a chosen CNI code (default 999). */
+export class PluginError extends Error {
+  readonly code: number;
+  readonly details: string | undefined;
+  constructor(message: string, options: { code?: number; details?: string; cause?: unknown } = {}) {
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = "PluginError";
+    this.code = options.code ?? ErrorCode.GENERIC;
+    this.details = options.details;
+  }
+}
+
+/** The cause chain of `err` as text, for `details`. */
+function causeChain(err: unknown): string | undefined {
+  const parts: string[] = [];
+  let cur: unknown = err instanceof Error ? err.cause : undefined;
+  while (cur !== undefined && parts.length < 5) {
+    parts.push(cur instanceof Error ? cur.message : String(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.length ? parts.join(": ") : undefined;
+}
+
+/**
+ * Map anything thrown by a command to a {@linkcode CniError}:
+ * - a `CniError` passes through (an IPAM child's error keeps its own code);
+ * - `ConfigError` ⇒ 7, or 2 when the field is unsupported;
+ * - `EAGAIN`/`EBUSY` and dumps still interrupted after retries ⇒ 11;
+ * - `PluginError` ⇒ its code; anything else ⇒ 999, with the cause chain in `details`.
+ */
+export function toCniError(err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof ConfigError) {
+    return new CniError(
+      err.unsupported ? ErrorCode.UNSUPPORTED_FIELD : ErrorCode.INVALID_CONFIG,
+      err.message,
+      undefined,
+      { cause: err },
+    );
+  }
+  if (err instanceof HostRouteError) {
+    return new CniError(ErrorCode.INVALID_CONFIG, err.message, undefined, { cause: err });
+  }
+  if (err instanceof PluginError) {
+    return new CniError(err.code, err.message, err.details ?? causeChain(err), { cause: err });
+  }
+  if (
+    err instanceof DumpInterruptedError ||
+    (err instanceof NetlinkError && (err.code === "EAGAIN" || err.code === "EBUSY"))
+  ) {
+    return new CniError(ErrorCode.TRY_AGAIN, err.message, causeChain(err), { cause: err });
+  }
+  if (err instanceof Error) {
+    return new CniError(ErrorCode.GENERIC, err.message, causeChain(err), { cause: err });
+  }
+  return new CniError(ErrorCode.GENERIC, String(err));
+}

@@ -1,0 +1,95 @@
+/**
+ * Running a CNI plugin executable as a runtime does: a separate process in
+ * the lab's "host" namespace, a clean environment with the CNI variables,
+ * the config on stdin.
+ *
+ * @module
+ */
+
+import { type ExecResult, type Lab, run } from "./_lab.ts";
+
+/** The plugin under test: `dist/macvtap` of this checkout. */
+export const PLUGIN = new URL("../dist/macvtap", import.meta.url).pathname;
+
+/** The spec versions the plugin supports, oldest first. */
+export const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
+
+/** Reference plugins directory (Debian containernetworking-plugins). */
+export const CNI_BIN = "/usr/lib/cni";
+
+/** Whether `dist/macvtap` exists; tests that need it fail with a clear message otherwise. */
+export function pluginBuilt(): boolean {
+  try {
+    return Deno.statSync(PLUGIN).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** The CNI environment of one call. */
+export interface CniEnv {
+  command: string;
+  containerId?: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+  path?: string;
+  /** Extra variables (or overrides, `undefined` to drop one). */
+  extra?: Record<string, string | undefined>;
+}
+
+/** A finished plugin call. */
+export interface CniCall extends ExecResult {
+  /** stdout parsed as JSON, when it is JSON. */
+  json: Record<string, unknown> | undefined;
+}
+
+/** Build the environment a runtime would pass. */
+export function cniEnv(e: CniEnv): Record<string, string> {
+  const env: Record<string, string | undefined> = {
+    PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+    CNI_COMMAND: e.command,
+    CNI_CONTAINERID: e.containerId ?? "ctr1",
+    CNI_NETNS: e.netns ?? "",
+    CNI_IFNAME: e.ifname ?? "eth0",
+    CNI_ARGS: e.args ?? "",
+    CNI_PATH: e.path ?? CNI_BIN,
+    ...e.extra,
+  };
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function parse(r: ExecResult): CniCall {
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...r, json };
+}
+
+/** Run `bin` inside lab namespace `ns` with the CNI env `e` and `config` on stdin. */
+export async function cni(
+  lab: Lab,
+  ns: string,
+  e: CniEnv,
+  config: unknown,
+  bin: string = PLUGIN,
+): Promise<CniCall> {
+  const stdin = typeof config === "string" ? config : JSON.stringify(config);
+  return parse(await lab.exec(ns, [bin], { stdin, env: cniEnv(e), clearEnv: true }));
+}
+
+/** Run `bin` in the test's own namespace (no lab), e.g. for VERSION. */
+export async function cniHere(e: CniEnv, config: unknown, bin: string = PLUGIN): Promise<CniCall> {
+  const stdin = typeof config === "string" ? config : JSON.stringify(config);
+  return parse(await run([bin], { stdin, env: cniEnv(e), clearEnv: true }));
+}
+
+/** Assert-friendly description of a call, for failure messages. */
+export function describe(c: CniCall): string {
+  return `exit ${c.code}\nstdout: ${c.stdout}\nstderr: ${c.stderr}`;
+}

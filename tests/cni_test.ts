@@ -1,0 +1,206 @@
+/**
+ * Black-box tests of `dist/macvtap`: run as a separate process with the CNI
+ * environment and stdin, inside namespace labs, for every supported
+ * cniVersion and every mode; the kernel state is read back with iproute2.
+ */
+
+import { assert, assertEquals, assertMatch } from "node:assert/strict";
+import { cni, describe, PLUGIN, pluginBuilt, VERSIONS } from "./_cni.ts";
+import { Lab, labIgnore } from "./_lab.ts";
+
+const ignore = labIgnore(["/usr/lib/cni/host-local"]);
+
+function assertBuilt(): void {
+  assert(pluginBuilt(), `${PLUGIN} is missing: run "deno task build" first`);
+}
+
+type Json = Record<string, unknown>;
+interface LinkJson {
+  ifname: string;
+  address: string;
+  mtu: number;
+  flags: string[];
+  linkinfo?: { info_kind?: string; info_data?: { mode?: string } };
+}
+
+async function leaseFiles(dir: string, network: string): Promise<string[]> {
+  try {
+    const out: string[] = [];
+    for await (const e of Deno.readDir(`${dir}/${network}`)) {
+      if (/^[0-9a-f.:]+$/.test(e.name) && e.name.includes(".") || e.name.includes(":")) {
+        out.push(e.name);
+      }
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
+
+function ipamConf(dataDir: string): Json {
+  return {
+    type: "host-local",
+    ranges: [[{
+      subnet: "10.99.0.0/24",
+      rangeStart: "10.99.0.10",
+      rangeEnd: "10.99.0.200",
+      gateway: "10.99.0.1",
+    }]],
+    routes: [{ dst: "0.0.0.0/0" }],
+    dataDir,
+  };
+}
+
+for (const version of VERSIONS) {
+  Deno.test({
+    name: `ADD → CHECK → DEL → DEL → DEL with netns gone, host-local [${version}]`,
+    ignore,
+    async fn() {
+      assertBuilt();
+      await using lab = await Lab.create();
+      const l = await lab.simple();
+      const dataDir = await lab.tempDir("ipam");
+      const stateDir = await lab.tempDir("state");
+      const config: Json = {
+        cniVersion: version,
+        name: "labnet",
+        type: "macvtap",
+        master: l.master,
+        mode: "bridge",
+        stateDir,
+        ipam: ipamConf(dataDir),
+      };
+      const env = { containerId: "ctr1", netns: l.ctrPath, ifname: "eth0" };
+
+      const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+      assertEquals(add.code, 0, describe(add));
+      const result = add.json!;
+      assertEquals(result.cniVersion, version);
+      const ifaces = result.interfaces as Json[];
+      assertEquals(ifaces.length, 1);
+      assertEquals(ifaces[0]!.name, "eth0");
+      assertEquals(ifaces[0]!.sandbox, l.ctrPath);
+      const ips = result.ips as Json[];
+      assertEquals(ips.length, 1);
+      assertEquals(ips[0]!.interface, 0);
+      assertMatch(ips[0]!.address as string, /^10\.99\.0\.\d+\/24$/);
+      assertEquals(ips[0]!.gateway, "10.99.0.1");
+      if (version < "1.0.0") {
+        assertEquals(ips[0]!.version, "4");
+        assertEquals(result.dns, {});
+      } else {
+        assertEquals("version" in ips[0]!, false);
+      }
+      assertEquals("mtu" in ifaces[0]!, version === "1.1.0");
+
+      const [link] = await lab.ipJson<LinkJson[]>(l.ctr, "link", "show", "eth0");
+      assert(link, "eth0 exists in the container");
+      assertEquals(link.linkinfo?.info_kind, "macvtap");
+      assertEquals(link.linkinfo?.info_data?.mode, "bridge");
+      assertEquals(link.address, ifaces[0]!.mac);
+      assert(link.flags.includes("UP"));
+      const addrs = await lab.ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>(
+        l.ctr,
+        "addr",
+        "show",
+        "eth0",
+      );
+      assertEquals(
+        addrs[0]!.addr_info.filter((a) => !a.local.startsWith("fe80")).map((a) =>
+          `${a.local}/${a.prefixlen}`
+        ),
+        [ips[0]!.address],
+      );
+      const routes = await lab.ipJson<{ dst: string; gateway?: string }[]>(l.ctr, "route", "show");
+      assert(
+        routes.some((r) => r.dst === "default" && r.gateway === "10.99.0.1"),
+        JSON.stringify(routes),
+      );
+      assertEquals((await leaseFiles(dataDir, "labnet")).length, 1);
+
+      const check = await cni(lab, l.host, { command: "CHECK", ...env }, {
+        ...config,
+        prevResult: result,
+      });
+      if (version < "0.4.0") {
+        assertEquals(check.code, 1, describe(check));
+        assertEquals(check.json?.code, 1);
+      } else {
+        assertEquals(check.code, 0, describe(check));
+        assertEquals(check.stdout, "");
+      }
+
+      const del = await cni(lab, l.host, { command: "DEL", ...env }, {
+        ...config,
+        prevResult: result,
+      });
+      assertEquals(del.code, 0, describe(del));
+      assertEquals(await lab.ipJson(l.ctr, "link", "show", "type", "macvtap"), []);
+      assertEquals(await leaseFiles(dataDir, "labnet"), []);
+
+      const again = await cni(lab, l.host, { command: "DEL", ...env }, config);
+      assertEquals(again.code, 0, describe(again));
+
+      const gone = await cni(lab, l.host, {
+        command: "DEL",
+        ...env,
+        netns: "/run/netns/does-not-exist",
+      }, config);
+      assertEquals(gone.code, 0, describe(gone));
+      const empty = await cni(lab, l.host, { command: "DEL", ...env, netns: "" }, config);
+      assertEquals(empty.code, 0, describe(empty));
+    },
+  });
+}
+
+for (const mode of ["bridge", "private", "vepa", "passthru"] as const) {
+  for (const version of ["0.3.1", "1.1.0"] as const) {
+    Deno.test({
+      name: `ADD creates a ${mode} macvtap without IPAM, DEL removes it [${version}]`,
+      ignore,
+      async fn() {
+        assertBuilt();
+        await using lab = await Lab.create();
+        const l = await lab.simple();
+        const stateDir = await lab.tempDir("state");
+        const config = {
+          cniVersion: version,
+          name: "l2net",
+          type: "macvtap",
+          master: l.master,
+          mode,
+          mtu: 1400,
+          mac: "02:11:22:33:44:55",
+          promiscMode: true,
+          stateDir,
+        };
+        const env = { containerId: "ctr-l2", netns: l.ctrPath, ifname: "net1" };
+        const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+        assertEquals(add.code, 0, describe(add));
+        assertEquals((add.json!.interfaces as Json[])[0]!.mac, "02:11:22:33:44:55");
+        assertEquals(add.json!.ips ?? [], []);
+        const [link] = await lab.ipJson<(LinkJson & { promiscuity: number })[]>(
+          l.ctr,
+          "link",
+          "show",
+          "net1",
+        );
+        assert(link);
+        assertEquals(link.linkinfo?.info_data?.mode, mode);
+        assertEquals(link.mtu, 1400);
+        assertEquals(link.address, "02:11:22:33:44:55");
+        assert(link.promiscuity > 0, "promiscuous");
+        if (version !== "0.3.1") {
+          const check = await cni(lab, l.host, { command: "CHECK", ...env }, {
+            ...config,
+            prevResult: add.json,
+          });
+          assertEquals(check.code, 0, describe(check));
+        }
+        const del = await cni(lab, l.host, { command: "DEL", ...env }, config);
+        assertEquals(del.code, 0, describe(del));
+        assertEquals(await lab.ipJson(l.ctr, "link", "show", "net1").catch(() => []), []);
+      },
+    });
+  }
+}

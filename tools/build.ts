@@ -1,0 +1,87 @@
+/**
+ * `deno task build`: bundle `cmd/main.ts` and write `dist/macvtap`, one
+ * executable file (shebang launcher + bundle) that runs with the pinned Deno
+ * installed on the machine.
+ *
+ * `deno task compile` (`--compile`): additionally run `deno compile` on the
+ * bundle into `bin/macvtap`. That needs `denort` for Deno 2.9.6: either
+ * downloadable, in `$DENO_DIR/dl/release/v2.9.6/`, or named by `DENORT_BIN`.
+ *
+ * Options: `--deno PATH` (the Deno the launcher runs; default: this one),
+ * `--deno-dir DIR` (its cache directory; default /var/cache/macvtap/deno).
+ *
+ * @module
+ */
+
+const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const args = Deno.args;
+function option(name: string, fallback: string): string {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+}
+
+const deno = option("--deno", Deno.realPathSync(Deno.execPath()));
+const denoDir = option("--deno-dir", "/var/cache/macvtap/deno");
+
+/** V8 flags: one platform thread (faster start), and a bounded heap. */
+const V8_FLAGS = "--single-threaded,--max-old-space-size=128";
+
+async function run(
+  cmd: string,
+  cmdArgs: string[],
+  env: Record<string, string> = {},
+): Promise<void> {
+  const out = await new Deno.Command(cmd, {
+    args: cmdArgs,
+    cwd: root,
+    env,
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${cmdArgs.join(" ")} failed with exit code ${out.code}`);
+  }
+}
+
+await Deno.mkdir(`${root}/build`, { recursive: true });
+await Deno.mkdir(`${root}/dist`, { recursive: true });
+await run(Deno.execPath(), [
+  "bundle",
+  "--quiet",
+  "--platform",
+  "deno",
+  "-o",
+  "build/macvtap.js",
+  "cmd/main.ts",
+]);
+
+const bundle = await Deno.readTextFile(`${root}/build/macvtap.js`);
+const shebang = `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 ${deno} run -A -q ` +
+  `--no-config --no-lock --cached-only --ext=js --v8-flags=${V8_FLAGS}\n`;
+const tmp = `${root}/dist/.macvtap.tmp${Deno.pid}`;
+await Deno.writeTextFile(tmp, shebang + bundle.replace(/^#!.*\n/, ""), { mode: 0o755 });
+await Deno.chmod(tmp, 0o755);
+await Deno.rename(tmp, `${root}/dist/macvtap`);
+const size = (await Deno.stat(`${root}/dist/macvtap`)).size;
+console.log(`dist/macvtap: ${(size / 1024).toFixed(1)} KiB, runs ${deno}`);
+
+if (args.includes("--compile")) {
+  await Deno.mkdir(`${root}/bin`, { recursive: true });
+  await run(Deno.execPath(), [
+    "compile",
+    "--no-config",
+    "-A",
+    `--v8-flags=${V8_FLAGS}`,
+    "-o",
+    "bin/macvtap",
+    "build/macvtap.js",
+  ]).catch((err) => {
+    console.error(
+      `${err.message}\ndeno compile needs denort ${Deno.version.deno}: set DENORT_BIN to an unpacked ` +
+        `denort of exactly this version, or place denort-x86_64-unknown-linux-gnu.zip in ` +
+        `$DENO_DIR/dl/release/v${Deno.version.deno}/. dist/macvtap (deno task build) works without it.`,
+    );
+    Deno.exit(1);
+  });
+}
