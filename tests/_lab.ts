@@ -45,6 +45,34 @@ export const NETNS_DIR = "/run/netns";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * This module instance's activity token, `<MARKER_DIR>/.module-<pid>-<rand>`.
+ * Every test file importing the lab creates one at load and removes it on
+ * `unload` (after its last test), so `zz_leaks_test.ts` can wait for the
+ * other files of a `--parallel` run, which share this process, to finish.
+ */
+export const moduleToken: string = `${MARKER_DIR}/.module-${Deno.pid}-${
+  crypto.randomUUID().slice(0, 8)
+}`;
+
+function registerModule(): void {
+  if (!privileged) return;
+  try {
+    Deno.mkdirSync(MARKER_DIR, { recursive: true });
+    Deno.writeTextFileSync(moduleToken, String(Deno.pid));
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(moduleToken);
+      } catch {
+        // gone already
+      }
+    });
+  } catch {
+    // no /run access: the leak check is off anyway
+  }
+}
+registerModule();
+
 /** Write a diagnostic line to stderr (stdout stays clean; lint forbids console). */
 export function labLog(msg: string): void {
   try {

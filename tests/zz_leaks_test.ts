@@ -12,6 +12,9 @@
  * - a marker of this process: waited for (up to `MACVTAP_LEAK_WAIT_MS`,
  *   default 180 s) until its file disposes it; still there ⇒ leaked.
  *
+ * Before looking, it waits until every other test file of this process that
+ * imports the lab has finished (their `moduleToken`s are gone for 1 s).
+ *
  * Everything found leaked is reported and then removed, so one leak does not
  * fail every later run.
  */
@@ -23,6 +26,7 @@ import {
   listNetns,
   MARKER_DIR,
   missingTools,
+  moduleToken,
   NETNS_DIR,
   pidAlive,
   privileged,
@@ -30,11 +34,50 @@ import {
 } from "./_lab.ts";
 
 const WAIT_MS = Number(Deno.env.get("MACVTAP_LEAK_WAIT_MS") ?? 180_000);
+/** How long no other test file of this process must be active before checking. */
+const QUIET_MS = 1000;
+
+/** Activity tokens of other lab-using test files of this process (stale ones removed). */
+async function activeModules(): Promise<string[]> {
+  const active: string[] = [];
+  try {
+    for await (const e of Deno.readDir(MARKER_DIR)) {
+      if (!e.name.startsWith(".module-")) continue;
+      const path = `${MARKER_DIR}/${e.name}`;
+      if (path === moduleToken) continue;
+      const pid = Number(e.name.split("-")[1]);
+      if (!pidAlive(pid)) {
+        await Deno.remove(path).catch(() => {});
+      } else if (pid === Deno.pid) {
+        active.push(e.name);
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return active;
+}
+
+/**
+ * Under `--parallel` this file starts last but alongside others: wait until
+ * no other lab-using file of this process has been active for
+ * {@linkcode QUIET_MS} (or the deadline passes).
+ */
+async function waitForOtherFiles(deadline: number): Promise<string[]> {
+  let quietSince = Date.now();
+  for (;;) {
+    const active = await activeModules();
+    if (active.length > 0) quietSince = Date.now();
+    if (Date.now() - quietSince >= QUIET_MS || Date.now() >= deadline) return active;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function readMarkers(): Promise<Map<string, LabMarker>> {
   const markers = new Map<string, LabMarker>();
   try {
     for await (const e of Deno.readDir(MARKER_DIR)) {
+      if (e.name.startsWith(".")) continue; // module tokens
       try {
         const m = JSON.parse(await Deno.readTextFile(`${MARKER_DIR}/${e.name}`)) as LabMarker;
         markers.set(e.name, m);
@@ -81,7 +124,11 @@ interface Leak {
   clean: () => Promise<void>;
 }
 
-async function findLeaks(): Promise<{ leaks: Leak[]; waiting: string[] }> {
+/**
+ * Leaks visible now. With `othersDone`, no other test file of this process is
+ * running, so a live lab of this process can only be an undisposed one.
+ */
+async function findLeaks(othersDone: boolean): Promise<{ leaks: Leak[]; waiting: string[] }> {
   const markers = await readMarkers();
   const leaks: Leak[] = [];
   const waiting: string[] = [];
@@ -101,6 +148,11 @@ async function findLeaks(): Promise<{ leaks: Leak[]; waiting: string[] }> {
     } else if (!pidAlive(m.pid)) {
       leaks.push({
         what: `lab ${id} was never disposed (owner pid ${m.pid} is gone)`,
+        clean: removeMarker(id),
+      });
+    } else if (m.pid === Deno.pid && othersDone) {
+      leaks.push({
+        what: `lab ${id} was never disposed (its test file has finished)`,
         clean: removeMarker(id),
       });
     } else if (m.pid === Deno.pid) {
@@ -167,15 +219,21 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const deadline = Date.now() + WAIT_MS;
-    let found = await findLeaks();
+    const stillActive = await waitForOtherFiles(deadline);
+    let found = await findLeaks(stillActive.length === 0);
     while (found.waiting.length > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 250));
-      found = await findLeaks();
+      found = await findLeaks(false);
     }
     const problems = found.leaks.map((l) => l.what);
     for (const id of found.waiting) {
       problems.push(
         `lab ${id} of this run is still alive after ${WAIT_MS} ms (missing "await using"?)`,
+      );
+    }
+    if (stillActive.length > 0) {
+      problems.push(
+        `test files of this run still active after ${WAIT_MS} ms: ${stillActive.join(", ")}`,
       );
     }
     for (const leak of found.leaks) await leak.clean();
