@@ -1,0 +1,137 @@
+/**
+ * podman 4.3 with the CNI backend (runc, cgroupfs; real-clients.md §5) runs a
+ * busybox container on a network of the plugin under test.
+ *
+ * Each test has its own podman storage, run root and network config dir in
+ * the lab's temp dir; the image comes read-only from the store that
+ * tools/e2e_setup.sh filled (`additionalimagestores`), so nothing is pulled.
+ *
+ * @module
+ */
+
+import {
+  assert,
+  assertEquals,
+  CACHE,
+  checkTaskGone,
+  checkTaskUp,
+  Lab,
+  LAN,
+  must,
+  note,
+  plugin,
+  REF_CNI_DIR,
+  type RunResult,
+} from "./_lab.ts";
+import { skipUnless } from "./_lab.ts";
+
+const IMAGE_STORE = `${CACHE}/podman-images`;
+const ignore = skipUnless("/usr/bin/podman", "/usr/sbin/runc", IMAGE_STORE) !== undefined;
+
+/** Write per-test containers.conf / storage.conf; return the env podman needs. */
+async function podmanEnv(lab: Lab): Promise<Record<string, string>> {
+  const d = `${lab.dir}/podman`;
+  await Deno.mkdir(`${d}/net.d`, { recursive: true });
+  await Deno.mkdir(`${d}/tmp`, { recursive: true });
+  await Deno.writeTextFile(
+    `${d}/containers.conf`,
+    `[containers]
+log_driver = "k8s-file"
+# podman asks nofile 1048576; without CAP_SYS_RESOURCE setrlimit cannot raise it.
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${d}/events.log"
+# crun 1.8.1 rejects cgroup v1 hybrid hosts.
+runtime = "runc"
+tmp_dir = "${d}/tmp"
+
+[network]
+network_backend = "cni"
+cni_plugin_dirs = ["${lab.binDir}", "${REF_CNI_DIR}"]
+network_config_dir = "${d}/net.d"
+default_subnet = "10.97.0.0/24"
+`,
+  );
+  await Deno.writeTextFile(
+    `${d}/storage.conf`,
+    `[storage]
+driver = "overlay"
+graphroot = "${d}/storage"
+runroot = "${d}/run"
+
+[storage.options]
+additionalimagestores = ["${IMAGE_STORE}"]
+`,
+  );
+  await Deno.writeTextFile(`${d}/net.d/${lab.net}.conflist`, lab.conflist());
+  return {
+    CONTAINERS_CONF: `${d}/containers.conf`,
+    CONTAINERS_STORAGE_CONF: `${d}/storage.conf`,
+  };
+}
+
+Deno.test({
+  name: `podman run --network through ${plugin.type || "the plugin"} (CNI backend)`,
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await using lab = await Lab.create();
+    const env = await podmanEnv(lab);
+    const podman = (...args: string[]): Promise<RunResult> =>
+      lab.inHost(["podman", ...args], { env });
+    lab.defer("podman rm -a", async () => {
+      const r = await podman("rm", "--force", "--all", "--time", "0");
+      if (r.code !== 0) throw new Error(r.stderr);
+    });
+    const name = `e2e-${lab.id}`;
+
+    const t0 = performance.now();
+    const started = await podman(
+      "run",
+      "--detach",
+      "--name",
+      name,
+      "--network",
+      lab.net,
+      "localhost/bb:probe",
+      "sleep",
+      "600",
+    );
+    assertEquals(started.code, 0, `podman run: ${started.stderr}`);
+    note(`podman run --detach: ${(performance.now() - t0).toFixed(0)} ms`);
+    const inspect = (format: string) =>
+      must(["nsenter", `--net=/run/netns/${lab.hostNs}`, "podman", "inspect", "-f", format, name], {
+        env,
+      });
+    const netns = (await inspect("{{.NetworkSettings.SandboxKey}}")).trim();
+    assert(netns.startsWith("/run/netns/"), `sandbox key ${netns}`);
+
+    const ip = await checkTaskUp(lab, netns);
+    const networks = await inspect("{{json .NetworkSettings.Networks}}");
+    assertEquals(
+      (JSON.parse(networks) as Record<string, { IPAddress?: string }>)[lab.net]?.IPAddress,
+      ip,
+      `podman inspect networks: ${networks}`,
+    );
+    const ping = await podman("exec", name, "ping", "-c1", "-W2", LAN.peer);
+    assertEquals(ping.code, 0, `podman exec ping ${LAN.peer}: ${ping.stdout}${ping.stderr}`);
+
+    const t1 = performance.now();
+    const stopped = await podman("stop", "--time", "0", name);
+    assertEquals(stopped.code, 0, `podman stop: ${stopped.stderr}`);
+    note(`podman stop: ${(performance.now() - t1).toFixed(0)} ms`);
+    await checkTaskGone(lab, ip);
+    const rm = await podman("rm", name);
+    assertEquals(rm.code, 0, `podman rm: ${rm.stderr}`);
+
+    const calls = await lab.spyCalls();
+    const ops = calls.filter((c) => c.command !== "VERSION").map((c) => c.command);
+    assertEquals(ops, ["ADD", "DEL"], "plugin calls other than VERSION");
+    const del = calls.find((c) => c.command === "DEL")!;
+    assert(JSON.parse(del.stdin).prevResult, "podman sends prevResult on DEL");
+  },
+});
