@@ -1,0 +1,98 @@
+/**
+ * CNI error codes and the error every failure becomes before it is printed.
+ *
+ * @module
+ */
+
+/**
+ * CNI error codes. 1–99 are the spec's (and only as specified), 999 is the
+ * Go libraries' generic code, 100+ are this plugin's own:
+ *
+ * | code | name | meaning |
+ * |---|---|---|
+ * | 1 | INCOMPATIBLE_VERSION | config cniVersion not supported, or command not allowed at it |
+ * | 2 | UNSUPPORTED_FIELD | a config field we know but do not support (message names key and value) |
+ * | 3 | UNKNOWN_CONTAINER | container unknown; tells the runtime to skip cleanup, use with care |
+ * | 4 | INVALID_ENV | a `CNI_*` variable is missing or invalid (message names it) |
+ * | 5 | IO | stdin could not be read (or is too large) |
+ * | 6 | DECODE | stdin (or a delegate's output) is not the expected JSON |
+ * | 7 | INVALID_CONFIG | the network config is invalid |
+ * | 11 | TRY_AGAIN | transient condition (EAGAIN, EBUSY, interrupted dumps, lock contention) |
+ * | 50 | NOT_AVAILABLE | STATUS: cannot service ADD |
+ * | 51 | LIMITED_CONNECTIVITY | STATUS: not available, existing containers affected |
+ * | 100 | NETLINK | a kernel (netlink) operation failed; errno and ext-ack in the message/details |
+ * | 101 | IPAM | the IPAM delegate could not be run or answered nonsense (its own errors keep their code) |
+ * | 102 | TIMEOUT | an operation (IPAM exec, address settle) did not finish in time |
+ * | 103 | NETNS | the container network namespace cannot be opened or is not a netns |
+ * | 999 | GENERIC | anything else |
+ */
+export const ErrorCode = Object.freeze(
+  {
+    INCOMPATIBLE_VERSION: 1,
+    UNSUPPORTED_FIELD: 2,
+    UNKNOWN_CONTAINER: 3,
+    INVALID_ENV: 4,
+    IO: 5,
+    DECODE: 6,
+    INVALID_CONFIG: 7,
+    TRY_AGAIN: 11,
+    NOT_AVAILABLE: 50,
+    LIMITED_CONNECTIVITY: 51,
+    NETLINK: 100,
+    IPAM: 101,
+    TIMEOUT: 102,
+    NETNS: 103,
+    GENERIC: 999,
+  } as const,
+);
+
+/** One of the {@linkcode ErrorCode} values (any other number is allowed too, e.g. a delegate's). */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The JSON a failing plugin prints on stdout. */
+export interface CniErrorJson {
+  cniVersion?: string;
+  code: number;
+  msg: string;
+  details?: string;
+}
+
+/**
+ * A CNI error: what the skel prints as `{cniVersion, code, msg, details}`.
+ *
+ * @example Usage
+ * ```ts
+ * import { CniError, ErrorCode } from "./errors.ts";
+ * const err = new CniError(ErrorCode.INVALID_CONFIG, "mtu: invalid MTU 10");
+ * JSON.stringify(err.toJSON("1.0.0")); // {"cniVersion":"1.0.0","code":7,"msg":"mtu: invalid MTU 10"}
+ * ```
+ */
+export class CniError extends Error {
+  /** The CNI error code. */
+  readonly code: number;
+  /** Short message (`msg`). */
+  readonly msg: string;
+  /** Longer details, e.g. a cause chain. */
+  readonly details: string | undefined;
+
+  constructor(code: number, msg: string, details?: string, options?: { cause?: unknown }) {
+    super(msg, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = "CniError";
+    this.code = code;
+    this.msg = msg;
+    this.details = details ? details : undefined;
+  }
+
+  /**
+   * The error JSON. `cniVersion` is the config's version; it is omitted when
+   * not known (errors found before the config was read, as the Go skel does).
+   */
+  toJSON(cniVersion?: string): CniErrorJson {
+    return {
+      ...(cniVersion ? { cniVersion } : {}),
+      code: this.code,
+      msg: this.msg,
+      ...(this.details ? { details: this.details } : {}),
+    };
+  }
+}

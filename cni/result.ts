@@ -1,0 +1,391 @@
+/**
+ * The CNI result: one normalized internal shape (the 1.1.0 superset), a
+ * lenient parser for any result a runtime or delegate may hand us, and a
+ * formatter printing exactly the shape of a given spec version.
+ *
+ * @module
+ */
+
+import { CniError, ErrorCode } from "./errors.ts";
+import { canonicalIP, cidrProblem, formatCidr, parseCidr, parseIP } from "./ip.ts";
+import { compareVersions, isSupportedVersion, parseVersion } from "./version.ts";
+
+/** An interface in a result. `mtu`, `socketPath` and `pciID` are printed at 1.1.0 only. */
+export interface Interface {
+  name: string;
+  mac?: string;
+  mtu?: number;
+  /** CNI_NETNS verbatim for container interfaces; absent for host interfaces. */
+  sandbox?: string;
+  socketPath?: string;
+  pciID?: string;
+}
+
+/** An address in a result. */
+export interface IPConfig {
+  /** Index into the result's `interfaces`. */
+  interface?: number;
+  /** CIDR with host bits, e.g. `10.0.0.2/24`. */
+  address: string;
+  gateway?: string;
+}
+
+/** A route in a result. Everything but `dst` and `gw` is printed at 1.1.0 only. */
+export interface Route {
+  dst: string;
+  gw?: string;
+  mtu?: number;
+  advmss?: number;
+  priority?: number;
+  table?: number;
+  /** 0 universe, 253 link, 254 host. */
+  scope?: number;
+}
+
+/** DNS settings. */
+export interface Dns {
+  nameservers?: string[];
+  domain?: string;
+  search?: string[];
+  options?: string[];
+}
+
+/** A result, normalized (the 1.1.0 superset; no `ips[].version`). */
+export interface Result {
+  cniVersion: string;
+  interfaces?: Interface[];
+  ips?: IPConfig[];
+  routes?: Route[];
+  dns?: Dns;
+}
+
+/** Options for {@linkcode parseResult}. */
+export interface ParseResultOptions {
+  /**
+   * The version to assume when the result has no `cniVersion` (libcni
+   * assumes the config's). Default: `0.2.0` for the legacy `ip4`/`ip6`
+   * shape, else `1.0.0`.
+   */
+  cniVersion?: string;
+}
+
+function fail(where: string, problem: string): never {
+  throw new CniError(ErrorCode.DECODE, `invalid result: ${where}: ${problem}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function show(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** An optional string; `""` counts as absent (Go omits empty strings). */
+function optString(obj: Record<string, unknown>, key: string, where: string): string | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null || v === "") return undefined;
+  if (typeof v !== "string") fail(`${where}.${key}`, `${show(v)} is not a string`);
+  return v;
+}
+
+function optUint(obj: Record<string, unknown>, key: string, where: string): number | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+    fail(`${where}.${key}`, `${show(v)} is not a non-negative integer`);
+  }
+  return v;
+}
+
+function optArray(obj: Record<string, unknown>, key: string, where: string): unknown[] | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) fail(`${where}.${key}`, `${show(v)} is not an array`);
+  return v;
+}
+
+function cidr(text: string | undefined, where: string): string {
+  if (text === undefined) fail(where, "is missing");
+  const problem = cidrProblem(text);
+  if (problem) fail(where, `"${text}" ${problem}`);
+  return formatCidr(parseCidr(text)!);
+}
+
+function ip(text: string, where: string): string {
+  const canon = canonicalIP(text);
+  if (!canon) fail(where, `"${text}" is not an IP address`);
+  return canon;
+}
+
+function parseInterface(v: unknown, where: string): Interface {
+  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  const name = optString(v, "name", where);
+  if (name === undefined) fail(`${where}.name`, "is missing");
+  const out: Interface = { name };
+  const mac = optString(v, "mac", where);
+  if (mac !== undefined) out.mac = mac.toLowerCase();
+  const mtu = optUint(v, "mtu", where);
+  if (mtu) out.mtu = mtu;
+  const sandbox = optString(v, "sandbox", where);
+  if (sandbox !== undefined) out.sandbox = sandbox;
+  const socketPath = optString(v, "socketPath", where);
+  if (socketPath !== undefined) out.socketPath = socketPath;
+  const pciID = optString(v, "pciID", where);
+  if (pciID !== undefined) out.pciID = pciID;
+  return out;
+}
+
+function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPConfig {
+  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  const address = cidr(optString(v, "address", where), `${where}.address`);
+  const family = parseCidr(address)!.family;
+  const out: IPConfig = { address };
+  const index = v.interface;
+  if (index !== undefined && index !== null) {
+    if (typeof index !== "number" || !Number.isInteger(index) || index < 0) {
+      fail(`${where}.interface`, `${show(index)} is not a non-negative integer`);
+    }
+    if (index >= interfaceCount) {
+      fail(`${where}.interface`, `${index} is out of range (${interfaceCount} interfaces)`);
+    }
+    out.interface = index;
+  }
+  const gateway = optString(v, "gateway", where);
+  if (gateway !== undefined) {
+    const gw = ip(gateway, `${where}.gateway`);
+    if (parseIP(gw)!.length !== parseIP(address.slice(0, address.indexOf("/")))!.length) {
+      fail(`${where}.gateway`, `"${gateway}" is not in the family of "${address}"`);
+    }
+    out.gateway = gw;
+  }
+  // 0.3.x/0.4.0 `version`: checked against the address, then dropped.
+  const version = v.version;
+  if (version !== undefined && version !== null && version !== "") {
+    if (version !== "4" && version !== "6") {
+      fail(`${where}.version`, `${show(version)} is not "4" or "6"`);
+    }
+    if (Number(version) !== family) {
+      fail(`${where}.version`, `"${version}" does not match address "${address}"`);
+    }
+  }
+  return out;
+}
+
+function parseRoute(v: unknown, where: string): Route {
+  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  const out: Route = { dst: cidr(optString(v, "dst", where), `${where}.dst`) };
+  const gw = optString(v, "gw", where);
+  if (gw !== undefined) out.gw = ip(gw, `${where}.gw`);
+  for (const key of ["mtu", "advmss", "priority", "table", "scope"] as const) {
+    const n = optUint(v, key, where);
+    if (n !== undefined) out[key] = n;
+  }
+  return out;
+}
+
+function stringList(v: unknown, where: string): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
+    fail(where, `${show(v)} is not a list of strings`);
+  }
+  return v.length ? [...v] : undefined;
+}
+
+/**
+ * Parse a `dns` object leniently (no address checks: resolv.conf content is
+ * passed through as delegates report it).
+ *
+ * @throws {CniError} code 6 when a member has the wrong type.
+ */
+export function parseDns(v: unknown, where = "dns"): Dns {
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  const out: Dns = {};
+  const nameservers = stringList(v.nameservers, `${where}.nameservers`);
+  if (nameservers) out.nameservers = nameservers;
+  const domain = optString(v, "domain", where);
+  if (domain !== undefined) out.domain = domain;
+  const search = stringList(v.search, `${where}.search`);
+  if (search) out.search = search;
+  const options = stringList(v.options, `${where}.options`);
+  if (options) out.options = options;
+  return out;
+}
+
+/** Whether a DNS object carries nothing. */
+export function isEmptyDns(dns: Dns | undefined): boolean {
+  return !dns || (!dns.nameservers?.length && !dns.domain && !dns.search?.length &&
+    !dns.options?.length);
+}
+
+function parseLegacy(obj: Record<string, unknown>, cniVersion: string): Result {
+  const ips: IPConfig[] = [];
+  const routes: Route[] = [];
+  for (const key of ["ip4", "ip6"] as const) {
+    const v = obj[key];
+    if (v === undefined || v === null) continue;
+    if (!isObject(v)) fail(key, `${show(v)} is not an object`);
+    const address = cidr(optString(v, "ip", key), `${key}.ip`);
+    const family = parseCidr(address)!.family;
+    if (family !== (key === "ip4" ? 4 : 6)) {
+      fail(`${key}.ip`, `"${address}" is of the wrong family`);
+    }
+    const entry: IPConfig = { address };
+    const gateway = optString(v, "gateway", key);
+    if (gateway !== undefined) entry.gateway = ip(gateway, `${key}.gateway`);
+    ips.push(entry);
+    (optArray(v, "routes", key) ?? []).forEach((r, i) =>
+      routes.push(parseRoute(r, `${key}.routes[${i}]`))
+    );
+  }
+  const out: Result = { cniVersion };
+  if (ips.length) out.ips = ips;
+  if (routes.length) out.routes = routes;
+  const dns = parseDns(obj.dns);
+  if (!isEmptyDns(dns)) out.dns = dns;
+  return out;
+}
+
+/**
+ * Parse a result of any version, 0.1.0 to 1.1.0, into the normalized
+ * {@linkcode Result}: accepts `ips[].version`, `dns: {}` or no `dns`, and the
+ * 0.1.0/0.2.0 `ip4`/`ip6` shape (converted up). Addresses, gateways and routes
+ * are validated and put in canonical text; empty lists and an empty `dns` are
+ * dropped. Unknown keys are ignored.
+ *
+ * @param json the parsed JSON, or its text or bytes.
+ * @throws {CniError} code 6 (DECODE) naming the bad member and value.
+ * @example Usage
+ * ```ts
+ * import { parseResult } from "./result.ts";
+ * const r = parseResult({
+ *   cniVersion: "0.4.0",
+ *   ips: [{ version: "4", address: "10.0.0.2/24", gateway: "10.0.0.1" }],
+ *   dns: {},
+ * });
+ * r.ips; // [{ address: "10.0.0.2/24", gateway: "10.0.0.1" }]
+ * ```
+ */
+export function parseResult(json: unknown, options: ParseResultOptions = {}): Result {
+  let obj = json;
+  if (typeof obj === "string" || obj instanceof Uint8Array) {
+    const text = typeof obj === "string" ? obj : new TextDecoder().decode(obj);
+    try {
+      obj = JSON.parse(text);
+    } catch (err) {
+      throw new CniError(
+        ErrorCode.DECODE,
+        `invalid result: not JSON: ${(err as Error).message}`,
+        undefined,
+        { cause: err },
+      );
+    }
+  }
+  if (!isObject(obj)) fail("result", `${show(obj)} is not an object`);
+  const legacy = obj.ip4 !== undefined || obj.ip6 !== undefined;
+  let cniVersion = optString(obj, "cniVersion", "result");
+  if (cniVersion === undefined) cniVersion = options.cniVersion ?? (legacy ? "0.2.0" : "1.0.0");
+  if (!parseVersion(cniVersion)) fail("cniVersion", `"${cniVersion}" is not a version`);
+  if (legacy && compareVersions(cniVersion, "0.3.0") < 0) return parseLegacy(obj, cniVersion);
+
+  const out: Result = { cniVersion };
+  const interfaces = (optArray(obj, "interfaces", "result") ?? []).map((v, i) =>
+    parseInterface(v, `interfaces[${i}]`)
+  );
+  if (interfaces.length) out.interfaces = interfaces;
+  const ips = (optArray(obj, "ips", "result") ?? []).map((v, i) =>
+    parseIPConfig(v, `ips[${i}]`, interfaces.length)
+  );
+  if (ips.length) out.ips = ips;
+  const routes = (optArray(obj, "routes", "result") ?? []).map((v, i) =>
+    parseRoute(v, `routes[${i}]`)
+  );
+  if (routes.length) out.routes = routes;
+  const dns = parseDns(obj.dns);
+  if (!isEmptyDns(dns)) out.dns = dns;
+  return out;
+}
+
+function formatDns(dns: Dns | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (!dns) return out;
+  if (dns.nameservers?.length) out.nameservers = dns.nameservers;
+  if (dns.domain) out.domain = dns.domain;
+  if (dns.search?.length) out.search = dns.search;
+  if (dns.options?.length) out.options = dns.options;
+  return out;
+}
+
+/**
+ * The result as printed for `cniVersion` (which becomes its `cniVersion`):
+ * - `< 1.0.0`: every `ips[]` entry gets `version` `"4"`/`"6"`, and `dns` is
+ *   always present (possibly `{}`);
+ * - `≥ 1.0.0`: no `version`; `dns` omitted when empty;
+ * - interface `mtu`/`socketPath`/`pciID` and route
+ *   `mtu`/`advmss`/`priority`/`table`/`scope` only at `1.1.0`.
+ *
+ * Keys come in the spec's order (`cniVersion, interfaces, ips, routes, dns`);
+ * empty lists are omitted, as the Go types do.
+ *
+ * @throws {CniError} code 1 when `cniVersion` is not one we support.
+ * @example Usage
+ * ```ts
+ * import { formatResult } from "./result.ts";
+ * JSON.stringify(formatResult({ cniVersion: "1.1.0", ips: [{ address: "10.0.0.2/24" }] }, "0.3.1"));
+ * // {"cniVersion":"0.3.1","ips":[{"version":"4","address":"10.0.0.2/24"}],"dns":{}}
+ * ```
+ */
+export function formatResult(result: Result, cniVersion: string): Record<string, unknown> {
+  if (!isSupportedVersion(cniVersion)) {
+    throw new CniError(
+      ErrorCode.INCOMPATIBLE_VERSION,
+      `Cannot format result as version "${cniVersion}": unsupported version`,
+    );
+  }
+  const v1 = compareVersions(cniVersion, "1.0.0") >= 0;
+  const v11 = compareVersions(cniVersion, "1.1.0") >= 0;
+  const out: Record<string, unknown> = { cniVersion };
+  if (result.interfaces?.length) {
+    out.interfaces = result.interfaces.map((i) => {
+      const o: Record<string, unknown> = { name: i.name };
+      if (i.mac) o.mac = i.mac;
+      if (v11 && i.mtu) o.mtu = i.mtu;
+      if (i.sandbox) o.sandbox = i.sandbox;
+      if (v11 && i.socketPath) o.socketPath = i.socketPath;
+      if (v11 && i.pciID) o.pciID = i.pciID;
+      return o;
+    });
+  }
+  if (result.ips?.length) {
+    out.ips = result.ips.map((ip) => {
+      const o: Record<string, unknown> = {};
+      if (!v1) o.version = ip.address.includes(":") ? "6" : "4";
+      if (ip.interface !== undefined) o.interface = ip.interface;
+      o.address = ip.address;
+      if (ip.gateway) o.gateway = ip.gateway;
+      return o;
+    });
+  }
+  if (result.routes?.length) {
+    out.routes = result.routes.map((r) => {
+      const o: Record<string, unknown> = { dst: r.dst };
+      if (r.gw) o.gw = r.gw;
+      if (v11) {
+        if (r.mtu) o.mtu = r.mtu;
+        if (r.advmss) o.advmss = r.advmss;
+        if (r.priority) o.priority = r.priority;
+        if (r.table !== undefined) o.table = r.table;
+        if (r.scope !== undefined) o.scope = r.scope;
+      }
+      return o;
+    });
+  }
+  const dns = formatDns(result.dns);
+  if (!v1 || Object.keys(dns).length) out.dns = dns;
+  return out;
+}

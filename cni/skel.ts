@@ -1,0 +1,394 @@
+/**
+ * The CNI entry point: environment and stdin validation, dispatch to the
+ * command handlers, and the only writer of stdout. I/O is injected so the
+ * whole protocol is unit-testable; {@linkcode runSkelMain} wires the real
+ * process.
+ *
+ * Mirrors containernetworking/cni `pkg/skel/skel.go` (messages and checks),
+ * except that error JSON carries `cniVersion` (spec) once the config is read.
+ *
+ * @module
+ */
+
+import { ifnameProblem } from "../internal/_ifname.ts";
+import { CniError, ErrorCode } from "./errors.ts";
+import { formatResult, type Result } from "./result.ts";
+import {
+  type CniCommand,
+  CURRENT_VERSION,
+  isSupportedVersion,
+  selectVersion,
+  SUPPORTED_VERSIONS,
+  versionAllows,
+} from "./version.ts";
+
+/** Largest config accepted on stdin (4 MiB); more is an I/O error (code 5). */
+export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
+
+/** What a command handler receives. */
+export interface SkelRequest {
+  command: Exclude<CniCommand, "VERSION">;
+  /** CNI_CONTAINERID (may be empty for GC/STATUS). */
+  containerId: string;
+  /** CNI_NETNS (may be empty for DEL, GC, STATUS). */
+  netns: string;
+  /** CNI_IFNAME (may be empty for GC/STATUS). */
+  ifname: string;
+  /** CNI_ARGS, raw. */
+  args: string;
+  /** CNI_PATH split on `:`, empty entries dropped. */
+  path: string[];
+  /** The parsed stdin object. */
+  config: Record<string, unknown>;
+  /** The selected config version (see `selectVersion`). */
+  cniVersion: string;
+  /** The stdin bytes exactly as received (what delegates must read). */
+  stdin: Uint8Array;
+}
+
+/** The plugin's commands; `gc` and `status` default to success (as in the Go skel). */
+export interface SkelHandlers {
+  add(req: SkelRequest): Result | Promise<Result>;
+  del(req: SkelRequest): void | Promise<void>;
+  check(req: SkelRequest): void | Promise<void>;
+  gc?(req: SkelRequest): void | Promise<void>;
+  status?(req: SkelRequest): void | Promise<void>;
+  /** Map anything a handler throws to a CNI error; default {@linkcode defaultToCniError}. */
+  toCniError?(err: unknown): CniError;
+  /** The "about" line printed when CNI_COMMAND is unset. */
+  about?: string;
+}
+
+/** The process I/O the skel uses. */
+export interface SkelIo {
+  env: Record<string, string | undefined>;
+  /** The whole of stdin; may stop after {@linkcode MAX_STDIN_BYTES} + 1 bytes. */
+  stdin(): Uint8Array | Promise<Uint8Array>;
+  stdout(text: string): void;
+  /** Diagnostics; default: discarded. */
+  stderr?(text: string): void;
+}
+
+const COMMANDS: readonly CniCommand[] = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"];
+
+/** The env each command needs (the Go skel's rules, see notes §2.1). */
+const REQUIRED_ENV: Readonly<Record<Exclude<CniCommand, "VERSION">, readonly string[]>> = {
+  ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
+  CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
+  DEL: ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
+  GC: ["CNI_PATH"],
+  STATUS: ["CNI_PATH"],
+};
+
+/** Container IDs and network names (`pkg/utils/utils.go`). */
+const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+
+function causeChain(err: unknown): string | undefined {
+  const parts: string[] = [];
+  let cur: unknown = err instanceof Error ? err.cause : undefined;
+  while (cur !== undefined && cur !== null && parts.length < 8) {
+    parts.push(cur instanceof Error ? cur.message : String(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.length ? parts.join(": ") : undefined;
+}
+
+/**
+ * The default error mapping: a {@linkcode CniError} passes through, anything
+ * else becomes code 999 with its cause chain in `details`.
+ */
+export function defaultToCniError(err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof Error) {
+    return new CniError(ErrorCode.GENERIC, err.message, causeChain(err), { cause: err });
+  }
+  return new CniError(ErrorCode.GENERIC, String(err), undefined, { cause: err });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Failure of the skel's own checks, with the config version if known. */
+class SkelFailure {
+  constructor(readonly error: CniError, readonly cniVersion?: string) {}
+}
+
+function about(handlers: SkelHandlers): string {
+  return `${handlers.about ?? "CNI macvtap plugin"}\n` +
+    `CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`;
+}
+
+async function readVersionInput(io: SkelIo): Promise<string> {
+  // VERSION ignores stdin problems: answer with our newest version.
+  try {
+    const bytes = await io.stdin();
+    if (bytes.length === 0 || bytes.length > MAX_STDIN_BYTES) return CURRENT_VERSION;
+    const v = JSON.parse(new TextDecoder().decode(bytes))?.cniVersion;
+    return typeof v === "string" && isSupportedVersion(v) ? v : CURRENT_VERSION;
+  } catch {
+    return CURRENT_VERSION;
+  }
+}
+
+function checkEnv(command: Exclude<CniCommand, "VERSION">, env: SkelIo["env"]): void {
+  const missing = REQUIRED_ENV[command].filter((k) => !env[k]);
+  if (missing.length) {
+    throw new SkelFailure(
+      new CniError(ErrorCode.INVALID_ENV, `required env variables [${missing.join(",")}] missing`),
+    );
+  }
+  if (command === "ADD" || command === "DEL" || command === "CHECK") {
+    const id = env.CNI_CONTAINERID!;
+    if (!ID_RE.test(id)) {
+      throw new SkelFailure(
+        new CniError(
+          ErrorCode.INVALID_ENV,
+          "invalid characters in containerID",
+          `CNI_CONTAINERID "${id}" must match ${ID_RE.source}`,
+        ),
+      );
+    }
+    const ifname = env.CNI_IFNAME!;
+    const problem = ifnameProblem(ifname);
+    if (problem) {
+      throw new SkelFailure(
+        new CniError(ErrorCode.INVALID_ENV, `invalid CNI_IFNAME "${ifname}": ${problem}`),
+      );
+    }
+  }
+}
+
+async function readConfig(
+  io: SkelIo,
+): Promise<{ bytes: Uint8Array; config: Record<string, unknown> }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await io.stdin();
+  } catch (err) {
+    throw new SkelFailure(
+      new CniError(
+        ErrorCode.IO,
+        `Cannot read network config from stdin: ${err instanceof Error ? err.message : err}`,
+        undefined,
+        { cause: err },
+      ),
+    );
+  }
+  if (bytes.length > MAX_STDIN_BYTES) {
+    throw new SkelFailure(
+      new CniError(
+        ErrorCode.IO,
+        `Cannot read network config from stdin: more than ${MAX_STDIN_BYTES} bytes`,
+      ),
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (err) {
+    throw new SkelFailure(
+      new CniError(
+        ErrorCode.DECODE,
+        `Cannot decode network config: ${err instanceof Error ? err.message : err}`,
+        undefined,
+        { cause: err },
+      ),
+    );
+  }
+  if (!isObject(parsed)) {
+    throw new SkelFailure(
+      new CniError(ErrorCode.DECODE, "Cannot decode network config: not a JSON object"),
+    );
+  }
+  return { bytes, config: parsed };
+}
+
+function checkConfig(
+  command: Exclude<CniCommand, "VERSION">,
+  config: Record<string, unknown>,
+): string {
+  const declared = typeof config.cniVersion === "string" && config.cniVersion
+    ? config.cniVersion
+    : undefined;
+  const name = config.name;
+  if (name === undefined || name === null || name === "") {
+    throw new SkelFailure(new CniError(ErrorCode.INVALID_CONFIG, "missing network name"), declared);
+  }
+  if (typeof name !== "string" || !ID_RE.test(name)) {
+    throw new SkelFailure(
+      new CniError(
+        ErrorCode.INVALID_CONFIG,
+        "invalid characters found in network name",
+        `name ${JSON.stringify(name)} must match ${ID_RE.source}`,
+      ),
+      declared,
+    );
+  }
+  const version = selectVersion(config.cniVersion, config.cniVersions);
+  if (!version) {
+    // A config without cniVersion is 0.1.0 to the Go decoder.
+    const shown = config.cniVersion === undefined ? "0.1.0" : String(config.cniVersion);
+    throw new SkelFailure(
+      new CniError(
+        ErrorCode.INCOMPATIBLE_VERSION,
+        "incompatible CNI versions",
+        `config is ${JSON.stringify(shown)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`,
+      ),
+      declared,
+    );
+  }
+  if (!versionAllows(command, version)) {
+    throw new SkelFailure(
+      new CniError(
+        ErrorCode.INCOMPATIBLE_VERSION,
+        `config version does not allow ${command}`,
+        `${command} needs cniVersion ${
+          command === "CHECK" ? "0.4.0" : "1.1.0"
+        } or later, config is "${version}"`,
+      ),
+      declared ?? version,
+    );
+  }
+  return version;
+}
+
+/**
+ * Run one CNI invocation: validate env and stdin, call the handler, print the
+ * result or the error JSON.
+ *
+ * @returns the exit code: 0 on success, 1 on a CNI error.
+ * @example Answer VERSION
+ * ```ts
+ * import { runSkel } from "./skel.ts";
+ * let out = "";
+ * const code = await runSkel(
+ *   { add: () => ({ cniVersion: "1.1.0" }), del: () => {}, check: () => {} },
+ *   {
+ *     env: { CNI_COMMAND: "VERSION" },
+ *     stdin: () => new TextEncoder().encode('{"cniVersion":"0.4.0"}'),
+ *     stdout: (text) => (out += text),
+ *   },
+ * );
+ * // code === 0, out is {"cniVersion":"0.4.0","supportedVersions":[...]}
+ * ```
+ */
+export async function runSkel(handlers: SkelHandlers, io: SkelIo): Promise<number> {
+  const command = io.env.CNI_COMMAND;
+  if (!command) {
+    io.stderr?.(about(handlers));
+    return 0;
+  }
+  if (command === "VERSION") {
+    const cniVersion = await readVersionInput(io);
+    io.stdout(JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }));
+    return 0;
+  }
+  let cniVersion: string | undefined;
+  try {
+    if (!(COMMANDS as readonly string[]).includes(command)) {
+      throw new SkelFailure(
+        new CniError(ErrorCode.INVALID_ENV, `unknown CNI_COMMAND: ${command}`),
+      );
+    }
+    const cmd = command as Exclude<CniCommand, "VERSION">;
+    checkEnv(cmd, io.env);
+    const { bytes, config } = await readConfig(io);
+    const selected = checkConfig(cmd, config);
+    cniVersion = typeof config.cniVersion === "string" && config.cniVersion
+      ? config.cniVersion
+      : selected;
+    const request: SkelRequest = {
+      command: cmd,
+      containerId: io.env.CNI_CONTAINERID ?? "",
+      netns: io.env.CNI_NETNS ?? "",
+      ifname: io.env.CNI_IFNAME ?? "",
+      args: io.env.CNI_ARGS ?? "",
+      path: (io.env.CNI_PATH ?? "").split(":").filter((p) => p !== ""),
+      config,
+      cniVersion: selected,
+      stdin: bytes,
+    };
+    switch (cmd) {
+      case "ADD": {
+        const result = await handlers.add(request);
+        // The spec: print the result at the config's version.
+        io.stdout(JSON.stringify(formatResult(result, selected)));
+        return 0;
+      }
+      case "DEL":
+        await handlers.del(request);
+        return 0;
+      case "CHECK":
+        await handlers.check(request);
+        return 0;
+      case "GC":
+        await handlers.gc?.(request);
+        return 0;
+      case "STATUS":
+        await handlers.status?.(request);
+        return 0;
+    }
+  } catch (err) {
+    let error: CniError;
+    if (err instanceof SkelFailure) {
+      error = err.error;
+      cniVersion = err.cniVersion;
+    } else {
+      try {
+        error = (handlers.toCniError ?? defaultToCniError)(err);
+      } catch (mapErr) {
+        error = defaultToCniError(mapErr);
+      }
+    }
+    io.stdout(JSON.stringify(error.toJSON(cniVersion)));
+    return 1;
+  }
+}
+
+/** Read all of stdin synchronously, stopping after `limit` bytes. */
+function readStdinSync(limit: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buf = new Uint8Array(64 * 1024);
+  while (total <= limit) {
+    const n = Deno.stdin.readSync(buf);
+    if (n === null) break;
+    if (n === 0) continue;
+    chunks.push(buf.slice(0, n));
+    total += n;
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+function writeAllSync(w: { writeSync(p: Uint8Array): number }, text: string): void {
+  let bytes = new TextEncoder().encode(text);
+  while (bytes.length > 0) bytes = bytes.subarray(w.writeSync(bytes));
+}
+
+/**
+ * Run the skel on the real process (env, stdin, stdout, stderr) and exit
+ * with its code. Needs `--allow-env`.
+ *
+ * @example Entry point
+ * ```ts ignore
+ * import { runSkelMain } from "./skel.ts";
+ * await runSkelMain({ add, del, check, toCniError });
+ * ```
+ */
+export async function runSkelMain(handlers: SkelHandlers): Promise<never> {
+  const code = await runSkel(handlers, {
+    env: Deno.env.toObject(),
+    stdin: () => readStdinSync(MAX_STDIN_BYTES),
+    stdout: (text) => writeAllSync(Deno.stdout, text),
+    stderr: (text) => writeAllSync(Deno.stderr, text),
+  });
+  Deno.exit(code);
+}
