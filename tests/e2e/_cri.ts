@@ -9,7 +9,10 @@
  * @module
  */
 
+// Pinned inline on purpose: the e2e suite asks nothing of deno.json's imports.
+// deno-lint-ignore no-import-prefix
 import grpc from "npm:@grpc/grpc-js@1.14.7";
+// deno-lint-ignore no-import-prefix
 import * as protoLoader from "npm:@grpc/proto-loader@0.8.1";
 
 /** Subset of the CRI v1 API (runtime.v1). */
