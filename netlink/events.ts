@@ -44,6 +44,18 @@ export function subscribeLinks(options: { netns?: Netns } = {}): LinkSubscriptio
   const pv = new DataView(pollfd.buffer);
 
   async function next(): Promise<IteratorResult<LinkEvent>> {
+    try {
+      return await nextEvent();
+    } catch (err) {
+      // e.g. ENOBUFS after an overrun: the iterator ends with the error, and
+      // `for await` does not call return() then, so close the socket here.
+      closed = true;
+      sock.close();
+      throw err;
+    }
+  }
+
+  async function nextEvent(): Promise<IteratorResult<LinkEvent>> {
     while (!closed) {
       const queued = queue.shift();
       if (queued) return { value: queued, done: false };

@@ -136,7 +136,13 @@ export function inNetns<T>(ns: Netns | undefined, fn: () => NotPromise<T>): T {
 }
 
 function checkSync<T>(value: T): T {
-  if (value !== null && typeof value === "object" && "then" in value) {
+  if (
+    value !== null && (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  ) {
+    // Its outcome is dropped with it: a later rejection must not surface as
+    // an unhandled rejection that kills the process.
+    Promise.resolve(value).catch(() => {});
     throw new TypeError("inNetns() callback must be synchronous; it returned a promise");
   }
   return value;

@@ -198,9 +198,13 @@ export function encodeLinkChange(index: number, change: LinkChange, flags: numbe
   if (change.name !== undefined) w.str(C.IFLA_IFNAME, change.name);
   if (change.mtu !== undefined) w.u32(C.IFLA_MTU, change.mtu);
   if (change.mac !== undefined) w.attr(C.IFLA_ADDRESS, macBytes(change.mac));
-  if (change.netns) w.u32(C.IFLA_NET_NS_FD, change.netns.fd);
-  // Sent even without `netns`, so the kernel's own answer reaches the caller.
-  if (change.newIndex !== undefined) w.i32(C.IFLA_NEW_IFINDEX, change.newIndex);
+  if (change.netns) {
+    w.u32(C.IFLA_NET_NS_FD, change.netns.fd);
+    if (change.newIndex !== undefined) w.i32(C.IFLA_NEW_IFINDEX, change.newIndex);
+  } else if (change.newIndex !== undefined) {
+    // The kernel accepts IFLA_NEW_IFINDEX without a namespace and ignores it.
+    throw new TypeError("LinkChange.newIndex needs netns: an ifindex changes only with a move");
+  }
   return w;
 }
 

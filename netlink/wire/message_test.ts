@@ -266,6 +266,8 @@ Deno.test("encodeLinkChange() sets flag masks, namespace and new ifindex", () =>
   const a = new Map(link.attrs.map((x) => [x.type, x.data]));
   assert.equal(readU32(a.get(C.IFLA_NET_NS_FD)!), 11);
   assert.equal(readU32(a.get(C.IFLA_NEW_IFINDEX)!), 77);
+  // The kernel would silently ignore a new index without a move.
+  assert.throws(() => encodeLinkChange(5, { newIndex: 77 }, FLAGS.change), TypeError);
 });
 
 Deno.test("decodeAddress() and encodeAddr() agree with iproute2", async (t) => {
