@@ -1,0 +1,436 @@
+/**
+ * The IPAM client's executor: find the plugin named by `ipam.type` in
+ * CNI_PATH and run it with the whole config on stdin and the CNI
+ * environment, as libcni does (`pkg/invoke/find.go`, `raw_exec.go`).
+ *
+ * No `node:` imports here: this is on the plugin's start-up path.
+ *
+ * @module
+ */
+
+import { CniError, ErrorCode } from "../cni/mod.ts";
+import { log } from "../internal/_log.ts";
+
+/** The CNI commands an IPAM plugin is run with. */
+export type IpamCommand = "ADD" | "DEL" | "CHECK" | "STATUS" | "GC";
+
+/**
+ * Default time limits per command, in ms. ADD and CHECK talk to the dhcp
+ * daemon, which itself waits up to 10 s per DHCP attempt and retries a link
+ * that is still down ("network is down") a few seconds later, so they get a
+ * minute; the others only touch local state.
+ */
+export const IPAM_TIMEOUT_MS: Readonly<Record<IpamCommand, number>> = Object.freeze({
+  ADD: 60_000,
+  CHECK: 60_000,
+  DEL: 30_000,
+  STATUS: 30_000,
+  GC: 60_000,
+});
+
+/** Pauses between spawn attempts that fail with ETXTBSY ("text file busy"). */
+export const ETXTBSY_RETRY_DELAYS_MS: readonly number[] = Object.freeze([100, 200, 400, 800, 1000]);
+
+/** Most stdout accepted from a plugin; a result is a few KiB. */
+const MAX_STDOUT = 4 << 20;
+/** Most stderr kept for the log and error details. */
+const MAX_STDERR = 64 << 10;
+/** How long to keep reading after the child exited (a grandchild may hold the pipes). */
+const EXITED_GRACE_MS = 1000;
+/** The same after we killed it. */
+const KILLED_GRACE_MS = 100;
+
+/** Options for {@linkcode execIpam}. */
+export interface ExecIpamOptions {
+  /** `ipam.type`: a bare plugin name. */
+  type: string;
+  /** The whole network config, exactly as the plugin received it. */
+  stdin: Uint8Array;
+  /**
+   * The child's entire environment: the plugin's own, with the CNI_* variables
+   * as the plugin received them. `CNI_COMMAND` is overridden with `command`.
+   */
+  env: Readonly<Record<string, string | undefined>>;
+  /** CNI_PATH, split on `:`. */
+  cniPath: readonly string[];
+  /** Kill the child after this many ms; default {@linkcode IPAM_TIMEOUT_MS}. */
+  timeoutMs?: number | undefined;
+  /**
+   * `"log"` (default): collect the child's stderr, write it to our log and put
+   * it in error details. `"inherit"`: pass it straight through, as libcni does.
+   */
+  stderr?: "log" | "inherit" | undefined;
+  /** Aborting kills the child and rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * The path of the executable plugin `type` in the first `cniPath` directory
+ * that has it (symlinks followed). Synchronous, so a caller can spawn at once.
+ *
+ * @param type A bare plugin name: not empty, no `/`, no `..`.
+ * @param cniPath The CNI_PATH directories, in order.
+ * @returns The absolute or relative path to execute.
+ * @throws {CniError} code 7 (`INVALID_CONFIG`) for a `type` that is not a bare
+ *   name; code 101 (`IPAM`) when no directory holds an executable file of that name.
+ *
+ * @example Find host-local
+ * ```ts ignore
+ * import { findPlugin } from "./exec.ts";
+ * findPlugin("host-local", ["/opt/cni/bin", "/usr/lib/cni"]); // "/usr/lib/cni/host-local"
+ * ```
+ */
+export function findPlugin(type: string, cniPath: readonly string[]): string {
+  const problem = typeProblem(type);
+  if (problem) {
+    throw new CniError(
+      ErrorCode.INVALID_CONFIG,
+      `Invalid IPAM type ${JSON.stringify(type)}: ${problem}`,
+      "ipam.type must be the bare name of a plugin in CNI_PATH",
+    );
+  }
+  const dirs = cniPath.filter((d) => d !== "");
+  if (dirs.length === 0) {
+    throw new CniError(ErrorCode.IPAM, `Cannot find IPAM plugin "${type}": CNI_PATH is empty`);
+  }
+  const skipped: string[] = [];
+  for (const dir of dirs) {
+    const path = dir.endsWith("/") ? `${dir}${type}` : `${dir}/${type}`;
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.statSync(path);
+    } catch {
+      continue;
+    }
+    if (!st.isFile) {
+      skipped.push(`${path} is not a regular file`);
+    } else if (st.mode !== null && (st.mode & 0o111) === 0) {
+      skipped.push(`${path} is not executable`);
+    } else {
+      return path;
+    }
+  }
+  throw new CniError(
+    ErrorCode.IPAM,
+    `Cannot find IPAM plugin "${type}" in CNI_PATH ${dirs.join(":")}`,
+    skipped.length > 0 ? skipped.join("; ") : undefined,
+  );
+}
+
+function typeProblem(type: string): string | undefined {
+  if (type === "") return "is empty";
+  if (type.includes("/")) return 'contains "/"';
+  if (type.includes("..")) return 'contains ".."';
+  if (type === ".") return 'is "."';
+  if (type.includes("\0")) return "contains NUL";
+  return undefined;
+}
+
+/**
+ * Run IPAM plugin `options.type` for `command`. The child is spawned before
+ * this returns (when the file is not busy), so the caller can overlap it with
+ * netlink work and await the promise later.
+ *
+ * The child inherits the calling thread's network namespace: call this
+ * outside `inNetns` sections (it is the plugin's "host" namespace that IPAM
+ * expects).
+ *
+ * - "text file busy" at exec is retried {@linkcode ETXTBSY_RETRY_DELAYS_MS};
+ * - after `timeoutMs` the child is killed (SIGKILL);
+ * - exit 0: ADD resolves to the parsed result JSON, other commands to `undefined`;
+ * - non-zero exit with error JSON on stdout: rejects with a `CniError` carrying
+ *   the child's own `code`, `msg` and `details`.
+ *
+ * @param command The CNI command (sets `CNI_COMMAND`).
+ * @param options Plugin type, stdin, environment, CNI_PATH, limits.
+ * @returns The parsed JSON result for ADD; `undefined` otherwise.
+ * @throws {CniError} the child's error; 7 for an invalid type; 101 (`IPAM`)
+ *   when it cannot be found or run or exits non-zero without error JSON;
+ *   6 (`DECODE`) for unparsable output; 102 (`TIMEOUT`) on timeout.
+ *
+ * @example Allocate with host-local
+ * ```ts ignore
+ * import { execIpam } from "./exec.ts";
+ * const stdin = new TextEncoder().encode(JSON.stringify({
+ *   cniVersion: "1.0.0", name: "net", type: "macvtap",
+ *   ipam: { type: "host-local", subnet: "10.99.0.0/24" },
+ * }));
+ * const pending = execIpam("ADD", {
+ *   type: "host-local", stdin, cniPath: ["/usr/lib/cni"],
+ *   env: { ...Deno.env.toObject(), CNI_CONTAINERID: "c1", CNI_NETNS: "/run/netns/c1", CNI_IFNAME: "eth0" },
+ * });
+ * // … create the link meanwhile …
+ * const result = await pending; // {cniVersion, ips: [{address: "10.99.0.2/24", …}], …}
+ * ```
+ */
+export function execIpam(command: "ADD", options: ExecIpamOptions): Promise<unknown>;
+export function execIpam(
+  command: "DEL" | "CHECK" | "STATUS" | "GC",
+  options: ExecIpamOptions,
+): Promise<undefined>;
+export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promise<unknown>;
+export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promise<unknown> {
+  let path: string;
+  let first: Deno.ChildProcess | unknown;
+  try {
+    path = findPlugin(options.type, options.cniPath);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const cmd = commandFor(command, path, options);
+  try {
+    first = cmd.spawn();
+  } catch (err) {
+    first = err;
+  }
+  return finish(command, path, cmd, first, options);
+}
+
+function commandFor(command: IpamCommand, path: string, options: ExecIpamOptions): Deno.Command {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(options.env)) {
+    if (v !== undefined) env[k] = v;
+  }
+  env.CNI_COMMAND = command;
+  return new Deno.Command(path, {
+    env,
+    clearEnv: true,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: options.stderr === "inherit" ? "inherit" : "piped",
+  });
+}
+
+function isTextFileBusy(err: unknown): boolean {
+  return err instanceof Error &&
+    ((err as { code?: unknown }).code === "ETXTBSY" ||
+      /Text file busy|os error 26\b/.test(err.message));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function finish(
+  command: IpamCommand,
+  path: string,
+  cmd: Deno.Command,
+  first: Deno.ChildProcess | unknown,
+  options: ExecIpamOptions,
+): Promise<unknown> {
+  const what = `IPAM plugin "${options.type}" ${command}`;
+  let child: Deno.ChildProcess | undefined = first instanceof Deno.ChildProcess ? first : undefined;
+  let spawnErr: unknown = child ? undefined : first;
+  for (const delay of ETXTBSY_RETRY_DELAYS_MS) {
+    if (child || !isTextFileBusy(spawnErr)) break;
+    log.debug(`${what}: ${path} is busy (ETXTBSY), retrying in ${delay} ms`);
+    await sleep(delay);
+    options.signal?.throwIfAborted();
+    try {
+      child = cmd.spawn();
+    } catch (err) {
+      spawnErr = err;
+    }
+  }
+  if (!child) {
+    const msg = spawnErr instanceof Error ? spawnErr.message : String(spawnErr);
+    throw new CniError(ErrorCode.IPAM, `Cannot run ${what}: ${msg}`, undefined, {
+      cause: spawnErr,
+    });
+  }
+  return await talk(child, what, command, options);
+}
+
+async function talk(
+  child: Deno.ChildProcess,
+  what: string,
+  command: IpamCommand,
+  options: ExecIpamOptions,
+): Promise<unknown> {
+  const timeoutMs = options.timeoutMs ?? IPAM_TIMEOUT_MS[command];
+  let killedFor: "timeout" | "abort" | "overflow" | undefined;
+  const kill = (why: typeof killedFor) => {
+    killedFor ??= why;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited meanwhile
+    }
+  };
+  const timer = setTimeout(() => kill("timeout"), timeoutMs);
+  const onAbort = () => kill("abort");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) kill("abort");
+
+  const out = collect(child.stdout, MAX_STDOUT, () => kill("overflow"));
+  const err = options.stderr === "inherit" ? undefined : collect(child.stderr, MAX_STDERR);
+  const written = writeAll(child.stdin, options.stdin);
+  try {
+    const status = await child.status;
+    // A grandchild may still hold the pipes open: give the readers a grace
+    // period after the exit, then take what arrived.
+    await settleWithin(
+      Promise.all([out.done, err?.done, written]),
+      killedFor ? KILLED_GRACE_MS : EXITED_GRACE_MS,
+    );
+    out.cancel();
+    err?.cancel();
+    const stdout = out.bytes();
+    const stderr = err?.bytes() ?? new Uint8Array();
+    const errText = new TextDecoder().decode(stderr).trim();
+    if (errText !== "") {
+      for (const line of errText.split("\n")) log.info(`${what}: ${line}`);
+    }
+
+    if (killedFor === "abort") throw options.signal?.reason ?? new Error(`${what} aborted`);
+    if (killedFor === "timeout") {
+      throw new CniError(
+        ErrorCode.TIMEOUT,
+        `${what} timed out after ${timeoutMs} ms`,
+        errText || undefined,
+      );
+    }
+    if (killedFor === "overflow") {
+      throw new CniError(ErrorCode.IPAM, `${what} wrote more than ${MAX_STDOUT} bytes to stdout`);
+    }
+    const text = new TextDecoder().decode(stdout).trim();
+    if (!status.success) throw childError(what, status, text, errText);
+    if (command !== "ADD") return undefined;
+    if (text === "") {
+      throw new CniError(
+        ErrorCode.DECODE,
+        `${what} succeeded but printed no result`,
+        errText || undefined,
+      );
+    }
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new CniError(ErrorCode.DECODE, `Cannot decode the result of ${what}`, clip(text), {
+        cause: e,
+      });
+    }
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** The error of a child that exited non-zero: its own error JSON if it printed one. */
+function childError(
+  what: string,
+  status: Deno.CommandStatus,
+  out: string,
+  errText: string,
+): CniError {
+  const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
+  if (out === "") {
+    return new CniError(
+      ErrorCode.IPAM,
+      `${what} ${how} without an error result`,
+      errText || undefined,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(out);
+  } catch {
+    return new CniError(ErrorCode.IPAM, `${what} ${how}; its output is not JSON`, clip(out));
+  }
+  const e = parsed as { code?: unknown; msg?: unknown; details?: unknown };
+  if (
+    typeof e.code === "number" && Number.isInteger(e.code) && e.code > 0 &&
+    typeof e.msg === "string"
+  ) {
+    return new CniError(e.code, e.msg, typeof e.details === "string" ? e.details : undefined);
+  }
+  return new CniError(
+    ErrorCode.IPAM,
+    `${what} ${how}; its output is not an error result`,
+    clip(out),
+  );
+}
+
+function clip(text: string, max = 1024): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+async function writeAll(stream: WritableStream<Uint8Array>, data: Uint8Array): Promise<void> {
+  const writer = stream.getWriter();
+  try {
+    await writer.write(data);
+    await writer.close();
+  } catch {
+    // The child exited or closed stdin without reading it all; its exit status tells.
+    try {
+      await writer.abort();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Resolve once `p` settles or `ms` pass, whichever is first; never rejects. */
+async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    p.then(() => {}, () => {}),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
+}
+
+/** A stream being read into memory, keeping at most `max` bytes. */
+interface Collector {
+  /** Resolves at end of stream (or cancel). */
+  done: Promise<void>;
+  /** Stop reading (no-op once done). */
+  cancel(): void;
+  /** What arrived so far. */
+  bytes(): Uint8Array;
+}
+
+function collect(
+  stream: ReadableStream<Uint8Array>,
+  max: number,
+  onOverflow?: () => void,
+): Collector {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        const room = max - size;
+        if (value.length > room) {
+          // Keep the head; drain the rest so the child never blocks on a full pipe.
+          if (room > 0) chunks.push(value.subarray(0, room));
+          size = max;
+          onOverflow?.();
+          continue;
+        }
+        chunks.push(value);
+        size += value.length;
+      }
+    } catch {
+      // cancelled or broken pipe: keep what arrived
+    }
+  })();
+  return {
+    done,
+    cancel() {
+      reader.cancel().catch(() => {});
+    },
+    bytes() {
+      const out = new Uint8Array(size);
+      let off = 0;
+      for (const c of chunks) {
+        out.set(c, off);
+        off += c.length;
+      }
+      return out;
+    },
+  };
+}
