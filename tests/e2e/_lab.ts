@@ -514,7 +514,7 @@ export async function checkTaskUp(lab: Lab, taskNs: string): Promise<string> {
 export async function checkTaskGone(lab: Lab, ip: string): Promise<void> {
   await waitFor(`the host-local lease of ${ip} to be released`, async () => {
     return (await lab.leases()).length === 0;
-  }, 10_000);
+  }, 5_000);
   if (plugin.isMacvtap) {
     await waitFor(`the host route to ${ip} to be removed`, async () => {
       return (await lab.hostRoutesTo(ip)).length === 0;

@@ -109,6 +109,8 @@ Deno.test({
       stderr: "piped",
     }).spawn();
     const finished = runner.output();
+    let exited: Deno.CommandOutput | undefined;
+    finished.then((o) => exited = o, () => {});
     lab.defer("ctr task kill", async () => {
       await ctrd.ctr(ns, ["task", "kill", "-s", "SIGKILL", id]);
       await Promise.race([finished, new Promise((r) => setTimeout(r, 5000))]);
@@ -116,6 +118,10 @@ Deno.test({
 
     let pid = 0;
     await waitFor("the ctr task to run", async () => {
+      if (exited) {
+        const err = new TextDecoder().decode(exited.stderr).trim();
+        throw new Error(`ctr run exited ${exited.code} before its task ran: ${err}`);
+      }
       const out = await ctrd.ctr(ns, ["task", "ls"]);
       const m = out.stdout.match(new RegExp(`^${id}\\s+(\\d+)\\s+RUNNING`, "m"));
       if (m) pid = Number(m[1]);
