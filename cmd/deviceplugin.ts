@@ -1,0 +1,142 @@
+/**
+ * `macvtap deviceplugin`: the Kubernetes device plugin. Loaded dynamically by
+ * `cmd/main.ts`, so the CNI path never loads gRPC.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { isLogLevel, Logger, setLogger } from "../internal/_log.ts";
+import {
+  defaultEligible,
+  DevicePluginConfigError,
+  DevicePluginManager,
+  netlinkBackend,
+  parseDevicePluginConfig,
+  probeSockets,
+  realTapFs,
+} from "../deviceplugin/mod.ts";
+
+const HELP = `Usage: macvtap deviceplugin [flags]
+
+Kubernetes device plugin for macvtap (kubelet Device Plugin API v1beta1).
+Resources macvtap.network.kubevirt.io/<name>, devices <name>-0 … <name>-<capacity-1>.
+
+Flags:
+  --socket-dir DIR   kubelet's device-plugin directory (default /var/lib/kubelet/device-plugins)
+  --dev-dir DIR      where /dev/tapN nodes are checked and created (default /dev)
+  --log-level LEVEL  error, warn, info (default), debug
+  --probe            check the running plugin: connect to each resource socket and call
+                     GetDevicePluginOptions; exit 0 when all answer (for k8s probes)
+  --help             this help
+
+Environment:
+  DP_MACVTAP_CONF            JSON array of {name, lowerDevice (alias master), mode, capacity};
+                             mode bridge (default), private, vepa, passthru; capacity default 100
+                             (passthru: 1). '[]' exposes every physical NIC and bond that is up
+                             to the plugin: not enslaved, not lo, not virtual.
+  DP_MACVTAP_DISCOVER_KINDS  extra link kinds '[]' exposes, comma-separated (e.g. veth on KinD)
+
+Allocate creates macvtap mvt<12 hex> (down) on the lower device with a fixed high ifindex N
+and returns /dev/tapN (rw) plus MACVTAP_<NAME>_DEVICES=<id>=/dev/tapN,...
+`;
+
+const encoder = new TextEncoder();
+function err(line: string): void {
+  Deno.stderr.writeSync(encoder.encode(line + "\n"));
+}
+
+/**
+ * Entry of `macvtap deviceplugin`.
+ *
+ * @param args the arguments after `deviceplugin`
+ * @returns the exit status: 0 after SIGTERM/SIGINT, 1 on a runtime failure,
+ *   2 on bad flags or config, 3 when `--probe` fails
+ */
+export async function main(args: string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      strict: true,
+      options: {
+        "socket-dir": { type: "string", default: "/var/lib/kubelet/device-plugins" },
+        "dev-dir": { type: "string", default: "/dev" },
+        "log-level": { type: "string", default: "info" },
+        probe: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (e) {
+    err(`macvtap deviceplugin: ${e instanceof Error ? e.message : e}\n\n${HELP}`);
+    return 2;
+  }
+  if (flags.help) {
+    Deno.stdout.writeSync(encoder.encode(HELP));
+    return 0;
+  }
+  const level = flags["log-level"];
+  if (!isLogLevel(level)) {
+    err(`macvtap deviceplugin: --log-level "${level}" is not error, warn, info or debug`);
+    return 2;
+  }
+  const log = new Logger({ level, prefix: "macvtap-dp" });
+  setLogger(log);
+  const dir = flags["socket-dir"].replace(/\/+$/, "") || "/";
+
+  let config;
+  try {
+    config = parseDevicePluginConfig(Deno.env.get("DP_MACVTAP_CONF"));
+  } catch (e) {
+    if (e instanceof DevicePluginConfigError || e instanceof SyntaxError) {
+      err(`macvtap deviceplugin: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+
+  if (flags.probe) {
+    const results = await probeSockets(dir, config);
+    for (const r of results) {
+      err(`${r.ok ? "ok" : "FAIL"} ${dir}/${r.endpoint}${r.error ? `: ${r.error}` : ""}`);
+    }
+    return results.every((r) => r.ok) ? 0 : 3;
+  }
+
+  const extraKinds = (Deno.env.get("DP_MACVTAP_DISCOVER_KINDS") ?? "").split(",").map((s) =>
+    s.trim()
+  ).filter((s) => s !== "");
+  const backend = netlinkBackend();
+  let manager: DevicePluginManager | undefined;
+  try {
+    manager = await DevicePluginManager.start({
+      socketDir: dir,
+      config,
+      backend,
+      tapFs: realTapFs(),
+      eligible: defaultEligible(extraKinds),
+      devDir: flags["dev-dir"].replace(/\/+$/, ""),
+      log,
+    });
+    log.info(
+      `serving in ${dir}: ${
+        config.discover ? "discovering interfaces" : config.resources.map((r) => r.name).join(", ")
+      }`,
+    );
+    const signal = await new Promise<string>((resolve) => {
+      for (const sig of ["SIGTERM", "SIGINT"] as const) {
+        Deno.addSignalListener(sig, () => resolve(sig));
+      }
+    });
+    log.info(`${signal}: stopping`);
+    return 0;
+  } catch (e) {
+    log.error(e instanceof Error ? e.message : String(e));
+    return 1;
+  } finally {
+    await manager?.stop();
+    backend.close();
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,185 @@
+/**
+ * Allocate: the macvtap behind a device ID, and its `/dev/tapN` node.
+ *
+ * The macvtap is named `deviceIfname(id)` (the rule the CNI's `deviceID`
+ * import uses) and created **down** in the host namespace with a chosen
+ * ifindex derived from the ID: high enough never to collide with the few
+ * links of a pod namespace, so the CNI's move with `IFLA_NEW_IFINDEX` keeps
+ * it and `/dev/tap<ifindex>` stays valid.
+ *
+ * @module
+ */
+
+import { deviceIfname } from "../internal/_ifname.ts";
+import { UndoStack } from "../internal/_undo.ts";
+import { isErrno } from "../netlink/mod.ts";
+import type { ResourceConfig } from "./config.ts";
+import type { LinkBackend } from "./links.ts";
+
+/** Lowest ifindex {@linkcode tapIndexFor} hands out. */
+export const TAP_INDEX_BASE = 0x10000;
+/** Size of the ifindex range (2^24). */
+export const TAP_INDEX_SPAN = 0x1000000;
+/** How many following indices are tried when the preferred one is taken. */
+const INDEX_PROBES = 32;
+
+/** What an allocated device is. */
+export interface AllocatedDevice {
+  id: string;
+  /** Host interface name, `deviceIfname(id)`. */
+  ifname: string;
+  /** Its ifindex (also the N of `/dev/tapN`). */
+  index: number;
+  /** `<devDir>/tap<index>`. */
+  tapPath: string;
+  /** `major:minor` of the char device. */
+  devNumber: string;
+}
+
+/** Allocate failed for a reason kubelet should see (gRPC status name). */
+export class AllocateError extends Error {
+  readonly status: "NOT_FOUND" | "FAILED_PRECONDITION" | "INTERNAL";
+  constructor(
+    status: AllocateError["status"],
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "AllocateError";
+    this.status = status;
+  }
+}
+
+/** FNV-1a 32-bit. */
+function fnv1a32(text: string): number {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(text)) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * The preferred ifindex of device `id`: `TAP_INDEX_BASE + fnv1a32(id) mod 2^24`.
+ * The same ID gets the same `/dev/tapN` every time it is (re)allocated.
+ */
+export function tapIndexFor(id: string): number {
+  return TAP_INDEX_BASE + (fnv1a32(id) % TAP_INDEX_SPAN);
+}
+
+/** File-system access for the `/dev/tapN` node, injectable for tests. */
+export interface TapNodeFs {
+  /** `major:minor` from `/sys/class/net/<ifname>/macvtap/tap<index>/dev`. */
+  readDevNumber(ifname: string, index: number): string;
+  /** `rdev` of a char device at `path`, `undefined` when missing, `null` when not a char device. */
+  charDev(path: string): number | null | undefined;
+  remove(path: string): void;
+  /** `mknod(path, S_IFCHR | 0600, makedev(major, minor))`. */
+  mknod(path: string, major: number, minor: number): void;
+}
+
+/** Options of {@linkcode allocateDevice}. */
+export interface AllocateOptions {
+  /** Where `tapN` nodes live (default `/dev`). */
+  devDir?: string;
+  fs: TapNodeFs;
+}
+
+/** Linux `makedev()`. */
+export function makedev(major: number, minor: number): number {
+  return ((major & 0xfff) << 8) + (minor & 0xff) + ((minor & ~0xff) << 12) +
+    (major & ~0xfff) * 2 ** 32;
+}
+
+/**
+ * (Re)create the macvtap of device `id` on the resource's lower device and
+ * make sure its `/dev/tapN` exists with the right major:minor.
+ *
+ * @throws {AllocateError} `FAILED_PRECONDITION` when the lower device is
+ *   missing, `INTERNAL` when the kernel refuses.
+ */
+export function allocateDevice(
+  backend: LinkBackend,
+  resource: ResourceConfig,
+  id: string,
+  options: AllocateOptions,
+): AllocatedDevice {
+  const ifname = deviceIfname(id);
+  const lower = backend.find(resource.lowerDevice);
+  if (!lower) {
+    throw new AllocateError(
+      "FAILED_PRECONDITION",
+      `Cannot allocate "${id}": lower device "${resource.lowerDevice}" does not exist`,
+    );
+  }
+  using undo = new UndoStack();
+  // A stale link of this name (failed sandbox, earlier container) is replaced.
+  backend.delete(ifname);
+  const preferred = tapIndexFor(id);
+  let index = 0;
+  for (let probe = 0; probe < INDEX_PROBES && index === 0; probe++) {
+    const candidate = TAP_INDEX_BASE + ((preferred - TAP_INDEX_BASE + probe) % TAP_INDEX_SPAN);
+    try {
+      backend.addMacvtap({
+        name: ifname,
+        parent: lower.index,
+        mode: resource.mode,
+        index: candidate,
+        ...(lower.txQueueLen ? { txQueueLen: lower.txQueueLen } : {}),
+      });
+      index = candidate;
+    } catch (err) {
+      if (isErrno(err, "EBUSY") && probe + 1 < INDEX_PROBES) {
+        // EBUSY is also a lower that is a bridge/bond port: stop probing then.
+        if (!backend.find(resource.lowerDevice)?.masterIndex) continue;
+      }
+      throw new AllocateError(
+        "INTERNAL",
+        `Cannot create macvtap "${ifname}" on "${resource.lowerDevice}" for "${id}": ${
+          err instanceof Error ? err.message : err
+        }`,
+        { cause: err },
+      );
+    }
+  }
+  undo.push(`delete ${ifname}`, () => backend.delete(ifname));
+
+  const devDir = options.devDir ?? "/dev";
+  const tapPath = `${devDir}/tap${index}`;
+  let devNumber: string;
+  try {
+    devNumber = ensureTapNode(options.fs, ifname, index, tapPath);
+  } catch (err) {
+    throw new AllocateError(
+      "INTERNAL",
+      `Cannot provide ${tapPath} for "${ifname}": ${err instanceof Error ? err.message : err}`,
+      { cause: err },
+    );
+  }
+  undo.disarm();
+  return { id, ifname, index, tapPath, devNumber };
+}
+
+/**
+ * Make `tapPath` the char device of macvtap `ifname`: keep a correct node,
+ * replace a wrong one, create a missing one (a `/dev` that is not the host's
+ * devtmpfs, e.g. KinD nodes). Returns `major:minor`.
+ */
+export function ensureTapNode(
+  fs: TapNodeFs,
+  ifname: string,
+  index: number,
+  tapPath: string,
+): string {
+  const devNumber = fs.readDevNumber(ifname, index);
+  const m = /^(\d+):(\d+)$/.exec(devNumber);
+  if (!m) throw new Error(`unexpected sysfs dev value "${devNumber}"`);
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  const current = fs.charDev(tapPath);
+  if (current === makedev(major, minor)) return devNumber;
+  if (current !== undefined) fs.remove(tapPath);
+  fs.mknod(tapPath, major, minor);
+  return devNumber;
+}

@@ -1,0 +1,239 @@
+/**
+ * `DP_MACVTAP_CONF`: which resources the device plugin offers.
+ *
+ * A JSON array of `{name, lowerDevice, mode, capacity}`; `master` is accepted
+ * as an alias of `lowerDevice` (the original macvtap device plugin's key).
+ * `[]` means "discover": every eligible host interface becomes a resource
+ * named after it.
+ *
+ * @module
+ */
+
+import { ifnameProblem } from "../internal/_ifname.ts";
+
+/** macvtap modes a device-plugin resource may use (`source` needs a MAC list, so it is not offered). */
+export type DeviceMode = "bridge" | "private" | "vepa" | "passthru";
+
+/** The modes, in the spelling of iproute2 and the CNI config. */
+export const DEVICE_MODES: readonly DeviceMode[] = ["bridge", "private", "vepa", "passthru"];
+
+/** Default number of devices per resource. */
+export const DEFAULT_CAPACITY = 100;
+/** Largest accepted capacity. */
+export const MAX_CAPACITY = 10_000;
+/** Longest resource `name`: keeps device IDs (`<name>-<n>`) within kubelet's 63 characters. */
+export const MAX_NAME_LENGTH = 50;
+
+/** One resource, `macvtap.network.kubevirt.io/<name>`. */
+export interface ResourceConfig {
+  /** Resource name suffix, also the prefix of its device IDs. */
+  name: string;
+  /** The host interface the macvtaps are created on. */
+  lowerDevice: string;
+  mode: DeviceMode;
+  /** Number of devices (`<name>-0` … `<name>-<capacity-1>`). */
+  capacity: number;
+}
+
+/** The parsed configuration. */
+export type DevicePluginConfig =
+  | { discover: true; resources: [] }
+  | { discover: false; resources: ResourceConfig[] };
+
+/** Invalid `DP_MACVTAP_CONF` content; `field` names the offending entry and key. */
+export class DevicePluginConfigError extends Error {
+  /** Where the problem is, e.g. `[1].mode`. */
+  readonly field: string;
+  /** The value is understood but not supported (e.g. mode `source`). */
+  readonly unsupported: boolean;
+
+  constructor(field: string, message: string, options: { unsupported?: boolean } = {}) {
+    super(`DP_MACVTAP_CONF ${field}: ${message}`);
+    this.name = "DevicePluginConfigError";
+    this.field = field;
+    this.unsupported = options.unsupported ?? false;
+  }
+}
+
+const KEYS = new Set(["name", "lowerDevice", "master", "mode", "capacity"]);
+/** Kubernetes qualified-name part, as for extended resource names. */
+const NAME_RE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+/** Whether `name` can be a resource name suffix (and so a discovered interface's resource). */
+export function isValidResourceName(name: string): boolean {
+  return name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
+}
+
+/**
+ * Remove commas directly before `]` or `}` (outside strings): seed 003's
+ * example config has one, and people copy it.
+ */
+function dropTrailingCommas(text: string): string {
+  let out = "";
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (inString) {
+      out += ch;
+      if (ch === "\\") out += text[++i] ?? "";
+      else if (ch === '"') inString = false;
+      continue;
+    }
+    if (ch === '"') inString = true;
+    if (ch === ",") {
+      const rest = text.slice(i + 1).trimStart();
+      if (rest.startsWith("]") || rest.startsWith("}")) continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
+/**
+ * Parse and validate `DP_MACVTAP_CONF`.
+ *
+ * @param text the variable's value (`undefined` when unset)
+ * @returns the resources, or `{discover: true}` for `[]`
+ * @throws {SyntaxError} when the value is not JSON.
+ * @throws {DevicePluginConfigError} for anything else that is wrong.
+ * @example Usage
+ * ```ts
+ * import { parseDevicePluginConfig } from "./config.ts";
+ * const conf = parseDevicePluginConfig('[{"name": "lan", "master": "eth1"}]');
+ * // conf.resources[0]: { name: "lan", lowerDevice: "eth1", mode: "bridge", capacity: 100 }
+ * ```
+ */
+export function parseDevicePluginConfig(text: string | undefined): DevicePluginConfig {
+  if (text === undefined) {
+    throw new DevicePluginConfigError(
+      "",
+      "is not set; use '[]' to expose every eligible host interface, or list resources " +
+        `like '[{"name":"lan","lowerDevice":"eth1"}]'`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(dropTrailingCommas(text));
+  } catch (err) {
+    throw new SyntaxError(
+      `DP_MACVTAP_CONF is not valid JSON: ${err instanceof Error ? err.message : err}`,
+    );
+  }
+  if (!Array.isArray(value)) {
+    throw new DevicePluginConfigError("", "must be a JSON array of resources (or [] to discover)");
+  }
+  if (value.length === 0) return { discover: true, resources: [] };
+  const resources = value.map((entry, i) => parseEntry(entry, `[${i}]`));
+  const names = new Map<string, number>();
+  const passthru = new Map<string, number>();
+  resources.forEach((r, i) => {
+    const dup = names.get(r.name);
+    if (dup !== undefined) {
+      throw new DevicePluginConfigError(`[${i}].name`, `"${r.name}" is used by [${dup}] already`);
+    }
+    names.set(r.name, i);
+  });
+  resources.forEach((r, i) => {
+    if (r.mode === "passthru") passthru.set(r.lowerDevice, i);
+  });
+  resources.forEach((r, i) => {
+    const p = passthru.get(r.lowerDevice);
+    if (p !== undefined && p !== i) {
+      throw new DevicePluginConfigError(
+        `[${i}].lowerDevice`,
+        `"${r.lowerDevice}" is taken by the passthru resource [${p}]; passthru needs the device alone`,
+      );
+    }
+  });
+  return { discover: false, resources };
+}
+
+function parseEntry(entry: unknown, at: string): ResourceConfig {
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+    throw new DevicePluginConfigError(at, "must be an object {name, lowerDevice, mode, capacity}");
+  }
+  const e = entry as Record<string, unknown>;
+  for (const key of Object.keys(e)) {
+    if (!KEYS.has(key)) {
+      const hint = [...KEYS].find((k) => k.toLowerCase() === key.toLowerCase());
+      throw new DevicePluginConfigError(
+        `${at}.${key}`,
+        `unknown key${hint ? ` (did you mean "${hint}"?)` : ""}; known: ${[...KEYS].join(", ")}`,
+      );
+    }
+  }
+
+  if (typeof e.name !== "string" || e.name === "") {
+    throw new DevicePluginConfigError(`${at}.name`, "is required (a non-empty string)");
+  }
+  if (!isValidResourceName(e.name)) {
+    throw new DevicePluginConfigError(
+      `${at}.name`,
+      `"${e.name}" must be at most ${MAX_NAME_LENGTH} characters of [A-Za-z0-9-_.], ` +
+        "starting and ending with a letter or digit",
+    );
+  }
+
+  if (e.lowerDevice !== undefined && e.master !== undefined && e.lowerDevice !== e.master) {
+    throw new DevicePluginConfigError(
+      `${at}.master`,
+      `is an alias of lowerDevice, and they differ ("${e.master}" vs "${e.lowerDevice}")`,
+    );
+  }
+  const lowerKey = e.lowerDevice !== undefined ? "lowerDevice" : "master";
+  const lower = e.lowerDevice ?? e.master;
+  if (typeof lower !== "string" || lower === "") {
+    throw new DevicePluginConfigError(
+      `${at}.lowerDevice`,
+      "is required: the host interface to create macvtaps on (alias: master)",
+    );
+  }
+  const problem = ifnameProblem(lower);
+  if (problem) {
+    throw new DevicePluginConfigError(`${at}.${lowerKey}`, `"${lower}" ${problem}`);
+  }
+
+  let mode: DeviceMode = "bridge";
+  if (e.mode !== undefined && e.mode !== "" && e.mode !== null) {
+    if (e.mode === "source") {
+      throw new DevicePluginConfigError(
+        `${at}.mode`,
+        `"source" is not supported by the device plugin (it needs a MAC list); use one of ${
+          DEVICE_MODES.join(", ")
+        }`,
+        { unsupported: true },
+      );
+    }
+    if (typeof e.mode !== "string" || !(DEVICE_MODES as readonly string[]).includes(e.mode)) {
+      throw new DevicePluginConfigError(
+        `${at}.mode`,
+        `${JSON.stringify(e.mode)} is not one of ${DEVICE_MODES.join(", ")}`,
+      );
+    }
+    mode = e.mode as DeviceMode;
+  }
+
+  const fallback = mode === "passthru" ? 1 : DEFAULT_CAPACITY;
+  let capacity = fallback;
+  if (e.capacity !== undefined && e.capacity !== null) {
+    if (typeof e.capacity !== "number" || !Number.isInteger(e.capacity) || e.capacity < 0) {
+      throw new DevicePluginConfigError(
+        `${at}.capacity`,
+        `${JSON.stringify(e.capacity)} must be a whole number from 1 to ${MAX_CAPACITY} ` +
+          `(0 or absent: ${fallback})`,
+      );
+    }
+    if (e.capacity > MAX_CAPACITY) {
+      throw new DevicePluginConfigError(`${at}.capacity`, `${e.capacity} exceeds ${MAX_CAPACITY}`);
+    }
+    // 0 keeps the original plugin's meaning: the default.
+    if (e.capacity > 0) capacity = e.capacity;
+  }
+  if (mode === "passthru" && capacity !== 1) {
+    throw new DevicePluginConfigError(
+      `${at}.capacity`,
+      `passthru allows one macvtap per lower device, so capacity must be 1 (got ${capacity})`,
+    );
+  }
+  return { name: e.name, lowerDevice: lower, mode, capacity };
+}

@@ -1,0 +1,325 @@
+/**
+ * The device plugin manager: one {@linkcode ResourcePlugin} per resource,
+ * kept served and registered across kubelet restarts, with health from link
+ * events.
+ *
+ * @module
+ */
+
+import { Logger } from "../internal/_log.ts";
+import type { Link } from "../netlink/mod.ts";
+import { KUBELET_SOCKET } from "./_api.ts";
+import type { TapNodeFs } from "./allocate.ts";
+import { type DevicePluginConfig, isValidResourceName, type ResourceConfig } from "./config.ts";
+import { defaultEligible, type EligibleFn, type LinkBackend, lowerHealthy } from "./links.ts";
+import { ResourcePlugin } from "./plugin.ts";
+import { registerWithKubelet } from "./registration.ts";
+
+/** Options of {@linkcode DevicePluginManager.start}. */
+export interface DevicePluginManagerOptions {
+  /** Kubelet's device-plugin directory (holds `kubelet.sock`). */
+  socketDir: string;
+  config: DevicePluginConfig;
+  backend: LinkBackend;
+  tapFs: TapNodeFs;
+  /** Which links `[]` exposes (default {@linkcode defaultEligible}). */
+  eligible?: EligibleFn;
+  /** Where `/dev/tapN` nodes are (default `/dev`). */
+  devDir?: string;
+  log?: Logger;
+  /** Safety poll of the sockets besides the directory watch (default 1000 ms). */
+  pollIntervalMs?: number;
+  /** Register deadline (default 5000 ms). */
+  registerTimeoutMs?: number;
+  /** Called after each successful Register (tests measure latency with it). */
+  onRegistered?: (plugin: ResourcePlugin) => void;
+}
+
+interface Entry {
+  plugin: ResourcePlugin;
+  /** Inode of the `kubelet.sock` we registered with (`null`: not registered). */
+  registeredWith: number | null;
+}
+
+/** Backoff of failed Register calls: 25 ms doubling to 2 s. */
+const RETRY_MIN_MS = 25;
+const RETRY_MAX_MS = 2000;
+
+/**
+ * Runs the device plugin until {@linkcode DevicePluginManager.stop}.
+ *
+ * - Serves each resource on `<dir>/macvtap.network.kubevirt.io_<name>`, then
+ *   registers it.
+ * - Watches `<dir>` (inotify via `Deno.watchFs`, plus a 1 s poll as a safety
+ *   net): a new `kubelet.sock` (kubelet restarted) or a removed/replaced
+ *   plugin socket restarts that server and registers again.
+ * - Subscribes to link events: health follows the lower devices; with `[]`
+ *   resources appear and disappear with eligible interfaces.
+ */
+export class DevicePluginManager implements AsyncDisposable {
+  #o: DevicePluginManagerOptions;
+  #log: Logger;
+  #eligible: EligibleFn;
+  #entries = new Map<string, Entry>();
+  #desired: ResourceConfig[] = [];
+  #stopped = false;
+  #dirty = false;
+  #running: Promise<void> | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #retryDelay = RETRY_MIN_MS;
+  #pollTimer: ReturnType<typeof setInterval> | undefined;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  #watcher: Deno.FsWatcher | undefined;
+  #linkSub: { close(): void } | undefined;
+  #tasks: Promise<void>[] = [];
+  #registrations = 0;
+
+  private constructor(options: DevicePluginManagerOptions) {
+    this.#o = options;
+    this.#log = options.log ?? new Logger({ prefix: "macvtap-dp" });
+    this.#eligible = options.eligible ?? defaultEligible();
+  }
+
+  /**
+   * Start serving and registering. Resolves once every resource's socket is
+   * bound and a first registration was attempted.
+   */
+  static async start(options: DevicePluginManagerOptions): Promise<DevicePluginManager> {
+    const m = new DevicePluginManager(options);
+    await Deno.mkdir(options.socketDir, { recursive: true });
+    m.#watcher = Deno.watchFs(options.socketDir, { recursive: false });
+    m.#tasks.push(m.#watchDir(m.#watcher));
+    m.#refreshLinks();
+    m.#tasks.push(m.#watchLinks());
+    m.#pollTimer = setInterval(() => m.#kick(), options.pollIntervalMs ?? 1000);
+    m.#kick();
+    await m.#running;
+    return m;
+  }
+
+  /** The running plugins by resource name suffix. */
+  get plugins(): ReadonlyMap<string, ResourcePlugin> {
+    return new Map([...this.#entries].map(([k, e]) => [k, e.plugin]));
+  }
+
+  /** Successful Register calls so far. */
+  get registrations(): number {
+    return this.#registrations;
+  }
+
+  /** Stop everything and remove our sockets. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#pollTimer);
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#refreshTimer);
+    this.#linkSub?.close();
+    try {
+      this.#watcher?.close();
+    } catch {
+      // already closed
+    }
+    // A Register in flight may take up to its deadline; do not wait for it.
+    await Promise.race([this.#running, new Promise((r) => setTimeout(r, 500))]);
+    for (const { plugin } of this.#entries.values()) {
+      await plugin.stop(this.#o.socketDir).catch((err) =>
+        this.#log.warn(`${plugin.resourceName}: stop: ${err}`)
+      );
+    }
+    this.#entries.clear();
+    await Promise.allSettled(this.#tasks);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #kick(): void {
+    if (this.#stopped) return;
+    this.#dirty = true;
+    this.#running ??= this.#loop().finally(() => this.#running = undefined);
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#dirty && !this.#stopped) {
+      this.#dirty = false;
+      try {
+        await this.#reconcile();
+      } catch (err) {
+        this.#log.error(`reconcile: ${err instanceof Error ? err.message : err}`);
+        this.#scheduleRetry();
+      }
+    }
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== undefined || this.#stopped) return;
+    const delay = this.#retryDelay;
+    this.#retryDelay = Math.min(delay * 2, RETRY_MAX_MS);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#kick();
+    }, delay);
+  }
+
+  async #reconcile(): Promise<void> {
+    const dir = this.#o.socketDir;
+    // Resource set: add new, stop vanished.
+    const desired = new Map(this.#desired.map((r) => [r.name, r]));
+    for (const [name, e] of this.#entries) {
+      const want = desired.get(name);
+      if (!want || want.lowerDevice !== e.plugin.resource.lowerDevice) {
+        this.#log.info(`${e.plugin.resourceName}: removed`);
+        this.#entries.delete(name);
+        await e.plugin.stop(dir);
+      }
+    }
+    for (const [name, r] of desired) {
+      if (!this.#entries.has(name)) {
+        const plugin = new ResourcePlugin(r, {
+          backend: this.#o.backend,
+          tapFs: this.#o.tapFs,
+          log: this.#log,
+          ...(this.#o.devDir ? { devDir: this.#o.devDir } : {}),
+        });
+        this.#entries.set(name, { plugin, registeredWith: null });
+        this.#log.info(
+          `${plugin.resourceName}: on ${r.lowerDevice}, mode ${r.mode}, ${r.capacity} devices`,
+        );
+      }
+    }
+    this.#applyHealth();
+
+    // Sockets: serve again when ours is gone or replaced.
+    for (const e of this.#entries.values()) {
+      const ino = await inode(`${dir}/${e.plugin.endpoint}`);
+      if (!e.plugin.serving || ino === null || ino !== e.plugin.socketIno) {
+        if (e.plugin.serving) {
+          this.#log.info(`${e.plugin.resourceName}: socket gone, serving again`);
+        }
+        await e.plugin.start(dir);
+        e.registeredWith = null;
+      }
+    }
+
+    // Registration: once per kubelet.sock incarnation.
+    const kubelet = await inode(`${dir}/${KUBELET_SOCKET}`);
+    if (kubelet === null) return; // the directory watch wakes us when kubelet is back
+    const pending = [...this.#entries.values()].filter((e) => e.registeredWith !== kubelet);
+    const results = await Promise.allSettled(pending.map(async (e) => {
+      await registerWithKubelet(dir, e.plugin, {
+        timeoutMs: this.#o.registerTimeoutMs ?? 5000,
+      });
+      e.registeredWith = kubelet;
+      this.#registrations++;
+      this.#log.info(`${e.plugin.resourceName}: registered with kubelet`);
+      this.#o.onRegistered?.(e.plugin);
+    }));
+    const failed = results.flatMap((r, i) =>
+      r.status === "rejected" ? [[pending[i]!, r.reason]] : []
+    );
+    for (const [e, reason] of failed) {
+      this.#log.warn(
+        `${(e as Entry).plugin.resourceName}: Register failed (will retry): ${
+          reason instanceof Error ? reason.message : reason
+        }`,
+      );
+    }
+    if (failed.length > 0) this.#scheduleRetry();
+    else this.#retryDelay = RETRY_MIN_MS;
+  }
+
+  async #watchDir(watcher: Deno.FsWatcher): Promise<void> {
+    try {
+      for await (const ev of watcher) {
+        if (ev.kind === "access" || ev.kind === "other") continue;
+        const names = new Set([
+          KUBELET_SOCKET,
+          ...[...this.#entries.values()].map((e) => e.plugin.endpoint),
+        ]);
+        if (ev.paths.some((p) => names.has(p.slice(p.lastIndexOf("/") + 1)))) {
+          if (ev.kind === "create" && ev.paths.some((p) => p.endsWith(`/${KUBELET_SOCKET}`))) {
+            // kubelet is (back) up: register right away, no backoff.
+            clearTimeout(this.#retryTimer);
+            this.#retryTimer = undefined;
+            this.#retryDelay = RETRY_MIN_MS;
+          }
+          this.#kick();
+        }
+      }
+    } catch (err) {
+      if (!this.#stopped) this.#log.error(`watch ${this.#o.socketDir}: ${err}`);
+    }
+  }
+
+  #refreshLinks(): void {
+    this.#refreshTimer = undefined;
+    if (this.#stopped) return;
+    let links: Link[];
+    try {
+      links = this.#o.backend.list();
+    } catch (err) {
+      this.#log.error(`list links: ${err instanceof Error ? err.message : err}`);
+      return;
+    }
+    this.#links = new Map(links.map((l) => [l.name, l]));
+    const config = this.#o.config;
+    const desired = config.discover
+      ? links.filter((l) => this.#eligible(l) && isValidResourceName(l.name)).map((l) => ({
+        name: l.name,
+        lowerDevice: l.name,
+        mode: "bridge" as const,
+        capacity: 100,
+      }))
+      : config.resources;
+    const changed = desired.length !== this.#desired.length ||
+      desired.some((r, i) => r.name !== this.#desired[i]?.name);
+    this.#desired = desired;
+    this.#applyHealth();
+    if (changed) this.#kick();
+  }
+
+  #links = new Map<string, Link>();
+
+  #applyHealth(): void {
+    for (const { plugin } of this.#entries.values()) {
+      plugin.setHealthy(lowerHealthy(this.#links.get(plugin.resource.lowerDevice)));
+    }
+  }
+
+  #scheduleRefresh(): void {
+    this.#refreshTimer ??= setTimeout(() => this.#refreshLinks(), 0);
+  }
+
+  async #watchLinks(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        const sub = this.#o.backend.subscribe();
+        this.#linkSub = sub;
+        if (this.#stopped) sub.close();
+        // Events may have been missed while (re)subscribing.
+        this.#scheduleRefresh();
+        for await (const ev of sub) {
+          const relevant = this.#o.config.discover
+            ? this.#eligible(ev.link) || this.#links.has(ev.link.name)
+            : this.#desired.some((r) => r.lowerDevice === ev.link.name);
+          if (relevant) this.#scheduleRefresh();
+        }
+      } catch (err) {
+        if (this.#stopped) return;
+        this.#log.error(`link events: ${err instanceof Error ? err.message : err}; resubscribing`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+}
+
+async function inode(path: string): Promise<number | null> {
+  try {
+    return (await Deno.lstat(path)).ino;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * `macvtap deviceplugin --probe`: connect to the plugin sockets and call
+ * GetDevicePluginOptions, as kubelet does right after Register.
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import { CLIENT_OPTIONS, loadApi, unixTarget } from "./_api.ts";
+import type { DevicePluginConfig } from "./config.ts";
+import { endpointOf, RESOURCE_DOMAIN } from "./plugin.ts";
+
+/** Result of probing one socket. */
+export interface ProbeResult {
+  endpoint: string;
+  ok: boolean;
+  error?: string;
+}
+
+/**
+ * Probe every configured resource's socket (with `[]`: every
+ * `macvtap.network.kubevirt.io_*` socket present in `dir`).
+ */
+export async function probeSockets(
+  dir: string,
+  config: DevicePluginConfig,
+  options: { timeoutMs?: number } = {},
+): Promise<ProbeResult[]> {
+  let endpoints: string[];
+  if (config.discover) {
+    endpoints = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.startsWith(`${RESOURCE_DOMAIN}_`)) endpoints.push(e.name);
+    }
+  } else {
+    endpoints = config.resources.map((r) => endpointOf(r.name));
+  }
+  const { DevicePlugin } = loadApi();
+  return await Promise.all(endpoints.map(async (endpoint): Promise<ProbeResult> => {
+    const path = `${dir}/${endpoint}`;
+    try {
+      if (!(await Deno.lstat(path)).isSocket) throw new Error(`${path} is not a socket`);
+    } catch (err) {
+      return { endpoint, ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
+    const client = new DevicePlugin(
+      unixTarget(path),
+      grpc.credentials.createInsecure(),
+      CLIENT_OPTIONS,
+    );
+    try {
+      await new Promise<void>((resolve, reject) =>
+        client.GetDevicePluginOptions!(
+          {},
+          { deadline: Date.now() + (options.timeoutMs ?? 3000) },
+          (err: grpc.ServiceError | null) => err ? reject(err) : resolve(),
+        )
+      );
+      return { endpoint, ok: true };
+    } catch (err) {
+      return { endpoint, ok: false, error: err instanceof Error ? err.message : String(err) };
+    } finally {
+      client.close();
+    }
+  }));
+}

@@ -1,0 +1,271 @@
+/**
+ * A kubelet stand-in for device-plugin tests, speaking the real wire
+ * protocol: it serves `Registration` on `<dir>/kubelet.sock` and, like
+ * kubelet's `Register` handler, dials the plugin's socket back and calls
+ * `GetDevicePluginOptions` before answering; then it keeps a `ListAndWatch`
+ * stream open and can call `Allocate`. A restart wipes the sockets in the
+ * directory and re-creates `kubelet.sock`, as kubelet does.
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import {
+  type AllocateResponse,
+  API_VERSION,
+  type DevicePluginOptions,
+  KUBELET_SOCKET,
+  type ListAndWatchResponse,
+  loadApi,
+  type RegisterRequest,
+  RESOURCE_DOMAIN,
+} from "../deviceplugin/mod.ts";
+
+type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
+
+/** The dial-back client's methods, typed. */
+interface DpClient {
+  GetDevicePluginOptions(
+    req: Record<string, never>,
+    opts: grpc.CallOptions,
+    cb: Callback<DevicePluginOptions>,
+  ): void;
+  ListAndWatch(req: Record<string, never>): grpc.ClientReadableStream<ListAndWatchResponse>;
+  Allocate(
+    req: { containerRequests: { devicesIds: string[] }[] },
+    opts: grpc.CallOptions,
+    cb: Callback<AllocateResponse>,
+  ): void;
+  close(): void;
+}
+
+/** One Register call as the stand-in saw it. */
+export interface Registration {
+  request: RegisterRequest;
+  /** `performance.now()` when Register arrived. */
+  at: number;
+  /** The dial-back connection. */
+  conn: PluginConn;
+}
+
+/** kubelet's client side of one registered plugin. */
+export class PluginConn {
+  readonly endpoint: string;
+  readonly options: DevicePluginOptions;
+  readonly updates: { at: number; msg: ListAndWatchResponse }[] = [];
+  #client: DpClient;
+  #streams: grpc.ClientReadableStream<ListAndWatchResponse>[] = [];
+  #waiters: (() => void)[] = [];
+  streamError: grpc.ServiceError | undefined;
+
+  private constructor(endpoint: string, client: DpClient, options: DevicePluginOptions) {
+    this.endpoint = endpoint;
+    this.#client = client;
+    this.options = options;
+  }
+
+  /** Dial `<dir>/<endpoint>` and call GetDevicePluginOptions, as kubelet's `connectClient`. */
+  static async dial(dir: string, endpoint: string): Promise<PluginConn> {
+    const { DevicePlugin } = loadApi();
+    const client = new DevicePlugin(
+      `unix://${dir}/${endpoint}`,
+      grpc.credentials.createInsecure(),
+      {
+        "grpc.use_local_subchannel_pool": 1,
+      },
+    ) as unknown as DpClient;
+    const options = await new Promise<DevicePluginOptions>((resolve, reject) =>
+      client.GetDevicePluginOptions(
+        {},
+        { deadline: Date.now() + 10_000 },
+        (err: grpc.ServiceError | null, res: DevicePluginOptions) =>
+          err ? reject(err) : resolve(res),
+      )
+    );
+    return new PluginConn(endpoint, client, options);
+  }
+
+  /** Open ListAndWatch and collect its messages. */
+  watch(): void {
+    const stream = this.#client.ListAndWatch({});
+    this.#streams.push(stream);
+    stream.on("data", (msg: ListAndWatchResponse) => {
+      this.updates.push({ at: performance.now(), msg });
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    // A cancelled stream reports `1 CANCELLED` as an error; without a listener it would throw.
+    stream.on("error", (e: grpc.ServiceError) => {
+      this.streamError = e;
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  /** Cancel the ListAndWatch streams (kubelet going away). */
+  cancelWatch(): void {
+    for (const s of this.#streams.splice(0)) s.cancel();
+  }
+
+  /** The newest ListAndWatch message. */
+  get latest(): ListAndWatchResponse | undefined {
+    return this.updates.at(-1)?.msg;
+  }
+
+  /** Wait until the newest message satisfies `pred`. */
+  async waitFor(
+    pred: (msg: ListAndWatchResponse) => boolean,
+    timeoutMs = 5000,
+  ): Promise<ListAndWatchResponse> {
+    const deadline = performance.now() + timeoutMs;
+    while (true) {
+      const msg = this.latest;
+      if (msg && pred(msg)) return msg;
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new Error(
+          `${this.endpoint}: ListAndWatch condition not met within ${timeoutMs} ms; latest: ${
+            JSON.stringify(msg?.devices.slice(0, 2))
+          }`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Allocate: one inner array per container. */
+  allocate(containers: string[][]): Promise<AllocateResponse> {
+    return new Promise((resolve, reject) =>
+      this.#client.Allocate(
+        { containerRequests: containers.map((devicesIds) => ({ devicesIds })) },
+        { deadline: Date.now() + 10_000 },
+        (err: grpc.ServiceError | null, res: AllocateResponse) => err ? reject(err) : resolve(res),
+      )
+    );
+  }
+
+  close(): void {
+    this.cancelWatch();
+    this.#client.close();
+  }
+}
+
+/** The kubelet stand-in. */
+export class FakeKubelet implements AsyncDisposable {
+  readonly dir: string;
+  readonly registrations: Registration[] = [];
+  /** `performance.now()` when the current kubelet.sock started listening. */
+  listeningSince = 0;
+  #server: grpc.Server | undefined;
+  #waiters: (() => void)[] = [];
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Wipe sockets in `dir` (as kubelet's CleanupPluginDirectory) and serve Registration. */
+  static async start(dir: string): Promise<FakeKubelet> {
+    const k = new FakeKubelet(dir);
+    await k.#serve();
+    return k;
+  }
+
+  async #serve(): Promise<void> {
+    for await (const e of Deno.readDir(this.dir)) {
+      if (e.name !== "kubelet_internal_checkpoint" && !e.isDirectory) {
+        await Deno.remove(`${this.dir}/${e.name}`).catch(() => {});
+      }
+    }
+    const server = new grpc.Server();
+    server.addService(loadApi().Registration.service, {
+      Register: (
+        call: grpc.ServerUnaryCall<RegisterRequest, Record<string, never>>,
+        cb: grpc.sendUnaryData<Record<string, never>>,
+      ) => {
+        const req = call.request;
+        const at = performance.now();
+        if (req.version !== API_VERSION) {
+          cb({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `unsupported version "${req.version}"`,
+          });
+          return;
+        }
+        if (!req.resourceName.startsWith(`${RESOURCE_DOMAIN}/`)) {
+          cb({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `invalid resource "${req.resourceName}"`,
+          });
+          return;
+        }
+        PluginConn.dial(this.dir, req.endpoint).then((conn) => {
+          conn.watch();
+          // Older connections of the same endpoint are replaced, as in kubelet.
+          for (const r of this.registrations) {
+            if (r.request.endpoint === req.endpoint && r.conn !== conn) r.conn.close();
+          }
+          this.registrations.push({ request: req, at, conn });
+          for (const w of this.#waiters.splice(0)) w();
+          cb(null, {});
+        }, (err) => cb({ code: grpc.status.UNKNOWN, details: `dial back: ${err}` }));
+      },
+    });
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(
+        `unix://${this.dir}/${KUBELET_SOCKET}`,
+        grpc.ServerCredentials.createInsecure(),
+        (err) => err ? reject(err) : resolve(),
+      )
+    );
+    this.#server = server;
+    this.listeningSince = performance.now();
+  }
+
+  /** Wait for a Register of `resourceName` arriving after `since` (performance.now()). */
+  async waitForRegistration(
+    resourceName: string,
+    options: { since?: number; timeoutMs?: number } = {},
+  ): Promise<Registration> {
+    const since = options.since ?? 0;
+    const deadline = performance.now() + (options.timeoutMs ?? 10_000);
+    while (true) {
+      const r = this.registrations.find((r) =>
+        r.request.resourceName === resourceName && r.at >= since
+      );
+      if (r) return r;
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        throw new Error(`no Register of ${resourceName} within ${options.timeoutMs ?? 10_000} ms`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Stop (as a kubelet crash): connections dropped, kubelet.sock left behind. */
+  stop(): void {
+    for (const r of this.registrations) r.conn.close();
+    this.#server?.forceShutdown();
+    this.#server = undefined;
+  }
+
+  /** Restart: stop, wipe the sockets, serve on a new kubelet.sock. */
+  async restart(): Promise<void> {
+    this.stop();
+    await this.#serve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.stop();
+    return Promise.resolve();
+  }
+}

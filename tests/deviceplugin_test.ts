@@ -1,0 +1,376 @@
+/**
+ * Device plugin tests.
+ *
+ * - Unit: config validation, wire bytes, index and node rules.
+ * - In-process against a fake host (no root): registration, ListAndWatch,
+ *   health, stream cancellation, kubelet restart, stop.
+ * - Privileged (root): the real `macvtap deviceplugin` process inside a
+ *   throwaway namespace whose "NIC" is a veth, driven by the kubelet stand-in.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  defaultEligible,
+  deviceIdOf,
+  DevicePluginConfigError,
+  DevicePluginManager,
+  endpointOf,
+  ensureTapNode,
+  HEALTHY,
+  loadApi,
+  makedev,
+  parseDevicePluginConfig,
+  resourceNameOf,
+  tapIndexFor,
+  UNHEALTHY,
+} from "../deviceplugin/mod.ts";
+import { deviceIfname } from "../internal/_ifname.ts";
+import { Logger } from "../internal/_log.ts";
+import type { Link } from "../netlink/types.ts";
+import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
+import { FakeKubelet } from "./deviceplugin_kubelet.ts";
+
+const quiet = new Logger({ level: "error", prefix: "dp-test" });
+
+Deno.test("parseDevicePluginConfig() applies defaults and the master alias", () => {
+  const c = parseDevicePluginConfig(
+    '[{"name":"lan","master":"eth1"},' +
+      '{"name":"pt","lowerDevice":"eth2","mode":"passthru"},{"name":"v","lowerDevice":"eth1","mode":"vepa","capacity":0}]',
+  );
+  assert.deepEqual(c, {
+    discover: false,
+    resources: [
+      { name: "lan", lowerDevice: "eth1", mode: "bridge", capacity: 100 },
+      { name: "pt", lowerDevice: "eth2", mode: "passthru", capacity: 1 },
+      { name: "v", lowerDevice: "eth1", mode: "vepa", capacity: 100 },
+    ],
+  });
+  assert.deepEqual(parseDevicePluginConfig(" [ ] "), { discover: true, resources: [] });
+  // Seed 003's example has a trailing comma.
+  assert.equal(
+    parseDevicePluginConfig('[{"name":"dataplane","lowerDevice":"eth0","capacity":50},]')
+      .resources[0]?.capacity,
+    50,
+  );
+});
+
+Deno.test("parseDevicePluginConfig() rejects invalid content with the field", async (t) => {
+  const cases: [string | undefined, string, RegExp][] = [
+    [undefined, "", /is not set/],
+    ["{}", "", /JSON array/],
+    ['[{"lowerDevice":"eth0"}]', "[0].name", /is required/],
+    ['[{"name":"a/b","lowerDevice":"eth0"}]', "[0].name", /must be at most/],
+    ['[{"name":"a"}]', "[0].lowerDevice", /required/],
+    ['[{"name":"a","lowerdevice":"eth0"}]', "[0].lowerdevice", /did you mean "lowerDevice"/],
+    ['[{"name":"a","lowerDevice":"eth0","master":"eth1"}]', "[0].master", /alias/],
+    ['[{"name":"a","lowerDevice":"averyveryverylongname"}]', "[0].lowerDevice", /longer than 15/],
+    ['[{"name":"a","lowerDevice":"eth0","mode":"brdge"}]', "[0].mode", /not one of bridge/],
+    ['[{"name":"a","lowerDevice":"eth0","mode":"source"}]', "[0].mode", /not supported/],
+    ['[{"name":"a","lowerDevice":"eth0","capacity":-1}]', "[0].capacity", /whole number/],
+    ['[{"name":"a","lowerDevice":"eth0","capacity":"5"}]', "[0].capacity", /whole number/],
+    ['[{"name":"a","lowerDevice":"eth0","capacity":20000}]', "[0].capacity", /exceeds/],
+    [
+      '[{"name":"a","lowerDevice":"eth0","mode":"passthru","capacity":2}]',
+      "[0].capacity",
+      /must be 1/,
+    ],
+    [
+      '[{"name":"a","lowerDevice":"e"},{"name":"a","lowerDevice":"f"}]',
+      "[1].name",
+      /used by \[0\]/,
+    ],
+    [
+      '[{"name":"a","lowerDevice":"e","mode":"passthru"},{"name":"b","lowerDevice":"e"}]',
+      "[1].lowerDevice",
+      /passthru/,
+    ],
+  ];
+  for (const [text, field, re] of cases) {
+    await t.step(`${text} ⇒ ${field}`, () => {
+      assert.throws(() => parseDevicePluginConfig(text), (err: unknown) => {
+        assert.ok(err instanceof DevicePluginConfigError, String(err));
+        assert.equal(err.field, field);
+        assert.match(err.message, re);
+        return true;
+      });
+    });
+  }
+  assert.throws(() => parseDevicePluginConfig("[{"), SyntaxError);
+});
+
+Deno.test("API messages encode with kubelet's v1beta1 field numbers", () => {
+  const { DevicePlugin, Registration } = loadApi();
+  const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  const reg = Registration.service.Register!.requestSerialize({
+    version: "v1beta1",
+    endpoint: "e",
+    resourceName: "r",
+    options: { preStartRequired: true, getPreferredAllocationAvailable: true },
+  });
+  // 1:"v1beta1" 2:"e" 3:"r" 4:{1:true 2:true}
+  assert.equal(hex(reg), "0a0776316265746131" + "120165" + "1a0172" + "2204" + "08011001");
+  const lw = DevicePlugin.service.ListAndWatch!.responseSerialize({
+    devices: [{ ID: "a-0", health: "Healthy" }],
+  });
+  // 1:{1:"a-0" 2:"Healthy"}
+  assert.equal(hex(lw), "0a0e" + "0a03612d30" + "12074865616c746879");
+  const alloc = DevicePlugin.service.Allocate!.requestSerialize({
+    containerRequests: [{ devicesIds: ["x"] }],
+  });
+  assert.equal(hex(alloc), "0a03" + "0a0178");
+  const resp = DevicePlugin.service.Allocate!.responseSerialize({
+    containerResponses: [{
+      envs: { A: "b" },
+      devices: [{ containerPath: "/c", hostPath: "/h", permissions: "rw" }],
+    }],
+  });
+  // 1:{1:map{1:"A" 2:"b"} 3:{1:"/c" 2:"/h" 3:"rw"}}
+  assert.equal(hex(resp), "0a16" + "0a060a0141120162" + "1a0c0a022f6312022f681a027277");
+});
+
+Deno.test("device IDs, endpoints and the tap index rule", () => {
+  assert.equal(resourceNameOf("lan"), "macvtap.network.kubevirt.io/lan");
+  assert.equal(endpointOf("lan"), "macvtap.network.kubevirt.io_lan");
+  assert.equal(deviceIdOf("lan", 7), "lan-7");
+  const i = tapIndexFor("lan-7");
+  assert.equal(i, tapIndexFor("lan-7"));
+  assert.ok(i >= 0x10000 && i < 0x10000 + 0x1000000);
+  assert.notEqual(tapIndexFor("lan-7"), tapIndexFor("lan-8"));
+  assert.equal(makedev(246, 1), 62977);
+  assert.equal(makedev(246, 300), (246 << 8) | 44 | (256 << 12));
+});
+
+Deno.test("ensureTapNode() keeps a right node, replaces a wrong one, creates a missing one", () => {
+  const fs = new FakeTapFs();
+  fs.minors.set("mvtx", 3);
+  assert.equal(ensureTapNode(fs, "mvtx", 70000, "/dev/tap70000"), "246:3");
+  assert.equal(fs.nodes.get("/dev/tap70000"), makedev(246, 3));
+  assert.equal(fs.mknods, 1);
+  ensureTapNode(fs, "mvtx", 70000, "/dev/tap70000");
+  assert.equal(fs.mknods, 1);
+  fs.nodes.set("/dev/tap70000", makedev(246, 9));
+  ensureTapNode(fs, "mvtx", 70000, "/dev/tap70000");
+  assert.equal(fs.nodes.get("/dev/tap70000"), makedev(246, 3));
+  assert.equal(fs.mknods, 2);
+});
+
+Deno.test("defaultEligible() takes physical NICs and bonds only", () => {
+  const base: Link = {
+    index: 2,
+    name: "eno1",
+    mtu: 1500,
+    flags: 0,
+    up: true,
+    promisc: false,
+    operState: "UP",
+    type: 1,
+  };
+  const ok = defaultEligible();
+  assert.equal(ok(base), true);
+  assert.equal(ok({ ...base, name: "bond0", kind: "bond" }), true);
+  assert.equal(ok({ ...base, name: "lo", type: 772 }), false);
+  assert.equal(ok({ ...base, kind: "veth" }), false);
+  assert.equal(ok({ ...base, kind: "macvtap" }), false);
+  assert.equal(ok({ ...base, kind: "vlan" }), false);
+  assert.equal(ok({ ...base, masterIndex: 5, slaveKind: "bond" }), false);
+  assert.equal(ok({ ...base, masterIndex: 5, slaveKind: "bridge" }), false);
+  assert.equal(defaultEligible(["veth"])({ ...base, kind: "veth" }), true);
+});
+
+async function withFakeSetup(
+  conf: string,
+  fn: (
+    ctx: {
+      host: FakeHost;
+      tapFs: FakeTapFs;
+      kubelet: FakeKubelet;
+      dp: DevicePluginManager;
+      dir: string;
+    },
+  ) => Promise<void>,
+  options: { eligible?: (l: Link) => boolean; kubeletFirst?: boolean } = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "dpt-" });
+  const host = new FakeHost();
+  const tapFs = new FakeTapFs();
+  let kubelet: FakeKubelet | undefined;
+  let dp: DevicePluginManager | undefined;
+  try {
+    if (options.kubeletFirst !== false) kubelet = await FakeKubelet.start(dir);
+    host.put("eth1");
+    dp = await DevicePluginManager.start({
+      socketDir: dir,
+      config: parseDevicePluginConfig(conf),
+      backend: host,
+      tapFs,
+      devDir: "/fakedev",
+      log: quiet,
+      ...(options.eligible ? { eligible: options.eligible } : {}),
+    });
+    kubelet ??= await FakeKubelet.start(dir);
+    await fn({ host, tapFs, kubelet, dp, dir });
+  } finally {
+    await dp?.stop();
+    await kubelet?.[Symbol.asyncDispose]();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const allHealth = (h: string) => (m: { devices: { health: string }[] }) =>
+  m.devices.length > 0 && m.devices.every((d) => d.health === h);
+
+Deno.test("DevicePluginManager serves, registers, reports health and allocates (fake host)", async () => {
+  await withFakeSetup(
+    '[{"name":"lan","lowerDevice":"eth1","capacity":3}]',
+    async ({ host, tapFs, kubelet, dp }) => {
+      const reg = await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan");
+      assert.equal(reg.request.version, "v1beta1");
+      assert.equal(reg.request.endpoint, "macvtap.network.kubevirt.io_lan");
+      assert.deepEqual(reg.conn.options, {
+        preStartRequired: false,
+        getPreferredAllocationAvailable: false,
+      });
+      const first = await reg.conn.waitFor(allHealth(HEALTHY));
+      assert.deepEqual(first.devices.map((d) => d.ID), ["lan-0", "lan-1", "lan-2"]);
+
+      host.put("eth1", { carrier: false, operState: "DOWN" });
+      await reg.conn.waitFor(allHealth(UNHEALTHY));
+      host.put("eth1");
+      await reg.conn.waitFor(allHealth(HEALTHY));
+      host.remove("eth1");
+      await reg.conn.waitFor(allHealth(UNHEALTHY));
+      host.put("eth1");
+      await reg.conn.waitFor(allHealth(HEALTHY));
+
+      const res = await reg.conn.allocate([["lan-1"], ["lan-0", "lan-2"]]);
+      assert.equal(res.containerResponses.length, 2);
+      const [c1, c2] = res.containerResponses;
+      const idx = host.find(deviceIfname("lan-1"))!.index;
+      assert.equal(idx, tapIndexFor("lan-1"));
+      assert.deepEqual(c1!.devices, [{
+        containerPath: `/fakedev/tap${idx}`,
+        hostPath: `/fakedev/tap${idx}`,
+        permissions: "rw",
+      }]);
+      assert.deepEqual(c1!.envs, { MACVTAP_LAN_DEVICES: `lan-1=/fakedev/tap${idx}` });
+      assert.equal(c2!.devices.length, 2);
+      assert.equal(tapFs.nodes.size, 3);
+      // A stale link is replaced.
+      await reg.conn.allocate([["lan-1"]]);
+      assert.equal(host.find(deviceIfname("lan-1"))!.index, idx);
+
+      await assert.rejects(reg.conn.allocate([["lan-9"]]), /NOT_FOUND|Unknown device "lan-9"/);
+      host.remove("eth1");
+      await assert.rejects(reg.conn.allocate([["lan-0"]]), /lower device "eth1" does not exist/);
+      assert.equal(dp.plugins.get("lan")!.stats.allocateErrors, 2);
+    },
+  );
+});
+
+Deno.test("ListAndWatch cancellation leaves no stream behind (fake host)", async () => {
+  await withFakeSetup(
+    '[{"name":"lan","lowerDevice":"eth1","capacity":2}]',
+    async ({ host, kubelet, dp }) => {
+      const reg = await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan");
+      await reg.conn.waitFor(allHealth(HEALTHY));
+      const plugin = dp.plugins.get("lan")!;
+      assert.equal(plugin.streamCount, 1);
+      const subs = host.subscriptions;
+      for (let i = 0; i < 20; i++) reg.conn.watch();
+      await waitUntil(() => plugin.streamCount === 21);
+      reg.conn.close();
+      await waitUntil(() => plugin.streamCount === 0);
+      // Streams cost no watcher: still the manager's one link subscription.
+      assert.equal(host.subscriptions, subs);
+      assert.equal(subs, 1);
+    },
+  );
+});
+
+Deno.test("kubelet restart ⇒ re-registration within 100 ms (fake host)", async () => {
+  await withFakeSetup(
+    '[{"name":"lan","lowerDevice":"eth1"},{"name":"lan2","lowerDevice":"eth1"}]',
+    async ({ kubelet, dp, dir }) => {
+      await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan");
+      await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan2");
+      const latencies: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        await kubelet.restart();
+        const since = kubelet.listeningSince;
+        const regs = await Promise.all(
+          ["lan", "lan2"].map((n) =>
+            kubelet.waitForRegistration(`macvtap.network.kubevirt.io/${n}`, {
+              since,
+              timeoutMs: 3000,
+            })
+          ),
+        );
+        for (const r of regs) {
+          latencies.push(r.at - since);
+        }
+        await regs[0]!.conn.waitFor(allHealth(HEALTHY));
+        assert.ok((await Deno.lstat(`${dir}/macvtap.network.kubevirt.io_lan`)).isSocket);
+      }
+      latencies.sort((a, b) => a - b);
+      Deno.stderr.writeSync(new TextEncoder().encode(
+        `re-registration latency (ms, fake host, 10): ${
+          latencies.map((l) => l.toFixed(1)).join(" ")
+        }\n`,
+      ));
+      assert.ok(latencies.at(-1)! < 100, `max ${latencies.at(-1)} ms`);
+      assert.ok(dp.registrations >= 12);
+    },
+  );
+});
+
+Deno.test("plugin started before kubelet registers when kubelet.sock appears (fake host)", async () => {
+  await withFakeSetup('[{"name":"lan","lowerDevice":"eth1"}]', async ({ kubelet }) => {
+    const r = await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan", {
+      timeoutMs: 2000,
+    });
+    assert.ok(r.at - kubelet.listeningSince < 100, `${r.at - kubelet.listeningSince} ms`);
+  }, { kubeletFirst: false });
+});
+
+Deno.test("'[]' follows eligible links and stop() removes the sockets (fake host)", async () => {
+  let dirSeen = "";
+  await withFakeSetup("[]", async ({ host, kubelet, dp, dir }) => {
+    dirSeen = dir;
+    await kubelet.waitForRegistration("macvtap.network.kubevirt.io/eth1");
+    host.put("eno2");
+    host.put("veth9", { kind: "veth" });
+    host.put("br0", { kind: "bridge" });
+    host.put("eno3", { masterIndex: 40 });
+    const r = await kubelet.waitForRegistration("macvtap.network.kubevirt.io/eno2");
+    await r.conn.waitFor(allHealth(HEALTHY));
+    assert.deepEqual([...dp.plugins.keys()].sort(), ["eno2", "eth1"]);
+    host.remove("eno2");
+    await waitUntil(() => !dp.plugins.has("eno2"));
+    await waitUntil(async () => !(await exists(`${dir}/${endpointOf("eno2")}`)));
+    await dp.stop();
+    assert.equal(await exists(`${dir}/${endpointOf("eth1")}`), false);
+    assert.equal(await exists(`${dir}/kubelet.sock`), true);
+  });
+  assert.ok(dirSeen !== "");
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await cond())) {
+    if (performance.now() > deadline) {
+      throw new Error(`condition not met within ${timeoutMs} ms: ${cond}`);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
