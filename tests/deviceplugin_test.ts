@@ -31,6 +31,7 @@ import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
 import { FakeKubelet } from "./deviceplugin_kubelet.ts";
+import { Lab } from "./_lab.ts";
 
 const quiet = new Logger({ level: "error", prefix: "dp-test" });
 
@@ -374,3 +375,258 @@ async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 500
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+// ---------------------------------------------------------------------------
+// Privileged: the real process in a namespace lab.
+
+const DP_MAIN = new URL("../cmd/deviceplugin.ts", import.meta.url).pathname;
+const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
+/** The heap bounds the DaemonSet uses. */
+const DP_V8_FLAGS = "--v8-flags=--max-old-space-size=48,--max-semi-space-size=1";
+
+function randomHex(bytes = 2): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+/** Start `macvtap deviceplugin` inside lab namespace `ns`. */
+function spawnDp(
+  lab: Lab,
+  ns: string,
+  dir: string,
+  env: Record<string, string>,
+  extraArgs: string[] = [],
+): Deno.ChildProcess {
+  return lab.spawn(ns, [
+    "env",
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--config",
+    DENO_JSON,
+    DP_V8_FLAGS,
+    DP_MAIN,
+    "--socket-dir",
+    dir,
+    "--log-level",
+    "warn",
+    ...extraArgs,
+  ], { what: "macvtap deviceplugin" });
+}
+
+/** `major:minor` of `ifname`'s tap, read from sysfs inside `ns`. */
+async function sysfsDev(lab: Lab, ns: string, ifname: string, index: number): Promise<string> {
+  const r = await lab.exec(ns, ["cat", `/sys/class/net/${ifname}/macvtap/tap${index}/dev`]);
+  assert.ok(r.success, r.stderr);
+  return r.stdout.trim();
+}
+
+Deno.test({
+  name:
+    "macvtap deviceplugin in a netns: health, Allocate with real macvtaps, kubelet restart, SIGTERM [root]",
+  ignore: Deno.uid() !== 0,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using lab = await Lab.create({ prefix: "dpt" });
+    const host = await lab.netns("host");
+    const peer = await lab.netns("peer");
+    await lab.veth(host, "lan0", peer, "lan0p");
+    const dir = await lab.tempDir("kubelet");
+    await using kubelet = await FakeKubelet.start(dir);
+    const name = `lan${randomHex()}`;
+    const res = resourceNameOf(name);
+    const child = spawnDp(lab, host, dir, {
+      DP_MACVTAP_CONF: JSON.stringify([{ name, master: "lan0", capacity: 4 }]),
+    });
+
+    const reg = await kubelet.waitForRegistration(res, { timeoutMs: 20_000 });
+    const conn = reg.conn;
+    assert.deepEqual((await conn.waitFor(allHealth(HEALTHY))).devices.map((d) => d.ID), [
+      `${name}-0`,
+      `${name}-1`,
+      `${name}-2`,
+      `${name}-3`,
+    ]);
+
+    // Carrier lost (peer down) and back.
+    let t0 = performance.now();
+    await lab.ip(peer, "link", "set", "lan0p", "down");
+    await conn.waitFor(allHealth(UNHEALTHY));
+    const carrierMs = performance.now() - t0;
+    await lab.ip(peer, "link", "set", "lan0p", "up");
+    await conn.waitFor(allHealth(HEALTHY));
+    // Lower device gone and back.
+    t0 = performance.now();
+    await lab.ip(host, "link", "del", "lan0");
+    await conn.waitFor(allHealth(UNHEALTHY));
+    const goneMs = performance.now() - t0;
+    await lab.veth(host, "lan0", peer, "lan0p");
+    await conn.waitFor(allHealth(HEALTHY));
+
+    // Allocate: two devices for one container, one for another.
+    const ids = [`${name}-0`, `${name}-1`, `${name}-2`];
+    const alloc = await conn.allocate([[ids[0]!, ids[1]!], [ids[2]!]]);
+    assert.equal(alloc.containerResponses.length, 2);
+    const specs = alloc.containerResponses.flatMap((c) => c.devices);
+    const env = Object.assign({}, ...alloc.containerResponses.map((c) => c.envs));
+    const envName = `MACVTAP_${name.toUpperCase()}_DEVICES`;
+    assert.match(
+      alloc.containerResponses[0]!.envs[envName]!,
+      new RegExp(`^${ids[0]}=/dev/tap\\d+,${ids[1]}=/dev/tap\\d+$`),
+    );
+    assert.ok(env[envName]);
+    const lower = (await lab.ipJson<{ ifindex: number }[]>(host, "link", "show", "lan0"))[0]!;
+    for (const [i, id] of ids.entries()) {
+      const spec = specs[i]!;
+      const ifname = deviceIfname(id);
+      const [link] = await lab.ipJson<
+        {
+          ifindex: number;
+          link_index?: number;
+          operstate: string;
+          linkinfo: { info_kind: string; info_data: { mode: string } };
+        }[]
+      >(host, "link", "show", ifname);
+      assert.ok(link, `${ifname} exists`);
+      assert.equal(link.linkinfo.info_kind, "macvtap");
+      assert.equal(link.linkinfo.info_data.mode, "bridge");
+      assert.equal(link.ifindex, tapIndexFor(id));
+      assert.equal(link.operstate, "DOWN");
+      assert.deepEqual(spec, {
+        containerPath: `/dev/tap${link.ifindex}`,
+        hostPath: `/dev/tap${link.ifindex}`,
+        permissions: "rw",
+      });
+      const st = await Deno.lstat(spec.hostPath);
+      assert.ok(st.isCharDevice);
+      const [maj, min] = (await sysfsDev(lab, host, ifname, link.ifindex)).split(":").map(Number);
+      assert.equal(st.rdev, makedev(maj!, min!));
+      assert.ok(lower.ifindex > 0);
+    }
+    // Again: the stale link is replaced, same ifindex (same /dev/tapN).
+    const again = await conn.allocate([[ids[0]!]]);
+    assert.equal(again.containerResponses[0]!.devices[0]!.hostPath, specs[0]!.hostPath);
+    await assert.rejects(conn.allocate([[`${name}-99`]]), /Unknown device/);
+
+    // Kubelet restart: sockets wiped, kubelet.sock recreated.
+    const latencies: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await kubelet.restart();
+      const since = kubelet.listeningSince;
+      const r = await kubelet.waitForRegistration(res, { since, timeoutMs: 5000 });
+      latencies.push(r.at - since);
+      await r.conn.waitFor(allHealth(HEALTHY));
+    }
+    Deno.stderr.writeSync(new TextEncoder().encode(
+      `[dp] health: carrier loss seen in ${carrierMs.toFixed(1)} ms, lower removal in ${
+        goneMs.toFixed(1)
+      } ms; ` +
+        `re-registration after kubelet restart (ms): ${
+          latencies.map((l) => l.toFixed(1)).join(" ")
+        }\n`,
+    ));
+    assert.ok(Math.max(...latencies) < 100, `re-registration took ${Math.max(...latencies)} ms`);
+
+    // Probe from a second process.
+    const probe = await lab.exec(host, [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--config",
+      DENO_JSON,
+      DP_MAIN,
+      "--probe",
+      "--socket-dir",
+      dir,
+    ], { env: { DP_MACVTAP_CONF: JSON.stringify([{ name, master: "lan0" }]) } });
+    assert.equal(probe.code, 0, probe.stderr);
+
+    // SIGTERM: exit 0, socket removed, kubelet.sock left alone.
+    child.kill("SIGTERM");
+    const status = await child.status;
+    assert.equal(status.code, 0);
+    assert.equal(await exists(`${dir}/${endpointOf(name)}`), false);
+    assert.equal(await exists(`${dir}/kubelet.sock`), true);
+  },
+});
+
+Deno.test({
+  name:
+    "macvtap deviceplugin '[]' picks up NICs via link events; mknod when /dev lacks the node [root]",
+  ignore: Deno.uid() !== 0,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using lab = await Lab.create({ prefix: "dpt" });
+    const host = await lab.netns("host");
+    const peer = await lab.netns("peer");
+    const nic0 = `n${randomHex()}a`;
+    const nic1 = `n${randomHex()}b`;
+    await lab.veth(host, nic0, peer, `${nic0}p`);
+    const dir = await lab.tempDir("kubelet");
+    const devDir = await lab.tempDir("dev");
+    await using kubelet = await FakeKubelet.start(dir);
+    const child = spawnDp(lab, host, dir, {
+      DP_MACVTAP_CONF: "[]",
+      DP_MACVTAP_DISCOVER_KINDS: "veth",
+    }, ["--dev-dir", devDir]);
+    const r0 = await kubelet.waitForRegistration(resourceNameOf(nic0), { timeoutMs: 20_000 });
+    await r0.conn.waitFor((m) => m.devices.length === 100 && allHealth(HEALTHY)(m));
+
+    // A NIC appears: a new resource; a bridge port and a bridge do not count.
+    await lab.veth(host, nic1, peer, `${nic1}p`);
+    await lab.ip(host, "link", "add", "br9", "type", "bridge");
+    await lab.veth(host, "port9", peer, "port9p");
+    await lab.ip(host, "link", "set", "port9", "master", "br9");
+    const r1 = await kubelet.waitForRegistration(resourceNameOf(nic1), { timeoutMs: 5000 });
+    await r1.conn.waitFor(allHealth(HEALTHY));
+    const endpoints = async () => {
+      const names: string[] = [];
+      for await (const e of Deno.readDir(dir)) {
+        if (e.name.startsWith("macvtap.")) names.push(e.name);
+      }
+      return names.sort();
+    };
+    // port9 may show up for a moment between creation and enslavement.
+    const expected = [endpointOf(nic0), endpointOf(nic1)].sort().join(" ");
+    await waitUntil(async () => (await endpoints()).join(" ") === expected);
+
+    // It vanishes: its socket goes.
+    await lab.ip(host, "link", "del", nic1);
+    await waitUntil(async () => (await endpoints()).length === 1);
+
+    // Allocate with a /dev that devtmpfs does not fill: the node is made from sysfs.
+    const id = `${nic0}-5`;
+    const alloc = await r0.conn.allocate([[id]]);
+    const spec = alloc.containerResponses[0]!.devices[0]!;
+    const index = tapIndexFor(id);
+    assert.equal(spec.hostPath, `${devDir}/tap${index}`);
+    const st = await Deno.lstat(spec.hostPath);
+    assert.ok(st.isCharDevice);
+    const [maj, min] = (await sysfsDev(lab, host, deviceIfname(id), index)).split(":").map(Number);
+    assert.equal(st.rdev, makedev(maj!, min!));
+
+    const probe = await lab.exec(host, [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--config",
+      DENO_JSON,
+      DP_MAIN,
+      "--probe",
+      "--socket-dir",
+      dir,
+    ], { env: { DP_MACVTAP_CONF: "[]" } });
+    assert.equal(probe.code, 0, probe.stderr);
+    assert.match(probe.stderr, new RegExp(`ok .*${endpointOf(nic0)}`));
+
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+    assert.deepEqual(await endpoints(), []);
+  },
+});
