@@ -6,9 +6,25 @@
  * @module
  */
 
-/** Env var naming an alternative path for libmnl. */
+/**
+ * Env var naming an alternative path for libmnl (default `libmnl.so.0`).
+ *
+ * @example Point at a specific build
+ * ```ts
+ * import { LIBMNL_ENV } from "./mod.ts";
+ * console.log(`${LIBMNL_ENV}=/usr/lib/x86_64-linux-gnu/libmnl.so.0`);
+ * ```
+ */
 export const LIBMNL_ENV = "MACVTAP_LIBMNL";
-/** Env var naming an alternative path for libc. */
+/**
+ * Env var naming an alternative path for libc (default `libc.so.6`).
+ *
+ * @example
+ * ```ts
+ * import { LIBC_ENV } from "./mod.ts";
+ * console.log(`${LIBC_ENV}=/lib/x86_64-linux-gnu/libc.so.6`);
+ * ```
+ */
 export const LIBC_ENV = "MACVTAP_LIBC";
 
 const LIBMNL_DEFAULT = "libmnl.so.0";
@@ -72,8 +88,27 @@ const pollSymbols = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** Raised when a native library cannot be loaded. */
+/**
+ * Raised when a native library cannot be loaded; `cause` is the dlopen error
+ * and the message names the soname, the package and the env override.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LibraryLoadError, LIBMNL_ENV } from "./mod.ts";
+ *
+ * const err = new LibraryLoadError("libmnl.so.0", LIBMNL_ENV, new Error("not found"));
+ * assert.match(err.message, /apt-get install libmnl0/);
+ * ```
+ */
 export class LibraryLoadError extends Error {
+  /**
+   * Build the error.
+   *
+   * @param soname The library tried.
+   * @param envVar The env var that overrides its path.
+   * @param cause The dlopen error.
+   */
   constructor(soname: string, envVar: string, cause: unknown) {
     super(
       `Cannot load ${soname}: ${cause instanceof Error ? cause.message : cause}. ` +

@@ -11,7 +11,7 @@ import type { Address, Family } from "./types.ts";
 import * as C from "./wire/constants.ts";
 import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire/message.ts";
 
-/** Options for adding an address. */
+/** Options for {@linkcode AddrOps.add}. */
 export interface AddrOptions {
   /** `IFA_F_*` flags, e.g. `IFA_F_NODAD` (0x02). */
   flags?: number;
@@ -25,7 +25,18 @@ function parse(cidr: string): { family: Family; bytes: Uint8Array; prefix: numbe
   return c;
 }
 
-/** Address operations of one namespace. Obtain through `NetlinkHandle.addrs`. */
+/**
+ * Address operations of one namespace (`ip addr`). Obtain through
+ * `NetlinkHandle.addrs`.
+ *
+ * @example Addresses of a link, like `ip addr show dev eth0`
+ * ```ts ignore
+ * import { NetlinkHandle } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open();
+ * console.log(h.addrs.list({ index: h.links.get("eth0").index }).map((a) => a.cidr));
+ * ```
+ */
 export class AddrOps {
   #sock: () => NetlinkSocket;
 
@@ -41,12 +52,22 @@ export class AddrOps {
   }
 
   /**
-   * Add an address to the link with ifindex `index`.
+   * Add an address to the link with ifindex `index`. Like iproute2, it sends
+   * no broadcast address (the kernel derives none; `ip addr add … brd +` would).
    *
-   * @throws {NetlinkError} `EEXIST` when present.
-   * @example Usage
+   * @param index The link's ifindex.
+   * @param cidr Address with prefix, e.g. `10.99.0.2/24` or `fd00::2/64`.
+   * @param options `IFA_F_*` flags (e.g. `IFA_F_NODAD` = 0x02) and scope.
+   * @throws {NetlinkError} `EEXIST` when present, `ENODEV` for a bad index.
+   * @throws {TypeError} for malformed `cidr`.
+   * @example Like `ip addr add 10.99.0.2/24 dev eth0` and `ip addr add fd00::2/64 dev eth0 nodad`
    * ```ts ignore
-   * h.addrs.add(link.index, "10.99.0.2/24"); // like `ip addr add 10.99.0.2/24 dev eth0`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * const { index } = h.links.get("eth0");
+   * h.addrs.add(index, "10.99.0.2/24");
+   * h.addrs.add(index, "fd00::2/64", { flags: 0x02 });
    * ```
    */
   add(index: number, cidr: string, options: AddrOptions = {}): void {
@@ -56,10 +77,16 @@ export class AddrOps {
   /**
    * Remove an address.
    *
+   * @param index The link's ifindex.
+   * @param cidr Address with prefix, as added.
    * @throws {NetlinkError} `EADDRNOTAVAIL` when absent.
-   * @example Usage
+   * @throws {TypeError} for malformed `cidr`.
+   * @example Like `ip addr del 10.99.0.2/24 dev eth0`
    * ```ts ignore
-   * h.addrs.del(link.index, "10.99.0.2/24"); // like `ip addr del 10.99.0.2/24 dev eth0`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * h.addrs.del(h.links.get("eth0").index, "10.99.0.2/24");
    * ```
    */
   del(index: number, cidr: string): void {
@@ -69,9 +96,15 @@ export class AddrOps {
   /**
    * List addresses, optionally of one link and/or one family.
    *
-   * @example Usage
+   * @param filter Link index and/or family; default all.
+   * @returns The addresses, IPv6 in RFC 5952 form.
+   * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
+   * @example Like `ip -6 addr show dev eth0`
    * ```ts ignore
-   * h.addrs.list({ index: link.index, family: 6 }); // like `ip -6 addr show dev eth0`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * console.log(h.addrs.list({ index: h.links.get("eth0").index, family: 6 }));
    * ```
    */
   list(filter: { index?: number; family?: Family } = {}): Address[] {

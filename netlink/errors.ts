@@ -91,7 +91,19 @@ const ERRNO_TEXT: Record<number, string> = {
   113: "No route to host",
 };
 
-/** The symbolic name of an errno (`17` ⇒ `"EEXIST"`). */
+/**
+ * The symbolic name of an errno (`17` ⇒ `"EEXIST"`), `E<n>` when unknown.
+ *
+ * @param errno A positive errno.
+ * @returns Its name.
+ * @example `ip` prints "RTNETLINK answers: File exists" for this one
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errnoName } from "./mod.ts";
+ *
+ * assert.equal(errnoName(17), "EEXIST");
+ * ```
+ */
 export function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] ?? `E${errno}`;
 }
@@ -100,7 +112,18 @@ export function errnoName(errno: number): string {
  * A failed netlink or namespace operation.
  *
  * `message` reads like `RTM_NEWLINK: File exists (EEXIST)`, followed by the
- * extended ACK text when the kernel sent one.
+ * extended ACK text when the kernel sent one (what `ip` prints after
+ * "Error:").
+ *
+ * @example Branch on the code, as after `ip link add` fails with "File exists"
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NetlinkError } from "./mod.ts";
+ *
+ * const err = new NetlinkError("RTM_NEWLINK", 17);
+ * assert.equal(err.code, "EEXIST");
+ * assert.equal(err.message, "RTM_NEWLINK: File exists (EEXIST)");
+ * ```
  */
 export class NetlinkError extends Error {
   /** Positive errno. */
@@ -112,6 +135,14 @@ export class NetlinkError extends Error {
   /** The kernel's extended-ACK message, when present. */
   readonly extAck: string | undefined;
 
+  /**
+   * Build the error.
+   *
+   * @param op The operation, e.g. `"RTM_NEWLINK"`.
+   * @param errno The positive errno.
+   * @param extAck The kernel's extended-ACK text.
+   * @param context Prefix for the message, e.g. what was being done.
+   */
   constructor(op: string, errno: number, extAck?: string, context?: string) {
     const code = errnoName(errno);
     const text = ERRNO_TEXT[errno] ?? code;
@@ -126,10 +157,29 @@ export class NetlinkError extends Error {
   }
 }
 
-/** A link lookup found nothing (`ENODEV`). */
+/**
+ * A link lookup found nothing (`ENODEV`), as `ip link show nope0` reports
+ * "Device "nope0" does not exist."
+ *
+ * @example Tell "not there" from other failures
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LinkNotFoundError, NetlinkError } from "./mod.ts";
+ *
+ * const err = new LinkNotFoundError("nope0");
+ * assert.ok(err instanceof NetlinkError);
+ * assert.equal(err.code, "ENODEV");
+ * ```
+ */
 export class LinkNotFoundError extends NetlinkError {
   /** The name or index looked up. */
   readonly link: string | number;
+  /**
+   * Build the error.
+   *
+   * @param link The name or index looked up.
+   * @param op The operation that failed.
+   */
   constructor(link: string | number, op = "RTM_GETLINK") {
     super(
       op,
@@ -142,18 +192,50 @@ export class LinkNotFoundError extends NetlinkError {
   }
 }
 
-/** A dump stayed inconsistent (`NLM_F_DUMP_INTR`) after retries. */
+/**
+ * A dump stayed inconsistent (`NLM_F_DUMP_INTR`) after retries: the tables
+ * kept changing while being read (`ip` prints "Dump was interrupted").
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DumpInterruptedError } from "./mod.ts";
+ *
+ * assert.equal(new DumpInterruptedError("RTM_GETLINK").code, "EINTR");
+ * ```
+ */
 export class DumpInterruptedError extends NetlinkError {
+  /**
+   * Build the error.
+   *
+   * @param op The dump's operation, e.g. `"RTM_GETROUTE"`.
+   */
   constructor(op: string) {
     super(op, 4, "dump interrupted by concurrent changes, retries exhausted");
     this.name = "DumpInterruptedError";
   }
 }
 
-/** A network namespace path does not exist. */
+/**
+ * A network namespace path does not exist (`ip -n nope link` says "Cannot
+ * open network namespace "nope": No such file or directory").
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NetnsNotFoundError } from "./mod.ts";
+ *
+ * assert.equal(new NetnsNotFoundError("/run/netns/nope").code, "ENOENT");
+ * ```
+ */
 export class NetnsNotFoundError extends NetlinkError {
   /** The path opened. */
   readonly path: string;
+  /**
+   * Build the error.
+   *
+   * @param path The path that does not exist.
+   */
   constructor(path: string) {
     super("open", 2, undefined, `Network namespace "${path}" not found`);
     this.name = "NetnsNotFoundError";
@@ -161,7 +243,21 @@ export class NetnsNotFoundError extends NetlinkError {
   }
 }
 
-/** Whether `err` is a NetlinkError with one of the given codes. */
+/**
+ * Whether `err` is a NetlinkError with one of the given codes.
+ *
+ * @param err Anything caught.
+ * @param codes Symbolic errnos, e.g. `"EEXIST"`.
+ * @returns `true` when it matches (and narrows `err`).
+ * @example Ignore "exists", as `ip link add … 2>/dev/null || true` would
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isErrno, NetlinkError } from "./mod.ts";
+ *
+ * assert.ok(isErrno(new NetlinkError("RTM_NEWLINK", 17), "EEXIST"));
+ * assert.ok(!isErrno(new Error("EEXIST"), "EEXIST"));
+ * ```
+ */
 export function isErrno(err: unknown, ...codes: string[]): err is NetlinkError {
   return err instanceof NetlinkError && codes.includes(err.code);
 }

@@ -20,19 +20,29 @@ const POLLIN = 1;
 /** How often a pending wait re-checks for `close()`. */
 const POLL_SLICE_MS = 100;
 
-/** A live subscription: iterate it, close it when done. */
+/**
+ * A live subscription: iterate it with `for await`, close it when done
+ * (breaking out of the loop closes it too).
+ */
 export interface LinkSubscription extends AsyncIterableIterator<LinkEvent>, Disposable {
-  /** Stop: the iterator finishes within ~100 ms and the socket is closed. */
+  /** Stop: the iterator finishes within ~100 ms and the socket is closed. Idempotent. */
   close(): void;
 }
 
 /**
- * Subscribe to link events of `netns` (default: the caller's namespace).
+ * Subscribe to link events (RTNLGRP_LINK) of `netns` (default: the caller's
+ * namespace): links created, changed (flags, carrier, name …) and deleted.
  *
- * @example Usage
+ * @param options The namespace to watch.
+ * @returns The subscription; events queue from now on.
+ * @throws {NetlinkError} when the socket cannot be opened or the namespace entered.
+ * @example Like `ip -n ctr1 monitor link`
  * ```ts ignore
- * using events = subscribeLinks(); // like `ip monitor link`
- * for await (const e of events) console.log(e.type, e.link.name, e.link.operState);
+ * import { openNetns, subscribeLinks } from "./mod.ts";
+ *
+ * using ns = openNetns("/run/netns/ctr1");
+ * using events = subscribeLinks({ netns: ns });
+ * for await (const e of events) console.log(e.type, e.link.name, e.link.carrier);
  * ```
  */
 export function subscribeLinks(options: { netns?: Netns } = {}): LinkSubscription {

@@ -20,15 +20,24 @@ export interface HandleOptions {
 }
 
 /**
- * A netlink handle bound to one network namespace. The socket is opened on
- * first use (inside the namespace, in a synchronous section) and kept.
+ * A netlink handle bound to one network namespace, with operations grouped
+ * by object: {@linkcode NetlinkHandle.links}, {@linkcode NetlinkHandle.addrs}
+ * and {@linkcode NetlinkHandle.routes}. Like `ip -n NAME …`, it acts on the
+ * namespace it was opened for. The socket is opened on first use (inside the
+ * namespace, in a synchronous section) and kept until
+ * {@linkcode NetlinkHandle.close}; all further I/O happens from the caller's
+ * namespace.
  *
  * @example Create a macvtap directly inside a container namespace
  * ```ts ignore
+ * import { NetlinkHandle, openNetns } from "./mod.ts";
+ *
  * using host = NetlinkHandle.open();
  * using ns = openNetns("/run/netns/ctr1");
+ * // ip link add link eth1 name eth0 netns ctr1 up type macvtap mode bridge
  * host.links.add({ kind: "macvtap", name: "eth0", parent: "eth1", netns: ns, up: true });
  * using ctr = NetlinkHandle.open({ netns: ns });
+ * // ip -n ctr1 addr add 10.99.0.2/24 dev eth0
  * ctr.addrs.add(ctr.links.get("eth0").index, "10.99.0.2/24");
  * ```
  */
@@ -55,12 +64,20 @@ export class NetlinkHandle implements Disposable {
   }
 
   /**
-   * Open a handle on the caller's namespace or on `options.netns`.
+   * Open a handle on the caller's namespace or on `options.netns`. A path is
+   * opened here and closed with the handle; an open `Netns` stays the
+   * caller's to close. No socket is opened yet.
    *
+   * @param options The namespace (default: the caller's) and receive timeout.
+   * @returns The handle; hold it with `using`.
    * @throws {NetnsNotFoundError} when a namespace path does not exist.
-   * @example Usage
+   * @throws {NetlinkError} `EINVAL` when the path is not a network namespace.
+   * @example Work in a named namespace, like `ip -n ctr1 link show`
    * ```ts ignore
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" }); // like `ip -n ctr1 …`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * console.log(h.links.list().map((l) => l.name));
    * ```
    */
   static open(options: HandleOptions = {}): NetlinkHandle {
@@ -68,25 +85,59 @@ export class NetlinkHandle implements Disposable {
     return new NetlinkHandle(ns, typeof options.netns === "string", options.timeoutMs ?? 10_000);
   }
 
-  /** The namespace this handle works in (`undefined`: the caller's). */
+  /**
+   * The namespace this handle works in (`undefined`: the caller's).
+   *
+   * @example Which namespace, like `ip netns identify`
+   * ```ts ignore
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * console.log(h.netns?.path); // "/run/netns/ctr1"
+   * ```
+   */
   get netns(): Netns | undefined {
     return this.#netns;
   }
 
-  /** The underlying socket, opened (inside the namespace) on first use. */
+  /**
+   * The underlying socket, opened (inside the namespace) on first use.
+   *
+   * @returns The open socket, bound to the handle's namespace for its life.
+   * @throws {NetlinkError} when the namespace cannot be entered or the socket opened.
+   * @example Open the socket eagerly (what `ip -n ctr1` does before its first request)
+   * ```ts ignore
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * console.log(h.socket().portid);
+   * ```
+   */
   socket(): NetlinkSocket {
     if (this.#sock) return this.#sock;
     const timeoutMs = this.#timeoutMs;
     return this.#sock = inNetns(this.#netns, () => NetlinkSocket.open({ timeoutMs }));
   }
 
-  /** Close the socket (and the namespace, when the handle opened it). Idempotent. */
+  /**
+   * Close the socket (and the namespace, when the handle opened it). Idempotent.
+   *
+   * @example Explicit close (`using` does it for you)
+   * ```ts ignore
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * const h = NetlinkHandle.open();
+   * h.links.get("lo"); // ip link show lo
+   * h.close();
+   * ```
+   */
   close(): void {
     this.#sock?.close();
     this.#sock = undefined;
     if (this.#ownsNetns) this.#netns?.close();
   }
 
+  /** Same as {@linkcode NetlinkHandle.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -18,7 +18,18 @@ import {
   putIfinfo,
 } from "./wire/message.ts";
 
-/** Link operations of one namespace. Obtain through `NetlinkHandle.links`. */
+/**
+ * Link operations of one namespace (`ip link`). Obtain through
+ * `NetlinkHandle.links`.
+ *
+ * @example List the links of a namespace, like `ip -n ctr1 -d link show`
+ * ```ts ignore
+ * import { NetlinkHandle } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ * for (const l of h.links.list()) console.log(l.index, l.name, l.kind ?? "", l.mode ?? "");
+ * ```
+ */
 export class LinkOps {
   #sock: () => NetlinkSocket;
 
@@ -30,10 +41,17 @@ export class LinkOps {
   /**
    * Get a link by name or index.
    *
+   * @param ref The ifindex or name.
+   * @returns The link as the kernel reports it.
    * @throws {LinkNotFoundError} when there is none.
-   * @example Usage
+   * @throws {NetlinkError} `ERANGE` for a name longer than 15 bytes.
+   * @example Look up by name, like `ip -d link show eth0`
    * ```ts ignore
-   * const link = h.links.get("eth0"); // like `ip -d link show eth0`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * const link = h.links.get("eth0");
+   * console.log(link.index, link.mac, link.mtu, link.operState);
    * ```
    */
   get(ref: LinkRef): Link {
@@ -56,9 +74,17 @@ export class LinkOps {
   /**
    * Like {@linkcode LinkOps.get}, but `undefined` when the link does not exist.
    *
-   * @example Usage
+   * @param ref The ifindex or name.
+   * @returns The link, or `undefined`.
+   * @throws {NetlinkError} for failures other than "not found".
+   * @example Create unless present, like `ip link show macvtap1 || ip link add …`
    * ```ts ignore
-   * if (!h.links.find("macvtap1")) h.links.add({ kind: "macvtap", name: "macvtap1", parent: "eth1" });
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * if (!h.links.find("macvtap1")) {
+   *   h.links.add({ kind: "macvtap", name: "macvtap1", parent: "eth1" });
+   * }
    * ```
    */
   find(ref: LinkRef): Link | undefined {
@@ -71,11 +97,16 @@ export class LinkOps {
   }
 
   /**
-   * All links of the namespace.
+   * All links of the namespace, in ifindex order.
    *
-   * @example Usage
+   * @returns Every link (a dump).
+   * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
+   * @example All names, like `ip link show`
    * ```ts ignore
-   * for (const l of h.links.list()) console.log(l.name); // like `ip link show`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * for (const l of h.links.list()) console.log(l.name);
    * ```
    */
   list(): Link[] {
@@ -89,16 +120,30 @@ export class LinkOps {
   /**
    * Create a link. With `netns` it is created directly inside that namespace
    * (one request, no move); with `index` it takes that ifindex; with `up` it is
-   * brought up in the same request.
+   * brought up in the same request. A macvtap/macvlan parent is looked up in
+   * the handle's namespace.
    *
-   * @throws {NetlinkError} `EEXIST` when the name is taken in the target namespace,
-   *   `EBUSY` for a taken index or a parent that is a bridge port.
+   * @param spec What to create.
+   * @throws {NetlinkError} `EEXIST` when the name or the chosen index is taken
+   *   (in the target namespace), `ERANGE` for a name over 15 bytes, `EINVAL`
+   *   for a macvtap MTU above the parent's, `EBUSY` for a parent that is a
+   *   bridge port, `EOPNOTSUPP` for a kind the kernel lacks.
    * @throws {LinkNotFoundError} when the parent (given by name) does not exist.
-   * @example Usage
+   * @example A macvtap inside a container, like `ip link add link eth1 name eth0 netns ctr1 up type macvtap mode bridge`
    * ```ts ignore
+   * import { NetlinkHandle, openNetns } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
    * using ns = openNetns("/run/netns/ctr1");
    * h.links.add({ kind: "macvtap", name: "eth0", parent: "eth1", mode: "bridge", netns: ns, up: true });
-   * // like `ip link add link eth1 name eth0 netns ctr1 up type macvtap mode bridge`
+   * ```
+   * @example A veth pair, like `ip link add va type veth peer name vb netns ctr1`
+   * ```ts ignore
+   * import { NetlinkHandle, openNetns } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * using ns = openNetns("/run/netns/ctr1");
+   * h.links.add({ kind: "veth", name: "va", peer: { name: "vb", netns: ns } });
    * ```
    */
   add(spec: LinkSpec): void {
@@ -110,14 +155,31 @@ export class LinkOps {
 
   /**
    * Change a link: up/down, MTU, MAC, name, promiscuous mode, and moving it to
-   * another namespace (optionally keeping or choosing its ifindex there), all
-   * in one request. The kernel renames before it changes flags.
+   * another namespace (optionally choosing its ifindex there), all in one
+   * request. The kernel renames before it changes flags.
    *
+   * @param ref The ifindex or name.
+   * @param change What to change.
    * @throws {LinkNotFoundError} when the link does not exist.
-   * @example Usage
+   * @throws {NetlinkError} `EBUSY` when `newIndex` is taken in the target
+   *   namespace, `EINVAL` for an MTU out of range or a link that cannot change
+   *   namespace (e.g. a bridge), `EEXIST` for a taken name.
+   * @throws {TypeError} for a malformed MAC, or `newIndex` without `netns`.
+   * @example Rename and bring up, like `ip link set mvtmp1 name eth0 up`
    * ```ts ignore
-   * h.links.set("mvtmp1", { name: "eth0", up: true }); // like `ip link set mvtmp1 name eth0 up`
-   * h.links.set(12, { netns: ns, newIndex: 12 }); // like `ip link set dev X netns ctr1` keeping the index
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * h.links.set("mvtmp1", { name: "eth0", up: true });
+   * ```
+   * @example Move keeping the ifindex, like `ip link set dev mvt0 netns ctr1` (plus IFLA_NEW_IFINDEX)
+   * ```ts ignore
+   * import { NetlinkHandle, openNetns } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * using ns = openNetns("/run/netns/ctr1");
+   * const { index } = h.links.get("mvt0");
+   * h.links.set(index, { netns: ns, newIndex: index });
    * ```
    */
   set(ref: LinkRef, change: LinkChange): void {
@@ -131,12 +193,16 @@ export class LinkOps {
   }
 
   /**
-   * Delete a link.
+   * Delete a link (a veth takes its peer along).
    *
+   * @param ref The ifindex or name.
    * @throws {LinkNotFoundError} when it does not exist.
-   * @example Usage
+   * @example Like `ip link del eth0`
    * ```ts ignore
-   * h.links.del("eth0"); // like `ip link del eth0`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * h.links.del("eth0");
    * ```
    */
   del(ref: LinkRef): void {

@@ -23,28 +23,58 @@ const MS_REC = 16384;
 const MS_SHARED = 1 << 20;
 const MNT_DETACH = 2;
 
-/** Where named namespaces live (as iproute2). */
+/**
+ * Where named namespaces live, as with iproute2 (`ip netns add x` makes
+ * `/run/netns/x`).
+ *
+ * @example The path of a named namespace
+ * ```ts
+ * import { NETNS_RUN_DIR } from "./mod.ts";
+ * console.log(`${NETNS_RUN_DIR}/ctr1`); // what `ip netns exec ctr1` opens
+ * ```
+ */
 export const NETNS_RUN_DIR = "/run/netns";
 
-/** An open network namespace (an fd on its nsfs file). */
+/**
+ * An open network namespace (an fd on its nsfs file). Pass it as `netns` to
+ * create or move links into it, or to {@linkcode inNetns}.
+ *
+ * @example Hold one with `using`, like `ip netns exec ctr1 …` does while it runs
+ * ```ts ignore
+ * import { openNetns } from "./mod.ts";
+ *
+ * using ns = openNetns("/run/netns/ctr1");
+ * console.log(ns.path, ns.fd);
+ * ```
+ */
 export class Netns implements Disposable {
   #fd: number;
   /** The path it was opened from. */
   readonly path: string;
 
-  /** @internal Use {@linkcode openNetns}. */
+  /**
+   * Wrap an open nsfs fd; it is closed with this object. Use
+   * {@linkcode openNetns} or {@linkcode createNetns} instead.
+   *
+   * @param fd An fd on a network namespace.
+   * @param path The path it was opened from.
+   */
   constructor(fd: number, path: string) {
     this.#fd = fd;
     this.path = path;
   }
 
-  /** The fd (`IFLA_NET_NS_FD` takes it). Throws once closed. */
+  /**
+   * The fd (`IFLA_NET_NS_FD` takes it).
+   *
+   * @throws {Error} once closed.
+   */
   get fd(): number {
     if (this.#fd < 0) throw new Error(`netns ${this.path} is closed`);
     return this.#fd;
   }
 
-  /** Close the fd. Idempotent. */
+  /** Close the fd. Idempotent. The namespace lives on while mounted or used. */
   close(): void {
     if (this.#fd >= 0) {
       libC().close(this.#fd);
@@ -52,20 +82,26 @@ export class Netns implements Disposable {
     }
   }
 
+  /** Same as {@linkcode Netns.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
 }
 
 /**
- * Open the network namespace at `path` (`/run/netns/x`, `/proc/<pid>/ns/net`).
+ * Open the network namespace at `path` (`/run/netns/x`, `/proc/<pid>/ns/net`,
+ * a CNI `CNI_NETNS`).
  *
+ * @param path The nsfs path.
+ * @returns The open namespace; close it (or hold it with `using`).
  * @throws {NetnsNotFoundError} when the path does not exist.
- * @throws {NetlinkError} (`EINVAL`) when it is not a network namespace.
+ * @throws {NetlinkError} `EINVAL` when it is not a network namespace.
  *
- * @example Usage
+ * @example The namespace `ip netns exec ctr1 …` enters
  * ```ts ignore
- * using ns = openNetns("/run/netns/ctr1"); // like `ip netns exec ctr1 …` targets
+ * import { openNetns } from "./mod.ts";
+ *
+ * using ns = openNetns("/run/netns/ctr1");
  * ```
  */
 export function openNetns(path: string): Netns {
@@ -84,31 +120,64 @@ export function openNetns(path: string): Netns {
   return new Netns(fd, path);
 }
 
-/** The calling thread's current network namespace. */
+/**
+ * Open the calling thread's current network namespace.
+ *
+ * @returns The namespace, opened from `/proc/thread-self/ns/net`.
+ * @example Remember where we are, like `ip netns identify`
+ * ```ts ignore
+ * import { currentNetns } from "./mod.ts";
+ *
+ * using here = currentNetns();
+ * ```
+ */
 export function currentNetns(): Netns {
   return openNetns("/proc/thread-self/ns/net");
 }
 
-/** Inode identifying the calling thread's network namespace (`net:[<ino>]`). */
+/**
+ * The calling thread's network namespace as `net:[<inode>]`, the link text of
+ * `/proc/thread-self/ns/net`; equal values mean the same namespace.
+ *
+ * @returns E.g. `net:[4026531840]`.
+ * @example Compare with a named namespace, like `ip netns identify`
+ * ```ts ignore
+ * import { currentNetnsId } from "./mod.ts";
+ *
+ * const inCtr1 = currentNetnsId() === `net:[${Deno.statSync("/run/netns/ctr1").ino}]`;
+ * ```
+ */
 export function currentNetnsId(): string {
   return Deno.readLinkSync("/proc/thread-self/ns/net");
 }
 
-type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
+/**
+ * `T` unless it is a promise: the return type {@linkcode inNetns} demands, so
+ * an async callback fails type checking.
+ */
+export type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
 
 /**
  * Run the synchronous `fn` with the calling (main) thread inside `ns`, and
  * come back, always. Inside: no `await`, timers, Workers, child processes,
- * async ops or `nonblocking` FFI. A callback that returns a promise is
- * rejected with a `TypeError` (after the namespace is restored).
+ * async ops or `nonblocking` FFI, since threads started there stay in `ns`.
+ * An async callback is a type error; one that returns a promise anyway is
+ * refused with a `TypeError` (after the namespace is restored).
  *
  * If restoring the original namespace fails the process exits (status 70):
  * continuing in the wrong namespace would act on the wrong host.
  *
- * @example Usage
+ * @param ns The namespace to enter; `undefined` runs `fn` in place.
+ * @param fn Synchronous work: open sockets, read or write `/proc/sys`.
+ * @returns What `fn` returns.
+ * @throws {TypeError} when `fn` returns a promise.
+ * @throws {NetlinkError} when `ns` cannot be entered (`setns`).
+ * @example Read a file inside, like `ip netns exec ctr1 cat /proc/net/dev`
  * ```ts ignore
+ * import { inNetns, openNetns } from "./mod.ts";
+ *
  * using ns = openNetns("/run/netns/ctr1");
- * const sock = inNetns(ns, () => NetlinkSocket.open()); // like `ip netns exec ctr1`
+ * const dev = inNetns(ns, () => Deno.readTextFileSync("/proc/net/dev"));
  * ```
  */
 export function inNetns<T>(ns: Netns | undefined, fn: () => NotPromise<T>): T {
@@ -166,13 +235,22 @@ function prepareRunDir(): void {
 }
 
 /**
- * Create the named network namespace `/run/netns/<name>` and open it.
+ * Create the named network namespace `/run/netns/<name>` (bind-mounted, as
+ * `ip netns add` does, so `ip netns list` and `ip -n <name>` see it) and open
+ * it. Its `lo` is down, as with iproute2.
  *
- * @throws {NetlinkError} `EEXIST` when it exists.
+ * @param name Namespace name: letters, digits, `_`, `.`, `-`.
+ * @returns The new namespace, open.
+ * @throws {NetlinkError} `EEXIST` when it exists; `EPERM` without root.
+ * @throws {TypeError} for an invalid name.
  *
- * @example Usage
+ * @example Like `ip netns add lab-a`
  * ```ts ignore
- * using ns = createNetns("lab-a"); // like `ip netns add lab-a`
+ * import { createNetns, deleteNetns } from "./mod.ts";
+ *
+ * using ns = createNetns("lab-a");
+ * // … later, like `ip netns del lab-a`
+ * deleteNetns("lab-a");
  * ```
  */
 export function createNetns(name: string): Netns {
@@ -214,11 +292,17 @@ export function createNetns(name: string): Netns {
 
 /**
  * Delete the named network namespace (unmount and remove its file). Missing is
- * fine. The kernel frees it, with every link inside, once nothing holds it.
+ * fine. The kernel frees it, with every link inside, once nothing holds it
+ * (an open `Netns`, a process, a socket).
  *
- * @example Usage
+ * @param name A name under `/run/netns`, or a path.
+ * @throws {NetlinkError} when unmounting or removing fails otherwise.
+ *
+ * @example Like `ip netns del lab-a`
  * ```ts ignore
- * deleteNetns("lab-a"); // like `ip netns del lab-a`
+ * import { deleteNetns } from "./mod.ts";
+ *
+ * deleteNetns("lab-a");
  * ```
  */
 export function deleteNetns(name: string): void {

@@ -10,16 +10,30 @@ import type { Family, Route } from "./types.ts";
 import * as C from "./wire/constants.ts";
 import { afOf, beginMessage, decodeRoute, encodeRoute } from "./wire/message.ts";
 
-/** Filter for {@linkcode RouteOps.list}. */
+/** Filter for {@linkcode RouteOps.list}; fields left out match all. */
 export interface RouteFilter {
+  /** Only IPv4 or IPv6 routes (`ip -4`/`ip -6`). */
   family?: Family;
   /** Table to list; default main (254). `0` lists every table. */
   table?: number;
+  /** Only routes out of this ifindex (`dev X`). */
   oif?: number;
+  /** Only this exact destination, canonical form (`10.0.0.0/8`, `fd00::/64`). */
   dst?: string;
 }
 
-/** Route operations of one namespace. Obtain through `NetlinkHandle.routes`. */
+/**
+ * Route operations of one namespace (`ip route`). Obtain through
+ * `NetlinkHandle.routes`.
+ *
+ * @example The main table, like `ip route show`
+ * ```ts ignore
+ * import { NetlinkHandle } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open();
+ * for (const r of h.routes.list()) console.log(r.dst, r.gw ?? "", r.oif ?? "");
+ * ```
+ */
 export class RouteOps {
   #sock: () => NetlinkSocket;
 
@@ -33,13 +47,28 @@ export class RouteOps {
   }
 
   /**
-   * Add a route. Without `gw` the route is link-scoped.
+   * Add a route. Defaults as `ip route add`: table main, protocol boot, and
+   * link scope without `gw` (universe with one, host for local routes).
    *
-   * @throws {NetlinkError} `EEXIST` when an identical route exists.
-   * @example Usage
+   * @param route The route; `dst` without a prefix is a host route.
+   * @throws {NetlinkError} `EEXIST` when an identical route exists,
+   *   `ENETUNREACH` for a gateway that is not reachable, `ENODEV` for a bad `oif`.
+   * @throws {TypeError} for a malformed address or one of the wrong family.
+   * @example Like `ip route add default via 10.99.0.1 dev eth0`
    * ```ts ignore
-   * h.routes.add({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif: link.index });
-   * // like `ip route add default via 10.99.0.1 dev eth0`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * const oif = h.links.get("eth0").index;
+   * h.routes.add({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif });
+   * ```
+   * @example Like `ip route add 10.9.0.0/16 dev eth0 table 1000 metric 5 proto 249`
+   * ```ts ignore
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * const oif = h.links.get("eth0").index;
+   * h.routes.add({ family: 4, dst: "10.9.0.0/16", oif, table: 1000, metric: 5, protocol: 249 });
    * ```
    */
   add(route: Route): void {
@@ -47,12 +76,18 @@ export class RouteOps {
   }
 
   /**
-   * Add or replace a route.
+   * Add, or replace the route with the same destination, table and metric,
+   * with the same defaults as {@linkcode RouteOps.add}.
    *
-   * @example Usage
+   * @param route The route.
+   * @throws {NetlinkError} as {@linkcode RouteOps.add}, but never `EEXIST`.
+   * @throws {TypeError} for a malformed address.
+   * @example Like `ip route replace 10.1.0.0/16 via 10.99.0.254`
    * ```ts ignore
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
    * h.routes.replace({ family: 4, dst: "10.1.0.0/16", gw: "10.99.0.254" });
-   * // like `ip route replace 10.1.0.0/16 via 10.99.0.254`
    * ```
    */
   replace(route: Route): void {
@@ -60,13 +95,20 @@ export class RouteOps {
   }
 
   /**
-   * Delete a route. Fields left out match anything (kernel semantics).
+   * Delete the first route matching the fields given. Left out, gateway,
+   * `oif`, metric, scope, protocol and type match anything (as with
+   * `ip route del`); the table defaults to main.
    *
+   * @param route Destination and any fields that must match.
    * @throws {NetlinkError} `ESRCH` when there is no such route.
-   * @example Usage
+   * @throws {TypeError} for a malformed address.
+   * @example Like `ip route del 192.168.122.177/32 dev macvtap1 metric 1024`
    * ```ts ignore
-   * h.routes.del({ family: 4, dst: "192.168.122.177/32", oif: hostIf.index, metric: 1024 });
-   * // like `ip route del 192.168.122.177/32 dev macvtap1 metric 1024`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * const oif = h.links.get("macvtap1").index;
+   * h.routes.del({ family: 4, dst: "192.168.122.177/32", oif, metric: 1024 });
    * ```
    */
   del(route: Route): void {
@@ -76,9 +118,15 @@ export class RouteOps {
   /**
    * List routes (main table unless `table` says otherwise).
    *
-   * @example Usage
+   * @param filter Family, table (`0`: all), `oif` and exact `dst`.
+   * @returns The matching routes.
+   * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
+   * @example Like `ip -4 route show` and `ip route show table 1000`
    * ```ts ignore
-   * h.routes.list({ family: 4 }); // like `ip -4 route show`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * console.log(h.routes.list({ family: 4 }), h.routes.list({ table: 1000 }));
    * ```
    */
   list(filter: RouteFilter = {}): Route[] {
@@ -105,11 +153,18 @@ export class RouteOps {
   }
 
   /**
-   * The default route of the main table (IPv4 first, then IPv6), if any.
+   * The default unicast route of the main table (IPv4 first, then IPv6), if any.
    *
-   * @example Usage
+   * @param family Only this family.
+   * @returns The route, or `undefined`.
+   * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
+   * @example Like `ip route show default`
    * ```ts ignore
-   * const r = h.routes.defaultRoute(); // like `ip route show default`
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open();
+   * const r = h.routes.defaultRoute();
+   * console.log(r?.gw, r?.oif);
    * ```
    */
   defaultRoute(family?: Family): Route | undefined {

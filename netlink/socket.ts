@@ -132,6 +132,7 @@ export class NetlinkSocket implements Disposable {
     }
   }
 
+  /** Same as {@linkcode NetlinkSocket.close}, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

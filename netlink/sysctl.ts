@@ -20,10 +20,17 @@ function path(key: string): string {
  * Write a sysctl, e.g. `net/ipv4/conf/eth0/arp_notify`, in `netns` (default:
  * the caller's). Interface names with dots must use the `/` form.
  *
- * @example Usage
+ * @param key `a/b/c` or `a.b.c` under `/proc/sys`.
+ * @param value The text to write.
+ * @param netns The namespace; its `/proc/sys/net` is the one written.
+ * @throws {TypeError} for a key with `.`/`..`/empty segments.
+ * @throws {Deno.errors.NotFound} for a key that does not exist there.
+ * @example Like `ip netns exec ctr1 sysctl -w net.ipv4.conf.eth0.arp_notify=1`
  * ```ts ignore
+ * import { openNetns, writeSysctl } from "./mod.ts";
+ *
+ * using ns = openNetns("/run/netns/ctr1");
  * writeSysctl("net/ipv4/conf/eth0/arp_notify", "1", ns);
- * // like `ip netns exec ctr1 sysctl -w net.ipv4.conf.eth0.arp_notify=1`
  * ```
  */
 export function writeSysctl(key: string, value: string, netns?: Netns): void {
@@ -34,9 +41,17 @@ export function writeSysctl(key: string, value: string, netns?: Netns): void {
 /**
  * Read a sysctl in `netns` (default: the caller's), trimmed.
  *
- * @example Usage
+ * @param key `a/b/c` or `a.b.c` under `/proc/sys`.
+ * @param netns The namespace to read in.
+ * @returns The value without the trailing newline.
+ * @throws {TypeError} for a key with `.`/`..`/empty segments.
+ * @throws {Deno.errors.NotFound} for a key that does not exist there.
+ * @example Like `ip netns exec ctr1 sysctl -n net.ipv6.conf.eth0.disable_ipv6`
  * ```ts ignore
- * readSysctl("net/ipv6/conf/eth0/disable_ipv6", ns); // like `sysctl net.ipv6.conf.eth0.disable_ipv6`
+ * import { openNetns, readSysctl } from "./mod.ts";
+ *
+ * using ns = openNetns("/run/netns/ctr1");
+ * console.log(readSysctl("net/ipv6/conf/eth0/disable_ipv6", ns));
  * ```
  */
 export function readSysctl(key: string, netns?: Netns): string {

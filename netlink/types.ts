@@ -18,6 +18,7 @@ export type LinkRef = number | string;
 export interface Link {
   /** ifindex in the namespace it was read from. */
   index: number;
+  /** `IFLA_IFNAME`, at most 15 bytes. */
   name: string;
   /** `IFLA_INFO_KIND` (`"macvtap"`, `"veth"`, `"bridge"` …); absent for physical NICs and lo. */
   kind?: string;
@@ -25,6 +26,7 @@ export interface Link {
   slaveKind?: string;
   /** MAC address, lower-case `aa:bb:cc:dd:ee:ff` (absent for links without one). */
   mac?: string;
+  /** `IFLA_MTU` (0 when the kernel did not report one). */
   mtu: number;
   /** `ifi_flags` (IFF_*). */
   flags: number;
@@ -53,8 +55,11 @@ export interface Link {
 /** What to create (`ip link add …`). */
 export type LinkSpec =
   & {
+    /** Interface name (≤ 15 bytes; longer is ERANGE from the kernel). */
     name: string;
+    /** MTU; for macvtap/macvlan at most the parent's (EINVAL otherwise). Default: the kernel's. */
     mtu?: number;
+    /** MAC address `aa:bb:cc:dd:ee:ff`; default: random. */
     mac?: string;
     /** Bring the link up in the same request. */
     up?: boolean;
@@ -62,34 +67,52 @@ export type LinkSpec =
     index?: number;
     /** Create the link directly in this namespace (`IFLA_NET_NS_FD`). */
     netns?: { fd: number };
+    /** `IFLA_TXQLEN` (`ip link add … txqueuelen N`). */
     txQueueLen?: number;
   }
   & (
     | {
+      /** A macvtap (with a `/dev/tapN` character device) or a macvlan. */
       kind: "macvtap" | "macvlan";
       /** Lower device, in the handle's namespace. */
       parent: LinkRef;
+      /** Default `"bridge"`. */
       mode?: MacvlanMode;
     }
     | {
+      /** A veth pair; `name` is this end. */
       kind: "veth";
       /** The other end; created in `peer.netns` when given. */
       peer: { name: string; netns?: { fd: number }; mac?: string };
     }
-    | { kind: "bridge" }
-    | { kind: "dummy" }
+    | {
+      /** A Linux bridge. */
+      kind: "bridge";
+    }
+    | {
+      /** A dummy link (needs CONFIG_DUMMY). */
+      kind: "dummy";
+    }
   );
 
 /** What to change (`ip link set …`). Fields are applied in one RTM_NEWLINK. */
 export interface LinkChange {
+  /** Set or clear IFF_UP (`ip link set X up|down`). */
   up?: boolean;
+  /** `ip link set X mtu N`. */
   mtu?: number;
+  /** `ip link set X address MAC`. */
   mac?: string;
+  /** Rename (`ip link set X name Y`); the kernel renames before it changes flags. */
   name?: string;
+  /** Set or clear IFF_PROMISC (`ip link set X promisc on|off`). */
   promisc?: boolean;
   /** Move the link into this namespace (`IFLA_NET_NS_FD`). */
   netns?: { fd: number };
-  /** With `netns`: the ifindex to take there (`IFLA_NEW_IFINDEX`; EBUSY when taken). */
+  /**
+   * With `netns`: the ifindex to take there (`IFLA_NEW_IFINDEX`; EBUSY when
+   * taken). Without `netns` it is a TypeError: the kernel would ignore it.
+   */
   newIndex?: number;
 }
 
@@ -97,20 +120,25 @@ export interface LinkChange {
 export interface Address {
   /** ifindex. */
   index: number;
+  /** 4 or 6. */
   family: Family;
   /** Host address with prefix, e.g. `10.1.2.3/24`, `fd00::5/64`. */
   cidr: string;
   /** `IFA_F_*` flags (including `IFA_FLAGS` bits beyond 8). */
   flags: number;
+  /** `RT_SCOPE_*`: 0 global, 253 link, 254 host. */
   scope: number;
+  /** `IFA_LABEL` (IPv4), e.g. `eth0:1`. */
   label?: string;
 }
 
 /** A route (`ip route`). */
 export interface Route {
+  /** 4 or 6. */
   family: Family;
   /** Destination CIDR; `0.0.0.0/0` / `::/0` for default. */
   dst: string;
+  /** Gateway (`RTA_GATEWAY`, `via`). */
   gw?: string;
   /** Output ifindex (`RTA_OIF`). */
   oif?: number;
@@ -134,6 +162,8 @@ export interface Route {
 
 /** A link notification from RTNLGRP_LINK. */
 export interface LinkEvent {
+  /** `RTM_NEWLINK` (created or changed) or `RTM_DELLINK`. */
   type: "new" | "del";
+  /** The link as the notification describes it. */
   link: Link;
 }

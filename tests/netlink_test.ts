@@ -724,8 +724,31 @@ Deno.test(
 // kept: the resource sanitizer would count it, so these tests count fds instead.
 const eventOpts = { ignore: !privileged, sanitizeResources: false };
 
-function fdCount(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
+/**
+ * Bound NETLINK_ROUTE sockets of user space in `ns`, from its own
+ * `/proc/net/netlink`. Process-wide fd counts would not do: under
+ * `deno test --parallel` other files open and close fds meanwhile.
+ */
+function userNetlinkSockets(ns: Netns): number {
+  const table = inNetns(ns, () => Deno.readTextFileSync("/proc/thread-self/net/netlink"));
+  return table.trim().split("\n").slice(1).map((l) => l.trim().split(/\s+/))
+    .filter(([, eth, pid]) => eth === "0" && pid !== "0").length;
+}
+
+/** This process's open fds on namespace `path`. */
+function fdsOn(path: string): number {
+  // An fd opened on the bind mount reads back as the path; one from
+  // /proc/…/ns/net as `net:[inode]`.
+  const want = [path, `net:[${Deno.statSync(path).ino}]`];
+  let n = 0;
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (want.includes(Deno.readLinkSync(`/proc/self/fd/${e.name}`))) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
 }
 
 Deno.test(
@@ -734,8 +757,9 @@ Deno.test(
   async () => {
     using lab = new NsLab();
     const a = lab.nsWithNic();
-    const fdsBefore = fdCount();
+    assert.equal(userNetlinkSockets(a.ns), 0);
     const events = subscribeLinks({ netns: a.ns });
+    assert.equal(userNetlinkSockets(a.ns), 1);
     const seen: string[] = [];
     const done = (async () => {
       for await (const e of events) {
@@ -766,7 +790,7 @@ Deno.test(
       assert.ok(ms < 500, `iterator ended ${ms.toFixed(0)} ms after close()`);
     }
     events.close(); // idempotent
-    assert.equal(fdCount(), fdsBefore, "socket closed");
+    assert.equal(userNetlinkSockets(a.ns), 0, "socket closed");
     assert.deepEqual(await events.next(), { value: undefined, done: true });
   },
 );
@@ -774,13 +798,13 @@ Deno.test(
 Deno.test("subscribeLinks(): breaking out of for-await closes the socket", eventOpts, async () => {
   using lab = new NsLab();
   const a = lab.ns();
-  const fdsBefore = fdCount();
   const events = subscribeLinks({ netns: a.ns });
+  assert.equal(userNetlinkSockets(a.ns), 1);
   ip(a.name, "link", "add", "d0", "type", "bridge");
   for await (const e of events) {
     if (e.link.name === "d0") break;
   }
-  assert.equal(fdCount(), fdsBefore);
+  assert.equal(userNetlinkSockets(a.ns), 0);
 });
 
 // ---------------------------------------------------------------- handle
@@ -788,12 +812,15 @@ Deno.test("subscribeLinks(): breaking out of for-await closes the socket", event
 Deno.test("NetlinkHandle.open() by path owns its namespace fd; close() is idempotent", opts, () => {
   using lab = new NsLab();
   const a = lab.ns();
-  const fdsBefore = fdCount();
+  const fdsBefore = fdsOn(a.path);
   const h = NetlinkHandle.open({ netns: a.path });
   assert.deepEqual(h.links.list().map((l) => l.name), ["lo"]);
+  assert.equal(userNetlinkSockets(a.ns), 1, "the handle's socket lives in its namespace");
+  assert.equal(fdsOn(a.path), fdsBefore + 1);
   h.close();
   h.close();
-  assert.equal(fdCount(), fdsBefore);
+  assert.equal(userNetlinkSockets(a.ns), 0, "socket closed");
+  assert.equal(fdsOn(a.path), fdsBefore, "namespace fd closed");
   // A handle on the caller's namespace, only reading.
   using root = NetlinkHandle.open();
   assert.ok(root.links.list().some((l) => l.name === "lo"));

@@ -20,7 +20,18 @@ import type {
 import { align4, type Attr, attrMap, AttrWriter, parseAttrs, readStr, readU32 } from "./attr.ts";
 import * as C from "./constants.ts";
 
-/** The one table between mode names and the kernel's bit values. */
+/**
+ * The one table between mode names (as `ip link add … type macvtap mode
+ * NAME` spells them) and the kernel's `MACVLAN_MODE_*` bit values.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MACVLAN_MODES } from "../mod.ts";
+ *
+ * assert.equal(MACVLAN_MODES.bridge, 4);
+ * ```
+ */
 export const MACVLAN_MODES = {
   private: C.MACVLAN_MODE_PRIVATE,
   vepa: C.MACVLAN_MODE_VEPA,
@@ -29,7 +40,19 @@ export const MACVLAN_MODES = {
   source: C.MACVLAN_MODE_SOURCE,
 } as const satisfies Record<MacvlanMode, number>;
 
-/** Mode name for a kernel value; `undefined` for values outside the table. */
+/**
+ * Mode name for a kernel value, as `ip -d link show` prints it.
+ *
+ * @param value `IFLA_MACVLAN_MODE`.
+ * @returns The name; `undefined` for values outside the table.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { macvlanModeName } from "../mod.ts";
+ *
+ * assert.equal(macvlanModeName(8), "passthru");
+ * ```
+ */
 export function macvlanModeName(value: number): MacvlanMode | undefined {
   for (const [name, v] of Object.entries(MACVLAN_MODES)) {
     if (v === value) return name as MacvlanMode;
