@@ -12,7 +12,7 @@ import { CniError, ErrorCode } from "../cni/mod.ts";
 import { log } from "../internal/_log.ts";
 
 /** The CNI commands an IPAM plugin is run with. */
-export type IpamCommand = "ADD" | "DEL" | "CHECK" | "STATUS" | "GC";
+export type IpamCommand = "ADD" | "DEL" | "CHECK" | "STATUS" | "GC" | "VERSION";
 
 /**
  * Default time limits per command, in ms. ADD and CHECK talk to the dhcp
@@ -26,6 +26,7 @@ export const IPAM_TIMEOUT_MS: Readonly<Record<IpamCommand, number>> = Object.fre
   DEL: 30_000,
   STATUS: 30_000,
   GC: 60_000,
+  VERSION: 10_000,
 });
 
 /** Pauses between spawn attempts that fail with ETXTBSY ("text file busy"). */
@@ -137,13 +138,13 @@ function typeProblem(type: string): string | undefined {
  *
  * - "text file busy" at exec is retried {@linkcode ETXTBSY_RETRY_DELAYS_MS};
  * - after `timeoutMs` the child is killed (SIGKILL);
- * - exit 0: ADD resolves to the parsed result JSON, other commands to `undefined`;
+ * - exit 0: ADD and VERSION resolve to the parsed JSON, other commands to `undefined`;
  * - non-zero exit with error JSON on stdout: rejects with a `CniError` carrying
  *   the child's own `code`, `msg` and `details`.
  *
  * @param command The CNI command (sets `CNI_COMMAND`).
  * @param options Plugin type, stdin, environment, CNI_PATH, limits.
- * @returns The parsed JSON result for ADD; `undefined` otherwise.
+ * @returns The parsed JSON for ADD and VERSION; `undefined` otherwise.
  * @throws {CniError} the child's error; 7 for an invalid type; 101 (`IPAM`)
  *   when it cannot be found or run or exits non-zero without error JSON;
  *   6 (`DECODE`) for unparsable output; 102 (`TIMEOUT`) on timeout.
@@ -163,7 +164,7 @@ function typeProblem(type: string): string | undefined {
  * const result = await pending; // {cniVersion, ips: [{address: "10.99.0.2/24", …}], …}
  * ```
  */
-export function execIpam(command: "ADD", options: ExecIpamOptions): Promise<unknown>;
+export function execIpam(command: "ADD" | "VERSION", options: ExecIpamOptions): Promise<unknown>;
 export function execIpam(
   command: "DEL" | "CHECK" | "STATUS" | "GC",
   options: ExecIpamOptions,
@@ -295,7 +296,7 @@ async function talk(
     }
     const text = new TextDecoder().decode(stdout).trim();
     if (!status.success) throw childError(what, status, text, errText);
-    if (command !== "ADD") return undefined;
+    if (command !== "ADD" && command !== "VERSION") return undefined;
     if (text === "") {
       throw new CniError(
         ErrorCode.DECODE,

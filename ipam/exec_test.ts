@@ -153,6 +153,18 @@ Deno.test("execIpam() overrides CNI_COMMAND and resolves DEL/CHECK/STATUS/GC to 
   assertEquals(await Deno.readTextFile(`${bin.dir}/cmds`), "DEL\nCHECK\nSTATUS\nGC\n");
 });
 
+Deno.test("execIpam() VERSION returns the plugin's version JSON", async () => {
+  await using bin = await FakeBin.create();
+  await bin.script(
+    "fake",
+    `printf '{"cniVersion":"1.0.0","supportedVersions":["%s"]}' "$CNI_COMMAND"`,
+  );
+  assertEquals(await execIpam("VERSION", opts(bin)), {
+    cniVersion: "1.0.0",
+    supportedVersions: ["VERSION"],
+  });
+});
+
 Deno.test("execIpam() passes the child's error through with its own code", async () => {
   await using bin = await FakeBin.create();
   await bin.script(
