@@ -9,6 +9,7 @@
  * @module
  */
 
+import { ConfigError } from "../config/mod.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
 
 /** macvtap modes a device-plugin resource may use (`source` needs a MAC list, so it is not offered). */
@@ -40,18 +41,15 @@ export type DevicePluginConfig =
   | { discover: true; resources: [] }
   | { discover: false; resources: ResourceConfig[] };
 
-/** Invalid `DP_MACVTAP_CONF` content; `field` names the offending entry and key. */
-export class DevicePluginConfigError extends Error {
-  /** Where the problem is, e.g. `[1].mode`. */
-  readonly field: string;
-  /** The value is understood but not supported (e.g. mode `source`). */
-  readonly unsupported: boolean;
-
+/**
+ * Invalid `DP_MACVTAP_CONF` content: a `ConfigError` whose `field` names the
+ * entry and key (e.g. `[1].mode`); `unsupported` for understood but
+ * unsupported values (mode `source`).
+ */
+export class DevicePluginConfigError extends ConfigError {
   constructor(field: string, message: string, options: { unsupported?: boolean } = {}) {
-    super(`DP_MACVTAP_CONF ${field}: ${message}`);
+    super(field, `DP_MACVTAP_CONF${field ? ` ${field}` : ""}: ${message}`, options);
     this.name = "DevicePluginConfigError";
-    this.field = field;
-    this.unsupported = options.unsupported ?? false;
   }
 }
 

@@ -32,6 +32,7 @@ import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
 import { FakeKubelet } from "./deviceplugin_kubelet.ts";
 import { Lab } from "./_lab.ts";
+import { cni, describe, pluginBuilt } from "./_cni.ts";
 
 const quiet = new Logger({ level: "error", prefix: "dp-test" });
 
@@ -628,5 +629,53 @@ Deno.test({
     child.kill("SIGTERM");
     assert.equal((await child.status).code, 0);
     assert.deepEqual(await endpoints(), []);
+  },
+});
+
+Deno.test({
+  name:
+    "Allocate, then CNI ADD with that deviceID: the pod's link keeps the ifindex of /dev/tapN [root]",
+  ignore: Deno.uid() !== 0 || !pluginBuilt(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using lab = await Lab.create({ prefix: "dpt" });
+    const host = await lab.netns("host");
+    const peer = await lab.netns("peer");
+    const ctr = await lab.netns("ctr");
+    await lab.veth(host, "lan0", peer, "lan0p");
+    const dir = await lab.tempDir("kubelet");
+    await using kubelet = await FakeKubelet.start(dir);
+    const name = `cni${randomHex()}`;
+    spawnDp(lab, host, dir, { DP_MACVTAP_CONF: JSON.stringify([{ name, lowerDevice: "lan0" }]) });
+    const reg = await kubelet.waitForRegistration(resourceNameOf(name), { timeoutMs: 20_000 });
+    const id = `${name}-42`;
+    const alloc = await reg.conn.allocate([[id]]);
+    const tapPath = alloc.containerResponses[0]!.devices[0]!.hostPath;
+    const index = tapIndexFor(id);
+    assert.equal(tapPath, `/dev/tap${index}`);
+
+    const add = await cni(lab, host, {
+      command: "ADD",
+      containerId: "dp1",
+      netns: lab.path(ctr),
+      ifname: "net1",
+    }, { cniVersion: "1.0.0", name: "dp", type: "macvtap", deviceID: id });
+    assert.equal(add.code, 0, describe(add));
+    const [link] = await lab.ipJson<{ ifindex: number; linkinfo: { info_kind: string } }[]>(
+      ctr,
+      "link",
+      "show",
+      "net1",
+    );
+    assert.equal(link?.ifindex, index);
+    assert.equal(link?.linkinfo.info_kind, "macvtap");
+    // The node was re-created by the move; it is still /dev/tap<index>, matching sysfs in the pod.
+    const st = await Deno.lstat(tapPath);
+    assert.ok(st.isCharDevice);
+    const [maj, min] = (await sysfsDev(lab, ctr, "net1", index)).split(":").map(Number);
+    assert.equal(st.rdev, makedev(maj!, min!));
+    const hostSide = await lab.ipJson(host, "link", "show");
+    assert.ok(!hostSide.some((l) => l.ifname === deviceIfname(id)), "moved out of the host netns");
   },
 });
