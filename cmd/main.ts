@@ -27,8 +27,9 @@ Documentation: README.md (config reference, ip equivalents, deployment).
 const [first] = Deno.args;
 
 if (first === "deviceplugin") {
-  const dp = await import("./deviceplugin.ts");
-  Deno.exit(await dp.main(Deno.args.slice(1)));
+  const { loadDevicePlugin } = await import("./_embedded.ts");
+  const main = await loadDevicePlugin();
+  Deno.exit(await main(Deno.args.slice(1)));
 } else if (first === "--version" || first === "-v") {
   Deno.stdout.writeSync(new TextEncoder().encode(`macvtap ${VERSION}\n`));
 } else if (first === "--help" || first === "-h" || first === "help") {

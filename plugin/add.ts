@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Result } from "../cni/mod.ts";
+import { ErrorCode, type Result } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import { addHostRoutes, ensureHostRouteIf, hostRoutesFor, linkLocalOf } from "../hostroute/mod.ts";
 import { configureInterface } from "../ipam/configure.ts";
@@ -16,21 +16,13 @@ import { log } from "../internal/_log.ts";
 import { isErrno, type Link, NetlinkHandle, type Netns, openNetns } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
-import { type Ipam, ipamFor } from "./ipam.ts";
+import type { Ipam } from "./ipam.ts";
 import { resolveMaster } from "./master.ts";
 import { buildResult } from "./result.ts";
-import { StateStore } from "./state.ts";
+import type { StateStore } from "./state.ts";
 
 /** IPAM types that only allocate (no link needed), so they can run while the link is built. */
 const EARLY_IPAM = new Set(["host-local", "static"]);
-
-/** Options for {@linkcode cmdAdd}. */
-export interface AddOptions {
-  /** IPAM client; default: exec the plugin named by `ipam.type` from CNI_PATH. */
-  ipam?: Ipam;
-  /** Attachment records; default under `conf.stateDir`. */
-  state?: StateStore;
-}
 
 /**
  * Attach: create the macvtap `ctx.ifname` in `ctx.netns` on the master (or
@@ -40,23 +32,31 @@ export interface AddOptions {
  * @throws {CniError} or a typed error mapped by `toCniError` on any failure;
  *   nothing is left behind (link, lease, host routes, state).
  */
-export async function cmdAdd(
+export async function addAttachment(
   conf: NetConf,
   ctx: CniContext,
-  options: AddOptions = {},
+  ipam: Ipam | undefined,
+  store: StateStore,
 ): Promise<Result> {
-  const ipam = options.ipam ?? ipamFor(conf, ctx);
-  const store = options.state ?? new StateStore(conf.stateDir);
-  await using undo = new AsyncUndoStack();
   using host = NetlinkHandle.open();
-
   let ns: Netns;
   try {
     ns = openNetns(ctx.netns);
   } catch (err) {
-    throw new PluginError(`Cannot open network namespace "${ctx.netns}"`, { cause: err });
+    throw new PluginError(`Cannot open network namespace "${ctx.netns}"`, {
+      code: ErrorCode.NETNS,
+      cause: err,
+    });
   }
   using _ns = ns;
+  using ctr = NetlinkHandle.open({ netns: ns });
+  // The spec's "must fail" case, checked before any side effect: an undo
+  // must never release what an earlier ADD of this attachment set up.
+  if (ctr.links.find(ctx.ifname)) {
+    throw new PluginError(`Interface "${ctx.ifname}" already exists in ${ctx.netns}`);
+  }
+  // Declared after the handles its steps use, so it runs before they close.
+  await using undo = new AsyncUndoStack();
 
   // Intent record first: a crash from here on leaves something GC can find.
   const record = {
@@ -97,7 +97,6 @@ export async function cmdAdd(
     );
   }
 
-  using ctr = NetlinkHandle.open({ netns: ns });
   const link = conf.deviceID
     ? importDevice(host, ctr, ns, conf, ctx, master, undo)
     : createMacvtap(host, ctr, ns, conf, ctx, master!, undo);

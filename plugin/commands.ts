@@ -9,7 +9,7 @@
 import type { Result } from "../cni/mod.ts";
 import { type NetConf, parseNetConf, parseNetConfForDel } from "../config/mod.ts";
 import { fileSink, Logger, setLogger } from "../internal/_log.ts";
-import { cmdAdd as addWithConf } from "./add.ts";
+import { addAttachment } from "./add.ts";
 import { checkAttachment } from "./check.ts";
 import type { CniContext } from "./context.ts";
 import { delAttachment } from "./del.ts";
@@ -72,10 +72,7 @@ export async function cmdAdd(
 ): Promise<Result> {
   const conf = parseNetConf(config, { command: "ADD", args: ctx.args });
   useLogging(conf);
-  return await addWithConf(conf, ctx, {
-    ipam: delegate(conf, ctx, config, options),
-    state: new StateStore(conf.stateDir),
-  });
+  return await addAttachment(conf, ctx, delegate(conf, ctx, config, options), new StateStore(conf.stateDir));
 }
 
 /**

@@ -61,6 +61,9 @@ export function toCniError(err: unknown): CniError {
   ) {
     return new CniError(ErrorCode.TRY_AGAIN, err.message, causeChain(err), { cause: err });
   }
+  if (err instanceof NetlinkError) {
+    return new CniError(ErrorCode.NETLINK, err.message, causeChain(err), { cause: err });
+  }
   if (err instanceof Error) {
     return new CniError(ErrorCode.GENERIC, err.message, causeChain(err), { cause: err });
   }

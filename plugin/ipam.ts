@@ -5,9 +5,18 @@
  * @module
  */
 
-import { parseResult, type Result } from "../cni/mod.ts";
+import {
+  CniError,
+  compareVersions,
+  ErrorCode,
+  formatResult,
+  isSupportedVersion,
+  parseResult,
+  type Result,
+} from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
-import { execIpam } from "../ipam/mod.ts";
+import { execIpam, type IpamCommand } from "../ipam/mod.ts";
+import { log } from "../internal/_log.ts";
 import type { CniContext } from "./context.ts";
 
 /** IPAM operations bound to one invocation (injectable for tests). */
@@ -49,21 +58,37 @@ export function ipamFor(
     CNI_ARGS: target.args ?? ctx.args,
     CNI_PATH: ctx.path.join(":"),
   };
-  const run = (command: "ADD" | "DEL" | "CHECK" | "STATUS" | "GC" | "VERSION", input = stdin) =>
-    execIpam(command, {
-      type,
-      stdin: input,
-      env,
-      cniPath: ctx.path,
-      timeoutMs: conf.ipamTimeoutMs,
-    });
+  const exec = (command: IpamCommand, input: Uint8Array) =>
+    execIpam(command, { type, stdin: input, env, cniPath: ctx.path, timeoutMs: conf.ipamTimeoutMs });
+  const versions = async (): Promise<string[]> => {
+    const info = await exec("VERSION", new TextEncoder().encode('{"cniVersion":"1.1.0"}'));
+    const list = (info as { supportedVersions?: unknown } | undefined)?.supportedVersions;
+    return Array.isArray(list) ? list.filter((v): v is string => typeof v === "string") : [];
+  };
+  let downgraded: Uint8Array | undefined;
+  // A delegate older than the config (Debian 12's host-local stops at 1.0.0)
+  // refuses it with code 1. Then ask it for its versions and speak the highest
+  // one both sides know; the fields host-local, static and dhcp read are the
+  // same across these versions.
+  const run = async (command: "ADD" | "DEL" | "CHECK" | "STATUS" | "GC") => {
+    try {
+      return await exec(command, downgraded ?? stdin);
+    } catch (err) {
+      if (downgraded || !(err instanceof CniError) || err.code !== ErrorCode.INCOMPATIBLE_VERSION) {
+        throw err;
+      }
+      const common = (await versions())
+        .filter((v) => isSupportedVersion(v) && compareVersions(v, conf.cniVersion) <= 0)
+        .sort(compareVersions).at(-1);
+      if (!common) throw err;
+      log.info(`IPAM plugin "${type}" does not speak ${conf.cniVersion}; using ${common}`);
+      downgraded = withVersion(stdin, common);
+      return await exec(command, downgraded);
+    }
+  };
   // STATUS and GC exist from CNI 1.1.0; a delegate that does not speak 1.1.0
   // cannot be asked (Debian's host-local 1.1.1 answers them with an error).
-  const speaks11 = async () => {
-    const info = await run("VERSION", new TextEncoder().encode('{"cniVersion":"1.1.0"}'));
-    const versions = (info as { supportedVersions?: unknown })?.supportedVersions;
-    return Array.isArray(versions) && versions.includes("1.1.0");
-  };
+  const speaks11 = async () => (await versions()).includes("1.1.0");
   return {
     type,
     async add() {
@@ -82,4 +107,13 @@ export function ipamFor(
       if (await speaks11()) await run("GC");
     },
   };
+}
+
+/** The config bytes with `cniVersion` (and a `prevResult`) at `version`. */
+function withVersion(stdin: Uint8Array, version: string): Uint8Array {
+  const config = JSON.parse(new TextDecoder().decode(stdin)) as Record<string, unknown>;
+  config.cniVersion = version;
+  delete config.cniVersions;
+  if (config.prevResult) config.prevResult = formatResult(parseResult(config.prevResult), version);
+  return new TextEncoder().encode(JSON.stringify(config));
 }

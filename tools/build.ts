@@ -13,6 +13,17 @@
  * @module
  */
 
+import { DP_MARKER } from "../cmd/_embedded.ts";
+
+/** Base64 of bytes, in chunks (no node:buffer). */
+function encodeBase64(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    out += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(out);
+}
+
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const args = Deno.args;
 function option(name: string, fallback: string): string {
@@ -56,11 +67,27 @@ await run(Deno.execPath(), [
   "cmd/main.ts",
 ]);
 
+await run(Deno.execPath(), [
+  "bundle",
+  "--quiet",
+  "--platform",
+  "deno",
+  "-o",
+  "build/deviceplugin.js",
+  "cmd/deviceplugin.ts",
+]);
+
 const bundle = await Deno.readTextFile(`${root}/build/macvtap.js`);
+// The device plugin rides along as one comment line (see cmd/_embedded.ts).
+// A data: URL module has no file URL for createRequire(); node built-ins resolve from any base.
+const dpSource = (await Deno.readTextFile(`${root}/build/deviceplugin.js`))
+  .replace("__deno_internal_createRequire(import.meta.url)", '__deno_internal_createRequire("file:///")');
+const dp = new TextEncoder().encode(dpSource);
+const payload = `\n${DP_MARKER}data:text/javascript;base64,${encodeBase64(dp)}\n`;
 const shebang = `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 ${deno} run -A -q ` +
   `--no-config --no-lock --cached-only --ext=js --v8-flags=${V8_FLAGS}\n`;
 const tmp = `${root}/dist/.macvtap.tmp${Deno.pid}`;
-await Deno.writeTextFile(tmp, shebang + bundle.replace(/^#!.*\n/, ""), { mode: 0o755 });
+await Deno.writeTextFile(tmp, shebang + bundle.replace(/^#!.*\n/, "") + payload, { mode: 0o755 });
 await Deno.chmod(tmp, 0o755);
 await Deno.rename(tmp, `${root}/dist/macvtap`);
 const size = (await Deno.stat(`${root}/dist/macvtap`)).size;
