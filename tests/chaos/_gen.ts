@@ -1,0 +1,622 @@
+/**
+ * The bad-input generator: from (run seed, case index) a CNI invocation —
+ * env and stdin bytes — built from a valid ADD by 1–3 mutations, each with
+ * the answers that are correct for it. Pure and deterministic, so the
+ * in-process worker and the test regenerate the same case from its index.
+ *
+ * @module
+ */
+
+import { caseSeed, type Expectation, Rng } from "./_oracle.ts";
+
+/** Where the generated cases point. */
+export interface GenTarget {
+  /** The master in the plugin's namespace. */
+  master: string;
+  /** `/run/netns/<ctr>`. */
+  ctrPath: string;
+  /** host-local `dataDir`. */
+  dataDir: string;
+  /** The plugin's `stateDir`. */
+  stateDir: string;
+  /** CNI_PATH. */
+  cniPath: string;
+  /** A second master for passthru cases. */
+  passthruMaster: string;
+  /** hostrouteif names a case may use (kept on the host by design). */
+  hostrouteifs: readonly string[];
+  /** Env values must be spawnable (no NUL): true for real processes. */
+  execSafe: boolean;
+  /** Prefix of container ids and ifnames (distinguishes concurrent workers). */
+  tag: string;
+}
+
+/** One generated invocation. */
+export interface Case {
+  index: number;
+  env: Record<string, string | undefined>;
+  stdin: Uint8Array;
+  /** Names of the mutations applied (for failure messages). */
+  mutations: string[];
+  expect: Expectation;
+}
+
+type Json = Record<string, unknown>;
+
+interface Draft {
+  env: Record<string, string | undefined>;
+  config: Json;
+  /** Replaces the serialized config when set. */
+  raw?: Uint8Array;
+}
+
+interface Mutation {
+  name: string;
+  /** Correct codes; `"any"` when several layers (plugin, IPAM, kernel) may answer. */
+  codes: number[] | "any";
+  ok: boolean;
+}
+
+type Mutator = (d: Draft, r: Rng, t: GenTarget) => Mutation;
+
+const enc = new TextEncoder();
+const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+/**
+ * Versions of the valid base config. Not 1.1.0: Debian's host-local 1.1.1
+ * refuses it (code 1), which would mask the plugin's own answers; 1.1.0
+ * comes in through the `otherVersion` and `command` mutations.
+ */
+const BASE_VERSIONS = VERSIONS.slice(0, 4);
+
+function wrongValue(r: Rng): unknown {
+  return r.pick<unknown>([
+    0,
+    -1,
+    1.5,
+    true,
+    false,
+    null,
+    [],
+    {},
+    [1, 2],
+    { a: 1 },
+    "",
+    "x",
+    1e300,
+    "\u0000",
+    r.str(r.range(1, 40), "abc\u00e9\u4e2d/\\\"' :;\n\t"),
+  ]);
+}
+
+function withNul(s: string, r: Rng): string {
+  const at = r.int(s.length + 1);
+  return s.slice(0, at) + "\u0000" + s.slice(at);
+}
+
+function deep(depth: number, leaf: string): string {
+  return "[".repeat(depth) + leaf + "]".repeat(depth);
+}
+
+function ipamOf(d: Draft): Json {
+  if (typeof d.config.ipam !== "object" || d.config.ipam === null) d.config.ipam = {};
+  return d.config.ipam as Json;
+}
+
+const ENV_KEYS = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"];
+
+const MUTATORS: Record<string, Mutator> = {
+  malformedJson(d, r) {
+    const text = JSON.stringify(d.config);
+    const variant = r.int(6);
+    let s: string;
+    if (variant === 0) s = text.slice(0, r.int(text.length)); // truncated
+    else if (variant === 1) s = text.replace(/"/, ""); // broken string
+    else if (variant === 2) s = text + r.pick(["}", ",", "x", "]"]);
+    else if (variant === 3) s = text.replace(/:/, r.pick(["", "=", "::"]));
+    else if (variant === 4) s = r.pick(["", " ", "{", "nul", "{'a':1}", '{"a":}', "\uFFFD"]);
+    else s = text.slice(0, r.int(text.length)) + "\u0000" + text.slice(r.int(text.length));
+    d.raw = enc.encode(s);
+    return { name: `malformed JSON (${variant})`, codes: [6], ok: false };
+  },
+  notObject(d, r) {
+    d.raw = enc.encode(r.pick(["null", "[]", "1", '"str"', "true", "[{}]"]));
+    return { name: "JSON not an object", codes: [6], ok: false };
+  },
+  invalidUtf8(d) {
+    const text = enc.encode(JSON.stringify(d.config));
+    const bytes = new Uint8Array(text.length + 2);
+    bytes.set(text.subarray(0, 20));
+    bytes.set([0xc3, 0x28], 20);
+    bytes.set(text.subarray(20), 22);
+    d.raw = bytes;
+    return { name: "invalid UTF-8", codes: [6], ok: false };
+  },
+  wrongType(d, r) {
+    const key = r.pick([
+      "cniVersion",
+      "name",
+      "type",
+      "master",
+      "mode",
+      "mtu",
+      "mac",
+      "promiscMode",
+      "hostrouteif",
+      "hostrouteMetric",
+      "ipam",
+      "dns",
+      "args",
+      "runtimeConfig",
+      "prevResult",
+      "ipamTimeoutMs",
+      "logLevel",
+      "logFile",
+      "deviceID",
+      "stateDir",
+      "cniVersions",
+    ]);
+    let v = wrongValue(r);
+    // Values that are of the right type after all.
+    if (key === "promiscMode" && typeof v === "boolean") v = "yes";
+    if (
+      ["ipam", "dns", "args", "runtimeConfig", "prevResult"].includes(key) &&
+      typeof v === "object" && v !== null && !Array.isArray(v)
+    ) v = 7;
+    if (
+      typeof v === "string" &&
+      [
+        "cniVersion",
+        "name",
+        "type",
+        "master",
+        "mode",
+        "mac",
+        "hostrouteif",
+        "logLevel",
+        "logFile",
+        "deviceID",
+        "stateDir",
+      ].includes(key)
+    ) v = [v];
+    if (
+      typeof v === "number" && Number.isInteger(v) && v >= 0 &&
+      ["mtu", "hostrouteMetric", "ipamTimeoutMs"].includes(key)
+    ) v = String(v);
+    d.config[key] = v;
+    // null reads as "absent" (as Go's decoder does): success is fine then.
+    return { name: `wrong type ${key}=${JSON.stringify(v)}`, codes: "any", ok: v === null };
+  },
+  unknownMode(d, r) {
+    d.config.mode = r.pick(["fast", "Bridge", "BRIDGE", "source", " bridge", "vepa2", r.str(8)]);
+    // "source" is a kernel mode the plugin does not support: 2 is right too.
+    return { name: `unknown mode ${JSON.stringify(d.config.mode)}`, codes: [7, 2], ok: false };
+  },
+  passthru(d, _r, t) {
+    // Legal but exclusive (one child per master): on its own master, so it
+    // does not fail the other cases running at the same time.
+    d.config.mode = "passthru";
+    d.config.master = t.passthruMaster;
+    delete d.config.hostrouteif;
+    return { name: "mode passthru", codes: "any", ok: true };
+  },
+  mtuRange(d, r) {
+    const mtu = r.pick([-1, -1500, 65536, 70000, 9000, 1501, 2 ** 31, 1e12, 1.5, 1500.5]);
+    d.config.mtu = mtu;
+    return { name: `MTU ${mtu}`, codes: [7], ok: false };
+  },
+  mtuTiny(d, r) {
+    d.config.mtu = r.range(1, 67);
+    return { name: `MTU ${d.config.mtu} (below the kernel minimum)`, codes: [7, 100], ok: false };
+  },
+  masterMissingKey(d, r) {
+    // "" means unset too, as in the reference macvlan.
+    if (r.chance(0.5)) delete d.config.master;
+    else d.config.master = "";
+    return { name: "no master (default route's)", codes: "any", ok: true };
+  },
+  masterNonexistent(d, r) {
+    d.config.master = r.pick(["nosuch0", "eth9", r.str(r.range(1, 15)), "lab1"]);
+    return { name: `master ${d.config.master}`, codes: [7], ok: false };
+  },
+  masterIllegal(d, r) {
+    d.config.master = r.pick(["a/b", "..", ".", "a b", "x:1", "a".repeat(16), "lab0\n"]);
+    return { name: `illegal master ${JSON.stringify(d.config.master)}`, codes: [7], ok: false };
+  },
+  masterWrongKind(d, r) {
+    d.config.master = r.pick(["lo"]);
+    return { name: `master ${d.config.master}`, codes: "any", ok: false };
+  },
+  badMac(d, r) {
+    const where = r.int(3);
+    const mac = r.pick([
+      "02:11:22:33:44",
+      "02:11:22:33:44:55:66",
+      "zz:11:22:33:44:55",
+      "01:00:5e:00:00:01",
+      "ff:ff:ff:ff:ff:ff",
+      "00:00:00:00:00:00",
+      "0211.2233.4455x",
+      "02-11-22-33-44-5",
+      "02:11:22:33:44:5g",
+      r.str(17, "0123456789abcdef:"),
+    ]);
+    if (where === 0) d.config.mac = mac;
+    else if (where === 1) d.config.runtimeConfig = { mac };
+    else {
+      d.env.CNI_ARGS = `IgnoreUnknown=1;MAC=${mac}`;
+    }
+    return {
+      name: `bad MAC ${JSON.stringify(mac)} via ${["config", "runtimeConfig", "CNI_ARGS"][where]}`,
+      codes: [7],
+      ok: false,
+    };
+  },
+  badCidr(d, r) {
+    const bad = r.pick([
+      "10.99.0.300",
+      "10.99.0.0/33",
+      "10.99.0.0/-1",
+      "10.99.0/24",
+      "fd00::/129",
+      "::g",
+      "10.99.0.5/24/1",
+      " 10.99.0.5",
+      "1e3.0.0.1",
+    ]);
+    const where = r.int(4);
+    if (where === 0) d.config.args = { cni: { ips: [bad] } };
+    else if (where === 1) d.config.runtimeConfig = { ips: [bad] };
+    else if (where === 2) d.env.CNI_ARGS = `IP=${bad}`;
+    else ipamOf(d).subnet = bad;
+    // The IPAM plugin may be the one to refuse it (its own code).
+    return {
+      name: `bad CIDR ${JSON.stringify(bad)} via #${where}`,
+      codes: where >= 2 ? "any" : [7],
+      ok: false,
+    };
+  },
+  ifnameIllegal(d, r, t) {
+    const opts = [
+      "a".repeat(16),
+      "a".repeat(r.range(16, 300)),
+      ".",
+      "..",
+      "a/b",
+      "e:0",
+      "a b",
+      "eth0\t",
+      "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9",
+      "",
+    ];
+    if (!t.execSafe) opts.push("e\u0000th0");
+    d.env.CNI_IFNAME = r.pick(opts);
+    return { name: `CNI_IFNAME ${JSON.stringify(d.env.CNI_IFNAME)}`, codes: [4], ok: false };
+  },
+  containerIdIllegal(d, r, t) {
+    const opts = [
+      "",
+      "-x",
+      ".x",
+      "a/b",
+      "a b",
+      "a;b",
+      "\u00e9",
+      "a".repeat(r.range(200, 5000)) + "/",
+    ];
+    if (!t.execSafe) opts.push("abc\u0000def");
+    d.env.CNI_CONTAINERID = r.pick(opts);
+    return {
+      name: `CNI_CONTAINERID ${JSON.stringify(d.env.CNI_CONTAINERID).slice(0, 40)}`,
+      codes: [4],
+      ok: false,
+    };
+  },
+  netnsMissing(d, r) {
+    const v = r.pick<string | undefined>([
+      undefined,
+      "",
+      "/run/netns/does-not-exist",
+      "/etc/hostname",
+      "/",
+      "relative/ns",
+      "/proc/1/ns/mnt",
+    ]);
+    d.env.CNI_NETNS = v;
+    return { name: `CNI_NETNS ${JSON.stringify(v)}`, codes: v ? [103, 7, 4] : [4], ok: false };
+  },
+  envMissing(d, r) {
+    const key = r.pick(ENV_KEYS.slice(1));
+    d.env[key] = r.chance(0.5) ? undefined : "";
+    return { name: `${key} missing`, codes: [4], ok: false };
+  },
+  cniPathBad(d, r) {
+    d.env.CNI_PATH = r.pick(["/nonexistent", "/tmp/no/such:/also/not", "::"]);
+    // Only IPAM needs CNI_PATH: L2-only configs may succeed.
+    return { name: `CNI_PATH ${d.env.CNI_PATH}`, codes: [101], ok: true };
+  },
+  ipamTypeTraversal(d, r) {
+    ipamOf(d).type = r.pick([
+      "../host-local",
+      "/usr/lib/cni/host-local",
+      "..",
+      ".",
+      "a/b",
+      "../../bin/sh",
+      "host-local/",
+      "./host-local",
+      "..\u002fx",
+    ]);
+    return { name: `ipam.type ${JSON.stringify(ipamOf(d).type)}`, codes: [7], ok: false };
+  },
+  ipamTypeUnknown(d, r) {
+    ipamOf(d).type = r.pick(["no-such-ipam", r.str(10), "HOST-LOCAL"]);
+    return { name: `ipam.type ${ipamOf(d).type}`, codes: [101], ok: false };
+  },
+  ipamTimeoutTiny(d) {
+    d.config.ipamTimeoutMs = 1;
+    return { name: "ipamTimeoutMs 1", codes: "any", ok: true };
+  },
+  cniArgsUnknown(d, r) {
+    const key = r.pick([
+      "FOO",
+      "ip",
+      "mac",
+      "K8S_POD_NAMES",
+      "ignoreunknown",
+      r.str(6).toUpperCase(),
+    ]);
+    d.env.CNI_ARGS = `${key}=bar`;
+    return { name: `CNI_ARGS ${key}=bar`, codes: [7], ok: false };
+  },
+  cniArgsMalformed(d, r) {
+    d.env.CNI_ARGS = r.pick([
+      "abc",
+      "=",
+      "A=1;;",
+      ";",
+      "IgnoreUnknown",
+      "IgnoreUnknown=maybe;X=1",
+      "IP=1.2.3.4=5",
+    ]);
+    return { name: `CNI_ARGS ${JSON.stringify(d.env.CNI_ARGS)}`, codes: [7], ok: false };
+  },
+  cniArgsIgnored(d, r) {
+    d.env.CNI_ARGS = `IgnoreUnknown=1;FOO=${r.str(5)};K8S_POD_NAME=p${r.int(99)}`;
+    return { name: "unknown CNI_ARGS with IgnoreUnknown", codes: "any", ok: true };
+  },
+  wrongVersion(d, r) {
+    const v = r.pick<unknown>([
+      "9.9.9",
+      "0.1.0",
+      "0.2.0",
+      "",
+      "1.0",
+      "1.1.0 ",
+      "v1.0.0",
+      "1.2.0",
+      "0.3.2",
+      undefined,
+    ]);
+    if (v === undefined) delete d.config.cniVersion;
+    else d.config.cniVersion = v;
+    return { name: `cniVersion ${JSON.stringify(v)}`, codes: [1], ok: false };
+  },
+  otherVersion(d, r) {
+    d.config.cniVersion = r.pick(VERSIONS);
+    return { name: `cniVersion ${d.config.cniVersion}`, codes: "any", ok: true };
+  },
+  huge(d, r) {
+    const big = r.chance(0.5);
+    const size = big
+      ? r.range(4 * 1024 * 1024 + 1, 6 * 1024 * 1024)
+      : r.range(512 * 1024, 3 * 1024 * 1024);
+    const where = big ? 0 : r.int(3);
+    if (where === 0) d.config.padding = "x".repeat(size);
+    else if (where === 1) {
+      d.config.dns = { nameservers: Array(Math.floor(size / 11)).fill("10.0.0.1") };
+    } else d.config.name = "n".repeat(size);
+    return {
+      name: `huge input ${size} bytes in ${["padding", "dns", "name"][where]}`,
+      codes: big ? [5] : "any",
+      ok: !big && where !== 2,
+    };
+  },
+  deepNesting(d, r) {
+    const depth = r.pick([100, 1000, 10000, 100000]);
+    const where = r.int(3);
+    if (where === 0) {
+      d.raw = enc.encode(deep(depth, "1"));
+      return { name: `deep nesting ${depth} (stdin)`, codes: [6], ok: false };
+    }
+    const text = JSON.stringify(d.config);
+    const key = where === 1 ? "padding" : "dns";
+    d.raw = enc.encode(text.slice(0, -1) + `,"${key}":${deep(depth, "{}")}}`);
+    return { name: `deep nesting ${depth} in ${key}`, codes: "any", ok: where === 1 };
+  },
+  nulInValues(d, r) {
+    const key = r.pick(["name", "master", "mode", "mac", "hostrouteif", "type"]);
+    d.config[key] = withNul(String(d.config[key] ?? "x"), r);
+    // `type` is not the plugin's to check (see typeWrong); every other value
+    // is a name or word that cannot contain NUL.
+    return {
+      name: `NUL in ${key}`,
+      codes: key === "mode" || key === "name" ? [7] : "any",
+      ok: key === "type",
+    };
+  },
+  nameIllegal(d, r) {
+    d.config.name = r.pick(["", "../../etc", "a/b", "-x", ".", "..", "a b", "\u00e9"]);
+    return { name: `network name ${JSON.stringify(d.config.name)}`, codes: [7], ok: false };
+  },
+  typeWrong(d, r) {
+    // The runtime chose the plugin by `type`; like the reference plugins, ours need not check it.
+    d.config.type = r.pick(["macvlan", "", "MACVTAP", "../macvtap"]);
+    return { name: `type ${JSON.stringify(d.config.type)}`, codes: [7], ok: true };
+  },
+  hostrouteifIllegal(d, r) {
+    d.config.hostrouteif = r.pick(["a b", "a/b", "..", "x".repeat(16), "lab0", "lo", "e:1"]);
+    return { name: `hostrouteif ${JSON.stringify(d.config.hostrouteif)}`, codes: [7], ok: false };
+  },
+  hostrouteifOther(d, r, t) {
+    d.config.hostrouteif = r.pick(t.hostrouteifs);
+    return { name: `hostrouteif ${d.config.hostrouteif}`, codes: "any", ok: true };
+  },
+  metricBad(d, r) {
+    d.config.hostrouteMetric = r.pick([-1, 2 ** 32, 1.5, "x"]);
+    return { name: `hostrouteMetric ${d.config.hostrouteMetric}`, codes: [7], ok: false };
+  },
+  logLevelBad(d, r) {
+    d.config.logLevel = r.pick(["loud", "DEBUG", "trace"]);
+    return { name: `logLevel ${JSON.stringify(d.config.logLevel)}`, codes: [7], ok: false };
+  },
+  logFileRelative(d, r) {
+    d.config.logFile = r.pick(["relative.log", "./x.log", "../x.log"]);
+    return { name: `logFile ${JSON.stringify(d.config.logFile)}`, codes: [7], ok: false };
+  },
+  dnsGarbage(d, r) {
+    d.config.dns = r.pick<unknown>([
+      { nameservers: "1.1.1.1" },
+      { nameservers: [1, 2] },
+      { search: {} },
+      { domain: 5 },
+      { options: [null] },
+    ]);
+    return { name: `dns ${JSON.stringify(d.config.dns)}`, codes: [7], ok: false };
+  },
+  prevResultGarbage(d, r) {
+    d.config.prevResult = r.pick<unknown>([{ ips: "x" }, { interfaces: [{ name: 5 }] }, {
+      ips: [{ address: "nope" }],
+    }, { cniVersion: 1 }]);
+    return { name: `prevResult ${JSON.stringify(d.config.prevResult)}`, codes: "any", ok: true };
+  },
+  duplicateKeys(d) {
+    const mode = typeof d.config.mode === "string" ? d.config.mode : "bridge";
+    d.config.mode = mode;
+    const text = JSON.stringify(d.config);
+    d.raw = enc.encode(text.slice(0, -1) + `,"mode":"nope","mode":${JSON.stringify(mode)}}`);
+    return { name: "duplicate keys (last wins)", codes: "any", ok: true };
+  },
+  command(d, r) {
+    const c = r.pick<string | undefined>([
+      "add",
+      "ADD ",
+      "FOO",
+      "",
+      undefined,
+      "VERSION",
+      "DEL",
+      "CHECK",
+      "STATUS",
+      "GC",
+    ]);
+    d.env.CNI_COMMAND = c;
+    if (c === "GC") d.config.name = "gcnet"; // never collects a concurrent case's attachment
+    const ok = c === undefined || c === "" || ["VERSION", "DEL", "STATUS", "GC"].includes(c);
+    return {
+      name: `CNI_COMMAND ${JSON.stringify(c)}`,
+      codes: ok ? "any" : c === "CHECK" ? "any" : [4],
+      ok,
+    };
+  },
+  deviceIdMissing(d, r) {
+    d.config.deviceID = r.pick(["macvtap9", "nosuchdev", "0000:00:00.0"]);
+    delete d.config.hostrouteif;
+    return { name: `deviceID ${d.config.deviceID}`, codes: "any", ok: true };
+  },
+};
+
+/** Mutators weighted by how much they explore (names repeated). */
+const WEIGHTED: string[] = Object.keys(MUTATORS).flatMap((k) =>
+  Array(["huge", "deepNesting"].includes(k) ? 1 : k === "wrongType" ? 6 : 2).fill(k)
+);
+
+/** The valid ADD every case starts from. */
+export function baseDraft(index: number, r: Rng, t: GenTarget): Draft {
+  const id = `${t.tag}${index.toString(36)}`;
+  const config: Json = {
+    cniVersion: r.pick(BASE_VERSIONS),
+    name: "chaos",
+    type: "macvtap",
+    master: t.master,
+    mode: r.pick(["bridge", "private", "vepa"]),
+    stateDir: t.stateDir,
+    ipam: {
+      type: "host-local",
+      ranges: [[{ subnet: "10.99.0.0/24", rangeStart: "10.99.0.10", rangeEnd: "10.99.0.250" }]],
+      dataDir: t.dataDir,
+    },
+  };
+  if (r.chance(0.5)) config.hostrouteif = t.hostrouteifs[0];
+  if (r.chance(0.2)) config.mtu = r.pick([0, 68, 1280, 1500]);
+  if (r.chance(0.2)) {
+    config.mac = `02:${r.str(2, "0123456789abcdef")}:00:00:${
+      (index >> 8 & 255).toString(16).padStart(2, "0")
+    }:${(index & 255).toString(16).padStart(2, "0")}`;
+  }
+  if (r.chance(0.1)) config.ipam = {};
+  return {
+    config,
+    env: {
+      PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+      CNI_COMMAND: "ADD",
+      CNI_CONTAINERID: `bad-${id}`,
+      CNI_NETNS: t.ctrPath,
+      CNI_IFNAME: `c${id}`.slice(0, 15),
+      CNI_ARGS: "",
+      CNI_PATH: t.cniPath,
+    },
+  };
+}
+
+/** Each top-level config key and env variable, serialized (long values hashed by length). */
+function snapshot(d: Draft): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const [k, v] of Object.entries(d.config)) {
+    const text = JSON.stringify(v) ?? "undefined";
+    m.set(`config.${k}`, text.length > 4096 ? `#${text.length}:${text.slice(0, 64)}` : text);
+  }
+  for (const [k, v] of Object.entries(d.env)) m.set(`env.${k}`, String(v));
+  return m;
+}
+
+/** Case `index` of run `seed`. */
+export function generate(seed: number, index: number, t: GenTarget): Case {
+  const r = new Rng(caseSeed(seed, index));
+  const d = baseDraft(index, r, t);
+  const n = r.chance(0.5) ? 1 : r.range(2, 3);
+  let applied: { m: Mutation; touched: Set<string> }[] = [];
+  for (let k = 0; k < n; k++) {
+    const name = r.pick(WEIGHTED);
+    // Once the bytes are replaced, config mutations no longer apply: stop.
+    if (d.raw) break;
+    const before = snapshot(d);
+    const m = MUTATORS[name]!(d, r, t);
+    const after = snapshot(d);
+    const touched = new Set(
+      [...after.keys(), ...before.keys()].filter((key) => before.get(key) !== after.get(key)),
+    );
+    // A later mutation of the same key overwrites an earlier one's effect.
+    applied = applied.filter((a) => ![...a.touched].some((key) => touched.has(key)));
+    applied.push({ m, touched });
+  }
+  const codes = new Set<number>();
+  let any = false;
+  for (const { m } of applied) {
+    if (m.codes === "any") any = true;
+    else for (const c of m.codes) codes.add(c);
+  }
+  // Several mutations on the env, stdin or config: which is reported first is
+  // the plugin's choice, but it must be one of theirs. VERSION and a missing
+  // command answer regardless of the rest; DEL is best effort.
+  const command = d.env.CNI_COMMAND;
+  const lenient = !command || command === "VERSION" || command === "DEL";
+  return {
+    index,
+    env: d.env,
+    stdin: d.raw ?? enc.encode(JSON.stringify(d.config)),
+    mutations: applied.map((a) => a.m.name),
+    expect: lenient
+      ? { ok: true, codes: "any" }
+      : { ok: applied.every((a) => a.m.ok), codes: any ? "any" : codes },
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * The pure part of the suite, shared by the tests and the in-process worker:
+ * a seeded PRNG and the spec oracle for one plugin run. No lab, no I/O.
+ *
+ * @module
+ */
+
+/** A CNI call's outcome as the oracle sees it. */
+export interface Outcome {
+  /** Exit code of the process (or `runSkel`'s return value). */
+  exit: number;
+  stdout: string;
+  /** Only known for real processes. */
+  stderr?: string;
+}
+
+/** Codes of the spec's error table (notes §6); plugin-specific codes are ≥ 100. */
+export const SPEC_CODES: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 11, 50, 51]);
+
+/** mulberry32: small, fast and good enough to drive a fuzzer reproducibly. */
+export class Rng {
+  #s: number;
+  constructor(seed: number) {
+    this.#s = seed >>> 0;
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    this.#s = (this.#s + 0x6d2b79f5) >>> 0;
+    let t = this.#s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /** An integer in [lo, hi]. */
+  range(lo: number, hi: number): number {
+    return lo + this.int(hi - lo + 1);
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+
+  /** A random string of `len` characters drawn from `alphabet`. */
+  str(len: number, alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"): string {
+    let s = "";
+    for (let i = 0; i < len; i++) s += alphabet[this.int(alphabet.length)];
+    return s;
+  }
+}
+
+/** The per-case seed: the run seed mixed with the case index (splitmix-like). */
+export function caseSeed(seed: number, index: number): number {
+  let h = (seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** What the oracle accepts from one run. */
+export interface Expectation {
+  /** Whether success is a correct answer. */
+  ok: boolean;
+  /** Error codes that are correct answers; `"any"` = any legal code. */
+  codes: ReadonlySet<number> | "any";
+}
+
+/** Whether `code` is a legal CNI error code: the spec table or plugin-specific (≥ 100). */
+export function legalCode(code: unknown): boolean {
+  return typeof code === "number" && Number.isInteger(code) &&
+    (SPEC_CODES.has(code) || code >= 100);
+}
+
+/**
+ * Check a failed run's stdout: exactly one JSON object
+ * `{cniVersion?, code, msg, details?}` with a legal code, no stack trace.
+ *
+ * @returns the problem, or `undefined`.
+ */
+export function errorJsonProblem(stdout: string): string | undefined {
+  if (/\n\s+at |\bat file:\/\/|Uncaught/.test(stdout)) return "stack trace on stdout";
+  let v: unknown;
+  try {
+    v = JSON.parse(stdout);
+  } catch {
+    return "stdout is not one JSON document";
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return "error is not a JSON object";
+  const o = v as Record<string, unknown>;
+  const extra = Object.keys(o).filter((k) => !["cniVersion", "code", "msg", "details"].includes(k));
+  if (extra.length) return `unexpected keys ${extra.join(",")}`;
+  if (!legalCode(o.code)) return `illegal code ${JSON.stringify(o.code)}`;
+  if (typeof o.msg !== "string" || o.msg === "") return "msg missing or not a string";
+  if ("details" in o && typeof o.details !== "string") return "details not a string";
+  if ("cniVersion" in o && typeof o.cniVersion !== "string") return "cniVersion not a string";
+  return undefined;
+}
+
+/**
+ * Judge one run of `command` against `expect`.
+ *
+ * @returns the problem, or `undefined` when the answer is acceptable.
+ */
+export function judge(
+  command: string | undefined,
+  out: Outcome,
+  expect: Expectation,
+): string | undefined {
+  if (
+    out.stderr !== undefined && /error: Uncaught|panicked at|Segmentation fault/.test(out.stderr)
+  ) {
+    return "crashed (uncaught exception on stderr)";
+  }
+  const stdout = out.stdout.trim();
+  if (out.exit === 0) {
+    if (!expect.ok) {
+      return `succeeded, expected an error with code ${
+        expect.codes === "any" ? "any" : [...expect.codes].join("|")
+      }`;
+    }
+    if (command === "ADD" || command === "VERSION") {
+      try {
+        const v = JSON.parse(stdout);
+        if (typeof v !== "object" || v === null || typeof v.cniVersion !== "string") {
+          return "success output lacks cniVersion";
+        }
+      } catch {
+        return "success output is not JSON";
+      }
+    } else if (stdout !== "") {
+      return "unexpected output on success";
+    }
+    return undefined;
+  }
+  const problem = errorJsonProblem(stdout);
+  if (problem) return problem;
+  const code = (JSON.parse(stdout) as { code: number }).code;
+  if (expect.codes !== "any" && !expect.codes.has(code)) {
+    return `code ${code}, expected ${expect.ok ? "success or " : ""}${[...expect.codes].join("|")}`;
+  }
+  return undefined;
+}
