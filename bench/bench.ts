@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a command-line tool: stdout is its output
 /**
  * `deno task bench`: time `dist/macvtap` against the reference Go plugin
  * `/usr/lib/cni/macvlan` in the same run, same lab, interleaved, and print

@@ -67,7 +67,9 @@ export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link):
     try {
       writeSysctl(`net/ipv6/conf/${name}/accept_dad`, "0", h.netns);
     } catch (err) {
-      log.debug(`hostrouteif ${name}: cannot disable DAD: ${err instanceof Error ? err.message : err}`);
+      log.debug(
+        `hostrouteif ${name}: cannot disable DAD: ${err instanceof Error ? err.message : err}`,
+      );
     }
   }
   throw new HostRouteError(`hostrouteif "${name}" keeps changing; giving up`);

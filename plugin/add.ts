@@ -161,6 +161,9 @@ function createMacvtap(
   undo: AsyncUndoStack,
 ): Link {
   const tmp = tempIfname();
+  // A passthru macvtap takes the lower device's MAC at creation; a MAC set
+  // afterwards is applied to both (that is what passthru means).
+  const macLater = conf.mode === "passthru" && conf.mac !== undefined;
   try {
     host.links.add({
       kind: "macvtap",
@@ -169,7 +172,7 @@ function createMacvtap(
       mode: conf.mode,
       netns: ns,
       ...(conf.mtu ? { mtu: conf.mtu } : {}),
-      ...(conf.mac ? { mac: conf.mac } : {}),
+      ...(conf.mac && !macLater ? { mac: conf.mac } : {}),
       ...(master.txQueueLen ? { txQueueLen: master.txQueueLen } : {}),
     });
   } catch (err) {
@@ -187,6 +190,7 @@ function createMacvtap(
       name: ctx.ifname,
       up: true,
       ...(conf.promiscMode ? { promisc: true } : {}),
+      ...(macLater ? { mac: conf.mac! } : {}),
     });
   } catch (err) {
     if (isErrno(err, "EEXIST")) {
@@ -196,7 +200,7 @@ function createMacvtap(
     }
     throw err;
   }
-  return ctr.links.get(created.index);
+  return { ...created, name: ctx.ifname, up: true };
 }
 
 /**

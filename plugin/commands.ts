@@ -72,7 +72,12 @@ export async function cmdAdd(
 ): Promise<Result> {
   const conf = parseNetConf(config, { command: "ADD", args: ctx.args });
   useLogging(conf);
-  return await addAttachment(conf, ctx, delegate(conf, ctx, config, options), new StateStore(conf.stateDir));
+  return await addAttachment(
+    conf,
+    ctx,
+    delegate(conf, ctx, config, options),
+    new StateStore(conf.stateDir),
+  );
 }
 
 /**

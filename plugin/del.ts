@@ -10,7 +10,7 @@
 import type { NetConf } from "../config/mod.ts";
 import { delHostRoutes, type HostRoute, hostRoutesFor } from "../hostroute/mod.ts";
 import { log } from "../internal/_log.ts";
-import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
+import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import type { Ipam } from "./ipam.ts";
 import type { StateStore } from "./state.ts";

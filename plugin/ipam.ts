@@ -59,7 +59,13 @@ export function ipamFor(
     CNI_PATH: ctx.path.join(":"),
   };
   const exec = (command: IpamCommand, input: Uint8Array) =>
-    execIpam(command, { type, stdin: input, env, cniPath: ctx.path, timeoutMs: conf.ipamTimeoutMs });
+    execIpam(command, {
+      type,
+      stdin: input,
+      env,
+      cniPath: ctx.path,
+      timeoutMs: conf.ipamTimeoutMs,
+    });
   const versions = async (): Promise<string[]> => {
     const info = await exec("VERSION", new TextEncoder().encode('{"cniVersion":"1.1.0"}'));
     const list = (info as { supportedVersions?: unknown } | undefined)?.supportedVersions;

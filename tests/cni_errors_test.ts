@@ -4,14 +4,22 @@
  * behind (no link, no lease, no host route, no record).
  */
 
-import { assert, assertEquals, assertMatch } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
 import { cni, cniHere, describe, PLUGIN, pluginBuilt } from "./_cni.ts";
 import { Lab, labIgnore } from "./_lab.ts";
 
 const ignore = labIgnore(["/usr/lib/cni/host-local"]);
 type Json = Record<string, unknown>;
 
-function assertError(c: { code: number; json: Json | undefined; stdout: string; stderr: string }, code: number, msg?: RegExp): void {
+function assertError(
+  c: { code: number; json: Json | undefined; stdout: string; stderr: string },
+  code: number,
+  msg?: RegExp,
+): void {
   assert(c.code !== 0, `expected failure, got exit 0: ${c.stdout}`);
   assert(c.json, `stdout is not JSON: ${c.stdout} / ${c.stderr}`);
   assertEquals(c.json.code, code, `${c.stdout}\n${c.stderr}`);
@@ -39,7 +47,8 @@ Deno.test({
     const help = await new Deno.Command(PLUGIN, { args: ["--help"], stdout: "piped" }).output();
     assert(help.success);
     assertMatch(new TextDecoder().decode(help.stdout), /CNI_COMMAND/);
-    const version = await new Deno.Command(PLUGIN, { args: ["--version"], stdout: "piped" }).output();
+    const version = await new Deno.Command(PLUGIN, { args: ["--version"], stdout: "piped" })
+      .output();
     assert(version.success);
     assertMatch(new TextDecoder().decode(version.stdout), /^macvtap \d+\.\d+\.\d+/);
   },
@@ -61,7 +70,10 @@ Deno.test({
       assertError(await cniHere({ command: "ADD", containerId: "-bad/id", netns: "/x" }, base), 4);
     });
     await t.step("ifname too long ⇒ 4", async () => {
-      assertError(await cniHere({ command: "ADD", netns: "/x", ifname: "a234567890123456" }, base), 4);
+      assertError(
+        await cniHere({ command: "ADD", netns: "/x", ifname: "a234567890123456" }, base),
+        4,
+      );
     });
     await t.step("ifname with '/' ⇒ 4", async () => {
       assertError(await cniHere({ command: "ADD", netns: "/x", ifname: "a/b" }, base), 4);
@@ -76,10 +88,16 @@ Deno.test({
       assertError(await cniHere({ command: "ADD", netns: "/x" }, { ...base, name: undefined }), 7);
     });
     await t.step("unsupported cniVersion ⇒ 1", async () => {
-      assertError(await cniHere({ command: "ADD", netns: "/x" }, { ...base, cniVersion: "9.9.9" }), 1);
+      assertError(
+        await cniHere({ command: "ADD", netns: "/x" }, { ...base, cniVersion: "9.9.9" }),
+        1,
+      );
     });
     await t.step("CHECK at 0.3.1 ⇒ 1", async () => {
-      assertError(await cniHere({ command: "CHECK", netns: "/x" }, { ...base, cniVersion: "0.3.1" }), 1);
+      assertError(
+        await cniHere({ command: "CHECK", netns: "/x" }, { ...base, cniVersion: "0.3.1" }),
+        1,
+      );
     });
     await t.step("STATUS at 1.0.0 ⇒ 1", async () => {
       assertError(await cniHere({ command: "STATUS" }, base), 1);
@@ -105,14 +123,23 @@ Deno.test({
     const dataDir = await lab.tempDir("ipam");
     const stateDir = await lab.tempDir("state");
     const ipam = { type: "host-local", subnet: "10.99.0.0/24", dataDir };
-    const base: Json = { cniVersion: "1.1.0", name: "errnet", type: "macvtap", master: l.master, stateDir, ipam };
+    const base: Json = {
+      cniVersion: "1.1.0",
+      name: "errnet",
+      type: "macvtap",
+      master: l.master,
+      stateDir,
+      ipam,
+    };
     const env = { command: "ADD", containerId: "ctr-err", netns: l.ctrPath, ifname: "eth0" };
 
     async function nothingLeft(): Promise<void> {
       assertEquals(await lab.ipJson(l.ctr, "link", "show", "type", "macvtap"), []);
       assertEquals(await lab.ipJson(l.host, "link", "show", "type", "macvtap"), []);
       const leases = [...Deno.readDirSync(dataDir)].flatMap((d) =>
-        d.isDirectory ? [...Deno.readDirSync(`${dataDir}/${d.name}`)].filter((f) => /^\d/.test(f.name)) : []
+        d.isDirectory
+          ? [...Deno.readDirSync(`${dataDir}/${d.name}`)].filter((f) => /^\d/.test(f.name))
+          : []
       );
       assertEquals(leases, []);
       const records = [...Deno.readDirSync(stateDir)].flatMap((d) =>
@@ -134,7 +161,7 @@ Deno.test({
       ["unknown CNI_ARGS key", {}, 7, /unknown args/i, { args: "FOO=bar" } as Partial<typeof env>],
       ["netns missing", {}, 103, /netns|namespace/i, { netns: "/run/netns/does-not-exist" }],
       ["IPAM plugin missing", { ipam: { type: "no-such-ipam" } }, 101, /no-such-ipam/],
-      ["IPAM error keeps its code", { ipam: { type: "host-local" } }, 0, undefined],
+      ["IPAM error keeps its code", { ipam: { type: "host-local" } }, 0],
     ];
     for (const [what, patch, code, msg, envPatch] of cases) {
       await t.step(`${what} ⇒ ${code || "IPAM's own code"}`, async () => {
@@ -147,17 +174,24 @@ Deno.test({
       });
     }
 
-    await t.step("interface name taken in the container ⇒ error, the existing link untouched", async () => {
-      await lab.ip(l.ctr, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p");
-      const c = await cni(lab, l.host, env, base);
-      assert(c.code !== 0, describe(c));
-      assertMatch((c.json?.msg as string) ?? "", /exists/);
-      assertEquals(await lab.ipJson(l.ctr, "link", "show", "type", "macvtap"), []);
-      const del = await cni(lab, l.host, { ...env, command: "DEL" }, base);
-      assertEquals(del.code, 0, describe(del));
-      assertEquals((await lab.ipJson(l.ctr, "link", "show", "eth0")).length, 1, "DEL left the veth alone");
-      await lab.ip(l.ctr, "link", "del", "eth0");
-      await nothingLeft();
-    });
+    await t.step(
+      "interface name taken in the container ⇒ error, the existing link untouched",
+      async () => {
+        await lab.ip(l.ctr, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p");
+        const c = await cni(lab, l.host, env, base);
+        assert(c.code !== 0, describe(c));
+        assertMatch((c.json?.msg as string) ?? "", /exists/);
+        assertEquals(await lab.ipJson(l.ctr, "link", "show", "type", "macvtap"), []);
+        const del = await cni(lab, l.host, { ...env, command: "DEL" }, base);
+        assertEquals(del.code, 0, describe(del));
+        assertEquals(
+          (await lab.ipJson(l.ctr, "link", "show", "eth0")).length,
+          1,
+          "DEL left the veth alone",
+        );
+        await lab.ip(l.ctr, "link", "del", "eth0");
+        await nothingLeft();
+      },
+    );
   },
 });

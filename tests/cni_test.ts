@@ -4,7 +4,11 @@
  * cniVersion and every mode; the kernel state is read back with iproute2.
  */
 
-import { assert, assertEquals, assertMatch } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
 import { cni, describe, PLUGIN, pluginBuilt, VERSIONS } from "./_cni.ts";
 import { Lab, labIgnore } from "./_lab.ts";
 
@@ -94,7 +98,7 @@ for (const version of VERSIONS) {
       assertEquals("mtu" in ifaces[0]!, version === "1.1.0");
 
       const [link] = await lab.ipJson<LinkJson[]>(l.ctr, "link", "show", "eth0");
-      assert(link, "eth0 exists in the container");
+      if (!link) throw new Error("eth0 does not exist in the container");
       assertEquals(link.linkinfo?.info_kind, "macvtap");
       assertEquals(link.linkinfo?.info_data?.mode, "bridge");
       assertEquals(link.address, ifaces[0]!.mac);
@@ -185,7 +189,7 @@ for (const mode of ["bridge", "private", "vepa", "passthru"] as const) {
           "show",
           "net1",
         );
-        assert(link);
+        if (!link) throw new Error("net1 does not exist in the container");
         assertEquals(link.linkinfo?.info_data?.mode, mode);
         assertEquals(link.mtu, 1400);
         assertEquals(link.address, "02:11:22:33:44:55");

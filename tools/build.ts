@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a command-line tool: stdout is its output
 /**
  * `deno task build`: bundle `cmd/main.ts` and write `dist/macvtap`, one
  * executable file (shebang launcher + bundle) that runs with the pinned Deno
@@ -81,7 +82,10 @@ const bundle = await Deno.readTextFile(`${root}/build/macvtap.js`);
 // The device plugin rides along as one comment line (see cmd/_embedded.ts).
 // A data: URL module has no file URL for createRequire(); node built-ins resolve from any base.
 const dpSource = (await Deno.readTextFile(`${root}/build/deviceplugin.js`))
-  .replace("__deno_internal_createRequire(import.meta.url)", '__deno_internal_createRequire("file:///")');
+  .replace(
+    "__deno_internal_createRequire(import.meta.url)",
+    '__deno_internal_createRequire("file:///")',
+  );
 const dp = new TextEncoder().encode(dpSource);
 const payload = `\n${DP_MARKER}data:text/javascript;base64,${encodeBase64(dp)}\n`;
 const shebang = `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 ${deno} run -A -q ` +
