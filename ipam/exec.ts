@@ -19,6 +19,13 @@ export type IpamCommand = "ADD" | "DEL" | "CHECK" | "STATUS" | "GC" | "VERSION";
  * daemon, which itself waits up to 10 s per DHCP attempt and retries a link
  * that is still down ("network is down") a few seconds later, so they get a
  * minute; the others only touch local state.
+ *
+ * @example Pick a limit
+ * ```ts
+ * import { IPAM_TIMEOUT_MS } from "./exec.ts";
+ * const limit = IPAM_TIMEOUT_MS["DEL"]; // 30000
+ * if (limit !== 30_000) throw new Error("unexpected default");
+ * ```
  */
 export const IPAM_TIMEOUT_MS: Readonly<Record<IpamCommand, number>> = Object.freeze({
   ADD: 60_000,
@@ -29,7 +36,17 @@ export const IPAM_TIMEOUT_MS: Readonly<Record<IpamCommand, number>> = Object.fre
   VERSION: 10_000,
 });
 
-/** Pauses between spawn attempts that fail with ETXTBSY ("text file busy"). */
+/**
+ * Pauses between spawn attempts that fail with ETXTBSY ("text file busy"),
+ * as when a plugin binary is being replaced: 5 retries, 100 ms to 1 s apart.
+ *
+ * @example
+ * ```ts
+ * import { ETXTBSY_RETRY_DELAYS_MS } from "./exec.ts";
+ * const total = ETXTBSY_RETRY_DELAYS_MS.reduce((a, b) => a + b, 0); // 2500 ms at most
+ * if (total !== 2500) throw new Error("unexpected schedule");
+ * ```
+ */
 export const ETXTBSY_RETRY_DELAYS_MS: readonly number[] = Object.freeze([100, 200, 400, 800, 1000]);
 
 /** Most stdout accepted from a plugin; a result is a few KiB. */
@@ -79,6 +96,18 @@ export interface ExecIpamOptions {
  * ```ts ignore
  * import { findPlugin } from "./exec.ts";
  * findPlugin("host-local", ["/opt/cni/bin", "/usr/lib/cni"]); // "/usr/lib/cni/host-local"
+ * ```
+ *
+ * @example A path is not a plugin name
+ * ```ts
+ * import { findPlugin } from "./exec.ts";
+ * import { CniError } from "../cni/mod.ts";
+ * try {
+ *   findPlugin("../../bin/sh", ["/usr/lib/cni"]);
+ *   throw new Error("not refused");
+ * } catch (err) {
+ *   if (!(err instanceof CniError) || err.code !== 7) throw err;
+ * }
  * ```
  */
 export function findPlugin(type: string, cniPath: readonly string[]): string {
