@@ -11,7 +11,7 @@
  * @module
  */
 
-import { cstr, errno, libC } from "./_ffi.ts";
+import { cstr, errno, libC, libCNs } from "./_ffi.ts";
 import { NetlinkError, NetnsNotFoundError } from "./errors.ts";
 
 const O_RDONLY = 0;
@@ -218,7 +218,7 @@ function checkSync<T>(value: T): T {
 }
 
 function mount(src: string, target: string, fstype: string, flags: number): number {
-  return libC().mount(cstr(src), cstr(target), cstr(fstype), BigInt(flags), null);
+  return libCNs().mount(cstr(src), cstr(target), cstr(fstype), BigInt(flags), null);
 }
 
 /** Make `/run/netns` a shared mount point, as iproute2 does, so bind mounts propagate. */
@@ -271,7 +271,7 @@ export function createNetns(name: string): Netns {
   const home = c.open(cstr("/proc/thread-self/ns/net"), O_RDONLY | O_CLOEXEC);
   let failure: NetlinkError | undefined;
   try {
-    if (c.unshare(CLONE_NEWNET) < 0) {
+    if (libCNs().unshare(CLONE_NEWNET) < 0) {
       failure = new NetlinkError("unshare", errno(), undefined, `Cannot create "${name}"`);
     } else if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND) < 0) {
       failure = new NetlinkError("mount", errno(), undefined, `Cannot create "${name}"`);
@@ -284,7 +284,7 @@ export function createNetns(name: string): Netns {
     c.close(home);
   }
   if (failure) {
-    c.unlink(cstr(path));
+    libCNs().unlink(cstr(path));
     throw failure;
   }
   return openNetns(path);
@@ -308,12 +308,12 @@ export function createNetns(name: string): Netns {
 export function deleteNetns(name: string): void {
   const path = name.includes("/") ? name : `${NETNS_RUN_DIR}/${name}`;
   const c = libC();
-  if (c.umount2(cstr(path), MNT_DETACH) < 0) {
+  if (libCNs().umount2(cstr(path), MNT_DETACH) < 0) {
     const e = errno();
     if (e === 2) return;
     if (e !== 22) throw new NetlinkError("umount2", e, undefined, path);
   }
-  if (c.unlink(cstr(path)) < 0 && errno() !== 2) {
+  if (libCNs().unlink(cstr(path)) < 0 && errno() !== 2) {
     throw new NetlinkError("unlink", errno(), undefined, path);
   }
 }

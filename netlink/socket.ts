@@ -6,7 +6,7 @@
  * @module
  */
 
-import { errno, libC, libmnl } from "./_ffi.ts";
+import { errno, libC, libCExtra, libmnl } from "./_ffi.ts";
 import { NetlinkError } from "./errors.ts";
 import {
   NETLINK_CAP_ACK,
@@ -115,7 +115,7 @@ export class NetlinkSocket implements Disposable {
 
   /** Receive one datagram if one is queued; `undefined` otherwise. */
   tryRecv(op: string): Uint8Array | undefined {
-    const n = Number(libC().recv(this.fd, this.#buf, BigInt(this.#buf.length), MSG_DONTWAIT));
+    const n = Number(libCExtra().recv(this.fd, this.#buf, BigInt(this.#buf.length), MSG_DONTWAIT));
     if (n < 0) {
       const e = errno();
       if (e === 11) return undefined;
