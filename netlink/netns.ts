@@ -307,7 +307,6 @@ export function createNetns(name: string): Netns {
  */
 export function deleteNetns(name: string): void {
   const path = name.includes("/") ? name : `${NETNS_RUN_DIR}/${name}`;
-  const c = libC();
   if (libCNs().umount2(cstr(path), MNT_DETACH) < 0) {
     const e = errno();
     if (e === 2) return;
