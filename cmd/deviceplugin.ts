@@ -33,8 +33,8 @@ Flags:
 Environment:
   DP_MACVTAP_CONF            JSON array of {name, lowerDevice (alias master), mode, capacity};
                              mode bridge (default), private, vepa, passthru; capacity default 100
-                             (passthru: 1). '[]' exposes every physical NIC and bond that is up
-                             to the plugin: not enslaved, not lo, not virtual.
+                             (passthru: 1). '[]' exposes every physical NIC and bond (not
+                             enslaved, not lo, not virtual) as a resource named after it.
   DP_MACVTAP_DISCOVER_KINDS  extra link kinds '[]' exposes, comma-separated (e.g. veth on KinD)
 
 Allocate creates macvtap mvt<12 hex> (down) on the lower device with a fixed high ifindex N
