@@ -25,6 +25,14 @@ function encodeBase64(bytes: Uint8Array): string {
   return btoa(out);
 }
 
+/** gzip with the web CompressionStream. */
+async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new CompressionStream("gzip"),
+  );
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const args = Deno.args;
 function option(name: string, fallback: string): string {
@@ -73,6 +81,7 @@ await run(Deno.execPath(), [
   "--quiet",
   "--platform",
   "deno",
+  "--minify",
   "-o",
   "build/deviceplugin.js",
   "cmd/deviceplugin.ts",
@@ -86,8 +95,8 @@ const dpSource = (await Deno.readTextFile(`${root}/build/deviceplugin.js`))
     "__deno_internal_createRequire(import.meta.url)",
     '__deno_internal_createRequire("file:///")',
   );
-const dp = new TextEncoder().encode(dpSource);
-const payload = `\n${DP_MARKER}data:text/javascript;base64,${encodeBase64(dp)}\n`;
+const dp = await gzip(new TextEncoder().encode(dpSource));
+const payload = `\n${DP_MARKER}${encodeBase64(dp)}\n`;
 const shebang = `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 ${deno} run -A -q ` +
   `--no-config --no-lock --cached-only --ext=js --v8-flags=${V8_FLAGS}\n`;
 const tmp = `${root}/dist/.macvtap.tmp${Deno.pid}`;
