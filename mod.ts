@@ -79,3 +79,6 @@ export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts
 export type { CommandOptions } from "./plugin/commands.ts";
 export type { CniContext } from "./plugin/context.ts";
 export { PluginError, toCniError } from "./plugin/errors.ts";
+export { CniError, ErrorCode, formatResult, parseResult, SUPPORTED_VERSIONS } from "./cni/mod.ts";
+export type { Dns, Interface, IPConfig, Result } from "./cni/mod.ts";
+export { ConfigError } from "./config/mod.ts";

@@ -25,7 +25,7 @@ export {
   parseIPv4,
   parseIPv6,
   unmapIPv4,
-} from "./ip.ts";
+} from "../internal/_ip.ts";
 export {
   type Dns,
   formatResult,

@@ -7,7 +7,7 @@
  */
 
 import { CniError, ErrorCode } from "./errors.ts";
-import { canonicalIP, cidrProblem, formatCidr, parseCidr, parseIP } from "./ip.ts";
+import { canonicalIP, cidrProblem, formatCidr, parseCidr, parseIP } from "../internal/_ip.ts";
 import { compareVersions, isSupportedVersion, parseVersion } from "./version.ts";
 
 /** An interface in a result. `mtu`, `socketPath` and `pciID` are printed at 1.1.0 only. */

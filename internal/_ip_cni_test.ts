@@ -13,7 +13,7 @@ import {
   parseIPv4,
   parseIPv6,
   unmapIPv4,
-} from "./ip.ts";
+} from "./_ip.ts";
 
 function assertEqual(a: unknown, b: unknown): void {
   assertEquals(a, b);
