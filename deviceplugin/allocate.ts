@@ -63,6 +63,12 @@ function fnv1a32(text: string): number {
 /**
  * The preferred ifindex of device `id`: `TAP_INDEX_BASE + fnv1a32(id) mod 2^24`.
  * The same ID gets the same `/dev/tapN` every time it is (re)allocated.
+ *
+ * @example Usage
+ * ```ts
+ * import { tapIndexFor } from "./allocate.ts";
+ * const n = tapIndexFor("lan-7"); // 65536 ≤ n < 65536 + 2^24, always the same for "lan-7"
+ * ```
  */
 export function tapIndexFor(id: string): number {
   return TAP_INDEX_BASE + (fnv1a32(id) % TAP_INDEX_SPAN);
@@ -81,12 +87,23 @@ export interface TapNodeFs {
 
 /** Options of {@linkcode allocateDevice}. */
 export interface AllocateOptions {
+  /** The host's links. */
+  backend: LinkBackend;
+  /** sysfs and `/dev` access. */
+  fs: TapNodeFs;
   /** Where `tapN` nodes live (default `/dev`). */
   devDir?: string;
-  fs: TapNodeFs;
 }
 
-/** Linux `makedev()`. */
+/**
+ * Linux `makedev()`: the `dev_t` of `major:minor` (as `st_rdev` reports it).
+ *
+ * @example Usage
+ * ```ts
+ * import { makedev } from "./allocate.ts";
+ * makedev(246, 1); // 62977
+ * ```
+ */
 export function makedev(major: number, minor: number): number {
   return ((major & 0xfff) << 8) + (minor & 0xff) + ((minor & ~0xff) << 12) +
     (major & ~0xfff) * 2 ** 32;
@@ -100,11 +117,11 @@ export function makedev(major: number, minor: number): number {
  *   missing, `INTERNAL` when the kernel refuses.
  */
 export function allocateDevice(
-  backend: LinkBackend,
   resource: ResourceConfig,
   id: string,
   options: AllocateOptions,
 ): AllocatedDevice {
+  const { backend } = options;
   const ifname = deviceIfname(id);
   const lower = backend.find(resource.lowerDevice);
   if (!lower) {
@@ -149,7 +166,7 @@ export function allocateDevice(
   const tapPath = `${devDir}/tap${index}`;
   let devNumber: string;
   try {
-    devNumber = ensureTapNode(options.fs, ifname, index, tapPath);
+    devNumber = ensureTapNode(options.fs, { ifname, index, tapPath });
   } catch (err) {
     throw new AllocateError(
       "INTERNAL",
@@ -168,10 +185,9 @@ export function allocateDevice(
  */
 export function ensureTapNode(
   fs: TapNodeFs,
-  ifname: string,
-  index: number,
-  tapPath: string,
+  tap: { ifname: string; index: number; tapPath: string },
 ): string {
+  const { ifname, index, tapPath } = tap;
   const devNumber = fs.readDevNumber(ifname, index);
   const m = /^(\d+):(\d+)$/.exec(devNumber);
   if (!m) throw new Error(`unexpected sysfs dev value "${devNumber}"`);

@@ -78,6 +78,12 @@ const ARPHRD_ETHER = 1;
  * (a macvtap on a port fails with EBUSY). Virtual kinds (veth, vlan, bridge,
  * macvtap, …) are skipped unless listed in `extraKinds` (e.g. `veth` for KinD
  * nodes, whose `eth0` is a veth; or the namespace lab of the tests).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const eligible = defaultEligible(["veth"]);
+ * h.links.list().filter(eligible); // NICs, bonds and veths that are not ports
+ * ```
  */
 export function defaultEligible(extraKinds: readonly string[] = []): EligibleFn {
   return (link) =>

@@ -55,6 +55,16 @@ const RETRY_MAX_MS = 2000;
  *   plugin socket restarts that server and registers again.
  * - Subscribes to link events: health follows the lower devices; with `[]`
  *   resources appear and disappear with eligible interfaces.
+ *
+ * @example Usage
+ * ```ts ignore
+ * await using dp = await DevicePluginManager.start({
+ *   socketDir: "/var/lib/kubelet/device-plugins",
+ *   config: parseDevicePluginConfig('[{"name":"lan","lowerDevice":"eth1"}]'),
+ *   backend: netlinkBackend(),
+ *   tapFs: realTapFs(),
+ * });
+ * ```
  */
 export class DevicePluginManager implements AsyncDisposable {
   #o: DevicePluginManagerOptions;

@@ -28,17 +28,42 @@ import type { LinkBackend } from "./links.ts";
 /** Domain of every resource: `macvtap.network.kubevirt.io/<name>`. */
 export const RESOURCE_DOMAIN = "macvtap.network.kubevirt.io";
 
-/** `macvtap.network.kubevirt.io/<name>`. */
+/**
+ * `macvtap.network.kubevirt.io/<name>`.
+ *
+ * @example Usage
+ * ```ts
+ * import { resourceNameOf } from "./plugin.ts";
+ * resourceNameOf("lan"); // "macvtap.network.kubevirt.io/lan"
+ * ```
+ */
 export function resourceNameOf(name: string): string {
   return `${RESOURCE_DOMAIN}/${name}`;
 }
 
-/** Socket file name (= Register endpoint): `macvtap.network.kubevirt.io_<name>`. */
+/**
+ * Socket file name (= Register endpoint): `macvtap.network.kubevirt.io_<name>`.
+ *
+ * @example Usage
+ * ```ts
+ * import { endpointOf } from "./plugin.ts";
+ * endpointOf("lan"); // "macvtap.network.kubevirt.io_lan"
+ * ```
+ */
 export function endpointOf(name: string): string {
   return `${RESOURCE_DOMAIN}_${name}`;
 }
 
-/** Device ID `n` of resource `name`: `<name>-<n>` (unique per node as resource names are). */
+/**
+ * Device ID `n` of resource `name`: `<name>-<n>` (unique per node as resource
+ * names are; the trailing number cannot contain `-`, so no two resources share an ID).
+ *
+ * @example Usage
+ * ```ts
+ * import { deviceIdOf } from "./plugin.ts";
+ * deviceIdOf("lan", 7); // "lan-7"
+ * ```
+ */
 export function deviceIdOf(name: string, n: number): string {
   return `${name}-${n}`;
 }
@@ -47,6 +72,12 @@ export function deviceIdOf(name: string, n: number): string {
  * Env var naming the allocated devices: `MACVTAP_<NAME>_DEVICES`, the name
  * upper-cased with `-` and `.` as `_`. Value: comma-separated
  * `<deviceID>=<host path of /dev/tapN>`, in request order.
+ *
+ * @example Usage
+ * ```ts
+ * import { envNameOf } from "./plugin.ts";
+ * envNameOf("data-plane.1"); // "MACVTAP_DATA_PLANE_1_DEVICES"
+ * ```
  */
 export function envNameOf(name: string): string {
   return `MACVTAP_${name.toUpperCase().replace(/[^A-Z0-9_]/g, "_")}_DEVICES`;
@@ -192,7 +223,8 @@ export class ResourcePlugin {
       if (!this.#idSet.has(id)) {
         throw new AllocateError("NOT_FOUND", `Unknown device "${id}" for ${this.resourceName}`);
       }
-      const d = allocateDevice(this.#deps.backend, this.resource, id, {
+      const d = allocateDevice(this.resource, id, {
+        backend: this.#deps.backend,
         fs: this.#deps.tapFs,
         ...(this.#deps.devDir ? { devDir: this.#deps.devDir } : {}),
       });

@@ -20,6 +20,12 @@ export interface ProbeResult {
 /**
  * Probe every configured resource's socket (with `[]`: every
  * `macvtap.network.kubevirt.io_*` socket present in `dir`).
+ *
+ * @example Usage
+ * ```ts ignore
+ * const results = await probeSockets("/var/lib/kubelet/device-plugins", parseDevicePluginConfig("[]"));
+ * const healthy = results.every((r) => r.ok);
+ * ```
  */
 export async function probeSockets(
   dir: string,

@@ -15,6 +15,13 @@ import { API_VERSION, CLIENT_OPTIONS, KUBELET_SOCKET, loadApi, unixTarget } from
  * @param dir the device-plugin directory holding `kubelet.sock`
  * @param request endpoint (our socket's file name) and resource name
  * @throws the gRPC `ServiceError` (e.g. `14 UNAVAILABLE` when kubelet is not listening).
+ * @example Usage
+ * ```ts ignore
+ * await registerWithKubelet("/var/lib/kubelet/device-plugins", {
+ *   endpoint: "macvtap.network.kubevirt.io_lan",
+ *   resourceName: "macvtap.network.kubevirt.io/lan",
+ * });
+ * ```
  */
 export async function registerWithKubelet(
   dir: string,

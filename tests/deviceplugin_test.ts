@@ -147,13 +147,14 @@ Deno.test("device IDs, endpoints and the tap index rule", () => {
 Deno.test("ensureTapNode() keeps a right node, replaces a wrong one, creates a missing one", () => {
   const fs = new FakeTapFs();
   fs.minors.set("mvtx", 3);
-  assert.equal(ensureTapNode(fs, "mvtx", 70000, "/dev/tap70000"), "246:3");
+  const tap = { ifname: "mvtx", index: 70000, tapPath: "/dev/tap70000" };
+  assert.equal(ensureTapNode(fs, tap), "246:3");
   assert.equal(fs.nodes.get("/dev/tap70000"), makedev(246, 3));
   assert.equal(fs.mknods, 1);
-  ensureTapNode(fs, "mvtx", 70000, "/dev/tap70000");
+  ensureTapNode(fs, tap);
   assert.equal(fs.mknods, 1);
   fs.nodes.set("/dev/tap70000", makedev(246, 9));
-  ensureTapNode(fs, "mvtx", 70000, "/dev/tap70000");
+  ensureTapNode(fs, tap);
   assert.equal(fs.nodes.get("/dev/tap70000"), makedev(246, 3));
   assert.equal(fs.mknods, 2);
 });
@@ -325,6 +326,20 @@ Deno.test("kubelet restart ⇒ re-registration within 100 ms (fake host)", async
       assert.ok(dp.registrations >= 12);
     },
   );
+});
+
+Deno.test("plugin socket deleted ⇒ served again and re-registered within 100 ms (fake host)", async () => {
+  await withFakeSetup('[{"name":"lan","lowerDevice":"eth1"}]', async ({ kubelet, dir }) => {
+    await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan");
+    const t0 = performance.now();
+    await Deno.remove(`${dir}/${endpointOf("lan")}`);
+    const r = await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan", {
+      since: t0,
+      timeoutMs: 3000,
+    });
+    assert.ok(r.at - t0 < 100, `${r.at - t0} ms`);
+    await r.conn.waitFor(allHealth(HEALTHY));
+  });
 });
 
 Deno.test("plugin started before kubelet registers when kubelet.sock appears (fake host)", async () => {
