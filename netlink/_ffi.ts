@@ -139,11 +139,20 @@ function load<S extends Deno.ForeignLibraryInterface>(
   fallback: string,
   symbols: S,
 ): Deno.DynamicLibrary<S>["symbols"] {
-  const path = Deno.env.get(envVar) || fallback;
+  const path = envOverride(envVar) || fallback;
   try {
     return Deno.dlopen(path, symbols).symbols;
   } catch (err) {
     throw new LibraryLoadError(path, envVar, err);
+  }
+}
+
+/** The override, or `undefined` (also without `--allow-env`: `--allow-ffi` alone must do). */
+function envOverride(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
   }
 }
 
