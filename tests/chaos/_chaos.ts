@@ -124,7 +124,17 @@ export async function leftovers(lab: Lab, c: Census): Promise<string[]> {
       if (routes) found.push(...routes.split("\n").map((r) => `host route ${r}`));
     }
   }
-  if (c.dataDir) found.push(...filesUnder(c.dataDir, isLease).map((f) => `lease ${f}`));
+  if (c.dataDir) {
+    for (const f of filesUnder(c.dataDir, isLease)) {
+      let owner = "";
+      try {
+        owner = Deno.readTextFileSync(f).replace("\r\n", "/");
+      } catch {
+        // raced with a release
+      }
+      found.push(`lease ${f} (${owner})`);
+    }
+  }
   if (c.stateDir) found.push(...filesUnder(c.stateDir, () => true).map((f) => `record ${f}`));
   return found;
 }

@@ -183,8 +183,10 @@ const MUTATORS: Record<string, Mutator> = {
       ["mtu", "hostrouteMetric", "ipamTimeoutMs"].includes(key)
     ) v = String(v);
     d.config[key] = v;
-    // null reads as "absent" (as Go's decoder does): success is fine then.
-    return { name: `wrong type ${key}=${JSON.stringify(v)}`, codes: "any", ok: v === null };
+    // null reads as "absent" (as Go's decoder does): success is fine then;
+    // so is ignoring a malformed `args` (conventions) or an empty `cniVersions`.
+    const lax = v === null || key === "args" || key === "cniVersions";
+    return { name: `wrong type ${key}=${JSON.stringify(v)}`, codes: "any", ok: lax };
   },
   unknownMode(d, r) {
     d.config.mode = r.pick(["fast", "Bridge", "BRIDGE", "source", " bridge", "vepa2", r.str(8)]);
