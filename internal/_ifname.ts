@@ -18,7 +18,8 @@ export const DEVICE_IFNAME_PREFIX = "mvt";
  * Why `name` is not a legal interface name, or `undefined` when it is.
  *
  * Mirrors the kernel's `dev_valid_name()`: 1 to 15 bytes, not `.` or `..`,
- * no `/`, `:` or whitespace.
+ * no `/`, `:` or whitespace; and no control characters (a NUL would make the
+ * kernel cut the name short and act on another interface).
  */
 export function ifnameProblem(name: string): string | undefined {
   if (name.length === 0) return "is empty";
@@ -27,6 +28,8 @@ export function ifnameProblem(name: string): string | undefined {
   }
   if (name === "." || name === "..") return `may not be "${name}"`;
   if (/[/:\s]/.test(name)) return "contains '/', ':' or whitespace";
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return "contains a control character";
   return undefined;
 }
 

@@ -63,11 +63,41 @@ const stderrSink: LogSink = {
 };
 
 /**
- * A sink appending to `path`. The file is created 0600 and opened without
- * following a symlink at the last component is not possible from Deno, so the
- * caller should point `logFile` at a directory only root can write.
+ * Why `path` is not a safe place for a root process to append to, or
+ * `undefined` when it is: the file must be absent or a regular file (not a
+ * symlink), and its directory must not be writable by group or others (else
+ * a user could plant a symlink there between our check and our write).
+ */
+export function unsafeLogPath(path: string): string | undefined {
+  if (!path.startsWith("/")) return "is not an absolute path";
+  try {
+    const st = Deno.lstatSync(path);
+    if (st.isSymlink) return "is a symlink";
+    if (!st.isFile) return "is not a regular file";
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) return `cannot be checked: ${err}`;
+  }
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  try {
+    const st = Deno.lstatSync(dir);
+    if (!st.isDirectory) return `has a parent ${dir} that is not a directory`;
+    if ((st.mode ?? 0) & 0o022) return `is in ${dir}, which group or others can write`;
+  } catch (err) {
+    return `has a parent ${dir} that cannot be checked: ${err}`;
+  }
+  return undefined;
+}
+
+/**
+ * A sink appending to `path` (created 0600). An unsafe path (see
+ * {@linkcode unsafeLogPath}) is not written: lines go to stderr with a note.
  */
 export function fileSink(path: string): LogSink {
+  const problem = unsafeLogPath(path);
+  if (problem) {
+    stderrSink.write(`macvtap warn: logFile "${path}" ${problem}; logging to stderr\n`);
+    return stderrSink;
+  }
   return {
     write(line: string): void {
       try {

@@ -70,9 +70,13 @@ export async function addAttachment(
     hostRoutes: [],
   };
   store.write(conf.name, record);
+  let releaseFailed = false;
   undo.push(
     "remove the attachment record",
-    () => store.remove(conf.name, ctx.containerId, ctx.ifname),
+    // Kept when the IPAM release failed: DEL or GC can still find the lease.
+    () => {
+      if (!releaseFailed) store.remove(conf.name, ctx.containerId, ctx.ifname);
+    },
   );
 
   // Allocation-only IPAM runs while the link is built; IPAM DEL is armed at
@@ -83,7 +87,12 @@ export async function addAttachment(
     p.catch(() => {});
     undo.push(`release the ${ipam!.type} IPAM allocation`, async () => {
       await p.catch(() => {});
-      await ipam!.del();
+      try {
+        await ipam!.del();
+      } catch (err) {
+        releaseFailed = true;
+        throw err;
+      }
     });
     return p;
   };

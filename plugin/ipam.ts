@@ -19,6 +19,9 @@ import { execIpam, type IpamCommand } from "../ipam/mod.ts";
 import { log } from "../internal/_log.ts";
 import type { CniContext } from "./context.ts";
 
+/** Shortest time limit of an IPAM DEL, whatever `ipamTimeoutMs` says. */
+const DEL_MIN_TIMEOUT_MS = 10_000;
+
 /** IPAM operations bound to one invocation (injectable for tests). */
 export interface Ipam {
   /** The IPAM plugin type (`host-local`, `static`, `dhcp` …). */
@@ -64,7 +67,11 @@ export function ipamFor(
       stdin: input,
       env,
       cniPath: ctx.path,
-      timeoutMs: conf.ipamTimeoutMs,
+      // A release gets at least DEL_MIN_TIMEOUT_MS even when ADD is bounded
+      // tighter: cutting a release short leaks the lease.
+      timeoutMs: command === "DEL"
+        ? Math.max(conf.ipamTimeoutMs, DEL_MIN_TIMEOUT_MS)
+        : conf.ipamTimeoutMs,
     });
   const versions = async (): Promise<string[]> => {
     const info = await exec("VERSION", new TextEncoder().encode('{"cniVersion":"1.1.0"}'));

@@ -106,8 +106,12 @@ export class AttrWriter {
     new DataView(b.buffer).setInt32(0, v, true);
     this.attr(type, b);
   }
-  /** NUL-terminated string attribute. */
+  /**
+   * NUL-terminated string attribute. A NUL inside `s` is refused: the
+   * kernel would read a shorter name and act on another object.
+   */
   str(type: number, s: string): void {
+    if (s.includes("\0")) throw new TypeError(`String attribute ${type} contains a NUL byte`);
     const raw = encoder.encode(s);
     const b = new Uint8Array(raw.length + 1);
     b.set(raw);
