@@ -1,0 +1,235 @@
+/**
+ * Black-box tests of STATUS and GC (CNI 1.1.0) through `dist/macvtap`, in
+ * the seed 002 lab with host-local and `hostrouteif`: STATUS readiness and
+ * code 50, GC releasing the IPAM allocations, host routes, links and
+ * records of attachments that are no longer valid (`cni.dev/valid-attachments`,
+ * the older `cni.dev/attachments`, or no list at all), and sweeping our
+ * protocol-249 host routes that no record claims.
+ */
+
+import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+import { cni, type CniCall, describe } from "./_cni.ts";
+import { Lab, labIgnore, type Seed002 } from "./_lab.ts";
+import {
+  addrOf,
+  assertBuilt,
+  assertHostIf,
+  assertOk,
+  assertPing,
+  BARE_ENV,
+  expectedHostRoutes,
+  HOSTIF,
+  hostLocalIpam,
+  hostrouteConf,
+  type Json,
+  leaseFiles,
+  METRIC,
+  ownHostRoutes,
+  recordFiles,
+  resultIps,
+} from "./_hostroute_lab.ts";
+
+const ignore = labIgnore(["/usr/lib/cni/host-local", "busybox"]);
+const VERSION = "1.1.0";
+
+function status(lab: Lab, s: Seed002, conf: Json): Promise<CniCall> {
+  return cni(lab, s.host, { command: "STATUS", extra: BARE_ENV }, conf);
+}
+
+function gc(lab: Lab, s: Seed002, conf: Json): Promise<CniCall> {
+  return cni(lab, s.host, { command: "GC", extra: BARE_ENV }, conf);
+}
+
+Deno.test({
+  name: `STATUS: ready with an existing master, no IPAM [${VERSION}]`,
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const s = await lab.seed002();
+    const stateDir = await lab.tempDir("state");
+    const conf = hostrouteConf(VERSION, stateDir, {});
+    delete conf.ipam;
+    const r = await status(lab, s, conf);
+    assertOk(r, "STATUS");
+    assertEquals(r.stdout, "");
+  },
+});
+
+Deno.test({
+  name: `STATUS: code 50 when the master is missing [${VERSION}]`,
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const s = await lab.seed002();
+    const stateDir = await lab.tempDir("state");
+    const dataDir = await lab.tempDir("ipam");
+    for (const ipam of [undefined, hostLocalIpam(dataDir)]) {
+      const conf = hostrouteConf(VERSION, stateDir, ipam ?? {}, { master: "nosuchif" });
+      if (!ipam) delete conf.ipam;
+      const r = await status(lab, s, conf);
+      assertEquals(r.code, 1, describe(r));
+      assertEquals(r.json?.code, 50, describe(r));
+      assertEquals(r.json?.cniVersion, VERSION, describe(r));
+      assertMatch(String(r.json?.msg), /nosuchif/);
+    }
+    // The same config with the lab's master is ready: the master is what was missing.
+    const ok = await status(lab, s, hostrouteConf(VERSION, stateDir, hostLocalIpam(dataDir)));
+    assertOk(ok, "STATUS with eth1");
+  },
+});
+
+Deno.test({
+  name: `STATUS: host-local (no 1.1.0 support) ⇒ its STATUS is skipped, ready [${VERSION}]`,
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const s = await lab.seed002();
+    const stateDir = await lab.tempDir("state");
+    const dataDir = await lab.tempDir("ipam");
+    const r = await status(lab, s, hostrouteConf(VERSION, stateDir, hostLocalIpam(dataDir)));
+    assertOk(r, "STATUS with host-local");
+    assertEquals(r.stdout, "");
+    assertEquals(await leaseFiles(dataDir), [], "STATUS allocates nothing");
+  },
+});
+
+Deno.test({
+  name: `STATUS: code 50 when ${HOSTIF} is a macvtap on another master [${VERSION}]`,
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const s = await lab.seed002();
+    const stateDir = await lab.tempDir("state");
+    await lab.ip(s.host, "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p");
+    await lab.ip(s.host, "link", "add", "link", "eth2", "name", HOSTIF, "type", "macvtap");
+    const conf = hostrouteConf(VERSION, stateDir, {});
+    delete conf.ipam;
+    const r = await status(lab, s, conf);
+    assertEquals(r.json?.code, 50, describe(r));
+    assertMatch(String(r.json?.msg), new RegExp(HOSTIF));
+  },
+});
+
+interface Attachment {
+  id: string;
+  ns: string;
+  path: string;
+  result: Json;
+}
+
+/** Seed 002 with three host-local + hostrouteif attachments `task1..3`. */
+async function threeAttachments(lab: Lab) {
+  const s = await lab.seed002();
+  const stateDir = await lab.tempDir("state");
+  const dataDir = await lab.tempDir("ipam");
+  const conf = hostrouteConf(VERSION, stateDir, hostLocalIpam(dataDir));
+  const nss: [string, string][] = [[s.ctr, s.ctrPath]];
+  for (const role of ["ctr2", "ctr3"]) {
+    const ns = await lab.netns(role);
+    nss.push([ns, lab.path(ns)]);
+  }
+  const atts: Attachment[] = [];
+  for (const [i, [ns, path]] of nss.entries()) {
+    const id = `task${i + 1}`;
+    const r = await cni(lab, s.host, { command: "ADD", containerId: id, netns: path }, conf);
+    assertOk(r, `ADD ${id}`);
+    atts.push({ id, ns, path, result: r.json! });
+  }
+  const all = atts.flatMap((a) => resultIps(a.result));
+  assertEquals(all.length, 6, `v4 + v6 per attachment: ${all}`);
+  assertEquals(await ownHostRoutes(lab, s.host), expectedHostRoutes(all));
+  assertEquals(await leaseFiles(dataDir), all.map(addrOf).sort());
+  assertEquals(await recordFiles(stateDir), ["task1-eth0", "task2-eth0", "task3-eth0"]);
+  return { s, stateDir, dataDir, conf, atts };
+}
+
+/** Assert exactly the attachments `kept` are still in place (routes, leases, records, links). */
+async function assertOnly(
+  lab: Lab,
+  x: Awaited<ReturnType<typeof threeAttachments>>,
+  kept: readonly Attachment[],
+): Promise<void> {
+  const ips = kept.flatMap((a) => resultIps(a.result));
+  assertEquals(await ownHostRoutes(lab, x.s.host), expectedHostRoutes(ips), "host routes");
+  assertEquals(await leaseFiles(x.dataDir), ips.map(addrOf).sort(), "host-local allocations");
+  assertEquals(await recordFiles(x.stateDir), kept.map((a) => `${a.id}-eth0`), "records");
+  for (const a of x.atts) {
+    const links = await lab.ipJson<Json[]>(a.ns, "link", "show", "type", "macvtap");
+    assertEquals(links.length, kept.includes(a) ? 1 : 0, `${a.id}: container link`);
+  }
+  await assertHostIf(lab, x.s.host);
+}
+
+for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const) {
+  Deno.test({
+    name:
+      `GC with ${key} listing one attachment releases the other two, host-local + hostrouteif [${VERSION}]`,
+    ignore,
+    async fn() {
+      assertBuilt();
+      await using lab = await Lab.create();
+      const x = await threeAttachments(lab);
+      const [, keep] = x.atts as [Attachment, Attachment, Attachment];
+      const r = await gc(lab, x.s, {
+        ...x.conf,
+        [key]: [{ containerID: keep.id, ifname: "eth0" }],
+      });
+      assertOk(r, "GC");
+      assertEquals(r.stdout, "");
+      await assertOnly(lab, x, [keep]);
+
+      // The valid one is untouched: reachable, CHECK passes, DEL cleans it up.
+      for (const ip of resultIps(keep.result)) {
+        await assertPing(lab, x.s.host, addrOf(ip), "host → kept task");
+      }
+      const env = { containerId: keep.id, netns: keep.path };
+      const prev = { ...x.conf, prevResult: keep.result };
+      assertOk(await cni(lab, x.s.host, { command: "CHECK", ...env }, prev), "CHECK kept");
+      assertOk(await cni(lab, x.s.host, { command: "DEL", ...env }, prev), "DEL kept");
+      await assertOnly(lab, x, []);
+    },
+  });
+}
+
+Deno.test({
+  name:
+    `GC without a valid-attachments key releases every attachment, host-local + hostrouteif [${VERSION}]`,
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const x = await threeAttachments(lab);
+    const r = await gc(lab, x.s, x.conf);
+    assertOk(r, "GC");
+    await assertOnly(lab, x, []);
+    const again = await gc(lab, x.s, x.conf);
+    assertOk(again, "GC again");
+  },
+});
+
+Deno.test({
+  name: `GC sweeps a proto 249 host route without a record and keeps other routes [${VERSION}]`,
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const x = await threeAttachments(lab);
+    const m = String(METRIC);
+    const orphans = ["192.168.122.250/32", "fd22::250/128"];
+    for (const dst of orphans) {
+      await lab.ip(x.s.host, "route", "add", dst, "dev", HOSTIF, "metric", m, "proto", "249");
+    }
+    // Not ours (protocol boot): GC must leave it alone.
+    await lab.ip(x.s.host, "route", "add", "192.168.122.251/32", "dev", HOSTIF, "metric", m);
+    const valid = x.atts.map((a) => ({ containerID: a.id, ifname: "eth0" }));
+    const r = await gc(lab, x.s, { ...x.conf, "cni.dev/valid-attachments": valid });
+    assertOk(r, "GC");
+    await assertOnly(lab, x, x.atts);
+    const v4 = await lab.ipJson<Json[]>(x.s.host, "route", "show", "192.168.122.251/32");
+    assertEquals(v4.length, 1, "a route of another protocol stays");
+  },
+});
