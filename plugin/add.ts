@@ -16,13 +16,10 @@ import { log } from "../internal/_log.ts";
 import { isErrno, type Link, NetlinkHandle, type Netns, openNetns } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
-import type { Ipam } from "./ipam.ts";
+import { ALLOCATION_ONLY_IPAM, type Ipam } from "./ipam.ts";
 import { resolveMaster } from "./master.ts";
 import { buildResult } from "./result.ts";
 import type { StateStore } from "./state.ts";
-
-/** IPAM types that only allocate (no link needed), so they can run while the link is built. */
-const EARLY_IPAM = new Set(["host-local", "static"]);
 
 /**
  * Attach: create the macvtap `ctx.ifname` in `ctx.netns` on the master (or
@@ -96,7 +93,7 @@ export async function addAttachment(
     });
     return p;
   };
-  if (ipam && EARLY_IPAM.has(ipam.type)) ipamAdd = startIpam();
+  if (ipam && ALLOCATION_ONLY_IPAM.has(ipam.type)) ipamAdd = startIpam();
 
   const master = conf.deviceID && !conf.master ? undefined : resolveMaster(host, conf.master);
   if (master && conf.mtu && conf.mtu > master.mtu) {

@@ -12,7 +12,7 @@ import { delHostRoutes, type HostRoute, hostRoutesFor } from "../hostroute/mod.t
 import { log } from "../internal/_log.ts";
 import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
-import type { Ipam } from "./ipam.ts";
+import { ALLOCATION_ONLY_IPAM, type Ipam } from "./ipam.ts";
 import type { StateStore } from "./state.ts";
 
 /**
@@ -72,9 +72,11 @@ export async function delAttachment(
   store: StateStore,
 ): Promise<void> {
   const record = store.read(conf.name, ctx.containerId, ctx.ifname);
-  // IPAM DEL runs while the kernel deletes the link (~15 ms of RCU sync).
+  // Allocation-only IPAM releases while the kernel deletes the link (~15 ms
+  // of RCU sync); others (dhcp) release through the link, so they go first.
   const ipamDel = ipam?.del();
   ipamDel?.catch(() => {});
+  if (ipam && !ALLOCATION_ONLY_IPAM.has(ipam.type)) await ipamDel;
 
   deleteContainerLink(ctx.netns, ctx.ifname);
 

@@ -19,6 +19,13 @@ import { execIpam, type IpamCommand } from "../ipam/mod.ts";
 import { log } from "../internal/_log.ts";
 import type { CniContext } from "./context.ts";
 
+/**
+ * IPAM types that only allocate and release (no traffic on the link), so
+ * their ADD may run while the link is built and their DEL while it is
+ * deleted. dhcp talks through the link and must not overlap.
+ */
+export const ALLOCATION_ONLY_IPAM: ReadonlySet<string> = new Set(["host-local", "static"]);
+
 /** Shortest time limit of an IPAM DEL, whatever `ipamTimeoutMs` says. */
 const DEL_MIN_TIMEOUT_MS = 10_000;
 
