@@ -83,11 +83,13 @@ export async function addAttachment(
     const p = ipam!.add();
     p.catch(() => {});
     undo.push(`release the ${ipam!.type} IPAM allocation`, async () => {
-      await p.catch(() => {});
+      const allocated = await p.then(() => true, () => false);
       try {
         await ipam!.del();
       } catch (err) {
-        releaseFailed = true;
+        // A known allocation that could not be released keeps its record,
+        // so DEL or GC can retry; a failed ADD allocated nothing to keep.
+        if (allocated) releaseFailed = true;
         throw err;
       }
     });
