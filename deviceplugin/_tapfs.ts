@@ -4,12 +4,11 @@
  * @module
  */
 
+import { LIBC_ENV } from "../netlink/mod.ts";
 import type { TapNodeFs } from "./allocate.ts";
 import { makedev } from "./allocate.ts";
 
 const S_IFCHR = 0o020000;
-/** Env override for the libc soname/path (same variable as netlink's). */
-const LIBC_ENV = "MACVTAP_LIBC";
 
 let libc:
   | Deno.DynamicLibrary<{
@@ -18,6 +17,7 @@ let libc:
   }>
   | undefined;
 
+/** libc, opened on the first mknod (the same `MACVTAP_LIBC` override as netlink's). */
 function c() {
   libc ??= Deno.dlopen(Deno.env.get(LIBC_ENV) ?? "libc.so.6", {
     // int mknod(const char *path, mode_t mode, dev_t dev)

@@ -204,6 +204,8 @@ export class DevicePluginManager implements AsyncDisposable {
     // Sockets: serve again when ours is gone or replaced.
     for (const e of this.#entries.values()) {
       const ino = await inode(`${dir}/${e.plugin.endpoint}`);
+      // stop() may have run while we awaited: never serve again after it.
+      if (this.#stopped) return;
       if (!e.plugin.serving || ino === null || ino !== e.plugin.socketIno) {
         if (e.plugin.serving) {
           this.#log.info(`${e.plugin.resourceName}: socket gone, serving again`);
@@ -215,7 +217,7 @@ export class DevicePluginManager implements AsyncDisposable {
 
     // Registration: once per kubelet.sock incarnation.
     const kubelet = await inode(`${dir}/${KUBELET_SOCKET}`);
-    if (kubelet === null) return; // the directory watch wakes us when kubelet is back
+    if (this.#stopped || kubelet === null) return; // the directory watch wakes us when kubelet is back
     const pending = [...this.#entries.values()].filter((e) => e.registeredWith !== kubelet);
     const results = await Promise.allSettled(pending.map(async (e) => {
       await registerWithKubelet(dir, e.plugin, {
