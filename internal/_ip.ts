@@ -88,7 +88,7 @@ export function parseIPv6(text: string): Uint8Array | undefined {
  *
  * @example Usage
  * ```ts
- * import { parseIP } from "./ip.ts";
+ * import { parseIP } from "./_ip.ts";
  * parseIP("10.0.0.1"); // Uint8Array(4) [10, 0, 0, 1]
  * parseIP("fe80::1%eth0"); // undefined (zone ids are rejected)
  * ```
@@ -126,7 +126,7 @@ export function unmapIPv4(bytes: Uint8Array): Uint8Array {
  * @throws {RangeError} when `bytes` is not 4 or 16 bytes long.
  * @example Usage
  * ```ts
- * import { formatIP, parseIP } from "./ip.ts";
+ * import { formatIP, parseIP } from "./_ip.ts";
  * formatIP(parseIP("2001:DB8:0:0:1:0:0:1")!); // "2001:db8::1:0:0:1"
  * ```
  */
@@ -188,7 +188,7 @@ export function cidrProblem(text: string): string | undefined {
  *
  * @example Usage
  * ```ts
- * import { parseCidr } from "./ip.ts";
+ * import { parseCidr } from "./_ip.ts";
  * parseCidr("10.1.2.3/24"); // { family: 4, bytes: [10, 1, 2, 3], prefix: 24 }
  * parseCidr("10.1.2.3/33"); // undefined
  * ```
