@@ -208,3 +208,63 @@ for (const mode of ["bridge", "private", "vepa", "passthru"] as const) {
     });
   }
 }
+
+for (const version of ["0.3.1", "1.0.0"] as const) {
+  Deno.test({
+    name: `deviceID imports a host macvtap keeping its ifindex (seed 001 manual test) [${version}]`,
+    ignore,
+    async fn() {
+      assertBuilt();
+      await using lab = await Lab.create();
+      const l = await lab.simple();
+      const stateDir = await lab.tempDir("state");
+      await lab.ip(
+        l.host,
+        "link",
+        "add",
+        "link",
+        l.master,
+        "name",
+        "macvtap0",
+        "type",
+        "macvtap",
+        "mode",
+        "bridge",
+      );
+      const [before] = await lab.ipJson<{ ifindex: number }[]>(l.host, "link", "show", "macvtap0");
+      const config = {
+        cniVersion: version,
+        name: "mynet",
+        type: "macvtap",
+        master: l.master,
+        mode: "bridge",
+        mtu: 1400,
+        deviceID: "macvtap0",
+        stateDir,
+      };
+      const env = {
+        containerId: "ns1",
+        netns: l.ctrPath,
+        ifname: "eth2",
+        args: "MAC=02:03:04:05:06:07",
+      };
+      const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+      assertEquals(add.code, 0, describe(add));
+      assertEquals(await lab.ipJson(l.host, "link", "show", "type", "macvtap"), []);
+      const [link] = await lab.ipJson<(LinkJson & { ifindex: number })[]>(
+        l.ctr,
+        "link",
+        "show",
+        "eth2",
+      );
+      if (!link) throw new Error("eth2 is not in the container");
+      assertEquals(link.ifindex, before!.ifindex);
+      assertEquals([link.mtu, link.address], [1400, "02:03:04:05:06:07"]);
+      assertEquals(link.linkinfo?.info_kind, "macvtap");
+      assertEquals((add.json!.interfaces as Json[])[0]!.mac, "02:03:04:05:06:07");
+      const del = await cni(lab, l.host, { command: "DEL", ...env }, config);
+      assertEquals(del.code, 0, describe(del));
+      assertEquals(await lab.ipJson(l.ctr, "link", "show", "type", "macvtap"), []);
+    },
+  });
+}
