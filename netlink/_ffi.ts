@@ -31,8 +31,12 @@ const LIBMNL_DEFAULT = "libmnl.so.0";
 const LIBC_DEFAULT = "libc.so.6";
 
 const mnlSymbols = {
-  /** struct mnl_socket *mnl_socket_open(int bus) */
-  mnl_socket_open: { parameters: ["i32"], result: "pointer" },
+  /**
+   * struct mnl_socket *mnl_socket_open2(int bus, int flags) (libmnl ≥ 1.0.4).
+   * Used with SOCK_CLOEXEC: child processes (IPAM plugins) must not inherit
+   * our sockets, which would keep them, and their namespace, alive.
+   */
+  mnl_socket_open2: { parameters: ["i32", "i32"], result: "pointer" },
   /** int mnl_socket_bind(struct mnl_socket *nl, unsigned int groups, pid_t pid) */
   mnl_socket_bind: { parameters: ["pointer", "u32", "i32"], result: "i32" },
   /** unsigned int mnl_socket_get_portid(const struct mnl_socket *nl) */

@@ -16,6 +16,7 @@ import {
 } from "./wire/constants.ts";
 
 const SOL_SOCKET = 1;
+const SOCK_CLOEXEC = 0o2000000;
 const SO_RCVTIMEO = 20;
 const SO_RCVBUF = 8;
 const MSG_DONTWAIT = 0x40;
@@ -49,8 +50,8 @@ export class NetlinkSocket implements Disposable {
   /** Open and bind a socket in the calling thread's network namespace. */
   static open(options: SocketOptions = {}): NetlinkSocket {
     const mnl = libmnl();
-    const nl = mnl.mnl_socket_open(NETLINK_ROUTE);
-    if (!nl) throw new NetlinkError("mnl_socket_open", errno());
+    const nl = mnl.mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+    if (!nl) throw new NetlinkError("mnl_socket_open2", errno());
     try {
       const one = new Uint8Array(new Int32Array([1]).buffer);
       // Best effort: older kernels lack these options; errors stay plain then.

@@ -735,6 +735,22 @@ function userNetlinkSockets(ns: Netns): number {
     .filter(([, eth, pid]) => eth === "0" && pid !== "0").length;
 }
 
+/**
+ * {@linkcode userNetlinkSockets} once it stops dropping (up to 1 s): a child
+ * that another test file (same process under --parallel) is spawning holds
+ * a copy of our fd table until it execs, and with it our just-closed socket
+ * (they are SOCK_CLOEXEC, so the exec releases them).
+ */
+async function socketsSettled(ns: Netns): Promise<number> {
+  const deadline = Date.now() + 1000;
+  let n = userNetlinkSockets(ns);
+  while (n > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    n = userNetlinkSockets(ns);
+  }
+  return n;
+}
+
 /** This process's open fds on namespace `path`. */
 function fdsOn(path: string): number {
   // An fd opened on the bind mount reads back as the path; one from
@@ -790,7 +806,7 @@ Deno.test(
       assert.ok(ms < 500, `iterator ended ${ms.toFixed(0)} ms after close()`);
     }
     events.close(); // idempotent
-    assert.equal(userNetlinkSockets(a.ns), 0, "socket closed");
+    assert.equal(await socketsSettled(a.ns), 0, "socket closed");
     assert.deepEqual(await events.next(), { value: undefined, done: true });
   },
 );
@@ -804,27 +820,31 @@ Deno.test("subscribeLinks(): breaking out of for-await closes the socket", event
   for await (const e of events) {
     if (e.link.name === "d0") break;
   }
-  assert.equal(userNetlinkSockets(a.ns), 0);
+  assert.equal(await socketsSettled(a.ns), 0);
 });
 
 // ---------------------------------------------------------------- handle
 
-Deno.test("NetlinkHandle.open() by path owns its namespace fd; close() is idempotent", opts, () => {
-  using lab = new NsLab();
-  const a = lab.ns();
-  const fdsBefore = fdsOn(a.path);
-  const h = NetlinkHandle.open({ netns: a.path });
-  assert.deepEqual(h.links.list().map((l) => l.name), ["lo"]);
-  assert.equal(userNetlinkSockets(a.ns), 1, "the handle's socket lives in its namespace");
-  assert.equal(fdsOn(a.path), fdsBefore + 1);
-  h.close();
-  h.close();
-  assert.equal(userNetlinkSockets(a.ns), 0, "socket closed");
-  assert.equal(fdsOn(a.path), fdsBefore, "namespace fd closed");
-  // A handle on the caller's namespace, only reading.
-  using root = NetlinkHandle.open();
-  assert.ok(root.links.list().some((l) => l.name === "lo"));
-});
+Deno.test(
+  "NetlinkHandle.open() by path owns its namespace fd; close() is idempotent",
+  opts,
+  async () => {
+    using lab = new NsLab();
+    const a = lab.ns();
+    const fdsBefore = fdsOn(a.path);
+    const h = NetlinkHandle.open({ netns: a.path });
+    assert.deepEqual(h.links.list().map((l) => l.name), ["lo"]);
+    assert.equal(userNetlinkSockets(a.ns), 1, "the handle's socket lives in its namespace");
+    assert.equal(fdsOn(a.path), fdsBefore + 1);
+    h.close();
+    h.close();
+    assert.equal(await socketsSettled(a.ns), 0, "socket closed");
+    assert.equal(fdsOn(a.path), fdsBefore, "namespace fd closed");
+    // A handle on the caller's namespace, only reading.
+    using root = NetlinkHandle.open();
+    assert.ok(root.links.list().some((l) => l.name === "lo"));
+  },
+);
 
 Deno.test("no nlt-<pid>- namespace is left behind", { ignore: !privileged }, () => {
   assert.deepEqual(netnsList().filter((n) => n.startsWith(PREFIX)), []);
