@@ -53,23 +53,26 @@ export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link):
             ` (kind ${found.kind ?? "none"}, lower device #${found.parentIndex ?? "none"})`,
         );
       }
-      if (!found.up) h.links.set(found.index, { up: true });
+      if (!found.up) {
+        // Whoever brings it up (the creator, or a concurrent ADD that found
+        // it down) first turns DAD off: tasks route IPv6 host addresses via
+        // its link-local address, which must answer at once, not ~2 s later.
+        try {
+          writeSysctl(`net/ipv6/conf/${name}/accept_dad`, "0", h.netns);
+        } catch (err) {
+          log.debug(
+            `hostrouteif ${name}: cannot disable DAD: ${err instanceof Error ? err.message : err}`,
+          );
+        }
+        h.links.set(found.index, { up: true });
+      }
       return h.links.get(found.index);
     }
     try {
       h.links.add({ kind: "macvtap", name, parent: master.index, mode: "bridge" });
     } catch (err) {
       if (!isErrno(err, "EEXIST")) throw err;
-      continue; // Lost a race with a concurrent ADD: look again.
-    }
-    // Tasks route IPv6 host addresses via its link-local address: skip DAD so
-    // that address answers at once instead of ~2 s later.
-    try {
-      writeSysctl(`net/ipv6/conf/${name}/accept_dad`, "0", h.netns);
-    } catch (err) {
-      log.debug(
-        `hostrouteif ${name}: cannot disable DAD: ${err instanceof Error ? err.message : err}`,
-      );
+      // Lost a race with a concurrent ADD: look again.
     }
   }
   throw new HostRouteError(`hostrouteif "${name}" keeps changing; giving up`);
