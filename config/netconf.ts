@@ -95,6 +95,13 @@ export interface NetConf {
   promiscMode?: boolean;
   /** Device-plugin device to import instead of creating a macvtap. */
   deviceID?: string;
+  /**
+   * Owner and group of `/dev/tapN` after a `deviceID` import (a namespace move
+   * re-creates the node as root:root 0600). Default 107:107, the qemu user of
+   * KubeVirt's virt-launcher, as kubevirt/macvtap-cni does.
+   */
+  owner?: number;
+  group?: number;
   /** Host interface for the host ⇄ container routes. */
   hostrouteif?: string;
   hostrouteMetric: number;
@@ -400,6 +407,10 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
     return v;
   }, undefined);
   if (deviceID !== undefined) conf.deviceID = deviceID;
+  const owner = soft(() => optInteger(raw, "owner", 0, 0xfffffffe), undefined);
+  if (owner !== undefined) conf.owner = owner;
+  const group = soft(() => optInteger(raw, "group", 0, 0xfffffffe), undefined);
+  if (group !== undefined) conf.group = group;
 
   const ipam = parseIpam(raw);
   if (ipam) conf.ipam = ipam;

@@ -282,5 +282,25 @@ function importDevice(
     }
     throw err;
   }
-  return ctr.links.get(index);
+  const imported = ctr.links.get(index);
+  chownTap(index, conf.owner ?? QEMU_ID, conf.group ?? QEMU_ID);
+  return imported;
+}
+
+/** KubeVirt's qemu user and group (virt-launcher runs qemu as 107:107). */
+const QEMU_ID = 107;
+
+/**
+ * Give `/dev/tap<index>` to `uid:gid`. The move re-created the node as
+ * root:root 0600, and the VM's qemu opens it as an unprivileged user. Where
+ * devtmpfs made no node (a static /dev), there is nothing to change.
+ */
+function chownTap(index: number, uid: number, gid: number): void {
+  const path = `/dev/tap${index}`;
+  try {
+    Deno.chownSync(path, uid, gid);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw new PluginError(`Cannot chown ${path} to ${uid}:${gid}`, { cause: err });
+  }
 }

@@ -262,6 +262,9 @@ for (const version of ["0.3.1", "1.0.0"] as const) {
       assertEquals([link.mtu, link.address], [1400, "02:03:04:05:06:07"]);
       assertEquals(link.linkinfo?.info_kind, "macvtap");
       assertEquals((add.json!.interfaces as Json[])[0]!.mac, "02:03:04:05:06:07");
+      // The move re-created /dev/tapN as root:root; the plugin gives it to qemu (107:107).
+      const tap = Deno.statSync(`/dev/tap${link.ifindex}`);
+      assertEquals([tap.uid, tap.gid], [107, 107]);
       const del = await cni(lab, l.host, { command: "DEL", ...env }, config);
       assertEquals(del.code, 0, describe(del));
       assertEquals(await lab.ipJson(l.ctr, "link", "show", "type", "macvtap"), []);
