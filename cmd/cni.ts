@@ -5,10 +5,10 @@
  * @module
  */
 
-import { runSkelMain, type SkelRequest } from "../cni/mod.ts";
+import { runSkelMain, type SkelHandlers, type SkelRequest } from "../cni/mod.ts";
 import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "../plugin/commands.ts";
-import { toCniError } from "../plugin/errors.ts";
 import type { CniContext } from "../plugin/context.ts";
+import { toCniError } from "../plugin/errors.ts";
 
 function context(req: SkelRequest): CniContext {
   return {
@@ -20,14 +20,17 @@ function context(req: SkelRequest): CniContext {
   };
 }
 
+/** The handlers the executable registers (the chaos suite drives them in-process too). */
+export const cniHandlers: SkelHandlers = {
+  add: (req) => cmdAdd(req.config, context(req), { stdin: req.stdin }),
+  del: (req) => cmdDel(req.config, context(req), { stdin: req.stdin }),
+  check: (req) => cmdCheck(req.config, context(req), { stdin: req.stdin }),
+  status: (req) => cmdStatus(req.config, context(req), { stdin: req.stdin }),
+  gc: (req) => cmdGc(req.config, context(req), { stdin: req.stdin }),
+  toCniError,
+};
+
 /** Run the CNI plugin on this process's env and stdin; exits. */
 export async function runCniMain(): Promise<void> {
-  await runSkelMain({
-    add: (req) => cmdAdd(req.config, context(req), { stdin: req.stdin }),
-    del: (req) => cmdDel(req.config, context(req), { stdin: req.stdin }),
-    check: (req) => cmdCheck(req.config, context(req), { stdin: req.stdin }),
-    status: (req) => cmdStatus(req.config, context(req), { stdin: req.stdin }),
-    gc: (req) => cmdGc(req.config, context(req), { stdin: req.stdin }),
-    toCniError,
-  });
+  await runSkelMain(cniHandlers);
 }

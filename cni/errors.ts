@@ -96,3 +96,14 @@ export class CniError extends Error {
     };
   }
 }
+
+/** The messages of `err`'s cause chain, joined with ": " (for `details`); `undefined` without causes. */
+export function causeChain(err: unknown): string | undefined {
+  const parts: string[] = [];
+  let cur: unknown = err instanceof Error ? err.cause : undefined;
+  while (cur !== undefined && cur !== null && parts.length < 8) {
+    parts.push(cur instanceof Error ? cur.message : String(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.length ? parts.join(": ") : undefined;
+}

@@ -6,7 +6,13 @@
  * @module
  */
 
-export { CniError, type CniErrorJson, ErrorCode, type ErrorCodeValue } from "./errors.ts";
+export {
+  causeChain,
+  CniError,
+  type CniErrorJson,
+  ErrorCode,
+  type ErrorCodeValue,
+} from "./errors.ts";
 export {
   bytesEqual,
   canonicalCidr,

@@ -11,7 +11,7 @@
  */
 
 import { ifnameProblem } from "../internal/_ifname.ts";
-import { CniError, ErrorCode } from "./errors.ts";
+import { causeChain, CniError, ErrorCode } from "./errors.ts";
 import { formatResult, type Result } from "./result.ts";
 import {
   type CniCommand,
@@ -82,16 +82,6 @@ const REQUIRED_ENV: Readonly<Record<Exclude<CniCommand, "VERSION">, readonly str
 
 /** Container IDs and network names (`pkg/utils/utils.go`). */
 const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
-
-function causeChain(err: unknown): string | undefined {
-  const parts: string[] = [];
-  let cur: unknown = err instanceof Error ? err.cause : undefined;
-  while (cur !== undefined && cur !== null && parts.length < 8) {
-    parts.push(cur instanceof Error ? cur.message : String(cur));
-    cur = cur instanceof Error ? cur.cause : undefined;
-  }
-  return parts.length ? parts.join(": ") : undefined;
-}
 
 /**
  * The default error mapping: a {@linkcode CniError} passes through, anything

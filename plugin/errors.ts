@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CniError, ErrorCode } from "../cni/mod.ts";
+import { causeChain, CniError, ErrorCode } from "../cni/mod.ts";
 import { ConfigError } from "../config/mod.ts";
 import { HostRouteError } from "../hostroute/mod.ts";
 import { DumpInterruptedError, NetlinkError } from "../netlink/mod.ts";
@@ -19,17 +19,6 @@ export class PluginError extends Error {
     this.code = options.code ?? ErrorCode.GENERIC;
     this.details = options.details;
   }
-}
-
-/** The cause chain of `err` as text, for `details`. */
-function causeChain(err: unknown): string | undefined {
-  const parts: string[] = [];
-  let cur: unknown = err instanceof Error ? err.cause : undefined;
-  while (cur !== undefined && parts.length < 5) {
-    parts.push(cur instanceof Error ? cur.message : String(cur));
-    cur = cur instanceof Error ? cur.cause : undefined;
-  }
-  return parts.length ? parts.join(": ") : undefined;
 }
 
 /**

@@ -664,7 +664,8 @@ async function deleteNetns(ns: string): Promise<void> {
   throw new Error(`ip netns del ${ns}: ${last || "still present"}`);
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether `path` exists (without following a final symlink). */
+export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
     return true;

@@ -31,7 +31,7 @@ import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
 import { FakeKubelet } from "./deviceplugin_kubelet.ts";
-import { Lab } from "./_lab.ts";
+import { exists, Lab } from "./_lab.ts";
 import { cni, describe, pluginBuilt } from "./_cni.ts";
 
 const quiet = new Logger({ level: "error", prefix: "dp-test" });
@@ -372,15 +372,6 @@ Deno.test("'[]' follows eligible links and stop() removes the sockets (fake host
   });
   assert.ok(dirSeen !== "");
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
   const deadline = performance.now() + timeoutMs;

@@ -5,6 +5,7 @@
  */
 
 import {
+  exists,
   HOST_LOCAL,
   ipamDataDir,
   Lab,
@@ -24,15 +25,6 @@ function assertEquals<T>(actual: T, expected: T, msg = ""): void {
   const a = JSON.stringify(actual);
   const e = JSON.stringify(expected);
   if (a !== e) throw new Error(`assertion failed: ${msg}\n  actual:   ${a}\n  expected: ${e}`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface IpAddr {

@@ -21,6 +21,7 @@
 
 import {
   DEFAULT_PREFIX,
+  exists,
   labIdOf,
   type LabMarker,
   listNetns,
@@ -89,15 +90,6 @@ async function readMarkers(): Promise<Map<string, LabMarker>> {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
   return markers;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Processes whose command line mentions `needle` (a lab temp dir). */

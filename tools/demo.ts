@@ -23,6 +23,7 @@
  */
 
 import {
+  exists,
   hasExecutable,
   HOST_LOCAL,
   Lab,
@@ -719,15 +720,6 @@ async function dumpState(): Promise<void> {
     const r = await run(["find", d, "-mindepth", "1"]);
     showCmd(`find ${d} -mindepth 1`);
     say(indent(r.stdout.trim() || "(nothing)", "      "));
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -13,10 +13,8 @@
  * @module
  */
 
-import { runSkel, type SkelRequest } from "../../cni/skel.ts";
-import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "../../plugin/commands.ts";
-import { toCniError } from "../../plugin/errors.ts";
-import type { CniContext } from "../../plugin/context.ts";
+import { runSkel } from "../../cni/skel.ts";
+import { cniHandlers } from "../../cmd/cni.ts";
 import { generate, type GenTarget } from "./_gen.ts";
 import { judge } from "./_oracle.ts";
 
@@ -39,24 +37,8 @@ export interface Summary {
   ms: number;
 }
 
-// cmd/cni.ts, verbatim: the same handlers the executable registers.
-function context(req: SkelRequest): CniContext {
-  return {
-    containerId: req.containerId,
-    netns: req.netns,
-    ifname: req.ifname,
-    args: req.args,
-    path: req.path,
-  };
-}
-const handlers = {
-  add: (req: SkelRequest) => cmdAdd(req.config, context(req), { stdin: req.stdin }),
-  del: (req: SkelRequest) => cmdDel(req.config, context(req), { stdin: req.stdin }),
-  check: (req: SkelRequest) => cmdCheck(req.config, context(req), { stdin: req.stdin }),
-  status: (req: SkelRequest) => cmdStatus(req.config, context(req), { stdin: req.stdin }),
-  gc: (req: SkelRequest) => cmdGc(req.config, context(req), { stdin: req.stdin }),
-  toCniError,
-};
+// The same handlers the executable registers.
+const handlers = cniHandlers;
 
 async function invoke(
   env: Record<string, string | undefined>,
