@@ -63,6 +63,14 @@ export const DEFAULT_STATE_DIR = "/var/lib/cni/macvtap";
 /** Default time limit for one IPAM delegate run, in milliseconds. */
 export const DEFAULT_IPAM_TIMEOUT_MS = 30_000;
 
+/**
+ * Smallest `ipamTimeoutMs`. A timeout kills the IPAM plugin, and killing it
+ * in the middle of its work can corrupt its store (host-local leaves an
+ * empty lease file that no DEL can match, containernetworking/plugins#498);
+ * a limit shorter than an IPAM call takes makes that likely.
+ */
+export const MIN_IPAM_TIMEOUT_MS = 500;
+
 /** The `ipam` section: `type` plus whatever the IPAM plugin reads. */
 export interface IpamConf {
   /** A bare executable name looked up in CNI_PATH. */
@@ -375,7 +383,9 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
     validAttachments: parseAttachments(raw),
     stateDir: absolutePath(raw, "stateDir") ?? DEFAULT_STATE_DIR,
     ipamTimeoutMs: soft(
-      () => optInteger(raw, "ipamTimeoutMs", 1, 3_600_000) ?? DEFAULT_IPAM_TIMEOUT_MS,
+      () =>
+        optInteger(raw, "ipamTimeoutMs", MIN_IPAM_TIMEOUT_MS, 3_600_000) ??
+          DEFAULT_IPAM_TIMEOUT_MS,
       DEFAULT_IPAM_TIMEOUT_MS,
     ),
     cniArgs,

@@ -62,10 +62,19 @@ export function isDeviceIfname(name: string): boolean {
   return /^mvt[0-9a-f]{12}$/.test(name);
 }
 
-/** A random temporary interface name, `<prefix>` + 8 hex digits. */
-export function tempIfname(prefix = "mvtmp"): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(4));
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return (prefix + hex).slice(0, IFNAME_MAX);
+/**
+ * The temporary name ADD gives the macvtap of attachment
+ * (`containerId`, `ifname`) until it renames it: `mvtmp` + 10 hex digits of
+ * FNV-1a-64 of both. Deterministic, so a DEL after an ADD that was killed
+ * between create and rename finds and removes it.
+ *
+ * @example Usage
+ * ```ts
+ * import { tempIfname } from "./_ifname.ts";
+ * tempIfname("ctr1", "eth0"); // "mvtmp" + 10 hex digits
+ * ```
+ */
+export function tempIfname(containerId: string, ifname: string): string {
+  return "mvtmp" +
+    fnv1a64(`${containerId}\u0000${ifname}`).toString(16).padStart(16, "0").slice(0, 10);
 }

@@ -168,7 +168,7 @@ function createMacvtap(
   master: Link,
   undo: AsyncUndoStack,
 ): Link {
-  const tmp = tempIfname();
+  const tmp = tempIfname(ctx.containerId, ctx.ifname);
   // A passthru macvtap takes the lower device's MAC at creation; a MAC set
   // afterwards is applied to both (that is what passthru means).
   const macLater = conf.mode === "passthru" && conf.mac !== undefined;
@@ -240,6 +240,9 @@ function importDevice(
     log.warn(`deviceID "${id}": "${hostName}" is missing, recreating it on ${master.name}`);
     host.links.add({ kind: "macvtap", name: hostName, parent: master.index, mode: conf.mode });
     dev = host.links.get(hostName);
+    const recreated = dev.index;
+    // Runs after "move it back to the host": a device we made is not kept.
+    undo.push(`delete the recreated ${hostName}`, () => host.links.del(recreated));
   }
   if (dev.kind !== "macvtap") {
     throw new PluginError(

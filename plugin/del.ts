@@ -9,6 +9,7 @@
 
 import type { NetConf } from "../config/mod.ts";
 import { delHostRoutes, type HostRoute, hostRoutesFor } from "../hostroute/mod.ts";
+import { tempIfname } from "../internal/_ifname.ts";
 import { log } from "../internal/_log.ts";
 import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
@@ -16,15 +17,16 @@ import { ALLOCATION_ONLY_IPAM, type Ipam } from "./ipam.ts";
 import type { StateStore } from "./state.ts";
 
 /**
- * Delete the container interface `ifname` in the namespace at `netnsPath`
- * if it is a macvtap. A missing namespace or interface is success; an
+ * Delete the container interface `ifname` (or its temporary name) in the
+ * namespace at `netnsPath` if it is a macvtap. A missing namespace or interface is success; an
  * interface of another kind is left alone (ADD failed because it existed).
  */
-export function deleteContainerLink(netnsPath: string, ifname: string): void {
+export function deleteContainerLink(netnsPath: string, containerId: string, ifname: string): void {
   if (!netnsPath) return;
   try {
     using ctr = NetlinkHandle.open({ netns: netnsPath });
-    const link = ctr.links.find(ifname);
+    // An ADD killed between create and rename left the temporary name.
+    const link = ctr.links.find(ifname) ?? ctr.links.find(tempIfname(containerId, ifname));
     if (!link) return;
     if (link.kind !== "macvtap") {
       log.warn(
@@ -78,7 +80,7 @@ export async function delAttachment(
   ipamDel?.catch(() => {});
   if (ipam && !ALLOCATION_ONLY_IPAM.has(ipam.type)) await ipamDel;
 
-  deleteContainerLink(ctx.netns, ctx.ifname);
+  deleteContainerLink(ctx.netns, ctx.containerId, ctx.ifname);
 
   const routes = hostRoutesOf(conf, ctx, record?.hostRoutes);
   if (routes.length) {

@@ -44,7 +44,7 @@ export async function gcNetwork(
     log.info(`GC: releasing stale attachment ${rec.containerId}/${rec.ifname}`);
     let ok = true;
     try {
-      deleteContainerLink(rec.netns, rec.ifname);
+      deleteContainerLink(rec.netns, rec.containerId, rec.ifname);
     } catch (err) {
       ok = false;
       errors.push(
