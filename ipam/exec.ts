@@ -10,6 +10,9 @@
 
 import { CniError, ErrorCode } from "../cni/mod.ts";
 import { log } from "../internal/_log.ts";
+import { Child, type ChildResult, SpawnError } from "./_spawn.ts";
+
+const ETXTBSY = 26;
 
 /** The CNI commands an IPAM plugin is run with. */
 export type IpamCommand = "ADD" | "DEL" | "CHECK" | "STATUS" | "GC" | "VERSION";
@@ -55,8 +58,6 @@ const MAX_STDOUT = 4 << 20;
 const MAX_STDERR = 64 << 10;
 /** How long to keep reading after the child exited (a grandchild may hold the pipes). */
 const EXITED_GRACE_MS = 1000;
-/** The same after we killed it. */
-const KILLED_GRACE_MS = 100;
 
 /** Options for {@linkcode execIpam}. */
 export interface ExecIpamOptions {
@@ -201,40 +202,23 @@ export function execIpam(
 export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promise<unknown>;
 export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promise<unknown> {
   let path: string;
-  let first: Deno.ChildProcess | unknown;
   try {
     path = findPlugin(options.type, options.cniPath);
   } catch (err) {
     return Promise.reject(err);
   }
-  const cmd = commandFor(command, path, options);
-  try {
-    first = cmd.spawn();
-  } catch (err) {
-    first = err;
-  }
-  return finish(command, path, cmd, first, options);
-}
-
-function commandFor(command: IpamCommand, path: string, options: ExecIpamOptions): Deno.Command {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(options.env)) {
     if (v !== undefined) env[k] = v;
   }
   env.CNI_COMMAND = command;
-  return new Deno.Command(path, {
-    env,
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: options.stderr === "inherit" ? "inherit" : "piped",
-  });
-}
-
-function isTextFileBusy(err: unknown): boolean {
-  return err instanceof Error &&
-    ((err as { code?: unknown }).code === "ETXTBSY" ||
-      /Text file busy|os error 26\b/.test(err.message));
+  let first: Child | unknown;
+  try {
+    first = Child.spawn(path, env, options.stdin);
+  } catch (err) {
+    first = err;
+  }
+  return finish(command, path, env, first, options);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -244,20 +228,20 @@ function sleep(ms: number): Promise<void> {
 async function finish(
   command: IpamCommand,
   path: string,
-  cmd: Deno.Command,
-  first: Deno.ChildProcess | unknown,
+  env: Record<string, string>,
+  first: Child | unknown,
   options: ExecIpamOptions,
 ): Promise<unknown> {
   const what = `IPAM plugin "${options.type}" ${command}`;
-  let child: Deno.ChildProcess | undefined = first instanceof Deno.ChildProcess ? first : undefined;
+  let child: Child | undefined = first instanceof Child ? first : undefined;
   let spawnErr: unknown = child ? undefined : first;
   for (const delay of ETXTBSY_RETRY_DELAYS_MS) {
-    if (child || !isTextFileBusy(spawnErr)) break;
+    if (child || !(spawnErr instanceof SpawnError && spawnErr.errno === ETXTBSY)) break;
     log.debug(`${what}: ${path} is busy (ETXTBSY), retrying in ${delay} ms`);
     await sleep(delay);
     options.signal?.throwIfAborted();
     try {
-      child = cmd.spawn();
+      child = Child.spawn(path, env, options.stdin);
     } catch (err) {
       spawnErr = err;
     }
@@ -272,59 +256,41 @@ async function finish(
 }
 
 async function talk(
-  child: Deno.ChildProcess,
+  child: Child,
   what: string,
   command: IpamCommand,
   options: ExecIpamOptions,
 ): Promise<unknown> {
   const timeoutMs = options.timeoutMs ?? IPAM_TIMEOUT_MS[command];
-  let killedFor: "timeout" | "abort" | "overflow" | undefined;
-  const kill = (why: typeof killedFor) => {
-    killedFor ??= why;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // exited meanwhile
-    }
-  };
-  const timer = setTimeout(() => kill("timeout"), timeoutMs);
-  const onAbort = () => kill("abort");
+  const onAbort = () => child.kill();
   options.signal?.addEventListener("abort", onAbort, { once: true });
-  if (options.signal?.aborted) kill("abort");
-
-  const out = collect(child.stdout, MAX_STDOUT, () => kill("overflow"));
-  const err = options.stderr === "inherit" ? undefined : collect(child.stderr, MAX_STDERR);
-  const written = writeAll(child.stdin, options.stdin);
+  if (options.signal?.aborted) child.kill();
   try {
-    const status = await child.status;
-    // A grandchild may still hold the pipes open: give the readers a grace
-    // period after the exit, then take what arrived.
-    await settleWithin(
-      Promise.all([out.done, err?.done, written]),
-      killedFor ? KILLED_GRACE_MS : EXITED_GRACE_MS,
-    );
-    out.cancel();
-    err?.cancel();
-    const stdout = out.bytes();
-    const stderr = err?.bytes() ?? new Uint8Array();
-    const errText = new TextDecoder().decode(stderr).trim();
-    if (errText !== "") {
+    const r = await child.wait({
+      timeoutMs,
+      maxStdout: MAX_STDOUT,
+      maxStderr: MAX_STDERR,
+      exitedGraceMs: EXITED_GRACE_MS,
+    });
+    const errText = new TextDecoder().decode(r.stderr).trim();
+    if (options.stderr === "inherit") {
+      if (errText !== "") Deno.stderr.writeSync(r.stderr);
+    } else if (errText !== "") {
       for (const line of errText.split("\n")) log.info(`${what}: ${line}`);
     }
-
-    if (killedFor === "abort") throw options.signal?.reason ?? new Error(`${what} aborted`);
-    if (killedFor === "timeout") {
+    if (options.signal?.aborted) throw options.signal.reason ?? new Error(`${what} aborted`);
+    if (r.timedOut) {
       throw new CniError(
         ErrorCode.TIMEOUT,
         `${what} timed out after ${timeoutMs} ms`,
         errText || undefined,
       );
     }
-    if (killedFor === "overflow") {
+    if (r.overflow) {
       throw new CniError(ErrorCode.IPAM, `${what} wrote more than ${MAX_STDOUT} bytes to stdout`);
     }
-    const text = new TextDecoder().decode(stdout).trim();
-    if (!status.success) throw childError(what, status, text, errText);
+    const text = new TextDecoder().decode(r.stdout).trim();
+    if (!r.success) throw childError(what, r, text, errText);
     if (command !== "ADD" && command !== "VERSION") return undefined;
     if (text === "") {
       throw new CniError(
@@ -341,7 +307,6 @@ async function talk(
       });
     }
   } finally {
-    clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
 }
@@ -349,11 +314,13 @@ async function talk(
 /** The error of a child that exited non-zero: its own error JSON if it printed one. */
 function childError(
   what: string,
-  status: Deno.CommandStatus,
+  status: ChildResult,
   out: string,
   errText: string,
 ): CniError {
-  const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
+  const how = status.signal !== undefined
+    ? `was killed by signal ${status.signal}`
+    : `exited with code ${status.code}`;
   if (out === "") {
     return new CniError(
       ErrorCode.IPAM,
@@ -383,84 +350,4 @@ function childError(
 
 function clip(text: string, max = 1024): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
-}
-
-async function writeAll(stream: WritableStream<Uint8Array>, data: Uint8Array): Promise<void> {
-  const writer = stream.getWriter();
-  try {
-    await writer.write(data);
-    await writer.close();
-  } catch {
-    // The child exited or closed stdin without reading it all; its exit status tells.
-    try {
-      await writer.abort();
-    } catch {
-      // already closed
-    }
-  }
-}
-
-/** Resolve once `p` settles or `ms` pass, whichever is first; never rejects. */
-async function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    p.then(() => {}, () => {}),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
-  ]);
-  clearTimeout(timer);
-}
-
-/** A stream being read into memory, keeping at most `max` bytes. */
-interface Collector {
-  /** Resolves at end of stream (or cancel). */
-  done: Promise<void>;
-  /** Stop reading (no-op once done). */
-  cancel(): void;
-  /** What arrived so far. */
-  bytes(): Uint8Array;
-}
-
-function collect(
-  stream: ReadableStream<Uint8Array>,
-  max: number,
-  onOverflow?: () => void,
-): Collector {
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const done = (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        const room = max - size;
-        if (value.length > room) {
-          // Keep the head; drain the rest so the child never blocks on a full pipe.
-          if (room > 0) chunks.push(value.subarray(0, room));
-          size = max;
-          onOverflow?.();
-          continue;
-        }
-        chunks.push(value);
-        size += value.length;
-      }
-    } catch {
-      // cancelled or broken pipe: keep what arrived
-    }
-  })();
-  return {
-    done,
-    cancel() {
-      reader.cancel().catch(() => {});
-    },
-    bytes() {
-      const out = new Uint8Array(size);
-      let off = 0;
-      for (const c of chunks) {
-        out.set(c, off);
-        off += c.length;
-      }
-      return out;
-    },
-  };
 }
