@@ -102,7 +102,7 @@ export function parseCniArgs(text: string, options: ParseCniArgsOptions = {}): C
         break;
       }
       case "IP": {
-        const ips = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+        const ips = value.split(",").filter((s) => s !== ""); // no trimming: Go parses the text as is
         const wrong = ips.find((s) => !isIpOrCidr(s));
         if (wrong !== undefined) badValue(`"${wrong}" is not an IP address or CIDR`);
         else out.ips = ips;
