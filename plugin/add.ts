@@ -8,7 +8,13 @@
 
 import { ErrorCode, type Result } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
-import { addHostRoutes, ensureHostRouteIf, hostRoutesFor, linkLocalOf } from "../hostroute/mod.ts";
+import {
+  addHostRoutes,
+  delHostRoutes,
+  ensureHostRouteIf,
+  hostRoutesFor,
+  linkLocalOf,
+} from "../hostroute/mod.ts";
 import { configureInterface } from "../ipam/configure.ts";
 import { AsyncUndoStack } from "../internal/_undo.ts";
 import { deviceIfname, tempIfname } from "../internal/_ifname.ts";
@@ -132,17 +138,7 @@ export async function addAttachment(
     store.write(conf.name, { ...record, ips: ips.map((ip) => ip.address), hostRoutes });
     const oif = hostIf.index;
     const added = addHostRoutes(host, hostRoutes, oif);
-    undo.push("delete the host routes", () => {
-      for (const r of added) {
-        try {
-          host.routes.del({ family: r.family, dst: r.dst, oif, metric: r.metric });
-        } catch (err) {
-          if (!isErrno(err, "ESRCH")) throw err;
-        }
-      }
-    });
-  } else if (ips.length) {
-    store.write(conf.name, { ...record, ips: ips.map((ip) => ip.address) });
+    undo.push("delete the host routes", () => delHostRoutes(host, added, oif));
   }
 
   const final = ctr.links.get(link.index);
