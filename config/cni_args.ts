@@ -6,7 +6,7 @@
  * @module
  */
 
-import { canonicalIP, parseCidr, parseIP } from "../cni/mod.ts";
+import { canonicalIP, parseCidr, parseIP } from "../internal/_ip.ts";
 import { ConfigError } from "./errors.ts";
 import { normalizeMac } from "./_mac.ts";
 

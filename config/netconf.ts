@@ -19,8 +19,16 @@
  * @module
  */
 
-import { canonicalIP, type Dns, parseResult, type Result, selectVersion } from "../cni/mod.ts";
-import { SUPPORTED_VERSIONS } from "../cni/mod.ts";
+// The one dependency beyond internal/: prevResult and dns are CNI result
+// types, parsed by the CNI layer's own parser (one parser for every version).
+import {
+  type Dns,
+  parseResult,
+  type Result,
+  selectVersion,
+  SUPPORTED_VERSIONS,
+} from "../cni/mod.ts";
+import { canonicalIP } from "../internal/_ip.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
 import type { LogLevel } from "../internal/_log.ts";
 import { type CniArgs, isIpOrCidr, parseCniArgs } from "./cni_args.ts";
