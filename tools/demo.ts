@@ -45,11 +45,10 @@ const LAN_V4 = "192.168.122.1";
 const LAN_V6 = "fd22::1";
 const TASKS = ["task1", "task2"] as const;
 /**
- * 1.0.0: the newest version Debian 12's host-local (containernetworking-plugins
- * 1.1.1) accepts; the plugin passes the config's version on to IPAM.
- * `DEMO_CNI_VERSION` overrides it.
+ * 1.1.0, the newest spec. Debian 12's host-local stops at 1.0.0; the plugin
+ * then speaks 1.0.0 to it. `DEMO_CNI_VERSION` overrides it.
  */
-const CNI_VERSION = Deno.env.get("DEMO_CNI_VERSION") ?? "1.0.0";
+const CNI_VERSION = Deno.env.get("DEMO_CNI_VERSION") ?? "1.1.0";
 type TaskName = typeof TASKS[number];
 
 // ───────────────────────────── output ─────────────────────────────
