@@ -9,8 +9,14 @@
  * master veth `lab0`, its peer in `<p>-peer`, and one container namespace.
  * Nothing touches the root namespace's links.
  *
- * Options: `--runs N` (default 40), `--only NAME` (a scenario substring),
- * `--json FILE` (write the figures).
+ * Options: `--runs N` (default 40), `--only NAME` (a scenario substring;
+ * `podman` is one), `--json FILE` (write the figures), `--podman-runs N`
+ * (default 15), `--no-podman`.
+ *
+ * At the end, the end-to-end figure (bench/podman.ts): `podman run --rm
+ * --network` with our plugin vs the reference, in a lab of its own driven from
+ * the root namespace with nsenter (runc needs that, not `ip netns exec`);
+ * skipped with a note when podman is not installed.
  *
  * @module
  */
@@ -28,6 +34,9 @@ function opt(name: string): string | undefined {
 const RUNS = Number(opt("--runs") ?? 40);
 const ONLY = opt("--only");
 const JSON_OUT = opt("--json");
+const PODMAN_RUNS = Number(opt("--podman-runs") ?? 15);
+if (!(PODMAN_RUNS >= 1)) throw new Error("--podman-runs needs a positive number");
+const PODMAN = !argv.includes("--no-podman") && (!ONLY || "podman".includes(ONLY));
 
 async function sh(
   cmd: string[],
@@ -123,6 +132,25 @@ if (!argv.includes("--inner")) {
   } finally {
     for (const n of made.reverse()) await sh(["ip", "netns", "del", n]);
     Deno.removeSync(tmp, { recursive: true });
+  }
+  if (PODMAN) {
+    const { podmanBench, printPodman } = await import("./podman.ts");
+    try {
+      const r = await podmanBench({ ours: OURS, ref: REF, runs: PODMAN_RUNS, stats });
+      printPodman(r);
+      if (JSON_OUT && typeof r !== "string") {
+        let all: Record<string, unknown> = {};
+        try {
+          all = JSON.parse(Deno.readTextFileSync(JSON_OUT));
+        } catch {
+          // the inner run wrote nothing (it failed or --only podman)
+        }
+        Deno.writeTextFileSync(JSON_OUT, JSON.stringify({ ...all, podman: r }, null, 2));
+      }
+    } catch (err) {
+      console.error(`bench: podman end-to-end failed: ${err instanceof Error ? err.stack : err}`);
+      code ||= 1;
+    }
   }
   Deno.exit(code);
 }
