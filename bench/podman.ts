@@ -49,7 +49,6 @@ export interface PodmanOptions {
   stats: (xs: number[]) => Stats;
 }
 
-const REF_CNI_DIR = "/usr/lib/cni";
 const IMAGE = "localhost/bb:probe";
 const WARMUP = 1;
 
@@ -98,15 +97,12 @@ export async function podmanBench(o: PodmanOptions): Promise<PodmanFigures | str
   // bench sets up its own plugin dir, so only keep that from failing.
   Deno.env.delete("E2E_PLUGIN");
   const e2e = await import("../tests/e2e/_lab.ts");
-  const store = `${e2e.CACHE}/podman-images`;
-  const missing = podmanMissing(store);
+  const missing = podmanMissing(e2e.PODMAN_IMAGE_STORE);
   if (missing) return missing;
 
   await using lab = await e2e.Lab.create();
   const d = `${lab.dir}/podman`;
   const bin = `${lab.dir}/bench-bin`; // no spy: the plugins themselves
-  await Deno.mkdir(`${d}/net.d`, { recursive: true });
-  await Deno.mkdir(`${d}/tmp`, { recursive: true });
   await Deno.mkdir(bin);
   // A short run root: under the lab dir, the path of conmon's attach socket
   // gets too long and every attached \`podman run\` waits out the 20 s conmon
@@ -121,38 +117,7 @@ export async function podmanBench(o: PodmanOptions): Promise<PodmanFigures | str
   for (const [name, target] of [["macvtap", o.ours], ["macvlan", o.ref]] as const) {
     await Deno.symlink(target, `${bin}/${name}`);
   }
-  // Same settings as tests/e2e/podman_test.ts (reasons: shared/notes/real-clients.md §5).
-  await Deno.writeTextFile(
-    `${d}/containers.conf`,
-    `[containers]
-log_driver = "k8s-file"
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "${d}/events.log"
-runtime = "runc"
-tmp_dir = "${d}/tmp"
-
-[network]
-network_backend = "cni"
-cni_plugin_dirs = ["${bin}", "${REF_CNI_DIR}"]
-network_config_dir = "${d}/net.d"
-default_subnet = "10.97.0.0/24"
-`,
-  );
-  await Deno.writeTextFile(
-    `${d}/storage.conf`,
-    `[storage]
-driver = "overlay"
-graphroot = "${d}/storage"
-runroot = "${runroot}"
-
-[storage.options]
-additionalimagestores = ["${store}"]
-`,
-  );
+  const env = await e2e.writePodmanConfig(d, { pluginDirs: [bin, e2e.REF_CNI_DIR], runroot });
   const nets = { ours: `${lab.net}-macvtap`, ref: `${lab.net}-macvlan` };
   await Deno.writeTextFile(
     `${d}/net.d/${nets.ours}.conflist`,
@@ -162,10 +127,6 @@ additionalimagestores = ["${store}"]
     `${d}/net.d/${nets.ref}.conflist`,
     conflist(nets.ref, "macvlan", lab, e2e.LAN),
   );
-  const env = {
-    CONTAINERS_CONF: `${d}/containers.conf`,
-    CONTAINERS_STORAGE_CONF: `${d}/storage.conf`,
-  };
   const podman = (...args: string[]): Promise<RunResult> =>
     lab.inHost(["podman", ...args], { env });
   lab.defer("podman rm -a", async () => {

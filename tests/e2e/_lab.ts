@@ -521,3 +521,56 @@ export async function checkTaskGone(lab: Lab, ip: string): Promise<void> {
     }, 5_000);
   }
 }
+
+/** The local busybox image store that tools/e2e_setup.sh filled (read-only for podman). */
+export const PODMAN_IMAGE_STORE = `${CACHE}/podman-images`;
+
+/**
+ * Write podman's containers.conf and storage.conf for a CNI-backend run into
+ * `dir` (plus `dir/net.d` for network configs), and return the environment
+ * that points podman at them. Settings and reasons: real-clients.md §5.
+ */
+export async function writePodmanConfig(
+  dir: string,
+  options: { pluginDirs: readonly string[]; runroot?: string },
+): Promise<Record<string, string>> {
+  await Deno.mkdir(`${dir}/net.d`, { recursive: true });
+  await Deno.mkdir(`${dir}/tmp`, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/containers.conf`,
+    `[containers]
+log_driver = "k8s-file"
+# podman asks nofile 1048576; without CAP_SYS_RESOURCE setrlimit cannot raise it.
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${dir}/events.log"
+# crun 1.8.1 rejects cgroup v1 hybrid hosts.
+runtime = "runc"
+tmp_dir = "${dir}/tmp"
+
+[network]
+network_backend = "cni"
+cni_plugin_dirs = [${options.pluginDirs.map((d) => `"${d}"`).join(", ")}]
+network_config_dir = "${dir}/net.d"
+default_subnet = "10.97.0.0/24"
+`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/storage.conf`,
+    `[storage]
+driver = "overlay"
+graphroot = "${dir}/storage"
+runroot = "${options.runroot ?? `${dir}/run`}"
+
+[storage.options]
+additionalimagestores = ["${PODMAN_IMAGE_STORE}"]
+`,
+  );
+  return {
+    CONTAINERS_CONF: `${dir}/containers.conf`,
+    CONTAINERS_STORAGE_CONF: `${dir}/storage.conf`,
+  };
+}

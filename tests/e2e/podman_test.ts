@@ -12,7 +12,6 @@
 import {
   assert,
   assertEquals,
-  CACHE,
   checkTaskGone,
   checkTaskUp,
   Lab,
@@ -20,57 +19,21 @@ import {
   must,
   note,
   plugin,
+  PODMAN_IMAGE_STORE,
   REF_CNI_DIR,
   type RunResult,
+  writePodmanConfig,
 } from "./_lab.ts";
 import { skipUnless } from "./_lab.ts";
 
-const IMAGE_STORE = `${CACHE}/podman-images`;
-const ignore = skipUnless("/usr/bin/podman", "/usr/sbin/runc", IMAGE_STORE) !== undefined;
+const ignore = skipUnless("/usr/bin/podman", "/usr/sbin/runc", PODMAN_IMAGE_STORE) !== undefined;
 
-/** Write per-test containers.conf / storage.conf; return the env podman needs. */
+/** Per-test podman config and the test's network; the env podman needs. */
 async function podmanEnv(lab: Lab): Promise<Record<string, string>> {
   const d = `${lab.dir}/podman`;
-  await Deno.mkdir(`${d}/net.d`, { recursive: true });
-  await Deno.mkdir(`${d}/tmp`, { recursive: true });
-  await Deno.writeTextFile(
-    `${d}/containers.conf`,
-    `[containers]
-log_driver = "k8s-file"
-# podman asks nofile 1048576; without CAP_SYS_RESOURCE setrlimit cannot raise it.
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "${d}/events.log"
-# crun 1.8.1 rejects cgroup v1 hybrid hosts.
-runtime = "runc"
-tmp_dir = "${d}/tmp"
-
-[network]
-network_backend = "cni"
-cni_plugin_dirs = ["${lab.binDir}", "${REF_CNI_DIR}"]
-network_config_dir = "${d}/net.d"
-default_subnet = "10.97.0.0/24"
-`,
-  );
-  await Deno.writeTextFile(
-    `${d}/storage.conf`,
-    `[storage]
-driver = "overlay"
-graphroot = "${d}/storage"
-runroot = "${d}/run"
-
-[storage.options]
-additionalimagestores = ["${IMAGE_STORE}"]
-`,
-  );
+  const env = await writePodmanConfig(d, { pluginDirs: [lab.binDir, REF_CNI_DIR] });
   await Deno.writeTextFile(`${d}/net.d/${lab.net}.conflist`, lab.conflist());
-  return {
-    CONTAINERS_CONF: `${d}/containers.conf`,
-    CONTAINERS_STORAGE_CONF: `${d}/storage.conf`,
-  };
+  return env;
 }
 
 Deno.test({
