@@ -70,15 +70,27 @@ export type {
   LinkSpec,
   LinkSubscription,
   MacvlanMode,
+  NetlinkSocket,
+  NotPromise,
   Route,
   RouteFilter,
   RouteOps,
+  SocketOptions,
 } from "./netlink/mod.ts";
 
 export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts";
 export type { CommandOptions } from "./plugin/commands.ts";
+export type { Ipam } from "./plugin/ipam.ts";
 export type { CniContext } from "./plugin/context.ts";
 export { PluginError, toCniError } from "./plugin/errors.ts";
 export { CniError, ErrorCode, formatResult, parseResult, SUPPORTED_VERSIONS } from "./cni/mod.ts";
-export type { Dns, Interface, IPConfig, Result } from "./cni/mod.ts";
+export type {
+  CniErrorJson,
+  Dns,
+  Interface,
+  IPConfig,
+  ParseResultOptions,
+  Result,
+  Route as ResultRoute,
+} from "./cni/mod.ts";
 export { ConfigError } from "./config/mod.ts";

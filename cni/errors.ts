@@ -26,7 +26,23 @@
  * | 103 | NETNS | the container network namespace cannot be opened or is not a netns |
  * | 999 | GENERIC | anything else |
  */
-export const ErrorCode = Object.freeze(
+export const ErrorCode: Readonly<{
+  INCOMPATIBLE_VERSION: 1;
+  UNSUPPORTED_FIELD: 2;
+  UNKNOWN_CONTAINER: 3;
+  INVALID_ENV: 4;
+  IO: 5;
+  DECODE: 6;
+  INVALID_CONFIG: 7;
+  TRY_AGAIN: 11;
+  NOT_AVAILABLE: 50;
+  LIMITED_CONNECTIVITY: 51;
+  NETLINK: 100;
+  IPAM: 101;
+  TIMEOUT: 102;
+  NETNS: 103;
+  GENERIC: 999;
+}> = Object.freeze(
   {
     INCOMPATIBLE_VERSION: 1,
     UNSUPPORTED_FIELD: 2,
@@ -51,9 +67,13 @@ export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** The JSON a failing plugin prints on stdout. */
 export interface CniErrorJson {
+  /** The config's version (absent for errors found before the config was read). */
   cniVersion?: string;
+  /** The error code. */
   code: number;
+  /** Short message. */
   msg: string;
+  /** Longer details. */
   details?: string;
 }
 
@@ -75,6 +95,14 @@ export class CniError extends Error {
   /** Longer details, e.g. a cause chain. */
   readonly details: string | undefined;
 
+  /**
+   * A CNI error.
+   *
+   * @param code The CNI error code ({@linkcode ErrorCode} or a delegate's own).
+   * @param msg Short message.
+   * @param details Longer details.
+   * @param options `cause`: the error behind it.
+   */
   constructor(code: number, msg: string, details?: string, options?: { cause?: unknown }) {
     super(msg, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = "CniError";

@@ -12,12 +12,17 @@ import { compareVersions, isSupportedVersion, parseVersion } from "./version.ts"
 
 /** An interface in a result. `mtu`, `socketPath` and `pciID` are printed at 1.1.0 only. */
 export interface Interface {
+  /** Interface name (CNI_IFNAME for container interfaces). */
   name: string;
+  /** MAC address, lower-case. */
   mac?: string;
+  /** MTU (1.1.0). */
   mtu?: number;
   /** CNI_NETNS verbatim for container interfaces; absent for host interfaces. */
   sandbox?: string;
+  /** vhost-user socket path (1.1.0). */
   socketPath?: string;
+  /** PCI address of a passed-through device (1.1.0). */
   pciID?: string;
 }
 
@@ -27,16 +32,23 @@ export interface IPConfig {
   interface?: number;
   /** CIDR with host bits, e.g. `10.0.0.2/24`. */
   address: string;
+  /** The default gateway of this address's subnet, if any. */
   gateway?: string;
 }
 
 /** A route in a result. Everything but `dst` and `gw` is printed at 1.1.0 only. */
 export interface Route {
+  /** Destination CIDR. */
   dst: string;
+  /** Next hop; absent means the address's gateway may be used. */
   gw?: string;
+  /** Route MTU (1.1.0). */
   mtu?: number;
+  /** Advertised MSS (1.1.0). */
   advmss?: number;
+  /** Metric (1.1.0). */
   priority?: number;
+  /** Routing table (1.1.0). */
   table?: number;
   /** 0 universe, 253 link, 254 host. */
   scope?: number;
@@ -44,18 +56,27 @@ export interface Route {
 
 /** DNS settings. */
 export interface Dns {
+  /** Name server addresses, in order of preference. */
   nameservers?: string[];
+  /** Local domain. */
   domain?: string;
+  /** Search domains. */
   search?: string[];
+  /** resolv.conf options. */
   options?: string[];
 }
 
 /** A result, normalized (the 1.1.0 superset; no `ips[].version`). */
 export interface Result {
+  /** The version the result is (or will be printed) in. */
   cniVersion: string;
+  /** Interfaces created or configured. */
   interfaces?: Interface[];
+  /** Addresses assigned. */
   ips?: IPConfig[];
+  /** Routes installed. */
   routes?: Route[];
+  /** DNS settings for the container. */
   dns?: Dns;
 }
 

@@ -22,6 +22,13 @@ export class ConfigError extends Error {
   /** True for a known field with a value this plugin does not support (CNI code 2). */
   readonly unsupported: boolean;
 
+  /**
+   * A config error.
+   *
+   * @param field The config key, e.g. `mtu`.
+   * @param message Starts with the field name.
+   * @param options `unsupported` for code 2; `cause`.
+   */
   constructor(
     field: string,
     message: string,

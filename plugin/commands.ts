@@ -22,7 +22,7 @@ import { statusOf } from "./status.ts";
 export interface CommandOptions {
   /** The config bytes exactly as received (what IPAM reads); default: the config re-encoded. */
   stdin?: Uint8Array;
-  /** Replace the IPAM delegate (tests). */
+  /** Replace the IPAM delegate (tests, or automation with its own allocator). */
   ipam?: Ipam;
 }
 

@@ -11,8 +11,16 @@ import { DumpInterruptedError, NetlinkError } from "../netlink/mod.ts";
 
 /** A plugin failure with a chosen CNI code (default 999). */
 export class PluginError extends Error {
+  /** The CNI error code. */
   readonly code: number;
+  /** Longer details for the error JSON. */
   readonly details: string | undefined;
+  /**
+   * A plugin error.
+   *
+   * @param message The `msg` of the error JSON.
+   * @param options `code` (default 999), `details`, `cause`.
+   */
   constructor(message: string, options: { code?: number; details?: string; cause?: unknown } = {}) {
     super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = "PluginError";

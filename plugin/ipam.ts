@@ -33,10 +33,15 @@ const DEL_MIN_TIMEOUT_MS = 10_000;
 export interface Ipam {
   /** The IPAM plugin type (`host-local`, `static`, `dhcp` …). */
   readonly type: string;
+  /** ADD: allocate; resolves to the delegate's result. */
   add(): Promise<Result>;
+  /** DEL: release. */
   del(): Promise<void>;
+  /** CHECK: verify the allocation. */
   check(): Promise<void>;
+  /** STATUS (skipped for delegates older than 1.1.0). */
   status(): Promise<void>;
+  /** GC (skipped for delegates older than 1.1.0). */
   gc(): Promise<void>;
 }
 
