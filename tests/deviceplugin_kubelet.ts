@@ -162,6 +162,7 @@ export class FakeKubelet implements AsyncDisposable {
   listeningSince = 0;
   #server: grpc.Server | undefined;
   #waiters: (() => void)[] = [];
+  #abandoned: PluginConn[] = [];
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -251,9 +252,15 @@ export class FakeKubelet implements AsyncDisposable {
     }
   }
 
-  /** Stop (as a kubelet crash): connections dropped, kubelet.sock left behind. */
+  /**
+   * Stop (as a kubelet crash): kubelet.sock left behind, connections to the
+   * plugins abandoned, not closed: a crashed kubelet sends no RST_STREAM and
+   * GOAWAY, and a graceful close here would make the plugin receive exactly
+   * the GOAWAY that crashes Deno 2.9's nghttp2 binding (denoland/deno#36788).
+   * They are closed on dispose, once the plugin side is gone.
+   */
   stop(): void {
-    for (const r of this.registrations) r.conn.close();
+    this.#abandoned.push(...this.registrations.map((r) => r.conn));
     this.#server?.forceShutdown();
     this.#server = undefined;
   }
@@ -266,6 +273,7 @@ export class FakeKubelet implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     this.stop();
+    for (const conn of new Set(this.#abandoned.splice(0))) conn.close();
     return Promise.resolve();
   }
 }
