@@ -270,11 +270,14 @@ const MUTATORS: Record<string, Mutator> = {
     else if (where === 1) d.config.runtimeConfig = { ips: [bad] };
     else if (where === 2) d.env.CNI_ARGS = `IP=${bad}`;
     else ipamOf(d).subnet = bad;
-    // The IPAM plugin may be the one to refuse it (its own code).
+    // The IPAM plugin may be the one to refuse it (its own code). A bad
+    // ipam-internal field (#3) is the IPAM plugin's to judge: STATUS and GC
+    // consult only delegates that speak 1.1.0 (Debian's host-local does not),
+    // so they may rightly succeed.
     return {
       name: `bad CIDR ${JSON.stringify(bad)} via #${where}`,
       codes: where >= 2 ? "any" : [7],
-      ok: false,
+      ok: where === 3,
     };
   },
   ifnameIllegal(d, r, t) {
