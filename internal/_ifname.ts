@@ -57,11 +57,6 @@ export function deviceIfname(deviceId: string): string {
   return DEVICE_IFNAME_PREFIX + fnv1a64(deviceId).toString(16).padStart(16, "0").slice(0, 12);
 }
 
-/** Whether `name` has the shape {@linkcode deviceIfname} produces. */
-export function isDeviceIfname(name: string): boolean {
-  return /^mvt[0-9a-f]{12}$/.test(name);
-}
-
 /**
  * The temporary name ADD gives the macvtap of attachment
  * (`containerId`, `ifname`) until it renames it: `mvtmp` + 10 hex digits of
