@@ -36,6 +36,8 @@ E2E_PACKAGES=(
   golang-go         # builds cnitool
   golang-github-appc-cni-dev # libcni sources for cnitool
   busybox-static    # the container image
+  strace            # tests/chaos/security_test.ts: which programs the plugin executes
+  time              # deno task bench: peak RSS (/usr/bin/time %M)
 )
 
 export DEBIAN_FRONTEND=noninteractive
