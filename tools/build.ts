@@ -107,6 +107,12 @@ const size = (await Deno.stat(`${root}/dist/macvtap`)).size;
 console.log(`dist/macvtap: ${(size / 1024).toFixed(1)} KiB, runs ${deno}`);
 
 if (args.includes("--compile")) {
+  // The same program as dist/macvtap (bundle + device-plugin payload line),
+  // so the compiled binary finds the payload in its embedded main module.
+  await Deno.writeTextFile(
+    `${root}/build/macvtap.full.js`,
+    bundle.replace(/^#!.*\n/, "") + payload,
+  );
   await Deno.mkdir(`${root}/bin`, { recursive: true });
   await run(Deno.execPath(), [
     "compile",
@@ -115,7 +121,7 @@ if (args.includes("--compile")) {
     `--v8-flags=${V8_FLAGS}`,
     "-o",
     "bin/macvtap",
-    "build/macvtap.js",
+    "build/macvtap.full.js",
   ]).catch((err) => {
     console.error(
       `${err.message}\ndeno compile needs denort ${Deno.version.deno}: set DENORT_BIN to an unpacked ` +
