@@ -2,8 +2,8 @@
  * Storm: `CHAOS_STORM` (default 200) concurrent ADDs, then as many
  * concurrent DELs, on one master with host-local and hostrouteif (every ADD
  * races to create the shared `hr0`). Each task has its own container
- * namespace. `CHAOS_STORM_CONCURRENCY` (default 8) processes run at once:
- * truly concurrent, and what 2 cores sustain. Zero failures, zero
+ * namespace. `CHAOS_STORM_CONCURRENCY` (default: all of them) processes run
+ * at once: 200 plugin processes on 2 cores take ~20 s and ~8 GB. Zero failures, zero
  * leftovers, every task a unique address, and a host route per task while
  * it lives. Throughput is compared with the reference `/usr/lib/cni/macvlan`
  * doing the same in the same lab (without hostrouteif, which it lacks).
@@ -16,7 +16,7 @@ import { envInt, figure, leftovers, pool } from "./_chaos.ts";
 
 const ignore = labIgnore([`${CNI_BIN}/macvlan`]);
 const TASKS = envInt("CHAOS_STORM", 200);
-const CONCURRENCY = Math.max(1, envInt("CHAOS_STORM_CONCURRENCY", 8));
+const CONCURRENCY = Math.max(1, envInt("CHAOS_STORM_CONCURRENCY", TASKS));
 
 type Json = Record<string, unknown>;
 
