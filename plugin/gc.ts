@@ -39,6 +39,7 @@ export async function gcNetwork(
   const errors: string[] = [];
   using host = NetlinkHandle.open();
 
+  store.sweepTemps(conf.name);
   for (const rec of store.list(conf.name)) {
     if (keep.has(`${rec.containerId}\u0000${rec.ifname}`)) continue;
     log.info(`GC: releasing stale attachment ${rec.containerId}/${rec.ifname}`);

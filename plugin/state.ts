@@ -82,12 +82,43 @@ export class StateStore {
     }
   }
 
-  /** Remove the record of an attachment; missing is fine. */
+  /**
+   * Remove the record of an attachment, and a temporary file a killed writer
+   * left for it; missing is fine.
+   */
   remove(network: string, containerId: string, ifname: string): void {
+    const file = this.#file(network, containerId, ifname);
+    const base = file.slice(file.lastIndexOf("/") + 1);
     try {
-      Deno.removeSync(this.#file(network, containerId, ifname));
+      Deno.removeSync(file);
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    this.#sweep(network, (name) => name.startsWith(`${base}.tmp`));
+  }
+
+  /** Remove temporary files whose writer is gone (a process killed mid-write). */
+  sweepTemps(network: string): void {
+    this.#sweep(network, (name) => {
+      const pid = /\.tmp(\d+)$/.exec(name)?.[1];
+      return pid !== undefined && Number(pid) !== Deno.pid && !processAlive(Number(pid));
+    });
+  }
+
+  #sweep(network: string, match: (name: string) => boolean): void {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(this.#netDir(network))];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isFile || !/\.tmp\d+$/.test(e.name) || !match(e.name)) continue;
+      try {
+        Deno.removeSync(`${this.#netDir(network)}/${e.name}`);
+      } catch {
+        // gone meanwhile
+      }
     }
   }
 
@@ -119,6 +150,15 @@ export class StateStore {
       }
     }
     return out;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
   }
 }
 

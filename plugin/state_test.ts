@@ -58,3 +58,22 @@ Deno.test("StateStore reads a corrupt record as absent", () => {
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("StateStore removes temporary files a killed writer left", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const store = new StateStore(dir);
+    store.write("net1", rec);
+    // A writer killed between write and rename (pid 999999999 is no process).
+    Deno.writeTextFileSync(`${dir}/net1/c2-eth0.tmp999999999`, "{}");
+    Deno.writeTextFileSync(`${dir}/net1/c1-eth0.tmp999999998`, "{}");
+    assertEquals(store.list("net1"), [rec]);
+    store.sweepTemps("net1");
+    assertEquals([...Deno.readDirSync(`${dir}/net1`)].map((e) => e.name).sort(), ["c1-eth0"]);
+    Deno.writeTextFileSync(`${dir}/net1/c1-eth0.tmp${Deno.pid}`, "{}");
+    store.remove("net1", "c1", "eth0");
+    assertEquals([...Deno.readDirSync(`${dir}/net1`)], []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
