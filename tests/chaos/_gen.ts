@@ -581,6 +581,8 @@ function snapshot(d: Draft): Map<string, string> {
     m.set(`config.${k}`, text.length > 4096 ? `#${text.length}:${text.slice(0, 64)}` : text);
   }
   for (const [k, v] of Object.entries(d.env)) m.set(`env.${k}`, String(v));
+  // Replaced stdin bytes are an effect too (they override the config).
+  if (d.raw) m.set("raw", `${d.raw.length}:${d.raw.subarray(0, 64).join(",")}`);
   return m;
 }
 
@@ -600,7 +602,9 @@ export function generate(seed: number, index: number, t: GenTarget): Case {
     const touched = new Set(
       [...after.keys(), ...before.keys()].filter((key) => before.get(key) !== after.get(key)),
     );
-    // A later mutation of the same key overwrites an earlier one's effect.
+    // A mutation that changed nothing (the same value again) has no effect
+    // of its own; a later mutation of the same key overwrites an earlier one's.
+    if (touched.size === 0) continue;
     applied = applied.filter((a) => ![...a.touched].some((key) => touched.has(key)));
     applied.push({ m, touched });
   }
