@@ -619,6 +619,17 @@ export function generate(seed: number, index: number, t: GenTarget): Case {
   // command answer regardless of the rest; DEL is best effort.
   const command = d.env.CNI_COMMAND;
   const lenient = !command || command === "VERSION" || command === "DEL";
+  // GC and STATUS take no container, interface, netns or CNI_ARGS (spec: their
+  // env is CNI_COMMAND and CNI_PATH): mutations of those alone have no effect.
+  if (command === "GC" || command === "STATUS") {
+    const unused = new Set([
+      "env.CNI_ARGS",
+      "env.CNI_CONTAINERID",
+      "env.CNI_IFNAME",
+      "env.CNI_NETNS",
+    ]);
+    applied = applied.filter((a) => ![...a.touched].every((key) => unused.has(key)));
+  }
   return {
     index,
     env: d.env,
