@@ -27,6 +27,9 @@
  * @module
  */
 
+import { type ExecOptions, type ExecResult, run, runOk } from "./_run.ts";
+export { type ExecOptions, type ExecResult, run, runOk };
+
 /** Tests that change namespaces need root. */
 export const privileged: boolean = Deno.uid() === 0;
 
@@ -43,7 +46,6 @@ export const DEFAULT_PREFIX = "mvt";
 export const NETNS_DIR = "/run/netns";
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
  * This module instance's activity token, `<MARKER_DIR>/.module-<pid>-<rand>`.
@@ -142,79 +144,6 @@ function warnOnce(msg: string): void {
   if (warned.has(msg)) return;
   warned.add(msg);
   labLog(msg);
-}
-
-/** Output of a finished command. */
-export interface ExecResult {
-  code: number;
-  success: boolean;
-  stdout: string;
-  stderr: string;
-}
-
-/** Options for {@linkcode Lab.exec} and {@linkcode run}. */
-export interface ExecOptions {
-  /** Bytes or text written to the child's stdin (closed afterwards). */
-  stdin?: Uint8Array | string;
-  /** Environment; with `clearEnv` only these variables. */
-  env?: Record<string, string>;
-  clearEnv?: boolean;
-  /** Kill the child (SIGKILL) after this many ms; default 60 s. */
-  timeoutMs?: number;
-}
-
-/** Run `cmd` to completion and collect its output (never throws on a non-zero exit). */
-export async function run(cmd: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-  const [program, ...args] = cmd;
-  if (program === undefined) throw new TypeError("run(): empty command");
-  const child = new Deno.Command(program, {
-    args,
-    stdin: options.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    ...(options.env ? { env: options.env } : {}),
-    ...(options.clearEnv ? { clearEnv: true } : {}),
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }, options.timeoutMs ?? 60_000);
-  try {
-    if (options.stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      try {
-        await w.write(
-          typeof options.stdin === "string" ? encoder.encode(options.stdin) : options.stdin,
-        );
-        await w.close();
-      } catch {
-        // the child may exit without reading
-      }
-    }
-    const out = await child.output();
-    return {
-      code: out.code,
-      success: out.success,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Run `cmd` and return its stdout; throw with its stderr on failure. */
-export async function runOk(cmd: readonly string[], options: ExecOptions = {}): Promise<string> {
-  const r = await run(cmd, options);
-  if (!r.success) {
-    throw new Error(
-      `${cmd.join(" ")} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`,
-    );
-  }
-  return r.stdout;
 }
 
 /** What a marker file records about its lab. */

@@ -24,6 +24,8 @@
  * @module
  */
 
+import { run as labRun } from "../_run.ts";
+
 const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Where tools/e2e_setup.sh puts cnitool and the busybox image. */
@@ -57,7 +59,6 @@ export interface PluginUnderTest {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** Throw `msg` unless `cond` holds. */
 export function assert(cond: unknown, msg: string): asserts cond {
@@ -160,39 +161,9 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
-/** Run a command to completion; never throws for a non-zero exit. */
-export async function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const [cmd, ...args] = argv;
-  const child = new Deno.Command(cmd!, {
-    args,
-    ...(opts.env ? { env: opts.env } : {}),
-    ...(opts.cwd ? { cwd: opts.cwd } : {}),
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(encoder.encode(opts.stdin));
-    await w.close();
-  }
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }, opts.timeoutMs ?? 60_000);
-  try {
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+/** Run a command to completion; never throws for a non-zero exit (tests/_lab.ts `run`). */
+export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return labRun(argv, opts);
 }
 
 /** Run a command and return its stdout; throw with its stderr on failure. */
