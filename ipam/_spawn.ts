@@ -278,6 +278,11 @@ export class Child {
     return pid === this.pid ? status[0]! : undefined;
   }
 
+  #closePipes(): void {
+    for (const fd of [this.#stdin, this.#stdout, this.#stderr]) if (fd >= 0) libc().close(fd);
+    this.#stdin = this.#stdout = this.#stderr = -1;
+  }
+
   /** Kill the child now (SIGKILL). */
   kill(): void {
     if (!this.#reaped) libc().kill(this.pid, SIGKILL);
@@ -289,7 +294,6 @@ export class Child {
    */
   async wait(options: WaitOptions): Promise<ChildResult> {
     if (this.#reaped) return this.#reaped;
-    const c = libc();
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
     const outBudget = { left: options.maxStdout };
@@ -302,46 +306,53 @@ export class Child {
     const pollfds = new Uint8Array(new ArrayBuffer(3 * 8));
     const pv = new DataView(pollfds.buffer);
 
-    while (outOpen || errOpen || this.#stdin >= 0) {
-      const now = Date.now();
-      if (!timedOut && now >= deadline) {
-        timedOut = true;
-        this.kill();
-      }
-      if (status === undefined) {
-        status = this.#reap(WNOHANG);
-        if (status !== undefined) exitedAt = now;
-      }
-      if (
-        status !== undefined &&
-        now - exitedAt > (timedOut || overflow ? 100 : options.exitedGraceMs)
-      ) {
-        break; // a grandchild holds the pipes: stop waiting for EOF
-      }
-      const fds = [this.#stdin, outOpen ? this.#stdout : -1, errOpen ? this.#stderr : -1];
-      fds.forEach((fd, i) => {
-        pv.setInt32(i * 8, fd, true);
-        pv.setInt16(i * 8 + 4, i === 0 ? POLLOUT : POLLIN, true);
-        pv.setInt16(i * 8 + 6, 0, true);
-      });
-      const ready = await libWait().poll(pollfds, 3n, POLL_SLICE_MS);
-      if (ready <= 0) continue;
-      if (this.#stdin >= 0 && pv.getInt16(6, true) & (POLLOUT | POLLERR | POLLHUP)) {
-        this.#writeSome(PIPE_BUF);
-      }
-      if (outOpen && pv.getInt16(14, true) & (POLLIN | POLLHUP | POLLERR)) {
-        outOpen = Child.#drain(this.#stdout, out, outBudget);
-        if (outBudget.left < 0 && !overflow) {
-          overflow = true;
+    try {
+      while (outOpen || errOpen || this.#stdin >= 0) {
+        const now = Date.now();
+        if (!timedOut && now >= deadline) {
+          timedOut = true;
           this.kill();
         }
+        if (status === undefined) {
+          status = this.#reap(WNOHANG);
+          if (status !== undefined) exitedAt = now;
+        }
+        if (
+          status !== undefined &&
+          now - exitedAt > (timedOut || overflow ? 100 : options.exitedGraceMs)
+        ) {
+          break; // a grandchild holds the pipes: stop waiting for EOF
+        }
+        const fds = [this.#stdin, outOpen ? this.#stdout : -1, errOpen ? this.#stderr : -1];
+        fds.forEach((fd, i) => {
+          pv.setInt32(i * 8, fd, true);
+          pv.setInt16(i * 8 + 4, i === 0 ? POLLOUT : POLLIN, true);
+          pv.setInt16(i * 8 + 6, 0, true);
+        });
+        const ready = await libWait().poll(pollfds, 3n, POLL_SLICE_MS);
+        if (ready <= 0) continue;
+        if (this.#stdin >= 0 && pv.getInt16(6, true) & (POLLOUT | POLLERR | POLLHUP)) {
+          this.#writeSome(PIPE_BUF);
+        }
+        if (outOpen && pv.getInt16(14, true) & (POLLIN | POLLHUP | POLLERR)) {
+          outOpen = Child.#drain(this.#stdout, out, outBudget);
+          if (outBudget.left < 0 && !overflow) {
+            overflow = true;
+            this.kill();
+          }
+        }
+        if (errOpen && pv.getInt16(22, true) & (POLLIN | POLLHUP | POLLERR)) {
+          errOpen = Child.#drain(this.#stderr, err, errBudget);
+        }
       }
-      if (errOpen && pv.getInt16(22, true) & (POLLIN | POLLHUP | POLLERR)) {
-        errOpen = Child.#drain(this.#stderr, err, errBudget);
-      }
+    } catch (e) {
+      // Never leave a child or its pipes behind, whatever failed here.
+      this.kill();
+      this.#closePipes();
+      this.#reap(0);
+      throw e;
     }
-    for (const fd of [this.#stdin, this.#stdout, this.#stderr]) if (fd >= 0) c.close(fd);
-    this.#stdin = this.#stdout = this.#stderr = -1;
+    this.#closePipes();
     while (status === undefined) {
       status = this.#reap(WNOHANG);
       if (status === undefined) {
