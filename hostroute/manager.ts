@@ -33,6 +33,18 @@ export class HostRouteError extends Error {
 }
 
 /**
+ * Why the existing link `link` cannot serve as the hostrouteif on `master`
+ * (it must be a macvtap or macvlan child of it), or `undefined` when it can.
+ */
+export function hostRouteIfProblem(link: Link, master: Link): string | undefined {
+  if ((link.kind === "macvtap" || link.kind === "macvlan") && link.parentIndex === master.index) {
+    return undefined;
+  }
+  return `hostrouteif "${link.name}" exists but is not a macvtap on master "${master.name}"` +
+    ` (kind ${link.kind ?? "none"}, lower device #${link.parentIndex ?? "none"})`;
+}
+
+/**
  * Make sure `name` is an up macvtap (or macvlan) child of `master` in the
  * handle's namespace, creating it in bridge mode when missing. It never gets
  * an address. Concurrent callers may race: `EEXIST` means someone else
@@ -44,15 +56,8 @@ export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link):
   for (let attempt = 0; attempt < 3; attempt++) {
     const found = h.links.find(name);
     if (found) {
-      if (
-        (found.kind !== "macvtap" && found.kind !== "macvlan") ||
-        found.parentIndex !== master.index
-      ) {
-        throw new HostRouteError(
-          `hostrouteif "${name}" exists but is not a macvtap on master "${master.name}"` +
-            ` (kind ${found.kind ?? "none"}, lower device #${found.parentIndex ?? "none"})`,
-        );
-      }
+      const problem = hostRouteIfProblem(found, master);
+      if (problem) throw new HostRouteError(problem);
       if (!found.up) {
         // Whoever brings it up (the creator, or a concurrent ADD that found
         // it down) first turns DAD off: tasks route IPv6 host addresses via

@@ -16,6 +16,7 @@ export {
   delHostRoutes,
   ensureHostRouteIf,
   HostRouteError,
+  hostRouteIfProblem,
   hostRoutesFor,
   linkLocalOf,
   listOwnHostRoutes,

@@ -5,6 +5,7 @@
  */
 
 import type { NetConf } from "../config/mod.ts";
+import { hostRouteIfProblem } from "../hostroute/mod.ts";
 import { NetlinkHandle } from "../netlink/mod.ts";
 import { PluginError } from "./errors.ts";
 import type { Ipam } from "./ipam.ts";
@@ -34,19 +35,9 @@ export async function statusOf(conf: NetConf, ipam: Ipam | undefined): Promise<v
         cause: err,
       });
     }
-    if (conf.hostrouteif) {
-      const hostIf = host.links.find(conf.hostrouteif);
-      if (
-        hostIf &&
-        (hostIf.kind !== "macvtap" && hostIf.kind !== "macvlan" ||
-          hostIf.parentIndex !== master.index)
-      ) {
-        throw new PluginError(
-          `hostrouteif "${conf.hostrouteif}" exists but is not a macvtap on master "${master.name}"`,
-          { code: NOT_AVAILABLE },
-        );
-      }
-    }
+    const hostIf = conf.hostrouteif ? host.links.find(conf.hostrouteif) : undefined;
+    const problem = hostIf && hostRouteIfProblem(hostIf, master);
+    if (problem) throw new PluginError(problem, { code: NOT_AVAILABLE });
   }
   await ipamStatus;
 }
