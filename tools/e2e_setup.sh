@@ -51,7 +51,7 @@ PKGS=(
 )
 missing=()
 for p in "${PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+  if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
     missing+=("$p")
   fi
 done
@@ -90,9 +90,10 @@ if [ ! -x "$CACHE/cnitool" ]; then
   )
   apt-get "${APT_OPTS[@]}" update -qq
   (cd "$TMP/src" && apt-get "${APT_OPTS[@]}" source --download-only -qq golang-github-appc-cni)
-  orig=$(ls "$TMP"/src/golang-github-appc-cni_*.orig.tar.* | head -n1)
-  tar -C "$TMP/src" -xf "$orig"
-  srcdir=$(ls -d "$TMP"/src/*/cnitool | head -n1)
+  origs=("$TMP"/src/golang-github-appc-cni_*.orig.tar.*)
+  tar -C "$TMP/src" -xf "${origs[0]}"
+  srcdirs=("$TMP"/src/*/cnitool)
+  srcdir=${srcdirs[0]}
   (cd "$srcdir" && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOFLAGS= \
     GOCACHE="$TMP/gocache" go build -o "$TMP/cnitool" ./cnitool.go)
   install -m 0755 "$TMP/cnitool" "$CACHE/cnitool"

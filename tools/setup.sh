@@ -74,14 +74,22 @@ case "$(cat /etc/debian_version)" in
   *) log "warning: tested on Debian 12, this is Debian $(cat /etc/debian_version)" ;;
 esac
 
+# No `cmd | grep -q` / `| head` here: under pipefail, a reader that stops early
+# makes the writer die of SIGPIPE and the whole test fail at random.
 is_installed() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+# Whether the deno binary $1 is exactly the pinned version.
+is_pinned_deno() {
+  local v
+  v=$("$1" --version 2>/dev/null) || return 1
+  [[ "${v%%$'\n'*}" == "deno ${DENO_VERSION} "* ]]
 }
 
 deno_ok() {
   # A deno on PATH that is exactly the pinned version.
-  command -v deno >/dev/null 2>&1 &&
-    deno --version 2>/dev/null | head -n1 | grep -q "^deno ${DENO_VERSION} "
+  command -v deno >/dev/null 2>&1 && is_pinned_deno deno
 }
 
 deno_platform() {
@@ -142,7 +150,7 @@ elif [ "$CHECK_ONLY" = 1 ]; then
 else
   platform=$(deno_platform) || die "no Deno npm package for $(uname -m); install deno ${DENO_VERSION} by hand"
   bin="${DENO_PREFIX}/node_modules/@deno/${platform}/deno"
-  if ! [ -x "$bin" ] || ! "$bin" --version 2>/dev/null | head -n1 | grep -q "^deno ${DENO_VERSION} "; then
+  if ! [ -x "$bin" ] || ! is_pinned_deno "$bin"; then
     gaps=()
     command -v node >/dev/null || gaps+=("node (Debian package nodejs)")
     command -v npm >/dev/null || gaps+=("npm (Debian package npm)")
@@ -157,8 +165,8 @@ else
       "deno@${DENO_VERSION}" >&2 ||
       die "npm install deno@${DENO_VERSION} failed (is the npm registry $(npm config get registry 2>/dev/null) reachable?)"
     [ -x "$bin" ] || die "npm installed deno@${DENO_VERSION} but ${bin} is missing (optional dependency @deno/${platform} skipped?)"
-    "$bin" --version | head -n1 | grep -q "^deno ${DENO_VERSION} " ||
-      die "${bin} does not report deno ${DENO_VERSION}: $("$bin" --version 2>&1 | head -n1)"
+    is_pinned_deno "$bin" ||
+      die "${bin} does not report deno ${DENO_VERSION}: $("$bin" --version 2>&1)"
   fi
   mkdir -p "$DENO_BIN_DIR"
   ln -sfn "$bin" "${DENO_BIN_DIR}/deno"
@@ -179,7 +187,7 @@ done
 for plugin in host-local static dhcp macvlan; do
   [ -x "/usr/lib/cni/$plugin" ] || problems+=("/usr/lib/cni/$plugin")
 done
-if ! ldconfig -p 2>/dev/null | grep -q 'libmnl\.so\.0 '; then
+if ! [[ "$(ldconfig -p 2>/dev/null)" == *"libmnl.so.0 "* ]]; then
   problems+=("libmnl.so.0")
 fi
 if [ "${#problems[@]}" -gt 0 ]; then
