@@ -174,7 +174,7 @@ export async function addAttachment(
     store.update(conf.name, withRoutes);
     for (const r of hostRoutes) {
       addHostRoute(host, r, oif);
-      undo.push(`delete the host route ${r.dst}`, () => delHostRoutes(host, [r], oif));
+      undo.push(`delete the host route ${r.dst}`, () => delHostRoutes(host, [r], { oif }));
     }
     store.update(conf.name, { ...withRoutes, hostRoutesState: "added" });
   }

@@ -122,7 +122,7 @@ export async function delAttachment(
   {
     using host = NetlinkHandle.open();
     const { routes, oif } = ownHostRoutes(conf, ctx, store, record, host);
-    delHostRoutes(host, routes, oif);
+    delHostRoutes(host, routes, { oif });
   }
 
   const failed = await ipamDel;
