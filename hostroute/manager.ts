@@ -7,6 +7,7 @@
 import { formatIP, parseCidr } from "../internal/_ip.ts";
 import { isErrno, type Link, type NetlinkHandle, type Route, writeSysctl } from "../netlink/mod.ts";
 import { log } from "../internal/_log.ts";
+import { isDeviceIfname, isTempIfname } from "../internal/_ifname.ts";
 
 /**
  * Route protocol number marking the host routes this plugin adds
@@ -53,6 +54,13 @@ export function hostRouteIfProblem(link: Link, master: Link): string | undefined
  * @throws {HostRouteError} when `name` exists but is not a macvtap/macvlan on `master`.
  */
 export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link): Link {
+  // The names the plugin and the device plugin give pods' macvtaps: a VM's
+  // device (or a pod's half-made link) is never anyone's hostrouteif.
+  if (isDeviceIfname(name) || isTempIfname(name)) {
+    throw new HostRouteError(
+      `hostrouteif "${name}" is a name the plugin gives to pods' macvtaps; choose another`,
+    );
+  }
   for (let attempt = 0; attempt < 3; attempt++) {
     const found = h.links.find(name);
     if (found) {

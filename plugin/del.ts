@@ -128,7 +128,13 @@ export async function delAttachment(
   const failed = await ipamDel;
   if (failed) {
     // Keep what GC needs to retry the release; the routes are gone.
-    if (record) store.update(conf.name, { ...record, hostRoutes: [], ips: record.ips });
+    if (record) {
+      try {
+        store.update(conf.name, { ...record, hostRoutes: [] });
+      } catch (err) {
+        log.warn(`DEL: cannot update the record: ${err instanceof Error ? err.message : err}`);
+      }
+    }
     throw failed.err;
   }
   store.remove(conf.name, ctx.containerId, ctx.ifname);
