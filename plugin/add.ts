@@ -84,6 +84,7 @@ export async function addAttachment(
     containerId: ctx.containerId,
     ifname: ctx.ifname,
     netns: ctx.netns,
+    ...netnsInode(ctx.netns),
     ...(ipam ? { ipamType: ipam.type } : {}),
     ...(ctx.args ? { cniArgs: ctx.args } : {}),
     ips: [],
@@ -343,6 +344,15 @@ function hostUseOf(host: NetlinkHandle, dev: Link): string | undefined {
   const route = host.routes.list({ oif: dev.index }).find((r) => r.protocol === RTPROT_MACVTAP);
   if (route) return `carries host routes (${route.dst}): it is a hostrouteif`;
   return undefined;
+}
+
+/** `{ netnsIno }` of the namespace file at `path`, or nothing when it cannot be read. */
+function netnsInode(path: string): { netnsIno?: number } {
+  try {
+    return { netnsIno: Deno.statSync(path).ino! };
+  } catch {
+    return {};
+  }
 }
 
 /** KubeVirt's qemu user and group (virt-launcher runs qemu as 107:107). */

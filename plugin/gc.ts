@@ -57,7 +57,10 @@ export async function gcNetwork(
         ok = false;
         errors.push(`${who}: ${what}: ${err instanceof Error ? err.message : err}`);
       });
-    await step("link", () => deleteContainerLink(rec.netns, rec.containerId, rec.ifname));
+    await step("link", () =>
+      deleteContainerLink(rec.netns, rec.containerId, rec.ifname, {
+        ...(rec.netnsIno !== undefined ? { netnsIno: rec.netnsIno } : {}),
+      }));
     await step("host routes", () => {
       const oif = rec.hostrouteIndex ??
         (rec.hostrouteif ? host.links.find(rec.hostrouteif)?.index : undefined);
