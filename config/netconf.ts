@@ -146,6 +146,11 @@ export interface NetConf {
   validAttachments: Attachment[];
   /** Attachment records directory (`stateDir`, absolute). */
   stateDir: string;
+  /**
+   * DEL/GC only: `stateDir` lies outside the state root (a config from
+   * before the root): its records are read, never written or removed.
+   */
+  stateDirReadOnly?: true;
   /** IPAM delegate time limit (`ipamTimeoutMs`). */
   ipamTimeoutMs: number;
   /** Parsed `CNI_ARGS`. */
@@ -229,13 +234,18 @@ function mac(v: unknown, field: string): string | undefined {
  * `stateDir`: the state root or a directory inside it. A network config is
  * input; only the runtime's environment may move the root.
  */
-function stateDirOf(raw: Raw): string {
+function stateDirOf(raw: Raw, lenient: boolean): { stateDir: string; stateDirReadOnly?: true } {
   const root = stateRoot();
   const v = optString(raw, "stateDir");
-  if (v === undefined || v === "") return root;
+  if (v === undefined || v === "") return { stateDir: root };
   const problem = outsideRoot(v, root);
-  if (problem) fail("stateDir", `${show(v)} ${problem} (the state root, set by ${STATE_ROOT_ENV})`);
-  return normalizePath(v);
+  if (!problem) return { stateDir: normalizePath(v) };
+  // DEL and GC of an attachment made before the state root existed (an
+  // upgrade): its records are read where they are, but nothing is written.
+  if (lenient && v.startsWith("/") && !v.includes("\0")) {
+    return { stateDir: normalizePath(v), stateDirReadOnly: true };
+  }
+  fail("stateDir", `${show(v)} ${problem} (the state root, set by ${STATE_ROOT_ENV})`);
 }
 
 /**
@@ -422,7 +432,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
       return fromRuntime ?? fromArgs ?? cniArgs.ips;
     }, []),
     validAttachments: parseAttachments(raw),
-    stateDir: stateDirOf(raw),
+    ...stateDirOf(raw, lenient),
     ipamTimeoutMs: soft(
       () =>
         optInteger(raw, "ipamTimeoutMs", MIN_IPAM_TIMEOUT_MS, 3_600_000) ??

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { formatIP, parseCidr } from "../internal/_ip.ts";
+import { formatIP, networkOf, parseCidr } from "../internal/_ip.ts";
 import { isErrno, type Link, type NetlinkHandle, type Route, writeSysctl } from "../netlink/mod.ts";
 import { log } from "../internal/_log.ts";
 import { isDeviceIfname, isTempIfname } from "../internal/_ifname.ts";
@@ -150,12 +150,33 @@ export function hostRouteConflict(
         return `${gw} is a gateway of the host route ${describe(r)}`;
       }
     }
+    const edge = subnetEdges(r.dst);
+    for (const ip of edge) {
+      if (wanted.has(ip)) return `${ip} is the network or broadcast address of ${describe(r)}`;
+    }
     const host = wanted.get(r.dst.slice(0, r.dst.indexOf("/")));
     if (host && r.dst === host.dst) {
       return `${host.dst.slice(0, host.dst.indexOf("/"))} already has a host route: ${describe(r)}`;
     }
   }
   return undefined;
+}
+
+/**
+ * The network and broadcast addresses of a prefix (IPv4 up to /30; IPv6 the
+ * subnet-router anycast address, up to /126), which no task may hold.
+ */
+function subnetEdges(dst: string): string[] {
+  const c = parseCidr(dst);
+  if (!c || c.prefix === 0 || c.prefix > (c.family === 4 ? 30 : 126)) return [];
+  const net = networkOf(c);
+  const out = [formatIP(net.bytes)];
+  if (c.family === 4) {
+    const b = net.bytes.slice();
+    for (let i = c.prefix; i < 32; i++) b[i >> 3]! |= 0x80 >> (i & 7);
+    out.push(formatIP(b));
+  }
+  return out;
 }
 
 /** A route as `ip route` shows it, briefly. */
@@ -224,8 +245,9 @@ export function checkHostRoutes(
   routes: readonly HostRoute[],
   oif: number,
 ): HostRoute[] {
-  const live = h.routes.list({ oif });
-  return routes.filter((r) => !live.some((x) => sameRoute(x, r, oif)));
+  const live = new Map<string, Route[]>();
+  for (const x of h.routes.list({ oif })) live.set(x.dst, [...(live.get(x.dst) ?? []), x]);
+  return routes.filter((r) => !(live.get(r.dst) ?? []).some((x) => sameRoute(x, r, oif)));
 }
 
 /**

@@ -30,6 +30,10 @@ export function ifnameProblem(name: string): string | undefined {
   }
   if (name === "." || name === "..") return `may not be "${name}"`;
   if (/[/:\s]/.test(name)) return "contains '/', ':' or whitespace";
+  // The kernel's isspace() on each byte: also 0xa0 (inside UTF-8 of e.g. "à").
+  if (new TextEncoder().encode(name).some((b) => b === 0xa0)) {
+    return "contains the byte 0xa0, which the kernel takes for whitespace";
+  }
   if (name.includes("%")) return "contains '%' (a kernel name template)";
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f]/.test(name)) return "contains a control character";
@@ -37,7 +41,7 @@ export function ifnameProblem(name: string): string | undefined {
 }
 
 /** FNV-1a, 64 bit. Small, dependency-free and stable across releases. */
-function fnv1a64(text: string): bigint {
+export function fnv1a64(text: string): bigint {
   let hash = 0xcbf29ce484222325n;
   for (const byte of new TextEncoder().encode(text)) {
     hash ^= BigInt(byte);

@@ -65,9 +65,11 @@ function dirProblem(st: Deno.FileInfo): string | undefined {
  * creating missing ones 0700. `root` itself is created when missing and
  * must be a directory.
  *
+ * @returns the directories this call created, outermost first.
+ *
  * @throws {UnsafePathError} when a component is a symlink, foreign or shared.
  */
-export function ensureOwnedDir(root: string, dir: string): void {
+export function ensureOwnedDir(root: string, dir: string): string[] {
   const problem = outsideRoot(dir, root);
   if (problem) throw new UnsafePathError(dir, problem);
   const base = normalizePath(root);
@@ -81,13 +83,17 @@ export function ensureOwnedDir(root: string, dir: string): void {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
     Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
   }
+  const created: string[] = [];
   for (const part of rest) {
     path = path === "/" ? `/${part}` : `${path}/${part}`;
-    ensureOne(path);
+    if (ensureOne(path)) created.push(path);
   }
+  return created;
 }
 
-function ensureOne(path: string): void {
+/** Make sure `path` is a directory only we control; `true` when this call made it. */
+function ensureOne(path: string): boolean {
+  let made = false;
   for (let attempt = 0; attempt < 3; attempt++) {
     let st: Deno.FileInfo;
     try {
@@ -97,6 +103,7 @@ function ensureOne(path: string): void {
       try {
         Deno.mkdirSync(path, { mode: 0o700 });
         // The umask may have narrowed it; never widened it.
+        made = true;
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       }
@@ -104,7 +111,7 @@ function ensureOne(path: string): void {
     }
     const problem = dirProblem(st);
     if (problem) throw new UnsafePathError(path, problem);
-    return;
+    return made;
   }
   throw new UnsafePathError(path, "keeps changing");
 }

@@ -29,7 +29,13 @@ import { PluginError } from "./errors.ts";
 import { ALLOCATION_ONLY_IPAM, type Ipam } from "./ipam.ts";
 import { resolveMaster } from "./master.ts";
 import { buildResult } from "./result.ts";
-import { AttachmentExistsError, type AttachmentRecord, type StateStore } from "./state.ts";
+import {
+  AttachmentExistsError,
+  type AttachmentRecord,
+  currentNetnsIno,
+  hostRouteClaims,
+  type StateStore,
+} from "./state.ts";
 
 /**
  * Attach: create the macvtap `ctx.ifname` in `ctx.netns` on the master (or
@@ -99,7 +105,7 @@ export async function addAttachment(
   let keepRecord = false;
   undo.push("remove the attachment record", () => {
     // Kept when a known allocation could not be released: DEL or GC retry.
-    if (!keepRecord) store.remove(conf.name, ctx.containerId, ctx.ifname);
+    if (!keepRecord) store.abandon(conf.name, ctx.containerId, ctx.ifname);
   });
 
   // Allocation-only IPAM runs while the link is built. Its release waits for
@@ -170,10 +176,24 @@ export async function addAttachment(
       ips: ips.map((ip) => ip.address),
       hostrouteif: hostIf.name,
       hostrouteIndex: oif,
+      ...hostNetns(),
       hostRoutes,
       hostRoutesState: "pending",
     };
     store.update(conf.name, withRoutes);
+    // Claimed first, then checked: of two ADDs racing for one address (even
+    // with different metrics), at least one sees the other's claim.
+    const self = store.recordPath(conf.name, ctx.containerId, ctx.ifname);
+    const claims = hostRouteClaims(store.root, new Set(hostRoutes.map((r) => r.dst)));
+    for (const [dst, by] of claims) {
+      const other = [...by].find((p) => p !== self);
+      if (other) {
+        throw new PluginError(
+          `Cannot route ${ctx.containerId}/${ctx.ifname} from the host: ${dst} is claimed by ${other}`,
+          { code: ErrorCode.INVALID_CONFIG },
+        );
+      }
+    }
     for (const r of hostRoutes) {
       addHostRoute(host, r, oif);
       undo.push(`delete the host route ${r.dst}`, () => delHostRoutes(host, [r], { oif }));
@@ -334,16 +354,25 @@ function importDevice(
 
 /**
  * Why the host macvtap `dev` is in use by the host and not ours to hand to a
- * pod, or `undefined`: it has an address of the host's, or host routes go
- * out of it (a hostrouteif).
+ * pod, or `undefined`: it is up, has an address of the host's, or host
+ * routes go out of it (a hostrouteif).
  */
 function hostUseOf(host: NetlinkHandle, dev: Link): string | undefined {
+  // The device plugin and `ip link add` leave a new macvtap down; an up one
+  // is in use on the host (a VM's tap, a hostrouteif).
+  if (dev.up) return "is up, in use on the host";
   const addr = host.addrs.list({ index: dev.index })
     .find((a) => !a.cidr.startsWith("fe80:"));
   if (addr) return `carries the host address ${addr.cidr}`;
   const route = host.routes.list({ oif: dev.index }).find((r) => r.protocol === RTPROT_MACVTAP);
   if (route) return `carries host routes (${route.dst}): it is a hostrouteif`;
   return undefined;
+}
+
+/** `{ hostNetnsIno }`: the namespace the host routes go into (ours). */
+function hostNetns(): { hostNetnsIno?: number } {
+  const ino = currentNetnsIno();
+  return ino === undefined ? {} : { hostNetnsIno: ino };
 }
 
 /** `{ netnsIno }` of the namespace file at `path`, or nothing when it cannot be read. */

@@ -42,6 +42,10 @@ function useLogging(conf: Pick<NetConf, "logFile" | "logLevel">): void {
   }
 }
 
+function storeOf(conf: NetConf): StateStore {
+  return new StateStore(conf.stateDir, undefined, { readOnly: conf.stateDirReadOnly === true });
+}
+
 function delegate(
   conf: NetConf,
   ctx: CniContext,
@@ -77,7 +81,7 @@ export async function cmdAdd(
     conf,
     ctx,
     delegate(conf, ctx, config, options),
-    new StateStore(conf.stateDir),
+    storeOf(conf),
   );
 }
 
@@ -100,7 +104,7 @@ export async function cmdDel(
     conf,
     ctx,
     delegate(conf, ctx, config, options),
-    new StateStore(conf.stateDir),
+    storeOf(conf),
   );
 }
 
@@ -160,7 +164,7 @@ export async function cmdGc(
     conf,
     ctx,
     conf.validAttachments,
-    new StateStore(conf.stateDir),
+    storeOf(conf),
     (target) => options.ipam ?? ipamFor(conf, ctx, stdin, target),
   );
 }

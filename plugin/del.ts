@@ -17,7 +17,7 @@ import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from 
 import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
 import { ALLOCATION_ONLY_IPAM, type Ipam } from "./ipam.ts";
-import type { AttachmentRecord, StateStore } from "./state.ts";
+import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state.ts";
 
 /**
  * Delete the container interface `ifname` (or its temporary name) in the
@@ -59,14 +59,11 @@ export function deleteContainerLink(
 }
 
 /**
- * The host routes DEL may remove, with the ifindex they go out of. Ownership:
- *
- * - routes the record says this attachment's ADD added: its own (host routes
- *   are added exclusively, so no one else holds the same route);
- * - routes the record lists as pending (ADD killed before it finished), or
- *   derived from `prevResult` when there is no record: only those that no
- *   other record of this state directory claims — the address may belong
- *   to another attachment by now.
+ * The host routes DEL may remove, with the ifindex they go out of: those
+ * this attachment's record lists (or, without a record, that `prevResult`
+ * implies) and that no other record of the node claims — exclusive adds
+ * make a claimed route another attachment's, whatever this record says
+ * (a stale record of a DEL retried after the address moved on).
  */
 function ownHostRoutes(
   conf: NetConf,
@@ -75,11 +72,11 @@ function ownHostRoutes(
   record: AttachmentRecord | undefined,
   host: NetlinkHandle,
 ): { routes: HostRoute[]; oif: number | undefined } {
+  const self = store.recordPath(conf.name, ctx.containerId, ctx.ifname);
   if (record?.hostRoutes.length) {
     const oif = record.hostrouteIndex ??
       (record.hostrouteif ? host.links.find(record.hostrouteif)?.index : undefined);
-    if (record.hostRoutesState === "added") return { routes: record.hostRoutes, oif };
-    return { routes: unclaimed(store, record.hostRoutes, ctx), oif };
+    return { routes: unclaimedRoutes(store.root, record.hostRoutes, self), oif };
   }
   const prev = conf.prevResult;
   if (record || !conf.hostrouteif || !prev) return { routes: [], oif: undefined };
@@ -91,20 +88,8 @@ function ownHostRoutes(
     .filter((ip) => ip.interface === undefined || mine.has(ip.interface))
     .map((ip) => ip.address)
     .filter((a) => !unicastHostProblem(a));
-  const routes = unclaimed(store, hostRoutesFor(ips, conf.hostrouteMetric), ctx);
+  const routes = unclaimedRoutes(store.root, hostRoutesFor(ips, conf.hostrouteMetric), self);
   return { routes, oif: host.links.find(conf.hostrouteif)?.index };
-}
-
-/** `routes` minus those another attachment's record (any network of the state dir) claims. */
-function unclaimed(store: StateStore, routes: HostRoute[], ctx: CniContext): HostRoute[] {
-  const claimed = new Set<string>();
-  for (const network of store.networks()) {
-    for (const { record } of store.list(network)) {
-      if (record.containerId === ctx.containerId && record.ifname === ctx.ifname) continue;
-      for (const r of record.hostRoutes) claimed.add(r.dst);
-    }
-  }
-  return routes.filter((r) => !claimed.has(r.dst));
 }
 
 /**
@@ -129,7 +114,18 @@ export async function delAttachment(
   const ipamDel = ipam?.del().then(() => undefined, (err: unknown) => ({ err }));
   if (ipam && !ALLOCATION_ONLY_IPAM.has(ipam.type)) await ipamDel;
 
-  deleteContainerLink(ctx.netns, ctx.containerId, ctx.ifname);
+  // The link is this attachment's only if its record says so: a link of the
+  // same name may be another network's (whose ADD came first), and the
+  // record's namespace is the one this attachment was made in.
+  if (record) {
+    deleteContainerLink(record.netns, ctx.containerId, ctx.ifname, {
+      ...(record.netnsIno !== undefined ? { netnsIno: record.netnsIno } : {}),
+    });
+  } else if (ctx.netns) {
+    log.info(
+      `DEL ${ctx.containerId}/${ctx.ifname}: no record; the links in ${ctx.netns} are not ours`,
+    );
+  }
 
   {
     using host = NetlinkHandle.open();

@@ -14,7 +14,7 @@ import type { CniContext } from "./context.ts";
 import { deleteContainerLink } from "./del.ts";
 import { PluginError } from "./errors.ts";
 import type { Ipam, IpamTarget } from "./ipam.ts";
-import type { StateStore, StoredRecord } from "./state.ts";
+import { hostRouteClaims, type StateStore } from "./state.ts";
 
 /** An attachment the runtime still considers valid. */
 export interface Attachment {
@@ -43,12 +43,15 @@ export async function gcNetwork(
   // Only this network's records, and only their own effects: GC never
   // sweeps by marker (another network's routes carry the same protocol).
   const records = store.list(conf.name);
-  const claimed = claimedRoutes(store, conf.name, records);
+  const stale = records.filter(({ record: r }) => !keep.has(`${r.containerId}\u0000${r.ifname}`));
+  const claims = hostRouteClaims(
+    store.root,
+    new Set(stale.flatMap(({ record: r }) => r.hostRoutes.map((h) => h.dst))),
+  );
   // One route dump for every stale record (routes of a record that were
   // already deleted are simply not found again).
   let live: Route[] | undefined;
-  for (const { record: rec } of records) {
-    if (keep.has(`${rec.containerId}\u0000${rec.ifname}`)) continue;
+  for (const { record: rec } of stale) {
     const who = `${rec.containerId}/${rec.ifname}`;
     log.info(`GC: releasing stale attachment ${who}`);
     let ok = true;
@@ -64,9 +67,12 @@ export async function gcNetwork(
     await step("host routes", () => {
       const oif = rec.hostrouteIndex ??
         (rec.hostrouteif ? host.links.find(rec.hostrouteif)?.index : undefined);
-      const routes = rec.hostRoutesState === "added"
-        ? rec.hostRoutes
-        : rec.hostRoutes.filter((r) => (claimed.get(r.dst) ?? 0) <= 1);
+      // Not a route another record (of any network) claims: exclusive adds
+      // make a claimed route the claimant's.
+      const self = store.recordPath(conf.name, rec.containerId, rec.ifname);
+      const routes = rec.hostRoutes.filter((r) =>
+        [...(claims.get(r.dst) ?? [])].every((p) => p === self)
+      );
       live ??= listOwnHostRoutes(host);
       delHostRoutes(host, routes, { oif, live });
     });
@@ -90,23 +96,4 @@ export async function gcNetwork(
     errors.push(`IPAM GC: ${err instanceof Error ? err.message : err}`);
   }
   if (errors.length) throw new PluginError(`GC incomplete: ${errors.join("; ")}`);
-}
-
-/**
- * How many records of the state directory claim each host route: every
- * network's records (the routes of one host are shared by all of them).
- */
-function claimedRoutes(
-  store: StateStore,
-  network: string,
-  own: readonly StoredRecord[],
-): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const name of store.networks()) {
-    const records = name === network ? own : store.list(name);
-    for (const { record } of records) {
-      for (const r of record.hostRoutes) counts.set(r.dst, (counts.get(r.dst) ?? 0) + 1);
-    }
-  }
-  return counts;
 }

@@ -19,10 +19,9 @@
  */
 
 import type { HostRoute } from "../hostroute/mod.ts";
-import { ifnameProblem } from "../internal/_ifname.ts";
+import { fnv1a64, ifnameProblem } from "../internal/_ifname.ts";
 import { canonicalCidr } from "../internal/_ip.ts";
-import { ensureOwnedDir } from "../internal/_owned_path.ts";
-import { stateRoot } from "../internal/_owned_path.ts";
+import { ensureOwnedDir, outsideRoot, stateRoot } from "../internal/_owned_path.ts";
 
 /** What one ADD set up. */
 export interface AttachmentRecord {
@@ -42,6 +41,11 @@ export interface AttachmentRecord {
   hostrouteif?: string;
   /** ifindex of the hostrouteif the routes go out of. */
   hostrouteIndex?: number;
+  /**
+   * Inode of the host network namespace the routes are in (the plugin's
+   * own at ADD): claims count only among records of the same host.
+   */
+  hostNetnsIno?: number;
   /**
    * The host routes of this attachment. `pending`: written before they were
    * added (a killed ADD may or may not have added them); `added`: every one
@@ -109,9 +113,20 @@ export class StateStore {
    * @param dir The state directory (inside `root`).
    * @param root The state root; default the process's (`MACVTAP_STATE_ROOT`).
    */
-  constructor(dir: string, root: string = stateRoot()) {
+  readonly readOnly: boolean;
+  /** Directories this store's writes created (a failed ADD removes them again). */
+  #created: string[] = [];
+
+  constructor(dir: string, root: string = stateRoot(), options: { readOnly?: boolean } = {}) {
     this.dir = dir;
     this.root = root;
+    this.readOnly = options.readOnly ?? false;
+  }
+
+  #writable(what: string): void {
+    if (this.readOnly) {
+      throw new StateError(`${this.dir} is outside the state root ${this.root}: cannot ${what}`);
+    }
   }
 
   #netDir(network: string): string {
@@ -140,18 +155,19 @@ export class StateStore {
     const tmp = `${file}.tmp${Deno.pid}`;
     for (let attempt = 0;; attempt++) {
       try {
-        ensureOwnedDir(this.root, this.#netDir(network));
+        this.#created.push(...ensureOwnedDir(this.root, this.#netDir(network)));
         try {
-          Deno.writeTextFileSync(tmp, body, { mode: 0o600, createNew: true });
-        } catch (err) {
-          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-          // Ours from an earlier process with this pid: it is dead.
-          Deno.removeSync(tmp);
-          Deno.writeTextFileSync(tmp, body, { mode: 0o600, createNew: true });
-        }
-        try {
+          try {
+            Deno.writeTextFileSync(tmp, body, { mode: 0o600, createNew: true });
+          } catch (err) {
+            if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+            // Ours from an earlier process with this pid: it is dead.
+            Deno.removeSync(tmp);
+            Deno.writeTextFileSync(tmp, body, { mode: 0o600, createNew: true });
+          }
           commit(tmp);
         } finally {
+          // Also after a failed write (a full disk leaves a partial file).
           removeQuietly(tmp);
         }
         return;
@@ -173,6 +189,8 @@ export class StateStore {
    * @throws {StateError} when the state directory cannot be written.
    */
   create(network: string, rec: AttachmentRecord): void {
+    this.#writable("create a record");
+    this.#register();
     const file = this.#file(network, rec.containerId, rec.ifname);
     const legacy = this.#legacyFile(network, rec.containerId, rec.ifname);
     if (legacy && this.#readFile(legacy, rec.containerId, rec.ifname)) {
@@ -197,6 +215,7 @@ export class StateStore {
    * @throws {StateError} when the state directory cannot be written.
    */
   update(network: string, rec: AttachmentRecord): void {
+    this.#writable("update a record");
     const file = this.#file(network, rec.containerId, rec.ifname);
     this.#withTemp(network, file, JSON.stringify(rec), (tmp) => Deno.renameSync(tmp, file));
   }
@@ -226,6 +245,7 @@ export class StateStore {
    * @throws {StateError} when it exists but cannot be removed.
    */
   remove(network: string, containerId: string, ifname: string): void {
+    if (this.readOnly) return; // records outside the root are never touched
     const files = [this.#file(network, containerId, ifname)];
     const legacy = this.#legacyFile(network, containerId, ifname);
     // A legacy file is removed only when it really is this attachment's.
@@ -248,11 +268,28 @@ export class StateStore {
 
   /** Remove the network directory if it is empty (a concurrent ADD re-creates it). */
   pruneNetworkDir(network: string): void {
+    if (this.readOnly) return;
     try {
       Deno.removeSync(this.#netDir(network));
     } catch {
-      // not empty, gone, or not ours to remove: leave it
+      // not empty, or gone: leave it
     }
+  }
+
+  /**
+   * Undo a failed ADD's record: remove it, and the directories this store
+   * created for it when they are empty again.
+   */
+  abandon(network: string, containerId: string, ifname: string): void {
+    this.remove(network, containerId, ifname);
+    for (const dir of this.#created.reverse()) {
+      try {
+        Deno.removeSync(dir);
+      } catch {
+        // not empty (someone else's records), or gone
+      }
+    }
+    this.#created = [];
   }
 
   /**
@@ -260,7 +297,7 @@ export class StateStore {
    * write and link/rename). Only names of the form `<key>.tmp<pid>`.
    */
   sweepTemps(network: string): void {
-    this.#sweepTemps(network);
+    if (!this.readOnly) this.#sweepTemps(network);
   }
 
   #sweepTemps(network: string, onlyKey?: string): void {
@@ -299,6 +336,39 @@ export class StateStore {
     return out;
   }
 
+  /** The path of an attachment's record (its identity when comparing claims). */
+  recordPath(network: string, containerId: string, ifname: string): string {
+    return this.#file(network, containerId, ifname);
+  }
+
+  /**
+   * Note this state directory in the root's registry (`<root>/.statedirs/`),
+   * once, so that host-route claims can be read across every state
+   * directory of the node (see {@linkcode hostRouteClaims}).
+   */
+  #register(): void {
+    const reg = `${this.root}/${REGISTRY}`;
+    const file = `${reg}/${fnv1a64(this.dir).toString(16).padStart(16, "0")}`;
+    try {
+      Deno.lstatSync(file);
+      return;
+    } catch {
+      // not yet
+    }
+    try {
+      ensureOwnedDir(this.root, reg);
+      Deno.writeTextFileSync(file, this.dir, { createNew: true, mode: 0o600 });
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) return;
+      throw new StateError(
+        `Cannot register the state directory in ${reg}: ${
+          err instanceof Error ? err.message : err
+        }`,
+        { cause: err },
+      );
+    }
+  }
+
   /** Names of the network directories in the state directory. */
   networks(): string[] {
     try {
@@ -308,6 +378,103 @@ export class StateStore {
     } catch {
       return [];
     }
+  }
+}
+
+/** The registry of state directories, inside the state root. */
+const REGISTRY = ".statedirs";
+
+/**
+ * Which records, in any state directory of the node (every one registered
+ * under `root`), claim host routes to the destinations `dsts`: destination
+ * ⇒ the record files claiming it. A record claims its routes from the
+ * moment it lists them (pending), before they are added.
+ */
+export function hostRouteClaims(
+  root: string,
+  dsts: ReadonlySet<string>,
+  hostNetnsIno: number | undefined = currentNetnsIno(),
+): Map<string, Set<string>> {
+  const claims = new Map<string, Set<string>>();
+  if (dsts.size === 0) return claims;
+  const dirs = new Set<string>();
+  try {
+    for (const e of Deno.readDirSync(`${root}/${REGISTRY}`)) {
+      if (!e.isFile) continue;
+      try {
+        const dir = Deno.readTextFileSync(`${root}/${REGISTRY}/${e.name}`);
+        if (!outsideRoot(dir, root)) dirs.add(dir);
+      } catch {
+        // unreadable entry
+      }
+    }
+  } catch {
+    // no registry: no records anywhere
+  }
+  const needles = [...dsts].map((d) => `"${d}"`);
+  for (const dir of dirs) {
+    let networks: Deno.DirEntry[];
+    try {
+      networks = [...Deno.readDirSync(dir)];
+    } catch {
+      continue;
+    }
+    for (const n of networks) {
+      if (!n.isDirectory || !NETWORK_RE.test(n.name)) continue;
+      let entries: Deno.DirEntry[];
+      try {
+        entries = [...Deno.readDirSync(`${dir}/${n.name}`)];
+      } catch {
+        continue;
+      }
+      for (const e of entries) {
+        if (!e.isFile) continue;
+        const id = decodeKey(e.name);
+        if (!id) continue;
+        const path = `${dir}/${n.name}/${e.name}`;
+        let text: string;
+        try {
+          text = Deno.readTextFileSync(path);
+        } catch {
+          continue;
+        }
+        // Most records name none of the destinations: skip parsing them.
+        if (!needles.some((x) => text.includes(x))) continue;
+        const rec = parseRecord(text);
+        if (!rec || rec.containerId !== id[0] || rec.ifname !== id[1]) continue;
+        // Another host namespace's routes (a node in a container, a lab) are not these.
+        if (rec.hostNetnsIno !== undefined && rec.hostNetnsIno !== hostNetnsIno) continue;
+        for (const r of rec.hostRoutes) {
+          if (!dsts.has(r.dst)) continue;
+          const set = claims.get(r.dst);
+          if (set) set.add(path);
+          else claims.set(r.dst, new Set([path]));
+        }
+      }
+    }
+  }
+  return claims;
+}
+
+/**
+ * `routes` minus those that a record other than `self` claims: another
+ * attachment's, in any state directory of the node.
+ */
+export function unclaimedRoutes(
+  root: string,
+  routes: readonly HostRoute[],
+  self: string,
+): HostRoute[] {
+  const claims = hostRouteClaims(root, new Set(routes.map((r) => r.dst)));
+  return routes.filter((r) => [...(claims.get(r.dst) ?? [])].every((p) => p === self));
+}
+
+/** Inode of the calling thread's network namespace (the host's, for the plugin). */
+export function currentNetnsIno(): number | undefined {
+  try {
+    return Deno.statSync("/proc/thread-self/ns/net").ino ?? undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -375,7 +542,7 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
     return undefined;
   }
   const { containerId, ifname, netns, netnsIno, ipamType, cniArgs, ips, hostrouteif } = v;
-  const { hostrouteIndex } = v;
+  const { hostrouteIndex, hostNetnsIno } = v;
   if (typeof containerId !== "string" || !ID_RE.test(containerId)) return undefined;
   if (typeof ifname !== "string" || ifnameProblem(ifname)) return undefined;
   if (
@@ -404,6 +571,10 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
     hostrouteIndex !== undefined &&
     (typeof hostrouteIndex !== "number" || !Number.isInteger(hostrouteIndex) || hostrouteIndex <= 0)
   ) return undefined;
+  if (
+    hostNetnsIno !== undefined &&
+    !(typeof hostNetnsIno === "number" && Number.isSafeInteger(hostNetnsIno))
+  ) return undefined;
   if (!Array.isArray(v.hostRoutes)) return undefined;
   const hostRoutes = v.hostRoutes.map(validHostRoute);
   if (hostRoutes.some((r) => r === undefined)) return undefined;
@@ -419,6 +590,7 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
     ips: ips as string[],
     ...(hostrouteif !== undefined ? { hostrouteif } : {}),
     ...(hostrouteIndex !== undefined ? { hostrouteIndex } : {}),
+    ...(hostNetnsIno !== undefined ? { hostNetnsIno } : {}),
     hostRoutes: hostRoutes as HostRoute[],
     ...(state !== undefined ? { hostRoutesState: state } : {}),
   };

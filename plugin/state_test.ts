@@ -3,7 +3,15 @@ import {
   ok as assert,
   throws as assertThrows,
 } from "node:assert/strict";
-import { AttachmentExistsError, decodeKey, parseRecord, recordKey, StateStore } from "./state.ts";
+import {
+  AttachmentExistsError,
+  decodeKey,
+  hostRouteClaims,
+  parseRecord,
+  recordKey,
+  StateStore,
+  unclaimedRoutes,
+} from "./state.ts";
 
 const rec = {
   containerId: "c1",
@@ -132,7 +140,7 @@ Deno.test("StateStore reads and removes a record of the old naming (upgrade in p
     // The same old file name, but another attachment's content: not this one's.
     assertEquals(store.read("net1", "c1-eth0".slice(0, 1), "1-eth0"), undefined);
     store.remove("net1", "c1", "eth0");
-    assertEquals(names(root), []);
+    assertEquals(names(root), [".statedirs"]);
   });
 });
 
@@ -150,5 +158,39 @@ Deno.test("StateStore removes temporary files a killed writer left", () => {
     Deno.writeTextFileSync(`${root}/net1/c1@eth0.tmp999999997`, "{}");
     store.remove("net1", "c1", "eth0");
     assertEquals(names(`${root}/net1`), ["unrelated.tmp999999998"]);
+  });
+});
+
+Deno.test("hostRouteClaims() sees the records of every state directory of the root", () => {
+  withRoot((root) => {
+    const x = new StateStore(`${root}/x`, root);
+    const y = new StateStore(`${root}/tenant/y`, root);
+    x.create("netx", rec);
+    y.create("nety", { ...rec, containerId: "c2", hostRoutes: [] });
+    const wanted = [rec.hostRoutes[0]!, { family: 4 as const, dst: "10.1.0.6/32", metric: 50 }];
+    const claims = hostRouteClaims(root, new Set(wanted.map((r) => r.dst)));
+    assertEquals([...claims.keys()], ["10.1.0.5/32"]);
+    // Y may not delete X's route; X may delete its own.
+    assertEquals(unclaimedRoutes(root, wanted, y.recordPath("nety", "c2", "eth0")), [wanted[1]]);
+    assertEquals(unclaimedRoutes(root, wanted, x.recordPath("netx", "c1", "eth0")), wanted);
+  });
+});
+
+Deno.test("StateStore in read-only mode (a stateDir outside the root) reads but never writes", () => {
+  withRoot((root) => {
+    const outside = Deno.makeTempDirSync();
+    try {
+      new StateStore(outside, outside).create("net1", rec);
+      const ro = new StateStore(outside, root, { readOnly: true });
+      assertEquals(ro.read("net1", "c1", "eth0"), rec);
+      assertThrows(
+        () => ro.create("net1", { ...rec, containerId: "c9" }),
+        /outside the state root/,
+      );
+      ro.remove("net1", "c1", "eth0");
+      assertEquals(ro.read("net1", "c1", "eth0"), rec);
+    } finally {
+      Deno.removeSync(outside, { recursive: true });
+    }
   });
 });
