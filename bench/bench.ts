@@ -196,6 +196,7 @@ function env(command: string): Record<string, string> {
     CNI_PATH,
     CNI_ARGS: "",
     PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+    MACVTAP_STATE_ROOT: tmp,
   };
 }
 

@@ -73,7 +73,6 @@ function conflist(name: string, type: string, lab: Lab, lan: typeof LAN): string
       type,
       master: "lab0",
       mode: "bridge",
-      ...(type === "macvtap" ? { stateDir: `${lab.dir}/macvtap-state` } : {}),
       ipam: {
         type: "host-local",
         subnet: lan.subnet,

@@ -31,6 +31,15 @@ import {
 import { canonicalIP } from "../internal/_ip.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
 import type { LogLevel } from "../internal/_log.ts";
+import {
+  DEFAULT_STATE_ROOT,
+  LOG_ROOT_ENV,
+  logRoot,
+  normalizePath,
+  outsideRoot,
+  STATE_ROOT_ENV,
+  stateRoot,
+} from "../internal/_owned_path.ts";
 import { type CniArgs, isIpOrCidr, parseCniArgs } from "./cni_args.ts";
 import { ConfigError } from "./errors.ts";
 import { normalizeMac } from "./_mac.ts";
@@ -65,8 +74,11 @@ const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
  */
 export const DEFAULT_HOSTROUTE_METRIC = 50;
 
-/** Default directory of the plugin's attachment records. */
-export const DEFAULT_STATE_DIR = "/var/lib/cni/macvtap";
+/**
+ * Default directory of the plugin's attachment records: the state root,
+ * unless the runtime's environment names another (`MACVTAP_STATE_ROOT`).
+ */
+export const DEFAULT_STATE_DIR: string = DEFAULT_STATE_ROOT;
 
 /** Default time limit for one IPAM delegate run, in milliseconds. */
 export const DEFAULT_IPAM_TIMEOUT_MS = 30_000;
@@ -213,11 +225,32 @@ function mac(v: unknown, field: string): string | undefined {
   return m;
 }
 
-function absolutePath(raw: Raw, key: string): string | undefined {
-  const v = optString(raw, key);
+/**
+ * `stateDir`: the state root or a directory inside it. A network config is
+ * input; only the runtime's environment may move the root.
+ */
+function stateDirOf(raw: Raw): string {
+  const root = stateRoot();
+  const v = optString(raw, "stateDir");
+  if (v === undefined || v === "") return root;
+  const problem = outsideRoot(v, root);
+  if (problem) fail("stateDir", `${show(v)} ${problem} (the state root, set by ${STATE_ROOT_ENV})`);
+  return normalizePath(v);
+}
+
+/**
+ * `logFile`: a file name inside the log root, or an absolute path below it.
+ * The plugin never writes a log anywhere else.
+ */
+function logFileOf(raw: Raw): string | undefined {
+  const v = optString(raw, "logFile");
   if (v === undefined || v === "") return undefined;
-  if (!v.startsWith("/") || v.includes("\0")) fail(key, `"${v}" is not an absolute path`);
-  return v;
+  const root = logRoot();
+  const path = v.includes("/") ? v : `${root}/${v}`;
+  const problem = outsideRoot(path, root) ??
+    (normalizePath(path) === root ? "is the log directory itself" : undefined);
+  if (problem) fail("logFile", `${show(v)} ${problem} (the log root, set by ${LOG_ROOT_ENV})`);
+  return normalizePath(path);
 }
 
 function parseName(raw: Raw): string {
@@ -389,7 +422,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
       return fromRuntime ?? fromArgs ?? cniArgs.ips;
     }, []),
     validAttachments: parseAttachments(raw),
-    stateDir: absolutePath(raw, "stateDir") ?? DEFAULT_STATE_DIR,
+    stateDir: stateDirOf(raw),
     ipamTimeoutMs: soft(
       () =>
         optInteger(raw, "ipamTimeoutMs", MIN_IPAM_TIMEOUT_MS, 3_600_000) ??
@@ -437,7 +470,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   const prev = soft(() => parsePrevResult(raw, cniVersion), undefined);
   if (prev) conf.prevResult = prev;
 
-  const logFile = soft(() => absolutePath(raw, "logFile"), undefined);
+  const logFile = soft(() => logFileOf(raw), undefined);
   if (logFile) conf.logFile = logFile;
   const logLevel = soft(() => {
     const v = optString(raw, "logLevel");

@@ -114,51 +114,88 @@ function sameRoute(live: Route, r: HostRoute, oif: number): boolean {
 }
 
 /**
- * Add the host routes via `oif`. An identical route already present is
- * success; any other failure is an error (never swallowed).
+ * Why `routes` (host routes to task addresses) must not be added on this
+ * host, or `undefined`. One address and one route dump, whatever the count:
  *
- * @returns the routes this call added (for rollback).
+ * - the address is one of the host's own (any interface);
+ * - the host uses it as a gateway or next hop (any table);
+ * - a route to exactly that address exists already (any table, any
+ *   protocol): another attachment's, an administrator's, or the kernel's
+ *   local/broadcast route. Routes to a covering subnet do not count:
+ *   shadowing a connected subnet for one task address is what hostrouteif
+ *   is for (seed 002).
  */
-export function addHostRoutes(
+export function hostRouteConflict(
   h: NetlinkHandle,
   routes: readonly HostRoute[],
-  oif: number,
-): HostRoute[] {
-  const added: HostRoute[] = [];
-  for (const r of routes) {
-    try {
-      h.routes.add(toRoute(r, oif));
-      added.push(r);
-    } catch (err) {
-      if (
-        isErrno(err, "EEXIST") &&
-        h.routes.list({ family: r.family, dst: r.dst }).some((x) => sameRoute(x, r, oif))
-      ) continue;
-      throw err;
+): string | undefined {
+  if (routes.length === 0) return undefined;
+  const wanted = new Map(routes.map((r) => [r.dst.slice(0, r.dst.indexOf("/")), r]));
+  for (const a of h.addrs.list()) {
+    const ip = a.cidr.slice(0, a.cidr.indexOf("/"));
+    if (wanted.has(ip)) return `${ip} is an address of this host (interface #${a.index})`;
+  }
+  for (const r of h.routes.list({ table: 0 })) {
+    const gws = [r.gw, ...(r.nexthops ?? []).map((n) => n.gw)];
+    for (const gw of gws) {
+      if (gw !== undefined && wanted.has(gw)) {
+        return `${gw} is a gateway of the host route ${describe(r)}`;
+      }
+    }
+    const host = wanted.get(r.dst.slice(0, r.dst.indexOf("/")));
+    if (host && r.dst === host.dst) {
+      return `${host.dst.slice(0, host.dst.indexOf("/"))} already has a host route: ${describe(r)}`;
     }
   }
-  return added;
+  return undefined;
+}
+
+/** A route as `ip route` shows it, briefly. */
+function describe(r: Route): string {
+  const type = r.type === 2 ? "local " : r.type === 3 ? "broadcast " : "";
+  return `${type}${r.dst}${r.gw ? ` via ${r.gw}` : ""}${r.oif ? ` dev #${r.oif}` : ""}` +
+    `${r.table && r.table !== 254 ? ` table ${r.table}` : ""}${
+      r.protocol !== undefined ? ` proto ${r.protocol}` : ""
+    }${r.metric ? ` metric ${r.metric}` : ""}`;
 }
 
 /**
- * Delete host routes; routes already gone are fine. Without `oif` (the
- * hostrouteif vanished) any route to the destination with our protocol and
- * metric is removed.
+ * Add one host route via `oif`, exclusively: a route to the same
+ * destination and metric that exists already (another attachment's, found
+ * by a concurrent ADD) is an error, never adopted.
+ *
+ * @throws {HostRouteError} when the route exists; {NetlinkError} otherwise.
+ */
+export function addHostRoute(h: NetlinkHandle, r: HostRoute, oif: number): void {
+  try {
+    h.routes.add(toRoute(r, oif));
+  } catch (err) {
+    if (isErrno(err, "EEXIST")) {
+      throw new HostRouteError(`Cannot add the host route ${r.dst}: a route to it already exists`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Delete host routes; routes already gone are fine. Only a live route that
+ * is exactly what we add — our protocol, the metric and out of `oif` — is
+ * deleted, and without `oif` nothing is. One route dump, whatever the count.
  */
 export function delHostRoutes(h: NetlinkHandle, routes: readonly HostRoute[], oif?: number): void {
+  if (oif === undefined || routes.length === 0) return;
+  const live = new Map<string, Route[]>();
+  for (const x of h.routes.list({ oif })) {
+    if (x.protocol !== RTPROT_MACVTAP || x.gw) continue;
+    const list = live.get(x.dst);
+    if (list) list.push(x);
+    else live.set(x.dst, [x]);
+  }
   for (const r of routes) {
-    const live = h.routes.list({ family: r.family, dst: r.dst }).filter((x) =>
-      x.protocol === RTPROT_MACVTAP && (x.metric ?? 0) === r.metric &&
-      (oif === undefined || x.oif === oif)
-    );
-    for (const x of live) {
+    for (const x of live.get(r.dst) ?? []) {
+      if ((x.metric ?? 0) !== r.metric) continue;
       try {
-        h.routes.del({
-          family: x.family,
-          dst: x.dst,
-          metric: r.metric,
-          ...(x.oif ? { oif: x.oif } : {}),
-        });
+        h.routes.del({ family: x.family, dst: x.dst, metric: r.metric, oif });
       } catch (err) {
         if (!isErrno(err, "ESRCH", "ENOENT")) throw err;
       }
@@ -166,15 +203,14 @@ export function delHostRoutes(h: NetlinkHandle, routes: readonly HostRoute[], oi
   }
 }
 
-/** The routes of `routes` that are missing or different on the host. */
+/** The routes of `routes` that are missing or different on the host (one dump). */
 export function checkHostRoutes(
   h: NetlinkHandle,
   routes: readonly HostRoute[],
   oif: number,
 ): HostRoute[] {
-  return routes.filter((r) =>
-    !h.routes.list({ family: r.family, dst: r.dst }).some((x) => sameRoute(x, r, oif))
-  );
+  const live = h.routes.list({ oif });
+  return routes.filter((r) => !live.some((x) => sameRoute(x, r, oif)));
 }
 
 /** Every host route this plugin added (our protocol mark), IPv4 and IPv6. */

@@ -11,10 +11,11 @@
  */
 
 export {
-  addHostRoutes,
+  addHostRoute,
   checkHostRoutes,
   delHostRoutes,
   ensureHostRouteIf,
+  hostRouteConflict,
   HostRouteError,
   hostRouteIfProblem,
   hostRoutesFor,

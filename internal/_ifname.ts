@@ -19,7 +19,9 @@ export const DEVICE_IFNAME_PREFIX = "mvt";
  *
  * Mirrors the kernel's `dev_valid_name()`: 1 to 15 bytes, not `.` or `..`,
  * no `/`, `:` or whitespace; and no control characters (a NUL would make the
- * kernel cut the name short and act on another interface).
+ * kernel cut the name short and act on another interface). A `%` makes the
+ * name a kernel template (`eth%d` becomes the first free `eth0`, `eth1`, …),
+ * so the caller would not know the name it created: refused too.
  */
 export function ifnameProblem(name: string): string | undefined {
   if (name.length === 0) return "is empty";
@@ -28,6 +30,7 @@ export function ifnameProblem(name: string): string | undefined {
   }
   if (name === "." || name === "..") return `may not be "${name}"`;
   if (/[/:\s]/.test(name)) return "contains '/', ':' or whitespace";
+  if (name.includes("%")) return "contains '%' (a kernel name template)";
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f]/.test(name)) return "contains a control character";
   return undefined;

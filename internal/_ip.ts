@@ -254,3 +254,56 @@ export function parseMac(text: string): Uint8Array | undefined {
 export function formatMac(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(":");
 }
+
+/** Whether the bits of `bytes` from `prefix` on are all `bit` (0 or 1). */
+function hostBitsAll(bytes: Uint8Array, prefix: number, bit: 0 | 1): boolean {
+  for (let i = prefix; i < bytes.length * 8; i++) {
+    if (((bytes[i >> 3]! >> (7 - (i & 7))) & 1) !== bit) return false;
+  }
+  return true;
+}
+
+/**
+ * Why the interface address `cidr` is not a unicast address of one host, or
+ * `undefined` when it is. Refused: unspecified, loopback, link-local,
+ * multicast, IPv4 class E and limited broadcast, IPv4-mapped IPv6, and the
+ * network (subnet-router anycast) or broadcast address of its own prefix
+ * (IPv4 up to /30, IPv6 up to /126).
+ *
+ * @example Usage
+ * ```ts
+ * import { unicastHostProblem } from "./_ip.ts";
+ * unicastHostProblem("10.0.0.5/24"); // undefined
+ * unicastHostProblem("224.0.0.1/32"); // "224.0.0.1 is a multicast address"
+ * ```
+ */
+export function unicastHostProblem(cidr: string): string | undefined {
+  const c = parseCidr(cidr);
+  if (!c) return `"${cidr}" is not an address in CIDR notation`;
+  const b = c.bytes;
+  const ip = formatIP(b);
+  if (c.family === 4) {
+    if (b[0] === 0) return `${ip} is in 0.0.0.0/8 (unspecified, "this network")`;
+    if (b[0] === 127) return `${ip} is a loopback address`;
+    if (b[0] === 169 && b[1] === 254) return `${ip} is a link-local address`;
+    if (b[0]! >= 224 && b[0]! < 240) return `${ip} is a multicast address`;
+    if (b.every((x) => x === 255)) return `${ip} is the limited broadcast address`;
+    if (b[0]! >= 240) return `${ip} is in the reserved range 240.0.0.0/4`;
+    if (c.prefix <= 30 && hostBitsAll(b, c.prefix, 0)) {
+      return `${ip} is the network address of ${formatCidr(networkOf(c))}`;
+    }
+    if (c.prefix <= 30 && hostBitsAll(b, c.prefix, 1)) {
+      return `${ip} is the broadcast address of ${formatCidr(networkOf(c))}`;
+    }
+    return undefined;
+  }
+  if (b.every((x) => x === 0)) return `${ip} is the unspecified address`;
+  if (b.slice(0, 15).every((x) => x === 0) && b[15] === 1) return `${ip} is a loopback address`;
+  if (b[0] === 0xff) return `${ip} is a multicast address`;
+  if (b[0] === 0xfe && (b[1]! & 0xc0) === 0x80) return `${ip} is a link-local address`;
+  if (isIPv4Mapped(b)) return `${ip} is an IPv4-mapped address`;
+  if (c.prefix <= 126 && hostBitsAll(b, c.prefix, 0)) {
+    return `${ip} is the subnet-router anycast address of ${formatCidr(networkOf(c))}`;
+  }
+  return undefined;
+}

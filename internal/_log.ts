@@ -1,9 +1,16 @@
 /**
- * A tiny leveled logger. Writes to stderr or to a file (append, 0600), never to
- * stdout: stdout belongs to the CNI result.
+ * A tiny leveled logger. Writes to stderr or to a file the plugin owns, never
+ * to stdout: stdout belongs to the CNI result.
+ *
+ * Every record is one line of JSON (`{"ts":…,"level":…,"src":…,"msg":…}`):
+ * values are escaped by `JSON.stringify`, so a newline or a control
+ * character in a device ID, a container ID or an error message can never
+ * start a second record or a line of another format.
  *
  * @module
  */
+
+import { ensureOwnedDir, openOwnedFileForAppend } from "./_owned_path.ts";
 
 /** Log levels, most severe first. */
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -46,7 +53,7 @@ export class Logger {
 
   #log(level: LogLevel, msg: string): void {
     if (RANK[level] > this.#level) return;
-    this.#sink.write(`${new Date().toISOString()} ${this.#prefix} ${level}: ${msg}\n`);
+    this.#sink.write(formatRecord(level, this.#prefix, msg));
   }
 }
 
@@ -63,45 +70,49 @@ const stderrSink: LogSink = {
 };
 
 /**
- * Why `path` is not a safe place for a root process to append to, or
- * `undefined` when it is: the file must be absent or a regular file (not a
- * symlink), and its directory must not be writable by group or others (else
- * a user could plant a symlink there between our check and our write).
+ * One log record: a single line of JSON. Control characters (and U+2028,
+ * U+2029, which some readers take for line breaks) come out escaped.
+ *
+ * @example A newline in a value stays inside the record
+ * ```ts
+ * import { formatRecord } from "./_log.ts";
+ * const line = formatRecord("warn", "macvtap", "deviceID \"a\nroot::0:0::/:/bin/sh\"");
+ * if (line.indexOf("\n") !== line.length - 1) throw new Error("two lines");
+ * ```
  */
-export function unsafeLogPath(path: string): string | undefined {
-  if (!path.startsWith("/")) return "is not an absolute path";
-  try {
-    const st = Deno.lstatSync(path);
-    if (st.isSymlink) return "is a symlink";
-    if (!st.isFile) return "is not a regular file";
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) return `cannot be checked: ${err}`;
-  }
-  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
-  try {
-    const st = Deno.lstatSync(dir);
-    if (!st.isDirectory) return `has a parent ${dir} that is not a directory`;
-    if ((st.mode ?? 0) & 0o022) return `is in ${dir}, which group or others can write`;
-  } catch (err) {
-    return `has a parent ${dir} that cannot be checked: ${err}`;
-  }
-  return undefined;
+export function formatRecord(level: LogLevel, src: string, msg: string): string {
+  const json = JSON.stringify({ ts: new Date().toISOString(), level, src, msg });
+  return json.replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`) + "\n";
 }
 
 /**
- * A sink appending to `path` (created 0600). An unsafe path (see
- * {@linkcode unsafeLogPath}) is not written: lines go to stderr with a note.
+ * A sink appending to `path`, which must be inside the log root `root`
+ * (checked by the config): directories below the root are created 0700 and
+ * must be ours, the file is created 0600 or must be a regular file of ours
+ * with one link. When it is not, records go to stderr, after one record
+ * saying why.
  */
-export function fileSink(path: string): LogSink {
-  const problem = unsafeLogPath(path);
-  if (problem) {
-    stderrSink.write(`macvtap warn: logFile "${path}" ${problem}; logging to stderr\n`);
+export function fileSink(path: string, root: string): LogSink {
+  let file: Deno.FsFile;
+  try {
+    ensureOwnedDir(root, path.slice(0, path.lastIndexOf("/")) || "/");
+    file = openOwnedFileForAppend(path);
+  } catch (err) {
+    stderrSink.write(
+      formatRecord(
+        "warn",
+        "macvtap",
+        `logFile ${JSON.stringify(path)}: ${
+          err instanceof Error ? err.message : err
+        }; logging to stderr`,
+      ),
+    );
     return stderrSink;
   }
   return {
     write(line: string): void {
       try {
-        Deno.writeTextFileSync(path, line, { append: true, create: true, mode: 0o600 });
+        file.writeSync(encoder.encode(line));
       } catch {
         stderrSink.write(line);
       }

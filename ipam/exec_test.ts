@@ -311,7 +311,10 @@ Deno.test("execIpam() logs the child's stderr, or passes it through on request",
   setLogger(new Logger({ level: "info", sink }));
   try {
     await execIpam("ADD", opts(bin));
-    assert(lines.some((l) => l.includes('IPAM plugin "fake" ADD: lease acquired')), lines.join(""));
+    assert(
+      lines.some((l) => JSON.parse(l).msg === 'IPAM plugin "fake" ADD: lease acquired'),
+      lines.join(""),
+    );
     lines.length = 0;
     await execIpam("ADD", opts(bin, { stderr: "inherit" }));
     assertEquals(lines, [], "inherited stderr is not logged");

@@ -52,5 +52,6 @@ export type {
   LinkRef,
   LinkSpec,
   MacvlanMode,
+  NextHop,
   Route,
 } from "./types.ts";

@@ -15,6 +15,8 @@ import { cstr, errno, libC, libCNs } from "./_ffi.ts";
 import { NetlinkError, NetnsNotFoundError } from "./errors.ts";
 
 const O_RDONLY = 0;
+const O_NOCTTY = 0o400;
+const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 const CLONE_NEWNET = 0x40000000;
 const NS_GET_NSTYPE = 0xb703n;
@@ -105,8 +107,29 @@ export class Netns implements Disposable {
  * ```
  */
 export function openNetns(path: string): Netns {
+  // A namespace file is a regular (nsfs) file. Anything else is refused
+  // before open(): a FIFO would block open() until a writer comes, and
+  // opening a device can have effects of its own.
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new NetnsNotFoundError(path);
+    const why = err instanceof Error ? err.message : String(err);
+    throw new NetlinkError(
+      "stat",
+      22,
+      undefined,
+      `Cannot open network namespace "${path}" (${why})`,
+    );
+  }
+  if (!st.isFile) {
+    throw new NetlinkError("stat", 22, undefined, `"${path}" is not a network namespace`);
+  }
   const c = libC();
-  const fd = c.open(cstr(path), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: should the path be swapped for a FIFO after the check, open()
+  // still returns at once, and the ioctl below refuses it.
+  const fd = c.open(cstr(path), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     const e = errno();
     if (e === 2) throw new NetnsNotFoundError(path);

@@ -158,6 +158,19 @@ export interface Route {
   mtu?: number;
   /** `RTAX_ADVMSS`. */
   advmss?: number;
+  /**
+   * Next hops of a multipath route (`RTA_MULTIPATH`, `nexthop via … dev …`),
+   * as read from the kernel; not used when adding.
+   */
+  nexthops?: NextHop[];
+}
+
+/** One next hop of a multipath route. */
+export interface NextHop {
+  /** Gateway (`RTA_GATEWAY`, or `RTA_VIA` of another family). */
+  gw?: string;
+  /** Output ifindex. */
+  oif?: number;
 }
 
 /** A link notification from RTNLGRP_LINK. */

@@ -9,12 +9,15 @@
 import { ErrorCode, type Result } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import {
-  addHostRoutes,
+  addHostRoute,
   delHostRoutes,
   ensureHostRouteIf,
+  type HostRoute,
+  hostRouteConflict,
   hostRoutesFor,
   linkLocalOf,
 } from "../hostroute/mod.ts";
+import { unicastHostProblem } from "../internal/_ip.ts";
 import { configureInterface } from "../ipam/configure.ts";
 import { AsyncUndoStack } from "../internal/_undo.ts";
 import { deviceIfname, tempIfname } from "../internal/_ifname.ts";
@@ -25,12 +28,18 @@ import { PluginError } from "./errors.ts";
 import { ALLOCATION_ONLY_IPAM, type Ipam } from "./ipam.ts";
 import { resolveMaster } from "./master.ts";
 import { buildResult } from "./result.ts";
-import type { StateStore } from "./state.ts";
+import { AttachmentExistsError, type AttachmentRecord, type StateStore } from "./state.ts";
 
 /**
  * Attach: create the macvtap `ctx.ifname` in `ctx.netns` on the master (or
  * import the device named by `deviceID`), run IPAM, configure addresses and
  * routes, add host routes via `hostrouteif`, and return the CNI result.
+ *
+ * Ownership: everything read-only (namespace, interface name, master, MTU)
+ * is checked first; then the attachment's record is created exclusively, so
+ * a second ADD of the same attachment stops before any side effect. Each
+ * undo step is armed once its step succeeded for this call, and undoes only
+ * what that step did.
  *
  * @throws {CniError} or a typed error mapped by `toCniError` on any failure;
  *   nothing is left behind (link, lease, host routes, state).
@@ -58,51 +67,6 @@ export async function addAttachment(
   if (ctr.links.find(ctx.ifname)) {
     throw new PluginError(`Interface "${ctx.ifname}" already exists in ${ctx.netns}`);
   }
-  // Declared after the handles its steps use, so it runs before they close.
-  await using undo = new AsyncUndoStack();
-
-  // Intent record first: a crash from here on leaves something GC can find.
-  const record = {
-    containerId: ctx.containerId,
-    ifname: ctx.ifname,
-    netns: ctx.netns,
-    ...(ipam ? { ipamType: ipam.type } : {}),
-    ...(ctx.args ? { cniArgs: ctx.args } : {}),
-    ips: [] as string[],
-    ...(conf.hostrouteif ? { hostrouteif: conf.hostrouteif } : {}),
-    hostRoutes: [],
-  };
-  store.write(conf.name, record);
-  let releaseFailed = false;
-  undo.push(
-    "remove the attachment record",
-    // Kept when the IPAM release failed: DEL or GC can still find the lease.
-    () => {
-      if (!releaseFailed) store.remove(conf.name, ctx.containerId, ctx.ifname);
-    },
-  );
-
-  // Allocation-only IPAM runs while the link is built; IPAM DEL is armed at
-  // once (it is idempotent) and waits for the ADD to settle.
-  let ipamAdd: Promise<Result> | undefined;
-  const startIpam = () => {
-    const p = ipam!.add();
-    p.catch(() => {});
-    undo.push(`release the ${ipam!.type} IPAM allocation`, async () => {
-      const allocated = await p.then(() => true, () => false);
-      try {
-        await ipam!.del();
-      } catch (err) {
-        // A known allocation that could not be released keeps its record,
-        // so DEL or GC can retry; a failed ADD allocated nothing to keep.
-        if (allocated) releaseFailed = true;
-        throw err;
-      }
-    });
-    return p;
-  };
-  if (ipam && ALLOCATION_ONLY_IPAM.has(ipam.type)) ipamAdd = startIpam();
-
   const master = conf.deviceID && !conf.master ? undefined : resolveMaster(host, conf.master);
   if (master && conf.mtu && conf.mtu > master.mtu) {
     throw new PluginError(
@@ -110,20 +74,84 @@ export async function addAttachment(
       { code: 7, details: `master ${master.name}` },
     );
   }
+  // Declared after the handles its steps use, so it runs before they close.
+  await using undo = new AsyncUndoStack();
+
+  // The record first, exclusively: it says this attachment is ours from here
+  // on, and a crash leaves something DEL and GC can find.
+  const record: AttachmentRecord = {
+    containerId: ctx.containerId,
+    ifname: ctx.ifname,
+    netns: ctx.netns,
+    ...(ipam ? { ipamType: ipam.type } : {}),
+    ...(ctx.args ? { cniArgs: ctx.args } : {}),
+    ips: [],
+    hostRoutes: [],
+  };
+  try {
+    store.create(conf.name, record);
+  } catch (err) {
+    if (err instanceof AttachmentExistsError) throw new PluginError(err.message, { cause: err });
+    throw err;
+  }
+  let keepRecord = false;
+  undo.push("remove the attachment record", () => {
+    // Kept when a known allocation could not be released: DEL or GC retry.
+    if (!keepRecord) store.remove(conf.name, ctx.containerId, ctx.ifname);
+  });
+
+  // Allocation-only IPAM runs while the link is built. Its release waits for
+  // the ADD to settle and happens only if this ADD allocated: a failed ADD
+  // (e.g. host-local's "duplicate allocation") owns nothing to release.
+  let ipamAdd: Promise<Result> | undefined;
+  const startIpam = (delegate: Ipam) => {
+    const p = delegate.add();
+    p.catch(() => {});
+    undo.push(`release the ${delegate.type} IPAM allocation`, async () => {
+      if (!await p.then(() => true, () => false)) return;
+      try {
+        await delegate.del();
+      } catch (err) {
+        keepRecord = true;
+        throw err;
+      }
+    });
+    return p;
+  };
+  if (ipam && ALLOCATION_ONLY_IPAM.has(ipam.type)) ipamAdd = startIpam(ipam);
 
   const link = conf.deviceID
     ? importDevice(host, ctr, ns, conf, ctx, master, undo)
     : createMacvtap(host, ctr, ns, conf, ctx, master!, undo);
 
-  const ipamResult = ipam ? await (ipamAdd ?? startIpam()) : undefined;
+  const ipamResult = ipam ? await (ipamAdd ?? startIpam(ipam)) : undefined;
   const ips = ipamResult?.ips ?? [];
   if (ipam && ips.length === 0) {
     throw new PluginError(`IPAM plugin "${ipam.type}" returned no IP addresses`);
   }
+  for (const ip of ips) {
+    const problem = unicastHostProblem(ip.address);
+    if (problem) {
+      throw new PluginError(`IPAM plugin "${ipam?.type}" returned ${ip.address}: ${problem}`, {
+        code: ErrorCode.INVALID_CONFIG,
+      });
+    }
+  }
 
   let onLinkGw6: string | undefined;
   let hostIf: Link | undefined;
+  let hostRoutes: HostRoute[] = [];
   if (conf.hostrouteif) {
+    hostRoutes = hostRoutesFor(ips.map((ip) => ip.address), conf.hostrouteMetric);
+    const conflict = hostRouteConflict(host, hostRoutes);
+    if (conflict) {
+      throw new PluginError(
+        `Cannot route ${ctx.containerId}/${ctx.ifname} from the host: ${conflict}`,
+        {
+          code: ErrorCode.INVALID_CONFIG,
+        },
+      );
+    }
     const lower = master ?? host.links.get(link.parentIndex ?? -1);
     hostIf = ensureHostRouteIf(host, conf.hostrouteif, lower);
     if (ips.some((ip) => ip.address.includes(":"))) onLinkGw6 = linkLocalOf(host, hostIf);
@@ -133,12 +161,22 @@ export async function addAttachment(
     ...(onLinkGw6 ? { onLinkGw6 } : {}),
   });
 
-  if (hostIf) {
-    const hostRoutes = hostRoutesFor(ips.map((ip) => ip.address), conf.hostrouteMetric);
-    store.write(conf.name, { ...record, ips: ips.map((ip) => ip.address), hostRoutes });
+  if (hostIf && hostRoutes.length) {
     const oif = hostIf.index;
-    const added = addHostRoutes(host, hostRoutes, oif);
-    undo.push("delete the host routes", () => delHostRoutes(host, added, oif));
+    const withRoutes: AttachmentRecord = {
+      ...record,
+      ips: ips.map((ip) => ip.address),
+      hostrouteif: hostIf.name,
+      hostrouteIndex: oif,
+      hostRoutes,
+      hostRoutesState: "pending",
+    };
+    store.update(conf.name, withRoutes);
+    for (const r of hostRoutes) {
+      addHostRoute(host, r, oif);
+      undo.push(`delete the host route ${r.dst}`, () => delHostRoutes(host, [r], oif));
+    }
+    store.update(conf.name, { ...withRoutes, hostRoutesState: "added" });
   }
 
   const final = ctr.links.get(link.index);

@@ -9,6 +9,7 @@
 import type { Result } from "../cni/mod.ts";
 import { type NetConf, parseNetConf, parseNetConfForDel } from "../config/mod.ts";
 import { fileSink, Logger, setLogger } from "../internal/_log.ts";
+import { logRoot } from "../internal/_owned_path.ts";
 import { addAttachment } from "./add.ts";
 import { checkAttachment } from "./check.ts";
 import type { CniContext } from "./context.ts";
@@ -35,7 +36,7 @@ function useLogging(conf: Pick<NetConf, "logFile" | "logLevel">): void {
     setLogger(
       new Logger({
         ...(conf.logLevel ? { level: conf.logLevel } : {}),
-        ...(conf.logFile ? { sink: fileSink(conf.logFile) } : {}),
+        ...(conf.logFile ? { sink: fileSink(conf.logFile, logRoot()) } : {}),
       }),
     );
   }

@@ -7,14 +7,14 @@
  */
 
 import type { NetConf } from "../config/mod.ts";
-import { delHostRoutes, listOwnHostRoutes } from "../hostroute/mod.ts";
+import { delHostRoutes } from "../hostroute/mod.ts";
 import { log } from "../internal/_log.ts";
 import { NetlinkHandle } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { deleteContainerLink } from "./del.ts";
 import { PluginError } from "./errors.ts";
 import type { Ipam, IpamTarget } from "./ipam.ts";
-import type { StateStore } from "./state.ts";
+import type { StateStore, StoredRecord } from "./state.ts";
 
 /** An attachment the runtime still considers valid. */
 export interface Attachment {
@@ -40,62 +40,42 @@ export async function gcNetwork(
   using host = NetlinkHandle.open();
 
   store.sweepTemps(conf.name);
-  for (const rec of store.list(conf.name)) {
+  // Only this network's records, and only their own effects: GC never
+  // sweeps by marker (another network's routes carry the same protocol).
+  const records = store.list(conf.name);
+  const claimed = claimedRoutes(store, conf.name, records);
+  for (const { record: rec } of records) {
     if (keep.has(`${rec.containerId}\u0000${rec.ifname}`)) continue;
-    log.info(`GC: releasing stale attachment ${rec.containerId}/${rec.ifname}`);
+    const who = `${rec.containerId}/${rec.ifname}`;
+    log.info(`GC: releasing stale attachment ${who}`);
     let ok = true;
-    try {
-      deleteContainerLink(rec.netns, rec.containerId, rec.ifname);
-    } catch (err) {
-      ok = false;
-      errors.push(
-        `${rec.containerId}/${rec.ifname}: link: ${err instanceof Error ? err.message : err}`,
-      );
-    }
-    try {
-      const hostIf = rec.hostrouteif ? host.links.find(rec.hostrouteif) : undefined;
-      delHostRoutes(host, rec.hostRoutes, hostIf?.index);
-    } catch (err) {
-      ok = false;
-      errors.push(
-        `${rec.containerId}/${rec.ifname}: host routes: ${
-          err instanceof Error ? err.message : err
-        }`,
-      );
-    }
+    const step = (what: string, fn: () => void | Promise<void>) =>
+      Promise.resolve().then(fn).catch((err: unknown) => {
+        ok = false;
+        errors.push(`${who}: ${what}: ${err instanceof Error ? err.message : err}`);
+      });
+    await step("link", () => deleteContainerLink(rec.netns, rec.containerId, rec.ifname));
+    await step("host routes", () => {
+      const oif = rec.hostrouteIndex ??
+        (rec.hostrouteif ? host.links.find(rec.hostrouteif)?.index : undefined);
+      const routes = rec.hostRoutesState === "added"
+        ? rec.hostRoutes
+        : rec.hostRoutes.filter((r) => (claimed.get(r.dst) ?? 0) <= 1);
+      delHostRoutes(host, routes, oif);
+    });
     if (rec.ipamType) {
-      try {
+      await step("IPAM DEL", async () => {
         await ipamFor({
           containerId: rec.containerId,
           ifname: rec.ifname,
           netns: "",
           args: rec.cniArgs ?? "",
-        })
-          ?.del();
-      } catch (err) {
-        ok = false;
-        errors.push(
-          `${rec.containerId}/${rec.ifname}: IPAM DEL: ${err instanceof Error ? err.message : err}`,
-        );
-      }
+        })?.del();
+      });
     }
-    if (ok) store.remove(conf.name, rec.containerId, rec.ifname);
+    if (ok) await step("record", () => store.remove(conf.name, rec.containerId, rec.ifname));
   }
-
-  // Host routes we marked but no record of any network claims (a crash
-  // between the route and its record, or a record removed by hand).
-  try {
-    const claimed = new Set<string>();
-    for (const network of store.networks()) {
-      for (const rec of store.list(network)) for (const r of rec.hostRoutes) claimed.add(r.dst);
-    }
-    const orphans = listOwnHostRoutes(host).filter((r) => !claimed.has(r.dst));
-    for (const r of orphans) {
-      delHostRoutes(host, [{ family: r.family, dst: r.dst, metric: r.metric ?? 0 }], r.oif);
-    }
-  } catch (err) {
-    errors.push(`host route sweep: ${err instanceof Error ? err.message : err}`);
-  }
+  store.pruneNetworkDir(conf.name);
 
   try {
     await ipamFor()?.gc();
@@ -103,4 +83,23 @@ export async function gcNetwork(
     errors.push(`IPAM GC: ${err instanceof Error ? err.message : err}`);
   }
   if (errors.length) throw new PluginError(`GC incomplete: ${errors.join("; ")}`);
+}
+
+/**
+ * How many records of the state directory claim each host route: every
+ * network's records (the routes of one host are shared by all of them).
+ */
+function claimedRoutes(
+  store: StateStore,
+  network: string,
+  own: readonly StoredRecord[],
+): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const name of store.networks()) {
+    const records = name === network ? own : store.list(name);
+    for (const { record } of records) {
+      for (const r of record.hostRoutes) counts.set(r.dst, (counts.get(r.dst) ?? 0) + 1);
+    }
+  }
+  return counts;
 }

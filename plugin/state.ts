@@ -1,20 +1,28 @@
 /**
  * Attachment records: what ADD did, so DEL and GC can undo it when the
- * namespace (and with it the container's view) is gone.
+ * namespace (and with it the container's view) is gone — and only that.
  *
- * One JSON file per attachment, `<stateDir>/<network>/<containerId>-<ifname>`,
- * written before the side effects it describes (an intent log) and removed
- * once they are undone. Directories are 0700 and files 0600, created by root
- * under a root-owned directory; a symlink in place of the network directory
- * or a record is refused, so a user cannot redirect the writes.
+ * One JSON file per attachment, `<stateDir>/<network>/<containerId>@<ifname>`
+ * (each part percent-encoded outside `[A-Za-z0-9_.-]`, so two attachments
+ * never share a file). It is created exclusively (`link(2)` of a complete
+ * temporary file) before the first side effect: a second ADD of the same
+ * attachment finds it and stops before doing anything. It is updated before
+ * each further effect (an intent log) and removed once they are undone.
+ *
+ * The state directory lies inside the state root (see `stateDir` in the
+ * config); every directory below the root is ours (0700, no symlinks) and
+ * every file 0600. Read back, a record is input like any other: a file whose
+ * name and content disagree, or whose values are not what ADD writes, is
+ * not acted on.
  *
  * @module
  */
 
 import type { HostRoute } from "../hostroute/mod.ts";
-
-/** Default state directory. */
-export const DEFAULT_STATE_DIR = "/var/lib/cni/macvtap";
+import { ifnameProblem } from "../internal/_ifname.ts";
+import { canonicalCidr } from "../internal/_ip.ts";
+import { ensureOwnedDir } from "../internal/_owned_path.ts";
+import { stateRoot } from "../internal/_owned_path.ts";
 
 /** What one ADD set up. */
 export interface AttachmentRecord {
@@ -30,126 +38,296 @@ export interface AttachmentRecord {
   ips: string[];
   /** hostrouteif name and the host routes added through it. */
   hostrouteif?: string;
+  /** ifindex of the hostrouteif the routes go out of. */
+  hostrouteIndex?: number;
+  /**
+   * The host routes of this attachment. `pending`: written before they were
+   * added (a killed ADD may or may not have added them); `added`: every one
+   * of them was added by this attachment's ADD.
+   */
   hostRoutes: HostRoute[];
+  hostRoutesState?: "pending" | "added";
+}
+
+/** A record that already exists: the attachment is there (a second ADD). */
+export class AttachmentExistsError extends Error {
+  constructor(network: string, containerId: string, ifname: string) {
+    super(
+      `Attachment ${containerId}/${ifname} of network "${network}" already exists; ` +
+        `DEL it before adding it again`,
+    );
+    this.name = "AttachmentExistsError";
+  }
+}
+
+/** The state directory (and network directory) could not be written. */
+export class StateError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StateError";
+  }
+}
+
+/** A record and the file it was read from. */
+export interface StoredRecord {
+  record: AttachmentRecord;
+  /** The file name (the key) inside the network directory. */
+  key: string;
+}
+
+const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+const NETWORK_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+const TMP_RE = /\.tmp(\d+)$/;
+
+/** Percent-encode everything outside `[A-Za-z0-9_.-]` (so `@`, `%` and `/` never appear raw). */
+function encodePart(text: string): string {
+  let out = "";
+  for (const byte of new TextEncoder().encode(text)) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_.\-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/**
+ * The record file name of an attachment: `<containerId>@<ifname>`, each
+ * encoded by {@linkcode encodePart}. Injective: `a-b`+`c` and `a`+`b-c`
+ * differ.
+ */
+export function recordKey(containerId: string, ifname: string): string {
+  return `${encodePart(containerId)}@${encodePart(ifname)}`;
 }
 
 /** Reads and writes attachment records under one state directory. */
 export class StateStore {
   readonly dir: string;
+  readonly root: string;
 
-  constructor(dir: string = DEFAULT_STATE_DIR) {
+  /**
+   * @param dir The state directory (inside `root`).
+   * @param root The state root; default the process's (`MACVTAP_STATE_ROOT`).
+   */
+  constructor(dir: string, root: string = stateRoot()) {
     this.dir = dir;
+    this.root = root;
   }
 
   #netDir(network: string): string {
+    if (!NETWORK_RE.test(network)) throw new StateError(`Invalid network name "${network}"`);
     return `${this.dir}/${network}`;
   }
 
   #file(network: string, containerId: string, ifname: string): string {
-    return `${this.#netDir(network)}/${containerId}-${ifname}`;
+    return `${this.#netDir(network)}/${recordKey(containerId, ifname)}`;
   }
 
-  #ensureDir(path: string): void {
-    try {
-      const st = Deno.lstatSync(path);
-      if (!st.isDirectory || st.isSymlink) {
-        throw new Error(`State path "${path}" is not a plain directory; refusing to use it`);
+  /** The file of the pre-0.2 naming (`<containerId>-<ifname>`), read for upgrades only. */
+  #legacyFile(network: string, containerId: string, ifname: string): string | undefined {
+    const name = `${containerId}-${ifname}`;
+    return name.includes("/") || name.includes("@")
+      ? undefined
+      : `${this.#netDir(network)}/${name}`;
+  }
+
+  /**
+   * Write `body` to a temporary file of this process next to `file` and call
+   * `commit(tmp)`; the temporary file never outlives the call. Retries when
+   * a concurrent DEL removed the (empty) network directory meanwhile.
+   */
+  #withTemp(network: string, file: string, body: string, commit: (tmp: string) => void): void {
+    const tmp = `${file}.tmp${Deno.pid}`;
+    for (let attempt = 0;; attempt++) {
+      try {
+        ensureOwnedDir(this.root, this.#netDir(network));
+        try {
+          Deno.writeTextFileSync(tmp, body, { mode: 0o600, createNew: true });
+        } catch (err) {
+          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+          // Ours from an earlier process with this pid: it is dead.
+          Deno.removeSync(tmp);
+          Deno.writeTextFileSync(tmp, body, { mode: 0o600, createNew: true });
+        }
+        try {
+          commit(tmp);
+        } finally {
+          removeQuietly(tmp);
+        }
+        return;
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound && attempt < 3) continue;
+        if (err instanceof AttachmentExistsError) throw err;
+        throw new StateError(
+          `Cannot write the record ${file}: ${err instanceof Error ? err.message : err}`,
+          { cause: err },
+        );
       }
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
     }
   }
 
-  /** Write (or replace) the record of an attachment, atomically (temp file + rename). */
-  write(network: string, rec: AttachmentRecord): void {
-    this.#ensureDir(this.dir);
-    this.#ensureDir(this.#netDir(network));
+  /**
+   * Create the record of a new attachment, exclusively.
+   *
+   * @throws {AttachmentExistsError} when the attachment has a record already.
+   * @throws {StateError} when the state directory cannot be written.
+   */
+  create(network: string, rec: AttachmentRecord): void {
     const file = this.#file(network, rec.containerId, rec.ifname);
-    const tmp = `${file}.tmp${Deno.pid}`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(rec), { mode: 0o600, createNew: false });
-    Deno.renameSync(tmp, file);
+    const legacy = this.#legacyFile(network, rec.containerId, rec.ifname);
+    if (legacy && this.#readFile(legacy, rec.containerId, rec.ifname)) {
+      throw new AttachmentExistsError(network, rec.containerId, rec.ifname);
+    }
+    this.#withTemp(network, file, JSON.stringify(rec), (tmp) => {
+      try {
+        Deno.linkSync(tmp, file);
+      } catch (err) {
+        if (err instanceof Deno.errors.AlreadyExists) {
+          throw new AttachmentExistsError(network, rec.containerId, rec.ifname);
+        }
+        throw err;
+      }
+    });
   }
 
-  /** The record of an attachment, or `undefined`. A corrupt record reads as absent. */
+  /**
+   * Replace the record of an attachment this call created (temp file +
+   * rename, so a reader sees the old or the new one).
+   *
+   * @throws {StateError} when the state directory cannot be written.
+   */
+  update(network: string, rec: AttachmentRecord): void {
+    const file = this.#file(network, rec.containerId, rec.ifname);
+    this.#withTemp(network, file, JSON.stringify(rec), (tmp) => Deno.renameSync(tmp, file));
+  }
+
+  /** The record of an attachment, or `undefined` (absent, unreadable or not valid). */
   read(network: string, containerId: string, ifname: string): AttachmentRecord | undefined {
+    const rec = this.#readFile(this.#file(network, containerId, ifname), containerId, ifname);
+    if (rec) return rec;
+    const legacy = this.#legacyFile(network, containerId, ifname);
+    return legacy ? this.#readFile(legacy, containerId, ifname) : undefined;
+  }
+
+  #readFile(file: string, containerId: string, ifname: string): AttachmentRecord | undefined {
     try {
-      const file = this.#file(network, containerId, ifname);
-      if (Deno.lstatSync(file).isSymlink) return undefined;
-      return parseRecord(Deno.readTextFileSync(file));
+      if (!Deno.lstatSync(file).isFile) return undefined;
+      const rec = parseRecord(Deno.readTextFileSync(file));
+      return rec && rec.containerId === containerId && rec.ifname === ifname ? rec : undefined;
     } catch {
       return undefined;
     }
   }
 
   /**
-   * Remove the record of an attachment, and a temporary file a killed writer
-   * left for it; missing is fine.
+   * Remove the record of an attachment (missing is fine), and the network
+   * directory when that was its last record.
+   *
+   * @throws {StateError} when it exists but cannot be removed.
    */
   remove(network: string, containerId: string, ifname: string): void {
-    const file = this.#file(network, containerId, ifname);
-    const base = file.slice(file.lastIndexOf("/") + 1);
-    try {
-      Deno.removeSync(file);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    this.#sweep(network, (name) => name.startsWith(`${base}.tmp`));
-  }
-
-  /** Remove temporary files whose writer is gone (a process killed mid-write). */
-  sweepTemps(network: string): void {
-    this.#sweep(network, (name) => {
-      const pid = /\.tmp(\d+)$/.exec(name)?.[1];
-      return pid !== undefined && Number(pid) !== Deno.pid && !processAlive(Number(pid));
-    });
-  }
-
-  #sweep(network: string, match: (name: string) => boolean): void {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(this.#netDir(network))];
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (!e.isFile || !/\.tmp\d+$/.test(e.name) || !match(e.name)) continue;
+    const files = [this.#file(network, containerId, ifname)];
+    const legacy = this.#legacyFile(network, containerId, ifname);
+    // A legacy file is removed only when it really is this attachment's.
+    if (legacy && this.#readFile(legacy, containerId, ifname)) files.push(legacy);
+    for (const file of files) {
       try {
-        Deno.removeSync(`${this.#netDir(network)}/${e.name}`);
-      } catch {
-        // gone meanwhile
+        Deno.removeSync(file);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) continue;
+        throw new StateError(
+          `Cannot remove the record ${file}: ${err instanceof Error ? err.message : err}`,
+          { cause: err },
+        );
       }
     }
+    // A temporary file of this attachment that a killed writer left.
+    this.#sweepTemps(network, recordKey(containerId, ifname));
+    this.pruneNetworkDir(network);
   }
 
-  /** Names of the networks with records. */
-  networks(): string[] {
+  /** Remove the network directory if it is empty (a concurrent ADD re-creates it). */
+  pruneNetworkDir(network: string): void {
     try {
-      return [...Deno.readDirSync(this.dir)].filter((e) => e.isDirectory).map((e) => e.name);
+      Deno.removeSync(this.#netDir(network));
+    } catch {
+      // not empty, gone, or not ours to remove: leave it
+    }
+  }
+
+  /**
+   * Remove temporary files whose writer is gone (a process killed between
+   * write and link/rename). Only names of the form `<key>.tmp<pid>`.
+   */
+  sweepTemps(network: string): void {
+    this.#sweepTemps(network);
+  }
+
+  #sweepTemps(network: string, onlyKey?: string): void {
+    for (const e of this.#entries(network)) {
+      const pid = TMP_RE.exec(e.name)?.[1];
+      if (!e.isFile || pid === undefined) continue;
+      const key = e.name.replace(TMP_RE, "");
+      if (onlyKey !== undefined ? key !== onlyKey : !decodeKey(key)) continue;
+      if (Number(pid) === Deno.pid || processAlive(Number(pid))) continue;
+      removeQuietly(`${this.#netDir(network)}/${e.name}`);
+    }
+  }
+
+  #entries(network: string): Deno.DirEntry[] {
+    try {
+      return [...Deno.readDirSync(this.#netDir(network))];
     } catch {
       return [];
     }
   }
 
-  /** Every record of a network. */
-  list(network: string): AttachmentRecord[] {
-    const out: AttachmentRecord[] = [];
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(this.#netDir(network))];
-    } catch {
-      return out;
-    }
-    for (const e of entries) {
-      if (!e.isFile || e.name.includes(".tmp")) continue;
-      try {
-        const rec = parseRecord(Deno.readTextFileSync(`${this.#netDir(network)}/${e.name}`));
-        if (rec) out.push(rec);
-      } catch {
-        // unreadable record: skip
-      }
+  /**
+   * Every valid record of a network: a file whose name is a record key and
+   * whose content is a valid record of exactly that attachment. Anything
+   * else in the directory is skipped (and never removed).
+   */
+  list(network: string): StoredRecord[] {
+    const out: StoredRecord[] = [];
+    for (const e of this.#entries(network)) {
+      if (!e.isFile) continue;
+      const id = decodeKey(e.name);
+      if (!id) continue;
+      const rec = this.#readFile(`${this.#netDir(network)}/${e.name}`, id[0], id[1]);
+      if (rec) out.push({ record: rec, key: e.name });
     }
     return out;
+  }
+
+  /** Names of the network directories in the state directory. */
+  networks(): string[] {
+    try {
+      return [...Deno.readDirSync(this.dir)]
+        .filter((e) => e.isDirectory && NETWORK_RE.test(e.name))
+        .map((e) => e.name);
+    } catch {
+      return [];
+    }
+  }
+}
+
+/** `[containerId, ifname]` of a record file name, or `undefined` when it is not one. */
+export function decodeKey(name: string): [string, string] | undefined {
+  const at = name.indexOf("@");
+  if (at < 0 || name.indexOf("@", at + 1) >= 0) return undefined;
+  try {
+    const id = decodeURIComponent(name.slice(0, at));
+    const ifname = decodeURIComponent(name.slice(at + 1));
+    if (recordKey(id, ifname) !== name) return undefined;
+    return ID_RE.test(id) && !ifnameProblem(ifname) ? [id, ifname] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // gone already
   }
 }
 
@@ -162,17 +340,79 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function parseRecord(text: string): AttachmentRecord | undefined {
-  const v = JSON.parse(text) as Partial<AttachmentRecord>;
-  if (typeof v.containerId !== "string" || typeof v.ifname !== "string") return undefined;
+const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
+
+/** A host route as ADD records it: a /32 or /128 in canonical form, a u32 metric. */
+function validHostRoute(v: unknown): HostRoute | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const { family, dst, metric } = v as Record<string, unknown>;
+  if ((family !== 4 && family !== 6) || typeof dst !== "string") return undefined;
+  if (
+    typeof metric !== "number" || !Number.isInteger(metric) || metric < 0 || metric > 0xffffffff
+  ) {
+    return undefined;
+  }
+  const full = family === 4 ? "/32" : "/128";
+  if (!dst.endsWith(full) || canonicalCidr(dst) !== dst || dst.includes(":") !== (family === 6)) {
+    return undefined;
+  }
+  return { family, dst, metric };
+}
+
+/**
+ * A record read back, validated field by field like input; `undefined` when
+ * any field is not what ADD writes.
+ */
+export function parseRecord(text: string): AttachmentRecord | undefined {
+  let v: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+    v = parsed as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const { containerId, ifname, netns, ipamType, cniArgs, ips, hostrouteif, hostrouteIndex } = v;
+  if (typeof containerId !== "string" || !ID_RE.test(containerId)) return undefined;
+  if (typeof ifname !== "string" || ifnameProblem(ifname)) return undefined;
+  if (
+    typeof netns !== "string" || (netns !== "" && !netns.startsWith("/")) || netns.includes("\0")
+  ) {
+    return undefined;
+  }
+  if (ipamType !== undefined && (typeof ipamType !== "string" || !TYPE_RE.test(ipamType))) {
+    return undefined;
+  }
+  if (cniArgs !== undefined && (typeof cniArgs !== "string" || cniArgs.includes("\0"))) {
+    return undefined;
+  }
+  if (!Array.isArray(ips) || !ips.every((x) => typeof x === "string" && canonicalCidr(x))) {
+    return undefined;
+  }
+  if (
+    hostrouteif !== undefined && (typeof hostrouteif !== "string" || ifnameProblem(hostrouteif))
+  ) {
+    return undefined;
+  }
+  if (
+    hostrouteIndex !== undefined &&
+    (typeof hostrouteIndex !== "number" || !Number.isInteger(hostrouteIndex) || hostrouteIndex <= 0)
+  ) return undefined;
+  if (!Array.isArray(v.hostRoutes)) return undefined;
+  const hostRoutes = v.hostRoutes.map(validHostRoute);
+  if (hostRoutes.some((r) => r === undefined)) return undefined;
+  const state = v.hostRoutesState;
+  if (state !== undefined && state !== "pending" && state !== "added") return undefined;
   return {
-    containerId: v.containerId,
-    ifname: v.ifname,
-    netns: typeof v.netns === "string" ? v.netns : "",
-    ...(typeof v.ipamType === "string" ? { ipamType: v.ipamType } : {}),
-    ...(typeof v.cniArgs === "string" ? { cniArgs: v.cniArgs } : {}),
-    ips: Array.isArray(v.ips) ? v.ips.filter((x) => typeof x === "string") : [],
-    ...(typeof v.hostrouteif === "string" ? { hostrouteif: v.hostrouteif } : {}),
-    hostRoutes: Array.isArray(v.hostRoutes) ? v.hostRoutes : [],
+    containerId,
+    ifname,
+    netns,
+    ...(ipamType !== undefined ? { ipamType } : {}),
+    ...(cniArgs !== undefined ? { cniArgs } : {}),
+    ips: ips as string[],
+    ...(hostrouteif !== undefined ? { hostrouteif } : {}),
+    ...(hostrouteIndex !== undefined ? { hostrouteIndex } : {}),
+    hostRoutes: hostRoutes as HostRoute[],
+    ...(state !== undefined ? { hostRoutesState: state } : {}),
   };
 }

@@ -3,7 +3,7 @@ import {
   ok as assert,
   throws as assertThrows,
 } from "node:assert/strict";
-import { StateStore } from "./state.ts";
+import { AttachmentExistsError, decodeKey, parseRecord, recordKey, StateStore } from "./state.ts";
 
 const rec = {
   containerId: "c1",
@@ -15,65 +15,140 @@ const rec = {
   hostRoutes: [{ family: 4 as const, dst: "10.1.0.5/32", metric: 50 }],
 };
 
-Deno.test("StateStore writes, reads, lists and removes records with safe permissions", () => {
-  const dir = Deno.makeTempDirSync();
+function withRoot(fn: (root: string) => void): void {
+  const root = Deno.makeTempDirSync();
   try {
-    const store = new StateStore(`${dir}/state`);
-    store.write("net1", rec);
+    fn(root);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+}
+
+function names(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+Deno.test("StateStore creates, reads, lists and removes records with safe permissions", () => {
+  withRoot((root) => {
+    const store = new StateStore(`${root}/state`, root);
+    store.create("net1", rec);
     assertEquals(store.read("net1", "c1", "eth0"), rec);
-    assertEquals(store.list("net1"), [rec]);
+    assertEquals(store.list("net1"), [{ record: rec, key: "c1@eth0" }]);
     assertEquals(store.networks(), ["net1"]);
-    assertEquals(Deno.statSync(`${dir}/state/net1/c1-eth0`).mode! & 0o777, 0o600);
-    assertEquals(Deno.statSync(`${dir}/state/net1`).mode! & 0o777, 0o700);
+    assertEquals(Deno.statSync(`${root}/state/net1/c1@eth0`).mode! & 0o777, 0o600);
+    assertEquals(Deno.statSync(`${root}/state/net1`).mode! & 0o777, 0o700);
+    store.update("net1", { ...rec, ips: [] });
+    assertEquals(store.read("net1", "c1", "eth0")?.ips, []);
     store.remove("net1", "c1", "eth0");
     store.remove("net1", "c1", "eth0");
     assertEquals(store.read("net1", "c1", "eth0"), undefined);
-    assertEquals(store.list("net1"), []);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+    // The last record gone, the network directory goes too.
+    assertEquals(names(`${root}/state`), []);
+  });
+});
+
+Deno.test("StateStore.create() is exclusive: a second ADD of the attachment is refused", () => {
+  withRoot((root) => {
+    const store = new StateStore(root, root);
+    store.create("net1", rec);
+    assertThrows(
+      () => store.create("net1", { ...rec, netns: "/run/netns/other" }),
+      AttachmentExistsError,
+    );
+    assertEquals(store.read("net1", "c1", "eth0")?.netns, "/run/netns/c1");
+    assertEquals(names(`${root}/net1`), ["c1@eth0"]); // no temporary file left
+  });
+});
+
+Deno.test("StateStore keys never collide (a-b + c vs a + b-c)", () => {
+  withRoot((root) => {
+    const store = new StateStore(root, root);
+    store.create("net1", { ...rec, containerId: "a-b", ifname: "c" });
+    store.create("net1", { ...rec, containerId: "a", ifname: "b-c" });
+    store.remove("net1", "a", "b-c");
+    assertEquals(store.read("net1", "a-b", "c")?.containerId, "a-b");
+    assertEquals(recordKey("a", "x@y+"), "a@x%40y%2B");
+    assertEquals(decodeKey("a@x%40y%2B"), ["a", "x@y+"]);
+    assertEquals(decodeKey("a@b@c"), undefined);
+    assertEquals(decodeKey("..@eth0"), undefined);
+  });
 });
 
 Deno.test("StateStore refuses a symlink in place of a network directory", () => {
-  const dir = Deno.makeTempDirSync();
-  try {
-    Deno.mkdirSync(`${dir}/state`);
-    Deno.mkdirSync(`${dir}/elsewhere`);
-    Deno.symlinkSync(`${dir}/elsewhere`, `${dir}/state/net1`);
-    assertThrows(() => new StateStore(`${dir}/state`).write("net1", rec), /not a plain directory/);
-    assert([...Deno.readDirSync(`${dir}/elsewhere`)].length === 0);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
+  withRoot((root) => {
+    Deno.mkdirSync(`${root}/state`);
+    Deno.mkdirSync(`${root}/elsewhere`);
+    Deno.symlinkSync(`${root}/elsewhere`, `${root}/state/net1`);
+    assertThrows(() => new StateStore(`${root}/state`, root).create("net1", rec), /symlink/);
+    assert(names(`${root}/elsewhere`).length === 0);
+  });
+});
+
+Deno.test("StateStore skips records that are corrupt, hostile or filed under another key", () => {
+  withRoot((root) => {
+    const store = new StateStore(root, root);
+    Deno.mkdirSync(`${root}/net1`, { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(`${root}/net1/c1@eth0`, "{not json");
+    Deno.writeTextFileSync(
+      `${root}/net1/c2@eth0`,
+      JSON.stringify({ ...rec, containerId: "../../x", ifname: "eth0" }),
+    );
+    Deno.writeTextFileSync(`${root}/net1/c3@eth0`, JSON.stringify({ ...rec, containerId: "c4" }));
+    Deno.writeTextFileSync(`${root}/net1/c5@eth0`, JSON.stringify({ ...rec, containerId: "c5" }));
+    assertEquals(store.read("net1", "c1", "eth0"), undefined);
+    assertEquals(store.read("net1", "c3", "eth0"), undefined);
+    assertEquals(store.list("net1").map((r) => r.key), ["c5@eth0"]);
+  });
+});
+
+Deno.test("parseRecord() validates every field like input", () => {
+  const ok = JSON.stringify(rec);
+  assert(parseRecord(ok));
+  const bad: Record<string, unknown>[] = [
+    { containerId: "../x" },
+    { ifname: "eth%d" },
+    { netns: "relative" },
+    { ipamType: "../../bin/sh" },
+    { ips: ["nope"] },
+    { hostrouteif: "a/b" },
+    { hostrouteIndex: -1 },
+    { hostRoutes: [{ family: 4, dst: "10.0.0.0/8", metric: 50 }] },
+    { hostRoutes: [{ family: 6, dst: "10.1.0.5/32", metric: 50 }] },
+    { hostRoutes: [{ family: 4, dst: "10.1.0.5/32", metric: -1 }] },
+    { hostRoutesState: "maybe" },
+  ];
+  for (const b of bad) {
+    assertEquals(parseRecord(JSON.stringify({ ...rec, ...b })), undefined, JSON.stringify(b));
   }
 });
 
-Deno.test("StateStore reads a corrupt record as absent", () => {
-  const dir = Deno.makeTempDirSync();
-  try {
-    Deno.mkdirSync(`${dir}/net1`, { recursive: true });
-    Deno.writeTextFileSync(`${dir}/net1/c1-eth0`, "{not json");
-    assertEquals(new StateStore(dir).read("net1", "c1", "eth0"), undefined);
-    assertEquals(new StateStore(dir).list("net1"), []);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+Deno.test("StateStore reads and removes a record of the old naming (upgrade in place)", () => {
+  withRoot((root) => {
+    const store = new StateStore(root, root);
+    Deno.mkdirSync(`${root}/net1`, { mode: 0o700 });
+    Deno.writeTextFileSync(`${root}/net1/c1-eth0`, JSON.stringify(rec));
+    assertEquals(store.read("net1", "c1", "eth0"), rec);
+    assertThrows(() => store.create("net1", rec), AttachmentExistsError);
+    // The same old file name, but another attachment's content: not this one's.
+    assertEquals(store.read("net1", "c1-eth0".slice(0, 1), "1-eth0"), undefined);
+    store.remove("net1", "c1", "eth0");
+    assertEquals(names(root), []);
+  });
 });
 
 Deno.test("StateStore removes temporary files a killed writer left", () => {
-  const dir = Deno.makeTempDirSync();
-  try {
-    const store = new StateStore(dir);
-    store.write("net1", rec);
-    // A writer killed between write and rename (pid 999999999 is no process).
-    Deno.writeTextFileSync(`${dir}/net1/c2-eth0.tmp999999999`, "{}");
-    Deno.writeTextFileSync(`${dir}/net1/c1-eth0.tmp999999998`, "{}");
-    assertEquals(store.list("net1"), [rec]);
+  withRoot((root) => {
+    const store = new StateStore(root, root);
+    store.create("net1", rec);
+    // A writer killed between write and link (pid 999999999 is no process).
+    Deno.writeTextFileSync(`${root}/net1/c2@eth0.tmp999999999`, "{}");
+    Deno.writeTextFileSync(`${root}/net1/c1@eth0.tmp999999998`, "{}");
+    Deno.writeTextFileSync(`${root}/net1/unrelated.tmp999999998`, "{}");
+    assertEquals(store.list("net1").length, 1);
     store.sweepTemps("net1");
-    assertEquals([...Deno.readDirSync(`${dir}/net1`)].map((e) => e.name).sort(), ["c1-eth0"]);
-    Deno.writeTextFileSync(`${dir}/net1/c1-eth0.tmp${Deno.pid}`, "{}");
+    assertEquals(names(`${root}/net1`), ["c1@eth0", "unrelated.tmp999999998"]);
+    Deno.writeTextFileSync(`${root}/net1/c1@eth0.tmp999999997`, "{}");
     store.remove("net1", "c1", "eth0");
-    assertEquals([...Deno.readDirSync(`${dir}/net1`)], []);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+    assertEquals(names(`${root}/net1`), ["unrelated.tmp999999998"]);
+  });
 });

@@ -17,6 +17,13 @@ export const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 /** Reference plugins directory (Debian containernetworking-plugins). */
 export const CNI_BIN = "/usr/lib/cni";
 
+/**
+ * The plugin's state and log roots in tests: the temporary directory, where
+ * every test makes its `stateDir` and `logFile` (a runtime would leave them
+ * at /var/lib/cni/macvtap and /var/log/macvtap).
+ */
+export const TEST_ROOTS = { MACVTAP_STATE_ROOT: "/tmp", MACVTAP_LOG_DIR: "/tmp" } as const;
+
 /** Whether `dist/macvtap` exists; tests that need it fail with a clear message otherwise. */
 export function pluginBuilt(): boolean {
   try {
@@ -54,6 +61,7 @@ export function cniEnv(e: CniEnv): Record<string, string> {
     CNI_IFNAME: e.ifname ?? "eth0",
     CNI_ARGS: e.args ?? "",
     CNI_PATH: e.path ?? CNI_BIN,
+    ...TEST_ROOTS,
     ...e.extra,
   };
   const out: Record<string, string> = {};

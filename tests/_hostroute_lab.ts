@@ -234,7 +234,7 @@ export async function recordFiles(stateDir: string): Promise<string[]> {
 
 /** The record file of an attachment. */
 export function recordPath(stateDir: string, containerId: string, ifname = "eth0"): string {
-  return `${stateDir}/${NETWORK}/${containerId}-${ifname}`;
+  return `${stateDir}/${NETWORK}/${containerId}@${ifname}`;
 }
 
 /** `busybox ping -c1 -W1` from `ns`, up to `tries` times. */

@@ -683,5 +683,12 @@ Deno.test({
     assert.equal(st.rdev, makedev(maj!, min!));
     const hostSide = await lab.ipJson(host, "link", "show");
     assert.ok(!hostSide.some((l) => l.ifname === deviceIfname(id)), "moved out of the host netns");
+    const del = await cni(lab, host, {
+      command: "DEL",
+      containerId: "dp1",
+      netns: lab.path(ctr),
+      ifname: "net1",
+    }, { cniVersion: "1.0.0", name: "dp", type: "macvtap", deviceID: id });
+    assert.equal(del.code, 0, describe(del));
   },
 });

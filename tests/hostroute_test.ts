@@ -300,7 +300,7 @@ for (const version of HR_VERSIONS) {
       assertOk(del, "DEL with the namespace gone");
       assertEquals(await ownHostRoutes(lab, s.host), expectedHostRoutes(ips2));
       assertEquals(await leaseFiles(dataDir), ips2.map(addrOf).sort(), "task1's lease released");
-      assertEquals(await recordFiles(stateDir), ["task2-eth0"]);
+      assertEquals(await recordFiles(stateDir), ["task2@eth0"]);
       await assertPing(lab, s.host, addrOf(ips2[0]!), "task2 still reachable");
 
       const again = await cni(lab, s.host, { command: "DEL", ...env(t1), netns: "" }, conf);

@@ -253,6 +253,8 @@ function cniEnv(command: string, task: TaskName, netnsPath: string): Record<stri
     CNI_NETNS: netnsPath,
     CNI_IFNAME: "eth0",
     CNI_PATH,
+    // The demo keeps its state in its work directory (under /tmp).
+    MACVTAP_STATE_ROOT: "/tmp",
   };
 }
 

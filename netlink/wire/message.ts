@@ -15,6 +15,7 @@ import type {
   LinkRef,
   LinkSpec,
   MacvlanMode,
+  NextHop,
   Route,
 } from "../types.ts";
 import { align4, type Attr, attrMap, AttrWriter, parseAttrs, readStr, readU32 } from "./attr.ts";
@@ -452,6 +453,31 @@ export function encodeRoute(type: number, flags: number, route: Route): AttrWrit
 }
 
 /** Decode an `RTM_NEWROUTE`. */
+/** The address of an `RTA_VIA` (`struct rtvia`: u16 family, then the address). */
+function viaAddress(via: Uint8Array | undefined): Uint8Array | undefined {
+  return via && via.length > 2 ? via.subarray(2) : undefined;
+}
+
+/** `RTA_MULTIPATH`: `struct rtnexthop` (len u16, flags u8, hops u8, ifindex i32) + attributes. */
+function decodeNextHops(data: Uint8Array): NextHop[] {
+  const out: NextHop[] = [];
+  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let off = 0;
+  while (off + 8 <= data.length) {
+    const len = v.getUint16(off, true);
+    if (len < 8 || off + len > data.length) break;
+    const hop: NextHop = {};
+    const oif = v.getInt32(off + 4, true);
+    if (oif > 0) hop.oif = oif;
+    const a = attrMap(data.subarray(off + 8, off + len));
+    const gw = a.get(C.RTA_GATEWAY) ?? viaAddress(a.get(C.RTA_VIA));
+    if (gw) hop.gw = formatIP(gw);
+    out.push(hop);
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
 export function decodeRoute(payload: Uint8Array): Route | undefined {
   const v = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const af = v.getUint8(0);
@@ -468,8 +494,10 @@ export function decodeRoute(payload: Uint8Array): Route | undefined {
     scope: v.getUint8(6),
     type: v.getUint8(7),
   };
-  const gw = a.get(C.RTA_GATEWAY);
+  const gw = a.get(C.RTA_GATEWAY) ?? viaAddress(a.get(C.RTA_VIA));
   if (gw) route.gw = formatIP(gw);
+  const multipath = a.get(C.RTA_MULTIPATH);
+  if (multipath) route.nexthops = decodeNextHops(multipath);
   const oif = a.get(C.RTA_OIF);
   if (oif) route.oif = readU32(oif);
   const prio = a.get(C.RTA_PRIORITY);

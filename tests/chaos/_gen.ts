@@ -8,6 +8,7 @@
  */
 
 import { caseSeed, type Expectation, Rng } from "./_oracle.ts";
+import { TEST_ROOTS } from "../_cni.ts";
 
 /** Where the generated cases point. */
 export interface GenTarget {
@@ -475,7 +476,14 @@ const MUTATORS: Record<string, Mutator> = {
     return { name: `logLevel ${JSON.stringify(d.config.logLevel)}`, codes: [7], ok: false };
   },
   logFileRelative(d, r) {
-    d.config.logFile = r.pick(["relative.log", "./x.log", "../x.log"]);
+    // Outside the log root (tests: /tmp), or not normalized.
+    d.config.logFile = r.pick([
+      "./x.log",
+      "../x.log",
+      "/etc/passwd",
+      "/var/tmp/x.log",
+      "/tmp/a/../x",
+    ]);
     return { name: `logFile ${JSON.stringify(d.config.logFile)}`, codes: [7], ok: false };
   },
   dnsGarbage(d, r) {
@@ -569,6 +577,7 @@ export function baseDraft(index: number, r: Rng, t: GenTarget): Draft {
       CNI_IFNAME: `c${id}`.slice(0, 15),
       CNI_ARGS: "",
       CNI_PATH: t.cniPath,
+      ...TEST_ROOTS,
     },
   };
 }

@@ -17,6 +17,10 @@ import { runSkel } from "../../cni/skel.ts";
 import { cniHandlers } from "../../cmd/cni.ts";
 import { generate, type GenTarget } from "./_gen.ts";
 import { judge } from "./_oracle.ts";
+import { TEST_ROOTS } from "../_cni.ts";
+
+// The plugin's roots come from the process environment (the runtime's).
+for (const [k, v] of Object.entries(TEST_ROOTS)) Deno.env.set(k, v);
 
 /** What the test hands the worker. */
 export interface Job {

@@ -138,7 +138,7 @@ Deno.test({
           };
           check(stateDir, "dir");
           check(`${stateDir}/secnet`, "dir");
-          check(`${stateDir}/secnet/perm1-eth0`, "file");
+          check(`${stateDir}/secnet/perm1@eth0`, "file");
           check(logFile, "file");
           figure("security", `modes: ${modes.join(", ")}`);
         } finally {
@@ -204,7 +204,7 @@ Deno.test({
       const victim = `${tmp}/victim-record`;
       await Deno.writeTextFile(victim, "precious\n", { mode: 0o644 });
       await Deno.mkdir(`${tmp}/state-rec/secnet`, { recursive: true, mode: 0o700 });
-      await Deno.symlink(victim, `${tmp}/state-rec/secnet/sym1-eth0`);
+      await Deno.symlink(victim, `${tmp}/state-rec/secnet/sym1@eth0`);
       figure("security", await notFollowed("record symlink", `${tmp}/state-rec`, victim));
     });
 
