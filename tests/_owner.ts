@@ -168,9 +168,15 @@ export async function hostRoutesOf(lab: Lab, ns: string, addr: string): Promise<
     .sort();
 }
 
-/** Every route of `ns` (all tables), as sorted strings: a snapshot to compare. */
+/**
+ * Every route of `ns` (all tables), as sorted strings: a snapshot to compare.
+ * Leaves out the kernel's own IPv6 link-local routes, which appear on their
+ * own once a link's link-local address finishes DAD.
+ */
 export async function routeSnapshot(lab: Lab, ns: string): Promise<string[]> {
-  return (await allRoutes(lab, ns)).map((r) => JSON.stringify(r)).sort();
+  return (await allRoutes(lab, ns))
+    .filter((r) => !(r.protocol === "kernel" && /^fe80:/i.test(r.dst)))
+    .map((r) => JSON.stringify(r)).sort();
 }
 
 /** Names of the macvtap links in `ns`. */
@@ -202,7 +208,10 @@ export function hostLocal(dataDir: string, v4: [string, string], v6?: [string, s
       [{ subnet: "192.168.122.0/24", rangeStart: v4[0], rangeEnd: v4[1] }],
       ...(v6 ? [[{ subnet: "fd22::/64", rangeStart: v6[0], rangeEnd: v6[1] }]] : []),
     ],
-    routes: [{ dst: "192.168.10.22/32", gw: "0.0.0.0" }],
+    routes: [
+      { dst: "192.168.10.22/32", gw: "0.0.0.0" },
+      ...(v6 ? [{ dst: "fd10::22/128", gw: "::" }] : []),
+    ],
     dataDir,
   };
 }

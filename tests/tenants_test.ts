@@ -66,6 +66,9 @@ async function tenants(lab: Lab): Promise<Tenants> {
     });
   const x = mk("tenx", ["192.168.122.171", "192.168.122.179"], ["fd22::171", "fd22::179"]);
   const y = mk("teny", ["192.168.122.181", "192.168.122.199"], ["fd22::181", "fd22::199"]);
+  // The node's default gateway: an address no task may take.
+  await lab.ip(s.host, "route", "add", "default", "via", "192.168.10.1");
+  await lab.ip(s.host, "-6", "route", "add", "default", "via", "fd10::1");
   const xs = [await x.addOk("x1", s.ctr), await x.addOk("x2", await lab.netns("x2"))];
   return { s, roots, x, y, xs };
 }
@@ -194,6 +197,7 @@ Deno.test({
           ...xs.flatMap((p) => ipsOf(p.result)),
           "192.168.10.22/24",
           "192.168.10.1/24",
+          "fd10::1/64",
           "0.0.0.0/0",
           "224.0.0.1/24",
           "255.255.255.255/32",
