@@ -372,6 +372,8 @@ export function tempFiles(dir: string): string[] {
  *   `<dir>/fail-del` exists.
  * - `canned`: ADD prints `<dir>/result.json` (a hand-made IPAM result), DEL,
  *   CHECK and GC succeed.
+ * - `noisy`: host-local, after writing control characters and lines
+ *   starting with `root:` to stderr (which the plugin may log).
  * - `evil`: never a correct IPAM; records that it ran in `<dir>/evil-ran`.
  */
 export async function fakeCniPath(lab: Lab): Promise<{ dir: string; bin: string }> {
@@ -401,6 +403,11 @@ ADD) cat "${dir}/result.json" ;;
 VERSION) printf '{"cniVersion":"1.1.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}' ;;
 esac
 exit 0`,
+  );
+  await script(
+    "noisy",
+    `printf 'ok\\rroot:x:0:0::/:/bin/sh\\033[2J\\nroot:x:0:0:injected\\n' >&2
+exec /usr/lib/cni/host-local`,
   );
   await script("evil", `date >> "${dir}/evil-ran"\nexit 1`);
   // The same marker for an ipamType that climbs out of CNI_PATH.

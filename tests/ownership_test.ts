@@ -33,7 +33,7 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { describe } from "./_cni.ts";
+import { describe, VERSIONS } from "./_cni.ts";
 import { Lab, labIgnore, runOk, type Seed002 } from "./_lab.ts";
 import { assertBuilt, HOSTIF, METRIC } from "./_hostroute_lab.ts";
 import {
@@ -133,31 +133,33 @@ Deno.test({
     assertBuilt();
     await using lab = await Lab.create();
     const { s, roots, t } = await setup(lab);
-    const injected = "x\nroot:x:0:0::/root:/bin/sh\r\u001b[2Jcleared";
-    // A plain ADD and DEL first, so the file has records whatever happens to the deviceID.
-    const plainConf = t.conf({ logFile: "mv.log", logLevel: "debug" });
-    const plain = await t.add("log2", s.ctrPath, "eth0", plainConf);
-    assertEquals(plain.code, 0, `ADD with logFile mv.log: ${describe(plain)}`);
-    const plainDel = await t.call("DEL", { containerId: "log2", netns: s.ctrPath }, {
-      ...plainConf,
-      prevResult: plain.json,
+    const fake = await fakeCniPath(lab);
+    // Short enough (≤ 15 bytes) to be looked up as a link name: the plugin logs it.
+    const injected = "d\nroot:0:0\r\u001b";
+    const noisy = new Tenant(lab, s, roots, {
+      ...t.o,
+      path: fake.bin,
+      ipam: { ...t.o.ipam, type: "noisy" },
     });
-    assertEquals(plainDel.code, 0, `DEL: ${describe(plainDel)}`);
     for (
       const [logFile, path] of [
         ["mv.log", `${roots.logDir}/mv.log`],
         [`${roots.logDir}/a/b/mv.log`, `${roots.logDir}/a/b/mv.log`],
       ] as const
     ) {
-      const conf = t.conf({ logFile, logLevel: "debug", deviceID: injected });
-      const add = await t.add("log2", s.ctrPath, "eth0", conf);
-      // Refusing the deviceID is fine; writing it raw is not.
-      const del = await t.call("DEL", { containerId: "log2", netns: s.ctrPath }, {
-        ...conf,
-        ...(add.code === 0 ? { prevResult: add.json } : {}),
-      });
-      assertEquals(del.code, 0, `DEL: ${describe(del)}`);
-      assert(present(path), `${logFile}: ${path} was not written (ADD: ${describe(add)})`);
+      // A deviceID with control characters (logged when its link is recreated), and an
+      // IPAM plugin whose stderr carries them (logged line by line).
+      for (const [tenant, extra] of [[t, { deviceID: injected }], [noisy, {}]] as const) {
+        const conf = tenant.conf({ logFile, logLevel: "debug", ...extra });
+        const add = await tenant.add("log2", s.ctrPath, "eth0", conf);
+        assertEquals(add.code, 0, `ADD with ${JSON.stringify(extra)}: ${describe(add)}`);
+        const del = await tenant.call("DEL", { containerId: "log2", netns: s.ctrPath }, {
+          ...conf,
+          prevResult: add.json,
+        });
+        assertEquals(del.code, 0, `DEL: ${describe(del)}`);
+      }
+      assert(present(path), `${logFile}: ${path} was not written`);
       const st = await Deno.lstat(path);
       assertEquals((st.mode ?? 0) & 0o777, 0o600, `${path} mode`);
       assertEquals(st.uid, 0, `${path} owner`);
@@ -171,6 +173,7 @@ Deno.test({
       assert(!/[\u0000-\u0009\u000b-\u001f\u007f]/.test(text), `raw control characters in ${path}`);
       const lines = text.split("\n").filter((l) => l !== "");
       assert(lines.length > 0, `${path} is empty`);
+      const values: string[] = [];
       for (const line of lines) {
         let rec: unknown;
         try {
@@ -182,7 +185,12 @@ Deno.test({
         const o = rec as Json;
         for (const k of ["ts", "level", "msg"]) assert(k in o, `${path}: no "${k}" in ${line}`);
         assert(!line.startsWith("root:"), `injected line in ${path}: ${line}`);
+        values.push(...Object.values(o).filter((v): v is string => typeof v === "string"));
       }
+      assert(
+        values.some((v) => v.includes(injected)),
+        `the deviceID is logged, escaped and intact: ${text}`,
+      );
     }
   },
 });
@@ -226,7 +234,7 @@ Deno.test({
 
 // ---------------------------------------------------------- 2. duplicate ADD
 
-for (const version of ["0.4.0", "1.1.0"]) {
+for (const version of VERSIONS) {
   Deno.test({
     name:
       `ownership 2: a duplicate ADD (same network, container id, ifname) into another netns is refused before any side effect [${version}]`,
