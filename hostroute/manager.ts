@@ -7,6 +7,7 @@
 import { formatIP, parseCidr } from "../internal/_ip.ts";
 import { isErrno, type Link, type NetlinkHandle, type Route, writeSysctl } from "../netlink/mod.ts";
 import { log } from "../internal/_log.ts";
+import { isDeviceIfname, isTempIfname } from "../internal/_ifname.ts";
 
 /**
  * Route protocol number marking the host routes this plugin adds
@@ -53,6 +54,13 @@ export function hostRouteIfProblem(link: Link, master: Link): string | undefined
  * @throws {HostRouteError} when `name` exists but is not a macvtap/macvlan on `master`.
  */
 export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link): Link {
+  // The names the plugin and the device plugin give pods' macvtaps: a VM's
+  // device (or a pod's half-made link) is never anyone's hostrouteif.
+  if (isDeviceIfname(name) || isTempIfname(name)) {
+    throw new HostRouteError(
+      `hostrouteif "${name}" is a name the plugin gives to pods' macvtaps; choose another`,
+    );
+  }
   for (let attempt = 0; attempt < 3; attempt++) {
     const found = h.links.find(name);
     if (found) {
@@ -180,19 +188,26 @@ export function addHostRoute(h: NetlinkHandle, r: HostRoute, oif: number): void 
 /**
  * Delete host routes; routes already gone are fine. Only a live route that
  * is exactly what we add — our protocol, the metric and out of `oif` — is
- * deleted, and without `oif` nothing is. One route dump, whatever the count.
+ * deleted, and without `oif` nothing is. One route dump, whatever the count;
+ * callers deleting for many attachments pass `live` (from
+ * {@linkcode listOwnHostRoutes}) to share one.
  */
-export function delHostRoutes(h: NetlinkHandle, routes: readonly HostRoute[], oif?: number): void {
+export function delHostRoutes(
+  h: NetlinkHandle,
+  routes: readonly HostRoute[],
+  options: { oif: number | undefined; live?: readonly Route[] },
+): void {
+  const { oif } = options;
   if (oif === undefined || routes.length === 0) return;
-  const live = new Map<string, Route[]>();
-  for (const x of h.routes.list({ oif })) {
-    if (x.protocol !== RTPROT_MACVTAP || x.gw) continue;
-    const list = live.get(x.dst);
+  const index = new Map<string, Route[]>();
+  for (const x of options.live ?? h.routes.list({ oif })) {
+    if (x.oif !== oif || x.protocol !== RTPROT_MACVTAP || x.gw) continue;
+    const list = index.get(x.dst);
     if (list) list.push(x);
-    else live.set(x.dst, [x]);
+    else index.set(x.dst, [x]);
   }
   for (const r of routes) {
-    for (const x of live.get(r.dst) ?? []) {
+    for (const x of index.get(r.dst) ?? []) {
       if ((x.metric ?? 0) !== r.metric) continue;
       try {
         h.routes.del({ family: x.family, dst: x.dst, metric: r.metric, oif });
@@ -213,7 +228,11 @@ export function checkHostRoutes(
   return routes.filter((r) => !live.some((x) => sameRoute(x, r, oif)));
 }
 
-/** Every host route this plugin added (our protocol mark), IPv4 and IPv6. */
+/**
+ * Every host route with our protocol mark, IPv4 and IPv6, main table. The
+ * mark says a macvtap plugin added it, not for which network or attachment:
+ * never delete by the mark alone.
+ */
 export function listOwnHostRoutes(h: NetlinkHandle): Route[] {
   return h.routes.list().filter((r) => r.protocol === RTPROT_MACVTAP);
 }

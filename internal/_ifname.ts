@@ -76,3 +76,13 @@ export function tempIfname(containerId: string, ifname: string): string {
   return "mvtmp" +
     fnv1a64(`${containerId}\u0000${ifname}`).toString(16).padStart(16, "0").slice(0, 10);
 }
+
+/** Whether `name` has the form of {@linkcode deviceIfname} (a device plugin's macvtap). */
+export function isDeviceIfname(name: string): boolean {
+  return /^mvt[0-9a-f]{12}$/.test(name);
+}
+
+/** Whether `name` has the form of {@linkcode tempIfname} (an ADD's link before its rename). */
+export function isTempIfname(name: string): boolean {
+  return /^mvtmp[0-9a-f]{10}$/.test(name);
+}

@@ -16,6 +16,7 @@ import {
   hostRouteConflict,
   hostRoutesFor,
   linkLocalOf,
+  RTPROT_MACVTAP,
 } from "../hostroute/mod.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
 import { configureInterface } from "../ipam/configure.ts";
@@ -83,6 +84,7 @@ export async function addAttachment(
     containerId: ctx.containerId,
     ifname: ctx.ifname,
     netns: ctx.netns,
+    ...netnsInode(ctx.netns),
     ...(ipam ? { ipamType: ipam.type } : {}),
     ...(ctx.args ? { cniArgs: ctx.args } : {}),
     ips: [],
@@ -174,7 +176,7 @@ export async function addAttachment(
     store.update(conf.name, withRoutes);
     for (const r of hostRoutes) {
       addHostRoute(host, r, oif);
-      undo.push(`delete the host route ${r.dst}`, () => delHostRoutes(host, [r], oif));
+      undo.push(`delete the host route ${r.dst}`, () => delHostRoutes(host, [r], { oif }));
     }
     store.update(conf.name, { ...withRoutes, hostRoutesState: "added" });
   }
@@ -286,6 +288,12 @@ function importDevice(
       },
     );
   }
+  const inUse = hostUseOf(host, dev);
+  if (inUse) {
+    throw new PluginError(`deviceID "${id}": "${dev.name}" ${inUse}; not importing it`, {
+      code: 7,
+    });
+  }
   const index = dev.index;
   const origName = dev.name;
   try {
@@ -322,6 +330,29 @@ function importDevice(
   const imported = ctr.links.get(index);
   chownTap(index, conf.owner ?? QEMU_ID, conf.group ?? QEMU_ID);
   return imported;
+}
+
+/**
+ * Why the host macvtap `dev` is in use by the host and not ours to hand to a
+ * pod, or `undefined`: it has an address of the host's, or host routes go
+ * out of it (a hostrouteif).
+ */
+function hostUseOf(host: NetlinkHandle, dev: Link): string | undefined {
+  const addr = host.addrs.list({ index: dev.index })
+    .find((a) => !a.cidr.startsWith("fe80:"));
+  if (addr) return `carries the host address ${addr.cidr}`;
+  const route = host.routes.list({ oif: dev.index }).find((r) => r.protocol === RTPROT_MACVTAP);
+  if (route) return `carries host routes (${route.dst}): it is a hostrouteif`;
+  return undefined;
+}
+
+/** `{ netnsIno }` of the namespace file at `path`, or nothing when it cannot be read. */
+function netnsInode(path: string): { netnsIno?: number } {
+  try {
+    return { netnsIno: Deno.statSync(path).ino! };
+  } catch {
+    return {};
+  }
 }
 
 /** KubeVirt's qemu user and group (virt-launcher runs qemu as 107:107). */

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { ErrorCode } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import { checkHostRoutes, hostRoutesFor } from "../hostroute/mod.ts";
 import { checkInterface } from "../ipam/configure.ts";
@@ -48,7 +49,10 @@ export async function checkAttachment(
     ns = openNetns(ctx.netns);
   } catch (err) {
     if (err instanceof NetnsNotFoundError) throw new PluginError(err.message, { cause: err });
-    throw err;
+    throw new PluginError(`Cannot open network namespace "${ctx.netns}"`, {
+      code: ErrorCode.NETNS,
+      cause: err,
+    });
   }
   using _ns = ns;
   using ctr = NetlinkHandle.open({ netns: ns });

@@ -24,9 +24,20 @@ import type { AttachmentRecord, StateStore } from "./state.ts";
  * namespace at `netnsPath` if it is a macvtap. A missing namespace or interface is success; an
  * interface of another kind is left alone (ADD failed because it existed).
  */
-export function deleteContainerLink(netnsPath: string, containerId: string, ifname: string): void {
+export function deleteContainerLink(
+  netnsPath: string,
+  containerId: string,
+  ifname: string,
+  options: { netnsIno?: number } = {},
+): void {
   if (!netnsPath) return;
   try {
+    // From a record (GC): the path must still name the namespace ADD used;
+    // a path re-used for another pod's namespace is not ours.
+    if (options.netnsIno !== undefined && Deno.statSync(netnsPath).ino !== options.netnsIno) {
+      log.info(`"${netnsPath}" is another namespace than at ADD; its links are not ours`);
+      return;
+    }
     using ctr = NetlinkHandle.open({ netns: netnsPath });
     // An ADD killed between create and rename left the temporary name.
     const link = ctr.links.find(ifname) ?? ctr.links.find(tempIfname(containerId, ifname));
@@ -42,6 +53,7 @@ export function deleteContainerLink(netnsPath: string, containerId: string, ifna
     ctr.links.del(link.index);
   } catch (err) {
     if (err instanceof NetnsNotFoundError || err instanceof LinkNotFoundError) return;
+    if (err instanceof Deno.errors.NotFound) return;
     throw err;
   }
 }
@@ -122,13 +134,19 @@ export async function delAttachment(
   {
     using host = NetlinkHandle.open();
     const { routes, oif } = ownHostRoutes(conf, ctx, store, record, host);
-    delHostRoutes(host, routes, oif);
+    delHostRoutes(host, routes, { oif });
   }
 
   const failed = await ipamDel;
   if (failed) {
     // Keep what GC needs to retry the release; the routes are gone.
-    if (record) store.update(conf.name, { ...record, hostRoutes: [], ips: record.ips });
+    if (record) {
+      try {
+        store.update(conf.name, { ...record, hostRoutes: [] });
+      } catch (err) {
+        log.warn(`DEL: cannot update the record: ${err instanceof Error ? err.message : err}`);
+      }
+    }
     throw failed.err;
   }
   store.remove(conf.name, ctx.containerId, ctx.ifname);

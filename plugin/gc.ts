@@ -7,9 +7,9 @@
  */
 
 import type { NetConf } from "../config/mod.ts";
-import { delHostRoutes } from "../hostroute/mod.ts";
+import { delHostRoutes, listOwnHostRoutes } from "../hostroute/mod.ts";
 import { log } from "../internal/_log.ts";
-import { NetlinkHandle } from "../netlink/mod.ts";
+import { NetlinkHandle, type Route } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { deleteContainerLink } from "./del.ts";
 import { PluginError } from "./errors.ts";
@@ -44,6 +44,9 @@ export async function gcNetwork(
   // sweeps by marker (another network's routes carry the same protocol).
   const records = store.list(conf.name);
   const claimed = claimedRoutes(store, conf.name, records);
+  // One route dump for every stale record (routes of a record that were
+  // already deleted are simply not found again).
+  let live: Route[] | undefined;
   for (const { record: rec } of records) {
     if (keep.has(`${rec.containerId}\u0000${rec.ifname}`)) continue;
     const who = `${rec.containerId}/${rec.ifname}`;
@@ -54,14 +57,18 @@ export async function gcNetwork(
         ok = false;
         errors.push(`${who}: ${what}: ${err instanceof Error ? err.message : err}`);
       });
-    await step("link", () => deleteContainerLink(rec.netns, rec.containerId, rec.ifname));
+    await step("link", () =>
+      deleteContainerLink(rec.netns, rec.containerId, rec.ifname, {
+        ...(rec.netnsIno !== undefined ? { netnsIno: rec.netnsIno } : {}),
+      }));
     await step("host routes", () => {
       const oif = rec.hostrouteIndex ??
         (rec.hostrouteif ? host.links.find(rec.hostrouteif)?.index : undefined);
       const routes = rec.hostRoutesState === "added"
         ? rec.hostRoutes
         : rec.hostRoutes.filter((r) => (claimed.get(r.dst) ?? 0) <= 1);
-      delHostRoutes(host, routes, oif);
+      live ??= listOwnHostRoutes(host);
+      delHostRoutes(host, routes, { oif, live });
     });
     if (rec.ipamType) {
       await step("IPAM DEL", async () => {

@@ -30,6 +30,8 @@ export interface AttachmentRecord {
   ifname: string;
   /** CNI_NETNS at ADD time. */
   netns: string;
+  /** Inode of that namespace at ADD time: GC touches links there only while it is the same. */
+  netnsIno?: number;
   /** IPAM plugin type, when IPAM was used. */
   ipamType?: string;
   /** CNI_ARGS at ADD time (IPAM DEL from GC passes them back). */
@@ -372,12 +374,16 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
   } catch {
     return undefined;
   }
-  const { containerId, ifname, netns, ipamType, cniArgs, ips, hostrouteif, hostrouteIndex } = v;
+  const { containerId, ifname, netns, netnsIno, ipamType, cniArgs, ips, hostrouteif } = v;
+  const { hostrouteIndex } = v;
   if (typeof containerId !== "string" || !ID_RE.test(containerId)) return undefined;
   if (typeof ifname !== "string" || ifnameProblem(ifname)) return undefined;
   if (
     typeof netns !== "string" || (netns !== "" && !netns.startsWith("/")) || netns.includes("\0")
   ) {
+    return undefined;
+  }
+  if (netnsIno !== undefined && !(typeof netnsIno === "number" && Number.isSafeInteger(netnsIno))) {
     return undefined;
   }
   if (ipamType !== undefined && (typeof ipamType !== "string" || !TYPE_RE.test(ipamType))) {
@@ -407,6 +413,7 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
     containerId,
     ifname,
     netns,
+    ...(netnsIno !== undefined ? { netnsIno } : {}),
     ...(ipamType !== undefined ? { ipamType } : {}),
     ...(cniArgs !== undefined ? { cniArgs } : {}),
     ips: ips as string[],

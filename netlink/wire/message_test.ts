@@ -418,3 +418,26 @@ Deno.test("decodeError() reads errno, seq and the extended ACK text", async (t) 
     assert.deepEqual(decodeError(parseMessages(finishMessage(w, 5))[0]!), { errno: 0, seq: 5 });
   });
 });
+
+Deno.test("decodeRoute() reads the next hops of a multipath route and RTA_VIA", () => {
+  const attr = (type: number, data: number[]) => {
+    const len = 4 + data.length;
+    const out = [len & 255, len >> 8, type & 255, type >> 8, ...data];
+    while (out.length % 4) out.push(0);
+    return out;
+  };
+  const hop = (ifindex: number, gwAttr: number[]) => {
+    const len = 8 + gwAttr.length;
+    return [len & 255, len >> 8, 0, 0, ifindex & 255, 0, 0, 0, ...gwAttr];
+  };
+  const rtmsg = [2, 0, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0];
+  const multipath = attr(C.RTA_MULTIPATH, [
+    ...hop(2, attr(C.RTA_GATEWAY, [10, 0, 0, 1])),
+    ...hop(3, attr(C.RTA_GATEWAY, [10, 0, 1, 1])),
+  ]);
+  const r = decodeRoute(new Uint8Array([...rtmsg, ...multipath]))!;
+  assert.deepEqual(r.nexthops, [{ oif: 2, gw: "10.0.0.1" }, { oif: 3, gw: "10.0.1.1" }]);
+  // IPv4 route via an IPv6 gateway: struct rtvia { u16 family; u8 addr[] }.
+  const via = attr(C.RTA_VIA, [10, 0, 0xfe, 0x80, ...Array(13).fill(0), 1]);
+  assert.equal(decodeRoute(new Uint8Array([...rtmsg, ...via]))!.gw, "fe80::1");
+});
