@@ -855,18 +855,19 @@ Deno.test({
     await runOk(["mkfifo", `${dir}/fifo`]);
     await Deno.writeTextFile(`${dir}/file`, "");
     await Deno.mkdir(`${dir}/dir`);
-    const prevResult = {
+    // The prevResult names the same netns: only CNI_NETNS being no namespace is wrong.
+    const prevResult = (netns: string) => ({
       cniVersion: "1.1.0",
-      interfaces: [{ name: "eth0", mac: "02:00:00:00:00:01", sandbox: `${dir}/fifo` }],
+      interfaces: [{ name: "eth0", mac: "02:00:00:00:00:01", sandbox: netns }],
       ips: [{ address: "192.168.122.171/24", interface: 0 }],
-    };
+    });
     const hostLinks = await linkNames(lab, s.host);
     const calls = [];
     for (
       const netns of [`${dir}/fifo`, `${dir}/file`, "/dev/null", `${dir}/dir`, "/proc/self/ns/mnt"]
     ) {
       for (const cmd of ["ADD", "CHECK", "DEL"]) {
-        const conf = cmd === "ADD" ? t.conf() : t.conf({ prevResult: { ...prevResult } });
+        const conf = cmd === "ADD" ? t.conf() : t.conf({ prevResult: prevResult(netns) });
         calls.push(
           plugin(lab, s.host, roots, cmd, { containerId: "nsf", netns, timeoutMs: HANG_MS }, conf)
             .then((r) => [netns, cmd, r] as const),
