@@ -1,5 +1,5 @@
 /**
- * Ownership chaos (issue 10): `CHAOS_OWNERSHIP` (default 40) generated
+ * Ownership chaos (issue 10): `CHAOS_OWNERSHIP` (default 100) generated
  * scenarios (`generateScenario` in `_gen.ts`) against a victim network with
  * two live attachments and an attacker network on the same node (seed 002,
  * both with `hostrouteif: macvtap1`, own state dirs under one state root).
@@ -41,7 +41,7 @@ import { generateScenario, type OwnershipTarget, type Step } from "./_gen.ts";
 import { judgeStep, type OwnershipCensus, ownershipProblems } from "./_oracle.ts";
 
 const ignore = labIgnore(["/usr/lib/cni/static", "busybox", "mkfifo"]);
-const SCENARIOS = envInt("CHAOS_OWNERSHIP", 40);
+const SCENARIOS = envInt("CHAOS_OWNERSHIP", 100);
 
 Deno.test({
   name: `ownership chaos: ${SCENARIOS} generated scenarios never harm the victim network`,
