@@ -841,6 +841,61 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "ownership 5: with a full state dir ADD fails leaving nothing (no partial record or temp file), DEL still removes link, lease and host routes",
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const { s, roots, stateDir, t } = await setup(lab);
+    const [n1, n2] = await taskNamespaces(lab, s, 2) as [string, string];
+    // A small tmpfs as the state dir, mounted for the test only.
+    await Deno.mkdir(stateDir, { mode: 0o700 });
+    await runOk([
+      "mount",
+      "-t",
+      "tmpfs",
+      "-o",
+      "size=64k,mode=0700",
+      "tmpfs",
+      stateDir,
+    ]);
+    lab.defer("unmount the state tmpfs", async () => {
+      await runOk(["umount", "-l", stateDir]);
+    });
+    const p = await t.addOk("full1", n1);
+    const records = t.records();
+    // Fill its blocks (inodes stay free: a file can be created, not written).
+    const filler = await Deno.open(`${stateDir}/filler`, { write: true, create: true });
+    try {
+      const chunk = new Uint8Array(4096);
+      for (;;) await filler.write(chunk);
+    } catch (err) {
+      if (!(err instanceof Error) || !/space|ENOSPC/i.test(err.message)) throw err;
+    } finally {
+      filler.close();
+    }
+    const hostRoutes = await routeSnapshot(lab, s.host);
+    const leases = t.leases();
+    const add = await t.add("full2", lab.path(n2));
+    assertCniError(add, undefined, "ADD with a full state dir");
+    assertEquals(await linkNames(lab, n2), ["lo"], "no link");
+    assertEquals(t.leases(), leases, "no lease");
+    assertEquals(await routeSnapshot(lab, s.host), hostRoutes, "no host route");
+    assertEquals(t.records(), records, "no partial record");
+    assertNoTemp(roots, "failed ADD");
+
+    const del = await t.del(p);
+    assertEquals(await macvtaps(lab, n1), [], `link removed (${describe(del)})`);
+    assertEquals(await t.podRoutes(p), [], "host routes removed");
+    assertEquals(t.leases(), [], "lease released");
+    if (del.code === 0) assertEquals(t.records(), [], "a successful DEL removed the record");
+    else assertMatch(String(del.json?.msg), /record|state|space|ENOSPC/i, describe(del));
+    assertNoTemp(roots, "DEL");
+  },
+});
+
 // ---------------------------------------------------------- 6. bounded inputs
 
 Deno.test({
