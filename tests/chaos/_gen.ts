@@ -7,7 +7,7 @@
  * @module
  */
 
-import { caseSeed, type Expectation, Rng } from "./_oracle.ts";
+import { caseSeed, type Expectation, Rng, type StepExpect } from "./_oracle.ts";
 import { TEST_ROOTS } from "../_cni.ts";
 
 /** Where the generated cases point. */
@@ -30,6 +30,17 @@ export interface GenTarget {
   execSafe: boolean;
   /** Prefix of container ids and ifnames (distinguishes concurrent workers). */
   tag: string;
+  /**
+   * Addresses the plugin's namespace owns or routes via (gateways): an IPAM
+   * result with one is code 7 with hostrouteif.
+   */
+  hostAddrs?: readonly string[];
+  /**
+   * More paths that are not network namespaces (a FIFO, a regular file…).
+   * A FIFO blocks a plugin that opens it without O_NONBLOCK: pass one only
+   * where each run has a kill timeout.
+   */
+  notNamespaces?: readonly string[];
 }
 
 /** One generated invocation. */
@@ -536,7 +547,66 @@ const MUTATORS: Record<string, Mutator> = {
     delete d.config.hostrouteif;
     return { name: `deviceID ${d.config.deviceID}`, codes: "any", ok: true };
   },
+  // Issue 10 classes: hostile IPAM results, non-namespace CNI_NETNS, kernel name templates.
+  hostileIpam(d, r, t) {
+    const address = r.pick([...SPECIAL_ADDRESSES, ...(t.hostAddrs ?? [])]);
+    d.config.hostrouteif = t.hostrouteifs[0];
+    const via = r.int(2);
+    if (via === 0) d.config.ipam = { type: "static", addresses: [{ address }] };
+    else {
+      d.config.ipam = { type: "static" };
+      d.config.runtimeConfig = { ips: [address] };
+    }
+    return {
+      name: `hostile IPAM result ${address} via ${["static", "runtimeConfig.ips"][via]}`,
+      codes: [7],
+      ok: false,
+    };
+  },
+  netnsNotNamespace(d, r, t) {
+    d.env.CNI_NETNS = r.pick([
+      "/dev/null",
+      "/dev/zero",
+      "/etc/hostname",
+      "/",
+      "/tmp",
+      "/proc/self/ns/mnt",
+      "/proc/self/ns/uts",
+      ...(t.notNamespaces ?? []),
+    ]);
+    return { name: `CNI_NETNS ${d.env.CNI_NETNS} (not a netns)`, codes: [103], ok: false };
+  },
+  ifnameTemplate(d, r) {
+    d.env.CNI_IFNAME = r.pick(["eth%d", "%d", "e%s", "x%%", "%", "net%d1", "%n"]);
+    return { name: `CNI_IFNAME ${d.env.CNI_IFNAME} (kernel name template)`, codes: [4], ok: false };
+  },
 };
+
+/**
+ * Addresses that are never a task's unicast host address: unspecified,
+ * multicast, limited broadcast, loopback, link-local, class E (IPv4 and
+ * IPv6 alike). With `hostrouteif`, an IPAM result holding one is code 7.
+ */
+export const SPECIAL_ADDRESSES: readonly string[] = Object.freeze([
+  "0.0.0.0/24",
+  "0.0.0.0/0",
+  "224.0.0.1/24",
+  "239.255.255.250/8",
+  "255.255.255.255/32",
+  "255.255.255.255/24",
+  "127.0.0.1/8",
+  "127.0.0.53/8",
+  "169.254.169.254/16",
+  "240.0.0.1/8",
+  "254.1.2.3/24",
+  "::/64",
+  "::/0",
+  "ff02::1/64",
+  "ff0e::101/64",
+  "::1/128",
+  "fe80::1/64",
+  "febf::1/64",
+]);
 
 /** Mutators weighted by how much they explore (names repeated). */
 const WEIGHTED: string[] = Object.keys(MUTATORS).flatMap((k) =>
@@ -648,4 +718,283 @@ export function generate(seed: number, index: number, t: GenTarget): Case {
       ? { ok: true, codes: "any" }
       : { ok: applied.every((a) => a.m.ok), codes: any ? "any" : codes },
   };
+}
+
+// ------------------------------------------------------------------------
+// Ownership scenarios (issue 10): a victim network with live attachments and
+// an attacker that shares the node (another network) or the network itself
+// (colliding ids, duplicate ADDs, planted records). Pure, like `generate`.
+
+/** What the ownership scenarios aim at. */
+export interface OwnershipTarget {
+  /** The victim network's live attachments. */
+  victims: readonly { id: string; ifname: string; path: string; ips: readonly string[] }[];
+  /** Empty namespaces (paths) the attacker may use; each scenario starts with them empty. */
+  attackerNs: readonly string[];
+  /** Paths that are not network namespaces: a FIFO, a regular file, a directory, a device. */
+  notNamespaces: readonly string[];
+  /** Addresses the host owns or routes via. */
+  hostAddrs: readonly string[];
+  /** Absolute paths of files outside the state dirs that must never change. */
+  sentinels: readonly string[];
+  /** The state dir of the victim network (records of its network under `<it>/<network>`). */
+  stateDir: string;
+}
+
+/** Which network a step talks to. */
+export type StepNet = "victim" | "attacker";
+
+/** One step of a scenario: one call, or several at once (`fanout`). */
+export interface Step {
+  what: string;
+  net: StepNet;
+  command: "ADD" | "CHECK" | "DEL" | "GC";
+  containerId?: string;
+  ifname?: string;
+  netns?: string;
+  /** ADD the same attachment into each of these namespaces at once. */
+  fanout?: readonly string[];
+  /** Merged into the network's config. */
+  config?: Json;
+  /** GC: the valid attachments. */
+  valid?: readonly { id: string; ifname: string }[];
+  /** Written into the network's record directory before the call (and removed after the scenario). */
+  plant?: { name: string; content: string };
+  /** DEL the attachment again after a successful ADD (each successful fanout call). */
+  delAfter?: boolean;
+  expect: StepExpect;
+}
+
+/** One generated scenario. */
+export interface Scenario {
+  index: number;
+  steps: Step[];
+}
+
+const OK_ANY: StepExpect = { ok: true, codes: "any" };
+const SEPARATORS = ["-", "_", ".", "@", ":"];
+
+/** Other (id, ifname) pairs whose `id<sep>ifname` equals the victim's, for some separator. */
+export function collidingKeys(id: string, ifname: string): { id: string; ifname: string }[] {
+  const out: { id: string; ifname: string }[] = [];
+  for (const sep of SEPARATORS) {
+    const joined = `${id}${sep}${ifname}`;
+    for (let i = 1; i < joined.length - 1; i++) {
+      if (joined[i] !== sep) continue;
+      const a = joined.slice(0, i);
+      const b = joined.slice(i + 1);
+      if (a === id && b === ifname) continue;
+      // Keep only names the plugin must accept: an id starting with an
+      // alphanumeric, a kernel-valid ifname of 1–15 bytes.
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(a)) continue;
+      if (b.length === 0 || b.length > 15 || /[/:\s%]/.test(b) || b === "." || b === "..") continue;
+      out.push({ id: a, ifname: b });
+    }
+  }
+  return out;
+}
+
+function hostileRecord(r: Rng, t: OwnershipTarget, key: { id: string; ifname: string }): Json {
+  const traversal = r.pick(["../../x", "../x", "..", "a/../../x", "/etc/x", "x/../../../y"]);
+  const rec: Json = {
+    containerId: r.pick([traversal, key.id, "", "a".repeat(300)]),
+    ifname: r.pick([key.ifname, "../eth0", "eth%d", "a".repeat(20), ""]),
+    netns: r.pick(["/etc/passwd", "/dev/null", "", "relative/ns", ...t.notNamespaces]),
+    ipamType: r.pick(["../evil", "../../evil", "/bin/sh", "evil", "host-local", "..", ""]),
+    cniArgs: r.pick(["", "IgnoreUnknown=1;X=$(touch /tmp/pwned)", "\n\u0000"]),
+    ips: r.pick([["10.9.9.9/32"], ["0.0.0.0/0"], ["garbage"], [], ...t.hostAddrs.map((a) => [a])]),
+    hostrouteif: r.pick(["macvtap1", "eth0", "../x", "lo", ""]),
+    hostRoutes: r.pick([
+      [{ family: 4, dst: "10.9.9.9/32", metric: 50 }],
+      [{ family: 4, dst: "0.0.0.0/0", metric: 0 }],
+      [{ family: 4, dst: "192.168.10.0/24", metric: 0 }],
+      [{ family: 6, dst: "fd10::/64", metric: 256 }],
+      ...t.hostAddrs.map((a) => [{
+        family: a.includes(":") ? 6 : 4,
+        dst: `${a.slice(0, a.indexOf("/"))}/${a.includes(":") ? 128 : 32}`,
+        metric: 50,
+      }]),
+      "not a list",
+    ]),
+  };
+  // Sometimes a field of the wrong type or a missing one.
+  if (r.chance(0.3)) {
+    const k = r.pick(Object.keys(rec));
+    if (r.chance(0.5)) delete rec[k];
+    else rec[k] = wrongValue(r);
+  }
+  return rec;
+}
+
+type StepMaker = (r: Rng, t: OwnershipTarget, index: number) => Step[];
+
+const STEP_MAKERS: Record<string, StepMaker> = {
+  duplicateAdd(r, t) {
+    const v = r.pick(t.victims);
+    const ns = r.pick([...t.attackerNs, v.path]);
+    return [{
+      what: `duplicate ADD of victim ${v.id}/${v.ifname} into ${ns}`,
+      net: "victim",
+      command: "ADD",
+      containerId: v.id,
+      ifname: v.ifname,
+      netns: ns,
+      expect: { ok: false, codes: "any", msg: "already" },
+    }];
+  },
+  collidingKey(r, t) {
+    const v = r.pick(t.victims);
+    const keys = collidingKeys(v.id, v.ifname);
+    if (keys.length === 0) return [];
+    const k = r.pick(keys);
+    return [{
+      what: `ADD ${k.id}/${k.ifname} (colliding with victim ${v.id}/${v.ifname}), then DEL`,
+      net: "victim",
+      command: "ADD",
+      containerId: k.id,
+      ifname: k.ifname,
+      netns: r.pick(t.attackerNs),
+      delAfter: true,
+      expect: { ok: true, codes: new Set<number>() },
+    }];
+  },
+  hostileIpam(r, t, index) {
+    const address = r.pick([
+      ...SPECIAL_ADDRESSES,
+      ...t.hostAddrs,
+      ...t.victims.flatMap((v) => v.ips),
+    ]);
+    const net: StepNet = r.chance(0.7) ? "attacker" : "victim";
+    const config: Json = r.chance(0.5)
+      ? { ipam: { type: "static", addresses: [{ address }] } }
+      : { ipam: { type: "static" }, runtimeConfig: { ips: [address] } };
+    return [{
+      what: `ADD in the ${net} network with IPAM result ${address}`,
+      net,
+      command: "ADD",
+      containerId: `h${index}`,
+      ifname: "eth0",
+      netns: r.pick(t.attackerNs),
+      config,
+      delAfter: true,
+      expect: { ok: false, codes: new Set([7]) },
+    }];
+  },
+  notNamespace(r, t, index) {
+    const netns = r.pick(t.notNamespaces);
+    const command = r.pick(["ADD", "CHECK", "DEL"] as const);
+    const config: Json = command === "CHECK"
+      ? {
+        prevResult: {
+          cniVersion: "1.1.0",
+          interfaces: [{ name: "eth0", mac: "02:00:00:00:00:01", sandbox: netns }],
+          ips: [],
+        },
+      }
+      : {};
+    return [{
+      what: `${command} with CNI_NETNS ${netns}`,
+      net: r.pick(["victim", "attacker"] as const),
+      command,
+      containerId: `n${index}`,
+      ifname: "eth0",
+      netns,
+      config,
+      expect: { ok: false, codes: new Set([103]) },
+    }];
+  },
+  nameTemplate(r, t, index) {
+    const ifname = r.pick(["eth%d", "%d", "e%s", "x%%", "%", "net%d1"]);
+    const command = r.pick(["ADD", "CHECK", "DEL"] as const);
+    return [{
+      what: `${command} with CNI_IFNAME ${ifname}`,
+      net: r.pick(["victim", "attacker"] as const),
+      command,
+      containerId: `t${index}`,
+      ifname,
+      netns: r.pick(t.attackerNs),
+      config: command === "CHECK"
+        ? { prevResult: { cniVersion: "1.1.0", interfaces: [{ name: ifname }], ips: [] } }
+        : {},
+      expect: { ok: false, codes: new Set([4]) },
+    }];
+  },
+  plantedRecord(r, t, index) {
+    const net: StepNet = r.pick(["victim", "attacker"] as const);
+    const key = r.chance(0.5) ? r.pick(t.victims) : { id: `ghost${index}`, ifname: "eth0" };
+    const name = r.pick([
+      `planted${index}`,
+      `${key.id}@${key.ifname}`,
+      `${key.id}-${key.ifname}`,
+      `..${index}`,
+      `x${index}.tmp1`,
+      `.hidden${index}`,
+    ]);
+    const content = r.chance(0.15)
+      ? r.pick(["{not json", "", "null", "[]", "\u0000\u0001"])
+      : JSON.stringify(hostileRecord(r, t, key));
+    return [{
+      what: `GC of the ${net} network over a planted record ${JSON.stringify(name)}`,
+      net,
+      command: "GC",
+      plant: { name, content },
+      valid: net === "victim" ? t.victims : [],
+      // Refusing the record is fine; harm is judged by the census.
+      expect: OK_ANY,
+    }];
+  },
+  concurrentDuplicates(r, t, index) {
+    const n = r.range(2, t.attackerNs.length);
+    return [{
+      what: `${n} concurrent ADDs of d${index}/eth0, then DEL`,
+      net: r.pick(["victim", "attacker"] as const),
+      command: "ADD",
+      containerId: `d${index}`,
+      ifname: "eth0",
+      fanout: t.attackerNs.slice(0, n),
+      delAfter: true,
+      expect: { ok: true, codes: "any", exactlyOne: true },
+    }];
+  },
+  attackerGc(r, t) {
+    return [{
+      what: "GC of the attacker network, empty valid list",
+      net: "attacker",
+      command: "GC",
+      valid: r.chance(0.5) ? [] : t.victims,
+      expect: { ok: true, codes: new Set<number>() },
+    }];
+  },
+  delStorm(r, t, index) {
+    // DELs in the attacker network of the victim's keys and of ids it never had.
+    return t.victims.map((v, i) => ({
+      what: `attacker DEL ${v.id}/${v.ifname}`,
+      net: "attacker" as const,
+      command: "DEL" as const,
+      containerId: r.chance(0.5) ? v.id : `ghost${index}-${i}`,
+      ifname: v.ifname,
+      netns: r.pick(t.attackerNs),
+      expect: { ok: true, codes: new Set<number>() },
+    }));
+  },
+};
+
+/** Step kinds, for figures. */
+export const STEP_KINDS: readonly string[] = Object.keys(STEP_MAKERS);
+
+/** Scenario `index` of run `seed`: 1–4 steps. */
+export function generateScenario(seed: number, index: number, t: OwnershipTarget): Scenario {
+  const r = new Rng(caseSeed(seed, index));
+  const steps: Step[] = [];
+  const n = r.range(1, 4);
+  for (let k = 0; k < n; k++) {
+    const kind = r.pick(STEP_KINDS);
+    steps.push(
+      ...STEP_MAKERS[kind]!(r, t, index * 10 + k).map((s) => ({
+        ...s,
+        what: `${kind}: ${s.what}`,
+      })),
+    );
+  }
+  return { index, steps };
 }

@@ -150,3 +150,96 @@ export function judge(
   }
   return undefined;
 }
+
+// ------------------------------------------------------------------------
+// Ownership scenarios (issue 10).
+
+/** What a scenario step's calls must answer. */
+export interface StepExpect extends Expectation {
+  /** A regular expression (source, case-insensitive) the error msg must match. */
+  msg?: string;
+  /** Of the step's parallel calls exactly one succeeds (the others fail). */
+  exactlyOne?: boolean;
+}
+
+/**
+ * Judge the calls of one step (one, or several run at once).
+ *
+ * @returns the problems, empty when every answer is acceptable.
+ */
+export function judgeStep(command: string, outs: readonly Outcome[], expect: StepExpect): string[] {
+  const problems: string[] = [];
+  if (expect.exactlyOne) {
+    const wins = outs.filter((o) => o.exit === 0).length;
+    if (wins !== 1) {
+      problems.push(`${wins} of ${outs.length} concurrent calls succeeded, expected 1`);
+    }
+    for (const o of outs) {
+      const p = judge(command, o, { ok: true, codes: "any" });
+      if (p) problems.push(p);
+    }
+    return problems;
+  }
+  for (const o of outs) {
+    const p = judge(command, o, expect);
+    if (p) {
+      problems.push(p);
+      continue;
+    }
+    if (o.exit !== 0 && expect.msg) {
+      const msg = String((JSON.parse(o.stdout.trim()) as { msg?: unknown }).msg);
+      if (!new RegExp(expect.msg, "i").test(msg)) {
+        problems.push(`msg ${JSON.stringify(msg)} does not match /${expect.msg}/i`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** What the ownership oracle compares before and after a scenario. */
+export interface OwnershipCensus {
+  /** The victim's container links (`ns/ifname`), sorted. */
+  victimLinks: string[];
+  /** The victim's leases, sorted. */
+  victimLeases: string[];
+  /** The victim network's record files, sorted. */
+  victimRecords: string[];
+  /** Every route of the host namespace (all tables), sorted. */
+  hostRoutes: string[];
+  /** Contents of the sentinel files. */
+  sentinels: Record<string, string>;
+  /** Links other than `lo` in the attacker's namespaces. */
+  attackerLinks: string[];
+  /** The attacker network's records and leases. */
+  attackerState: string[];
+  /** Evidence that something named by a record ran. */
+  ran: string[];
+}
+
+/**
+ * Compare the census after a scenario with the baseline taken before it:
+ * the victim keeps every link, lease, record and host route, no sentinel
+ * changes, nothing ran, and the attacker's side is empty again.
+ *
+ * @returns the problems, empty when nothing was harmed or left behind.
+ */
+export function ownershipProblems(before: OwnershipCensus, after: OwnershipCensus): string[] {
+  const problems: string[] = [];
+  const diff = (what: string, a: readonly string[], b: readonly string[]) => {
+    const lost = a.filter((x) => !b.includes(x));
+    const gained = b.filter((x) => !a.includes(x));
+    if (lost.length) problems.push(`${what} lost: ${lost.join("; ")}`);
+    if (gained.length) problems.push(`${what} gained: ${gained.join("; ")}`);
+  };
+  diff("victim links", before.victimLinks, after.victimLinks);
+  diff("victim leases", before.victimLeases, after.victimLeases);
+  diff("victim records", before.victimRecords, after.victimRecords);
+  diff("host routes", before.hostRoutes, after.hostRoutes);
+  for (const [path, text] of Object.entries(before.sentinels)) {
+    if (after.sentinels[path] !== text) problems.push(`sentinel ${path} changed`);
+  }
+  if (after.attackerLinks.length) problems.push(`attacker links left: ${after.attackerLinks}`);
+  if (after.attackerState.length) problems.push(`attacker state left: ${after.attackerState}`);
+  if (after.ran.length) problems.push(`ran something: ${after.ran.join("; ")}`);
+  return problems;
+}
