@@ -271,3 +271,73 @@ for (const version of ["0.3.1", "1.0.0"] as const) {
     },
   });
 }
+
+for (const version of VERSIONS) {
+  Deno.test({
+    name: `ADD result keeps on-link gw 0.0.0.0 and :: and names the gateway it chose [${version}]`,
+    ignore,
+    async fn() {
+      assertBuilt();
+      await using lab = await Lab.create();
+      const l = await lab.simple();
+      const dataDir = await lab.tempDir("ipam");
+      const stateDir = await lab.tempDir("state");
+      const config: Json = {
+        cniVersion: version,
+        name: "labnet",
+        type: "macvtap",
+        master: l.master,
+        stateDir,
+        ipam: {
+          type: "host-local",
+          ranges: [[{ subnet: "10.99.0.0/24", gateway: "10.99.0.1" }], [{ subnet: "fd99::/64" }]],
+          routes: [
+            { dst: "192.168.10.22/32", gw: "0.0.0.0" },
+            { dst: "fd10::22/128", gw: "::" },
+            { dst: "0.0.0.0/0" },
+            { dst: "fd20::/64" },
+          ],
+          dataDir,
+        },
+      };
+      const env = { containerId: "ctr1", netns: l.ctrPath, ifname: "eth0" };
+      const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+      assertEquals(add.code, 0, describe(add));
+      assertEquals(add.json!.routes, [
+        { dst: "192.168.10.22/32", gw: "0.0.0.0" },
+        { dst: "fd10::22/128", gw: "::" },
+        // No gw from IPAM: the plugin chose the range's gateway (host-local
+        // makes one up when the range has none) and says so.
+        { dst: "0.0.0.0/0", gw: "10.99.0.1" },
+        { dst: "fd20::/64", gw: "fd99::1" },
+      ]);
+      const v4 = await lab.ipJson<{ dst: string; gateway?: string; scope?: string }[]>(
+        l.ctr,
+        "-4",
+        "route",
+        "show",
+      );
+      const onLink = v4.find((r) => r.dst === "192.168.10.22");
+      assertEquals([onLink?.gateway, onLink?.scope], [undefined, "link"]);
+      const v6 = await lab.ipJson<{ dst: string; gateway?: string }[]>(
+        l.ctr,
+        "-6",
+        "route",
+        "show",
+      );
+      assertEquals(
+        v6.filter((r) => ["fd10::22", "fd20::/64"].includes(r.dst)).map((r) => r.gateway),
+        [undefined, "fd99::1"],
+      );
+      if (version >= "0.4.0") {
+        const check = await cni(lab, l.host, { command: "CHECK", ...env }, {
+          ...config,
+          prevResult: add.json,
+        });
+        assertEquals(check.code, 0, describe(check));
+      }
+      const del = await cni(lab, l.host, { command: "DEL", ...env }, config);
+      assertEquals(del.code, 0, describe(del));
+    },
+  });
+}
