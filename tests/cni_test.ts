@@ -341,3 +341,68 @@ for (const version of VERSIONS) {
     },
   });
 }
+
+/**
+ * A chain driven by hand as libcni drives it: ADD of ours (MTU 1500 in the
+ * config), then a later plugin changes MTU, MAC and promiscuous mode as
+ * tuning does and reports them in the final result; CHECK gets that final
+ * result. It passes where the final result matches the link, and fails where
+ * the final result (not our config) disagrees with the link. Also at 1.1.0,
+ * where the result carries `mtu` (cnitool and Debian's tuning stop at 1.0.0).
+ */
+for (const version of ["0.4.0", "1.0.0", "1.1.0"] as const) {
+  Deno.test({
+    name:
+      `CHECK follows the final prevResult of a chain (tuning-like MTU, MAC, promisc) [${version}]`,
+    ignore,
+    async fn() {
+      assertBuilt();
+      await using lab = await Lab.create();
+      const l = await lab.simple();
+      const stateDir = await lab.tempDir("state");
+      const config: Json = {
+        cniVersion: version,
+        name: "labnet",
+        type: "macvtap",
+        master: l.master,
+        mtu: 1500,
+        stateDir,
+      };
+      const env = { containerId: "ctr1", netns: l.ctrPath, ifname: "eth0" };
+      const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+      assertEquals(add.code, 0, describe(add));
+      const mac = "02:42:ac:11:00:2b";
+      await lab.ip(l.ctr, "link", "set", "eth0", "mtu", "1400", "address", mac, "promisc", "on");
+      const iface = (add.json!.interfaces as Json[])[0]!;
+      const final = {
+        ...add.json!,
+        interfaces: [{ ...iface, mac, ...(version === "1.1.0" ? { mtu: 1400 } : {}) }],
+      };
+      const check = await cni(lab, l.host, { command: "CHECK", ...env }, {
+        ...config,
+        prevResult: final,
+      });
+      assertEquals(check.code, 0, describe(check));
+
+      // What the final result says is what CHECK holds the link to.
+      const stale = {
+        ...final,
+        interfaces: [{ ...iface, ...(version === "1.1.0" ? { mac, mtu: 1500 } : {}) }],
+      };
+      const bad = await cni(lab, l.host, { command: "CHECK", ...env }, {
+        ...config,
+        prevResult: stale,
+      });
+      assertEquals(bad.code !== 0, true, describe(bad));
+      assertMatch(
+        String(bad.json?.msg),
+        version === "1.1.0" ? /MTU is 1400, prevResult says 1500/ : /MAC is .*prevResult says/,
+      );
+      const del = await cni(lab, l.host, { command: "DEL", ...env }, {
+        ...config,
+        prevResult: final,
+      });
+      assertEquals(del.code, 0, describe(del));
+    },
+  });
+}
