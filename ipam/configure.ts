@@ -5,7 +5,7 @@
  * @module
  */
 
-import { formatCidr, networkOf, parseCidr, parseIP } from "../internal/_ip.ts";
+import { type Cidr, cidrContains, formatCidr, networkOf, parseCidr, parseIP } from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import {
   isErrno,
@@ -178,7 +178,13 @@ export function checkInterface(
     }
   }
   const live = ctr.routes.list({ table: 0 });
+  // Where a gateway of ours can be: our addresses' networks and on-link routes.
+  const nets = [
+    ...ips.map((ip) => ip.address),
+    ...routes.filter((r) => r.gw === undefined || isUnspecified(r.gw)).map((r) => r.dst),
+  ].flatMap((cidr) => parseCidr(cidr) ?? []);
   for (const r of routes) {
+    if (!mayBeOurs(r, nets)) continue;
     const want = kernelRoute(r, link);
     const dst = normalizeDst(r.dst);
     const found = live.some((x) =>
@@ -195,6 +201,21 @@ export function checkInterface(
     }
   }
   return problems;
+}
+
+/**
+ * Whether `r` can be a route {@linkcode configureInterface} installed on an
+ * interface whose addresses and on-link routes cover `nets`: a gateway must
+ * lie in one of them (or be link-local), else the kernel refuses the route
+ * (ENETUNREACH). The rest of a chained result's routes (an earlier plugin's)
+ * are not ours to check.
+ */
+function mayBeOurs(r: RouteConfig, nets: readonly Cidr[]): boolean {
+  if (r.gw === undefined || isUnspecified(r.gw)) return true;
+  const gw = parseIP(r.gw);
+  if (!gw) return true;
+  if (gw.length === 16 && gw[0] === 0xfe && (gw[1]! & 0xc0) === 0x80) return true;
+  return nets.some((n) => n.family === (gw.length === 4 ? 4 : 6) && cidrContains(n, gw));
 }
 
 /** The network address form the kernel reports for a route destination. */
