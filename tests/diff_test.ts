@@ -222,14 +222,21 @@ export const INTENDED: readonly Intended[] = [
     reason: "ADD with prevResult: ours appends its interface, addresses and routes to the " +
       "chained result (spec: pass it through or modify it); the reference drops prevResult",
     when: (c) => c.id.startsWith("prevResult"),
-    apply: (o) => {
+    apply: (o, c) => {
       const r = o.calls["ADD"]?.result;
       if (!r) return;
       const prevIfaces = PREV.interfaces as Json[];
       r.interfaces = [...prevIfaces, ...(r.interfaces as Json[])];
       r.ips = [
-        ...(PREV.ips as Json[]),
-        ...(r.ips as Json[]).map((ip) => ({ ...ip, interface: prevIfaces.length })),
+        ...(PREV.ips as Json[]).map((ip) =>
+          c.version < "1.0.0"
+            ? { version: String(ip.address).includes(":") ? "6" : "4", ...ip }
+            : ip
+        ),
+        ...((r.ips as Json[] | undefined) ?? []).map((ip) => ({
+          ...ip,
+          interface: prevIfaces.length,
+        })),
       ];
       r.routes = [...(PREV.routes as Json[]), ...((r.routes as Json[] | undefined) ?? [])];
       r.dns = { ...(PREV.dns as Json), ...(r.dns as Json) };
@@ -352,12 +359,20 @@ function cases(): Case[] {
         ipam: { type: "static" },
       }),
     },
-    {
-      id: "prevResult",
-      version: "1.0.0",
+    ...(["0.4.0", "1.0.0"] as const).map((version): Case => ({
+      id: `prevResult`,
+      version,
       conf: (c) => ({
         master: c.master,
         ipam: hostLocal(c),
+        prevResult: { cniVersion: version, ...PREV },
+      }),
+    })),
+    {
+      id: "prevResult-l2",
+      version: "1.0.0",
+      conf: (c) => ({
+        master: c.master,
         prevResult: { cniVersion: "1.0.0", ...PREV },
       }),
     },
@@ -366,6 +381,21 @@ function cases(): Case[] {
       version: "1.0.0",
       flow: "two",
       conf: (c) => ({ master: c.master, ipam: hostLocal(c) }),
+    },
+    {
+      id: "two-attachments-dual-stack",
+      version: "0.4.0",
+      flow: "two",
+      conf: (c) => ({
+        master: c.master,
+        ipam: hostLocal(c, {
+          ranges: [
+            [{ subnet: "10.99.0.0/24", rangeStart: "10.99.0.10", gateway: "10.99.0.1" }],
+            [{ subnet: "fd99::/64", rangeStart: "fd99::10", gateway: "fd99::1" }],
+          ],
+          routes: [{ dst: "0.0.0.0/0" }, { dst: "::/0" }],
+        }),
+      }),
     },
     {
       id: "netns-gone",
