@@ -5,7 +5,14 @@
  * @module
  */
 
-import { type Cidr, cidrContains, formatCidr, networkOf, parseCidr, parseIP } from "../internal/_ip.ts";
+import {
+  type Cidr,
+  cidrContains,
+  formatCidr,
+  networkOf,
+  parseCidr,
+  parseIP,
+} from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import {
   isErrno,

@@ -22,7 +22,13 @@ import { DhcpLab } from "./_dhcp.ts";
 import { Lab, labIgnore } from "./_lab.ts";
 
 const REF = "/usr/lib/cni/macvlan";
-const ignore = labIgnore([REF, "/usr/lib/cni/host-local", "/usr/lib/cni/static"]);
+const ignore = labIgnore([
+  REF,
+  "/usr/lib/cni/host-local",
+  "/usr/lib/cni/static",
+  "/usr/lib/cni/dhcp",
+  "dnsmasq",
+]);
 
 type Json = Record<string, unknown>;
 type Version = "0.3.0" | "0.3.1" | "0.4.0" | "1.0.0" | "1.1.0";
@@ -531,6 +537,7 @@ async function observe(d: DiffLab, c: Case, bin: string, type: string): Promise<
   const dataDir = await lab.tempDir("ipam");
   const ctr = await d.netns();
   const o: Obs = { calls: {}, kernel: {} };
+  const stateDir = await lab.tempDir("state");
   const ctx: Ctx = { master: "lab0", dataDir, version, spareMaster: "lab1" };
   let dhcp: DhcpLab | undefined;
   if (c.dhcp) {
@@ -555,7 +562,8 @@ async function observe(d: DiffLab, c: Case, bin: string, type: string): Promise<
     const conf = (net = "diffnet"): Json | string => {
       if (c.stdin !== undefined) return c.stdin;
       if (c.flow === "version") return JSON.stringify({ cniVersion: version });
-      const j: Json = { cniVersion: version, name: net, type, ...c.conf!(ctx) };
+      // stateDir: ours keeps its records in the lab; the reference ignores the key.
+      const j: Json = { cniVersion: version, name: net, type, stateDir, ...c.conf!(ctx) };
       for (const [k, v] of Object.entries(j)) if (v === undefined) delete j[k];
       if (j.prevResult) (j.prevResult as Json).cniVersion = version;
       return j;

@@ -13,7 +13,7 @@ import { cni, describe, PLUGIN, pluginBuilt, VERSIONS } from "./_cni.ts";
 import { Lab, labIgnore } from "./_lab.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
 
-const ignore = labIgnore(["/usr/lib/cni/host-local", "busybox"]);
+const ignore = labIgnore(["/usr/lib/cni/host-local", "/usr/lib/cni/static", "busybox"]);
 
 type Json = Record<string, unknown>;
 interface RouteJson {
@@ -174,6 +174,7 @@ for (const version of ["0.3.1", "1.0.0", "1.1.0"] as const) {
           type: "macvtap",
           ...(viaDevice ? { deviceID: deviceId } : { master: l.master }),
           mode: "bridge",
+          stateDir,
           capabilities: { mac: true, ips: true },
           ipam: { type: "static" },
           runtimeConfig: { mac, ips: ["10.99.0.55/24"] },
