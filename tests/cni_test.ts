@@ -406,3 +406,42 @@ for (const version of ["0.4.0", "1.0.0", "1.1.0"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "DEL with CNI_ARGS the IPAM plugin rejects: link gone, IPAM's error, record kept [1.0.0]",
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const l = await lab.simple();
+    const dataDir = await lab.tempDir("ipam");
+    const stateDir = await lab.tempDir("state");
+    const config: Json = {
+      cniVersion: "1.0.0",
+      name: "labnet",
+      type: "macvtap",
+      master: l.master,
+      stateDir,
+      ipam: ipamConf(dataDir),
+    };
+    const env = { containerId: "ctr1", netns: l.ctrPath, ifname: "eth0" };
+    const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+    assertEquals(add.code, 0, describe(add));
+    // Our own part of DEL never reads CNI_ARGS; host-local refuses an unknown key.
+    const del = await cni(lab, l.host, { command: "DEL", ...env, args: "FOO=bar" }, config);
+    assertEquals(del.code, 1, describe(del));
+    assertMatch(String(del.json?.msg), /unknown args/);
+    const links = await lab.ipJson<{ ifname: string }[]>(l.ctr, "link", "show");
+    assertEquals(links.map((x) => x.ifname), ["lo"], "the interface is gone all the same");
+    assertEquals((await leaseFiles(dataDir, "labnet")).length, 1, "the lease is still held");
+    const records = [...Deno.readDirSync(`${stateDir}/labnet`)].map((e) => e.name);
+    assertEquals(records.length, 1, "the record stays for a later DEL or GC");
+    const again = await cni(lab, l.host, {
+      command: "DEL",
+      ...env,
+      args: "IgnoreUnknown=1;FOO=bar",
+    }, config);
+    assertEquals(again.code, 0, describe(again));
+    assertEquals(await leaseFiles(dataDir, "labnet"), []);
+  },
+});
