@@ -5,7 +5,14 @@
  * @module
  */
 
-import { formatCidr, networkOf, parseCidr, parseIP } from "../internal/_ip.ts";
+import {
+  type Cidr,
+  cidrContains,
+  formatCidr,
+  networkOf,
+  parseCidr,
+  parseIP,
+} from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import {
   isErrno,
@@ -59,9 +66,13 @@ function isUnspecified(ip: string | undefined): boolean {
 }
 
 /**
- * The routes that {@linkcode configureInterface} installs for `routes`, with
- * gateways resolved: a route without `gw` uses the first gateway of its
- * family among `ips`; `gw` "0.0.0.0"/"::" means on-link.
+ * The routes of the result for IPAM's `routes`, each saying how
+ * {@linkcode configureInterface} installs it. A `gw` IPAM gave is kept as
+ * given, `0.0.0.0`/`::` (on-link) included, so a chained plugin or a runtime
+ * reading the result routes the way the kernel does. Where the plugin
+ * chooses, the result says what it chose: a route without `gw` gets the first
+ * gateway of its family among `ips`, or `0.0.0.0`/`::` (on-link) when there
+ * is none; an on-link IPv6 route goes via `options.onLinkGw6` when given.
  */
 export function resolveRoutes(
   ips: readonly IpConfig[],
@@ -70,17 +81,28 @@ export function resolveRoutes(
 ): RouteConfig[] {
   return routes.map((r) => {
     const family = familyOf(r.dst);
-    let gw = r.gw;
-    if (gw === undefined) {
-      gw = ips.find((ip) => ip.gateway && familyOf(ip.gateway) === family)?.gateway;
-    } else if (isUnspecified(gw)) {
-      gw = family === 6 && options.onLinkGw6 ? options.onLinkGw6 : undefined;
+    let gw = r.gw ?? ips.find((ip) => ip.gateway && familyOf(ip.gateway) === family)?.gateway;
+    if (gw === undefined || isUnspecified(gw)) {
+      gw = family === 6 ? (options.onLinkGw6 ?? "::") : "0.0.0.0";
     }
-    const out: RouteConfig = { ...r };
-    if (gw) out.gw = gw;
-    else delete out.gw;
-    return out;
+    return { ...r, gw };
   });
+}
+
+/** The kernel route for result route `r` on `link`: an unspecified `gw` is on-link. */
+function kernelRoute(r: RouteConfig, link: Link): Route {
+  const gw = isUnspecified(r.gw) ? undefined : r.gw;
+  return {
+    family: familyOf(r.dst),
+    dst: r.dst,
+    oif: link.index,
+    ...(gw ? { gw } : { scope: r.scope ?? RT_SCOPE_LINK }),
+    ...(r.priority !== undefined ? { metric: r.priority } : {}),
+    ...(r.table !== undefined ? { table: r.table } : {}),
+    ...(gw && r.scope !== undefined ? { scope: r.scope } : {}),
+    ...(r.mtu !== undefined ? { mtu: r.mtu } : {}),
+    ...(r.advmss !== undefined ? { advmss: r.advmss } : {}),
+  };
 }
 
 /**
@@ -89,7 +111,7 @@ export function resolveRoutes(
  * detection (IPAM hands out unique addresses), so they are usable as soon as
  * this returns; IPv6 is enabled on the link if the namespace disabled it.
  *
- * @returns the routes as installed (gateways resolved).
+ * @returns the routes for the result, as {@linkcode resolveRoutes} gives them.
  * @throws {NetlinkError} when an address or route cannot be added.
  */
 export function configureInterface(
@@ -131,32 +153,21 @@ export function configureInterface(
   }
   if (!link.up) ctr.links.set(link.index, { up: true });
 
-  const installed = resolveRoutes(ips, routes, options);
-  for (const r of installed) {
-    const route: Route = {
-      family: familyOf(r.dst),
-      dst: r.dst,
-      oif: link.index,
-      ...(r.gw ? { gw: r.gw } : { scope: r.scope ?? RT_SCOPE_LINK }),
-      ...(r.priority !== undefined ? { metric: r.priority } : {}),
-      ...(r.table !== undefined ? { table: r.table } : {}),
-      ...(r.gw && r.scope !== undefined ? { scope: r.scope } : {}),
-      ...(r.mtu !== undefined ? { mtu: r.mtu } : {}),
-      ...(r.advmss !== undefined ? { advmss: r.advmss } : {}),
-    };
+  const resolved = resolveRoutes(ips, routes, options);
+  for (const r of resolved) {
+    // Beside routes to the same prefix through other devices (another
+    // attachment of the pod from the same IPAM template): no NLM_F_EXCL.
+    // Only an identical route is EEXIST; it is not ours, and since it is on
+    // this link nothing of ours deletes it on its own (the link's removal
+    // does, as it does every route on the link).
     try {
-      ctr.routes.add(route);
+      ctr.routes.prepend(kernelRoute(r, link));
     } catch (err) {
-      if (isErrno(err, "EEXIST")) {
-        throw new Error(
-          `Cannot add route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} dev ${link.name}: it exists`,
-          { cause: err },
-        );
-      }
-      throw err;
+      if (!isErrno(err, "EEXIST")) throw err;
+      log.info(`route ${r.dst} via ${r.gw} dev ${link.name} exists already; not added`);
     }
   }
-  return installed;
+  return resolved;
 }
 
 /** Problems found by {@linkcode checkInterface}; empty when all is in place. */
@@ -174,15 +185,44 @@ export function checkInterface(
     }
   }
   const live = ctr.routes.list({ table: 0 });
+  // Where a gateway of ours can be: our addresses' networks and on-link routes.
+  const nets = [
+    ...ips.map((ip) => ip.address),
+    ...routes.filter((r) => r.gw === undefined || isUnspecified(r.gw)).map((r) => r.dst),
+  ].flatMap((cidr) => parseCidr(cidr) ?? []);
   for (const r of routes) {
-    const fam = familyOf(r.dst);
+    if (!mayBeOurs(r, nets)) continue;
+    const want = kernelRoute(r, link);
+    const dst = normalizeDst(r.dst);
     const found = live.some((x) =>
-      x.family === fam && x.dst === normalizeDst(r.dst) &&
-      (r.gw ? x.gw === r.gw : true) && (r.table === undefined || x.table === r.table)
+      x.family === want.family && x.dst === dst &&
+      (r.table === undefined || x.table === r.table) &&
+      // A gateway route to a prefix other devices route too may be one hop of
+      // an IPv6 multipath route.
+      [x, ...(x.nexthops ?? [])].some((hop) =>
+        hop.oif === link.index && (r.gw === undefined || hop.gw === want.gw)
+      )
     );
-    if (!found) problems.push(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} is missing`);
+    if (!found) {
+      problems.push(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} dev ${link.name} is missing`);
+    }
   }
   return problems;
+}
+
+/**
+ * Whether `r` can be a route {@linkcode configureInterface} installed on an
+ * interface whose addresses and on-link routes cover `nets`: a gateway must
+ * lie in one of them (or be link-local), else the kernel refuses the route
+ * (ENETUNREACH). The rest of a chained result's routes (an earlier plugin's)
+ * are not ours to check.
+ */
+function mayBeOurs(r: RouteConfig, nets: readonly Cidr[]): boolean {
+  if (r.gw === undefined || isUnspecified(r.gw)) return true;
+  const gw = parseIP(r.gw);
+  if (!gw) return true;
+  if (gw.length === 16 && gw[0] === 0xfe && (gw[1]! & 0xc0) === 0x80) return true;
+  return nets.some((n) => n.family === (gw.length === 4 ? 4 : 6) && cidrContains(n, gw));
 }
 
 /** The network address form the kernel reports for a route destination. */

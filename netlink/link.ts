@@ -9,6 +9,9 @@ import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
 import * as C from "./wire/constants.ts";
+
+/** `IFNAMSIZ`: an interface name is at most 15 bytes plus the NUL. */
+const IFNAMSIZ = 16;
 import {
   beginMessage,
   decodeLink,
@@ -72,7 +75,9 @@ export class LinkOps {
   }
 
   /**
-   * Like {@linkcode LinkOps.get}, but `undefined` when the link does not exist.
+   * Like {@linkcode LinkOps.get}, but `undefined` when the link does not exist,
+   * including a name no link can have (16 bytes or more, which `get` reports
+   * as the kernel does, `ERANGE`).
    *
    * @param ref The ifindex or name.
    * @returns The link, or `undefined`.
@@ -92,6 +97,12 @@ export class LinkOps {
       return this.get(ref);
     } catch (err) {
       if (err instanceof LinkNotFoundError) return undefined;
+      if (
+        typeof ref === "string" && err instanceof NetlinkError && err.code === "ERANGE" &&
+        new TextEncoder().encode(ref).length >= IFNAMSIZ
+      ) {
+        return undefined;
+      }
       throw err;
     }
   }

@@ -15,6 +15,11 @@ import { decodeError, finishMessage, type NlMsg, parseMessages } from "./wire/me
 export const FLAGS = {
   /** Create, fail if it exists (`ip … add`). */
   add: C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_CREATE | C.NLM_F_EXCL,
+  /**
+   * Create beside what exists (`ip route prepend`): no `NLM_F_EXCL`, so only
+   * an identical object is `EEXIST`.
+   */
+  create: C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_CREATE,
   /** Create or replace (`ip … replace`). */
   replace: C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_CREATE | C.NLM_F_REPLACE,
   /** Change an existing object, or delete, or get one (`ip … set/del/get`). */

@@ -76,6 +76,31 @@ export class RouteOps {
   }
 
   /**
+   * Add a route beside the routes to the same destination and metric through
+   * other devices or gateways (no `NLM_F_EXCL`); defaults as
+   * {@linkcode RouteOps.add}. IPv4 keeps each as its own route; IPv6 merges
+   * gateway routes into one multipath route (see `Route.nexthops`), and a
+   * nexthop leaves it again when its device goes.
+   *
+   * @param route The route.
+   * @throws {NetlinkError} `EEXIST` only for an identical route (same
+   *   destination, table, metric, nexthop and attributes), and as
+   *   {@linkcode RouteOps.add} otherwise.
+   * @throws {TypeError} for a malformed address.
+   * @example Like `ip route prepend default via 10.99.0.1 dev eth1`
+   * ```ts ignore
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * const oif = h.links.get("eth1").index;
+   * h.routes.prepend({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif });
+   * ```
+   */
+  prepend(route: Route): void {
+    this.#send(C.RTM_NEWROUTE, FLAGS.create, route, "RTM_NEWROUTE");
+  }
+
+  /**
    * Add, or replace the route with the same destination, table and metric,
    * with the same defaults as {@linkcode RouteOps.add}.
    *

@@ -1,6 +1,8 @@
 /**
- * CHECK: compare the live state with `prevResult`: link kind, mode, MAC,
- * MTU, addresses, routes, and the host routes through `hostrouteif`.
+ * CHECK: compare the live state with the final `prevResult` of the chain:
+ * what no later plugin may change (the link exists, is a macvtap on the
+ * master, in the mode, addresses and routes of the result are present, host
+ * routes through `hostrouteif`), and MAC/MTU where prevResult carries them.
  *
  * @module
  */
@@ -64,11 +66,24 @@ export async function checkAttachment(
   if (!conf.deviceID && link.mode !== conf.mode) {
     problems.push(`mode is ${link.mode ?? "unknown"}, expected ${conf.mode}`);
   }
+  if (conf.master && link.kind === "macvtap") {
+    using host = NetlinkHandle.open();
+    const master = host.links.find(conf.master);
+    if (!master) problems.push(`master "${conf.master}" is missing`);
+    else if (link.parentIndex !== master.index) {
+      problems.push(`"${link.name}" is not on master "${conf.master}"`);
+    }
+  }
+  // MAC and MTU as the final prevResult has them: a later plugin of the
+  // chain (tuning) may have changed what the config asked for. Where the
+  // result does not carry them (MTU before 1.1.0; promiscuous mode never),
+  // there is nothing to compare with.
   if (iface.mac && link.mac !== iface.mac.toLowerCase()) {
     problems.push(`MAC is ${link.mac}, prevResult says ${iface.mac}`);
   }
-  const mtu = conf.mtu || iface.mtu;
-  if (mtu && link.mtu !== mtu) problems.push(`MTU is ${link.mtu}, expected ${mtu}`);
+  if (iface.mtu && link.mtu !== iface.mtu) {
+    problems.push(`MTU is ${link.mtu}, prevResult says ${iface.mtu}`);
+  }
   if (!link.up) problems.push(`"${link.name}" is down`);
 
   const ips = (prev.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === index);

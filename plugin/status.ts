@@ -4,40 +4,82 @@
  * @module
  */
 
+import { CniError } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import { hostRouteIfProblem } from "../hostroute/mod.ts";
+import { deviceIfname } from "../internal/_ifname.ts";
 import { NetlinkHandle } from "../netlink/mod.ts";
-import { PluginError } from "./errors.ts";
+import { PluginError, toCniError } from "./errors.ts";
 import type { Ipam } from "./ipam.ts";
 import { resolveMaster } from "./master.ts";
 
 /** CNI code: the plugin cannot service ADD. */
 const NOT_AVAILABLE = 50;
+/** CNI code: not available, and existing containers may have limited connectivity. */
+const NOT_AVAILABLE_DEGRADED = 51;
 
 /**
  * Ready when the master exists (or, without `master`, a default route
- * interface does), a configured `hostrouteif` is absent (ADD creates it) or a
- * macvtap on that master, and the IPAM delegate reports ready.
+ * interface does; with only `deviceID`, that device does), a configured
+ * `hostrouteif` is absent (ADD creates it) or a macvtap on that master, and
+ * the IPAM delegate can be run and reports ready.
  *
- * @throws {PluginError} code 50 naming what is missing; the IPAM error as is.
+ * Every way of not being ready is code 50 ("cannot service ADD requests"),
+ * with what is wrong in `msg` and the underlying error (its code, message
+ * and details) in `details`: a missing master, a netlink failure, an IPAM
+ * type not found in CNI_PATH or one that cannot be run, a delegate's STATUS
+ * error. Only a delegate's own 50 or 51 is passed on as it is.
+ *
+ * @throws {PluginError} code 50; a delegate's {@linkcode CniError} 50/51 as is.
  */
 export async function statusOf(conf: NetConf, ipam: Ipam | undefined): Promise<void> {
   const ipamStatus = ipam?.status();
   ipamStatus?.catch(() => {});
-  using host = NetlinkHandle.open();
-  if (!conf.deviceID || conf.master) {
-    let master;
-    try {
-      master = resolveMaster(host, conf.master);
-    } catch (err) {
-      throw new PluginError(err instanceof Error ? err.message : String(err), {
-        code: NOT_AVAILABLE,
-        cause: err,
-      });
-    }
-    const hostIf = conf.hostrouteif ? host.links.find(conf.hostrouteif) : undefined;
-    const problem = hostIf && hostRouteIfProblem(hostIf, master);
-    if (problem) throw new PluginError(problem, { code: NOT_AVAILABLE });
+  try {
+    checkHost(conf);
+  } catch (err) {
+    throw notAvailable(err);
   }
-  await ipamStatus;
+  try {
+    await ipamStatus;
+  } catch (err) {
+    if (
+      err instanceof CniError && (err.code === NOT_AVAILABLE || err.code === NOT_AVAILABLE_DEGRADED)
+    ) {
+      throw err;
+    }
+    throw notAvailable(err, `IPAM plugin "${ipam!.type}": `);
+  }
+}
+
+/** The host side: master (or the device of `deviceID`) and `hostrouteif`. */
+function checkHost(conf: NetConf): void {
+  using host = NetlinkHandle.open();
+  if (conf.deviceID && !conf.master) {
+    // ADD imports the device; without a master it cannot recreate a missing one.
+    const id = conf.deviceID;
+    if (!host.links.find(id) && !host.links.find(deviceIfname(id))) {
+      throw new PluginError(
+        `deviceID "${id}": no interface "${id}" or "${deviceIfname(id)}" on the host, ` +
+          `and no master to recreate it on`,
+        { code: NOT_AVAILABLE },
+      );
+    }
+    return;
+  }
+  const master = resolveMaster(host, conf.master);
+  const hostIf = conf.hostrouteif ? host.links.find(conf.hostrouteif) : undefined;
+  const problem = hostIf && hostRouteIfProblem(hostIf, master);
+  if (problem) throw new PluginError(problem, { code: NOT_AVAILABLE });
+}
+
+/** `err` as code 50: its message (after `prefix`) as `msg`, its code and details in `details`. */
+function notAvailable(err: unknown, prefix = ""): PluginError {
+  if (err instanceof PluginError && err.code === NOT_AVAILABLE && !prefix) return err;
+  const cni = toCniError(err);
+  return new PluginError(`${prefix}${cni.msg}`, {
+    code: NOT_AVAILABLE,
+    details: `code ${cni.code}${cni.details ? `: ${cni.details}` : ""}`,
+    cause: err,
+  });
 }

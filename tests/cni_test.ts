@@ -271,3 +271,177 @@ for (const version of ["0.3.1", "1.0.0"] as const) {
     },
   });
 }
+
+for (const version of VERSIONS) {
+  Deno.test({
+    name: `ADD result keeps on-link gw 0.0.0.0 and :: and names the gateway it chose [${version}]`,
+    ignore,
+    async fn() {
+      assertBuilt();
+      await using lab = await Lab.create();
+      const l = await lab.simple();
+      const dataDir = await lab.tempDir("ipam");
+      const stateDir = await lab.tempDir("state");
+      const config: Json = {
+        cniVersion: version,
+        name: "labnet",
+        type: "macvtap",
+        master: l.master,
+        stateDir,
+        ipam: {
+          type: "host-local",
+          ranges: [[{ subnet: "10.99.0.0/24", gateway: "10.99.0.1" }], [{ subnet: "fd99::/64" }]],
+          routes: [
+            { dst: "192.168.10.22/32", gw: "0.0.0.0" },
+            { dst: "fd10::22/128", gw: "::" },
+            { dst: "0.0.0.0/0" },
+            { dst: "fd20::/64" },
+          ],
+          dataDir,
+        },
+      };
+      const env = { containerId: "ctr1", netns: l.ctrPath, ifname: "eth0" };
+      const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+      assertEquals(add.code, 0, describe(add));
+      assertEquals(add.json!.routes, [
+        { dst: "192.168.10.22/32", gw: "0.0.0.0" },
+        { dst: "fd10::22/128", gw: "::" },
+        // No gw from IPAM: the plugin chose the range's gateway (host-local
+        // makes one up when the range has none) and says so.
+        { dst: "0.0.0.0/0", gw: "10.99.0.1" },
+        { dst: "fd20::/64", gw: "fd99::1" },
+      ]);
+      const v4 = await lab.ipJson<{ dst: string; gateway?: string; scope?: string }[]>(
+        l.ctr,
+        "-4",
+        "route",
+        "show",
+      );
+      const onLink = v4.find((r) => r.dst === "192.168.10.22");
+      assertEquals([onLink?.gateway, onLink?.scope], [undefined, "link"]);
+      const v6 = await lab.ipJson<{ dst: string; gateway?: string }[]>(
+        l.ctr,
+        "-6",
+        "route",
+        "show",
+      );
+      assertEquals(
+        v6.filter((r) => ["fd10::22", "fd20::/64"].includes(r.dst)).map((r) => r.gateway),
+        [undefined, "fd99::1"],
+      );
+      if (version >= "0.4.0") {
+        const check = await cni(lab, l.host, { command: "CHECK", ...env }, {
+          ...config,
+          prevResult: add.json,
+        });
+        assertEquals(check.code, 0, describe(check));
+      }
+      const del = await cni(lab, l.host, { command: "DEL", ...env }, config);
+      assertEquals(del.code, 0, describe(del));
+    },
+  });
+}
+
+/**
+ * A chain driven by hand as libcni drives it: ADD of ours (MTU 1500 in the
+ * config), then a later plugin changes MTU, MAC and promiscuous mode as
+ * tuning does and reports them in the final result; CHECK gets that final
+ * result. It passes where the final result matches the link, and fails where
+ * the final result (not our config) disagrees with the link. Also at 1.1.0,
+ * where the result carries `mtu` (cnitool and Debian's tuning stop at 1.0.0).
+ */
+for (const version of ["0.4.0", "1.0.0", "1.1.0"] as const) {
+  Deno.test({
+    name:
+      `CHECK follows the final prevResult of a chain (tuning-like MTU, MAC, promisc) [${version}]`,
+    ignore,
+    async fn() {
+      assertBuilt();
+      await using lab = await Lab.create();
+      const l = await lab.simple();
+      const stateDir = await lab.tempDir("state");
+      const config: Json = {
+        cniVersion: version,
+        name: "labnet",
+        type: "macvtap",
+        master: l.master,
+        mtu: 1500,
+        stateDir,
+      };
+      const env = { containerId: "ctr1", netns: l.ctrPath, ifname: "eth0" };
+      const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+      assertEquals(add.code, 0, describe(add));
+      const mac = "02:42:ac:11:00:2b";
+      await lab.ip(l.ctr, "link", "set", "eth0", "mtu", "1400", "address", mac, "promisc", "on");
+      const iface = (add.json!.interfaces as Json[])[0]!;
+      const final = {
+        ...add.json!,
+        interfaces: [{ ...iface, mac, ...(version === "1.1.0" ? { mtu: 1400 } : {}) }],
+      };
+      const check = await cni(lab, l.host, { command: "CHECK", ...env }, {
+        ...config,
+        prevResult: final,
+      });
+      assertEquals(check.code, 0, describe(check));
+
+      // What the final result says is what CHECK holds the link to.
+      const stale = {
+        ...final,
+        interfaces: [{ ...iface, ...(version === "1.1.0" ? { mac, mtu: 1500 } : {}) }],
+      };
+      const bad = await cni(lab, l.host, { command: "CHECK", ...env }, {
+        ...config,
+        prevResult: stale,
+      });
+      assertEquals(bad.code !== 0, true, describe(bad));
+      assertMatch(
+        String(bad.json?.msg),
+        version === "1.1.0" ? /MTU is 1400, prevResult says 1500/ : /MAC is .*prevResult says/,
+      );
+      const del = await cni(lab, l.host, { command: "DEL", ...env }, {
+        ...config,
+        prevResult: final,
+      });
+      assertEquals(del.code, 0, describe(del));
+    },
+  });
+}
+
+Deno.test({
+  name: "DEL with CNI_ARGS the IPAM plugin rejects: link gone, IPAM's error, record kept [1.0.0]",
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const l = await lab.simple();
+    const dataDir = await lab.tempDir("ipam");
+    const stateDir = await lab.tempDir("state");
+    const config: Json = {
+      cniVersion: "1.0.0",
+      name: "labnet",
+      type: "macvtap",
+      master: l.master,
+      stateDir,
+      ipam: ipamConf(dataDir),
+    };
+    const env = { containerId: "ctr1", netns: l.ctrPath, ifname: "eth0" };
+    const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+    assertEquals(add.code, 0, describe(add));
+    // Our own part of DEL never reads CNI_ARGS; host-local refuses an unknown key.
+    const del = await cni(lab, l.host, { command: "DEL", ...env, args: "FOO=bar" }, config);
+    assertEquals(del.code, 1, describe(del));
+    assertMatch(String(del.json?.msg), /unknown args/);
+    const links = await lab.ipJson<{ ifname: string }[]>(l.ctr, "link", "show");
+    assertEquals(links.map((x) => x.ifname), ["lo"], "the interface is gone all the same");
+    assertEquals((await leaseFiles(dataDir, "labnet")).length, 1, "the lease is still held");
+    const records = [...Deno.readDirSync(`${stateDir}/labnet`)].map((e) => e.name);
+    assertEquals(records.length, 1, "the record stays for a later DEL or GC");
+    const again = await cni(lab, l.host, {
+      command: "DEL",
+      ...env,
+      args: "IgnoreUnknown=1;FOO=bar",
+    }, config);
+    assertEquals(again.code, 0, describe(again));
+    assertEquals(await leaseFiles(dataDir, "labnet"), []);
+  },
+});

@@ -496,6 +496,9 @@ Deno.test(
       assert.ok(e.extAck && e.extAck.length > 0, `extAck: ${e.extAck}`);
       assert.ok(e.message.endsWith(e.extAck), e.message);
       throwsNetlink(() => h.links.get("a".repeat(20)), "ERANGE", "RTM_GETLINK");
+      // No link can have that name: find() says so instead of failing (a
+      // device-plugin deviceID is often longer than an interface name).
+      assert.equal(h.links.find("a".repeat(16)), undefined);
     });
     await t.step("EINVAL for a macvtap MTU above the lower device's", () => {
       throwsNetlink(
@@ -661,6 +664,55 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
     throwsNetlink(() => h.routes.del({ family: 4, dst: "10.0.0.0/8" }), "ESRCH", "RTM_DELROUTE");
   });
 });
+
+Deno.test(
+  "routes.prepend() adds beside a route through another device; IPv6 lists it as multipath",
+  opts,
+  () => {
+    using lab = new NsLab();
+    const a = lab.nsWithNic();
+    ip(a.name, "link", "add", "dev", "eth2", "type", "veth", "peer", "name", "eth2p");
+    ip(a.name, "link", "set", "eth2", "up");
+    ip(a.name, "link", "set", "eth2p", "up");
+    using h = NetlinkHandle.open({ netns: a.ns });
+    const eth1 = h.links.get("eth1").index, eth2 = h.links.get("eth2").index;
+    h.addrs.add(eth1, "10.1.2.3/24");
+    h.addrs.add(eth2, "10.1.2.4/24");
+    h.addrs.add(eth1, "fd00::3/64", { flags: 0x02 });
+    h.addrs.add(eth2, "fd00::4/64", { flags: 0x02 });
+    for (
+      const [family, dst, gw] of [[4, "0.0.0.0/0", "10.1.2.1"], [6, "::/0", "fd00::1"]] as const
+    ) {
+      h.routes.add({ family, dst, gw, oif: eth1 });
+      throwsNetlink(() => h.routes.add({ family, dst, gw, oif: eth2 }), "EEXIST", "RTM_NEWROUTE");
+      h.routes.prepend({ family, dst, gw, oif: eth2 });
+      throwsNetlink(
+        () => h.routes.prepend({ family, dst, gw, oif: eth2 }),
+        "EEXIST",
+        "RTM_NEWROUTE",
+      );
+    }
+    const v4 = h.routes.list({ family: 4, dst: "0.0.0.0/0" });
+    assert.deepEqual(
+      v4.map((r) => r.oif).sort(),
+      [eth1, eth2].sort(),
+      "IPv4: one route per device",
+    );
+    const v6 = h.routes.list({ family: 6, dst: "::/0" });
+    assert.equal(v6.length, 1, "IPv6: one multipath route");
+    assert.deepEqual(v6[0]!.nexthops, [{ oif: eth1, gw: "fd00::1" }, { oif: eth2, gw: "fd00::1" }]);
+    const [oracle] = ipJson(a.name, "-6", "route", "show", "default");
+    assert.deepEqual(oracle.nexthops.map((n: Json) => [n.dev, n.gateway]), [
+      ["eth1", "fd00::1"],
+      ["eth2", "fd00::1"],
+    ]);
+    // Deleting one device leaves the other's route, a plain one again.
+    ip(a.name, "link", "del", "eth2");
+    assert.deepEqual(h.routes.list({ family: 4, dst: "0.0.0.0/0" }).map((r) => r.oif), [eth1]);
+    const left = h.routes.list({ family: 6, dst: "::/0" });
+    assert.deepEqual(left.map((r) => [r.oif, r.gw, r.nexthops]), [[eth1, "fd00::1", undefined]]);
+  },
+);
 
 Deno.test("routes.defaultRoute() finds the IPv4, then the IPv6 default", opts, () => {
   using lab = new NsLab();

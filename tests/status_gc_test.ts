@@ -236,3 +236,98 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    `STATUS: every way of not being able to service ADD is code 50, reason in msg/details [${VERSION}]`,
+  ignore,
+  async fn(t) {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const s = await lab.seed002();
+    const stateDir = await lab.tempDir("state");
+    const bin = await lab.tempDir("bin");
+    // An IPAM plugin speaking 1.1.0 whose STATUS fails with the code in its name.
+    for (const code of [999, 51, 11]) {
+      await Deno.writeTextFile(
+        `${bin}/ipam-status-${code}`,
+        `#!/bin/sh
+case "$CNI_COMMAND" in
+VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}' ;;
+STATUS) echo '{"cniVersion":"1.1.0","code":${code},"msg":"pool exhausted","details":"d${code}"}'; exit 1 ;;
+*) exit 1 ;;
+esac
+`,
+        { mode: 0o755 },
+      );
+    }
+    await Deno.writeTextFile(`${bin}/not-executable`, "#!/bin/sh\n", { mode: 0o644 });
+    const path = `${bin}:/usr/lib/cni`;
+    const run = (conf: Json) =>
+      cni(lab, s.host, { command: "STATUS", path, extra: BARE_ENV }, conf);
+    const base = () => {
+      const c = hostrouteConf(VERSION, stateDir, {});
+      delete c.ipam;
+      return c;
+    };
+    const cases: [string, Json, number, RegExp, RegExp | undefined][] = [
+      ["IPAM type not in CNI_PATH", { ...base(), ipam: { type: "nope" } }, 50, /nope/, /code 101/],
+      [
+        "IPAM plugin not executable",
+        { ...base(), ipam: { type: "not-executable" } },
+        50,
+        /not-executable/,
+        /code \d+/,
+      ],
+      [
+        "IPAM STATUS fails with 999",
+        { ...base(), ipam: { type: "ipam-status-999" } },
+        50,
+        /ipam-status-999.*pool exhausted/,
+        /code 999: d999/,
+      ],
+      [
+        "IPAM STATUS fails with 11",
+        { ...base(), ipam: { type: "ipam-status-11" } },
+        50,
+        /pool exhausted/,
+        /code 11/,
+      ],
+      ["IPAM STATUS says 51", { ...base(), ipam: { type: "ipam-status-51" } }, 51, /pool/, /d51/],
+      ["master missing", { ...base(), master: "nosuchif" }, 50, /nosuchif/, /code 7/],
+      [
+        "no master and no default route",
+        (() => {
+          const c = base();
+          delete c.master;
+          delete c.hostrouteif;
+          return c;
+        })(),
+        50,
+        /default route/,
+        undefined,
+      ],
+      [
+        "deviceID missing, no master",
+        (() => {
+          const c = base();
+          delete c.master;
+          delete c.hostrouteif;
+          return { ...c, deviceID: "nosuchdev" };
+        })(),
+        50,
+        /nosuchdev/,
+        undefined,
+      ],
+    ];
+    for (const [what, conf, code, msg, details] of cases) {
+      await t.step(what, async () => {
+        const r = await run(conf);
+        assertEquals(r.code, 1, describe(r));
+        assertEquals(r.json?.code, code, describe(r));
+        assertMatch(String(r.json?.msg), msg);
+        if (details) assertMatch(String(r.json?.details), details);
+      });
+    }
+  },
+});

@@ -709,6 +709,10 @@ export function generate(seed: number, index: number, t: GenTarget): Case {
     ]);
     applied = applied.filter((a) => ![...a.touched].every((key) => unused.has(key)));
   }
+  // STATUS reports whatever keeps ADD from being serviced (a missing master,
+  // an IPAM plugin that cannot run, …) as 50 with the reason in msg/details;
+  // only a request it cannot read keeps its own code.
+  if (command === "STATUS" && codes.size) codes.add(50);
   return {
     index,
     env: d.env,
