@@ -14,9 +14,11 @@
  * private mount namespace where `<node>/opt` is bound over `/opt` (so the
  * launcher's `/opt/cni/bin/.deno/deno` is the installed Deno, and the
  * machine's own Deno under /opt is hidden), with the lab host as network
- * namespace: what a runtime on that node would exec. Direct CNI calls, not
- * containerd's CRI: CRI would run in that private mount namespace too, and
- * its pod namespaces would be invisible to the checks here.
+ * namespace: first directly with CNI env, then as a pod sandbox through
+ * containerd's CRI (containerd itself runs in such a mount namespace; the
+ * pod's netns is reached through containerd's mount namespace). Its config is
+ * the NAD's plus `deviceID` (what Multus delegates) plus host-local IPAM,
+ * because containerd wants an IP on its primary network.
  *
  * @module
  */
@@ -45,7 +47,9 @@ import {
   loadManifests,
   type PodSpec,
 } from "../_deploy.ts";
-import { FakeKubelet } from "../deviceplugin_kubelet.ts";
+import { FakeKubelet, type PluginConn } from "../deviceplugin_kubelet.ts";
+import { Containerd } from "./_containerd.ts";
+import { CriClient, sandboxNetns } from "./_cri.ts";
 import { endpointOf, parseDevicePluginConfig, resourceNameOf } from "../../deviceplugin/mod.ts";
 import { IMAGE_EXECUTABLES, IMAGE_REF } from "../../tools/image_layout.ts";
 
@@ -372,6 +376,7 @@ Deno.test({
     };
     const resourceName = resourceNameOf(resource.name);
     let tapIndex = 0;
+    let conn: PluginConn | undefined;
 
     await t.step(
       "the device plugin registers through the node's device-plugin dir and serves Allocate",
@@ -457,6 +462,7 @@ Deno.test({
         since: kubelet.listeningSince,
         timeoutMs: 30_000,
       });
+      conn = reg.conn;
       const res = await reg.conn.allocate([[`${resource.name}-0`]]);
       assertEquals(
         res.containerResponses[0]!.devices[0]!.hostPath,
@@ -490,6 +496,124 @@ Deno.test({
         assertEquals(await linkIn(podNs, "net1"), undefined, "net1 gone after DEL");
       },
     );
+
+    await t.step("a pod sandbox through containerd's CRI runs the installed plugin", async () => {
+      // containerd sees the node's /opt; its CNI config is the NAD's plus the device, as Multus
+      // would delegate it; kubelet calls Allocate for the pod first.
+      const nad = findObject(files, "NetworkAttachmentDefinition");
+      const raw = JSON.parse((nad as unknown as { spec: { config: string } }).spec.config);
+      const confDir = `${lab.dir}/cri-net.d`;
+      await Deno.mkdir(confDir, { recursive: true });
+      await Deno.mkdir(`${lab.dir}/pods`, { recursive: true });
+      // containerd insists on an IP on its (primary) network's eth0; in a cluster the primary
+      // network gives it and Multus runs this config as a secondary one. Here: host-local.
+      await Deno.writeTextFile(
+        `${confDir}/10-${raw.name}.conf`,
+        JSON.stringify({
+          ...raw,
+          deviceID: `${resource.name}-0`,
+          ipam: { type: "host-local", subnet: "10.96.7.0/24", dataDir: `${lab.dir}/cri-ipam` },
+        }),
+      );
+      // A node's runtime brings the reference plugins; CRI runs loopback from the same dir.
+      for (const ref of ["loopback", "host-local"]) {
+        await Deno.symlink(`${REF_CNI_DIR}/${ref}`, `${binDir}/${ref}`);
+      }
+      // containerd creates /run/netns/cni-* files on the shared /run and bind-mounts the
+      // netns on them in its private mount namespace: a sandbox it fails to tear down leaves
+      // an empty file behind on the machine. Remove such files (never a mounted one).
+      const before = new Set([...Deno.readDirSync("/run/netns")].map((e) => e.name));
+      lab.defer("remove stale /run/netns/cni-* files", async () => {
+        const mounts = await Deno.readTextFile("/proc/self/mountinfo");
+        for (const e of Deno.readDirSync("/run/netns")) {
+          const path = `/run/netns/${e.name}`;
+          if (before.has(e.name) || !e.name.startsWith("cni-") || mounts.includes(` ${path} `)) {
+            continue;
+          }
+          if ((await Deno.stat(path)).size === 0) await Deno.remove(path);
+        }
+      });
+      const ctrd = await Containerd.start(lab, {
+        cri: { binDir: "/opt/cni/bin", confDir },
+        bindOver: { source: `${node.root}/opt`, target: "/opt" },
+      });
+      await ctrd.importImage("k8s.io", "pause");
+      // The image archive is one ctr accepts, too.
+      await must([
+        "ctr",
+        "-a",
+        ctrd.sock,
+        "-n",
+        "k8s.io",
+        "images",
+        "import",
+        "--base-name",
+        IMAGE_REF.slice(0, IMAGE_REF.lastIndexOf(":")),
+        archive,
+      ]);
+      const images = await must(["ctr", "-a", ctrd.sock, "-n", "k8s.io", "images", "ls", "-q"]);
+      assert(images.split("\n").includes(IMAGE_REF), `ctr images import: ${images}`);
+
+      const res = await conn!.allocate([[`${resource.name}-0`]]);
+      assertEquals(
+        res.containerResponses[0]!.devices[0]!.hostPath,
+        `/dev/tap${tapIndex}`,
+        "Allocate",
+      );
+      const cri = new CriClient(ctrd.sock, lab.dir);
+      lab.defer("close the CRI client", () => cri.close());
+      await waitFor("CRI NetworkReady", async () => {
+        const c = await cri.conditions();
+        return c.some((x) => x.type === "NetworkReady" && x.status);
+      }, 10_000);
+      lab.defer("remove leftover sandboxes", async () => {
+        for (const sb of await cri.listPodSandbox()) {
+          await cri.stopPodSandbox(sb.id).catch(() => {});
+          await cri.removePodSandbox(sb.id);
+        }
+      });
+      const id = await cri.runPodSandbox({
+        name: `pod-${lab.id}`,
+        uid: `uid-${lab.id}`,
+        namespace: "default",
+        logDirectory: `${lab.dir}/pods`,
+      });
+      const st = await cri.podSandboxStatus(id);
+      assertEquals(st.status.state, "SANDBOX_READY", "sandbox state");
+      const netns = sandboxNetns(st);
+      assert(netns, `sandbox netns: ${JSON.stringify(st.info)}`);
+      // The pod's netns is mounted in containerd's mount namespace.
+      const r = await must([
+        "nsenter",
+        `--mount=/proc/${ctrd.pid}/ns/mnt`,
+        "--",
+        "nsenter",
+        `--net=${netns}`,
+        "ip",
+        "-j",
+        "-d",
+        "link",
+        "show",
+        "dev",
+        "eth0",
+      ]);
+      const [eth0] = JSON.parse(r) as { ifindex: number; linkinfo?: { info_kind?: string } }[];
+      assertEquals(st.status.network?.ip?.startsWith("10.96.7."), true, "pod IP from the network");
+      assertEquals(
+        { ifindex: eth0?.ifindex, kind: eth0?.linkinfo?.info_kind },
+        { ifindex: tapIndex, kind: "macvtap" },
+        "the pod's eth0 is the allocated macvtap",
+      );
+      await cri.stopPodSandbox(id);
+      assertEquals((await cri.podSandboxStatus(id)).status.state, "SANDBOX_NOTREADY", "stopped");
+      await cri.removePodSandbox(id);
+      assertEquals(await cri.listPodSandbox(), [], "sandboxes after RemovePodSandbox");
+      const log = await ctrd.log();
+      assert(
+        !/failed to destroy network|plugin type="macvtap" failed/i.test(log),
+        log.slice(-2000),
+      );
+    });
 
     await t.step(
       "SIGTERM stops it cleanly, its sockets removed; the probes then fail",
