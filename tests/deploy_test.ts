@@ -337,3 +337,19 @@ Deno.test("scriptCommands() finds commands after separators and in substitutions
     "commands",
   );
 });
+
+Deno.test("the CNI start-up path (cmd/cni.ts) loads only this repository's modules: no yaml, no npm, no node:", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "cmd/cni.ts"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: { specifier: string }[];
+  };
+  assert(info.modules.length > 10, "deno info lists the graph");
+  const foreign = info.modules.map((m) => m.specifier).filter((s) => !s.startsWith("file://"));
+  assertEquals(foreign, [], "modules outside the repository on the CNI path");
+});
