@@ -10,7 +10,7 @@
  * @module
  */
 
-import { assert, assertEquals } from "./e2e/_lab.ts";
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import {
   configMapData,
   type Container,

@@ -441,10 +441,18 @@ Deno.test({
         assertEquals(stop.code, 0, `podman kill STOP: ${stop.stderr}`);
         try {
           const r = await probe("livenessProbe");
-          assert(r.code !== 0, "liveness fails while the plugin is stopped");
+          assertEquals(
+            r.code,
+            3,
+            `liveness fails (exit 3) while the plugin is stopped: ${r.stderr}`,
+          );
           await Deno.remove(socket);
           const r2 = await probe("readinessProbe");
-          assert(r2.code !== 0, "readiness fails while the socket is gone");
+          assertEquals(
+            r2.code,
+            3,
+            `readiness fails (exit 3) while the socket is gone: ${r2.stderr}`,
+          );
           assert(/not a socket|No such file|NotFound/i.test(r2.stderr + r2.stdout), r2.stderr);
         } finally {
           const since = performance.now();
