@@ -112,6 +112,13 @@ async function stageRootfs(): Promise<void> {
     "--out",
     `${rootfs}${IMAGE_EXECUTABLES.macvtap}`,
   ]);
+  const launcher = await Deno.readTextFile(`${rootfs}${IMAGE_EXECUTABLES.macvtap}`);
+  if (
+    !launcher.startsWith("#!/usr/bin/env -S ") ||
+    !launcher.split("\n")[0]!.includes(` ${NODE_DENO} `)
+  ) {
+    throw new Error(`the staged macvtap does not run ${NODE_DENO}: ${launcher.split("\n")[0]}`);
+  }
   const libmnl = await findLibmnl();
   const libs = new Set([...await sharedDeps(denoBin), ...await sharedDeps(libmnl), libmnl]);
   for (const lib of libs) await put(lib, lib);

@@ -52,6 +52,7 @@ import { Containerd } from "./_containerd.ts";
 import { CriClient, sandboxNetns } from "./_cri.ts";
 import { endpointOf, parseDevicePluginConfig, resourceNameOf } from "../../deviceplugin/mod.ts";
 import { IMAGE_EXECUTABLES, IMAGE_REF } from "../../tools/image_layout.ts";
+import { DP_MARKER } from "../../cmd/_embedded.ts";
 
 const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const ignore = skipUnless("/usr/bin/podman", "/usr/sbin/runc", "/usr/bin/unshare") !== undefined;
@@ -108,8 +109,16 @@ interface Node {
   lab: LabT;
   root: string;
   podman(...args: string[]): Promise<RunResult>;
-  /** Run the node's installed CNI plugin (argv after the plugin path) with CNI env and stdin. */
-  cni(env: Record<string, string>, stdin: string, argv?: string[]): Promise<RunResult>;
+  /**
+   * Run the node's installed CNI plugin (`/opt/cni/bin/<plugin>`, default macvtap; argv after
+   * it) with CNI env and stdin.
+   */
+  cni(
+    env: Record<string, string>,
+    stdin: string,
+    argv?: string[],
+    plugin?: string,
+  ): Promise<RunResult>;
 }
 
 async function makeNode(lab: LabT, archive: string): Promise<Node> {
@@ -148,7 +157,12 @@ async function makeNode(lab: LabT, archive: string): Promise<Node> {
   const loaded = await podman("load", "--quiet", "--input", archive);
   assertEquals(loaded.code, 0, `podman load: ${loaded.stderr}`);
   assert(loaded.stdout.includes(IMAGE_REF), `podman load: ${loaded.stdout}`);
-  const cni = (cniEnv: Record<string, string>, stdin: string, argv: string[] = []) =>
+  const cni = (
+    cniEnv: Record<string, string>,
+    stdin: string,
+    argv: string[] = [],
+    plugin = "macvtap",
+  ) =>
     run([
       "unshare",
       "--mount",
@@ -164,7 +178,7 @@ async function makeNode(lab: LabT, archive: string): Promise<Node> {
       "-i",
       "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
       ...Object.entries(cniEnv).map(([k, v]) => `${k}=${v}`),
-      "/opt/cni/bin/macvtap",
+      `/opt/cni/bin/${plugin}`,
       ...argv,
     ], { stdin, timeoutMs: 60_000 });
   return { lab, root, podman, cni };
@@ -356,6 +370,21 @@ Deno.test({
         );
         note(`upgrade: ${calls} ADD/DEL calls, versions seen ${versions.join(" ")}`);
         assertEquals(await linkIn(podNs, "net1"), undefined, "the last DEL removed net1");
+
+        // The control: a call that does see a half-written plugin fails, so the loop would
+        // notice. Cut inside the program: the file's second half is the device plugin's
+        // payload comment (cmd/_embedded.ts), which a CNI call never reads.
+        const whole = await Deno.readFile(`${binDir}/macvtap`);
+        const code = new TextDecoder().decode(whole).indexOf(DP_MARKER);
+        assert(code > 0, "the launcher carries the device plugin payload");
+        await Deno.writeFile(`${binDir}/.half`, whole.subarray(0, code >> 1), { mode: 0o755 });
+        try {
+          const half = await node.cni(env("ADD"), conf, [], ".half");
+          assert(half.code !== 0, `a half-written plugin fails: ${half.stdout}`);
+        } finally {
+          await Deno.remove(`${binDir}/.half`);
+        }
+        assertEquals(await linkIn(podNs, "net1"), undefined, "the failed call left nothing");
       },
     );
 
