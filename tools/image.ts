@@ -181,7 +181,8 @@ async function buildImage(): Promise<void> {
     await run("podman", [...podman, "save", "--format", "oci-archive", "-o", tmp, IMAGE_REF]);
     await Deno.rename(tmp, out);
   } finally {
-    await run("podman", [...podman, "system", "reset", "--force"]).catch(() => {});
+    // Not `podman system reset`: it would also delete network configs outside this store.
+    // The vfs driver mounts nothing, so removing the directory is enough.
     await Deno.remove(store, { recursive: true }).catch(() => {});
     // podman creates its blob-info cache there although --root points elsewhere.
     if (!hadCache) await Deno.remove("/var/lib/containers", { recursive: true }).catch(() => {});
