@@ -9,7 +9,9 @@
  * downloadable, in `$DENO_DIR/dl/release/v2.9.6/`, or named by `DENORT_BIN`.
  *
  * Options: `--deno PATH` (the Deno the launcher runs; default: this one),
- * `--deno-dir DIR` (its cache directory; default /var/cache/macvtap/deno).
+ * `--deno-dir DIR` (its cache directory; default /var/cache/macvtap/deno),
+ * `--out FILE` (where the executable goes; default dist/macvtap; the image
+ * build uses it to build the node's launcher without touching dist/macvtap).
  *
  * @module
  */
@@ -42,6 +44,8 @@ function option(name: string, fallback: string): string {
 
 const deno = option("--deno", Deno.realPathSync(Deno.execPath()));
 const denoDir = option("--deno-dir", "/var/cache/macvtap/deno");
+const out = option("--out", `${root}/dist/macvtap`);
+const outDir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
 
 /** V8 flags: one platform thread (faster start), and a bounded heap. */
 const V8_FLAGS = "--single-threaded,--max-old-space-size=128";
@@ -99,12 +103,13 @@ const dp = await gzip(new TextEncoder().encode(dpSource));
 const payload = `\n${DP_MARKER}${encodeBase64(dp)}\n`;
 const shebang = `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 ${deno} run -A -q ` +
   `--no-config --no-lock --cached-only --ext=js --v8-flags=${V8_FLAGS}\n`;
-const tmp = `${root}/dist/.macvtap.tmp${Deno.pid}`;
+await Deno.mkdir(outDir, { recursive: true });
+const tmp = `${outDir}/.${out.slice(out.lastIndexOf("/") + 1)}.tmp${Deno.pid}`;
 await Deno.writeTextFile(tmp, shebang + bundle.replace(/^#!.*\n/, "") + payload, { mode: 0o755 });
 await Deno.chmod(tmp, 0o755);
-await Deno.rename(tmp, `${root}/dist/macvtap`);
-const size = (await Deno.stat(`${root}/dist/macvtap`)).size;
-console.log(`dist/macvtap: ${(size / 1024).toFixed(1)} KiB, runs ${deno}`);
+await Deno.rename(tmp, out);
+const size = (await Deno.stat(out)).size;
+console.log(`${out.replace(`${root}/`, "")}: ${(size / 1024).toFixed(1)} KiB, runs ${deno}`);
 
 if (args.includes("--compile")) {
   // The same program as dist/macvtap (bundle + device-plugin payload line),

@@ -22,6 +22,13 @@ import {
 export interface ContainerdOptions {
   /** Enable the CRI plugin with this CNI bin dir and conf dir. */
   cri?: { binDir: string; confDir: string };
+  /**
+   * Run containerd in a private mount namespace where `source` is bound over
+   * `target` (e.g. a test node's `/opt`), so it and the CNI plugins it execs
+   * see that directory. Mounts it makes (pod netns, rootfs) stay in that
+   * namespace: reach them with `nsenter --mount=/proc/<pid>/ns/mnt`.
+   */
+  bindOver?: { source: string; target: string };
 }
 
 /** A running private containerd. */
@@ -79,11 +86,15 @@ ${opts.cri ? "" : cri}
   address = ""
 ${opts.cri ? cri : ""}`,
     );
-    // nsenter execs containerd, so the child's pid is containerd's.
+    // nsenter (and unshare) exec containerd, so the child's pid is containerd's.
+    const unshare = opts.bindOver
+      ? `exec unshare --mount --propagation private sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' ` +
+        `${opts.bindOver.source} ${opts.bindOver.target} `
+      : "exec ";
     const child = new Deno.Command("sh", {
       args: [
         "-c",
-        `exec nsenter --net=/run/netns/${lab.hostNs} containerd --config ${dir}/config.toml ` +
+        `${unshare}nsenter --net=/run/netns/${lab.hostNs} containerd --config ${dir}/config.toml ` +
         `>${dir}/containerd.log 2>&1`,
       ],
       stdin: "null",
@@ -110,6 +121,11 @@ ${opts.cri ? cri : ""}`,
     }
     note(`containerd up in ${(performance.now() - t0).toFixed(0)} ms`);
     return c;
+  }
+
+  /** containerd's pid. */
+  get pid(): number {
+    return this.#child.pid;
   }
 
   /** containerd's log so far. */
