@@ -15,6 +15,7 @@
  */
 
 import { DP_MARKER } from "../cmd/_embedded.ts";
+import { seedCodeCache } from "./_code_cache.ts";
 
 /** Base64 of bytes, in chunks (no node:buffer). */
 function encodeBase64(bytes: Uint8Array): string {
@@ -43,8 +44,17 @@ function option(name: string, fallback: string): string {
 const deno = option("--deno", Deno.realPathSync(Deno.execPath()));
 const denoDir = option("--deno-dir", "/var/cache/macvtap/deno");
 
-/** V8 flags: one platform thread (faster start), and a bounded heap. */
-const V8_FLAGS = "--single-threaded,--max-old-space-size=128";
+/**
+ * V8 flags: one platform thread (faster start), a bounded heap, and eager
+ * compilation (`--no-lazy`): every function is compiled with the script, so
+ * the code cache Deno writes after the first run holds the whole hot path
+ * (lazily compiled functions never reach it). A change here changes the file,
+ * hence the cache key (see internal/_exit.ts).
+ */
+const V8_FLAGS = "--single-threaded,--max-old-space-size=128,--no-lazy";
+
+/** Linux reads at most this many bytes of a `#!` line (BINPRM_BUF_SIZE), newline included. */
+const SHEBANG_MAX = 256;
 
 async function run(
   cmd: string,
@@ -99,12 +109,25 @@ const dp = await gzip(new TextEncoder().encode(dpSource));
 const payload = `\n${DP_MARKER}${encodeBase64(dp)}\n`;
 const shebang = `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 ${deno} run -A -q ` +
   `--no-config --no-lock --cached-only --ext=js --v8-flags=${V8_FLAGS}\n`;
+if (new TextEncoder().encode(shebang).length > SHEBANG_MAX) {
+  // The kernel would cut the line and run Deno with truncated flags.
+  console.error(
+    `the launcher line is ${
+      new TextEncoder().encode(shebang).length
+    } bytes; Linux reads at most ${SHEBANG_MAX}: use a shorter --deno or --deno-dir path`,
+  );
+  Deno.exit(1);
+}
 const tmp = `${root}/dist/.macvtap.tmp${Deno.pid}`;
 await Deno.writeTextFile(tmp, shebang + bundle.replace(/^#!.*\n/, "") + payload, { mode: 0o755 });
 await Deno.chmod(tmp, 0o755);
 await Deno.rename(tmp, `${root}/dist/macvtap`);
 const size = (await Deno.stat(`${root}/dist/macvtap`)).size;
 console.log(`dist/macvtap: ${(size / 1024).toFixed(1)} KiB, runs ${deno}`);
+{
+  const problem = await seedCodeCache(`${root}/dist/macvtap`);
+  if (problem) console.error(`warning: cannot seed the code cache in ${denoDir}: ${problem}`);
+}
 
 if (args.includes("--compile")) {
   // The same program as dist/macvtap (bundle + device-plugin payload line),

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { seedCodeCache } from "./_code_cache.ts";
+
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Where CNI runtimes look for plugins by default. */
@@ -144,6 +146,11 @@ async function main(): Promise<number> {
     const dest = await installPlugin(opts);
     const size = (await Deno.stat(dest)).size;
     await Deno.stdout.write(enc.encode(`installed ${dest} (${(size / 1024).toFixed(1)} KiB)\n`));
+    // The code cache is keyed on the path: seed it where the plugin now lives.
+    const problem = await seedCodeCache(dest);
+    if (problem) {
+      await Deno.stderr.write(enc.encode(`install: warning: code cache not seeded: ${problem}\n`));
+    }
     return 0;
   } catch (err) {
     await Deno.stderr.write(enc.encode(`install: ${(err as Error).message}\n`));
