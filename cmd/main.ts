@@ -8,7 +8,10 @@
  * @module
  */
 
+import { mark } from "../internal/_timing.ts";
 import { VERSION } from "./version.ts";
+
+mark("start");
 
 const HELP = `macvtap ${VERSION}: macvtap networking for containers, pods and VMs
 

@@ -25,6 +25,8 @@
  * @module
  */
 
+import { flushTiming, mark } from "./_timing.ts";
+
 /** How long a normal end may wait for the event loop before we exit anyway. */
 const NORMAL_END_LIMIT_MS = 2000;
 
@@ -65,10 +67,15 @@ function stampFor(): { path: string; identity: string } | undefined {
  * @param code The exit code.
  */
 export function exitProcess(code: number): void {
+  mark("result");
   let stamp: { path: string; identity: string } | undefined;
   try {
     stamp = stampFor();
-    if (!stamp || Deno.readTextFileSync(stamp.path) === stamp.identity) Deno.exit(code);
+    if (!stamp || Deno.readTextFileSync(stamp.path) === stamp.identity) {
+      mark("exit");
+      flushTiming();
+      Deno.exit(code);
+    }
   } catch {
     // no stamp yet, or no permission to look: end normally
   }
@@ -84,6 +91,8 @@ export function exitProcess(code: number): void {
       // read-only cache dir: the next call ends normally again
     }
   }
+  mark("exit (normal end, cache stamp written)");
+  flushTiming();
   const timer = setTimeout(() => Deno.exit(code), NORMAL_END_LIMIT_MS);
   Deno.unrefTimer(timer);
 }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { span } from "../internal/_timing.ts";
+
 /**
  * Env var naming an alternative path for libmnl (default `libmnl.so.0`).
  *
@@ -144,10 +146,13 @@ function load<S extends Deno.ForeignLibraryInterface>(
   symbols: S,
 ): Deno.DynamicLibrary<S>["symbols"] {
   const path = envOverride(envVar) || fallback;
+  const t0 = performance.now();
   try {
     return Deno.dlopen(path, symbols).symbols;
   } catch (err) {
     throw new LibraryLoadError(path, envVar, err);
+  } finally {
+    span(`dlopen ${path} (${Object.keys(symbols).length})`, t0);
   }
 }
 
