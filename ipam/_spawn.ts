@@ -12,6 +12,7 @@
  * @module
  */
 
+import { openLazily } from "../internal/_native.ts";
 import { span } from "../internal/_timing.ts";
 
 const LIBC_ENV = "MACVTAP_LIBC";
@@ -64,7 +65,7 @@ function libPath(): string {
 function libc(): Deno.DynamicLibrary<typeof syncSymbols>["symbols"] {
   if (sync) return sync;
   const t0 = performance.now();
-  sync = Deno.dlopen(libPath(), syncSymbols).symbols;
+  sync = openLazily(libPath(), syncSymbols);
   span(`dlopen spawn (${Object.keys(syncSymbols).length})`, t0);
   return sync;
 }
@@ -72,7 +73,7 @@ function libc(): Deno.DynamicLibrary<typeof syncSymbols>["symbols"] {
 function libWait(): Deno.DynamicLibrary<typeof waitSymbols>["symbols"] {
   if (wait) return wait;
   const t0 = performance.now();
-  wait = Deno.dlopen(libPath(), waitSymbols).symbols;
+  wait = openLazily(libPath(), waitSymbols);
   span("dlopen poll (1)", t0);
   return wait;
 }

@@ -1,11 +1,14 @@
 /**
  * The native symbols: libmnl for the netlink socket, libc for namespaces and
- * errno. Loaded lazily on first use; every symbol is synchronous, so a call
- * made inside a netns section runs on the thread that entered it.
+ * errno. Each library is opened on first use and each symbol bound on its
+ * first call (internal/_native.ts: a CNI command pays only for the symbols it
+ * calls); every symbol but `poll` is synchronous, so a call made inside a
+ * netns section runs on the thread that entered it.
  *
  * @module
  */
 
+import { openLazily } from "../internal/_native.ts";
 import { span } from "../internal/_timing.ts";
 
 /**
@@ -148,7 +151,7 @@ function load<S extends Deno.ForeignLibraryInterface>(
   const path = envOverride(envVar) || fallback;
   const t0 = performance.now();
   try {
-    return Deno.dlopen(path, symbols).symbols;
+    return openLazily(path, symbols);
   } catch (err) {
     throw new LibraryLoadError(path, envVar, err);
   } finally {
