@@ -14,7 +14,7 @@
  * @module
  */
 
-import { DP_MARKER } from "../cmd/_embedded.ts";
+import { CNI_BYTES_DIGITS, CNI_BYTES_MARKER, DP_MARKER } from "../cmd/_embedded.ts";
 import { seedCodeCache } from "./_code_cache.ts";
 
 /** Base64 of bytes, in chunks (no node:buffer). */
@@ -118,8 +118,28 @@ if (new TextEncoder().encode(shebang).length > SHEBANG_MAX) {
   );
   Deno.exit(1);
 }
+/**
+ * Non-ASCII characters (in messages and comments) as `\uXXXX` escapes, valid
+ * in strings, templates, regular expressions, comments and identifiers alike:
+ * a pure-ASCII source is a one-byte string to V8, which Deno loads without a
+ * UTF-16 conversion (≈0.3 ms less per call, measured with the timing marks).
+ */
+function asciiOnly(source: string): string {
+  return source.replace(
+    /[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+// Line 2 holds the length of the CNI part (see cniPart() in cmd/_embedded.ts).
+const cniBody = asciiOnly(bundle.replace(/^#!.*\n/, ""));
+const lengthLine = (n: number) =>
+  `${CNI_BYTES_MARKER}${String(n).padStart(CNI_BYTES_DIGITS, "0")}\n`;
+const cniLength = new TextEncoder().encode(shebang + lengthLine(0) + cniBody).length;
+const executable = shebang + lengthLine(cniLength) + cniBody + payload.slice(1);
+if (!cniBody.endsWith("\n")) throw new Error("the bundle does not end with a newline");
 const tmp = `${root}/dist/.macvtap.tmp${Deno.pid}`;
-await Deno.writeTextFile(tmp, shebang + bundle.replace(/^#!.*\n/, "") + payload, { mode: 0o755 });
+await Deno.writeTextFile(tmp, executable, { mode: 0o755 });
 await Deno.chmod(tmp, 0o755);
 await Deno.rename(tmp, `${root}/dist/macvtap`);
 const size = (await Deno.stat(`${root}/dist/macvtap`)).size;
