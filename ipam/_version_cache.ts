@@ -4,7 +4,8 @@
  * host-local stops at 1.0.0) is downgraded at once instead of costing a
  * refused call and a VERSION call on every ADD, DEL and CHECK.
  *
- * One small JSON file (in the plugin's root-owned state dir), keyed on the
+ * One small JSON file in the plugin's state dir (written only when that is an
+ * existing real directory of ours not writable by others), keyed on the
  * binary's path and identity (dev, inode, mtime, size): a replaced or
  * rewritten binary is a new identity and is asked again. The file is read back
  * like untrusted input: it must be a regular file (no symlink) owned by us and
@@ -86,7 +87,23 @@ export class DelegateVersionCache {
     this.file = file;
   }
 
+  /** The directory must be a real one of ours that nobody else can write (no symlink). */
+  #dirOk(): boolean {
+    try {
+      const st = Deno.lstatSync(this.#dir());
+      return st.isDirectory && !st.isSymlink && st.uid === Deno.uid() && st.mode !== null &&
+        (st.mode & 0o022) === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  #dir(): string {
+    return this.file.slice(0, this.file.lastIndexOf("/")) || "/";
+  }
+
   #read(): Map<string, Entry> {
+    if (!this.#dirOk()) return new Map();
     try {
       const st = Deno.lstatSync(this.file);
       if (!st.isFile || st.size > MAX_FILE_BYTES) return new Map();
@@ -124,11 +141,15 @@ export class DelegateVersionCache {
     entries.delete(path);
     entries.set(path, { id, versions: clean });
     const kept = [...entries].slice(-MAX_ENTRIES);
-    const dir = this.file.slice(0, this.file.lastIndexOf("/")) || "/";
+    // Only into the existing state dir (the plugin creates it with its first
+    // record): never through a symlink, never a directory of its own.
+    if (!this.#dirOk()) return;
     const tmp = `${this.file}.tmp${Deno.pid}`;
     try {
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      Deno.writeTextFileSync(tmp, JSON.stringify(Object.fromEntries(kept)), { mode: 0o600 });
+      Deno.writeTextFileSync(tmp, JSON.stringify(Object.fromEntries(kept)), {
+        mode: 0o600,
+        createNew: true,
+      });
       Deno.renameSync(tmp, this.file);
     } catch {
       try {

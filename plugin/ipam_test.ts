@@ -45,6 +45,7 @@ async function calls(dir: string): Promise<string[]> {
 }
 
 function setup(dir: string) {
+  Deno.mkdirSync(`${dir}/state`, { mode: 0o700 });
   const raw = {
     cniVersion: "1.1.0",
     name: "ipamtest",
@@ -124,6 +125,9 @@ Deno.test("DelegateVersionCache ignores files it must not trust", async () => {
     await Deno.writeTextFile(bin, "#!/bin/sh\n", { mode: 0o755 });
     const file = `${dir}/state/cache.json`;
     const cache = new DelegateVersionCache(file);
+    cache.set(bin, ["1.0.0"]);
+    assertEquals(cache.get(bin), undefined, "no state dir: nothing written, none created");
+    await Deno.mkdir(`${dir}/state`, { mode: 0o700 });
     assertEquals(cache.get(bin), undefined);
     cache.set(bin, ["0.4.0", "1.0.0"]);
     assertEquals(cache.get(bin), ["0.4.0", "1.0.0"]);
@@ -157,6 +161,18 @@ Deno.test("DelegateVersionCache ignores files it must not trust", async () => {
       await Deno.writeTextFile(file, bad, { mode: 0o600 });
       assertEquals(cache.get(bin), undefined, bad.slice(0, 80));
     }
+    // A state dir that is a symlink, or writable by others, is not used.
+    await Deno.remove(file);
+    await Deno.mkdir(`${dir}/victim`, { mode: 0o700 });
+    await Deno.symlink(`${dir}/victim`, `${dir}/link`);
+    const viaLink = new DelegateVersionCache(`${dir}/link/cache.json`);
+    viaLink.set(bin, ["1.0.0"]);
+    assertEquals([...Deno.readDirSync(`${dir}/victim`)], [], "nothing written through a symlink");
+    await Deno.chmod(`${dir}/state`, 0o777);
+    cache.set(bin, ["1.0.0"]);
+    assertEquals(cache.get(bin), undefined, "world-writable dir");
+    await Deno.chmod(`${dir}/state`, 0o700);
+
     // A garbled file is replaced on the next write.
     cache.set(bin, ["1.0.0"]);
     assertEquals(cache.get(bin), ["1.0.0"]);
