@@ -180,8 +180,9 @@ const OURS = `${tmp}/bin/macvtap`;
 const floorScript = `${tmp}/floor.js`;
 Deno.writeTextFileSync(
   floorScript,
-  `const b=new Uint8Array(65536);let n=0;for(;;){const r=Deno.stdin.readSync(b.subarray(n));if(!r)break;n+=r}` +
-    `Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify({cniVersion:"1.1.0",supportedVersions:["1.1.0"]})))`,
+  `const t0=performance.now();const b=new Uint8Array(65536);let n=0;for(;;){const r=Deno.stdin.readSync(b.subarray(n));if(!r)break;n+=r}` +
+    `Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify({cniVersion:"1.1.0",supportedVersions:["1.1.0"]})));` +
+    `Deno.stderr.writeSync(new TextEncoder().encode(String(t0)))`,
 );
 
 type Ipam = "none" | "host-local" | "hostroute";
@@ -348,6 +349,7 @@ const rows: Row[] = [];
 const rss: Record<string, number> = {};
 
 const floorTimes: number[] = [];
+const floorFirstLine: number[] = [];
 const deno = Deno.execPath();
 for (let i = 0; i < RUNS; i++) {
   const t0 = performance.now();
@@ -363,7 +365,8 @@ for (let i = 0; i < RUNS; i++) {
     ],
     stdin: "null",
     stdout: "null",
-  }).output();
+    stderr: "piped",
+  }).output().then((o) => floorFirstLine.push(Number(new TextDecoder().decode(o.stderr))));
   floorTimes.push(performance.now() - t0);
 }
 const floor = stats(floorTimes);
@@ -495,7 +498,8 @@ console.log(
 console.log(`ours: ${OURS} (the CNI part of ${OURS_SOURCE})`);
 console.log(
   `floor: empty 'deno run' reading stdin: median ${f(floor.median)}  p95 ${f(floor.p95)}  ` +
-    `(p95/median ${(floor.p95 / floor.median).toFixed(2)}: the noise of this run)\n`,
+    `(p95/median ${(floor.p95 / floor.median).toFixed(2)}: the noise of this run); ` +
+    `time origin -> its first line: ${stats(floorFirstLine).median.toFixed(1)}\n`,
 );
 console.log(
   "scenario                       op        ours med   p95 |  ref med   p95 | ratio | ours-floor-ref",
