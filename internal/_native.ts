@@ -8,7 +8,7 @@
  * `Deno.UnsafeFnPointer` (a libffi call, ≈1 µs slower per call, no
  * compilation) the first time it is read: ≈0.04 ms a symbol used, nothing for
  * one never used. Only `dlopen`, `dlsym` and `dlerror` go through
- * `Deno.dlopen` (once per process).
+ * `Deno.dlopen` (once per process, without a trampoline either).
  *
  * The tables stay ordinary `Deno.ForeignLibraryInterface`s with C signatures
  * in comments; the result has the same type as `Deno.dlopen(…).symbols`, and
@@ -17,14 +17,28 @@
  * @module
  */
 
+/**
+ * The loader's own three symbols return `void *` declared as a struct of one
+ * pointer: x86-64 (SysV) and aarch64 (AAPCS64) return such a struct in the
+ * same register as a pointer, and a struct result keeps Deno from building a
+ * Cranelift fast-call trampoline, whose first use costs ≈0.4 ms and ≈1.5 MB
+ * of RSS. They are called a handful of times per process.
+ */
+const VOID_P = { struct: ["pointer"] } as const;
+
 const dl = {
   /** void *dlopen(const char *filename, int flags) */
-  dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+  dlopen: { parameters: ["buffer", "i32"], result: VOID_P },
   /** void *dlsym(void *handle, const char *symbol) */
-  dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+  dlsym: { parameters: ["pointer", "buffer"], result: VOID_P },
   /** char *dlerror(void) */
-  dlerror: { parameters: [], result: "pointer" },
+  dlerror: { parameters: [], result: VOID_P },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** The pointer in a one-pointer struct result (host byte order); `null` for NULL. */
+function pointerOf(struct: Uint8Array): Deno.PointerValue {
+  return Deno.UnsafePointer.create(new BigUint64Array(struct.slice(0, 8).buffer)[0]!);
+}
 
 const RTLD_NOW = 2;
 
@@ -38,7 +52,7 @@ function cString(s: string): Uint8Array<ArrayBuffer> {
 }
 
 function dlerrorText(fallback: string): string {
-  const p = dlfns?.dlerror();
+  const p = dlfns ? pointerOf(dlfns.dlerror()) : null;
   return p ? Deno.UnsafePointerView.getCString(p) : fallback;
 }
 
@@ -58,7 +72,7 @@ export function openLazily<S extends Deno.ForeignLibraryInterface>(
 ): Deno.DynamicLibrary<S>["symbols"] {
   // dlopen, dlsym and dlerror live in libc.so.6 since glibc 2.34.
   dlfns ??= Deno.dlopen("libc.so.6", dl).symbols;
-  const handle = dlfns.dlopen(cString(path), RTLD_NOW);
+  const handle = pointerOf(dlfns.dlopen(cString(path), RTLD_NOW));
   if (!handle) throw new Error(dlerrorText(`cannot open ${path}`));
   const out = {} as Record<string, unknown>;
   for (const [name, def] of Object.entries(symbols)) {
@@ -66,7 +80,7 @@ export function openLazily<S extends Deno.ForeignLibraryInterface>(
       configurable: true,
       enumerable: true,
       get() {
-        const ptr = dlfns!.dlsym(handle, cString(name));
+        const ptr = pointerOf(dlfns!.dlsym(handle, cString(name)));
         if (!ptr) throw new Error(dlerrorText(`${path}: undefined symbol: ${name}`));
         const fn = new Deno.UnsafeFnPointer(
           ptr as Deno.PointerObject<Deno.ForeignFunction>,
