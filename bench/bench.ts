@@ -182,7 +182,7 @@ Deno.writeTextFileSync(
   floorScript,
   `const t0=performance.now();const b=new Uint8Array(65536);let n=0;for(;;){const r=Deno.stdin.readSync(b.subarray(n));if(!r)break;n+=r}` +
     `Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify({cniVersion:"1.1.0",supportedVersions:["1.1.0"]})));` +
-    `Deno.stderr.writeSync(new TextEncoder().encode(String(t0)))`,
+    `Deno.stderr.writeSync(new TextEncoder().encode(t0+"\\n"))`,
 );
 
 type Ipam = "none" | "host-local" | "hostroute";
