@@ -4,8 +4,8 @@
  * host-local stops at 1.0.0) is downgraded at once instead of costing a
  * refused call and a VERSION call on every ADD, DEL and CHECK.
  *
- * One small JSON file in the plugin's state dir (written only when that is an
- * existing real directory of ours not writable by others), keyed on the
+ * One small JSON file in the launcher's cache dir (written only when that is
+ * an existing real directory of ours not writable by others), keyed on the
  * binary's path and identity (dev, inode, mtime, size): a replaced or
  * rewritten binary is a new identity and is asked again. The file is read back
  * like untrusted input: it must be a regular file (no symlink) owned by us and
@@ -141,8 +141,7 @@ export class DelegateVersionCache {
     entries.delete(path);
     entries.set(path, { id, versions: clean });
     const kept = [...entries].slice(-MAX_ENTRIES);
-    // Only into the existing state dir (the plugin creates it with its first
-    // record): never through a symlink, never a directory of its own.
+    // Only into an existing directory: never through a symlink, never one of its own.
     if (!this.#dirOk()) return;
     const tmp = `${this.file}.tmp${Deno.pid}`;
     try {

@@ -26,8 +26,25 @@ import type { CniContext } from "./context.ts";
  */
 export const ALLOCATION_ONLY_IPAM: ReadonlySet<string> = new Set(["host-local", "static"]);
 
-/** The delegates' remembered VERSION answers, in the (root-only) state dir. */
-export const IPAM_VERSIONS_FILE = ".ipam_versions.json";
+/**
+ * The delegates' remembered VERSION answers: this file in the launcher's
+ * cache dir (`DENO_DIR`, root's, set by the `dist/macvtap` launcher, next to
+ * the code cache). Not in `stateDir`, which holds only attachment records.
+ * Without `DENO_DIR` (run from source) nothing is remembered.
+ */
+export const IPAM_VERSIONS_FILE = "macvtap_ipam_versions.json";
+
+function versionCache(): DelegateVersionCache | undefined {
+  let dir: string | undefined;
+  try {
+    dir = Deno.env.get("DENO_DIR");
+  } catch {
+    return undefined;
+  }
+  return dir?.startsWith("/")
+    ? new DelegateVersionCache(`${dir}/${IPAM_VERSIONS_FILE}`)
+    : undefined;
+}
 
 /** Shortest time limit of an IPAM DEL, whatever `ipamTimeoutMs` says. */
 const DEL_MIN_TIMEOUT_MS = 10_000;
@@ -93,7 +110,7 @@ export function ipamFor(
   // one both sides know; the fields host-local, static and dhcp read are the
   // same across these versions. The answer is remembered per binary (path and
   // identity), so later calls (DEL above all) downgrade at once.
-  const cache = new DelegateVersionCache(`${conf.stateDir}/${IPAM_VERSIONS_FILE}`);
+  const cache = versionCache();
   let path: string | null | undefined;
   const delegatePath = (): string | undefined => {
     if (path === undefined) {
@@ -110,12 +127,12 @@ export function ipamFor(
     const list = (info as { supportedVersions?: unknown } | undefined)?.supportedVersions;
     const out = Array.isArray(list) ? list.filter((v): v is string => typeof v === "string") : [];
     const at = delegatePath();
-    if (at) cache.set(at, out);
+    if (at) cache?.set(at, out);
     return out;
   };
   const known = (): string[] | undefined => {
     const at = delegatePath();
-    return at ? cache.get(at) : undefined;
+    return at ? cache?.get(at) : undefined;
   };
   const highestCommon = (list: readonly string[]): string | undefined =>
     list.filter((v) => isSupportedVersion(v) && compareVersions(v, conf.cniVersion) <= 0)

@@ -44,8 +44,16 @@ async function calls(dir: string): Promise<string[]> {
   }
 }
 
+const savedDenoDir = Deno.env.get("DENO_DIR");
+function restoreDenoDir(): void {
+  if (savedDenoDir === undefined) Deno.env.delete("DENO_DIR");
+  else Deno.env.set("DENO_DIR", savedDenoDir);
+}
+
+/** ipamFor() keeps its cache in $DENO_DIR (the launcher's cache dir): point it at `dir/state`. */
 function setup(dir: string) {
   Deno.mkdirSync(`${dir}/state`, { mode: 0o700 });
+  Deno.env.set("DENO_DIR", `${dir}/state`);
   const raw = {
     cniVersion: "1.1.0",
     name: "ipamtest",
@@ -93,6 +101,7 @@ Deno.test("ipamFor() negotiates a delegate's version once per binary, then downg
     const cache = new DelegateVersionCache(`${dir}/state/${IPAM_VERSIONS_FILE}`);
     assertEquals(cache.get(path), ["0.4.0", "1.0.0"]);
   } finally {
+    restoreDenoDir();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -114,6 +123,7 @@ Deno.test("ipamFor() renegotiates when the remembered answer is refused", async 
     await ipam().del();
     assertEquals(await calls(dir), ["DEL 1.1.0", "VERSION 1.1.0", "DEL 1.0.0"]);
   } finally {
+    restoreDenoDir();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -178,6 +188,29 @@ Deno.test("DelegateVersionCache ignores files it must not trust", async () => {
     assertEquals(cache.get(bin), ["1.0.0"]);
     assert(!(await Deno.readTextFile(file)).includes("relative"));
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ipamFor() run from source (no DENO_DIR) remembers nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ipam-test-" });
+  try {
+    await fakeDelegate(dir);
+    const ipam = setup(dir);
+    Deno.env.delete("DENO_DIR");
+    await ipam().del();
+    await ipam().del();
+    assertEquals(await calls(dir), [
+      "DEL 1.1.0",
+      "VERSION 1.1.0",
+      "DEL 1.0.0",
+      "DEL 1.1.0",
+      "VERSION 1.1.0",
+      "DEL 1.0.0",
+    ]);
+    assertEquals([...Deno.readDirSync(`${dir}/state`)], [], "no cache file");
+  } finally {
+    restoreDenoDir();
     await Deno.remove(dir, { recursive: true });
   }
 });
