@@ -9,9 +9,18 @@
  * master veth `lab0`, its peer in `<p>-peer`, and one container namespace.
  * Nothing touches the root namespace's links.
  *
+ * What runs is what a node runs: the CNI part of `dist/macvtap` (or of
+ * `--ours FILE`), installed with tools/install.ts into the bench's temp bin
+ * dir, its code cache seeded there.
+ *
+ * Besides the timed runs, a few runs per command with `MACVTAP_TIMING=1`
+ * (internal/_timing.ts) give the breakdown of where our time goes, and the
+ * issue-13 targets are printed with their status.
+ *
  * Options: `--runs N` (default 40), `--only NAME` (a scenario substring;
  * `podman` is one), `--json FILE` (write the figures), `--podman-runs N`
- * (default 15), `--no-podman`.
+ * (default 15), `--no-podman`, `--ours FILE` (another build to measure),
+ * `--timing-runs N` (default 10).
  *
  * At the end, the end-to-end figure (bench/podman.ts): `podman run --rm
  * --network` with our plugin vs the reference, in a lab of its own driven from
@@ -22,7 +31,7 @@
  */
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const OURS = `${root}/dist/macvtap`;
+const BUILT = `${root}/dist/macvtap`;
 const REF = "/usr/lib/cni/macvlan";
 const CNI_PATH = "/usr/lib/cni";
 
@@ -35,6 +44,8 @@ const RUNS = Number(opt("--runs") ?? 40);
 const ONLY = opt("--only");
 const JSON_OUT = opt("--json");
 const PODMAN_RUNS = Number(opt("--podman-runs") ?? 15);
+const TIMING_RUNS = Number(opt("--timing-runs") ?? 10);
+const OURS_SOURCE = opt("--ours") ?? BUILT;
 if (!(PODMAN_RUNS >= 1)) throw new Error("--podman-runs needs a positive number");
 const PODMAN = !argv.includes("--no-podman") && (!ONLY || "podman".includes(ONLY));
 
@@ -69,7 +80,7 @@ function stats(xs: number[]): { median: number; p95: number; min: number } {
 
 // ------------------------------------------------------------------ outer: the lab
 if (!argv.includes("--inner")) {
-  for (const f of [OURS, REF, `${CNI_PATH}/host-local`]) {
+  for (const f of [OURS_SOURCE, REF, `${CNI_PATH}/host-local`]) {
     try {
       Deno.statSync(f);
     } catch {
@@ -82,6 +93,12 @@ if (!argv.includes("--inner")) {
   const tmp = Deno.makeTempDirSync({ prefix: "macvtap-bench-" });
   let code = 1;
   try {
+    // What a node runs: the installed CNI part, its code cache seeded.
+    const { installPlugin } = await import("../tools/install.ts");
+    const { seedCodeCache } = await import("../tools/_code_cache.ts");
+    const installed = await installPlugin({ from: OURS_SOURCE, cniBinDir: `${tmp}/bin` });
+    const problem = await seedCodeCache(installed);
+    if (problem) console.error(`bench: code cache not seeded: ${problem}`);
     for (const n of ["host", "peer", "ctr"]) {
       await sh(["ip", "netns", "add", `${p}-${n}`]);
       made.push(`${p}-${n}`);
@@ -136,7 +153,7 @@ if (!argv.includes("--inner")) {
   if (PODMAN) {
     const { podmanBench, printPodman } = await import("./podman.ts");
     try {
-      const r = await podmanBench({ ours: OURS, ref: REF, runs: PODMAN_RUNS, stats });
+      const r = await podmanBench({ ours: OURS_SOURCE, ref: REF, runs: PODMAN_RUNS, stats });
       printPodman(r);
       if (JSON_OUT && typeof r !== "string") {
         let all: Record<string, unknown> = {};
@@ -159,16 +176,20 @@ if (!argv.includes("--inner")) {
 const prefix = argv[argv.indexOf("--inner") + 1]!;
 const tmp = argv[argv.indexOf("--inner") + 2]!;
 const NETNS = `/run/netns/${prefix}-ctr`;
+const OURS = `${tmp}/bin/macvtap`;
 const floorScript = `${tmp}/floor.js`;
 Deno.writeTextFileSync(
   floorScript,
-  `const b=new Uint8Array(65536);let n=0;for(;;){const r=Deno.stdin.readSync(b.subarray(n));if(!r)break;n+=r}` +
-    `Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify({cniVersion:"1.1.0",supportedVersions:["1.1.0"]})))`,
+  `const t0=performance.now();const b=new Uint8Array(65536);let n=0;for(;;){const r=Deno.stdin.readSync(b.subarray(n));if(!r)break;n+=r}` +
+    `Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify({cniVersion:"1.1.0",supportedVersions:["1.1.0"]})));` +
+    `Deno.stderr.writeSync(new TextEncoder().encode(t0+"\\n"))`,
 );
 
-function conf(type: string, ipam: "none" | "host-local" | "hostroute"): string {
+type Ipam = "none" | "host-local" | "hostroute";
+
+function conf(type: string, ipam: Ipam, version: string, prevResult?: unknown): string {
   const c: Record<string, unknown> = {
-    cniVersion: type === "macvtap" ? "1.1.0" : "1.0.0",
+    cniVersion: version,
     name: "benchnet",
     type,
     master: "lab0",
@@ -184,11 +205,12 @@ function conf(type: string, ipam: "none" | "host-local" | "hostroute"): string {
   }
   if (ipam === "hostroute") c.hostrouteif = "macvtap1";
   if (type === "macvtap") c.stateDir = `${tmp}/state`;
+  if (prevResult !== undefined) c.prevResult = prevResult;
   return JSON.stringify(c);
 }
 
-function env(command: string): Record<string, string> {
-  return {
+function env(command: string, timing = false): Record<string, string> {
+  const e: Record<string, string> = {
     CNI_COMMAND: command,
     CNI_CONTAINERID: "bench1",
     CNI_NETNS: NETNS,
@@ -198,12 +220,20 @@ function env(command: string): Record<string, string> {
     PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
     MACVTAP_STATE_ROOT: tmp,
   };
+  if (timing) e.MACVTAP_TIMING = "1";
+  return e;
 }
 
-async function exec(bin: string, command: string, stdin: string): Promise<number> {
+interface Run {
+  ms: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function execRun(bin: string, command: string, stdin: string, timing = false): Promise<Run> {
   const t0 = performance.now();
   const child = new Deno.Command(bin, {
-    env: env(command),
+    env: env(command, timing),
     clearEnv: true,
     stdin: "piped",
     stdout: "piped",
@@ -213,15 +243,15 @@ async function exec(bin: string, command: string, stdin: string): Promise<number
   await w.write(new TextEncoder().encode(stdin));
   await w.close();
   const out = await child.output();
-  const dt = performance.now() - t0;
-  if (!out.success) {
-    throw new Error(
-      `${bin} ${command} failed (${out.code}): ${new TextDecoder().decode(out.stdout)} ${
-        new TextDecoder().decode(out.stderr)
-      }`,
-    );
-  }
-  return dt;
+  const ms = performance.now() - t0;
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${bin} ${command} failed (${out.code}): ${stdout} ${stderr}`);
+  return { ms, stdout, stderr };
+}
+
+async function exec(bin: string, command: string, stdin: string): Promise<number> {
+  return (await execRun(bin, command, stdin)).ms;
 }
 
 async function peakRss(bin: string, command: string, stdin: string): Promise<number> {
@@ -241,6 +271,75 @@ async function peakRss(bin: string, command: string, stdin: string): Promise<num
   return Number(lines.at(-1)) / 1024;
 }
 
+// ------------------------------------------------------------------ breakdown (MACVTAP_TIMING)
+
+/** One command's in-process timing, as internal/_timing.ts writes it. */
+interface Timing {
+  marks: [string, number][];
+  spans: [string, number, number][];
+}
+
+function parseTiming(stderr: string): Timing | undefined {
+  const line = stderr.split("\n").find((l) => l.startsWith("MACVTAP_TIMING "));
+  return line ? JSON.parse(line.slice("MACVTAP_TIMING ".length)) as Timing : undefined;
+}
+
+/** Total length of the union of intervals (overlapping IPAM and netlink count once). */
+function unionMs(intervals: [number, number][]): number {
+  const s = [...intervals].sort((a, b) => a[0] - b[0]);
+  let total = 0, end = -Infinity;
+  for (const [a, b] of s) {
+    if (b <= end) continue;
+    total += b - Math.max(a, end);
+    end = b;
+  }
+  return total;
+}
+
+/** The stretches of one run, in ms: named parts that add up to its wall time. */
+function breakdown(t: Timing, wall: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const add = (k: string, v: number) => (out[k] = (out[k] ?? 0) + v);
+  let prev = 0;
+  for (const [label, at] of t.marks) {
+    add(
+      label === "start"
+        ? "deno start + load bundle"
+        : label === "skel"
+        ? "stdin, env, config"
+        : label,
+      at - prev,
+    );
+    prev = at;
+  }
+  add("process exec/exit (outside JS)", wall - prev);
+  const prevMark = prev;
+  const netlink = t.spans.filter(([l]) => l.startsWith("netlink "));
+  const ipam = t.spans.filter(([l]) => l.startsWith("ipam "));
+  const dlopen = t.spans.filter(([l]) => l.startsWith("dlopen "));
+  out["  in it: netlink requests"] = netlink.reduce((n, [, a, b]) => n + b - a, 0);
+  out["  in it: IPAM delegate runs"] = ipam.reduce((n, [, a, b]) => n + b - a, 0);
+  out["  in it: IPAM delegate calls (count)"] = ipam.length;
+  out["  in it: dlopen"] = dlopen.reduce((n, [, a, b]) => n + b - a, 0);
+  out["  kernel+IPAM (union)"] = unionMs([...netlink, ...ipam].map(([, a, b]) => [a, b]));
+  out["  wall - kernel+IPAM"] = wall - out["  kernel+IPAM (union)"];
+  out["  in JS - kernel+IPAM"] = prevMark - out["  kernel+IPAM (union)"];
+  return out;
+}
+
+const breakdowns: Record<string, Record<string, number>> = {};
+
+function recordBreakdown(key: string, runs: { t: Timing; wall: number }[]): void {
+  const per = runs.map(({ t, wall }) => breakdown(t, wall));
+  const keys = [...new Set(per.flatMap((p) => Object.keys(p)))];
+  const med: Record<string, number> = {};
+  for (const k of keys) med[k] = stats(per.map((p) => p[k] ?? 0)).median;
+  med["wall"] = stats(runs.map((r) => r.wall)).median;
+  breakdowns[key] = med;
+}
+
+// ------------------------------------------------------------------ the runs
+
 interface Row {
   scenario: string;
   op: string;
@@ -253,6 +352,7 @@ const rows: Row[] = [];
 const rss: Record<string, number> = {};
 
 const floorTimes: number[] = [];
+const floorFirstLine: number[] = [];
 const deno = Deno.execPath();
 for (let i = 0; i < RUNS; i++) {
   const t0 = performance.now();
@@ -268,10 +368,20 @@ for (let i = 0; i < RUNS; i++) {
     ],
     stdin: "null",
     stdout: "null",
-  }).output();
+    stderr: "piped",
+  }).output().then((o) => floorFirstLine.push(Number(new TextDecoder().decode(o.stderr))));
   floorTimes.push(performance.now() - t0);
 }
 const floor = stats(floorTimes);
+rss["floor (empty deno run)"] = await (async () => {
+  const r = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%M", deno, "run", "-A", "-q", "--no-config", "--no-lock", floorScript],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return Number(new TextDecoder().decode(r.stderr).trim().split("\n").at(-1)) / 1024;
+})();
 
 function add(scenario: string, op: string, ours: number[], ref: number[], starts = 1): void {
   const o = stats(ours), r = stats(ref);
@@ -295,69 +405,174 @@ if (!ONLY || "version".includes(ONLY)) {
     ref.push(await exec(REF, "VERSION", input));
   }
   add("-", "VERSION", ours, ref);
+  const timed = [];
+  for (let i = 0; i < TIMING_RUNS; i++) {
+    const r = await execRun(OURS, "VERSION", input, true);
+    const t = parseTiming(r.stderr);
+    if (t) timed.push({ t, wall: r.ms });
+  }
+  if (timed.length) recordBreakdown("VERSION", timed);
   rss["VERSION ours"] = await peakRss(OURS, "VERSION", input);
   rss["VERSION ref"] = await peakRss(REF, "VERSION", input);
 }
 
-for (const scenario of ["none", "host-local", "hostroute"] as const) {
-  if (ONLY && !scenario.includes(ONLY)) continue;
-  const oc = conf("macvtap", scenario);
-  const rc = conf("macvlan", scenario === "hostroute" ? "host-local" : scenario);
-  const times = { oa: [] as number[], od: [] as number[], ra: [] as number[], rd: [] as number[] };
+/** The scenarios: ours at `version`, the reference (which stops at 1.0.0) at 1.0.0. */
+const SCENARIOS: { label: string; ipam: Ipam; version: string }[] = [
+  { label: "no IPAM 1.1.0", ipam: "none", version: "1.1.0" },
+  { label: "host-local 1.0.0", ipam: "host-local", version: "1.0.0" },
+  { label: "host-local 1.1.0", ipam: "host-local", version: "1.1.0" },
+  { label: "host-local+hostrouteif* 1.1.0", ipam: "hostroute", version: "1.1.0" },
+];
+
+for (const { label, ipam, version } of SCENARIOS) {
+  if (ONLY && !label.includes(ONLY)) continue;
+  const oc = conf("macvtap", ipam, version);
+  const rc = conf("macvlan", ipam === "hostroute" ? "host-local" : ipam, "1.0.0");
+  const times = {
+    oa: [] as number[],
+    oc: [] as number[],
+    od: [] as number[],
+    ra: [] as number[],
+    rc: [] as number[],
+    rd: [] as number[],
+  };
   for (let i = 0; i < RUNS + 2; i++) {
-    const oa = await exec(OURS, "ADD", oc);
+    const oa = await execRun(OURS, "ADD", oc);
+    const occ = await exec(OURS, "CHECK", conf("macvtap", ipam, version, JSON.parse(oa.stdout)));
     const od = await exec(OURS, "DEL", oc);
-    const ra = await exec(REF, "ADD", rc);
+    const ra = await execRun(REF, "ADD", rc);
+    // The reference's CHECK fails on an on-link route (gw 0.0.0.0: "Expected Route … not
+    // found"), a bug of its own: then its CHECK column stays empty.
+    const rcc = await exec(
+      REF,
+      "CHECK",
+      conf("macvlan", ipam === "hostroute" ? "host-local" : ipam, "1.0.0", JSON.parse(ra.stdout)),
+    ).catch(() => NaN);
     const rd = await exec(REF, "DEL", rc);
     if (i < 2) continue; // warm-up
-    times.oa.push(oa);
+    times.oa.push(oa.ms);
+    times.oc.push(occ);
     times.od.push(od);
-    times.ra.push(ra);
+    times.ra.push(ra.ms);
+    if (!Number.isNaN(rcc)) times.rc.push(rcc);
     times.rd.push(rd);
   }
-  const label = scenario === "none"
-    ? "no IPAM"
-    : scenario === "host-local"
-    ? "host-local"
-    : "host-local+hostrouteif*";
   add(label, "ADD", times.oa, times.ra);
+  add(label, "CHECK", times.oc, times.rc.length ? times.rc : [NaN]);
   add(label, "DEL", times.od, times.rd);
   add(
     label,
     "ADD+DEL",
     times.oa.map((x, i) => x + times.od[i]!),
     times.ra.map((x, i) => x + times.rd[i]!),
+    2,
   );
+  // The breakdown: separate runs with MACVTAP_TIMING=1.
+  const timed: Record<string, { t: Timing; wall: number }[]> = { ADD: [], CHECK: [], DEL: [] };
+  for (let i = 0; i < TIMING_RUNS; i++) {
+    const a = await execRun(OURS, "ADD", oc, true);
+    const c = await execRun(
+      OURS,
+      "CHECK",
+      conf("macvtap", ipam, version, JSON.parse(a.stdout)),
+      true,
+    );
+    const d = await execRun(OURS, "DEL", oc, true);
+    for (const [op, r] of [["ADD", a], ["CHECK", c], ["DEL", d]] as const) {
+      const t = parseTiming(r.stderr);
+      if (t) timed[op]!.push({ t, wall: r.ms });
+    }
+  }
+  for (const op of ["ADD", "CHECK", "DEL"]) {
+    if (timed[op]!.length) recordBreakdown(`${op} ${label}`, timed[op]!);
+  }
   rss[`ADD ${label} ours`] = await peakRss(OURS, "ADD", oc);
   rss[`DEL ${label} ours`] = await peakRss(OURS, "DEL", oc);
   rss[`ADD ${label} ref`] = await peakRss(REF, "ADD", rc);
   await exec(REF, "DEL", rc);
 }
 
+// ------------------------------------------------------------------ report
+
 const f = (x: number) => x.toFixed(1).padStart(6);
 console.log(
   `\nmacvtap benchmark: ${RUNS} runs each, interleaved; times in ms (wall, spawn to exit)`,
 );
+console.log(`ours: ${OURS} (the CNI part of ${OURS_SOURCE})`);
 console.log(
-  `floor: empty 'deno run' reading stdin: median ${f(floor.median)}  p95 ${f(floor.p95)}\n`,
+  `floor: empty 'deno run' reading stdin: median ${f(floor.median)}  p95 ${f(floor.p95)}  ` +
+    `(p95/median ${(floor.p95 / floor.median).toFixed(2)}: the noise of this run); ` +
+    `time origin -> its first line: ${stats(floorFirstLine).median.toFixed(1)}\n`,
 );
 console.log(
-  "scenario                  op        ours med   p95 |  ref med   p95 | ratio | ours-floor-ref",
+  "scenario                       op        ours med   p95 |  ref med   p95 | ratio | ours-floor-ref",
 );
 for (const r of rows) {
   console.log(
-    `${r.scenario.padEnd(25)} ${r.op.padEnd(8)} ${f(r.ours.median)} ${f(r.ours.p95)} | ${
+    `${r.scenario.padEnd(30)} ${r.op.padEnd(8)} ${f(r.ours.median)} ${f(r.ours.p95)} | ${
       f(r.ref.median)
-    } ${f(r.ref.p95)} | ${r.ratio.toFixed(2).padStart(5)} | ${
-      f(r.ours.median - floor.median - r.ref.median)
-    }`,
+    } ${f(r.ref.p95)} | ${r.ratio.toFixed(2).padStart(5)} | ${f(r.aboveFloor)}`,
   );
 }
-console.log("\npeak RSS (MB, /usr/bin/time %M):");
-for (const [k, v] of Object.entries(rss)) console.log(`  ${k.padEnd(40)} ${v.toFixed(1)}`);
+
 console.log(
-  "\n* the reference macvlan has no hostrouteif: its row is host-local only.\n" +
-    "ours-floor-ref: our median minus the Deno floor minus the reference median (the reference's time\n" +
-    "is its kernel + IPAM work plus a ~2 ms Go start): what our own code adds.",
+  `\nwhere our time goes (medians of ${TIMING_RUNS} runs with MACVTAP_TIMING=1, ms; the stretches add up to wall):`,
 );
-if (JSON_OUT) Deno.writeTextFileSync(JSON_OUT, JSON.stringify({ floor, rows, rss }, null, 2));
+for (const [key, b] of Object.entries(breakdowns)) {
+  console.log(`  ${key}  (wall ${b.wall!.toFixed(1)})`);
+  for (const [k, v] of Object.entries(b)) {
+    if (k === "wall") continue;
+    console.log(`    ${k.padEnd(40)} ${k.endsWith("(count)") ? v.toFixed(0).padStart(6) : f(v)}`);
+  }
+}
+
+console.log("\npeak RSS (MB, /usr/bin/time %M):");
+for (const [k, v] of Object.entries(rss)) console.log(`  ${k.padEnd(44)} ${v.toFixed(1)}`);
+
+// The issue-13 targets, with their status in this run.
+const targets: string[] = [];
+const status = (ok: boolean) => (ok ? "ok  " : "MISS");
+// Per timing run: its wall time minus its own kernel+IPAM time; the median of
+// that minus the floor is what our code and Deno's extra start-up add.
+// The same from the marks alone (immune to spawn noise, assuming the time
+// outside JS is Deno's, as in the floor): in-JS time minus kernel+IPAM minus
+// the floor's own time origin -> first line.
+const floorInJs = stats(floorFirstLine).median;
+for (const [key, b] of Object.entries(breakdowns)) {
+  const over = b["  wall - kernel+IPAM"]! - floor.median;
+  const inJs = b["  in JS - kernel+IPAM"]! - floorInJs;
+  targets.push(
+    `${status(over <= 3)} ${key.padEnd(40)} wall - (kernel+IPAM ${
+      b["  kernel+IPAM (union)"]!.toFixed(1)
+    }) - floor = ${over.toFixed(1)} ms; in JS: ${inJs.toFixed(1)} ms (target <= 3)`,
+  );
+}
+for (const r of rows) {
+  if (r.op !== "ADD+DEL" || r.scenario.includes("hostrouteif")) continue;
+  const limit = r.scenario.startsWith("no IPAM") ? 2.4 : 2.2;
+  targets.push(
+    `${status(r.ratio <= limit)} ADD+DEL ${r.scenario.padEnd(32)} ratio ${
+      r.ratio.toFixed(2)
+    } (target <= ${limit})`,
+  );
+}
+for (const [k, v] of Object.entries(rss)) {
+  if (k.endsWith(" ours")) {
+    targets.push(`${status(v <= 35)} peak RSS ${k.padEnd(39)} ${v.toFixed(1)} MB (target <= 35)`);
+  }
+}
+console.log("\ntargets (issue 13):");
+for (const t of targets) console.log(`  ${t}`);
+console.log(
+  "\n* the reference macvlan has no hostrouteif: its row is host-local only. The reference runs at\n" +
+    "cniVersion 1.0.0 (its newest). ours-floor-ref: our median minus the Deno floor per process minus\n" +
+    "the reference median (its kernel + IPAM work plus a ~2 ms Go start). The 3 ms targets use our own\n" +
+    "kernel+IPAM time instead (the union of the netlink-request and IPAM-delegate spans), from the\n" +
+    "timing runs: median(wall - kernel+IPAM) - floor.",
+);
+if (JSON_OUT) {
+  Deno.writeTextFileSync(
+    JSON_OUT,
+    JSON.stringify({ floor, rows, rss, breakdowns, targets }, null, 2),
+  );
+}

@@ -9,6 +9,7 @@ import { runSkelMain, type SkelHandlers, type SkelRequest } from "../cni/mod.ts"
 import { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "../plugin/commands.ts";
 import type { CniContext } from "../plugin/context.ts";
 import { toCniError } from "../plugin/errors.ts";
+import { mark } from "../internal/_timing.ts";
 
 function context(req: SkelRequest): CniContext {
   return {
@@ -20,13 +21,24 @@ function context(req: SkelRequest): CniContext {
   };
 }
 
+/** Run a handler between two timing marks (see internal/_timing.ts). */
+async function marked<T>(label: string, run: () => Promise<T>): Promise<T> {
+  mark("skel");
+  try {
+    return await run();
+  } finally {
+    mark(label);
+  }
+}
+
 /** The handlers the executable registers (the chaos suite drives them in-process too). */
 export const cniHandlers: SkelHandlers = {
-  add: (req) => cmdAdd(req.config, context(req), { stdin: req.stdin }),
-  del: (req) => cmdDel(req.config, context(req), { stdin: req.stdin }),
-  check: (req) => cmdCheck(req.config, context(req), { stdin: req.stdin }),
-  status: (req) => cmdStatus(req.config, context(req), { stdin: req.stdin }),
-  gc: (req) => cmdGc(req.config, context(req), { stdin: req.stdin }),
+  add: (req) => marked("ADD", () => cmdAdd(req.config, context(req), { stdin: req.stdin })),
+  del: (req) => marked("DEL", () => cmdDel(req.config, context(req), { stdin: req.stdin })),
+  check: (req) => marked("CHECK", () => cmdCheck(req.config, context(req), { stdin: req.stdin })),
+  status: (req) =>
+    marked("STATUS", () => cmdStatus(req.config, context(req), { stdin: req.stdin })),
+  gc: (req) => marked("GC", () => cmdGc(req.config, context(req), { stdin: req.stdin })),
   toCniError,
 };
 

@@ -8,7 +8,10 @@
  * @module
  */
 
+import { mark } from "../internal/_timing.ts";
 import { VERSION } from "./version.ts";
+
+mark("start");
 
 const HELP = `macvtap ${VERSION}: macvtap networking for containers, pods and VMs
 
@@ -28,7 +31,15 @@ const [first] = Deno.args;
 
 if (first === "deviceplugin") {
   const { loadDevicePlugin } = await import("./_embedded.ts");
-  const main = await loadDevicePlugin();
+  let main;
+  try {
+    main = await loadDevicePlugin();
+  } catch (err) {
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(`macvtap: ${err instanceof Error ? err.message : err}\n`),
+    );
+    Deno.exit(1);
+  }
   Deno.exit(await main(Deno.args.slice(1)));
 } else if (first === "--version" || first === "-v") {
   Deno.stdout.writeSync(new TextEncoder().encode(`macvtap ${VERSION}\n`));

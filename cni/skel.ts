@@ -10,6 +10,7 @@
  * @module
  */
 
+import { exitProcess } from "../internal/_exit.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
 import { causeChain, CniError, ErrorCode } from "./errors.ts";
 import { formatResult, type Result } from "./result.ts";
@@ -364,8 +365,9 @@ function writeAllSync(w: { writeSync(p: Uint8Array): number }, text: string): vo
 }
 
 /**
- * Run the skel on the real process (env, stdin, stdout, stderr) and exit
- * with its code. Needs `--allow-env`.
+ * Run the skel on the real process (env, stdin, stdout, stderr) and end the
+ * process with its code (see `internal/_exit.ts`: it may return, and the
+ * process then ends when the event loop is empty). Needs `--allow-env`.
  *
  * @example Entry point
  * ```ts ignore
@@ -373,12 +375,12 @@ function writeAllSync(w: { writeSync(p: Uint8Array): number }, text: string): vo
  * await runSkelMain({ add, del, check, toCniError });
  * ```
  */
-export async function runSkelMain(handlers: SkelHandlers): Promise<never> {
+export async function runSkelMain(handlers: SkelHandlers): Promise<void> {
   const code = await runSkel(handlers, {
     env: Deno.env.toObject(),
     stdin: () => readStdinSync(MAX_STDIN_BYTES),
     stdout: (text) => writeAllSync(Deno.stdout, text),
     stderr: (text) => writeAllSync(Deno.stderr, text),
   });
-  Deno.exit(code);
+  exitProcess(code);
 }

@@ -12,6 +12,9 @@
  * @module
  */
 
+import { openLazily } from "../internal/_native.ts";
+import { span } from "../internal/_timing.ts";
+
 const LIBC_ENV = "MACVTAP_LIBC";
 
 const syncSymbols = {
@@ -60,11 +63,19 @@ function libPath(): string {
 }
 
 function libc(): Deno.DynamicLibrary<typeof syncSymbols>["symbols"] {
-  return sync ??= Deno.dlopen(libPath(), syncSymbols).symbols;
+  if (sync) return sync;
+  const t0 = performance.now();
+  sync = openLazily(libPath(), syncSymbols);
+  span(`dlopen spawn (${Object.keys(syncSymbols).length})`, t0);
+  return sync;
 }
 
 function libWait(): Deno.DynamicLibrary<typeof waitSymbols>["symbols"] {
-  return wait ??= Deno.dlopen(libPath(), waitSymbols).symbols;
+  if (wait) return wait;
+  const t0 = performance.now();
+  wait = openLazily(libPath(), waitSymbols);
+  span("dlopen poll (1)", t0);
+  return wait;
 }
 
 function errno(): number {

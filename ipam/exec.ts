@@ -10,6 +10,7 @@
 
 import { CniError, ErrorCode } from "../cni/mod.ts";
 import { log } from "../internal/_log.ts";
+import { span, TIMING } from "../internal/_timing.ts";
 import { Child, type ChildResult, SpawnError } from "./_spawn.ts";
 
 const ETXTBSY = 26;
@@ -201,6 +202,7 @@ export function execIpam(
 ): Promise<undefined>;
 export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promise<unknown>;
 export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promise<unknown> {
+  const t0 = performance.now();
   let path: string;
   try {
     path = findPlugin(options.type, options.cniPath);
@@ -218,7 +220,14 @@ export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promis
   } catch (err) {
     first = err;
   }
-  return finish(command, path, env, first, options);
+  const label = `ipam ${command} ${versionOf(options.stdin)}`;
+  return finish(command, path, env, first, options).finally(() => span(label, t0));
+}
+
+/** The `cniVersion` a delegate is sent, for the timing label (only read when timing). */
+function versionOf(stdin: Uint8Array): string {
+  if (!TIMING) return "";
+  return /"cniVersion"\s*:\s*"([^"]*)"/.exec(new TextDecoder().decode(stdin))?.[1] ?? "?";
 }
 
 function sleep(ms: number): Promise<void> {

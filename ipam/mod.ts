@@ -15,5 +15,6 @@
  * @module
  */
 
+export { binaryIdentity, DelegateVersionCache } from "./_version_cache.ts";
 export { ETXTBSY_RETRY_DELAYS_MS, execIpam, findPlugin, IPAM_TIMEOUT_MS } from "./exec.ts";
 export type { ExecIpamOptions, IpamCommand } from "./exec.ts";

@@ -1,10 +1,15 @@
 /**
  * The native symbols: libmnl for the netlink socket, libc for namespaces and
- * errno. Loaded lazily on first use; every symbol is synchronous, so a call
- * made inside a netns section runs on the thread that entered it.
+ * errno. Each library is opened on first use and each symbol bound on its
+ * first call (internal/_native.ts: a CNI command pays only for the symbols it
+ * calls); every symbol but `poll` is synchronous, so a call made inside a
+ * netns section runs on the thread that entered it.
  *
  * @module
  */
+
+import { openLazily } from "../internal/_native.ts";
+import { span } from "../internal/_timing.ts";
 
 /**
  * Env var naming an alternative path for libmnl (default `libmnl.so.0`).
@@ -144,10 +149,13 @@ function load<S extends Deno.ForeignLibraryInterface>(
   symbols: S,
 ): Deno.DynamicLibrary<S>["symbols"] {
   const path = envOverride(envVar) || fallback;
+  const t0 = performance.now();
   try {
-    return Deno.dlopen(path, symbols).symbols;
+    return openLazily(path, symbols);
   } catch (err) {
     throw new LibraryLoadError(path, envVar, err);
+  } finally {
+    span(`dlopen ${path} (${Object.keys(symbols).length})`, t0);
   }
 }
 

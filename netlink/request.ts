@@ -5,6 +5,7 @@
  * @module
  */
 
+import { span } from "../internal/_timing.ts";
 import { DumpInterruptedError, NetlinkError } from "./errors.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { AttrWriter } from "./wire/attr.ts";
@@ -45,6 +46,15 @@ export function request(
   op: string,
   build: () => AttrWriter,
 ): NlMsg[] {
+  const t0 = performance.now();
+  try {
+    return exchange(sock, op, build);
+  } finally {
+    span(`netlink ${op}`, t0);
+  }
+}
+
+function exchange(sock: NetlinkSocket, op: string, build: () => AttrWriter): NlMsg[] {
   for (let attempt = 0;; attempt++) {
     const w = build();
     const mySeq = seq = (seq + 1) >>> 0;

@@ -15,7 +15,7 @@ import {
   type Result,
 } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
-import { execIpam, type IpamCommand } from "../ipam/mod.ts";
+import { DelegateVersionCache, execIpam, findPlugin, type IpamCommand } from "../ipam/mod.ts";
 import { log } from "../internal/_log.ts";
 import type { CniContext } from "./context.ts";
 
@@ -25,6 +25,26 @@ import type { CniContext } from "./context.ts";
  * deleted. dhcp talks through the link and must not overlap.
  */
 export const ALLOCATION_ONLY_IPAM: ReadonlySet<string> = new Set(["host-local", "static"]);
+
+/**
+ * The delegates' remembered VERSION answers: this file in the launcher's
+ * cache dir (`DENO_DIR`, root's, set by the `dist/macvtap` launcher, next to
+ * the code cache). Not in `stateDir`, which holds only attachment records.
+ * Without `DENO_DIR` (run from source) nothing is remembered.
+ */
+export const IPAM_VERSIONS_FILE = "macvtap_ipam_versions.json";
+
+function versionCache(): DelegateVersionCache | undefined {
+  let dir: string | undefined;
+  try {
+    dir = Deno.env.get("DENO_DIR");
+  } catch {
+    return undefined;
+  }
+  return dir?.startsWith("/")
+    ? new DelegateVersionCache(`${dir}/${IPAM_VERSIONS_FILE}`)
+    : undefined;
+}
 
 /** Shortest time limit of an IPAM DEL, whatever `ipamTimeoutMs` says. */
 const DEL_MIN_TIMEOUT_MS = 10_000;
@@ -85,26 +105,61 @@ export function ipamFor(
         ? Math.max(conf.ipamTimeoutMs, DEL_MIN_TIMEOUT_MS)
         : conf.ipamTimeoutMs,
     });
-  const versions = async (): Promise<string[]> => {
-    const info = await exec("VERSION", new TextEncoder().encode('{"cniVersion":"1.1.0"}'));
-    const list = (info as { supportedVersions?: unknown } | undefined)?.supportedVersions;
-    return Array.isArray(list) ? list.filter((v): v is string => typeof v === "string") : [];
-  };
-  let downgraded: Uint8Array | undefined;
   // A delegate older than the config (Debian 12's host-local stops at 1.0.0)
   // refuses it with code 1. Then ask it for its versions and speak the highest
   // one both sides know; the fields host-local, static and dhcp read are the
-  // same across these versions.
+  // same across these versions. The answer is remembered per binary (path and
+  // identity), so later calls (DEL above all) downgrade at once.
+  const cache = versionCache();
+  let path: string | null | undefined;
+  const delegatePath = (): string | undefined => {
+    if (path === undefined) {
+      try {
+        path = findPlugin(type, ctx.path);
+      } catch {
+        path = null; // execIpam reports it
+      }
+    }
+    return path ?? undefined;
+  };
+  const versions = async (): Promise<string[]> => {
+    const info = await exec("VERSION", new TextEncoder().encode('{"cniVersion":"1.1.0"}'));
+    const list = (info as { supportedVersions?: unknown } | undefined)?.supportedVersions;
+    const out = Array.isArray(list) ? list.filter((v): v is string => typeof v === "string") : [];
+    const at = delegatePath();
+    if (at) cache?.set(at, out);
+    return out;
+  };
+  const known = (): string[] | undefined => {
+    const at = delegatePath();
+    return at ? cache?.get(at) : undefined;
+  };
+  const highestCommon = (list: readonly string[]): string | undefined =>
+    list.filter((v) => isSupportedVersion(v) && compareVersions(v, conf.cniVersion) <= 0)
+      .sort(compareVersions).at(-1);
+  let downgraded: Uint8Array | undefined;
+  let fromCache = false;
   const run = async (command: "ADD" | "DEL" | "CHECK" | "STATUS" | "GC") => {
+    if (!downgraded) {
+      const list = known();
+      const common = list && !list.includes(conf.cniVersion) ? highestCommon(list) : undefined;
+      if (common) {
+        downgraded = withVersion(stdin, common);
+        fromCache = true;
+      }
+    }
     try {
       return await exec(command, downgraded ?? stdin);
     } catch (err) {
-      if (downgraded || !(err instanceof CniError) || err.code !== ErrorCode.INCOMPATIBLE_VERSION) {
+      if (
+        (downgraded && !fromCache) || !(err instanceof CniError) ||
+        err.code !== ErrorCode.INCOMPATIBLE_VERSION
+      ) {
         throw err;
       }
-      const common = (await versions())
-        .filter((v) => isSupportedVersion(v) && compareVersions(v, conf.cniVersion) <= 0)
-        .sort(compareVersions).at(-1);
+      // Not negotiated yet, or the remembered answer was wrong: ask.
+      fromCache = false;
+      const common = highestCommon(await versions());
       if (!common) throw err;
       log.info(`IPAM plugin "${type}" does not speak ${conf.cniVersion}; using ${common}`);
       downgraded = withVersion(stdin, common);
@@ -113,7 +168,7 @@ export function ipamFor(
   };
   // STATUS and GC exist from CNI 1.1.0; a delegate that does not speak 1.1.0
   // cannot be asked (Debian's host-local 1.1.1 answers them with an error).
-  const speaks11 = async () => (await versions()).includes("1.1.0");
+  const speaks11 = async () => (known() ?? await versions()).includes("1.1.0");
   return {
     type,
     async add() {

@@ -85,3 +85,79 @@ Deno.test("install.ts CLI installs, and exits 1 with a hint when the source is m
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("installPlugin() installs only the CNI part of a built executable unless asked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "install-test-" });
+  try {
+    // The layout tools/build.ts writes: launcher, length line, bundle, payload line.
+    const head = "#!/bin/sh\n";
+    const body = "echo cni\n";
+    const lengthLine = (n: number) => `//# macvtap-cni-bytes=${String(n).padStart(10, "0")}\n`;
+    const n = head.length + lengthLine(0).length + body.length;
+    const cni = head + lengthLine(n) + body;
+    const src = `${dir}/src`;
+    await Deno.writeTextFile(src, `${cni}//# macvtap-deviceplugin=H4sIAAAA\n`);
+
+    const dest = await installPlugin({ from: src, cniBinDir: `${dir}/bin` });
+    assertEquals(await Deno.readTextFile(dest), cni, "payload dropped");
+    const whole = await installPlugin({
+      from: src,
+      cniBinDir: `${dir}/bin2`,
+      withDevicePlugin: true,
+    });
+    assertEquals(await Deno.readTextFile(whole), await Deno.readTextFile(src), "whole file");
+
+    // A length that does not end where the payload begins: installed as is.
+    const bad = head + lengthLine(n - 1) + body + "//# macvtap-deviceplugin=H4sIAAAA\n";
+    await Deno.writeTextFile(src, bad);
+    assertEquals(
+      await Deno.readTextFile(await installPlugin({ from: src, cniBinDir: `${dir}/bin3` })),
+      bad,
+      "inconsistent length line",
+    );
+    assertEquals(parseArgs(["--with-deviceplugin"]), { withDevicePlugin: true });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "the CNI part of dist/macvtap answers VERSION and refuses deviceplugin clearly",
+  ignore: !(() => {
+    try {
+      return Deno.statSync(new URL("../dist/macvtap", import.meta.url)).isFile;
+    } catch {
+      return false;
+    }
+  })(),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "install-test-" });
+    try {
+      const from = new URL("../dist/macvtap", import.meta.url).pathname;
+      const dest = await installPlugin({ from, cniBinDir: dir });
+      const full = await Deno.stat(from), cni = await Deno.stat(dest);
+      assert(cni.size < full.size - 100_000, `payload dropped (${cni.size} of ${full.size})`);
+      const version = await new Deno.Command(dest, {
+        env: { CNI_COMMAND: "VERSION" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(version.code, 0, new TextDecoder().decode(version.stderr));
+      const out = JSON.parse(new TextDecoder().decode(version.stdout));
+      assert(out.supportedVersions.includes("1.1.0"), "VERSION answer");
+      const dp = await new Deno.Command(dest, {
+        args: ["deviceplugin", "--help"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(dp.code, 1, "deviceplugin refused");
+      assert(
+        new TextDecoder().decode(dp.stderr).includes("CNI-only copy"),
+        new TextDecoder().decode(dp.stderr),
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
