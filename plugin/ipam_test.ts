@@ -59,7 +59,6 @@ function setup(dir: string) {
     name: "ipamtest",
     type: "macvtap",
     master: "eth9",
-    stateDir: `${dir}/state`,
     ipam: { type: "fake-ipam" },
   };
   const conf = parseNetConf(raw, { command: "ADD", args: "" });

@@ -226,7 +226,9 @@ Deno.test("deploy/: the install script uses only the image's busybox applets and
     "Deno lands where the launcher's shebang (tools/image_layout.ts NODE_DENO) looks",
   );
   assert(
-    script.indexOf(IMAGE_EXECUTABLES.deno) < script.indexOf(`${IMAGE_EXECUTABLES.macvtap} `),
+    // `<install function> <image file> /<destination>`, in this order.
+    script.indexOf(`${IMAGE_EXECUTABLES.deno} /`) <
+      script.indexOf(`${IMAGE_EXECUTABLES.macvtap} /`),
     "Deno is installed before the launcher",
   );
   assert(

@@ -45,10 +45,15 @@ export const BUSYBOX_APPLETS: readonly string[] = Object.freeze([
   "chmod",
   "cmp",
   "cp",
+  "cut",
   "dirname",
+  "expr",
+  "head",
   "mkdir",
   "mv",
+  "rm",
   "sync",
+  "tail",
 ]);
 
 /** Shell built-ins the install script may use without an applet. */
