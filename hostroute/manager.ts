@@ -7,7 +7,7 @@
 import { formatIP, networkOf, parseCidr } from "../internal/_ip.ts";
 import { isErrno, type Link, type NetlinkHandle, type Route, writeSysctl } from "../netlink/mod.ts";
 import { log } from "../internal/_log.ts";
-import { isDeviceIfname, isTempIfname } from "../internal/_ifname.ts";
+import { HOSTROUTEIF_MARKER, isDeviceIfname, isTempIfname } from "../internal/_ifname.ts";
 
 /**
  * Route protocol number marking the host routes this plugin adds
@@ -45,6 +45,13 @@ export function hostRouteIfProblem(link: Link, master: Link): string | undefined
     ` (kind ${link.kind ?? "none"}, lower device #${link.parentIndex ?? "none"})`;
 }
 
+const ATTEMPTS = 20;
+
+/** Block the (only) thread for `ms`: the caller is a short synchronous retry loop. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
  * Make sure `name` is an up macvtap (or macvlan) child of `master` in the
  * handle's namespace, creating it in bridge mode when missing. It never gets
@@ -61,11 +68,27 @@ export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link):
       `hostrouteif "${name}" is a name the plugin gives to pods' macvtaps; choose another`,
     );
   }
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const found = h.links.find(name);
     if (found) {
       const problem = hostRouteIfProblem(found, master);
       if (problem) throw new HostRouteError(problem);
+      if (found.alias !== HOSTROUTEIF_MARKER) {
+        // Not made by the plugin (an administrator's, or another tool's):
+        // used as it is, never brought up or tuned.
+        if (!found.up) {
+          // A concurrent ADD may have just made it and not marked it yet.
+          if (attempt < ATTEMPTS - 1) {
+            sleepSync(5);
+            continue;
+          }
+          throw new HostRouteError(
+            `hostrouteif "${name}" exists, is down and was not made by this plugin; ` +
+              `bring it up or choose another name`,
+          );
+        }
+        return found;
+      }
       if (!found.up) {
         // Whoever brings it up (the creator, or a concurrent ADD that found
         // it down) first turns DAD off: tasks route IPv6 host addresses via
@@ -83,6 +106,12 @@ export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link):
     }
     try {
       h.links.add({ kind: "macvtap", name, parent: master.index, mode: "bridge" });
+      // Marked ours (the kernel ignores an alias at creation); brought up
+      // on the next pass, DAD first.
+      const made = h.links.find(name);
+      if (made && !made.up && made.alias === undefined) {
+        h.links.set(made.index, { alias: HOSTROUTEIF_MARKER });
+      }
     } catch (err) {
       if (!isErrno(err, "EEXIST")) throw err;
       // Lost a race with a concurrent ADD: look again.

@@ -90,3 +90,25 @@ export function isDeviceIfname(name: string): boolean {
 export function isTempIfname(name: string): boolean {
   return /^mvtmp[0-9a-f]{10}$/.test(name);
 }
+
+/**
+ * The alias (`IFLA_IFALIAS`) ADD gives the container link of attachment
+ * (`network`, `containerId`, `ifname`): `macvtap-cni/` + 16 hex digits of
+ * FNV-1a-64 of the three. DEL and GC delete a link only when it carries
+ * the marker its record names, so a link of the same name that another
+ * network made (or a namespace path re-used by another pod) is never taken
+ * for this attachment's.
+ *
+ * @example Usage
+ * ```ts
+ * import { linkMarker } from "./_ifname.ts";
+ * linkMarker("lan", "ctr1", "eth0"); // "macvtap-cni/" + 16 hex digits
+ * ```
+ */
+export function linkMarker(network: string, containerId: string, ifname: string): string {
+  return "macvtap-cni/" +
+    fnv1a64(`${network}\u0000${containerId}\u0000${ifname}`).toString(16).padStart(16, "0");
+}
+
+/** The alias of a hostrouteif the plugin created (and so may bring up and tune). */
+export const HOSTROUTEIF_MARKER = "macvtap-cni/hostrouteif";

@@ -50,6 +50,8 @@ export interface Link {
   mode?: MacvlanMode;
   /** `ifi_type` (ARPHRD_*): 1 ether, 772 loopback … */
   type: number;
+  /** `IFLA_IFALIAS` (`ip link set X alias TEXT`), when set. */
+  alias?: string;
 }
 
 /** What to create (`ip link add …`). */
@@ -107,6 +109,11 @@ export interface LinkChange {
   name?: string;
   /** Set or clear IFF_PROMISC (`ip link set X promisc on|off`). */
   promisc?: boolean;
+  /**
+   * `ip link set X alias TEXT` (`IFLA_IFALIAS`, at most 255 bytes); `""`
+   * clears it. The kernel ignores it when a link is created: set it after.
+   */
+  alias?: string;
   /** Move the link into this namespace (`IFLA_NET_NS_FD`). */
   netns?: { fd: number };
   /**

@@ -21,7 +21,7 @@ import {
 import { unicastHostProblem } from "../internal/_ip.ts";
 import { configureInterface } from "../ipam/configure.ts";
 import { AsyncUndoStack } from "../internal/_undo.ts";
-import { deviceIfname, tempIfname } from "../internal/_ifname.ts";
+import { deviceIfname, linkMarker, tempIfname } from "../internal/_ifname.ts";
 import { log } from "../internal/_log.ts";
 import { isErrno, type Link, NetlinkHandle, type Netns, openNetns } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
@@ -91,6 +91,7 @@ export async function addAttachment(
     ifname: ctx.ifname,
     netns: ctx.netns,
     ...netnsInode(ctx.netns),
+    linkAlias: linkMarker(conf.name, ctx.containerId, ctx.ifname),
     ...(ipam ? { ipamType: ipam.type } : {}),
     ...(ctx.args ? { cniArgs: ctx.args } : {}),
     ips: [],
@@ -253,6 +254,7 @@ function createMacvtap(
     ctr.links.set(created.index, {
       name: ctx.ifname,
       up: true,
+      alias: linkMarker(conf.name, ctx.containerId, ctx.ifname),
       ...(conf.promiscMode ? { promisc: true } : {}),
       ...(macLater ? { mac: conf.mac! } : {}),
     });
@@ -329,12 +331,13 @@ function importDevice(
   }
   undo.push(`move ${origName} back to the host`, () => {
     using home = openNetns("/proc/self/ns/net");
-    ctr.links.set(index, { up: false, name: origName, netns: home, newIndex: index });
+    ctr.links.set(index, { up: false, name: origName, alias: "", netns: home, newIndex: index });
   });
   try {
     ctr.links.set(index, {
       name: ctx.ifname,
       up: true,
+      alias: linkMarker(conf.name, ctx.containerId, ctx.ifname),
       ...(conf.mtu ? { mtu: conf.mtu } : {}),
       ...(conf.mac ? { mac: conf.mac } : {}),
       ...(conf.promiscMode !== undefined ? { promisc: conf.promiscMode } : {}),

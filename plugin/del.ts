@@ -28,7 +28,7 @@ export function deleteContainerLink(
   netnsPath: string,
   containerId: string,
   ifname: string,
-  options: { netnsIno?: number } = {},
+  options: { netnsIno?: number; alias?: string } = {},
 ): void {
   if (!netnsPath) return;
   try {
@@ -42,6 +42,12 @@ export function deleteContainerLink(
     // An ADD killed between create and rename left the temporary name.
     const link = ctr.links.find(ifname) ?? ctr.links.find(tempIfname(containerId, ifname));
     if (!link) return;
+    if (options.alias !== undefined && link.alias !== options.alias) {
+      log.warn(
+        `DEL: "${link.name}" in ${netnsPath} does not carry this attachment's marker; left alone`,
+      );
+      return;
+    }
     if (link.kind !== "macvtap") {
       log.warn(
         `DEL: "${ifname}" in ${netnsPath} is a ${
@@ -120,6 +126,7 @@ export async function delAttachment(
   if (record) {
     deleteContainerLink(record.netns, ctx.containerId, ctx.ifname, {
       ...(record.netnsIno !== undefined ? { netnsIno: record.netnsIno } : {}),
+      ...(record.linkAlias !== undefined ? { alias: record.linkAlias } : {}),
     });
   } else if (ctx.netns) {
     log.info(

@@ -63,6 +63,7 @@ export async function gcNetwork(
     await step("link", () =>
       deleteContainerLink(rec.netns, rec.containerId, rec.ifname, {
         ...(rec.netnsIno !== undefined ? { netnsIno: rec.netnsIno } : {}),
+        ...(rec.linkAlias !== undefined ? { alias: rec.linkAlias } : {}),
       }));
     await step("host routes", () => {
       const oif = rec.hostrouteIndex ??

@@ -31,6 +31,8 @@ export interface AttachmentRecord {
   netns: string;
   /** Inode of that namespace at ADD time: GC touches links there only while it is the same. */
   netnsIno?: number;
+  /** The alias ADD gave the container link (`linkMarker()`): DEL and GC require it. */
+  linkAlias?: string;
   /** IPAM plugin type, when IPAM was used. */
   ipamType?: string;
   /** CNI_ARGS at ADD time (IPAM DEL from GC passes them back). */
@@ -542,7 +544,7 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
     return undefined;
   }
   const { containerId, ifname, netns, netnsIno, ipamType, cniArgs, ips, hostrouteif } = v;
-  const { hostrouteIndex, hostNetnsIno } = v;
+  const { hostrouteIndex, hostNetnsIno, linkAlias } = v;
   if (typeof containerId !== "string" || !ID_RE.test(containerId)) return undefined;
   if (typeof ifname !== "string" || ifnameProblem(ifname)) return undefined;
   if (
@@ -575,6 +577,12 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
     hostNetnsIno !== undefined &&
     !(typeof hostNetnsIno === "number" && Number.isSafeInteger(hostNetnsIno))
   ) return undefined;
+  if (
+    linkAlias !== undefined &&
+    !(typeof linkAlias === "string" && /^macvtap-cni\/[0-9a-f]{16}$/.test(linkAlias))
+  ) {
+    return undefined;
+  }
   if (!Array.isArray(v.hostRoutes)) return undefined;
   const hostRoutes = v.hostRoutes.map(validHostRoute);
   if (hostRoutes.some((r) => r === undefined)) return undefined;
@@ -585,6 +593,7 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
     ifname,
     netns,
     ...(netnsIno !== undefined ? { netnsIno } : {}),
+    ...(linkAlias !== undefined ? { linkAlias } : {}),
     ...(ipamType !== undefined ? { ipamType } : {}),
     ...(cniArgs !== undefined ? { cniArgs } : {}),
     ips: ips as string[],

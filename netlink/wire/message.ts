@@ -222,6 +222,12 @@ export function encodeLinkChange(index: number, change: LinkChange, flags: numbe
   if (change.name !== undefined) w.str(C.IFLA_IFNAME, change.name);
   if (change.mtu !== undefined) w.u32(C.IFLA_MTU, change.mtu);
   if (change.mac !== undefined) w.attr(C.IFLA_ADDRESS, macBytes(change.mac));
+  if (change.alias !== undefined) {
+    if (new TextEncoder().encode(change.alias).length > 255) {
+      throw new TypeError("LinkChange.alias is longer than 255 bytes (IFALIASZ - 1)");
+    }
+    w.str(C.IFLA_IFALIAS, change.alias);
+  }
   if (change.netns) {
     w.u32(C.IFLA_NET_NS_FD, change.netns.fd);
     if (change.newIndex !== undefined) w.i32(C.IFLA_NEW_IFINDEX, change.newIndex);
@@ -277,6 +283,8 @@ export function decodeLink(payload: Uint8Array): Link {
     operState: C.OPER_STATES[a.get(C.IFLA_OPERSTATE)?.[0] ?? 0] ?? "UNKNOWN",
     type: m.type,
   };
+  const alias = a.get(C.IFLA_IFALIAS);
+  if (alias && alias.length > 0 && alias[0] !== 0) link.alias = readStr(alias);
   const mac = a.get(C.IFLA_ADDRESS);
   if (mac && mac.length === 6) link.mac = formatMac(mac);
   const carrier = a.get(C.IFLA_CARRIER);
