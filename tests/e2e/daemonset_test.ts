@@ -355,7 +355,12 @@ Deno.test({
           }
         })();
         // Let the loop run against the old binary first.
-        await waitFor("two loop rounds on the old binary", () => versions.length >= 2, 60_000);
+        await waitFor(
+          "two loop rounds on the old binary",
+          () => versions.length >= 2 || failures.length > 0,
+          60_000,
+        );
+        assertEquals(failures, [], "CNI calls before the upgrade");
         const out = await runInstall(`install-${lab.id}-3`, "localhost/macvtap:next");
         upgraded = true;
         await loop;
