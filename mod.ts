@@ -80,7 +80,7 @@ export type {
 
 export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts";
 export type { CommandOptions } from "./plugin/commands.ts";
-export type { Ipam } from "./plugin/ipam.ts";
+export type { Ipam } from "./ipam/mod.ts";
 export type { CniContext } from "./plugin/context.ts";
 export { PluginError, toCniError } from "./plugin/errors.ts";
 export { CniError, ErrorCode, formatResult, parseResult, SUPPORTED_VERSIONS } from "./cni/mod.ts";

@@ -1,5 +1,6 @@
 /**
- * The IPAM client: run the IPAM plugin named by `ipam.type` from CNI_PATH.
+ * IPAM: the delegate (the plugin named by `ipam.type`, run from CNI_PATH,
+ * with version negotiation) and the interface configuration from its result.
  *
  * @example Release an allocation
  * ```ts ignore
@@ -16,5 +17,9 @@
  */
 
 export { binaryIdentity, DelegateVersionCache } from "./_version_cache.ts";
+export { ALLOCATION_ONLY_IPAM, IPAM_VERSIONS_FILE, ipamDelegate } from "./delegate.ts";
+export type { DelegateOptions, Ipam } from "./delegate.ts";
+export { checkInterface, configureInterface } from "./configure.ts";
+export type { RouteConfig } from "./configure.ts";
 export { ETXTBSY_RETRY_DELAYS_MS, execIpam, findPlugin, IPAM_TIMEOUT_MS } from "./exec.ts";
 export type { ExecIpamOptions, IpamCommand } from "./exec.ts";

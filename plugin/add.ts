@@ -19,14 +19,13 @@ import {
   RTPROT_MACVTAP,
 } from "../hostroute/mod.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
-import { configureInterface } from "../ipam/configure.ts";
+import { ALLOCATION_ONLY_IPAM, configureInterface, type Ipam } from "../ipam/mod.ts";
 import { AsyncUndoStack } from "../internal/_undo.ts";
 import { deviceIfname, linkMarker, tempIfname } from "../internal/_ifname.ts";
 import { log } from "../internal/_log.ts";
 import { isErrno, type Link, NetlinkHandle, type Netns, openNetns } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
-import { ALLOCATION_ONLY_IPAM, type Ipam } from "./ipam.ts";
 import { resolveMaster } from "./master.ts";
 import { buildResult } from "./result.ts";
 import {

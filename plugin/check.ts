@@ -10,11 +10,10 @@
 import { ErrorCode } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import { checkHostRoutes, hostRoutesFor } from "../hostroute/mod.ts";
-import { checkInterface } from "../ipam/configure.ts";
+import { checkInterface, type Ipam } from "../ipam/mod.ts";
 import { NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
-import type { Ipam } from "./ipam.ts";
 
 /**
  * Verify the attachment.

@@ -15,7 +15,7 @@ import { checkAttachment } from "./check.ts";
 import type { CniContext } from "./context.ts";
 import { delAttachment } from "./del.ts";
 import { gcNetwork } from "./gc.ts";
-import { type Ipam, ipamFor } from "./ipam.ts";
+import { type Ipam, ipamDelegate } from "../ipam/mod.ts";
 import { StateStore } from "./state.ts";
 import { statusOf } from "./status.ts";
 
@@ -44,6 +44,42 @@ function useLogging(conf: Pick<NetConf, "logFile" | "logLevel">): void {
 
 function storeOf(conf: NetConf): StateStore {
   return new StateStore(conf.stateDir, undefined, { readOnly: conf.stateDirReadOnly === true });
+}
+
+/** Overrides for the delegate's environment (GC releases other attachments). */
+export interface IpamTarget {
+  containerId?: string;
+  ifname?: string;
+  netns?: string;
+  args?: string;
+}
+
+/**
+ * The IPAM delegate for `conf`, or `undefined` for L2 only (`ipam` absent or
+ * `{}`), with the CNI variables of `ctx` (or of `target`, for GC).
+ */
+function ipamFor(
+  conf: NetConf,
+  ctx: CniContext,
+  stdin: Uint8Array,
+  target: IpamTarget = {},
+): Ipam | undefined {
+  const type = conf.ipam?.type;
+  if (!type) return undefined;
+  return ipamDelegate({
+    type,
+    cniVersion: conf.cniVersion,
+    timeoutMs: conf.ipamTimeoutMs,
+    cniPath: ctx.path,
+    env: {
+      ...(ctx.env ?? Deno.env.toObject()),
+      CNI_CONTAINERID: target.containerId ?? ctx.containerId,
+      CNI_NETNS: target.netns ?? ctx.netns,
+      CNI_IFNAME: target.ifname ?? ctx.ifname,
+      CNI_ARGS: target.args ?? ctx.args,
+      CNI_PATH: ctx.path.join(":"),
+    },
+  }, stdin);
 }
 
 function delegate(

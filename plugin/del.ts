@@ -16,7 +16,7 @@ import { log } from "../internal/_log.ts";
 import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
-import { ALLOCATION_ONLY_IPAM, type Ipam } from "./ipam.ts";
+import { ALLOCATION_ONLY_IPAM, type Ipam } from "../ipam/mod.ts";
 import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state.ts";
 
 /**

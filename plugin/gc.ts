@@ -13,7 +13,8 @@ import { NetlinkHandle, type Route } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { deleteContainerLink } from "./del.ts";
 import { PluginError } from "./errors.ts";
-import type { Ipam, IpamTarget } from "./ipam.ts";
+import type { Ipam } from "../ipam/mod.ts";
+import type { IpamTarget } from "./commands.ts";
 import { hostRouteClaims, type StateStore } from "./state.ts";
 
 /** An attachment the runtime still considers valid. */

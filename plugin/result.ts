@@ -8,7 +8,7 @@
 
 import type { Dns, Result } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
-import type { RouteConfig } from "../ipam/configure.ts";
+import type { RouteConfig } from "../ipam/mod.ts";
 import type { Link } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 

@@ -10,7 +10,7 @@ import { hostRouteIfProblem } from "../hostroute/mod.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
 import { NetlinkHandle } from "../netlink/mod.ts";
 import { PluginError, toCniError } from "./errors.ts";
-import type { Ipam } from "./ipam.ts";
+import type { Ipam } from "../ipam/mod.ts";
 import { resolveMaster } from "./master.ts";
 
 /** CNI code: the plugin cannot service ADD. */

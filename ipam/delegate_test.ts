@@ -1,7 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { parseNetConf } from "../config/mod.ts";
-import { DelegateVersionCache } from "../ipam/mod.ts";
-import { IPAM_VERSIONS_FILE, ipamFor } from "./ipam.ts";
+import { DelegateVersionCache } from "./_version_cache.ts";
+import { IPAM_VERSIONS_FILE, ipamDelegate } from "./delegate.ts";
 
 /**
  * A fake IPAM delegate that speaks 0.4.0 and 1.0.0 (like Debian 12's host-local, which stops at 1.0.0)
@@ -50,7 +49,7 @@ function restoreDenoDir(): void {
   else Deno.env.set("DENO_DIR", savedDenoDir);
 }
 
-/** ipamFor() keeps its cache in $DENO_DIR (the launcher's cache dir): point it at `dir/state`. */
+/** The delegate keeps its cache in $DENO_DIR (the launcher's cache dir): point it at `dir/state`. */
 function setup(dir: string) {
   Deno.mkdirSync(`${dir}/state`, { mode: 0o700 });
   Deno.env.set("DENO_DIR", `${dir}/state`);
@@ -58,23 +57,20 @@ function setup(dir: string) {
     cniVersion: "1.1.0",
     name: "ipamtest",
     type: "macvtap",
-    master: "eth9",
     ipam: { type: "fake-ipam" },
   };
-  const conf = parseNetConf(raw, { command: "ADD", args: "" });
-  const ctx = {
-    containerId: "c1",
-    netns: "/run/netns/none",
-    ifname: "eth0",
-    args: "",
-    path: [`${dir}/bin`],
-    env: { PATH: "/usr/bin:/bin" },
-  };
   const stdin = new TextEncoder().encode(JSON.stringify(raw));
-  return () => ipamFor(conf, ctx, stdin)!;
+  return () =>
+    ipamDelegate({
+      type: "fake-ipam",
+      cniVersion: "1.1.0",
+      timeoutMs: 30_000,
+      cniPath: [`${dir}/bin`],
+      env: { PATH: "/usr/bin:/bin", CNI_CONTAINERID: "c1", CNI_IFNAME: "eth0", CNI_NETNS: "" },
+    }, stdin);
 }
 
-Deno.test("ipamFor() negotiates a delegate's version once per binary, then downgrades at once", async () => {
+Deno.test("ipamDelegate() negotiates a delegate's version once per binary, then downgrades at once", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ipam-test-" });
   try {
     const path = await fakeDelegate(dir);
@@ -105,7 +101,7 @@ Deno.test("ipamFor() negotiates a delegate's version once per binary, then downg
   }
 });
 
-Deno.test("ipamFor() renegotiates when the remembered answer is refused", async () => {
+Deno.test("ipamDelegate() renegotiates when the remembered answer is refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ipam-test-" });
   try {
     const path = await fakeDelegate(dir);
@@ -191,7 +187,7 @@ Deno.test("DelegateVersionCache ignores files it must not trust", async () => {
   }
 });
 
-Deno.test("ipamFor() run from source (no DENO_DIR) remembers nothing", async () => {
+Deno.test("ipamDelegate() run from source (no DENO_DIR) remembers nothing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ipam-test-" });
   try {
     await fakeDelegate(dir);

@@ -1,6 +1,7 @@
 /**
  * The IPAM delegate of one invocation: the plugin named by `ipam.type`, run
- * from CNI_PATH with the whole config on stdin and the CNI environment.
+ * from CNI_PATH with the whole config on stdin and the CNI environment;
+ * version negotiation, time limits and the release's minimum time.
  *
  * @module
  */
@@ -14,10 +15,9 @@ import {
   parseResult,
   type Result,
 } from "../cni/mod.ts";
-import type { NetConf } from "../config/mod.ts";
-import { DelegateVersionCache, execIpam, findPlugin, type IpamCommand } from "../ipam/mod.ts";
 import { log } from "../internal/_log.ts";
-import type { CniContext } from "./context.ts";
+import { DelegateVersionCache } from "./_version_cache.ts";
+import { execIpam, findPlugin, type IpamCommand } from "./exec.ts";
 
 /**
  * IPAM types that only allocate and release (no traffic on the link), so
@@ -65,45 +65,50 @@ export interface Ipam {
   gc(): Promise<void>;
 }
 
-/** Overrides for the delegate's environment (GC releases other attachments). */
-export interface IpamTarget {
-  containerId?: string;
-  ifname?: string;
-  netns?: string;
-  args?: string;
+/** What the delegate of one invocation needs. */
+export interface DelegateOptions {
+  /** The plugin's name (`ipam.type`), looked up in `cniPath`. */
+  type: string;
+  /** The config's `cniVersion` (what the delegate is asked to speak first). */
+  cniVersion: string;
+  /** Time limit of one run; a release gets at least 10 s. */
+  timeoutMs: number;
+  /** CNI_PATH, split. */
+  cniPath: readonly string[];
+  /** The delegate's environment: the caller's, with the CNI variables of the attachment. */
+  env: Record<string, string>;
 }
 
 /**
- * The IPAM delegate for `conf`, or `undefined` for L2 only (`ipam` absent or `{}`).
- * `stdin` is what the delegate reads: the config exactly as received.
+ * The IPAM delegate `options.type`; `stdin` is what it reads: the config
+ * exactly as received.
+ *
+ * @example Allocate, then release
+ * ```ts ignore
+ * const ipam = ipamDelegate({
+ *   type: "host-local",
+ *   cniVersion: "1.0.0",
+ *   timeoutMs: 30_000,
+ *   cniPath: ["/usr/lib/cni"],
+ *   env: { ...Deno.env.toObject(), CNI_CONTAINERID: "c1", CNI_IFNAME: "eth0", CNI_NETNS: "" },
+ * }, new TextEncoder().encode(Deno.readTextFileSync("net.json")));
+ * const result = await ipam.add();
+ * await ipam.del();
+ * ```
  */
-export function ipamFor(
-  conf: NetConf,
-  ctx: CniContext,
-  stdin: Uint8Array,
-  target: IpamTarget = {},
-): Ipam | undefined {
-  const type = conf.ipam?.type;
-  if (!type) return undefined;
-  const env = {
-    ...(ctx.env ?? Deno.env.toObject()),
-    CNI_CONTAINERID: target.containerId ?? ctx.containerId,
-    CNI_NETNS: target.netns ?? ctx.netns,
-    CNI_IFNAME: target.ifname ?? ctx.ifname,
-    CNI_ARGS: target.args ?? ctx.args,
-    CNI_PATH: ctx.path.join(":"),
-  };
+export function ipamDelegate(options: DelegateOptions, stdin: Uint8Array): Ipam {
+  const { type, env, cniPath } = options;
   const exec = (command: IpamCommand, input: Uint8Array) =>
     execIpam(command, {
       type,
       stdin: input,
       env,
-      cniPath: ctx.path,
+      cniPath,
       // A release gets at least DEL_MIN_TIMEOUT_MS even when ADD is bounded
       // tighter: cutting a release short leaks the lease.
       timeoutMs: command === "DEL"
-        ? Math.max(conf.ipamTimeoutMs, DEL_MIN_TIMEOUT_MS)
-        : conf.ipamTimeoutMs,
+        ? Math.max(options.timeoutMs, DEL_MIN_TIMEOUT_MS)
+        : options.timeoutMs,
     });
   // A delegate older than the config (Debian 12's host-local stops at 1.0.0)
   // refuses it with code 1. Then ask it for its versions and speak the highest
@@ -115,7 +120,7 @@ export function ipamFor(
   const delegatePath = (): string | undefined => {
     if (path === undefined) {
       try {
-        path = findPlugin(type, ctx.path);
+        path = findPlugin(type, cniPath);
       } catch {
         path = null; // execIpam reports it
       }
@@ -135,14 +140,14 @@ export function ipamFor(
     return at ? cache?.get(at) : undefined;
   };
   const highestCommon = (list: readonly string[]): string | undefined =>
-    list.filter((v) => isSupportedVersion(v) && compareVersions(v, conf.cniVersion) <= 0)
+    list.filter((v) => isSupportedVersion(v) && compareVersions(v, options.cniVersion) <= 0)
       .sort(compareVersions).at(-1);
   let downgraded: Uint8Array | undefined;
   let fromCache = false;
   const run = async (command: "ADD" | "DEL" | "CHECK" | "STATUS" | "GC") => {
     if (!downgraded) {
       const list = known();
-      const common = list && !list.includes(conf.cniVersion) ? highestCommon(list) : undefined;
+      const common = list && !list.includes(options.cniVersion) ? highestCommon(list) : undefined;
       if (common) {
         downgraded = withVersion(stdin, common);
         fromCache = true;
@@ -161,7 +166,7 @@ export function ipamFor(
       fromCache = false;
       const common = highestCommon(await versions());
       if (!common) throw err;
-      log.info(`IPAM plugin "${type}" does not speak ${conf.cniVersion}; using ${common}`);
+      log.info(`IPAM plugin "${type}" does not speak ${options.cniVersion}; using ${common}`);
       downgraded = withVersion(stdin, common);
       return await exec(command, downgraded);
     }
