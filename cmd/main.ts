@@ -10,6 +10,7 @@
 
 import { mark } from "../internal/_timing.ts";
 import { VERSION } from "./version.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 mark("start");
 
@@ -36,7 +37,7 @@ if (first === "deviceplugin") {
     main = await loadDevicePlugin();
   } catch (err) {
     Deno.stderr.writeSync(
-      new TextEncoder().encode(`macvtap: ${err instanceof Error ? err.message : err}\n`),
+      new TextEncoder().encode(`macvtap: ${errorText(err)}\n`),
     );
     Deno.exit(1);
   }

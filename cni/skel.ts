@@ -22,6 +22,7 @@ import {
   SUPPORTED_VERSIONS,
   versionAllows,
 } from "./version.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** Largest config accepted on stdin (4 MiB); more is an I/O error (code 5). */
 export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
@@ -160,7 +161,7 @@ async function readConfig(
     throw new SkelFailure(
       new CniError(
         ErrorCode.IO,
-        `Cannot read network config from stdin: ${err instanceof Error ? err.message : err}`,
+        `Cannot read network config from stdin: ${errorText(err)}`,
         undefined,
         { cause: err },
       ),
@@ -181,7 +182,7 @@ async function readConfig(
     throw new SkelFailure(
       new CniError(
         ErrorCode.DECODE,
-        `Cannot decode network config: ${err instanceof Error ? err.message : err}`,
+        `Cannot decode network config: ${errorText(err)}`,
         undefined,
         { cause: err },
       ),

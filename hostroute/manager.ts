@@ -8,6 +8,7 @@ import { formatIP, networkOf, parseCidr } from "../internal/_ip.ts";
 import { isErrno, type Link, type NetlinkHandle, type Route, writeSysctl } from "../netlink/mod.ts";
 import { log } from "../internal/_log.ts";
 import { HOSTROUTEIF_MARKER, isDeviceIfname, isTempIfname } from "../internal/_ifname.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /**
  * Route protocol number marking the host routes this plugin adds
@@ -97,7 +98,7 @@ export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link):
           writeSysctl(`net/ipv6/conf/${name}/accept_dad`, "0", h.netns);
         } catch (err) {
           log.debug(
-            `hostrouteif ${name}: cannot disable DAD: ${err instanceof Error ? err.message : err}`,
+            `hostrouteif ${name}: cannot disable DAD: ${errorText(err)}`,
           );
         }
         h.links.set(found.index, { up: true });

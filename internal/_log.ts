@@ -11,6 +11,7 @@
  */
 
 import { ensureOwnedDir, openOwnedFileForAppend } from "./_owned_path.ts";
+import { errorText } from "./_error_text.ts";
 
 /** Log levels, most severe first. */
 export type LogLevel = "error" | "warn" | "info" | "debug";
@@ -102,9 +103,7 @@ export function fileSink(path: string, root: string): LogSink {
       formatRecord(
         "warn",
         "macvtap",
-        `logFile ${JSON.stringify(path)}: ${
-          err instanceof Error ? err.message : err
-        }; logging to stderr`,
+        `logFile ${JSON.stringify(path)}: ${errorText(err)}; logging to stderr`,
       ),
     );
     return stderrSink;

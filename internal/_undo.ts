@@ -9,6 +9,7 @@
  */
 
 import { log } from "./_log.ts";
+import { errorText } from "./_error_text.ts";
 
 /**
  * A stack of undo steps. Push a step right after the side effect it undoes;
@@ -47,7 +48,7 @@ export class UndoStack implements Disposable {
       try {
         step.fn();
       } catch (err) {
-        log.error(`rollback: cannot ${step.what}: ${err instanceof Error ? err.message : err}`);
+        log.error(`rollback: cannot ${step.what}: ${errorText(err)}`);
       }
     }
   }
@@ -80,7 +81,7 @@ export class AsyncUndoStack implements AsyncDisposable {
       try {
         await step.fn();
       } catch (err) {
-        log.error(`rollback: cannot ${step.what}: ${err instanceof Error ? err.message : err}`);
+        log.error(`rollback: cannot ${step.what}: ${errorText(err)}`);
       }
     }
   }

@@ -23,6 +23,7 @@ import {
   type Route,
   writeSysctl,
 } from "../netlink/mod.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** An address to configure (result `ips[]` entry). */
 export interface IpConfig {
@@ -131,7 +132,7 @@ export function configureInterface(
       try {
         if (readSysctl(key, ns) !== "0") writeSysctl(key, "0", ns);
       } catch (err) {
-        log.warn(`cannot enable IPv6 (${key}): ${err instanceof Error ? err.message : err}`);
+        log.warn(`cannot enable IPv6 (${key}): ${errorText(err)}`);
       }
     }
   }
@@ -142,7 +143,7 @@ export function configureInterface(
     try {
       writeSysctl(key, "1", ns);
     } catch (err) {
-      log.warn(`cannot set ${key}: ${err instanceof Error ? err.message : err}`);
+      log.warn(`cannot set ${key}: ${errorText(err)}`);
     }
   }
 

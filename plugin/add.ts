@@ -35,6 +35,7 @@ import {
   hostRouteClaims,
   type StateStore,
 } from "./state.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /**
  * Attach: create the macvtap `ctx.ifname` in `ctx.netns` on the master (or
@@ -241,9 +242,7 @@ function createMacvtap(
     });
   } catch (err) {
     throw new PluginError(
-      `Cannot create macvtap "${tmp}" on "${master.name}": ${
-        err instanceof Error ? err.message : err
-      }`,
+      `Cannot create macvtap "${tmp}" on "${master.name}": ${errorText(err)}`,
       { cause: err },
     );
   }

@@ -18,6 +18,7 @@ import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
 import { ALLOCATION_ONLY_IPAM, type Ipam } from "../ipam/mod.ts";
 import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /**
  * Delete the container interface `ifname` (or its temporary name) in the
@@ -147,7 +148,7 @@ export async function delAttachment(
       try {
         store.update(conf.name, { ...record, hostRoutes: [] });
       } catch (err) {
-        log.warn(`DEL: cannot update the record: ${err instanceof Error ? err.message : err}`);
+        log.warn(`DEL: cannot update the record: ${errorText(err)}`);
       }
     }
     throw failed.err;

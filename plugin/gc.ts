@@ -16,6 +16,7 @@ import { PluginError } from "./errors.ts";
 import type { Ipam } from "../ipam/mod.ts";
 import type { IpamTarget } from "./commands.ts";
 import { hostRouteClaims, type StateStore } from "./state.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** An attachment the runtime still considers valid. */
 export interface Attachment {
@@ -59,7 +60,7 @@ export async function gcNetwork(
     const step = (what: string, fn: () => void | Promise<void>) =>
       Promise.resolve().then(fn).catch((err: unknown) => {
         ok = false;
-        errors.push(`${who}: ${what}: ${err instanceof Error ? err.message : err}`);
+        errors.push(`${who}: ${what}: ${errorText(err)}`);
       });
     await step("link", () =>
       deleteContainerLink(rec.netns, rec.containerId, rec.ifname, {
@@ -95,7 +96,7 @@ export async function gcNetwork(
   try {
     await ipamFor()?.gc();
   } catch (err) {
-    errors.push(`IPAM GC: ${err instanceof Error ? err.message : err}`);
+    errors.push(`IPAM GC: ${errorText(err)}`);
   }
   if (errors.length) throw new PluginError(`GC incomplete: ${errors.join("; ")}`);
 }

@@ -22,6 +22,7 @@ import type { HostRoute } from "../hostroute/mod.ts";
 import { fnv1a64, ifnameProblem } from "../internal/_ifname.ts";
 import { canonicalCidr } from "../internal/_ip.ts";
 import { ensureOwnedDir, outsideRoot, stateRoot } from "../internal/_owned_path.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** What one ADD set up. */
 export interface AttachmentRecord {
@@ -177,7 +178,7 @@ export class StateStore {
         if (err instanceof Deno.errors.NotFound && attempt < 3) continue;
         if (err instanceof AttachmentExistsError) throw err;
         throw new StateError(
-          `Cannot write the record ${file}: ${err instanceof Error ? err.message : err}`,
+          `Cannot write the record ${file}: ${errorText(err)}`,
           { cause: err },
         );
       }
@@ -258,7 +259,7 @@ export class StateStore {
       } catch (err) {
         if (err instanceof Deno.errors.NotFound) continue;
         throw new StateError(
-          `Cannot remove the record ${file}: ${err instanceof Error ? err.message : err}`,
+          `Cannot remove the record ${file}: ${errorText(err)}`,
           { cause: err },
         );
       }
@@ -363,9 +364,7 @@ export class StateStore {
     } catch (err) {
       if (err instanceof Deno.errors.AlreadyExists) return;
       throw new StateError(
-        `Cannot register the state directory in ${reg}: ${
-          err instanceof Error ? err.message : err
-        }`,
+        `Cannot register the state directory in ${reg}: ${errorText(err)}`,
         { cause: err },
       );
     }

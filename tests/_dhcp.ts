@@ -22,6 +22,7 @@
  */
 
 import { type Lab, labLog } from "./_lab.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** The reference DHCP IPAM plugin and daemon. */
 export const DHCP_PLUGIN = "/usr/lib/cni/dhcp";
@@ -95,7 +96,7 @@ export class DhcpLab implements AsyncDisposable {
       const logs = await d.logs();
       await d[Symbol.asyncDispose]();
       throw new Error(
-        `DhcpLab did not start: ${err instanceof Error ? err.message : err}\n${logs}`,
+        `DhcpLab did not start: ${errorText(err)}\n${logs}`,
         {
           cause: err,
         },
@@ -214,7 +215,7 @@ export class DhcpLab implements AsyncDisposable {
         await this.#lab.stop(child);
       } catch (err) {
         labLog(
-          `DhcpLab: cannot stop pid ${child.pid}: ${err instanceof Error ? err.message : err}`,
+          `DhcpLab: cannot stop pid ${child.pid}: ${errorText(err)}`,
         );
       }
     }
@@ -222,7 +223,7 @@ export class DhcpLab implements AsyncDisposable {
       await Deno.remove(this.dir, { recursive: true });
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) {
-        labLog(`DhcpLab: cannot remove ${this.dir}: ${err instanceof Error ? err.message : err}`);
+        labLog(`DhcpLab: cannot remove ${this.dir}: ${errorText(err)}`);
       }
     }
   }
