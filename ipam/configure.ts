@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { IPConfig } from "../cni/mod.ts";
 import {
   type Cidr,
   cidrContains,
@@ -24,12 +25,6 @@ import {
   writeSysctl,
 } from "../netlink/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
-
-/** An address to configure (result `ips[]` entry). */
-export interface IpConfig {
-  address: string;
-  gateway?: string;
-}
 
 /** A route to configure (result `routes[]` entry). */
 export interface RouteConfig {
@@ -76,7 +71,7 @@ function isUnspecified(ip: string | undefined): boolean {
  * is none; an on-link IPv6 route goes via `options.onLinkGw6` when given.
  */
 export function resolveRoutes(
-  ips: readonly IpConfig[],
+  ips: readonly Pick<IPConfig, "address" | "gateway">[],
   routes: readonly RouteConfig[],
   options: ConfigureOptions = {},
 ): RouteConfig[] {
@@ -119,7 +114,7 @@ export function configureInterface(
   ctr: NetlinkHandle,
   ns: Netns,
   link: Link,
-  ips: readonly IpConfig[],
+  ips: readonly Pick<IPConfig, "address" | "gateway">[],
   routes: readonly RouteConfig[],
   options: ConfigureOptions = {},
 ): RouteConfig[] {
@@ -175,7 +170,7 @@ export function configureInterface(
 export function checkInterface(
   ctr: NetlinkHandle,
   link: Link,
-  ips: readonly IpConfig[],
+  ips: readonly Pick<IPConfig, "address" | "gateway">[],
   routes: readonly RouteConfig[],
 ): string[] {
   const problems: string[] = [];

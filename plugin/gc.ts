@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { NetConf } from "../config/mod.ts";
+import type { Attachment, NetConf } from "../config/mod.ts";
 import { delHostRoutes, listOwnHostRoutes } from "../hostroute/mod.ts";
 import { log } from "../internal/_log.ts";
 import { NetlinkHandle, type Route } from "../netlink/mod.ts";
@@ -17,12 +17,6 @@ import type { Ipam } from "../ipam/mod.ts";
 import type { IpamTarget } from "./commands.ts";
 import { hostRouteClaims, type StateStore } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
-
-/** An attachment the runtime still considers valid. */
-export interface Attachment {
-  containerID: string;
-  ifname: string;
-}
 
 /**
  * Collect garbage for network `conf.name`. Keeps going on errors and reports

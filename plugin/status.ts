@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CniError } from "../cni/mod.ts";
+import { CniError, ErrorCode } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import { hostRouteIfProblem } from "../hostroute/mod.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
@@ -13,10 +13,7 @@ import { PluginError, toCniError } from "./errors.ts";
 import type { Ipam } from "../ipam/mod.ts";
 import { resolveMaster } from "./master.ts";
 
-/** CNI code: the plugin cannot service ADD. */
-const NOT_AVAILABLE = 50;
-/** CNI code: not available, and existing containers may have limited connectivity. */
-const NOT_AVAILABLE_DEGRADED = 51;
+const { NOT_AVAILABLE, LIMITED_CONNECTIVITY } = ErrorCode;
 
 /**
  * Ready when the master exists (or, without `master`, a default route
@@ -44,7 +41,7 @@ export async function statusOf(conf: NetConf, ipam: Ipam | undefined): Promise<v
     await ipamStatus;
   } catch (err) {
     if (
-      err instanceof CniError && (err.code === NOT_AVAILABLE || err.code === NOT_AVAILABLE_DEGRADED)
+      err instanceof CniError && (err.code === NOT_AVAILABLE || err.code === LIMITED_CONNECTIVITY)
     ) {
       throw err;
     }
