@@ -10,6 +10,7 @@ import { LinkOps } from "./link.ts";
 import { inNetns, type Netns, openNetns } from "./netns.ts";
 import { RouteOps } from "./route.ts";
 import { NetlinkSocket } from "./socket.ts";
+import type { LinkRef } from "./types.ts";
 
 /** Options for {@linkcode NetlinkHandle.open}. */
 export interface HandleOptions {
@@ -38,7 +39,7 @@ export interface HandleOptions {
  * host.links.add({ kind: "macvtap", name: "eth0", parent: "eth1", netns: ns, up: true });
  * using ctr = NetlinkHandle.open({ netns: ns });
  * // ip -n ctr1 addr add 10.99.0.2/24 dev eth0
- * ctr.addrs.add(ctr.links.get("eth0").index, "10.99.0.2/24");
+ * ctr.addrs.add("eth0", "10.99.0.2/24");
  * ```
  */
 export class NetlinkHandle implements Disposable {
@@ -57,10 +58,11 @@ export class NetlinkHandle implements Disposable {
     this.#netns = netns;
     this.#ownsNetns = owns;
     this.#timeoutMs = timeoutMs;
-    const sock = () => this.socket();
+    const sock = () => this.#socket();
     this.links = new LinkOps(sock);
-    this.addrs = new AddrOps(sock);
-    this.routes = new RouteOps(sock);
+    const ifindex = (ref: LinkRef) => typeof ref === "number" ? ref : this.links.get(ref).index;
+    this.addrs = new AddrOps(sock, ifindex);
+    this.routes = new RouteOps(sock, ifindex);
   }
 
   /**
@@ -100,20 +102,8 @@ export class NetlinkHandle implements Disposable {
     return this.#netns;
   }
 
-  /**
-   * The underlying socket, opened (inside the namespace) on first use.
-   *
-   * @returns The open socket, bound to the handle's namespace for its life.
-   * @throws {NetlinkError} when the namespace cannot be entered or the socket opened.
-   * @example Open the socket eagerly (what `ip -n ctr1` does before its first request)
-   * ```ts ignore
-   * import { NetlinkHandle } from "./mod.ts";
-   *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * console.log(h.socket().portid);
-   * ```
-   */
-  socket(): NetlinkSocket {
+  /** The socket, opened (inside the namespace) on first use and kept until `close()`. */
+  #socket(): NetlinkSocket {
     if (this.#sock) return this.#sock;
     const timeoutMs = this.#timeoutMs;
     return this.#sock = inNetns(this.#netns, () => NetlinkSocket.open({ timeoutMs }));

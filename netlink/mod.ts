@@ -18,7 +18,6 @@ export type { HandleOptions } from "./handle.ts";
 export type { LinkOps } from "./link.ts";
 export type { AddrOps, AddrOptions } from "./addr.ts";
 export type { RouteFilter, RouteOps } from "./route.ts";
-export type { NotPromise } from "./netns.ts";
 export type { NetlinkSocket, SocketOptions } from "./socket.ts";
 export {
   createNetns,

@@ -203,7 +203,11 @@ export type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
  * const dev = inNetns(ns, () => Deno.readTextFileSync("/proc/net/dev"));
  * ```
  */
-export function inNetns<T>(ns: Netns | undefined, fn: () => NotPromise<T>): T {
+export function inNetns<T>(
+  ns: Netns | undefined,
+  // NotPromise<T>, spelled out: the public API does not export the helper type.
+  fn: () => T extends PromiseLike<unknown> ? never : T,
+): T {
   if (!ns) return checkSync(fn());
   const c = libC();
   const home = c.open(cstr("/proc/thread-self/ns/net"), O_RDONLY | O_CLOEXEC);
