@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import {
+  ADDR_FLAGS,
   createNetns,
   currentNetnsId,
   deleteNetns,
@@ -22,6 +23,9 @@ import {
   NetnsNotFoundError,
   openNetns,
   readSysctl,
+  ROUTE_PROTOCOLS,
+  ROUTE_TABLES,
+  SCOPES,
   subscribeLinks,
   writeSysctl,
 } from "../netlink/mod.ts";
@@ -664,6 +668,95 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
     throwsNetlink(() => h.routes.del({ family: 4, dst: "10.0.0.0/8" }), "ESRCH", "RTM_DELROUTE");
   });
 });
+
+Deno.test(
+  "addrs and routes take a link name like links do; their errors name the object",
+  opts,
+  async (t) => {
+    using lab = new NsLab();
+    const a = lab.nsWithNic();
+    using h = NetlinkHandle.open({ netns: a.ns });
+    const eth1 = h.links.get("eth1").index;
+    await t.step("addresses by name", () => {
+      h.addrs.add("eth1", "10.1.2.3/24");
+      h.addrs.add("eth1", "fd00::3/64", { flags: ADDR_FLAGS.nodad });
+      assert.deepEqual(h.addrs.list({ link: "eth1", family: 4 }).map((x) => x.cidr), [
+        "10.1.2.3/24",
+      ]);
+      assert.deepEqual(
+        h.addrs.list({ link: "eth1" }).map((x) => x.cidr),
+        h.addrs.list({ link: eth1 }).map((x) => x.cidr),
+      );
+      const e = throwsNetlink(() => h.addrs.add("eth1", "10.1.2.3/24"), "EEXIST", "RTM_NEWADDR");
+      assert.equal(e.subject, "10.1.2.3/24 dev eth1");
+      assert.match(e.message, /^RTM_NEWADDR 10\.1\.2\.3\/24 dev eth1: File exists \(EEXIST\)/);
+      assert.throws(() => h.addrs.add("nope0", "10.1.2.9/24"), LinkNotFoundError);
+      assert.throws(() => h.addrs.list({ link: "nope0" }), LinkNotFoundError);
+    });
+    await t.step("routes by name, with named scope, protocol and table", () => {
+      h.routes.add({
+        family: 4,
+        dst: "10.100.0.0/16",
+        oif: "eth1",
+        table: 100,
+        scope: SCOPES.link,
+        protocol: ROUTE_PROTOCOLS.static,
+      });
+      const [oracle] = ipJson(a.name, "route", "show", "table", "100");
+      assert.deepEqual([oracle.dst, oracle.dev, oracle.scope, oracle.protocol], [
+        "10.100.0.0/16",
+        "eth1",
+        "link",
+        "static",
+      ]);
+      assert.deepEqual(
+        h.routes.list({ table: 100, oif: "eth1" }).map((r) => [r.dst, r.oif]),
+        [["10.100.0.0/16", eth1]],
+      );
+      assert.ok(h.routes.list({ table: ROUTE_TABLES.all }).some((r) => r.table === 100));
+      const e = throwsNetlink(
+        () => h.routes.add({ family: 4, dst: "10.100.0.0/16", oif: "eth1", table: 100 }),
+        "EEXIST",
+        "RTM_NEWROUTE",
+      );
+      assert.match(e.message, /^RTM_NEWROUTE 10\.100\.0\.0\/16 dev eth1 table 100: File exists/);
+      const u = throwsNetlink(
+        () => h.routes.add({ family: 4, dst: "10.9.0.0/16", gw: "192.0.2.1" }),
+        "ENETUNREACH",
+        "RTM_NEWROUTE",
+      );
+      assert.match(u.message, /^RTM_NEWROUTE 10\.9\.0\.0\/16 via 192\.0\.2\.1: /);
+      assert.throws(
+        () => h.routes.add({ family: 4, dst: "10.9.0.0/16", oif: "nope0" }),
+        LinkNotFoundError,
+      );
+      h.routes.del({ family: 4, dst: "10.100.0.0/16", oif: "eth1", table: 100 });
+      assert.deepEqual(ipJson(a.name, "route", "show", "table", "100"), []);
+      const d = throwsNetlink(
+        () => h.routes.del({ family: 4, dst: "10.100.0.0/16", table: 100 }),
+        "ESRCH",
+        "RTM_DELROUTE",
+      );
+      assert.equal(d.subject, "10.100.0.0/16 table 100");
+    });
+    await t.step("links: the name in the message, the subclasses unchanged", () => {
+      const e = throwsNetlink(
+        () => h.links.add({ kind: "bridge", name: "eth1" }),
+        "EEXIST",
+        "RTM_NEWLINK",
+      );
+      assert.equal(e.message, "RTM_NEWLINK eth1: File exists (EEXIST)");
+      assert.ok(e.cause instanceof NetlinkError, "the request's error is the cause");
+      const m = throwsNetlink(() => h.links.set("eth1", { mtu: 1 }), "EINVAL", "RTM_NEWLINK");
+      assert.match(m.message, /^RTM_NEWLINK eth1: Invalid argument \(EINVAL\)/);
+      assert.throws(() => h.links.del("nope0"), (err: unknown) => {
+        assert.ok(err instanceof LinkNotFoundError);
+        assert.match(err.message, /^Link "nope0" not found/);
+        return true;
+      });
+    });
+  },
+);
 
 Deno.test(
   "routes.prepend() adds beside a route through another device; IPv6 lists it as multipath",
