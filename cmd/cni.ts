@@ -20,13 +20,17 @@ function context(req: SkelRequest): CniContext {
   };
 }
 
-/** The handlers the executable registers (the chaos suite drives them in-process too). */
+/**
+ * The handlers the executable registers (the chaos suite drives them in-process too).
+ * One call per process, so the config's logger becomes the process's
+ * (`processLogger`): no async context to load on the start-up path.
+ */
 export const cniHandlers: SkelHandlers = {
-  add: (req) => cmdAdd(req.config, context(req), { stdin: req.stdin }),
-  del: (req) => cmdDel(req.config, context(req), { stdin: req.stdin }),
-  check: (req) => cmdCheck(req.config, context(req), { stdin: req.stdin }),
-  status: (req) => cmdStatus(req.config, context(req), { stdin: req.stdin }),
-  gc: (req) => cmdGc(req.config, context(req), { stdin: req.stdin }),
+  add: (req) => cmdAdd(req.config, context(req), { stdin: req.stdin, processLogger: true }),
+  del: (req) => cmdDel(req.config, context(req), { stdin: req.stdin, processLogger: true }),
+  check: (req) => cmdCheck(req.config, context(req), { stdin: req.stdin, processLogger: true }),
+  status: (req) => cmdStatus(req.config, context(req), { stdin: req.stdin, processLogger: true }),
+  gc: (req) => cmdGc(req.config, context(req), { stdin: req.stdin, processLogger: true }),
   toCniError,
 };
 

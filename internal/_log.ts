@@ -20,10 +20,24 @@ const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 /** Where log lines go. */
 export interface LogSink {
   write(line: string): void;
+  /** Release what the sink holds (a file); writes after it go to stderr. */
+  close?(): void;
+}
+
+/** What code logs to: {@linkcode log}, a {@linkcode Logger}. */
+export interface Log {
+  /** Log at `error`. */
+  error(msg: string): void;
+  /** Log at `warn`. */
+  warn(msg: string): void;
+  /** Log at `info`. */
+  info(msg: string): void;
+  /** Log at `debug`. */
+  debug(msg: string): void;
 }
 
 /** A leveled logger with a fixed prefix. */
-export class Logger {
+export class Logger implements Log, Disposable {
   #level: number;
   #sink: LogSink;
   #prefix: string;
@@ -54,6 +68,16 @@ export class Logger {
   #log(level: LogLevel, msg: string): void {
     if (RANK[level] > this.#level) return;
     this.#sink.write(formatRecord(level, this.#prefix, msg));
+  }
+
+  /** Close the sink (a log file); later records go to stderr. Idempotent. */
+  close(): void {
+    this.#sink.close?.();
+  }
+
+  /** Same as {@linkcode Logger.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 
@@ -109,13 +133,20 @@ export function fileSink(path: string, root: string): LogSink {
     );
     return stderrSink;
   }
+  let open = true;
   return {
     write(line: string): void {
       try {
+        if (!open) throw new Deno.errors.BadResource("log file closed");
         file.writeSync(encoder.encode(line));
       } catch {
         stderrSink.write(line);
       }
+    },
+    close(): void {
+      if (!open) return;
+      open = false;
+      file.close();
     },
   };
 }
@@ -126,9 +157,68 @@ export function isLogLevel(value: unknown): value is LogLevel {
 }
 
 /** The process-wide logger; `cmd/` replaces it once the config is read. */
-export let log: Logger = new Logger();
+let processLogger: Logger = new Logger();
 
-/** Replace the process-wide logger. */
+/** The async context of {@linkcode withLogger}; loaded on first use (it costs milliseconds). */
+let scoped: { getStore(): Logger | undefined; run<R>(l: Logger, fn: () => R): R } | undefined;
+
+function current(): Logger {
+  return scoped?.getStore() ?? processLogger;
+}
+
+/**
+ * The logger of the code running now: the one {@linkcode withLogger} gave
+ * the current call, else the process-wide one.
+ */
+export const log: Log = {
+  error(msg: string): void {
+    current().error(msg);
+  },
+  warn(msg: string): void {
+    current().warn(msg);
+  },
+  info(msg: string): void {
+    current().info(msg);
+  },
+  debug(msg: string): void {
+    current().debug(msg);
+  },
+};
+
+/** Replace the process-wide logger (for an executable, whose process is its one call). */
 export function setLogger(logger: Logger): void {
-  log = logger;
+  processLogger = logger;
+}
+
+/**
+ * Run `fn` with `logger` as {@linkcode log} for it and everything it starts
+ * (across awaits, timers and child tasks), leaving the process-wide logger
+ * and concurrent calls alone.
+ *
+ * @example Two concurrent calls, each with its own logger
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { log, Logger, withLogger } from "./_log.ts";
+ *
+ * const a: string[] = [], b: string[] = [];
+ * await Promise.all([
+ *   withLogger(new Logger({ level: "info", sink: { write: (l) => a.push(l) } }), async () => {
+ *     await new Promise((r) => setTimeout(r, 5));
+ *     log.info("from a");
+ *   }),
+ *   withLogger(new Logger({ level: "info", sink: { write: (l) => b.push(l) } }), async () => {
+ *     log.info("from b");
+ *   }),
+ * ]);
+ * assert.match(a.join(""), /from a/);
+ * assert.doesNotMatch(a.join(""), /from b/);
+ * assert.match(b.join(""), /from b/);
+ * ```
+ */
+export async function withLogger<T>(logger: Logger, fn: () => Promise<T>): Promise<T> {
+  if (!scoped) {
+    const { AsyncLocalStorage } = await import("node:async_hooks");
+    scoped ??= new AsyncLocalStorage<Logger>();
+  }
+  return await scoped.run(logger, fn);
 }

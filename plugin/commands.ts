@@ -8,7 +8,7 @@
 
 import type { Result } from "../cni/mod.ts";
 import { type NetConf, parseNetConf, parseNetConfForDel } from "../config/mod.ts";
-import { fileSink, Logger, setLogger } from "../internal/_log.ts";
+import { fileSink, Logger, setLogger, withLogger } from "../internal/_log.ts";
 import { logRoot } from "../internal/_owned_path.ts";
 import { addAttachment } from "./add.ts";
 import { checkAttachment } from "./check.ts";
@@ -25,21 +25,44 @@ export interface CommandOptions {
   stdin?: Uint8Array;
   /** Replace the IPAM delegate (tests, or automation with its own allocator). */
   ipam?: Ipam;
+  /**
+   * Let the config's `logLevel`/`logFile` replace the process-wide logger,
+   * as the executable does (its process is this one call). Default: they
+   * apply to this call only, and the process's logger stays as it was.
+   */
+  processLogger?: boolean;
 }
 
 function bytesOf(config: Record<string, unknown>, options: CommandOptions): Uint8Array {
   return options.stdin ?? new TextEncoder().encode(JSON.stringify(config));
 }
 
-function useLogging(conf: Pick<NetConf, "logFile" | "logLevel">): void {
-  if (conf.logFile || conf.logLevel) {
-    setLogger(
-      new Logger({
-        ...(conf.logLevel ? { level: conf.logLevel } : {}),
-        ...(conf.logFile ? { sink: fileSink(conf.logFile, logRoot()) } : {}),
-      }),
-    );
+/** The logger the config asks for, or `undefined` when it names no level and no file. */
+function loggerOf(conf: Pick<NetConf, "logFile" | "logLevel">): Logger | undefined {
+  if (!conf.logFile && !conf.logLevel) return undefined;
+  return new Logger({
+    ...(conf.logLevel ? { level: conf.logLevel } : {}),
+    ...(conf.logFile ? { sink: fileSink(conf.logFile, logRoot()) } : {}),
+  });
+}
+
+/**
+ * Run one command with the config's logger: for this call only (closed
+ * after it), or, with `options.processLogger`, as the process's logger.
+ */
+async function logged<T>(
+  conf: Pick<NetConf, "logFile" | "logLevel">,
+  options: CommandOptions,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const logger = loggerOf(conf);
+  if (!logger) return await fn();
+  if (options.processLogger) {
+    setLogger(logger);
+    return await fn();
   }
+  using _ = logger;
+  return await withLogger(logger, fn);
 }
 
 function storeOf(conf: NetConf): StateStore {
@@ -76,13 +99,13 @@ export async function cmdAdd(
   options: CommandOptions = {},
 ): Promise<Result> {
   const conf = parseNetConf(config, { command: "ADD", args: ctx.args });
-  useLogging(conf);
-  return await addAttachment(
-    conf,
-    ctx,
-    delegate(conf, ctx, config, options),
-    storeOf(conf),
-  );
+  return await logged(conf, options, () =>
+    addAttachment(
+      conf,
+      ctx,
+      delegate(conf, ctx, config, options),
+      storeOf(conf),
+    ));
 }
 
 /**
@@ -99,13 +122,13 @@ export async function cmdDel(
   options: CommandOptions = {},
 ): Promise<void> {
   const conf = parseNetConfForDel(config, { args: ctx.args });
-  useLogging(conf);
-  await delAttachment(
-    conf,
-    ctx,
-    delegate(conf, ctx, config, options),
-    storeOf(conf),
-  );
+  await logged(conf, options, () =>
+    delAttachment(
+      conf,
+      ctx,
+      delegate(conf, ctx, config, options),
+      storeOf(conf),
+    ));
 }
 
 /**
@@ -122,8 +145,11 @@ export async function cmdCheck(
   options: CommandOptions = {},
 ): Promise<void> {
   const conf = parseNetConf(config, { command: "CHECK", args: ctx.args });
-  useLogging(conf);
-  await checkAttachment(conf, ctx, delegate(conf, ctx, config, options));
+  await logged(
+    conf,
+    options,
+    () => checkAttachment(conf, ctx, delegate(conf, ctx, config, options)),
+  );
 }
 
 /**
@@ -140,8 +166,7 @@ export async function cmdStatus(
   options: CommandOptions = {},
 ): Promise<void> {
   const conf = parseNetConf(config, { command: "STATUS", args: "" });
-  useLogging(conf);
-  await statusOf(conf, delegate(conf, ctx, config, options));
+  await logged(conf, options, () => statusOf(conf, delegate(conf, ctx, config, options)));
 }
 
 /**
@@ -158,13 +183,13 @@ export async function cmdGc(
   options: CommandOptions = {},
 ): Promise<void> {
   const conf = parseNetConfForDel(config, { args: "" });
-  useLogging(conf);
   const stdin = bytesOf(config, options);
-  await gcNetwork(
-    conf,
-    ctx,
-    conf.validAttachments,
-    storeOf(conf),
-    (target) => options.ipam ?? ipamFor(conf, ctx, stdin, target),
-  );
+  await logged(conf, options, () =>
+    gcNetwork(
+      conf,
+      ctx,
+      conf.validAttachments,
+      storeOf(conf),
+      (target) => options.ipam ?? ipamFor(conf, ctx, stdin, target),
+    ));
 }
