@@ -12,7 +12,18 @@ import type { Address, Family, LinkRef } from "./types.ts";
 import * as C from "./wire/constants.ts";
 import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire/message.ts";
 
-/** Options for {@linkcode AddrOps.add}. */
+/**
+ * Options for {@linkcode AddrOps.add}.
+ *
+ * @example Without duplicate address detection, like `ip addr add fd00::2/64 dev eth0 nodad`
+ * ```ts ignore
+ * import { ADDR_FLAGS, type AddrOptions, NetlinkHandle } from "./mod.ts";
+ *
+ * const options: AddrOptions = { flags: ADDR_FLAGS.nodad };
+ * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ * h.addrs.add("eth0", "fd00::2/64", options);
+ * ```
+ */
 export interface AddrOptions {
   /** `IFA_F_*` flags from `ADDR_FLAGS`, e.g. `ADDR_FLAGS.nodad`. */
   flags?: number;
@@ -20,7 +31,18 @@ export interface AddrOptions {
   scope?: number;
 }
 
-/** Filter for {@linkcode AddrOps.list}; fields left out match all. */
+/**
+ * Filter for {@linkcode AddrOps.list}; fields left out match all.
+ *
+ * @example IPv6 addresses of eth0, like `ip -6 addr show dev eth0`
+ * ```ts ignore
+ * import { type AddrFilter, NetlinkHandle } from "./mod.ts";
+ *
+ * const filter: AddrFilter = { link: "eth0", family: 6 };
+ * using h = NetlinkHandle.open();
+ * console.log(h.addrs.list(filter));
+ * ```
+ */
 export interface AddrFilter {
   /** Only addresses of this link, by ifindex or name (`ip addr show dev X`). */
   link?: LinkRef;

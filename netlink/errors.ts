@@ -108,7 +108,18 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] ?? `E${errno}`;
 }
 
-/** Options for {@linkcode NetlinkError}'s constructor. */
+/**
+ * Options for {@linkcode NetlinkError}'s constructor.
+ *
+ * @example An error about a link, as the link operations throw it
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NetlinkError } from "./mod.ts";
+ *
+ * const err = new NetlinkError("RTM_DELLINK", 1, undefined, { subject: "eth0" });
+ * assert.equal(err.message, "RTM_DELLINK eth0: Operation not permitted (EPERM)");
+ * ```
+ */
 export interface NetlinkErrorOptions {
   /** Prefix for the message: what was being done. */
   context?: string;

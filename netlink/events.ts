@@ -23,6 +23,15 @@ const POLL_SLICE_MS = 100;
 /**
  * A live subscription: iterate it with `for await`, close it when done
  * (breaking out of the loop closes it too).
+ *
+ * @example Stop watching from elsewhere, like ending `ip monitor link` with Ctrl-C
+ * ```ts ignore
+ * import { subscribeLinks } from "./mod.ts";
+ *
+ * const events = subscribeLinks();
+ * setTimeout(() => events.close(), 10_000);
+ * for await (const e of events) console.log(e.type, e.link.name);
+ * ```
  */
 export interface LinkSubscription extends AsyncIterableIterator<LinkEvent>, Disposable {
   /** Stop: the iterator finishes within ~100 ms and the socket is closed. Idempotent. */

@@ -12,7 +12,17 @@ import { RouteOps } from "./route.ts";
 import { NetlinkSocket } from "./socket.ts";
 import type { LinkRef } from "./types.ts";
 
-/** Options for {@linkcode NetlinkHandle.open}. */
+/**
+ * Options for {@linkcode NetlinkHandle.open}.
+ *
+ * @example A handle on a named namespace with a 2 s receive timeout
+ * ```ts ignore
+ * import { type HandleOptions, NetlinkHandle } from "./mod.ts";
+ *
+ * const options: HandleOptions = { netns: "/run/netns/ctr1", timeoutMs: 2_000 };
+ * using h = NetlinkHandle.open(options);
+ * ```
+ */
 export interface HandleOptions {
   /** Namespace (open `Netns` or path) the handle works in; default: the caller's. */
   netns?: Netns | string;

@@ -11,7 +11,18 @@ import type { Family, LinkRef, Route } from "./types.ts";
 import * as C from "./wire/constants.ts";
 import { afOf, beginMessage, decodeRoute, encodeRoute } from "./wire/message.ts";
 
-/** Filter for {@linkcode RouteOps.list}; fields left out match all. */
+/**
+ * Filter for {@linkcode RouteOps.list}; fields left out match all.
+ *
+ * @example IPv4 routes out of eth0 in table 1000, like `ip -4 route show dev eth0 table 1000`
+ * ```ts ignore
+ * import { NetlinkHandle, type RouteFilter } from "./mod.ts";
+ *
+ * const filter: RouteFilter = { family: 4, oif: "eth0", table: 1000 };
+ * using h = NetlinkHandle.open();
+ * console.log(h.routes.list(filter));
+ * ```
+ */
 export interface RouteFilter {
   /** Only IPv4 or IPv6 routes (`ip -4`/`ip -6`). */
   family?: Family;
@@ -26,6 +37,13 @@ export interface RouteFilter {
 /**
  * A route to add or delete: a {@linkcode Route} whose output link may also
  * be given by name, like links are.
+ *
+ * @example A host route out of a link given by name, like `ip route add 10.1.0.7 dev mvt0 metric 100`
+ * ```ts
+ * import type { RouteSpec } from "./mod.ts";
+ *
+ * const spec: RouteSpec = { family: 4, dst: "10.1.0.7", oif: "mvt0", metric: 100 };
+ * ```
  */
 export type RouteSpec = Omit<Route, "oif"> & {
   /** Output link, by ifindex or name (`dev X`). */
