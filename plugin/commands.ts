@@ -19,7 +19,28 @@ import { type Ipam, ipamFor } from "./ipam.ts";
 import { StateStore } from "./state.ts";
 import { statusOf } from "./status.ts";
 
-/** Options shared by the commands. */
+/**
+ * Options shared by the commands.
+ *
+ * @example ADD with your own IPAM, logging only to this call's file
+ * ```ts ignore
+ * import { cmdAdd, type CommandOptions } from "./commands.ts";
+ *
+ * const options: CommandOptions = {
+ *   ipam: {
+ *     type: "mine",
+ *     add: () => Promise.resolve({ cniVersion: "1.1.0", ips: [{ address: "10.1.0.2/24" }] }),
+ *     del: () => Promise.resolve(),
+ *     check: () => Promise.resolve(),
+ *     status: () => Promise.resolve(),
+ *     gc: () => Promise.resolve(),
+ *   },
+ * };
+ * const config = { cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1", logLevel: "debug" };
+ * const ctx = { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: [] };
+ * console.log(await cmdAdd(config, ctx, options));
+ * ```
+ */
 export interface CommandOptions {
   /** The config bytes exactly as received (what IPAM reads); default: the config re-encoded. */
   stdin?: Uint8Array;
