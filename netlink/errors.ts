@@ -125,8 +125,6 @@ export interface NetlinkErrorOptions {
   context?: string;
   /** What the operation was about, written after `op`: `RTM_NEWLINK eth9: …`. */
   subject?: string;
-  /** The error this one wraps. */
-  cause?: unknown;
 }
 
 /**
@@ -166,7 +164,7 @@ export class NetlinkError extends Error {
    * @param errno The positive errno.
    * @param extAck The kernel's extended-ACK text.
    * @param context Prefix for the message (what was being done), or options
-   *   naming the `subject` the operation was about and the `cause`.
+   *   with that prefix and the `subject` the operation was about.
    */
   constructor(
     op: string,
@@ -182,7 +180,6 @@ export class NetlinkError extends Error {
       `${o.context ? o.context + ": " : ""}${what}: ${text} (${code})${
         extAck ? `: ${extAck}` : ""
       }`,
-      o.cause === undefined ? undefined : { cause: o.cause },
     );
     this.name = "NetlinkError";
     this.errno = errno;
@@ -300,8 +297,10 @@ export function isErrno(err: unknown, ...codes: string[]): err is NetlinkError {
 
 /**
  * Name what a failed request was about: a plain {@linkcode NetlinkError}
- * without a subject comes back as one with `subject` (the original as its
- * `cause`); anything else, including the typed subclasses, unchanged.
+ * without a subject comes back as the same error with `subject` (errno,
+ * `op` and ext-ack kept; no `cause`, which would only repeat it in a CNI
+ * error's `details`); anything else, including the typed subclasses,
+ * unchanged.
  *
  * @param err What the request threw.
  * @param subject The link, address or route, as `ip` would write it.
@@ -311,7 +310,7 @@ export function naming(err: unknown, subject: string): unknown {
   if (!(err instanceof NetlinkError) || err.constructor !== NetlinkError || err.subject) {
     return err;
   }
-  return new NetlinkError(err.op, err.errno, err.extAck, { subject, cause: err });
+  return new NetlinkError(err.op, err.errno, err.extAck, { subject });
 }
 
 /**
