@@ -1,6 +1,6 @@
 /**
  * Netlink for Deno over libmnl (`Deno.dlopen`): links, addresses, routes,
- * network namespaces, sysctls and link events, with the names `ip` uses for
+ * neighbours, network namespaces, sysctls and link events, with the names `ip` uses for
  * flags and scopes. Needs `--allow-ffi` (`--allow-read` and `--allow-write`
  * for namespaces and sysctls) and root or CAP_NET_ADMIN for changes.
  *
@@ -51,11 +51,13 @@ export { LibraryLoadError } from "./netlink/_ffi.ts";
 export {
   ADDR_FLAGS,
   LINK_FLAGS,
+  NEIGH_STATES,
   ROUTE_PROTOCOLS,
   ROUTE_TABLES,
   ROUTE_TYPES,
   SCOPES,
 } from "./netlink/names.ts";
+export type { NeighFilter, NeighOps, NeighSpec } from "./netlink/neigh.ts";
 export { MACVLAN_MODES, macvlanModeName } from "./netlink/wire/message.ts";
 export type {
   Address,
@@ -66,6 +68,7 @@ export type {
   LinkRef,
   LinkSpec,
   MacvlanMode,
+  Neighbour,
   NextHop,
   Route,
 } from "./netlink/types.ts";

@@ -7,6 +7,7 @@
 
 import { AddrOps } from "./addr.ts";
 import { LinkOps } from "./link.ts";
+import { NeighOps } from "./neigh.ts";
 import { inNetns, type Netns, openNetns } from "./netns.ts";
 import { RouteOps } from "./route.ts";
 import { NetlinkSocket } from "./socket.ts";
@@ -32,8 +33,8 @@ export interface HandleOptions {
 
 /**
  * A netlink handle bound to one network namespace, with operations grouped
- * by object: {@linkcode NetlinkHandle.links}, {@linkcode NetlinkHandle.addrs}
- * and {@linkcode NetlinkHandle.routes}. Like `ip -n NAME …`, it acts on the
+ * by object: {@linkcode NetlinkHandle.links}, {@linkcode NetlinkHandle.addrs},
+ * {@linkcode NetlinkHandle.routes} and {@linkcode NetlinkHandle.neighs}. Like `ip -n NAME …`, it acts on the
  * namespace it was opened for. The socket is opened on first use (inside the
  * namespace, in a synchronous section) and kept until
  * {@linkcode NetlinkHandle.close}; all further I/O happens from the caller's
@@ -63,6 +64,8 @@ export class NetlinkHandle implements Disposable {
   readonly addrs: AddrOps;
   /** Route operations (`ip route`). */
   readonly routes: RouteOps;
+  /** Neighbour operations (`ip neigh`). */
+  readonly neighs: NeighOps;
 
   private constructor(netns: Netns | undefined, owns: boolean, timeoutMs: number) {
     this.#netns = netns;
@@ -73,6 +76,7 @@ export class NetlinkHandle implements Disposable {
     const ifindex = (ref: LinkRef) => typeof ref === "number" ? ref : this.links.get(ref).index;
     this.addrs = new AddrOps(sock, ifindex);
     this.routes = new RouteOps(sock, ifindex);
+    this.neighs = new NeighOps(sock, ifindex);
   }
 
   /**

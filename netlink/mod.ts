@@ -45,11 +45,13 @@ export { MACVLAN_MODES, macvlanModeName } from "./wire/message.ts";
 export {
   ADDR_FLAGS,
   LINK_FLAGS,
+  NEIGH_STATES,
   ROUTE_PROTOCOLS,
   ROUTE_TABLES,
   ROUTE_TYPES,
   SCOPES,
 } from "./names.ts";
+export type { NeighFilter, NeighOps, NeighSpec } from "./neigh.ts";
 export type {
   Address,
   Family,
@@ -59,6 +61,7 @@ export type {
   LinkRef,
   LinkSpec,
   MacvlanMode,
+  Neighbour,
   NextHop,
   Route,
 } from "./types.ts";

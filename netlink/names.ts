@@ -161,3 +161,33 @@ export const ROUTE_TABLES = {
   /** `RT_TABLE_LOCAL`: local and broadcast routes the kernel keeps. */
   local: C.RT_TABLE_LOCAL,
 } as const;
+
+/**
+ * `NUD_*` neighbour states (`ip neigh … nud NAME`, `Neighbour.state`).
+ *
+ * @example Static entries only, like `ip neigh show nud permanent`
+ * ```ts ignore
+ * import { NEIGH_STATES, NetlinkHandle } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open();
+ * console.log(h.neighs.list().filter((n) => n.state & NEIGH_STATES.permanent));
+ * ```
+ */
+export const NEIGH_STATES = {
+  /** `NUD_INCOMPLETE`: resolution in progress. */
+  incomplete: C.NUD_INCOMPLETE,
+  /** `NUD_REACHABLE`: confirmed recently. */
+  reachable: C.NUD_REACHABLE,
+  /** `NUD_STALE`: usable, to be confirmed. */
+  stale: C.NUD_STALE,
+  /** `NUD_DELAY`. */
+  delay: C.NUD_DELAY,
+  /** `NUD_PROBE`. */
+  probe: C.NUD_PROBE,
+  /** `NUD_FAILED`: resolution failed. */
+  failed: C.NUD_FAILED,
+  /** `NUD_NOARP`: needs no resolution. */
+  noarp: C.NUD_NOARP,
+  /** `NUD_PERMANENT`: static, never expires. */
+  permanent: C.NUD_PERMANENT,
+} as const;

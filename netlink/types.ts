@@ -277,6 +277,35 @@ export interface NextHop {
 }
 
 /**
+ * A neighbour (ARP or NDP) entry (`ip neigh`).
+ *
+ * @example A static entry, like `ip neigh add 10.1.0.1 lladdr 02:00:0a:01:00:01 dev eth0 nud permanent`
+ * ```ts
+ * import { NEIGH_STATES, type Neighbour } from "./mod.ts";
+ *
+ * const n: Neighbour = {
+ *   index: 2,
+ *   family: 4,
+ *   ip: "10.1.0.1",
+ *   mac: "02:00:0a:01:00:01",
+ *   state: NEIGH_STATES.permanent,
+ * };
+ * ```
+ */
+export interface Neighbour {
+  /** ifindex of the link it is on. */
+  index: number;
+  /** 4 (ARP) or 6 (NDP). */
+  family: Family;
+  /** The neighbour's IP address (`NDA_DST`), IPv6 in RFC 5952 form. */
+  ip: string;
+  /** Its link-layer address (`NDA_LLADDR`), absent while unresolved. */
+  mac?: string;
+  /** `NUD_*` state bits; compare with `NEIGH_STATES`. */
+  state: number;
+}
+
+/**
  * A link notification from RTNLGRP_LINK.
  *
  * @example Wait until a link is deleted, like `ip monitor link`

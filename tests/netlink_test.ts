@@ -17,6 +17,7 @@ import {
   isErrno,
   LinkNotFoundError,
   type MacvlanMode,
+  NEIGH_STATES,
   NetlinkError,
   NetlinkHandle,
   type Netns,
@@ -757,6 +758,44 @@ Deno.test(
     });
   },
 );
+
+Deno.test("neighs add/replace/del/list agree with `ip -j neigh show`", opts, () => {
+  using lab = new NsLab();
+  const a = lab.nsWithNic();
+  using h = NetlinkHandle.open({ netns: a.ns });
+  const eth1 = h.links.get("eth1").index;
+  h.neighs.add("eth1", { ip: "10.1.0.1", mac: "02:00:0a:01:00:01" });
+  h.neighs.add(eth1, { ip: "fd00::1", mac: "02:00:0a:01:00:02", state: NEIGH_STATES.noarp });
+  const theirs = ipJson(a.name, "neigh", "show", "dev", "eth1", "nud", "all") // incl. NOARP
+    .map((n: Json) => [n.dst, n.lladdr, n.state.join(",")]).sort();
+  assert.deepEqual(theirs, [
+    ["10.1.0.1", "02:00:0a:01:00:01", "PERMANENT"],
+    ["fd00::1", "02:00:0a:01:00:02", "NOARP"],
+  ]);
+  const ours = h.neighs.list({ link: "eth1" }).map((n) => [n.family, n.ip, n.mac, n.state]).sort();
+  assert.deepEqual(ours, [
+    [4, "10.1.0.1", "02:00:0a:01:00:01", NEIGH_STATES.permanent],
+    [6, "fd00::1", "02:00:0a:01:00:02", NEIGH_STATES.noarp],
+  ]);
+  assert.deepEqual(h.neighs.list({ link: "eth1", family: 6 }).map((n) => n.ip), ["fd00::1"]);
+  const e = throwsNetlink(
+    () => h.neighs.add("eth1", { ip: "10.1.0.1", mac: "02:00:0a:01:00:09" }),
+    "EEXIST",
+    "RTM_NEWNEIGH",
+  );
+  assert.match(e.message, /^RTM_NEWNEIGH 10\.1\.0\.1 dev eth1: File exists/);
+  h.neighs.replace("eth1", { ip: "10.1.0.1", mac: "02:00:0a:01:00:09" });
+  assert.equal(
+    ipJson(a.name, "neigh", "show", "10.1.0.1", "dev", "eth1")[0].lladdr,
+    "02:00:0a:01:00:09",
+  );
+  h.neighs.del("eth1", "10.1.0.1");
+  h.neighs.del(eth1, "fd00::1");
+  assert.deepEqual(ipJson(a.name, "neigh", "show", "dev", "eth1", "nud", "all"), []);
+  throwsNetlink(() => h.neighs.del("eth1", "10.1.0.1"), "ENOENT", "RTM_DELNEIGH");
+  assert.throws(() => h.neighs.add("eth1", { ip: "10.1.0.1", mac: "nope" }), TypeError);
+  assert.throws(() => h.neighs.list({ link: "nope0" }), LinkNotFoundError);
+});
 
 Deno.test(
   "routes.prepend() adds beside a route through another device; IPv6 lists it as multipath",

@@ -30,6 +30,7 @@ export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
 
 export const NLM_F_REQUEST = 0x1;
 export const NLM_F_MULTI = 0x2;
@@ -143,6 +144,17 @@ export const RTN_MULTICAST = 5;
 export const RTN_BLACKHOLE = 6;
 export const RTN_UNREACHABLE = 7;
 export const RTN_PROHIBIT = 8;
+
+export const NDA_DST = 1;
+export const NDA_LLADDR = 2;
+export const NUD_INCOMPLETE = 0x01;
+export const NUD_REACHABLE = 0x02;
+export const NUD_STALE = 0x04;
+export const NUD_DELAY = 0x08;
+export const NUD_PROBE = 0x10;
+export const NUD_FAILED = 0x20;
+export const NUD_NOARP = 0x40;
+export const NUD_PERMANENT = 0x80;
 
 export const RTNLGRP_LINK = 1;
 
