@@ -31,6 +31,14 @@
  * @module
  */
 
+import { AsyncLocalStorage } from "node:async_hooks";
+import { type Logger, setLogScope } from "./internal/_log.ts";
+
+// Commands called as functions keep a config's logger to their own call
+// (async context); the executable (cmd/cni.ts) does not import this entry,
+// so node:async_hooks stays off its start-up path.
+setLogScope(new AsyncLocalStorage<Logger>());
+
 export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts";
 export type { CommandOptions } from "./plugin/commands.ts";
 export type { Ipam } from "./plugin/ipam.ts";

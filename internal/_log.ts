@@ -159,8 +159,24 @@ export function isLogLevel(value: unknown): value is LogLevel {
 /** The process-wide logger; `cmd/` replaces it once the config is read. */
 let processLogger: Logger = new Logger();
 
-/** The async context of {@linkcode withLogger}; loaded on first use (it costs milliseconds). */
-let scoped: { getStore(): Logger | undefined; run<R>(l: Logger, fn: () => R): R } | undefined;
+/** The async context {@linkcode withLogger} keeps a call's logger in (`AsyncLocalStorage`). */
+export interface LogScope {
+  /** The logger of the running call, if any. */
+  getStore(): Logger | undefined;
+  /** Run `fn` with `logger` as the call's logger. */
+  run<R>(logger: Logger, fn: () => R): R;
+}
+
+let scoped: LogScope | undefined;
+
+/**
+ * Install the async context for {@linkcode withLogger}: the public plugin
+ * entry (plugin.ts) passes `node:async_hooks`' `AsyncLocalStorage`, so the
+ * executable's start-up path never loads it. The first one installed stays.
+ */
+export function setLogScope(scope: LogScope): void {
+  scoped ??= scope;
+}
 
 function current(): Logger {
   return scoped?.getStore() ?? processLogger;
@@ -198,8 +214,10 @@ export function setLogger(logger: Logger): void {
  * @example Two concurrent calls, each with its own logger
  * ```ts
  * import assert from "node:assert/strict";
- * import { log, Logger, withLogger } from "./_log.ts";
+ * import { AsyncLocalStorage } from "node:async_hooks";
+ * import { log, Logger, setLogScope, withLogger } from "./_log.ts";
  *
+ * setLogScope(new AsyncLocalStorage<Logger>());
  * const a: string[] = [], b: string[] = [];
  * await Promise.all([
  *   withLogger(new Logger({ level: "info", sink: { write: (l) => a.push(l) } }), async () => {
@@ -217,8 +235,11 @@ export function setLogger(logger: Logger): void {
  */
 export async function withLogger<T>(logger: Logger, fn: () => Promise<T>): Promise<T> {
   if (!scoped) {
-    const { AsyncLocalStorage } = await import("node:async_hooks");
-    scoped ??= new AsyncLocalStorage<Logger>();
+    // Only code that imports internals gets here; replacing the process
+    // logger instead would be the very bug this prevents.
+    throw new Error(
+      "withLogger(): no log scope installed (import plugin.ts, or call setLogScope())",
+    );
   }
   return await scoped.run(logger, fn);
 }

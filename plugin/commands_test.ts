@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { log, Logger, setLogger } from "../internal/_log.ts";
 import { LOG_ROOT_ENV } from "../internal/_owned_path.ts";
-import { cmdStatus, type CommandOptions } from "./commands.ts";
+// The public entry: it installs the async context the commands scope their logger in.
+import { cmdStatus, type CommandOptions } from "../plugin.ts";
 import type { Ipam } from "./ipam.ts";
 
 /** An IPAM stand-in whose STATUS logs through the shared `log`, as plugin code does. */
