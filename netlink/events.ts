@@ -42,7 +42,7 @@ export interface LinkSubscription extends AsyncIterableIterator<LinkEvent>, Disp
  * Subscribe to link events (RTNLGRP_LINK) of `netns` (default: the caller's
  * namespace): links created, changed (flags, carrier, name …) and deleted.
  *
- * @param options The namespace to watch.
+ * @param options The namespace to watch (open, or a path: the socket stays bound to it).
  * @returns The subscription; events queue from now on.
  * @throws {NetlinkError} when the socket cannot be opened or the namespace entered.
  * @example Like `ip -n ctr1 monitor link`
@@ -54,7 +54,7 @@ export interface LinkSubscription extends AsyncIterableIterator<LinkEvent>, Disp
  * for await (const e of events) console.log(e.type, e.link.name, e.link.carrier);
  * ```
  */
-export function subscribeLinks(options: { netns?: Netns } = {}): LinkSubscription {
+export function subscribeLinks(options: { netns?: Netns | string } = {}): LinkSubscription {
   const sock = inNetns(options.netns, () => NetlinkSocket.open({ groups: RTMGRP_LINK }));
   const queue: LinkEvent[] = [];
   let closed = false;

@@ -798,6 +798,31 @@ Deno.test("neighs add/replace/del/list agree with `ip -j neigh show`", opts, () 
 });
 
 Deno.test(
+  "inNetns(), sysctls and subscribeLinks() take a namespace path like NetlinkHandle.open()",
+  opts,
+  async () => {
+    using lab = new NsLab();
+    const a = lab.nsWithNic();
+    const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+    const home = currentNetnsId();
+    const before = fds();
+    assert.equal(inNetns(a.path, () => currentNetnsId()), `net:[${Deno.statSync(a.path).ino}]`);
+    assert.equal(currentNetnsId(), home, "back home");
+    writeSysctl("net/ipv4/conf/eth1/arp_notify", "1", a.path);
+    assert.equal(readSysctl("net/ipv4/conf/eth1/arp_notify", a.path), "1");
+    assert.equal(readSysctl("net/ipv4/conf/eth1/arp_notify", a.ns), "1");
+    assert.equal(fds(), before, "the namespaces opened from paths are closed again");
+    assert.throws(() => inNetns(`${a.path}-nope`, () => 1), NetnsNotFoundError);
+    using events = subscribeLinks({ netns: a.path });
+    assert.equal(fds(), before + 1, "only the socket stays open");
+    ip(a.name, "link", "add", "ev0", "type", "bridge");
+    for await (const e of events) {
+      if (e.link.name === "ev0") break;
+    }
+  },
+);
+
+Deno.test(
   "routes.prepend() adds beside a route through another device; IPv6 lists it as multipath",
   opts,
   () => {
