@@ -3,6 +3,10 @@
  * addresses, routes, namespaces, sysctls, link events over libmnl) and the
  * macvtap CNI plugin's commands as functions.
  *
+ * The same API is split by audience: `@macvtap/cni/netlink` (the netlink
+ * library), `@macvtap/cni/cni` (CNI result types and errors) and
+ * `@macvtap/cni/plugin` (the commands).
+ *
  * Needs `--allow-ffi` for netlink (plus `--allow-run`, `--allow-env`,
  * `--allow-read`, `--allow-write` for the plugin commands), and root or
  * CAP_NET_ADMIN to change anything.
@@ -19,9 +23,9 @@
  *   ha.links.add({ kind: "macvtap", name: "eth0", parent: "eth1", mode: "bridge", netns: b, up: true });
  *   using hb = NetlinkHandle.open({ netns: b });
  *   const eth0 = hb.links.get("eth0");
- *   hb.addrs.add(eth0.index, "192.168.122.10/24");
- *   hb.routes.add({ family: 4, dst: "0.0.0.0/0", gw: "192.168.122.1", oif: eth0.index });
- *   console.log(eth0, hb.addrs.list({ index: eth0.index }), hb.routes.list());
+ *   hb.addrs.add("eth0", "192.168.122.10/24");
+ *   hb.routes.add({ family: 4, dst: "0.0.0.0/0", gw: "192.168.122.1", oif: "eth0" });
+ *   console.log(eth0, hb.addrs.list({ link: "eth0" }), hb.routes.list());
  * } finally {
  *   deleteNetns("demo-a");
  *   deleteNetns("demo-b");
@@ -32,6 +36,7 @@
  */
 
 export {
+  ADDR_FLAGS,
   createNetns,
   currentNetns,
   currentNetnsId,
@@ -40,12 +45,12 @@ export {
   errnoName,
   inNetns,
   isErrno,
-  LIBC_ENV,
-  LIBMNL_ENV,
   LibraryLoadError,
+  LINK_FLAGS,
   LinkNotFoundError,
   MACVLAN_MODES,
   macvlanModeName,
+  NEIGH_STATES,
   NetlinkError,
   NetlinkHandle,
   Netns,
@@ -53,11 +58,16 @@ export {
   NetnsNotFoundError,
   openNetns,
   readSysctl,
+  ROUTE_PROTOCOLS,
+  ROUTE_TABLES,
+  ROUTE_TYPES,
+  SCOPES,
   subscribeLinks,
   writeSysctl,
-} from "./netlink/mod.ts";
+} from "./netlink.ts";
 export type {
   Address,
+  AddrFilter,
   AddrOps,
   AddrOptions,
   Family,
@@ -70,27 +80,45 @@ export type {
   LinkSpec,
   LinkSubscription,
   MacvlanMode,
-  NetlinkSocket,
-  NotPromise,
+  Neighbour,
+  NeighFilter,
+  NeighOps,
+  NeighSpec,
+  NetlinkErrorOptions,
+  NextHop,
   Route,
   RouteFilter,
   RouteOps,
-  SocketOptions,
-} from "./netlink/mod.ts";
+  RouteSpec,
+} from "./netlink.ts";
 
-export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts";
-export type { CommandOptions } from "./plugin/commands.ts";
-export type { Ipam } from "./ipam/mod.ts";
-export type { CniContext } from "./plugin/context.ts";
-export { PluginError, toCniError } from "./plugin/errors.ts";
-export { CniError, ErrorCode, formatResult, parseResult, SUPPORTED_VERSIONS } from "./cni/mod.ts";
+export {
+  cmdAdd,
+  cmdCheck,
+  cmdDel,
+  cmdGc,
+  cmdStatus,
+  ConfigError,
+  PluginError,
+  toCniError,
+} from "./plugin.ts";
+export type { CniContext, CommandOptions, Ipam } from "./plugin.ts";
+
+export {
+  CniError,
+  CURRENT_VERSION,
+  ErrorCode,
+  formatResult,
+  parseResult,
+  SUPPORTED_VERSIONS,
+} from "./cni.ts";
 export type {
   CniErrorJson,
   Dns,
+  ErrorCodeValue,
   Interface,
   IPConfig,
   ParseResultOptions,
   Result,
   Route as ResultRoute,
-} from "./cni/mod.ts";
-export { ConfigError } from "./config/mod.ts";
+} from "./cni.ts";

@@ -11,6 +11,10 @@ import type { CniContext } from "../plugin/context.ts";
 import { toCniError } from "../plugin/errors.ts";
 import { mark } from "../internal/_timing.ts";
 
+function opts(req: SkelRequest): { stdin: Uint8Array; processLogger: true } {
+  return { stdin: req.stdin, processLogger: true };
+}
+
 function context(req: SkelRequest): CniContext {
   return {
     containerId: req.containerId,
@@ -31,14 +35,17 @@ async function marked<T>(label: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The handlers the executable registers (the chaos suite drives them in-process too). */
+/**
+ * The handlers the executable registers (the chaos suite drives them in-process too).
+ * One call per process, so the config's logger becomes the process's
+ * (`processLogger`): no async context to load on the start-up path.
+ */
 export const cniHandlers: SkelHandlers = {
-  add: (req) => marked("ADD", () => cmdAdd(req.config, context(req), { stdin: req.stdin })),
-  del: (req) => marked("DEL", () => cmdDel(req.config, context(req), { stdin: req.stdin })),
-  check: (req) => marked("CHECK", () => cmdCheck(req.config, context(req), { stdin: req.stdin })),
-  status: (req) =>
-    marked("STATUS", () => cmdStatus(req.config, context(req), { stdin: req.stdin })),
-  gc: (req) => marked("GC", () => cmdGc(req.config, context(req), { stdin: req.stdin })),
+  add: (req) => marked("ADD", () => cmdAdd(req.config, context(req), opts(req))),
+  del: (req) => marked("DEL", () => cmdDel(req.config, context(req), opts(req))),
+  check: (req) => marked("CHECK", () => cmdCheck(req.config, context(req), opts(req))),
+  status: (req) => marked("STATUS", () => cmdStatus(req.config, context(req), opts(req))),
+  gc: (req) => marked("GC", () => cmdGc(req.config, context(req), opts(req))),
   toCniError,
 };
 

@@ -25,6 +25,15 @@
  * | 102 | TIMEOUT | an operation (IPAM exec, address settle) did not finish in time |
  * | 103 | NETNS | the container network namespace cannot be opened or is not a netns |
  * | 999 | GENERIC | anything else |
+ *
+ * @example Fail like the spec says for a config the plugin cannot use
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CniError, ErrorCode } from "./mod.ts";
+ *
+ * const err = new CniError(ErrorCode.INVALID_CONFIG, "master: missing");
+ * assert.equal(err.toJSON("1.1.0").code, 7);
+ * ```
  */
 export const ErrorCode: Readonly<{
   INCOMPATIBLE_VERSION: 1;
@@ -62,10 +71,28 @@ export const ErrorCode: Readonly<{
   } as const,
 );
 
-/** One of the {@linkcode ErrorCode} values (any other number is allowed too, e.g. a delegate's). */
+/**
+ * One of the {@linkcode ErrorCode} values (any other number is allowed too, e.g. a delegate's).
+ *
+ * @example Only the table's codes
+ * ```ts
+ * import { ErrorCode, type ErrorCodeValue } from "./mod.ts";
+ *
+ * const code: ErrorCodeValue = ErrorCode.TRY_AGAIN;
+ * ```
+ */
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** The JSON a failing plugin prints on stdout. */
+/**
+ * The JSON a failing plugin prints on stdout.
+ *
+ * @example What a runtime reads after an ADD with a bad MTU
+ * ```ts
+ * import type { CniErrorJson } from "./mod.ts";
+ *
+ * const printed: CniErrorJson = { cniVersion: "1.1.0", code: 7, msg: "mtu: invalid MTU 10" };
+ * ```
+ */
 export interface CniErrorJson {
   /** The config's version (absent for errors found before the config was read). */
   cniVersion?: string;

@@ -10,7 +10,16 @@ import { CniError, ErrorCode } from "./errors.ts";
 import { canonicalIP, cidrProblem, formatCidr, parseCidr, parseIP } from "../internal/_ip.ts";
 import { compareVersions, isSupportedVersion, parseVersion } from "./version.ts";
 
-/** An interface in a result. `mtu`, `socketPath` and `pciID` are printed at 1.1.0 only. */
+/**
+ * An interface in a result. `mtu`, `socketPath` and `pciID` are printed at 1.1.0 only.
+ *
+ * @example The container interface of a macvtap ADD
+ * ```ts
+ * import type { Interface } from "./mod.ts";
+ *
+ * const eth0: Interface = { name: "eth0", mac: "02:00:0a:01:00:02", sandbox: "/run/netns/task1" };
+ * ```
+ */
 export interface Interface {
   /** Interface name (CNI_IFNAME for container interfaces). */
   name: string;
@@ -26,7 +35,16 @@ export interface Interface {
   pciID?: string;
 }
 
-/** An address in a result. */
+/**
+ * An address in a result.
+ *
+ * @example An address on the first interface
+ * ```ts
+ * import type { IPConfig } from "./mod.ts";
+ *
+ * const ip: IPConfig = { interface: 0, address: "10.1.0.2/24", gateway: "10.1.0.1" };
+ * ```
+ */
 export interface IPConfig {
   /** Index into the result's `interfaces`. */
   interface?: number;
@@ -36,7 +54,16 @@ export interface IPConfig {
   gateway?: string;
 }
 
-/** A route in a result. Everything but `dst` and `gw` is printed at 1.1.0 only. */
+/**
+ * A route in a result. Everything but `dst` and `gw` is printed at 1.1.0 only.
+ *
+ * @example The default route, and one with a metric (printed at 1.1.0 only)
+ * ```ts
+ * import type { Route } from "./mod.ts";
+ *
+ * const routes: Route[] = [{ dst: "0.0.0.0/0" }, { dst: "10.9.0.0/16", gw: "10.1.0.254", priority: 10 }];
+ * ```
+ */
 export interface Route {
   /** Destination CIDR. */
   dst: string;
@@ -54,7 +81,16 @@ export interface Route {
   scope?: number;
 }
 
-/** DNS settings. */
+/**
+ * DNS settings.
+ *
+ * @example What resolv.conf should say
+ * ```ts
+ * import type { Dns } from "./mod.ts";
+ *
+ * const dns: Dns = { nameservers: ["10.1.0.1"], search: ["lan"], options: ["ndots:2"] };
+ * ```
+ */
 export interface Dns {
   /** Name server addresses, in order of preference. */
   nameservers?: string[];
@@ -66,7 +102,22 @@ export interface Dns {
   options?: string[];
 }
 
-/** A result, normalized (the 1.1.0 superset; no `ips[].version`). */
+/**
+ * A result, normalized (the 1.1.0 superset; no `ips[].version`).
+ *
+ * @example A result with one interface and address, printed for a 0.4.0 runtime
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatResult, type Result } from "./mod.ts";
+ *
+ * const result: Result = {
+ *   cniVersion: "1.1.0",
+ *   interfaces: [{ name: "eth0", sandbox: "/run/netns/task1" }],
+ *   ips: [{ interface: 0, address: "10.1.0.2/24", gateway: "10.1.0.1" }],
+ * };
+ * assert.equal(formatResult(result, "0.4.0").cniVersion, "0.4.0");
+ * ```
+ */
 export interface Result {
   /** The version the result is (or will be printed) in. */
   cniVersion: string;
@@ -80,7 +131,18 @@ export interface Result {
   dns?: Dns;
 }
 
-/** Options for {@linkcode parseResult}. */
+/**
+ * Options for {@linkcode parseResult}.
+ *
+ * @example A result without `cniVersion`, read as the config's version
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseResult } from "./mod.ts";
+ *
+ * const r = parseResult({ ips: [{ address: "10.1.0.2/24" }] }, { cniVersion: "0.4.0" });
+ * assert.equal(r.cniVersion, "0.4.0");
+ * ```
+ */
 export interface ParseResultOptions {
   /**
    * The version to assume when the result has no `cniVersion` (libcni

@@ -5,7 +5,18 @@
  * @module
  */
 
-/** The spec versions this plugin speaks, oldest first. */
+/**
+ * The spec versions this plugin speaks, oldest first.
+ *
+ * @example Does the plugin speak the runtime's version?
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SUPPORTED_VERSIONS } from "./mod.ts";
+ *
+ * assert.ok(SUPPORTED_VERSIONS.includes("1.0.0"));
+ * assert.ok(!SUPPORTED_VERSIONS.includes("0.2.0"));
+ * ```
+ */
 export const SUPPORTED_VERSIONS: readonly string[] = Object.freeze([
   "0.3.0",
   "0.3.1",
@@ -14,7 +25,16 @@ export const SUPPORTED_VERSIONS: readonly string[] = Object.freeze([
   "1.1.0",
 ]);
 
-/** The newest version we speak (VERSION's fallback answer). */
+/**
+ * The newest version we speak (VERSION's fallback answer).
+ *
+ * @example A new config's version
+ * ```ts
+ * import { CURRENT_VERSION } from "./mod.ts";
+ *
+ * const config = { cniVersion: CURRENT_VERSION, name: "lan", type: "macvtap", master: "eth1" };
+ * ```
+ */
 export const CURRENT_VERSION = "1.1.0";
 
 /** The CNI commands (`CNI_COMMAND` values). */

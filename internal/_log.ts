@@ -21,10 +21,24 @@ const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 /** Where log lines go. */
 export interface LogSink {
   write(line: string): void;
+  /** Release what the sink holds (a file); writes after it go to stderr. */
+  close?(): void;
+}
+
+/** What code logs to: {@linkcode log}, a {@linkcode Logger}. */
+export interface Log {
+  /** Log at `error`. */
+  error(msg: string): void;
+  /** Log at `warn`. */
+  warn(msg: string): void;
+  /** Log at `info`. */
+  info(msg: string): void;
+  /** Log at `debug`. */
+  debug(msg: string): void;
 }
 
 /** A leveled logger with a fixed prefix. */
-export class Logger {
+export class Logger implements Log, Disposable {
   #level: number;
   #sink: LogSink;
   #prefix: string;
@@ -55,6 +69,16 @@ export class Logger {
   #log(level: LogLevel, msg: string): void {
     if (RANK[level] > this.#level) return;
     this.#sink.write(formatRecord(level, this.#prefix, msg));
+  }
+
+  /** Close the sink (a log file); later records go to stderr. Idempotent. */
+  close(): void {
+    this.#sink.close?.();
+  }
+
+  /** Same as {@linkcode Logger.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 
@@ -108,13 +132,20 @@ export function fileSink(path: string, root: string): LogSink {
     );
     return stderrSink;
   }
+  let open = true;
   return {
     write(line: string): void {
       try {
+        if (!open) throw new Deno.errors.BadResource("log file closed");
         file.writeSync(encoder.encode(line));
       } catch {
         stderrSink.write(line);
       }
+    },
+    close(): void {
+      if (!open) return;
+      open = false;
+      file.close();
     },
   };
 }
@@ -125,9 +156,89 @@ export function isLogLevel(value: unknown): value is LogLevel {
 }
 
 /** The process-wide logger; `cmd/` replaces it once the config is read. */
-export let log: Logger = new Logger();
+let processLogger: Logger = new Logger();
 
-/** Replace the process-wide logger. */
+/** The async context {@linkcode withLogger} keeps a call's logger in (`AsyncLocalStorage`). */
+export interface LogScope {
+  /** The logger of the running call, if any. */
+  getStore(): Logger | undefined;
+  /** Run `fn` with `logger` as the call's logger. */
+  run<R>(logger: Logger, fn: () => R): R;
+}
+
+let scoped: LogScope | undefined;
+
+/**
+ * Install the async context for {@linkcode withLogger}: the public plugin
+ * entry (plugin.ts) passes `node:async_hooks`' `AsyncLocalStorage`, so the
+ * executable's start-up path never loads it. The first one installed stays.
+ */
+export function setLogScope(scope: LogScope): void {
+  scoped ??= scope;
+}
+
+function current(): Logger {
+  return scoped?.getStore() ?? processLogger;
+}
+
+/**
+ * The logger of the code running now: the one {@linkcode withLogger} gave
+ * the current call, else the process-wide one.
+ */
+export const log: Log = {
+  error(msg: string): void {
+    current().error(msg);
+  },
+  warn(msg: string): void {
+    current().warn(msg);
+  },
+  info(msg: string): void {
+    current().info(msg);
+  },
+  debug(msg: string): void {
+    current().debug(msg);
+  },
+};
+
+/** Replace the process-wide logger (for an executable, whose process is its one call). */
 export function setLogger(logger: Logger): void {
-  log = logger;
+  processLogger = logger;
+}
+
+/**
+ * Run `fn` with `logger` as {@linkcode log} for it and everything it starts
+ * (across awaits, timers and child tasks), leaving the process-wide logger
+ * and concurrent calls alone.
+ *
+ * @example Two concurrent calls, each with its own logger
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AsyncLocalStorage } from "node:async_hooks";
+ * import { log, Logger, setLogScope, withLogger } from "./_log.ts";
+ *
+ * setLogScope(new AsyncLocalStorage<Logger>());
+ * const a: string[] = [], b: string[] = [];
+ * await Promise.all([
+ *   withLogger(new Logger({ level: "info", sink: { write: (l) => a.push(l) } }), async () => {
+ *     await new Promise((r) => setTimeout(r, 5));
+ *     log.info("from a");
+ *   }),
+ *   withLogger(new Logger({ level: "info", sink: { write: (l) => b.push(l) } }), async () => {
+ *     log.info("from b");
+ *   }),
+ * ]);
+ * assert.match(a.join(""), /from a/);
+ * assert.doesNotMatch(a.join(""), /from b/);
+ * assert.match(b.join(""), /from b/);
+ * ```
+ */
+export async function withLogger<T>(logger: Logger, fn: () => Promise<T>): Promise<T> {
+  if (!scoped) {
+    // Only code that imports internals gets here; replacing the process
+    // logger instead would be the very bug this prevents.
+    throw new Error(
+      "withLogger(): no log scope installed (import plugin.ts, or call setLogScope())",
+    );
+  }
+  return await scoped.run(logger, fn);
 }

@@ -5,18 +5,51 @@
  */
 
 import { parseCidr } from "../internal/_ip.ts";
+import { linkText, naming } from "./errors.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
-import type { Address, Family } from "./types.ts";
+import type { Address, Family, LinkRef } from "./types.ts";
 import * as C from "./wire/constants.ts";
 import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire/message.ts";
 
-/** Options for {@linkcode AddrOps.add}. */
+/**
+ * Options for {@linkcode AddrOps.add}.
+ *
+ * @example Without duplicate address detection, like `ip addr add fd00::2/64 dev eth0 nodad`
+ * ```ts ignore
+ * import { ADDR_FLAGS, type AddrOptions, NetlinkHandle } from "./mod.ts";
+ *
+ * const options: AddrOptions = { flags: ADDR_FLAGS.nodad };
+ * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ * h.addrs.add("eth0", "fd00::2/64", options);
+ * ```
+ */
 export interface AddrOptions {
-  /** `IFA_F_*` flags, e.g. `IFA_F_NODAD` (0x02). */
+  /** `IFA_F_*` flags from `ADDR_FLAGS`, e.g. `ADDR_FLAGS.nodad`. */
   flags?: number;
-  /** Scope (default universe). */
+  /** Scope from `SCOPES` (default `SCOPES.universe`). */
   scope?: number;
+}
+
+/**
+ * Filter for {@linkcode AddrOps.list}; fields left out match all.
+ *
+ * @example IPv6 addresses of eth0, like `ip -6 addr show dev eth0`
+ * ```ts ignore
+ * import { type AddrFilter, NetlinkHandle } from "./mod.ts";
+ *
+ * const filter: AddrFilter = { link: "eth0", family: 6 };
+ * using h = NetlinkHandle.open();
+ * console.log(h.addrs.list(filter));
+ * ```
+ */
+export interface AddrFilter {
+  /** Only addresses of this link, by ifindex or name (`ip addr show dev X`). */
+  link?: LinkRef;
+  /** @deprecated Use `link`: only addresses of this ifindex. */
+  index?: number;
+  /** Only IPv4 or IPv6 addresses (`ip -4`/`ip -6`). */
+  family?: Family;
 }
 
 function parse(cidr: string): { family: Family; bytes: Uint8Array; prefix: number } {
@@ -39,82 +72,94 @@ function parse(cidr: string): { family: Family; bytes: Uint8Array; prefix: numbe
  */
 export class AddrOps {
   #sock: () => NetlinkSocket;
+  #ifindex: (ref: LinkRef) => number;
 
   /** @internal */
-  constructor(sock: () => NetlinkSocket) {
+  constructor(sock: () => NetlinkSocket, ifindex: (ref: LinkRef) => number) {
     this.#sock = sock;
+    this.#ifindex = ifindex;
   }
 
-  #modify(type: number, flags: number, index: number, cidr: string, o: AddrOptions): void {
+  #modify(type: number, flags: number, link: LinkRef, cidr: string, o: AddrOptions): void {
     const c = parse(cidr);
+    const index = this.#ifindex(link);
     const op = type === C.RTM_NEWADDR ? "RTM_NEWADDR" : "RTM_DELADDR";
-    request(this.#sock(), op, () => encodeAddr(type, flags, index, c, o));
+    try {
+      request(this.#sock(), op, () => encodeAddr(type, flags, index, c, o));
+    } catch (err) {
+      throw naming(err, `${cidr} dev ${linkText(link)}`);
+    }
   }
 
   /**
-   * Add an address to the link with ifindex `index`. Like iproute2, it sends
-   * no broadcast address (the kernel derives none; `ip addr add … brd +` would).
+   * Add an address to a link. Like iproute2, it sends no broadcast address
+   * (the kernel derives none; `ip addr add … brd +` would).
    *
-   * @param index The link's ifindex.
+   * @param link The link's ifindex or name.
    * @param cidr Address with prefix, e.g. `10.99.0.2/24` or `fd00::2/64`.
-   * @param options `IFA_F_*` flags (e.g. `IFA_F_NODAD` = 0x02) and scope.
-   * @throws {NetlinkError} `EEXIST` when present, `ENODEV` for a bad index.
+   * @param options Flags from `ADDR_FLAGS` and a scope from `SCOPES`.
+   * @throws {NetlinkError} `EEXIST` when present, `ENODEV` for a bad index;
+   *   the message names the address and link (`RTM_NEWADDR 10.99.0.2/24 dev eth0: …`).
+   * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for malformed `cidr`.
    * @example Like `ip addr add 10.99.0.2/24 dev eth0` and `ip addr add fd00::2/64 dev eth0 nodad`
    * ```ts ignore
-   * import { NetlinkHandle } from "./mod.ts";
+   * import { ADDR_FLAGS, NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * const { index } = h.links.get("eth0");
-   * h.addrs.add(index, "10.99.0.2/24");
-   * h.addrs.add(index, "fd00::2/64", { flags: 0x02 });
+   * h.addrs.add("eth0", "10.99.0.2/24");
+   * h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
    * ```
    */
-  add(index: number, cidr: string, options: AddrOptions = {}): void {
-    this.#modify(C.RTM_NEWADDR, FLAGS.add, index, cidr, options);
+  add(link: LinkRef, cidr: string, options: AddrOptions = {}): void {
+    this.#modify(C.RTM_NEWADDR, FLAGS.add, link, cidr, options);
   }
 
   /**
    * Remove an address.
    *
-   * @param index The link's ifindex.
+   * @param link The link's ifindex or name.
    * @param cidr Address with prefix, as added.
    * @throws {NetlinkError} `EADDRNOTAVAIL` when absent.
+   * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for malformed `cidr`.
    * @example Like `ip addr del 10.99.0.2/24 dev eth0`
    * ```ts ignore
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.addrs.del(h.links.get("eth0").index, "10.99.0.2/24");
+   * h.addrs.del("eth0", "10.99.0.2/24");
    * ```
    */
-  del(index: number, cidr: string): void {
-    this.#modify(C.RTM_DELADDR, FLAGS.change, index, cidr, {});
+  del(link: LinkRef, cidr: string): void {
+    this.#modify(C.RTM_DELADDR, FLAGS.change, link, cidr, {});
   }
 
   /**
    * List addresses, optionally of one link and/or one family.
    *
-   * @param filter Link index and/or family; default all.
+   * @param filter Link (index or name) and/or family; default all.
    * @returns The addresses, IPv6 in RFC 5952 form.
    * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
+   * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @example Like `ip -6 addr show dev eth0`
    * ```ts ignore
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();
-   * console.log(h.addrs.list({ index: h.links.get("eth0").index, family: 6 }));
+   * console.log(h.addrs.list({ link: "eth0", family: 6 }));
    * ```
    */
-  list(filter: { index?: number; family?: Family } = {}): Address[] {
+  list(filter: AddrFilter = {}): Address[] {
+    const ref = filter.link ?? filter.index;
+    const index = ref === undefined ? undefined : this.#ifindex(ref);
     const out: Address[] = [];
     for (
       const m of request(this.#sock(), "RTM_GETADDR", () => {
         const w = beginMessage(C.RTM_GETADDR, FLAGS.dump);
         putIfaddr(w, {
           family: filter.family ? afOf(filter.family) : C.AF_UNSPEC,
-          index: filter.index ?? 0,
+          index: index ?? 0,
         });
         return w;
       })
@@ -122,7 +167,7 @@ export class AddrOps {
       if (m.type !== C.RTM_NEWADDR) continue;
       const a = decodeAddress(m.payload);
       if (!a) continue;
-      if (filter.index !== undefined && a.index !== filter.index) continue;
+      if (index !== undefined && a.index !== index) continue;
       if (filter.family !== undefined && a.family !== filter.family) continue;
       out.push(a);
     }

@@ -109,20 +109,39 @@ export function errnoName(errno: number): string {
 }
 
 /**
+ * Options for {@linkcode NetlinkError}'s constructor.
+ *
+ * @example An error about a link, as the link operations throw it
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NetlinkError } from "./mod.ts";
+ *
+ * const err = new NetlinkError("RTM_DELLINK", 1, undefined, { subject: "eth0" });
+ * assert.equal(err.message, "RTM_DELLINK eth0: Operation not permitted (EPERM)");
+ * ```
+ */
+export interface NetlinkErrorOptions {
+  /** Prefix for the message: what was being done. */
+  context?: string;
+  /** What the operation was about, written after `op`: `RTM_NEWLINK eth9: …`. */
+  subject?: string;
+}
+
+/**
  * A failed netlink or namespace operation.
  *
- * `message` reads like `RTM_NEWLINK: File exists (EEXIST)`, followed by the
- * extended ACK text when the kernel sent one (what `ip` prints after
- * "Error:").
+ * `message` reads like `RTM_NEWLINK eth9: File exists (EEXIST)`: the
+ * operation, what it was about (when known), the errno, then the extended
+ * ACK text when the kernel sent one (what `ip` prints after "Error:").
  *
  * @example Branch on the code, as after `ip link add` fails with "File exists"
  * ```ts
  * import assert from "node:assert/strict";
  * import { NetlinkError } from "./mod.ts";
  *
- * const err = new NetlinkError("RTM_NEWLINK", 17);
+ * const err = new NetlinkError("RTM_NEWLINK", 17, undefined, { subject: "eth9" });
  * assert.equal(err.code, "EEXIST");
- * assert.equal(err.message, "RTM_NEWLINK: File exists (EEXIST)");
+ * assert.equal(err.message, "RTM_NEWLINK eth9: File exists (EEXIST)");
  * ```
  */
 export class NetlinkError extends Error {
@@ -135,25 +154,39 @@ export class NetlinkError extends Error {
   /** The kernel's extended-ACK message, when present. */
   readonly extAck: string | undefined;
 
+  /** What the operation was about (`"eth9"`, `"10.0.0.2/24 dev eth0"`), when known. */
+  readonly subject: string | undefined;
+
   /**
    * Build the error.
    *
    * @param op The operation, e.g. `"RTM_NEWLINK"`.
    * @param errno The positive errno.
    * @param extAck The kernel's extended-ACK text.
-   * @param context Prefix for the message, e.g. what was being done.
+   * @param context Prefix for the message (what was being done), or options
+   *   with that prefix and the `subject` the operation was about.
    */
-  constructor(op: string, errno: number, extAck?: string, context?: string) {
+  constructor(
+    op: string,
+    errno: number,
+    extAck?: string,
+    context?: string | NetlinkErrorOptions,
+  ) {
+    const o: NetlinkErrorOptions = typeof context === "string" ? { context } : context ?? {};
     const code = errnoName(errno);
     const text = ERRNO_TEXT[errno] ?? code;
+    const what = o.subject ? `${op} ${o.subject}` : op;
     super(
-      `${context ? context + ": " : ""}${op}: ${text} (${code})${extAck ? `: ${extAck}` : ""}`,
+      `${o.context ? o.context + ": " : ""}${what}: ${text} (${code})${
+        extAck ? `: ${extAck}` : ""
+      }`,
     );
     this.name = "NetlinkError";
     this.errno = errno;
     this.code = code;
     this.op = op;
     this.extAck = extAck;
+    this.subject = o.subject;
   }
 }
 
@@ -260,4 +293,34 @@ export class NetnsNotFoundError extends NetlinkError {
  */
 export function isErrno(err: unknown, ...codes: string[]): err is NetlinkError {
   return err instanceof NetlinkError && codes.includes(err.code);
+}
+
+/**
+ * Name what a failed request was about: a plain {@linkcode NetlinkError}
+ * without a subject comes back as the same error with `subject` (errno,
+ * `op` and ext-ack kept; no `cause`, which would only repeat it in a CNI
+ * error's `details`); anything else, including the typed subclasses,
+ * unchanged.
+ *
+ * @param err What the request threw.
+ * @param subject The link, address or route, as `ip` would write it.
+ * @returns The error to throw.
+ */
+export function naming(err: unknown, subject: string): unknown {
+  if (!(err instanceof NetlinkError) || err.constructor !== NetlinkError || err.subject) {
+    return err;
+  }
+  return new NetlinkError(err.op, err.errno, err.extAck, { subject });
+}
+
+/**
+ * A link reference as `ip` would write it in a message: the name, or
+ * `#index`; a name with characters no interface name has is quoted.
+ *
+ * @param ref An ifindex or a name.
+ * @returns The text.
+ */
+export function linkText(ref: number | string): string {
+  if (typeof ref === "number") return `#${ref}`;
+  return /^[\w.@:+-]{1,15}$/.test(ref) ? ref : JSON.stringify(ref);
 }

@@ -4,6 +4,8 @@ import {
   errnoName,
   isErrno,
   LinkNotFoundError,
+  linkText,
+  naming,
   NetlinkError,
   NetnsNotFoundError,
 } from "./errors.ts";
@@ -86,4 +88,37 @@ Deno.test("isErrno() matches NetlinkErrors by code only", () => {
   assert.ok(!isErrno(new NetlinkError("op", 17), "ENODEV"));
   assert.ok(!isErrno(new Error("EEXIST"), "EEXIST"));
   assert.ok(!isErrno(undefined, "EEXIST"));
+});
+
+Deno.test("NetlinkError names its subject after the operation", () => {
+  const e = new NetlinkError("RTM_NEWLINK", 17, "x", { subject: "eth9" });
+  assert.equal(e.subject, "eth9");
+  assert.equal(e.op, "RTM_NEWLINK");
+  assert.equal(e.message, "RTM_NEWLINK eth9: File exists (EEXIST): x");
+  const c = new NetlinkError("open", 2, undefined, { context: "Cannot open", subject: "/x" });
+  assert.equal(c.message, "Cannot open: open /x: No such file or directory (ENOENT)");
+  assert.equal(new NetlinkError("op", 17, undefined, "ctx").subject, undefined);
+});
+
+Deno.test("naming() adds a subject to plain NetlinkErrors only", () => {
+  const plain = new NetlinkError("RTM_NEWADDR", 17);
+  const named = naming(plain, "10.0.0.2/24 dev eth0");
+  assert.ok(named instanceof NetlinkError);
+  assert.equal(named.message, "RTM_NEWADDR 10.0.0.2/24 dev eth0: File exists (EEXIST)");
+  assert.equal(named.cause, undefined, "nothing for a CNI error's details to repeat");
+  assert.equal(named.op, "RTM_NEWADDR");
+  assert.equal(named.errno, 17);
+  assert.equal(naming(named, "other"), named, "a subject is kept");
+  const notFound = new LinkNotFoundError("eth9");
+  assert.equal(naming(notFound, "eth9"), notFound, "subclasses pass through");
+  const other = new TypeError("x");
+  assert.equal(naming(other, "eth9"), other);
+});
+
+Deno.test("linkText() writes names plainly, indexes as #n, odd names quoted", () => {
+  assert.equal(linkText("eth0"), "eth0");
+  assert.equal(linkText("veth.100@x"), "veth.100@x");
+  assert.equal(linkText(7), "#7");
+  assert.equal(linkText("a b\n"), '"a b\\n"');
+  assert.equal(linkText("a".repeat(16)), `"${"a".repeat(16)}"`);
 });

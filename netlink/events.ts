@@ -23,6 +23,15 @@ const POLL_SLICE_MS = 100;
 /**
  * A live subscription: iterate it with `for await`, close it when done
  * (breaking out of the loop closes it too).
+ *
+ * @example Stop watching from elsewhere, like ending `ip monitor link` with Ctrl-C
+ * ```ts ignore
+ * import { subscribeLinks } from "./mod.ts";
+ *
+ * const events = subscribeLinks();
+ * setTimeout(() => events.close(), 10_000);
+ * for await (const e of events) console.log(e.type, e.link.name);
+ * ```
  */
 export interface LinkSubscription extends AsyncIterableIterator<LinkEvent>, Disposable {
   /** Stop: the iterator finishes within ~100 ms and the socket is closed. Idempotent. */
@@ -33,7 +42,7 @@ export interface LinkSubscription extends AsyncIterableIterator<LinkEvent>, Disp
  * Subscribe to link events (RTNLGRP_LINK) of `netns` (default: the caller's
  * namespace): links created, changed (flags, carrier, name …) and deleted.
  *
- * @param options The namespace to watch.
+ * @param options The namespace to watch (open, or a path: the socket stays bound to it).
  * @returns The subscription; events queue from now on.
  * @throws {NetlinkError} when the socket cannot be opened or the namespace entered.
  * @example Like `ip -n ctr1 monitor link`
@@ -45,7 +54,7 @@ export interface LinkSubscription extends AsyncIterableIterator<LinkEvent>, Disp
  * for await (const e of events) console.log(e.type, e.link.name, e.link.carrier);
  * ```
  */
-export function subscribeLinks(options: { netns?: Netns } = {}): LinkSubscription {
+export function subscribeLinks(options: { netns?: Netns | string } = {}): LinkSubscription {
   const sock = inNetns(options.netns, () => NetlinkSocket.open({ groups: RTMGRP_LINK }));
   const queue: LinkEvent[] = [];
   let closed = false;

@@ -7,11 +7,23 @@
 
 import { AddrOps } from "./addr.ts";
 import { LinkOps } from "./link.ts";
+import { NeighOps } from "./neigh.ts";
 import { inNetns, type Netns, openNetns } from "./netns.ts";
 import { RouteOps } from "./route.ts";
 import { NetlinkSocket } from "./socket.ts";
+import type { LinkRef } from "./types.ts";
 
-/** Options for {@linkcode NetlinkHandle.open}. */
+/**
+ * Options for {@linkcode NetlinkHandle.open}.
+ *
+ * @example A handle on a named namespace with a 2 s receive timeout
+ * ```ts ignore
+ * import { type HandleOptions, NetlinkHandle } from "./mod.ts";
+ *
+ * const options: HandleOptions = { netns: "/run/netns/ctr1", timeoutMs: 2_000 };
+ * using h = NetlinkHandle.open(options);
+ * ```
+ */
 export interface HandleOptions {
   /** Namespace (open `Netns` or path) the handle works in; default: the caller's. */
   netns?: Netns | string;
@@ -21,8 +33,8 @@ export interface HandleOptions {
 
 /**
  * A netlink handle bound to one network namespace, with operations grouped
- * by object: {@linkcode NetlinkHandle.links}, {@linkcode NetlinkHandle.addrs}
- * and {@linkcode NetlinkHandle.routes}. Like `ip -n NAME …`, it acts on the
+ * by object: {@linkcode NetlinkHandle.links}, {@linkcode NetlinkHandle.addrs},
+ * {@linkcode NetlinkHandle.routes} and {@linkcode NetlinkHandle.neighs}. Like `ip -n NAME …`, it acts on the
  * namespace it was opened for. The socket is opened on first use (inside the
  * namespace, in a synchronous section) and kept until
  * {@linkcode NetlinkHandle.close}; all further I/O happens from the caller's
@@ -38,7 +50,7 @@ export interface HandleOptions {
  * host.links.add({ kind: "macvtap", name: "eth0", parent: "eth1", netns: ns, up: true });
  * using ctr = NetlinkHandle.open({ netns: ns });
  * // ip -n ctr1 addr add 10.99.0.2/24 dev eth0
- * ctr.addrs.add(ctr.links.get("eth0").index, "10.99.0.2/24");
+ * ctr.addrs.add("eth0", "10.99.0.2/24");
  * ```
  */
 export class NetlinkHandle implements Disposable {
@@ -52,15 +64,19 @@ export class NetlinkHandle implements Disposable {
   readonly addrs: AddrOps;
   /** Route operations (`ip route`). */
   readonly routes: RouteOps;
+  /** Neighbour operations (`ip neigh`). */
+  readonly neighs: NeighOps;
 
   private constructor(netns: Netns | undefined, owns: boolean, timeoutMs: number) {
     this.#netns = netns;
     this.#ownsNetns = owns;
     this.#timeoutMs = timeoutMs;
-    const sock = () => this.socket();
+    const sock = () => this.#socket();
     this.links = new LinkOps(sock);
-    this.addrs = new AddrOps(sock);
-    this.routes = new RouteOps(sock);
+    const ifindex = (ref: LinkRef) => typeof ref === "number" ? ref : this.links.get(ref).index;
+    this.addrs = new AddrOps(sock, ifindex);
+    this.routes = new RouteOps(sock, ifindex);
+    this.neighs = new NeighOps(sock, ifindex);
   }
 
   /**
@@ -100,20 +116,8 @@ export class NetlinkHandle implements Disposable {
     return this.#netns;
   }
 
-  /**
-   * The underlying socket, opened (inside the namespace) on first use.
-   *
-   * @returns The open socket, bound to the handle's namespace for its life.
-   * @throws {NetlinkError} when the namespace cannot be entered or the socket opened.
-   * @example Open the socket eagerly (what `ip -n ctr1` does before its first request)
-   * ```ts ignore
-   * import { NetlinkHandle } from "./mod.ts";
-   *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * console.log(h.socket().portid);
-   * ```
-   */
-  socket(): NetlinkSocket {
+  /** The socket, opened (inside the namespace) on first use and kept until `close()`. */
+  #socket(): NetlinkSocket {
     if (this.#sock) return this.#sock;
     const timeoutMs = this.#timeoutMs;
     return this.#sock = inNetns(this.#netns, () => NetlinkSocket.open({ timeoutMs }));

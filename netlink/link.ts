@@ -4,7 +4,7 @@
  * @module
  */
 
-import { LinkNotFoundError, NetlinkError } from "./errors.ts";
+import { LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
@@ -70,7 +70,7 @@ export class LinkOps {
       if (err instanceof NetlinkError && err.errno === 19 && !(err instanceof LinkNotFoundError)) {
         throw new LinkNotFoundError(ref);
       }
-      throw err;
+      throw naming(err, linkText(ref));
     }
   }
 
@@ -161,7 +161,11 @@ export class LinkOps {
     const parent = "parent" in spec
       ? (typeof spec.parent === "number" ? spec.parent : this.get(spec.parent).index)
       : undefined;
-    request(this.#sock(), "RTM_NEWLINK", () => encodeLinkAdd(spec, FLAGS.add, parent));
+    try {
+      request(this.#sock(), "RTM_NEWLINK", () => encodeLinkAdd(spec, FLAGS.add, parent));
+    } catch (err) {
+      throw naming(err, linkText(spec.name));
+    }
   }
 
   /**
@@ -199,7 +203,7 @@ export class LinkOps {
       request(this.#sock(), "RTM_NEWLINK", () => encodeLinkChange(index, change, FLAGS.change));
     } catch (err) {
       if (err instanceof NetlinkError && err.errno === 19) throw new LinkNotFoundError(ref, err.op);
-      throw err;
+      throw naming(err, linkText(ref));
     }
   }
 
@@ -225,7 +229,7 @@ export class LinkOps {
       );
     } catch (err) {
       if (err instanceof NetlinkError && err.errno === 19) throw new LinkNotFoundError(ref, err.op);
-      throw err;
+      throw naming(err, linkText(ref));
     }
   }
 }

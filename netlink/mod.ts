@@ -16,9 +16,8 @@
 export { NetlinkHandle } from "./handle.ts";
 export type { HandleOptions } from "./handle.ts";
 export type { LinkOps } from "./link.ts";
-export type { AddrOps, AddrOptions } from "./addr.ts";
-export type { RouteFilter, RouteOps } from "./route.ts";
-export type { NotPromise } from "./netns.ts";
+export type { AddrFilter, AddrOps, AddrOptions } from "./addr.ts";
+export type { RouteFilter, RouteOps, RouteSpec } from "./route.ts";
 export type { NetlinkSocket, SocketOptions } from "./socket.ts";
 export {
   createNetns,
@@ -43,6 +42,16 @@ export {
 } from "./errors.ts";
 export { LIBC_ENV, LIBMNL_ENV, LibraryLoadError } from "./_ffi.ts";
 export { MACVLAN_MODES, macvlanModeName } from "./wire/message.ts";
+export {
+  ADDR_FLAGS,
+  LINK_FLAGS,
+  NEIGH_STATES,
+  ROUTE_PROTOCOLS,
+  ROUTE_TABLES,
+  ROUTE_TYPES,
+  SCOPES,
+} from "./names.ts";
+export type { NeighFilter, NeighOps, NeighSpec } from "./neigh.ts";
 export type {
   Address,
   Family,
@@ -52,6 +61,7 @@ export type {
   LinkRef,
   LinkSpec,
   MacvlanMode,
+  Neighbour,
   NextHop,
   Route,
 } from "./types.ts";

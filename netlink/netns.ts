@@ -190,10 +190,12 @@ export type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
  * If restoring the original namespace fails the process exits (status 70):
  * continuing in the wrong namespace would act on the wrong host.
  *
- * @param ns The namespace to enter; `undefined` runs `fn` in place.
+ * @param ns The namespace to enter (open, or a path opened and closed
+ *   here); `undefined` runs `fn` in place.
  * @param fn Synchronous work: open sockets, read or write `/proc/sys`.
  * @returns What `fn` returns.
  * @throws {TypeError} when `fn` returns a promise.
+ * @throws {NetnsNotFoundError} when a path does not exist.
  * @throws {NetlinkError} when `ns` cannot be entered (`setns`).
  * @example Read a file inside, like `ip netns exec ctr1 cat /proc/net/dev`
  * ```ts ignore
@@ -203,7 +205,15 @@ export type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
  * const dev = inNetns(ns, () => Deno.readTextFileSync("/proc/net/dev"));
  * ```
  */
-export function inNetns<T>(ns: Netns | undefined, fn: () => NotPromise<T>): T {
+export function inNetns<T>(
+  ns: Netns | string | undefined,
+  // NotPromise<T>, spelled out: the public API does not export the helper type.
+  fn: () => T extends PromiseLike<unknown> ? never : T,
+): T {
+  if (typeof ns === "string") {
+    using opened = openNetns(ns);
+    return inNetns(opened, fn);
+  }
   if (!ns) return checkSync(fn());
   const c = libC();
   const home = c.open(cstr("/proc/thread-self/ns/net"), O_RDONLY | O_CLOEXEC);

@@ -4,22 +4,61 @@
  * @module
  */
 
+import { linkText, naming } from "./errors.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
-import type { Family, Route } from "./types.ts";
+import type { Family, LinkRef, Route } from "./types.ts";
 import * as C from "./wire/constants.ts";
 import { afOf, beginMessage, decodeRoute, encodeRoute } from "./wire/message.ts";
 
-/** Filter for {@linkcode RouteOps.list}; fields left out match all. */
+/**
+ * Filter for {@linkcode RouteOps.list}; fields left out match all.
+ *
+ * @example IPv4 routes out of eth0 in table 1000, like `ip -4 route show dev eth0 table 1000`
+ * ```ts ignore
+ * import { NetlinkHandle, type RouteFilter } from "./mod.ts";
+ *
+ * const filter: RouteFilter = { family: 4, oif: "eth0", table: 1000 };
+ * using h = NetlinkHandle.open();
+ * console.log(h.routes.list(filter));
+ * ```
+ */
 export interface RouteFilter {
   /** Only IPv4 or IPv6 routes (`ip -4`/`ip -6`). */
   family?: Family;
-  /** Table to list; default main (254). `0` lists every table. */
+  /** Table to list; default `ROUTE_TABLES.main`. `ROUTE_TABLES.all` (0) lists every table. */
   table?: number;
-  /** Only routes out of this ifindex (`dev X`). */
-  oif?: number;
+  /** Only routes out of this link, by ifindex or name (`dev X`). */
+  oif?: LinkRef;
   /** Only this exact destination, canonical form (`10.0.0.0/8`, `fd00::/64`). */
   dst?: string;
+}
+
+/**
+ * A route to add or delete: a {@linkcode Route} whose output link may also
+ * be given by name, like links are.
+ *
+ * @example A host route out of a link given by name, like `ip route add 10.1.0.7 dev mvt0 metric 100`
+ * ```ts
+ * import type { RouteSpec } from "./mod.ts";
+ *
+ * const spec: RouteSpec = { family: 4, dst: "10.1.0.7", oif: "mvt0", metric: 100 };
+ * ```
+ */
+export type RouteSpec = Omit<Route, "oif"> & {
+  /** Output link, by ifindex or name (`dev X`). */
+  oif?: LinkRef;
+};
+
+/** `10.0.0.0/8 via 10.0.0.1 dev eth0 table 1000`, as `ip route` writes a route. */
+function routeText(r: RouteSpec): string {
+  return [
+    r.dst,
+    ...(r.gw ? ["via", r.gw] : []),
+    ...(r.oif !== undefined ? ["dev", linkText(r.oif)] : []),
+    ...(r.table !== undefined && r.table !== C.RT_TABLE_MAIN ? ["table", String(r.table)] : []),
+    ...(r.metric !== undefined ? ["metric", String(r.metric)] : []),
+  ].join(" ");
 }
 
 /**
@@ -36,42 +75,52 @@ export interface RouteFilter {
  */
 export class RouteOps {
   #sock: () => NetlinkSocket;
+  #ifindex: (ref: LinkRef) => number;
 
   /** @internal */
-  constructor(sock: () => NetlinkSocket) {
+  constructor(sock: () => NetlinkSocket, ifindex: (ref: LinkRef) => number) {
     this.#sock = sock;
+    this.#ifindex = ifindex;
   }
 
-  #send(type: number, flags: number, route: Route, op: string): void {
-    request(this.#sock(), op, () => encodeRoute(type, flags, route));
+  #send(type: number, flags: number, spec: RouteSpec, op: string): void {
+    const { oif, ...rest } = spec;
+    const route: Route = oif === undefined ? rest : { ...rest, oif: this.#ifindex(oif) };
+    try {
+      request(this.#sock(), op, () => encodeRoute(type, flags, route));
+    } catch (err) {
+      throw naming(err, routeText(spec));
+    }
   }
 
   /**
    * Add a route. Defaults as `ip route add`: table main, protocol boot, and
    * link scope without `gw` (universe with one, host for local routes).
    *
-   * @param route The route; `dst` without a prefix is a host route.
+   * @param route The route; `dst` without a prefix is a host route, `oif` an
+   *   ifindex or a name.
    * @throws {NetlinkError} `EEXIST` when an identical route exists,
-   *   `ENETUNREACH` for a gateway that is not reachable, `ENODEV` for a bad `oif`.
+   *   `ENETUNREACH` for a gateway that is not reachable, `ENODEV` for a bad `oif`;
+   *   the message names the route (`RTM_NEWROUTE 0.0.0.0/0 via 10.99.0.1 dev eth0: …`).
+   * @throws {LinkNotFoundError} when `oif` names a link that does not exist.
    * @throws {TypeError} for a malformed address or one of the wrong family.
    * @example Like `ip route add default via 10.99.0.1 dev eth0`
    * ```ts ignore
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * const oif = h.links.get("eth0").index;
-   * h.routes.add({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif });
+   * h.routes.add({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif: "eth0" });
    * ```
-   * @example Like `ip route add 10.9.0.0/16 dev eth0 table 1000 metric 5 proto 249`
+   * @example Like `ip route add 10.9.0.0/16 dev eth0 table 1000 metric 5 proto 249 scope link`
    * ```ts ignore
-   * import { NetlinkHandle } from "./mod.ts";
+   * import { NetlinkHandle, SCOPES } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();
-   * const oif = h.links.get("eth0").index;
-   * h.routes.add({ family: 4, dst: "10.9.0.0/16", oif, table: 1000, metric: 5, protocol: 249 });
+   * const route = { family: 4, dst: "10.9.0.0/16", oif: "eth0", table: 1000, metric: 5 } as const;
+   * h.routes.add({ ...route, protocol: 249, scope: SCOPES.link });
    * ```
    */
-  add(route: Route): void {
+  add(route: RouteSpec): void {
     this.#send(C.RTM_NEWROUTE, FLAGS.add, route, "RTM_NEWROUTE");
   }
 
@@ -96,7 +145,7 @@ export class RouteOps {
    * h.routes.prepend({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif });
    * ```
    */
-  prepend(route: Route): void {
+  prepend(route: RouteSpec): void {
     this.#send(C.RTM_NEWROUTE, FLAGS.create, route, "RTM_NEWROUTE");
   }
 
@@ -115,7 +164,7 @@ export class RouteOps {
    * h.routes.replace({ family: 4, dst: "10.1.0.0/16", gw: "10.99.0.254" });
    * ```
    */
-  replace(route: Route): void {
+  replace(route: RouteSpec): void {
     this.#send(C.RTM_NEWROUTE, FLAGS.replace, route, "RTM_NEWROUTE");
   }
 
@@ -136,16 +185,17 @@ export class RouteOps {
    * h.routes.del({ family: 4, dst: "192.168.122.177/32", oif, metric: 1024 });
    * ```
    */
-  del(route: Route): void {
+  del(route: RouteSpec): void {
     this.#send(C.RTM_DELROUTE, FLAGS.change, route, "RTM_DELROUTE");
   }
 
   /**
    * List routes (main table unless `table` says otherwise).
    *
-   * @param filter Family, table (`0`: all), `oif` and exact `dst`.
+   * @param filter Family, table (`ROUTE_TABLES.all`: all), `oif` and exact `dst`.
    * @returns The matching routes.
    * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
+   * @throws {LinkNotFoundError} when `oif` names a link that does not exist.
    * @example Like `ip -4 route show` and `ip route show table 1000`
    * ```ts ignore
    * import { NetlinkHandle } from "./mod.ts";
@@ -156,6 +206,7 @@ export class RouteOps {
    */
   list(filter: RouteFilter = {}): Route[] {
     const table = filter.table ?? C.RT_TABLE_MAIN;
+    const oif = filter.oif === undefined ? undefined : this.#ifindex(filter.oif);
     const out: Route[] = [];
     for (
       const m of request(this.#sock(), "RTM_GETROUTE", () => {
@@ -170,7 +221,7 @@ export class RouteOps {
       if (!r) continue;
       if (table !== 0 && r.table !== table) continue;
       if (filter.family && r.family !== filter.family) continue;
-      if (filter.oif !== undefined && r.oif !== filter.oif) continue;
+      if (oif !== undefined && r.oif !== oif) continue;
       if (filter.dst !== undefined && r.dst !== filter.dst) continue;
       out.push(r);
     }

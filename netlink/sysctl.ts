@@ -22,7 +22,7 @@ function path(key: string): string {
  *
  * @param key `a/b/c` or `a.b.c` under `/proc/sys`.
  * @param value The text to write.
- * @param netns The namespace; its `/proc/sys/net` is the one written.
+ * @param netns The namespace (open, or a path); its `/proc/sys/net` is the one written.
  * @throws {TypeError} for a key with `.`/`..`/empty segments.
  * @throws {Deno.errors.NotFound} for a key that does not exist there.
  * @example Like `ip netns exec ctr1 sysctl -w net.ipv4.conf.eth0.arp_notify=1`
@@ -33,7 +33,7 @@ function path(key: string): string {
  * writeSysctl("net/ipv4/conf/eth0/arp_notify", "1", ns);
  * ```
  */
-export function writeSysctl(key: string, value: string, netns?: Netns): void {
+export function writeSysctl(key: string, value: string, netns?: Netns | string): void {
   const p = path(key);
   inNetns(netns, () => Deno.writeTextFileSync(p, value));
 }
@@ -42,7 +42,7 @@ export function writeSysctl(key: string, value: string, netns?: Netns): void {
  * Read a sysctl in `netns` (default: the caller's), trimmed.
  *
  * @param key `a/b/c` or `a.b.c` under `/proc/sys`.
- * @param netns The namespace to read in.
+ * @param netns The namespace to read in (open, or a path).
  * @returns The value without the trailing newline.
  * @throws {TypeError} for a key with `.`/`..`/empty segments.
  * @throws {Deno.errors.NotFound} for a key that does not exist there.
@@ -54,7 +54,7 @@ export function writeSysctl(key: string, value: string, netns?: Netns): void {
  * console.log(readSysctl("net/ipv6/conf/eth0/disable_ipv6", ns));
  * ```
  */
-export function readSysctl(key: string, netns?: Netns): string {
+export function readSysctl(key: string, netns?: Netns | string): string {
   const p = path(key);
   return inNetns(netns, () => Deno.readTextFileSync(p)).trim();
 }

@@ -5,16 +5,60 @@
  * @module
  */
 
-/** macvlan/macvtap modes, spelled as in iproute2 and in the CNI config. */
+/**
+ * macvlan/macvtap modes, spelled as in iproute2 and in the CNI config.
+ *
+ * @example The kernel value of a mode, like `ip link add … type macvtap mode vepa`
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MACVLAN_MODES, type MacvlanMode } from "./mod.ts";
+ *
+ * const mode: MacvlanMode = "vepa";
+ * assert.equal(MACVLAN_MODES[mode], 2);
+ * ```
+ */
 export type MacvlanMode = "private" | "vepa" | "bridge" | "passthru" | "source";
 
-/** Address family of an address or route. */
+/**
+ * Address family of an address or route.
+ *
+ * @example Only IPv6 addresses, like `ip -6 addr`
+ * ```ts ignore
+ * import { type Family, NetlinkHandle } from "./mod.ts";
+ *
+ * const family: Family = 6;
+ * using h = NetlinkHandle.open();
+ * console.log(h.addrs.list({ family }));
+ * ```
+ */
 export type Family = 4 | 6;
 
-/** A link reference: ifindex or name. */
+/**
+ * A link reference: ifindex or name.
+ *
+ * @example The same link by name and by index, like `ip link show eth0` and `ip link show index 2`
+ * ```ts ignore
+ * import { type LinkRef, NetlinkHandle } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open();
+ * const refs: LinkRef[] = ["eth0", h.links.get("eth0").index];
+ * for (const ref of refs) console.log(h.links.get(ref).name);
+ * ```
+ */
 export type LinkRef = number | string;
 
-/** A network interface as the kernel reports it (`ip -d link show`). */
+/**
+ * A network interface as the kernel reports it (`ip -d link show`).
+ *
+ * @example Is a link a macvtap, and is it up, like `ip -d link show dev eth0`
+ * ```ts ignore
+ * import { type Link, LINK_FLAGS, NetlinkHandle } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ * const l: Link = h.links.get("eth0");
+ * console.log(l.kind === "macvtap", l.mode, Boolean(l.flags & LINK_FLAGS.lowerUp));
+ * ```
+ */
 export interface Link {
   /** ifindex in the namespace it was read from. */
   index: number;
@@ -54,7 +98,17 @@ export interface Link {
   alias?: string;
 }
 
-/** What to create (`ip link add …`). */
+/**
+ * What to create (`ip link add …`).
+ *
+ * @example Specs for a veth pair and a macvtap on it
+ * ```ts
+ * import type { LinkSpec } from "./mod.ts";
+ *
+ * const veth: LinkSpec = { kind: "veth", name: "eth1", peer: { name: "eth1p" }, up: true };
+ * const tap: LinkSpec = { kind: "macvtap", name: "mvt0", parent: "eth1", mode: "bridge", mtu: 1500 };
+ * ```
+ */
 export type LinkSpec =
   & {
     /** Interface name (≤ 15 bytes; longer is ERANGE from the kernel). */
@@ -97,7 +151,16 @@ export type LinkSpec =
     }
   );
 
-/** What to change (`ip link set …`). Fields are applied in one RTM_NEWLINK. */
+/**
+ * What to change (`ip link set …`). Fields are applied in one RTM_NEWLINK.
+ *
+ * @example Rename and bring up in one request, like `ip link set mvt0 name eth0 up`
+ * ```ts
+ * import type { LinkChange } from "./mod.ts";
+ *
+ * const change: LinkChange = { name: "eth0", up: true, mac: "02:00:0a:01:00:02" };
+ * ```
+ */
 export interface LinkChange {
   /** Set or clear IFF_UP (`ip link set X up|down`). */
   up?: boolean;
@@ -123,7 +186,18 @@ export interface LinkChange {
   newIndex?: number;
 }
 
-/** An interface address (`ip addr`). */
+/**
+ * An interface address (`ip addr`).
+ *
+ * @example Global IPv4 addresses of a link, like `ip -4 addr show dev eth0 scope global`
+ * ```ts ignore
+ * import { type Address, NetlinkHandle, SCOPES } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ * const v4: Address[] = h.addrs.list({ link: "eth0", family: 4 });
+ * console.log(v4.filter((a) => a.scope === SCOPES.universe).map((a) => a.cidr));
+ * ```
+ */
 export interface Address {
   /** ifindex. */
   index: number;
@@ -139,7 +213,25 @@ export interface Address {
   label?: string;
 }
 
-/** A route (`ip route`). */
+/**
+ * A route (`ip route`).
+ *
+ * @example A default route as `h.routes.list()` returns it (`default via 10.1.0.1 dev eth0`)
+ * ```ts
+ * import { ROUTE_PROTOCOLS, ROUTE_TABLES, ROUTE_TYPES, type Route, SCOPES } from "./mod.ts";
+ *
+ * const route: Route = {
+ *   family: 4,
+ *   dst: "0.0.0.0/0",
+ *   gw: "10.1.0.1",
+ *   oif: 2,
+ *   table: ROUTE_TABLES.main,
+ *   protocol: ROUTE_PROTOCOLS.boot,
+ *   scope: SCOPES.universe,
+ *   type: ROUTE_TYPES.unicast,
+ * };
+ * ```
+ */
 export interface Route {
   /** 4 or 6. */
   family: Family;
@@ -172,7 +264,18 @@ export interface Route {
   nexthops?: NextHop[];
 }
 
-/** One next hop of a multipath route. */
+/**
+ * One next hop of a multipath route.
+ *
+ * @example The gateways of an IPv6 multipath default route (`ip -6 route show default`)
+ * ```ts ignore
+ * import { type NextHop, NetlinkHandle } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open();
+ * const hops: NextHop[] = h.routes.defaultRoute(6)?.nexthops ?? [];
+ * console.log(hops.map((n) => `${n.gw} dev #${n.oif}`));
+ * ```
+ */
 export interface NextHop {
   /** Gateway (`RTA_GATEWAY`, or `RTA_VIA` of another family). */
   gw?: string;
@@ -180,7 +283,49 @@ export interface NextHop {
   oif?: number;
 }
 
-/** A link notification from RTNLGRP_LINK. */
+/**
+ * A neighbour (ARP or NDP) entry (`ip neigh`).
+ *
+ * @example A static entry, like `ip neigh add 10.1.0.1 lladdr 02:00:0a:01:00:01 dev eth0 nud permanent`
+ * ```ts
+ * import { NEIGH_STATES, type Neighbour } from "./mod.ts";
+ *
+ * const n: Neighbour = {
+ *   index: 2,
+ *   family: 4,
+ *   ip: "10.1.0.1",
+ *   mac: "02:00:0a:01:00:01",
+ *   state: NEIGH_STATES.permanent,
+ * };
+ * ```
+ */
+export interface Neighbour {
+  /** ifindex of the link it is on. */
+  index: number;
+  /** 4 (ARP) or 6 (NDP). */
+  family: Family;
+  /** The neighbour's IP address (`NDA_DST`), IPv6 in RFC 5952 form. */
+  ip: string;
+  /** Its link-layer address (`NDA_LLADDR`), absent while unresolved. */
+  mac?: string;
+  /** `NUD_*` state bits; compare with `NEIGH_STATES`. */
+  state: number;
+}
+
+/**
+ * A link notification from RTNLGRP_LINK.
+ *
+ * @example Wait until a link is deleted, like `ip monitor link`
+ * ```ts ignore
+ * import { type LinkEvent, openNetns, subscribeLinks } from "./mod.ts";
+ *
+ * using ns = openNetns("/run/netns/ctr1");
+ * for await (const e of subscribeLinks({ netns: ns })) {
+ *   const event: LinkEvent = e;
+ *   if (event.type === "del" && event.link.name === "eth0") break;
+ * }
+ * ```
+ */
 export interface LinkEvent {
   /** `RTM_NEWLINK` (created or changed) or `RTM_DELLINK`. */
   type: "new" | "del";

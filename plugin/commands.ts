@@ -8,7 +8,7 @@
 
 import type { Result } from "../cni/mod.ts";
 import { type NetConf, parseNetConf, parseNetConfForDel } from "../config/mod.ts";
-import { fileSink, Logger, setLogger } from "../internal/_log.ts";
+import { fileSink, Logger, setLogger, withLogger } from "../internal/_log.ts";
 import { logRoot } from "../internal/_owned_path.ts";
 import { addAttachment } from "./add.ts";
 import { checkAttachment } from "./check.ts";
@@ -19,27 +19,71 @@ import { type Ipam, ipamDelegate } from "../ipam/mod.ts";
 import { StateStore } from "./state.ts";
 import { statusOf } from "./status.ts";
 
-/** Options shared by the commands. */
+/**
+ * Options shared by the commands.
+ *
+ * @example ADD with your own IPAM, logging only to this call's file
+ * ```ts ignore
+ * import { cmdAdd, type CommandOptions } from "./commands.ts";
+ *
+ * const options: CommandOptions = {
+ *   ipam: {
+ *     type: "mine",
+ *     add: () => Promise.resolve({ cniVersion: "1.1.0", ips: [{ address: "10.1.0.2/24" }] }),
+ *     del: () => Promise.resolve(),
+ *     check: () => Promise.resolve(),
+ *     status: () => Promise.resolve(),
+ *     gc: () => Promise.resolve(),
+ *   },
+ * };
+ * const config = { cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1", logLevel: "debug" };
+ * const ctx = { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: [] };
+ * console.log(await cmdAdd(config, ctx, options));
+ * ```
+ */
 export interface CommandOptions {
   /** The config bytes exactly as received (what IPAM reads); default: the config re-encoded. */
   stdin?: Uint8Array;
   /** Replace the IPAM delegate (tests, or automation with its own allocator). */
   ipam?: Ipam;
+  /**
+   * Let the config's `logLevel`/`logFile` replace the process-wide logger,
+   * as the executable does (its process is this one call). Default: they
+   * apply to this call only, and the process's logger stays as it was.
+   */
+  processLogger?: boolean;
 }
 
 function bytesOf(config: Record<string, unknown>, options: CommandOptions): Uint8Array {
   return options.stdin ?? new TextEncoder().encode(JSON.stringify(config));
 }
 
-function useLogging(conf: Pick<NetConf, "logFile" | "logLevel">): void {
-  if (conf.logFile || conf.logLevel) {
-    setLogger(
-      new Logger({
-        ...(conf.logLevel ? { level: conf.logLevel } : {}),
-        ...(conf.logFile ? { sink: fileSink(conf.logFile, logRoot()) } : {}),
-      }),
-    );
+/** The logger the config asks for, or `undefined` when it names no level and no file. */
+function loggerOf(conf: Pick<NetConf, "logFile" | "logLevel">): Logger | undefined {
+  if (!conf.logFile && !conf.logLevel) return undefined;
+  return new Logger({
+    ...(conf.logLevel ? { level: conf.logLevel } : {}),
+    ...(conf.logFile ? { sink: fileSink(conf.logFile, logRoot()) } : {}),
+  });
+}
+
+/**
+ * Run one command with the config's logger: for this call only (closed
+ * after it), or, with `options.processLogger`, as the process's logger.
+ */
+async function logged<T>(
+  conf: Pick<NetConf, "logFile" | "logLevel">,
+  options: CommandOptions,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const logger = loggerOf(conf);
+  if (!logger) return await fn();
+  if (options.processLogger) {
+    setLogger(logger);
+    return await fn();
   }
+  using _ = logger;
+  return await withLogger(logger, fn);
 }
 
 function storeOf(conf: NetConf): StateStore {
@@ -112,13 +156,13 @@ export async function cmdAdd(
   options: CommandOptions = {},
 ): Promise<Result> {
   const conf = parseNetConf(config, { command: "ADD", args: ctx.args });
-  useLogging(conf);
-  return await addAttachment(
-    conf,
-    ctx,
-    delegate(conf, ctx, config, options),
-    storeOf(conf),
-  );
+  return await logged(conf, options, () =>
+    addAttachment(
+      conf,
+      ctx,
+      delegate(conf, ctx, config, options),
+      storeOf(conf),
+    ));
 }
 
 /**
@@ -135,13 +179,13 @@ export async function cmdDel(
   options: CommandOptions = {},
 ): Promise<void> {
   const conf = parseNetConfForDel(config, { args: ctx.args });
-  useLogging(conf);
-  await delAttachment(
-    conf,
-    ctx,
-    delegate(conf, ctx, config, options),
-    storeOf(conf),
-  );
+  await logged(conf, options, () =>
+    delAttachment(
+      conf,
+      ctx,
+      delegate(conf, ctx, config, options),
+      storeOf(conf),
+    ));
 }
 
 /**
@@ -158,8 +202,11 @@ export async function cmdCheck(
   options: CommandOptions = {},
 ): Promise<void> {
   const conf = parseNetConf(config, { command: "CHECK", args: ctx.args });
-  useLogging(conf);
-  await checkAttachment(conf, ctx, delegate(conf, ctx, config, options));
+  await logged(
+    conf,
+    options,
+    () => checkAttachment(conf, ctx, delegate(conf, ctx, config, options)),
+  );
 }
 
 /**
@@ -176,8 +223,7 @@ export async function cmdStatus(
   options: CommandOptions = {},
 ): Promise<void> {
   const conf = parseNetConf(config, { command: "STATUS", args: "" });
-  useLogging(conf);
-  await statusOf(conf, delegate(conf, ctx, config, options));
+  await logged(conf, options, () => statusOf(conf, delegate(conf, ctx, config, options)));
 }
 
 /**
@@ -194,13 +240,13 @@ export async function cmdGc(
   options: CommandOptions = {},
 ): Promise<void> {
   const conf = parseNetConfForDel(config, { args: "" });
-  useLogging(conf);
   const stdin = bytesOf(config, options);
-  await gcNetwork(
-    conf,
-    ctx,
-    conf.validAttachments,
-    storeOf(conf),
-    (target) => options.ipam ?? ipamFor(conf, ctx, stdin, target),
-  );
+  await logged(conf, options, () =>
+    gcNetwork(
+      conf,
+      ctx,
+      conf.validAttachments,
+      storeOf(conf),
+      (target) => options.ipam ?? ipamFor(conf, ctx, stdin, target),
+    ));
 }

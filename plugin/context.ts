@@ -5,7 +5,22 @@
  * @module
  */
 
-/** The CNI invocation environment of one command. */
+/**
+ * The CNI invocation environment of one command.
+ *
+ * @example What a runtime passes for ADD (`CNI_CONTAINERID`, `CNI_NETNS`, …)
+ * ```ts
+ * import type { CniContext } from "./context.ts";
+ *
+ * const ctx: CniContext = {
+ *   containerId: "task1",
+ *   netns: "/run/netns/task1",
+ *   ifname: "eth0",
+ *   args: "IgnoreUnknown=1",
+ *   path: ["/opt/cni/bin", "/usr/lib/cni"],
+ * };
+ * ```
+ */
 export interface CniContext {
   /** CNI_CONTAINERID. */
   containerId: string;

@@ -9,7 +9,18 @@ import { ConfigError } from "../config/mod.ts";
 import { HostRouteError } from "../hostroute/mod.ts";
 import { DumpInterruptedError, NetlinkError } from "../netlink/mod.ts";
 
-/** A plugin failure with a chosen CNI code (default 999). */
+/**
+ * A plugin failure with a chosen CNI code (default 999).
+ *
+ * @example A failure the runtime should retry
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PluginError, toCniError } from "./errors.ts";
+ *
+ * const err = new PluginError("master eth1 is busy", { code: 11 });
+ * assert.equal(toCniError(err).code, 11);
+ * ```
+ */
 export class PluginError extends Error {
   /** The CNI error code. */
   readonly code: number;
@@ -35,6 +46,18 @@ export class PluginError extends Error {
  * - `ConfigError` ⇒ 7, or 2 when the field is unsupported;
  * - `EAGAIN`/`EBUSY` and dumps still interrupted after retries ⇒ 11;
  * - `PluginError` ⇒ its code; anything else ⇒ 999, with the cause chain in `details`.
+ *
+ * @param err Anything a command threw.
+ * @returns The CNI error to print (`toJSON(cniVersion)`), with `err` as its cause.
+ * @example Print any failure the way the CNI spec wants it
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { toCniError } from "./errors.ts";
+ *
+ * const json = toCniError(new Error("boom")).toJSON("1.1.0");
+ * assert.equal(json.code, 999);
+ * assert.equal(json.msg, "boom");
+ * ```
  */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;

@@ -46,3 +46,13 @@ Deno.test("toCniError() maps a hostrouteif conflict to 7 and anything else to 99
   assertEquals(toCniError(new TypeError("boom")).code, 999);
   assertEquals(toCniError("a string").code, 999);
 });
+
+Deno.test("toCniError() keeps a netlink error's subject in msg and adds no details", () => {
+  const err = new NetlinkError("RTM_NEWLINK", 17, undefined, { subject: "eth9" });
+  const json = toCniError(err).toJSON("1.1.0");
+  assertEquals(json, {
+    cniVersion: "1.1.0",
+    code: ErrorCode.NETLINK,
+    msg: "RTM_NEWLINK eth9: File exists (EEXIST)",
+  });
+});

@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import {
+  ADDR_FLAGS,
   createNetns,
   currentNetnsId,
   deleteNetns,
@@ -16,12 +17,16 @@ import {
   isErrno,
   LinkNotFoundError,
   type MacvlanMode,
+  NEIGH_STATES,
   NetlinkError,
   NetlinkHandle,
   type Netns,
   NetnsNotFoundError,
   openNetns,
   readSysctl,
+  ROUTE_PROTOCOLS,
+  ROUTE_TABLES,
+  SCOPES,
   subscribeLinks,
   writeSysctl,
 } from "../netlink/mod.ts";
@@ -664,6 +669,163 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
     throwsNetlink(() => h.routes.del({ family: 4, dst: "10.0.0.0/8" }), "ESRCH", "RTM_DELROUTE");
   });
 });
+
+Deno.test(
+  "addrs and routes take a link name like links do; their errors name the object",
+  opts,
+  async (t) => {
+    using lab = new NsLab();
+    const a = lab.nsWithNic();
+    using h = NetlinkHandle.open({ netns: a.ns });
+    const eth1 = h.links.get("eth1").index;
+    await t.step("addresses by name", () => {
+      h.addrs.add("eth1", "10.1.2.3/24");
+      h.addrs.add("eth1", "fd00::3/64", { flags: ADDR_FLAGS.nodad });
+      assert.deepEqual(h.addrs.list({ link: "eth1", family: 4 }).map((x) => x.cidr), [
+        "10.1.2.3/24",
+      ]);
+      assert.deepEqual( // IPv4 only: the kernel adds IPv6 link-local addresses when it likes
+        h.addrs.list({ link: "eth1", family: 4 }).map((x) => x.cidr),
+        h.addrs.list({ link: eth1, family: 4 }).map((x) => x.cidr),
+      );
+      const e = throwsNetlink(() => h.addrs.add("eth1", "10.1.2.3/24"), "EEXIST", "RTM_NEWADDR");
+      assert.equal(e.subject, "10.1.2.3/24 dev eth1");
+      assert.match(e.message, /^RTM_NEWADDR 10\.1\.2\.3\/24 dev eth1: File exists \(EEXIST\)/);
+      assert.throws(() => h.addrs.add("nope0", "10.1.2.9/24"), LinkNotFoundError);
+      assert.throws(() => h.addrs.list({ link: "nope0" }), LinkNotFoundError);
+    });
+    await t.step("routes by name, with named scope, protocol and table", () => {
+      h.routes.add({
+        family: 4,
+        dst: "10.100.0.0/16",
+        oif: "eth1",
+        table: 100,
+        scope: SCOPES.link,
+        protocol: ROUTE_PROTOCOLS.static,
+      });
+      const [oracle] = ipJson(a.name, "route", "show", "table", "100");
+      assert.deepEqual([oracle.dst, oracle.dev, oracle.scope, oracle.protocol], [
+        "10.100.0.0/16",
+        "eth1",
+        "link",
+        "static",
+      ]);
+      assert.deepEqual(
+        h.routes.list({ table: 100, oif: "eth1" }).map((r) => [r.dst, r.oif]),
+        [["10.100.0.0/16", eth1]],
+      );
+      assert.ok(h.routes.list({ table: ROUTE_TABLES.all }).some((r) => r.table === 100));
+      const e = throwsNetlink(
+        () => h.routes.add({ family: 4, dst: "10.100.0.0/16", oif: "eth1", table: 100 }),
+        "EEXIST",
+        "RTM_NEWROUTE",
+      );
+      assert.match(e.message, /^RTM_NEWROUTE 10\.100\.0\.0\/16 dev eth1 table 100: File exists/);
+      const u = throwsNetlink(
+        () => h.routes.add({ family: 4, dst: "10.9.0.0/16", gw: "192.0.2.1" }),
+        "ENETUNREACH",
+        "RTM_NEWROUTE",
+      );
+      assert.match(u.message, /^RTM_NEWROUTE 10\.9\.0\.0\/16 via 192\.0\.2\.1: /);
+      assert.throws(
+        () => h.routes.add({ family: 4, dst: "10.9.0.0/16", oif: "nope0" }),
+        LinkNotFoundError,
+      );
+      h.routes.del({ family: 4, dst: "10.100.0.0/16", oif: "eth1", table: 100 });
+      assert.deepEqual(ipJson(a.name, "route", "show", "table", "100"), []);
+      const d = throwsNetlink(
+        () => h.routes.del({ family: 4, dst: "10.100.0.0/16", table: 100 }),
+        "ESRCH",
+        "RTM_DELROUTE",
+      );
+      assert.equal(d.subject, "10.100.0.0/16 table 100");
+    });
+    await t.step("links: the name in the message, the subclasses unchanged", () => {
+      const e = throwsNetlink(
+        () => h.links.add({ kind: "bridge", name: "eth1" }),
+        "EEXIST",
+        "RTM_NEWLINK",
+      );
+      assert.equal(e.message, "RTM_NEWLINK eth1: File exists (EEXIST)");
+      assert.equal(e.cause, undefined);
+      const m = throwsNetlink(() => h.links.set("eth1", { mtu: 1 }), "EINVAL", "RTM_NEWLINK");
+      assert.match(m.message, /^RTM_NEWLINK eth1: Invalid argument \(EINVAL\)/);
+      assert.throws(() => h.links.del("nope0"), (err: unknown) => {
+        assert.ok(err instanceof LinkNotFoundError);
+        assert.match(err.message, /^Link "nope0" not found/);
+        return true;
+      });
+    });
+  },
+);
+
+Deno.test("neighs add/replace/del/list agree with `ip -j neigh show`", opts, () => {
+  using lab = new NsLab();
+  const a = lab.nsWithNic();
+  using h = NetlinkHandle.open({ netns: a.ns });
+  const eth1 = h.links.get("eth1").index;
+  h.neighs.add("eth1", { ip: "10.1.0.1", mac: "02:00:0a:01:00:01" });
+  h.neighs.add(eth1, { ip: "fd00::1", mac: "02:00:0a:01:00:02", state: NEIGH_STATES.noarp });
+  // The kernel adds entries of its own (IPv6 multicast, NOARP) whenever it likes: compare ours.
+  const mine = (ip: string) => ip === "10.1.0.1" || ip === "fd00::1";
+  const oracle = () => ipJson(a.name, "neigh", "show", "dev", "eth1", "nud", "all"); // incl. NOARP
+  const theirs = oracle().filter((n: Json) => mine(n.dst))
+    .map((n: Json) => [n.dst, n.lladdr, n.state.join(",")]).sort();
+  assert.deepEqual(theirs, [
+    ["10.1.0.1", "02:00:0a:01:00:01", "PERMANENT"],
+    ["fd00::1", "02:00:0a:01:00:02", "NOARP"],
+  ]);
+  const ours = h.neighs.list({ link: "eth1" }).filter((n) => mine(n.ip))
+    .map((n) => [n.family, n.ip, n.mac, n.state]).sort();
+  assert.deepEqual(ours, [
+    [4, "10.1.0.1", "02:00:0a:01:00:01", NEIGH_STATES.permanent],
+    [6, "fd00::1", "02:00:0a:01:00:02", NEIGH_STATES.noarp],
+  ]);
+  assert.deepEqual(h.neighs.list({ link: "eth1", family: 6 }).filter((n) => mine(n.ip)).length, 1);
+  assert.ok(h.neighs.list({ link: "eth1", family: 4 }).every((n) => n.family === 4));
+  const e = throwsNetlink(
+    () => h.neighs.add("eth1", { ip: "10.1.0.1", mac: "02:00:0a:01:00:09" }),
+    "EEXIST",
+    "RTM_NEWNEIGH",
+  );
+  assert.match(e.message, /^RTM_NEWNEIGH 10\.1\.0\.1 dev eth1: File exists/);
+  h.neighs.replace("eth1", { ip: "10.1.0.1", mac: "02:00:0a:01:00:09" });
+  assert.equal(
+    ipJson(a.name, "neigh", "show", "10.1.0.1", "dev", "eth1")[0].lladdr,
+    "02:00:0a:01:00:09",
+  );
+  h.neighs.del("eth1", "10.1.0.1");
+  h.neighs.del(eth1, "fd00::1");
+  assert.deepEqual(oracle().filter((n: Json) => mine(n.dst)), []);
+  throwsNetlink(() => h.neighs.del("eth1", "10.1.0.1"), "ENOENT", "RTM_DELNEIGH");
+  assert.throws(() => h.neighs.add("eth1", { ip: "10.1.0.1", mac: "nope" }), TypeError);
+  assert.throws(() => h.neighs.list({ link: "nope0" }), LinkNotFoundError);
+});
+
+Deno.test(
+  "inNetns(), sysctls and subscribeLinks() take a namespace path like NetlinkHandle.open()",
+  opts,
+  async () => {
+    using lab = new NsLab();
+    const a = lab.nsWithNic();
+    const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
+    const home = currentNetnsId();
+    const before = fds();
+    assert.equal(inNetns(a.path, () => currentNetnsId()), `net:[${Deno.statSync(a.path).ino}]`);
+    assert.equal(currentNetnsId(), home, "back home");
+    writeSysctl("net/ipv4/conf/eth1/arp_notify", "1", a.path);
+    assert.equal(readSysctl("net/ipv4/conf/eth1/arp_notify", a.path), "1");
+    assert.equal(readSysctl("net/ipv4/conf/eth1/arp_notify", a.ns), "1");
+    assert.equal(fds(), before, "the namespaces opened from paths are closed again");
+    assert.throws(() => inNetns(`${a.path}-nope`, () => 1), NetnsNotFoundError);
+    using events = subscribeLinks({ netns: a.path });
+    assert.equal(fds(), before + 1, "only the socket stays open");
+    ip(a.name, "link", "add", "ev0", "type", "bridge");
+    for await (const e of events) {
+      if (e.link.name === "ev0") break;
+    }
+  },
+);
 
 Deno.test(
   "routes.prepend() adds beside a route through another device; IPv6 lists it as multipath",

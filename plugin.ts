@@ -1,0 +1,50 @@
+/**
+ * The macvtap CNI plugin's commands as functions (ADD, DEL, CHECK, STATUS,
+ * GC): a network config and the CNI context in, a result or a typed error
+ * out, as the executable does for a runtime. A config's `logLevel` and
+ * `logFile` apply to that call only; the process's logger stays as it was.
+ *
+ * Needs `--allow-ffi`, `--allow-run` (IPAM plugins), `--allow-env`,
+ * `--allow-read` and `--allow-write` (state directory), and root.
+ *
+ * @example Attach, check and detach a task's namespace
+ * ```ts ignore
+ * import { cmdAdd, cmdCheck, cmdDel, toCniError } from "@macvtap/cni/plugin";
+ * import { formatResult } from "@macvtap/cni/cni";
+ *
+ * const config = {
+ *   cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1",
+ *   ipam: { type: "host-local", subnet: "192.168.122.0/24" },
+ * };
+ * const ctx = { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: ["/usr/lib/cni"] };
+ * try {
+ *   const result = await cmdAdd(config, ctx);
+ *   console.log(formatResult(result, "1.1.0"));
+ *   await cmdCheck({ ...config, prevResult: formatResult(result, "1.1.0") }, ctx);
+ * } catch (err) {
+ *   console.error(toCniError(err).toJSON("1.1.0"));
+ * } finally {
+ *   await cmdDel(config, ctx);
+ * }
+ * ```
+ *
+ * @module
+ */
+
+import { AsyncLocalStorage } from "node:async_hooks";
+import { type Logger, setLogScope } from "./internal/_log.ts";
+
+// Commands called as functions keep a config's logger to their own call
+// (async context); the executable (cmd/cni.ts) does not import this entry,
+// so node:async_hooks stays off its start-up path.
+setLogScope(new AsyncLocalStorage<Logger>());
+
+export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts";
+export type { CommandOptions } from "./plugin/commands.ts";
+export type { Ipam } from "./ipam/mod.ts";
+export type { CniContext } from "./plugin/context.ts";
+export { PluginError, toCniError } from "./plugin/errors.ts";
+export { ConfigError } from "./config/mod.ts";
+export { CniError, ErrorCode } from "./cni/errors.ts";
+export type { CniErrorJson, ErrorCodeValue } from "./cni/errors.ts";
+export type { Dns, Interface, IPConfig, Result, Route } from "./cni/result.ts";
