@@ -37,8 +37,8 @@ export interface DevicePluginManagerOptions {
 
 interface Entry {
   plugin: ResourcePlugin;
-  /** Inode of the `kubelet.sock` we registered with (`null`: not registered). */
-  registeredWith: number | null;
+  /** The `kubelet.sock` incarnation we registered with (`null`: not registered). */
+  registeredWith: string | null;
 }
 
 /** Backoff of failed Register calls: 25 ms doubling to 2 s. */
@@ -83,6 +83,13 @@ export class DevicePluginManager implements AsyncDisposable {
   #linkSub: { close(): void } | undefined;
   #tasks: Promise<void>[] = [];
   #registrations = 0;
+  /**
+   * Bumped by every create, remove or rename of `kubelet.sock` the directory
+   * watch reports. A socket removed and re-created at once often gets the
+   * old inode back (ext4 reuses a freed inode), so the inode alone cannot
+   * tell a new kubelet from the old one; the re-creation event can.
+   */
+  #kubeletEvents = 0;
 
   private constructor(options: DevicePluginManagerOptions) {
     this.#o = options;
@@ -215,9 +222,12 @@ export class DevicePluginManager implements AsyncDisposable {
       }
     }
 
-    // Registration: once per kubelet.sock incarnation.
-    const kubelet = await inode(`${dir}/${KUBELET_SOCKET}`);
-    if (this.#stopped || kubelet === null) return; // the directory watch wakes us when kubelet is back
+    // Registration: once per kubelet.sock incarnation, told apart by the
+    // watch's re-creation events, and by inode and ctime for the safety poll.
+    const events = this.#kubeletEvents;
+    const st = await lstatOrNull(`${dir}/${KUBELET_SOCKET}`);
+    if (this.#stopped || st === null) return; // the directory watch wakes us when kubelet is back
+    const kubelet = `${events}:${st.ino}:${st.ctime?.getTime()}`;
     const pending = [...this.#entries.values()].filter((e) => e.registeredWith !== kubelet);
     const results = await Promise.allSettled(pending.map(async (e) => {
       await registerWithKubelet(dir, e.plugin, {
@@ -251,7 +261,9 @@ export class DevicePluginManager implements AsyncDisposable {
           ...[...this.#entries.values()].map((e) => e.plugin.endpoint),
         ]);
         if (ev.paths.some((p) => names.has(p.slice(p.lastIndexOf("/") + 1)))) {
-          if (ev.kind === "create" && ev.paths.some((p) => p.endsWith(`/${KUBELET_SOCKET}`))) {
+          const kubeletSock = ev.paths.some((p) => p.endsWith(`/${KUBELET_SOCKET}`));
+          if (kubeletSock && ev.kind !== "modify") this.#kubeletEvents++;
+          if (ev.kind === "create" && kubeletSock) {
             // kubelet is (back) up: register right away, no backoff.
             clearTimeout(this.#retryTimer);
             this.#retryTimer = undefined;
@@ -328,8 +340,12 @@ export class DevicePluginManager implements AsyncDisposable {
 }
 
 async function inode(path: string): Promise<number | null> {
+  return (await lstatOrNull(path))?.ino ?? null;
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
   try {
-    return (await Deno.lstat(path)).ino;
+    return await Deno.lstat(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;
