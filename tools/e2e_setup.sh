@@ -47,6 +47,7 @@ PKGS=(
   containerd                                 # 1.6, includes ctr and the CRI plugin
   containernetworking-plugins                # /usr/lib/cni: macvlan (reference), host-local, loopback
   golang-go golang-github-appc-cni-dev       # cnitool from libcni sources, GOPATH mode
+  golang-google-grpc-dev                     # the grpc-go kubelet stand-in (tests/kubelet_go), GOPATH mode
   busybox-static                             # the image, ping inside namespaces, the VM's initramfs
   qemu-system-x86 linux-image-amd64          # the VM test: qemu on /dev/tapN, a Debian guest kernel
   iproute2 util-linux jq xz-utils ca-certificates
