@@ -10,18 +10,13 @@
  * @module
  */
 
-import { deviceIfname } from "../internal/_ifname.ts";
+import { deviceIfname, tapIndexCandidates } from "../internal/_ifname.ts";
 import { UndoStack } from "../internal/_undo.ts";
 import { isErrno } from "../netlink/mod.ts";
 import type { ResourceConfig } from "./config.ts";
 import type { LinkBackend } from "./links.ts";
 
-/** Lowest ifindex {@linkcode tapIndexFor} hands out. */
-export const TAP_INDEX_BASE = 0x10000;
-/** Size of the ifindex range (2^24). */
-export const TAP_INDEX_SPAN = 0x1000000;
-/** How many following indices are tried when the preferred one is taken. */
-const INDEX_PROBES = 32;
+export { TAP_INDEX_BASE, TAP_INDEX_SPAN, tapIndexFor } from "../internal/_ifname.ts";
 
 /** What an allocated device is. */
 export interface AllocatedDevice {
@@ -48,30 +43,6 @@ export class AllocateError extends Error {
     this.name = "AllocateError";
     this.status = status;
   }
-}
-
-/** FNV-1a 32-bit. */
-function fnv1a32(text: string): number {
-  let h = 0x811c9dc5;
-  for (const b of new TextEncoder().encode(text)) {
-    h ^= b;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
-
-/**
- * The preferred ifindex of device `id`: `TAP_INDEX_BASE + fnv1a32(id) mod 2^24`.
- * The same ID gets the same `/dev/tapN` every time it is (re)allocated.
- *
- * @example Usage
- * ```ts
- * import { tapIndexFor } from "./allocate.ts";
- * const n = tapIndexFor("lan-7"); // 65536 ≤ n < 65536 + 2^24, always the same for "lan-7"
- * ```
- */
-export function tapIndexFor(id: string): number {
-  return TAP_INDEX_BASE + (fnv1a32(id) % TAP_INDEX_SPAN);
 }
 
 /** File-system access for the `/dev/tapN` node, injectable for tests. */
@@ -133,10 +104,9 @@ export function allocateDevice(
   using undo = new UndoStack();
   // A stale link of this name (failed sandbox, earlier container) is replaced.
   backend.delete(ifname);
-  const preferred = tapIndexFor(id);
+  const candidates = tapIndexCandidates(id);
   let index = 0;
-  for (let probe = 0; probe < INDEX_PROBES && index === 0; probe++) {
-    const candidate = TAP_INDEX_BASE + ((preferred - TAP_INDEX_BASE + probe) % TAP_INDEX_SPAN);
+  for (const [probe, candidate] of candidates.entries()) {
     try {
       backend.addMacvtap({
         name: ifname,
@@ -146,11 +116,15 @@ export function allocateDevice(
         ...(lower.txQueueLen ? { txQueueLen: lower.txQueueLen } : {}),
       });
       index = candidate;
+      break;
     } catch (err) {
-      if (isErrno(err, "EBUSY") && probe + 1 < INDEX_PROBES) {
-        // EBUSY is also a lower that is a bridge/bond port: stop probing then.
-        if (!backend.find(resource.lowerDevice)?.masterIndex) continue;
-      }
+      // A taken index: the kernel finds the link by ifi_index and answers
+      // EEXIST (while no link has our name); EBUSY on older kernels, which is
+      // also a lower that is a bridge/bond port (stop probing then).
+      const indexTaken = isErrno(err, "EEXIST")
+        ? !backend.find(ifname)
+        : isErrno(err, "EBUSY") && !backend.find(resource.lowerDevice)?.masterIndex;
+      if (indexTaken && probe + 1 < candidates.length) continue;
       throw new AllocateError(
         "INTERNAL",
         `Cannot create macvtap "${ifname}" on "${resource.lowerDevice}" for "${id}": ${

@@ -37,8 +37,8 @@ export interface DevicePluginManagerOptions {
 
 interface Entry {
   plugin: ResourcePlugin;
-  /** Inode of the `kubelet.sock` we registered with (`null`: not registered). */
-  registeredWith: number | null;
+  /** The `kubelet.sock` incarnation we registered with (`null`: not registered). */
+  registeredWith: string | null;
 }
 
 /** Backoff of failed Register calls: 25 ms doubling to 2 s. */
@@ -83,6 +83,15 @@ export class DevicePluginManager implements AsyncDisposable {
   #linkSub: { close(): void } | undefined;
   #tasks: Promise<void>[] = [];
   #registrations = 0;
+  /**
+   * Bumped by every create (or rename into place) of `kubelet.sock` the
+   * directory watch reports. A socket removed and re-created at once often gets the
+   * old inode back (ext4 reuses a freed inode), so the inode alone cannot
+   * tell a new kubelet from the old one; the re-creation event can.
+   */
+  #kubeletEvents = 0;
+  /** Cancels the Register calls in flight when a new kubelet.sock appears. */
+  #registerAbort = new AbortController();
 
   private constructor(options: DevicePluginManagerOptions) {
     this.#o = options;
@@ -201,6 +210,17 @@ export class DevicePluginManager implements AsyncDisposable {
     }
     this.#applyHealth();
 
+    // Which kubelet is there, read before our sockets: kubelet wipes the
+    // directory before it listens on a new kubelet.sock, so once we see the
+    // new kubelet.sock, a wipe of our sockets has happened and the check
+    // below sees it. (Read after, a wipe could land between our socket check
+    // and Register; kubelet would then dial back a socket that is gone.)
+    // Incarnations are told apart by the watch's re-creation events, and by
+    // inode and ctime for the safety poll.
+    const events = this.#kubeletEvents;
+    const st = await lstatOrNull(`${dir}/${KUBELET_SOCKET}`);
+    if (this.#stopped) return;
+
     // Sockets: serve again when ours is gone or replaced.
     for (const e of this.#entries.values()) {
       const ino = await inode(`${dir}/${e.plugin.endpoint}`);
@@ -216,12 +236,14 @@ export class DevicePluginManager implements AsyncDisposable {
     }
 
     // Registration: once per kubelet.sock incarnation.
-    const kubelet = await inode(`${dir}/${KUBELET_SOCKET}`);
-    if (this.#stopped || kubelet === null) return; // the directory watch wakes us when kubelet is back
+    if (this.#stopped || st === null) return; // the directory watch wakes us when kubelet is back
+    const kubelet = `${events}:${st.ino}:${st.ctime?.getTime()}`;
     const pending = [...this.#entries.values()].filter((e) => e.registeredWith !== kubelet);
+    const signal = this.#registerAbort.signal;
     const results = await Promise.allSettled(pending.map(async (e) => {
       await registerWithKubelet(dir, e.plugin, {
         timeoutMs: this.#o.registerTimeoutMs ?? 5000,
+        signal,
       });
       e.registeredWith = kubelet;
       this.#registrations++;
@@ -251,8 +273,14 @@ export class DevicePluginManager implements AsyncDisposable {
           ...[...this.#entries.values()].map((e) => e.plugin.endpoint),
         ]);
         if (ev.paths.some((p) => names.has(p.slice(p.lastIndexOf("/") + 1)))) {
-          if (ev.kind === "create" && ev.paths.some((p) => p.endsWith(`/${KUBELET_SOCKET}`))) {
-            // kubelet is (back) up: register right away, no backoff.
+          const kubeletSock = ev.paths.some((p) => p.endsWith(`/${KUBELET_SOCKET}`));
+          // A (re-)created kubelet.sock is a new kubelet, whatever its inode.
+          if (kubeletSock && (ev.kind === "create" || ev.kind === "rename")) this.#kubeletEvents++;
+          if (ev.kind === "create" && kubeletSock) {
+            // kubelet is (back) up: a Register still waiting on the old one
+            // is dropped, and we register right away, no backoff.
+            this.#registerAbort.abort();
+            this.#registerAbort = new AbortController();
             clearTimeout(this.#retryTimer);
             this.#retryTimer = undefined;
             this.#retryDelay = RETRY_MIN_MS;
@@ -328,8 +356,12 @@ export class DevicePluginManager implements AsyncDisposable {
 }
 
 async function inode(path: string): Promise<number | null> {
+  return (await lstatOrNull(path))?.ino ?? null;
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
   try {
-    return (await Deno.lstat(path)).ino;
+    return await Deno.lstat(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;

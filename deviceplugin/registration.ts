@@ -14,6 +14,7 @@ import { API_VERSION, CLIENT_OPTIONS, KUBELET_SOCKET, loadApi, unixTarget } from
  *
  * @param dir the device-plugin directory holding `kubelet.sock`
  * @param request endpoint (our socket's file name) and resource name
+ * @param options `timeoutMs` (default 5000); `signal` cancels the call
  * @throws the gRPC `ServiceError` (e.g. `14 UNAVAILABLE` when kubelet is not listening).
  * @example Usage
  * ```ts ignore
@@ -26,7 +27,7 @@ import { API_VERSION, CLIENT_OPTIONS, KUBELET_SOCKET, loadApi, unixTarget } from
 export async function registerWithKubelet(
   dir: string,
   request: { endpoint: string; resourceName: string },
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<void> {
   const { Registration } = loadApi();
   const client = new Registration(
@@ -36,7 +37,7 @@ export async function registerWithKubelet(
   );
   try {
     await new Promise<void>((resolve, reject) => {
-      client.Register!(
+      const call = client.Register!(
         {
           version: API_VERSION,
           endpoint: request.endpoint,
@@ -45,7 +46,10 @@ export async function registerWithKubelet(
         },
         { deadline: Date.now() + (options.timeoutMs ?? 5000) },
         (err: grpc.ServiceError | null) => err ? reject(err) : resolve(),
-      );
+      ) as grpc.ClientUnaryCall;
+      // A call to a kubelet that has gone away can hang until its deadline.
+      if (options.signal?.aborted) call.cancel();
+      options.signal?.addEventListener("abort", () => call.cancel(), { once: true });
     });
   } finally {
     client.close();

@@ -64,6 +64,58 @@ export function deviceIfname(deviceId: string): string {
   return DEVICE_IFNAME_PREFIX + fnv1a64(deviceId).toString(16).padStart(16, "0").slice(0, 12);
 }
 
+/** Lowest ifindex {@linkcode tapIndexFor} hands out. */
+export const TAP_INDEX_BASE = 0x10000;
+/** Size of the device ifindex range (2^24). */
+export const TAP_INDEX_SPAN = 0x1000000;
+/** How many indices {@linkcode tapIndexCandidates} offers (the preferred one, then the next ones). */
+export const TAP_INDEX_PROBES = 32;
+
+/** FNV-1a, 32 bit. */
+function fnv1a32(text: string): number {
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(text)) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * The preferred ifindex of device-plugin device `id` (the N of `/dev/tapN`):
+ * `TAP_INDEX_BASE + fnv1a32(id) mod 2^24`. High enough never to collide with
+ * the few links of a pod namespace, and the same every time the device is
+ * (re)created, by `Allocate` or by the CNI's recreate at ADD.
+ *
+ * @example Usage
+ * ```ts
+ * import { tapIndexFor } from "./_ifname.ts";
+ * const n = tapIndexFor("lan-7"); // 65536 ≤ n < 65536 + 2^24, always the same for "lan-7"
+ * ```
+ */
+export function tapIndexFor(id: string): number {
+  return TAP_INDEX_BASE + (fnv1a32(id) % TAP_INDEX_SPAN);
+}
+
+/**
+ * The ifindex candidates of device `id`, in the order both creators try
+ * them when the kernel answers EBUSY (index taken): the preferred
+ * {@linkcode tapIndexFor}, then the following ones, wrapping in the range.
+ *
+ * @example Usage
+ * ```ts
+ * import { tapIndexCandidates, tapIndexFor } from "./_ifname.ts";
+ * tapIndexCandidates("lan-7")[0] === tapIndexFor("lan-7"); // true
+ * ```
+ */
+export function tapIndexCandidates(id: string): number[] {
+  const preferred = tapIndexFor(id) - TAP_INDEX_BASE;
+  return Array.from(
+    { length: TAP_INDEX_PROBES },
+    (_, probe) => TAP_INDEX_BASE + ((preferred + probe) % TAP_INDEX_SPAN),
+  );
+}
+
 /**
  * The temporary name ADD gives the macvtap of attachment
  * (`containerId`, `ifname`) until it renames it: `mvtmp` + 10 hex digits of

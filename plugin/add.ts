@@ -21,7 +21,14 @@ import {
 import { unicastHostProblem } from "../internal/_ip.ts";
 import { ALLOCATION_ONLY_IPAM, configureInterface, type Ipam } from "../ipam/mod.ts";
 import { AsyncUndoStack } from "../internal/_undo.ts";
-import { deviceIfname, linkMarker, tempIfname } from "../internal/_ifname.ts";
+import {
+  deviceIfname,
+  ifnameProblem,
+  linkMarker,
+  tapIndexCandidates,
+  tapIndexFor,
+  tempIfname,
+} from "../internal/_ifname.ts";
 import { log } from "../internal/_log.ts";
 import { isErrno, type Link, NetlinkHandle, type Netns, openNetns } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
@@ -283,7 +290,11 @@ function importDevice(
   undo: AsyncUndoStack,
 ): Link {
   const id = conf.deviceID!;
-  const byName = host.links.find(id);
+  // A device ID that is a legal interface name may name a host macvtap
+  // (`ip link add … type macvtap`, seed 001). Any other ID (longer than 15
+  // bytes, with '/' or ':', …) is only ever a device-plugin ID: looking it up
+  // as a name would make the kernel answer ERANGE or EINVAL.
+  const byName = ifnameProblem(id) === undefined ? host.links.find(id) : undefined;
   const hostName = byName ? id : deviceIfname(id);
   let dev = byName ?? host.links.find(hostName);
   if (!dev) {
@@ -294,8 +305,7 @@ function importDevice(
       );
     }
     log.warn(`deviceID "${id}": "${hostName}" is missing, recreating it on ${master.name}`);
-    host.links.add({ kind: "macvtap", name: hostName, parent: master.index, mode: conf.mode });
-    dev = host.links.get(hostName);
+    dev = recreateDevice(host, id, hostName, master, conf);
     const recreated = dev.index;
     // Runs after "move it back to the host": a device we made is not kept.
     undo.push(`delete the recreated ${hostName}`, () => host.links.del(recreated));
@@ -383,6 +393,56 @@ function netnsInode(path: string): { netnsIno?: number } {
   } catch {
     return {};
   }
+}
+
+/**
+ * Re-create the device plugin's macvtap of device `id` with the ifindex rule
+ * of `Allocate` (`tapIndexCandidates`), so the pod gets the `/dev/tapN` that
+ * Allocate announced to kubelet, never a kernel-chosen low index that names
+ * another namespace's tap. Fails when every candidate index is taken.
+ */
+function recreateDevice(
+  host: NetlinkHandle,
+  id: string,
+  hostName: string,
+  master: Link,
+  conf: NetConf,
+): Link {
+  const candidates = tapIndexCandidates(id);
+  for (const [probe, index] of candidates.entries()) {
+    try {
+      host.links.add({
+        kind: "macvtap",
+        name: hostName,
+        parent: master.index,
+        mode: conf.mode,
+        index,
+        ...(master.txQueueLen ? { txQueueLen: master.txQueueLen } : {}),
+      });
+    } catch (err) {
+      // A taken index: EEXIST while no link has our name (the kernel looks
+      // ifi_index up first); EBUSY on older kernels, also a port master.
+      const indexTaken = isErrno(err, "EEXIST")
+        ? !host.links.find(hostName)
+        : isErrno(err, "EBUSY") && !host.links.find(master.name)?.masterIndex;
+      if (indexTaken && probe + 1 < candidates.length) continue;
+      throw new PluginError(
+        `deviceID "${id}": cannot recreate "${hostName}" on ${master.name} with ifindex ${index} ` +
+          `(the device plugin's /dev/tap${tapIndexFor(id)} rule): ${
+            err instanceof Error ? err.message : err
+          }`,
+        { cause: err },
+      );
+    }
+    if (probe > 0) {
+      log.warn(
+        `deviceID "${id}": ifindex ${tapIndexFor(id)} is taken on the host; recreated as ${index}`,
+      );
+    }
+    return host.links.get(hostName);
+  }
+  // Unreachable: the loop returns or throws on its last candidate.
+  throw new PluginError(`deviceID "${id}": no free ifindex to recreate "${hostName}"`);
 }
 
 /** KubeVirt's qemu user and group (virt-launcher runs qemu as 107:107). */

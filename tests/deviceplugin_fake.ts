@@ -63,8 +63,9 @@ export class FakeHost implements LinkBackend {
     spec: { name: string; parent: number; mode: Link["mode"] & string; index: number },
   ): void {
     if (this.links.has(spec.name)) throw new NetlinkError("RTM_NEWLINK", 17);
+    // The kernel looks ifi_index up first: a taken index is EEXIST too (6.18).
     if ([...this.links.values()].some((l) => l.index === spec.index)) {
-      throw new NetlinkError("RTM_NEWLINK", 16);
+      throw new NetlinkError("RTM_NEWLINK", 17);
     }
     const link: Link = {
       index: spec.index,

@@ -175,8 +175,9 @@ export class FakeKubelet implements AsyncDisposable {
     return k;
   }
 
-  async #serve(): Promise<void> {
+  async #serve(options: { onlyKubeletSock?: boolean } = {}): Promise<void> {
     for await (const e of Deno.readDir(this.dir)) {
+      if (options.onlyKubeletSock && e.name !== KUBELET_SOCKET) continue;
       if (e.name !== "kubelet_internal_checkpoint" && !e.isDirectory) {
         await Deno.remove(`${this.dir}/${e.name}`).catch(() => {});
       }
@@ -265,10 +266,14 @@ export class FakeKubelet implements AsyncDisposable {
     this.#server = undefined;
   }
 
-  /** Restart: stop, wipe the sockets, serve on a new kubelet.sock. */
-  async restart(): Promise<void> {
+  /**
+   * Restart: stop, wipe the sockets, serve on a new kubelet.sock. With
+   * `onlyKubeletSock`, only kubelet.sock is replaced and the plugins'
+   * sockets stay (a kubelet that does not clean the directory).
+   */
+  async restart(options: { onlyKubeletSock?: boolean } = {}): Promise<void> {
     this.stop();
-    await this.#serve();
+    await this.#serve(options);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -3,7 +3,8 @@
 # Idempotent: safe to run again; each step is skipped when its result exists.
 #
 #   1. engine packages: podman (CNI backend, runc), containerd 1.6 + ctr, reference CNI plugins,
-#      golang-go + golang-github-appc-cni-dev (for cnitool), busybox-static, jq, iproute2 ...
+#      golang-go + golang-github-appc-cni-dev (for cnitool), busybox-static, jq, iproute2,
+#      qemu-system-x86 + linux-image-amd64 (tests/e2e/vm_test.ts boots a VM on /dev/tapN) ...
 #   2. cnitool built offline from Debian's libcni source package in GOPATH mode
 #      (shared/notes/real-clients.md §4) -> $E2E_CACHE/cnitool
 #   3. a busybox image made from busybox-static, no registry:
@@ -46,7 +47,9 @@ PKGS=(
   containerd                                 # 1.6, includes ctr and the CRI plugin
   containernetworking-plugins                # /usr/lib/cni: macvlan (reference), host-local, loopback
   golang-go golang-github-appc-cni-dev       # cnitool from libcni sources, GOPATH mode
-  busybox-static                             # the image, and ping inside namespaces
+  golang-google-grpc-dev                     # the grpc-go kubelet stand-in (tests/kubelet_go), GOPATH mode
+  busybox-static                             # the image, ping inside namespaces, the VM's initramfs
+  qemu-system-x86 linux-image-amd64          # the VM test: qemu on /dev/tapN, a Debian guest kernel
   iproute2 util-linux jq xz-utils ca-certificates
 )
 missing=()
