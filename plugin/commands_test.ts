@@ -3,7 +3,7 @@ import { log, Logger, setLogger } from "../internal/_log.ts";
 import { LOG_ROOT_ENV } from "../internal/_owned_path.ts";
 // The public entry: it installs the async context the commands scope their logger in.
 import { cmdStatus, type CommandOptions } from "../plugin.ts";
-import type { Ipam } from "./ipam.ts";
+import type { Ipam } from "../ipam/mod.ts";
 
 /** An IPAM stand-in whose STATUS logs through the shared `log`, as plugin code does. */
 function loggingIpam(tag: string): Ipam {
