@@ -52,7 +52,7 @@ import { Containerd } from "./_containerd.ts";
 import { CriClient, sandboxNetns } from "./_cri.ts";
 import { endpointOf, parseDevicePluginConfig, resourceNameOf } from "../../deviceplugin/mod.ts";
 import { IMAGE_EXECUTABLES, IMAGE_REF } from "../../tools/image_layout.ts";
-import { DP_MARKER } from "../../cmd/_embedded.ts";
+import { CNI_BYTES_DIGITS, CNI_BYTES_MARKER, cniPart, DP_MARKER } from "../../cmd/_embedded.ts";
 
 const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 const ignore = skipUnless("/usr/bin/podman", "/usr/sbin/runc", "/usr/bin/unshare") !== undefined;
@@ -184,9 +184,31 @@ async function makeNode(lab: LabT, archive: string): Promise<Node> {
   return { lab, root, podman, cni };
 }
 
-async function sha256(path: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
+async function sha256(data: Uint8Array): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * `exe` (a built macvtap: CNI part + device-plugin payload) with its CNI part
+ * edited by `edit`, line 2's length recomputed as tools/build.ts writes it.
+ */
+function editCniPart(exe: Uint8Array, edit: (cni: string) => string): Uint8Array {
+  const cni = cniPart(exe);
+  assert(cni, "the image's macvtap has a CNI part and a payload");
+  const dec = new TextDecoder();
+  const text = edit(dec.decode(cni));
+  const lengthLine = (n: number) =>
+    `${CNI_BYTES_MARKER}${String(n).padStart(CNI_BYTES_DIGITS, "0")}\n`;
+  const [shebang, line2, ...rest] = text.split("\n");
+  assertEquals(`${line2}\n`, lengthLine(cni.length), "line 2 holds the CNI part's length");
+  const body = `${shebang}\n${lengthLine(0)}${rest.join("\n")}`;
+  const n = new TextEncoder().encode(body).length;
+  const out = new TextEncoder().encode(
+    `${shebang}\n${lengthLine(n)}${rest.join("\n")}${dec.decode(exe.subarray(cni.length))}`,
+  );
+  assert(cniPart(out)?.length === n, "the edited file's line 2 is its CNI part's length");
+  return out;
 }
 
 /** ifindex and kind of `name` in the netns at path `ns`, or undefined when it is not there. */
@@ -269,15 +291,25 @@ Deno.test({
       const out = await runInstall(`install-${lab.id}-1`);
       assert(/installed \/host\/opt\/cni\/bin\/\.deno\/deno/.test(out), out);
       assert(/installed \/host\/opt\/cni\/bin\/macvtap/.test(out), out);
+      // The node gets Deno whole and only the CNI part of macvtap (the part before the
+      // device-plugin payload, cmd/_embedded.ts); the image keeps the whole file, which the
+      // device plugin container runs.
+      const imageMacvtap = await Deno.readFile(`${staged}${IMAGE_EXECUTABLES.macvtap}`);
+      const cni = cniPart(imageMacvtap);
+      assert(cni && cni.length < imageMacvtap.length, "the image's macvtap carries the payload");
       for (
-        const [dest, src] of [
-          [`${binDir}/macvtap`, IMAGE_EXECUTABLES.macvtap],
-          [`${binDir}/.deno/deno`, IMAGE_EXECUTABLES.deno],
+        const [dest, expected] of [
+          [`${binDir}/macvtap`, cni],
+          [`${binDir}/.deno/deno`, await Deno.readFile(`${staged}${IMAGE_EXECUTABLES.deno}`)],
         ] as const
       ) {
         const st = await Deno.stat(dest);
         assertEquals(st.mode! & 0o777, 0o755, `${dest} mode`);
-        assertEquals(await sha256(dest), await sha256(`${staged}${src}`), `${dest} content`);
+        assertEquals(
+          await sha256(await Deno.readFile(dest)),
+          await sha256(expected),
+          `${dest} content`,
+        );
       }
       const names = [...Deno.readDirSync(binDir)].map((e) => e.name).sort();
       assertEquals(names, [".deno", "macvtap"], "no temp files left in the bin dir");
@@ -302,10 +334,16 @@ Deno.test({
         // The "new release": the same image with a macvtap that reports another version.
         const ctx = `${lab.dir}/upgrade`;
         await Deno.mkdir(ctx);
-        const old = await Deno.readTextFile(`${staged}${IMAGE_EXECUTABLES.macvtap}`);
-        const next = old.replace('var VERSION = "0.1.0";', 'var VERSION = "0.1.0-next";');
-        assert(next !== old, "the bundle carries the version string");
-        await Deno.writeTextFile(`${ctx}/macvtap`, next, { mode: 0o755 });
+        // Its CNI part is longer than the old one: line 2 is recomputed, as a build writes it.
+        const next = editCniPart(
+          await Deno.readFile(`${staged}${IMAGE_EXECUTABLES.macvtap}`),
+          (c) => {
+            const edited = c.replace('var VERSION = "0.1.0";', 'var VERSION = "0.1.0-next";');
+            assert(edited !== c, "the bundle carries the version string");
+            return edited;
+          },
+        );
+        await Deno.writeFile(`${ctx}/macvtap`, next, { mode: 0o755 });
         await Deno.writeTextFile(
           `${ctx}/Containerfile`,
           `FROM ${IMAGE_REF}\nCOPY macvtap ${IMAGE_EXECUTABLES.macvtap}\n`,
@@ -334,6 +372,8 @@ Deno.test({
           CNI_NETNS: podNs,
           CNI_IFNAME: "net1",
           CNI_PATH: "/opt/cni/bin",
+          // The runtime's state root: stateDir must lie inside it.
+          MACVTAP_STATE_ROOT: lab.dir,
         });
         const versions: string[] = [];
         let calls = 0, upgraded = false, afterUpgrade = 0;
@@ -377,12 +417,15 @@ Deno.test({
         assertEquals(await linkIn(podNs, "net1"), undefined, "the last DEL removed net1");
 
         // The control: a call that does see a half-written plugin fails, so the loop would
-        // notice. Cut inside the program: the file's second half is the device plugin's
-        // payload comment (cmd/_embedded.ts), which a CNI call never reads.
+        // notice. The node's file is the CNI part only (no payload line): all program.
         const whole = await Deno.readFile(`${binDir}/macvtap`);
-        const code = new TextDecoder().decode(whole).indexOf(DP_MARKER);
-        assert(code > 0, "the launcher carries the device plugin payload");
-        await Deno.writeFile(`${binDir}/.half`, whole.subarray(0, code >> 1), { mode: 0o755 });
+        assert(
+          !new TextDecoder().decode(whole).includes(`\n${DP_MARKER}`),
+          "the node's plugin is the CNI part, without the device plugin payload",
+        );
+        await Deno.writeFile(`${binDir}/.half`, whole.subarray(0, whole.length >> 1), {
+          mode: 0o755,
+        });
         try {
           const half = await node.cni(env("ADD"), conf, [], ".half");
           assert(half.code !== 0, `a half-written plugin fails: ${half.stdout}`);
@@ -390,6 +433,56 @@ Deno.test({
           await Deno.remove(`${binDir}/.half`);
         }
         assertEquals(await linkIn(podNs, "net1"), undefined, "the failed call left nothing");
+      },
+    );
+
+    await t.step(
+      "a macvtap whose line 2 does not give the payload's offset is installed whole",
+      async () => {
+        // E.g. a bundle edited after the build: `head -c N` would cut the program short.
+        const ctx = `${lab.dir}/stale-length`;
+        await Deno.mkdir(ctx);
+        const good = await Deno.readFile(`${staged}${IMAGE_EXECUTABLES.macvtap}`);
+        const stale = new TextEncoder().encode(
+          new TextDecoder().decode(good).replace(
+            'var VERSION = "0.1.0";',
+            'var VERSION = "0.1.0-x";',
+          ),
+        );
+        assert(cniPart(stale) === undefined, "line 2 no longer gives the payload's offset");
+        await Deno.writeFile(`${ctx}/macvtap`, stale, { mode: 0o755 });
+        await Deno.writeTextFile(
+          `${ctx}/Containerfile`,
+          `FROM ${IMAGE_REF}\nCOPY macvtap ${IMAGE_EXECUTABLES.macvtap}\n`,
+        );
+        const b = await node.podman(
+          "build",
+          "--pull=never",
+          "-q",
+          "-t",
+          "localhost/macvtap:stale",
+          ctx,
+        );
+        assertEquals(b.code, 0, `podman build: ${b.stderr}`);
+        try {
+          const out = await runInstall(`install-${lab.id}-4`, "localhost/macvtap:stale");
+          assert(/installed .*\/macvtap/.test(out), out);
+          assertEquals(
+            await sha256(await Deno.readFile(`${binDir}/macvtap`)),
+            await sha256(stale),
+            "the whole file is installed",
+          );
+          const v = await node.cni({}, "", ["--version"]);
+          assertEquals(v.stdout.trim(), "macvtap 0.1.0-x", `installed plugin runs: ${v.stderr}`);
+        } finally {
+          // Back to the release the next steps run.
+          await runInstall(`install-${lab.id}-5`);
+          assertEquals(
+            await sha256(await Deno.readFile(`${binDir}/macvtap`)),
+            await sha256(cniPart(good)!),
+            "the CNI part is installed again",
+          );
+        }
       },
     );
 
