@@ -30,7 +30,14 @@ import {
   tempIfname,
 } from "../internal/_ifname.ts";
 import { log } from "../internal/_log.ts";
-import { isErrno, type Link, NetlinkHandle, type Netns, openNetns } from "../netlink/mod.ts";
+import {
+  isErrno,
+  type Link,
+  type LinkChange,
+  NetlinkHandle,
+  type Netns,
+  openNetns,
+} from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
 import { resolveMaster } from "./master.ts";
@@ -44,16 +51,35 @@ import {
 } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 
+/** What every step of one ADD works with. */
+interface Steps {
+  conf: NetConf;
+  ctx: CniContext;
+  store: StateStore;
+  /** The runtime's (host) namespace. */
+  host: NetlinkHandle;
+  /** The container namespace, and a handle in it. */
+  ns: Netns;
+  ctr: NetlinkHandle;
+  /** Undo of every step that succeeded, run in reverse on failure. */
+  undo: AsyncUndoStack;
+}
+
+/** Where the link comes from: created on a master, or imported (`deviceID`). */
+type LinkSource =
+  | { kind: "create"; master: Link }
+  | { kind: "import"; deviceID: string; master: Link | undefined };
+
 /**
  * Attach: create the macvtap `ctx.ifname` in `ctx.netns` on the master (or
  * import the device named by `deviceID`), run IPAM, configure addresses and
  * routes, add host routes via `hostrouteif`, and return the CNI result.
  *
- * Ownership: everything read-only (namespace, interface name, master, MTU)
- * is checked first; then the attachment's record is created exclusively, so
- * a second ADD of the same attachment stops before any side effect. Each
- * undo step is armed once its step succeeded for this call, and undoes only
- * what that step did.
+ * The story, as macvlan's `cmdAdd` tells it: check what can be checked
+ * without touching anything; claim the attachment (its record, created
+ * exclusively); the link; IPAM; the interface; the host routes; the result.
+ * Each undo step is armed once its step succeeded for this call, and undoes
+ * only what that step did.
  *
  * @throws {CniError} or a typed error mapped by `toCniError` on any failure;
  *   nothing is left behind (link, lease, host routes, state).
@@ -65,35 +91,107 @@ export async function addAttachment(
   store: StateStore,
 ): Promise<Result> {
   using host = NetlinkHandle.open();
-  let ns: Netns;
+  using ns = openContainerNetns(ctx.netns);
+  using ctr = NetlinkHandle.open({ netns: ns });
+  const source = checkBeforeAnything(host, ctr, conf, ctx);
+  // Declared after the handles its steps use, so it runs before they close.
+  await using undo = new AsyncUndoStack();
+  const a: Steps = { conf, ctx, store, host, ns, ctr, undo };
+
+  const record = claimAttachment(a, ipam);
+  // Allocation-only IPAM runs while the link is built; others (dhcp) talk
+  // through the link, so they start once it is up.
+  const allocation = ipam ? new IpamAllocation(ipam, undo) : undefined;
+  if (allocation && ALLOCATION_ONLY_IPAM.has(allocation.type)) allocation.start();
+  record.keepIf(() => allocation?.releaseFailed ?? false);
+
+  const link = source.kind === "create" ? createMacvtap(a, source.master) : importDevice(a, source);
+  const ipamResult = await allocation?.result();
+  const ips = ipamResult?.ips ?? [];
+
+  const hostRoutes = conf.hostrouteif
+    ? planHostRoutes(
+      a,
+      conf.hostrouteif,
+      source.master ?? host.links.get(link.parentIndex ?? -1),
+      ips,
+    )
+    : undefined;
+  const routes = configureInterface(ctr, ns, link, ips, ipamResult?.routes ?? [], {
+    ...(hostRoutes?.onLinkGw6 ? { onLinkGw6: hostRoutes.onLinkGw6 } : {}),
+  });
+  if (hostRoutes) addOwnHostRoutes(a, record.value, hostRoutes);
+
+  const final = ctr.links.get(link.index);
+  const result = buildResult(conf, ctx, final, ipamResult, routes);
+  undo.disarm();
+  log.info(
+    `ADD ${ctx.containerId}/${ctx.ifname}: ${final.name} #${final.index} ${final.mac ?? ""}`,
+  );
+  return result;
+}
+
+/** `CNI_NETNS`, open; code 103 when it is not a network namespace. */
+function openContainerNetns(path: string): Netns {
   try {
-    ns = openNetns(ctx.netns);
+    return openNetns(path);
   } catch (err) {
-    throw new PluginError(`Cannot open network namespace "${ctx.netns}"`, {
+    throw new PluginError(`Cannot open network namespace "${path}"`, {
       code: ErrorCode.NETNS,
       cause: err,
     });
   }
-  using _ns = ns;
-  using ctr = NetlinkHandle.open({ netns: ns });
-  // The spec's "must fail" case, checked before any side effect: an undo
-  // must never release what an earlier ADD of this attachment set up.
+}
+
+/**
+ * Everything that can be refused without a side effect: the interface name
+ * taken in the container (the spec's "must fail", checked before an undo
+ * could release what an earlier ADD set up), the master and the MTU.
+ */
+function checkBeforeAnything(
+  host: NetlinkHandle,
+  ctr: NetlinkHandle,
+  conf: NetConf,
+  ctx: CniContext,
+): LinkSource {
   if (ctr.links.find(ctx.ifname)) {
     throw new PluginError(`Interface "${ctx.ifname}" already exists in ${ctx.netns}`);
   }
-  const master = conf.deviceID && !conf.master ? undefined : resolveMaster(host, conf.master);
-  if (master && conf.mtu && conf.mtu > master.mtu) {
-    throw new PluginError(
-      `invalid MTU ${conf.mtu}, must be [0, master MTU(${master.mtu})]`,
-      { code: 7, details: `master ${master.name}` },
-    );
+  const checkMtu = (master: Link) => {
+    if (conf.mtu && conf.mtu > master.mtu) {
+      throw new PluginError(
+        `invalid MTU ${conf.mtu}, must be [0, master MTU(${master.mtu})]`,
+        { code: ErrorCode.INVALID_CONFIG, details: `master ${master.name}` },
+      );
+    }
+  };
+  if (conf.deviceID !== undefined) {
+    // The master only recreates a missing device-plugin device.
+    const master = conf.master ? resolveMaster(host, conf.master) : undefined;
+    if (master) checkMtu(master);
+    return { kind: "import", deviceID: conf.deviceID, master };
   }
-  // Declared after the handles its steps use, so it runs before they close.
-  await using undo = new AsyncUndoStack();
+  const master = resolveMaster(host, conf.master);
+  checkMtu(master);
+  return { kind: "create", master };
+}
 
-  // The record first, exclusively: it says this attachment is ours from here
-  // on, and a crash leaves something DEL and GC can find.
-  const record: AttachmentRecord = {
+/** The record of this attachment, claimed by this ADD, with its undo. */
+interface Claim {
+  /** The record as created. */
+  readonly value: AttachmentRecord;
+  /** Keep the record on rollback while `keep()` says so (a release that failed). */
+  keepIf(keep: () => boolean): void;
+}
+
+/**
+ * Create the attachment's record, exclusively: from here on the attachment
+ * is this call's, and a crash leaves something DEL and GC can find. A second
+ * ADD of the same attachment stops here, before any side effect.
+ */
+function claimAttachment(a: Steps, ipam: Ipam | undefined): Claim {
+  const { conf, ctx, store } = a;
+  const value: AttachmentRecord = {
     containerId: ctx.containerId,
     ifname: ctx.ifname,
     netns: ctx.netns,
@@ -105,137 +203,178 @@ export async function addAttachment(
     hostRoutes: [],
   };
   try {
-    store.create(conf.name, record);
+    store.create(conf.name, value);
   } catch (err) {
     if (err instanceof AttachmentExistsError) throw new PluginError(err.message, { cause: err });
     throw err;
   }
-  let keepRecord = false;
-  undo.push("remove the attachment record", () => {
-    // Kept when a known allocation could not be released: DEL or GC retry.
-    if (!keepRecord) store.abandon(conf.name, ctx.containerId, ctx.ifname);
+  let keep = () => false;
+  // Kept when a known allocation could not be released: DEL or GC retry.
+  a.undo.push("remove the attachment record", () => {
+    if (!keep()) store.abandon(conf.name, ctx.containerId, ctx.ifname);
   });
+  return {
+    value,
+    keepIf(fn) {
+      keep = fn;
+    },
+  };
+}
 
-  // Allocation-only IPAM runs while the link is built. Its release waits for
-  // the ADD to settle and happens only if this ADD allocated: a failed ADD
-  // (e.g. host-local's "duplicate allocation") owns nothing to release.
-  let ipamAdd: Promise<Result> | undefined;
-  const startIpam = (delegate: Ipam) => {
-    const p = delegate.add();
-    p.catch(() => {});
-    undo.push(`release the ${delegate.type} IPAM allocation`, async () => {
-      if (!await p.then(() => true, () => false)) return;
+/**
+ * The IPAM allocation of this ADD. It knows whether it allocated, and
+ * carries its own undo: a release only of an allocation this call made (a
+ * failed IPAM ADD, e.g. host-local's "duplicate allocation", made none).
+ */
+class IpamAllocation {
+  readonly #ipam: Ipam;
+  readonly #undo: AsyncUndoStack;
+  #pending: Promise<Result> | undefined;
+  #releaseFailed = false;
+
+  constructor(ipam: Ipam, undo: AsyncUndoStack) {
+    this.#ipam = ipam;
+    this.#undo = undo;
+  }
+
+  /** The IPAM plugin type. */
+  get type(): string {
+    return this.#ipam.type;
+  }
+
+  /** Whether the release on rollback failed (the record must stay for DEL or GC). */
+  get releaseFailed(): boolean {
+    return this.#releaseFailed;
+  }
+
+  /** Run IPAM ADD now (once); its undo waits for it to settle. */
+  start(): void {
+    if (this.#pending) return;
+    const pending = this.#ipam.add();
+    pending.catch(() => {});
+    this.#pending = pending;
+    this.#undo.push(`release the ${this.type} IPAM allocation`, async () => {
+      if (!await pending.then(() => true, () => false)) return;
       try {
-        await delegate.del();
+        await this.#ipam.del();
       } catch (err) {
-        keepRecord = true;
+        this.#releaseFailed = true;
         throw err;
       }
     });
-    return p;
-  };
-  if (ipam && ALLOCATION_ONLY_IPAM.has(ipam.type)) ipamAdd = startIpam(ipam);
-
-  const link = conf.deviceID
-    ? importDevice(host, ctr, ns, conf, ctx, master, undo)
-    : createMacvtap(host, ctr, ns, conf, ctx, master!, undo);
-
-  const ipamResult = ipam ? await (ipamAdd ?? startIpam(ipam)) : undefined;
-  const ips = ipamResult?.ips ?? [];
-  if (ipam && ips.length === 0) {
-    throw new PluginError(`IPAM plugin "${ipam.type}" returned no IP addresses`);
   }
-  for (const ip of ips) {
-    const problem = unicastHostProblem(ip.address);
-    if (problem) {
-      throw new PluginError(`IPAM plugin "${ipam?.type}" returned ${ip.address}: ${problem}`, {
-        code: ErrorCode.INVALID_CONFIG,
-      });
+
+  /**
+   * The delegate's result, validated: at least one address, each a unicast
+   * address of one host (code 7 otherwise; the allocation is released).
+   */
+  async result(): Promise<Result> {
+    this.start();
+    const result = await this.#pending!;
+    const ips = result.ips ?? [];
+    if (ips.length === 0) {
+      throw new PluginError(`IPAM plugin "${this.type}" returned no IP addresses`);
     }
-  }
-
-  let onLinkGw6: string | undefined;
-  let hostIf: Link | undefined;
-  let hostRoutes: HostRoute[] = [];
-  if (conf.hostrouteif) {
-    hostRoutes = hostRoutesFor(ips.map((ip) => ip.address), conf.hostrouteMetric);
-    const conflict = hostRouteConflict(host, hostRoutes);
-    if (conflict) {
-      throw new PluginError(
-        `Cannot route ${ctx.containerId}/${ctx.ifname} from the host: ${conflict}`,
-        {
+    for (const ip of ips) {
+      const problem = unicastHostProblem(ip.address);
+      if (problem) {
+        throw new PluginError(`IPAM plugin "${this.type}" returned ${ip.address}: ${problem}`, {
           code: ErrorCode.INVALID_CONFIG,
-        },
-      );
-    }
-    const lower = master ?? host.links.get(link.parentIndex ?? -1);
-    hostIf = ensureHostRouteIf(host, conf.hostrouteif, lower);
-    if (ips.some((ip) => ip.address.includes(":"))) onLinkGw6 = linkLocalOf(host, hostIf);
-  }
-
-  const routes = configureInterface(ctr, ns, link, ips, ipamResult?.routes ?? [], {
-    ...(onLinkGw6 ? { onLinkGw6 } : {}),
-  });
-
-  if (hostIf && hostRoutes.length) {
-    const oif = hostIf.index;
-    const withRoutes: AttachmentRecord = {
-      ...record,
-      ips: ips.map((ip) => ip.address),
-      hostrouteif: hostIf.name,
-      hostrouteIndex: oif,
-      ...hostNetns(),
-      hostRoutes,
-      hostRoutesState: "pending",
-    };
-    store.update(conf.name, withRoutes);
-    // Claimed first, then checked: of two ADDs racing for one address (even
-    // with different metrics), at least one sees the other's claim.
-    const self = store.recordPath(conf.name, ctx.containerId, ctx.ifname);
-    const claims = hostRouteClaims(store.root, new Set(hostRoutes.map((r) => r.dst)));
-    for (const [dst, by] of claims) {
-      const other = [...by].find((p) => p !== self);
-      if (other) {
-        throw new PluginError(
-          `Cannot route ${ctx.containerId}/${ctx.ifname} from the host: ${dst} is claimed by ${other}`,
-          { code: ErrorCode.INVALID_CONFIG },
-        );
+        });
       }
     }
-    for (const r of hostRoutes) {
-      addHostRoute(host, r, oif);
-      undo.push(`delete the host route ${r.dst}`, () => delHostRoutes(host, [r], { oif }));
-    }
-    store.update(conf.name, { ...withRoutes, hostRoutesState: "added" });
+    return result;
   }
+}
 
-  const final = ctr.links.get(link.index);
-  const result = buildResult(conf, ctx, final, ipamResult, routes);
-  undo.disarm();
-  log.info(
-    `ADD ${ctx.containerId}/${ctx.ifname}: ${final.name} #${final.index} ${final.mac ?? ""}`,
-  );
-  return result;
+/** The host routes of this attachment, checked, and the hostrouteif they go through. */
+interface HostRoutePlan {
+  hostIf: Link;
+  routes: HostRoute[];
+  ips: string[];
+  /** The hostrouteif's link-local address, the tasks' IPv6 on-link gateway. */
+  onLinkGw6?: string;
+}
+
+/**
+ * Check the task addresses against the host (its own addresses, gateways,
+ * existing routes) before anything is routed, then make sure the
+ * hostrouteif exists on `lower`.
+ */
+function planHostRoutes(
+  a: Steps,
+  hostrouteif: string,
+  lower: Link,
+  ips: readonly { address: string }[],
+): HostRoutePlan {
+  const { conf, ctx, host } = a;
+  const addresses = ips.map((ip) => ip.address);
+  const routes = hostRoutesFor(addresses, conf.hostrouteMetric);
+  const conflict = hostRouteConflict(host, routes);
+  if (conflict) {
+    throw new PluginError(
+      `Cannot route ${ctx.containerId}/${ctx.ifname} from the host: ${conflict}`,
+      { code: ErrorCode.INVALID_CONFIG },
+    );
+  }
+  const hostIf = ensureHostRouteIf(host, hostrouteif, lower);
+  const onLinkGw6 = addresses.some((ip) => ip.includes(":"))
+    ? linkLocalOf(host, hostIf)
+    : undefined;
+  return { hostIf, routes, ips: addresses, ...(onLinkGw6 ? { onLinkGw6 } : {}) };
+}
+
+/**
+ * Claim the host routes in the record, check that no other attachment of
+ * the node claims them (of two ADDs racing for one address, even with
+ * different metrics, at least one sees the other's claim), add each
+ * exclusively with its undo, and mark them added.
+ */
+function addOwnHostRoutes(a: Steps, record: AttachmentRecord, plan: HostRoutePlan): void {
+  const { conf, ctx, store, host } = a;
+  if (plan.routes.length === 0) return;
+  const oif = plan.hostIf.index;
+  const claimed: AttachmentRecord = {
+    ...record,
+    ips: plan.ips,
+    hostrouteif: plan.hostIf.name,
+    hostrouteIndex: oif,
+    ...hostNetns(),
+    hostRoutes: plan.routes,
+    hostRoutesState: "pending",
+  };
+  store.update(conf.name, claimed);
+  const self = store.recordPath(conf.name, ctx.containerId, ctx.ifname);
+  const claims = hostRouteClaims(store.root, new Set(plan.routes.map((r) => r.dst)));
+  for (const [dst, by] of claims) {
+    const other = [...by].find((p) => p !== self);
+    if (other) {
+      throw new PluginError(
+        `Cannot route ${ctx.containerId}/${ctx.ifname} from the host: ${dst} is claimed by ${other}`,
+        { code: ErrorCode.INVALID_CONFIG },
+      );
+    }
+  }
+  for (const r of plan.routes) {
+    addHostRoute(host, r, oif);
+    a.undo.push(`delete the host route ${r.dst}`, () => delHostRoutes(host, [r], { oif }));
+  }
+  store.update(conf.name, { ...claimed, hostRoutesState: "added" });
 }
 
 /**
  * Create the macvtap directly inside the container namespace under a
- * temporary name (one RTM_NEWLINK with IFLA_NET_NS_FD), then rename it to
- * CNI_IFNAME and bring it up there.
+ * temporary name (one RTM_NEWLINK with IFLA_NET_NS_FD), with its undo; then
+ * name it.
+ *
+ * Equivalent to `ip link add link MASTER name mvtmpX netns CTR type macvtap mode MODE`.
  */
-function createMacvtap(
-  host: NetlinkHandle,
-  ctr: NetlinkHandle,
-  ns: Netns,
-  conf: NetConf,
-  ctx: CniContext,
-  master: Link,
-  undo: AsyncUndoStack,
-): Link {
+function createMacvtap(a: Steps, master: Link): Link {
+  const { conf, ctx, host, ctr, ns } = a;
   const tmp = tempIfname(ctx.containerId, ctx.ifname);
   // A passthru macvtap takes the lower device's MAC at creation; a MAC set
   // afterwards is applied to both (that is what passthru means).
-  const macLater = conf.mode === "passthru" && conf.mac !== undefined;
+  const macLater = conf.mode === "passthru" ? conf.mac : undefined;
   try {
     host.links.add({
       kind: "macvtap",
@@ -254,14 +393,28 @@ function createMacvtap(
     );
   }
   const created = ctr.links.get(tmp);
-  undo.push(`delete ${ctx.ifname} in ${ctx.netns}`, () => ctr.links.del(created.index));
+  a.undo.push(`delete ${ctx.ifname} in ${ctx.netns}`, () => ctr.links.del(created.index));
+  nameAndRaise(a, created.index, {
+    ...(conf.promiscMode ? { promisc: true } : {}),
+    ...(macLater ? { mac: macLater } : {}),
+  });
+  return { ...created, name: ctx.ifname, up: true };
+}
+
+/**
+ * Give the container link its CNI_IFNAME and this attachment's marker, and
+ * bring it up, with `extra` changes in the same request.
+ *
+ * Equivalent to `ip -n CTR link set X name IFNAME alias MARKER up`.
+ */
+function nameAndRaise(a: Steps, index: number, extra: LinkChange): void {
+  const { conf, ctx, ctr } = a;
   try {
-    ctr.links.set(created.index, {
+    ctr.links.set(index, {
+      ...extra,
       name: ctx.ifname,
       up: true,
       alias: linkMarker(conf.name, ctx.containerId, ctx.ifname),
-      ...(conf.promiscMode ? { promisc: true } : {}),
-      ...(macLater ? { mac: conf.mac! } : {}),
     });
   } catch (err) {
     if (isErrno(err, "EEXIST")) {
@@ -271,7 +424,6 @@ function createMacvtap(
     }
     throw err;
   }
-  return { ...created, name: ctx.ifname, up: true };
 }
 
 /**
@@ -280,16 +432,9 @@ function createMacvtap(
  * the master when missing). It keeps its ifindex, so `/dev/tapN` stays
  * valid, then gets MTU, MAC, promiscuous mode and the CNI_IFNAME.
  */
-function importDevice(
-  host: NetlinkHandle,
-  ctr: NetlinkHandle,
-  ns: Netns,
-  conf: NetConf,
-  ctx: CniContext,
-  master: Link | undefined,
-  undo: AsyncUndoStack,
-): Link {
-  const id = conf.deviceID!;
+function importDevice(a: Steps, source: { deviceID: string; master: Link | undefined }): Link {
+  const { conf, ctx, host, ctr, ns, undo } = a;
+  const { deviceID: id, master } = source;
   // A device ID that is a legal interface name may name a host macvtap
   // (`ip link add … type macvtap`, seed 001). Any other ID (longer than 15
   // bytes, with '/' or ':', …) is only ever a device-plugin ID: looking it up
@@ -305,7 +450,7 @@ function importDevice(
       );
     }
     log.warn(`deviceID "${id}": "${hostName}" is missing, recreating it on ${master.name}`);
-    dev = recreateDevice(host, id, hostName, master, conf);
+    dev = recreateDevice(a, { id, hostName, master });
     const recreated = dev.index;
     // Runs after "move it back to the host": a device we made is not kept.
     undo.push(`delete the recreated ${hostName}`, () => host.links.del(recreated));
@@ -341,23 +486,11 @@ function importDevice(
     using home = openNetns("/proc/self/ns/net");
     ctr.links.set(index, { up: false, name: origName, alias: "", netns: home, newIndex: index });
   });
-  try {
-    ctr.links.set(index, {
-      name: ctx.ifname,
-      up: true,
-      alias: linkMarker(conf.name, ctx.containerId, ctx.ifname),
-      ...(conf.mtu ? { mtu: conf.mtu } : {}),
-      ...(conf.mac ? { mac: conf.mac } : {}),
-      ...(conf.promiscMode !== undefined ? { promisc: conf.promiscMode } : {}),
-    });
-  } catch (err) {
-    if (isErrno(err, "EEXIST")) {
-      throw new PluginError(`Interface "${ctx.ifname}" already exists in ${ctx.netns}`, {
-        cause: err,
-      });
-    }
-    throw err;
-  }
+  nameAndRaise(a, index, {
+    ...(conf.mtu ? { mtu: conf.mtu } : {}),
+    ...(conf.mac ? { mac: conf.mac } : {}),
+    ...(conf.promiscMode !== undefined ? { promisc: conf.promiscMode } : {}),
+  });
   const imported = ctr.links.get(index);
   chownTap(index, conf.owner ?? QEMU_ID, conf.group ?? QEMU_ID);
   return imported;
@@ -402,12 +535,11 @@ function netnsInode(path: string): { netnsIno?: number } {
  * another namespace's tap. Fails when every candidate index is taken.
  */
 function recreateDevice(
-  host: NetlinkHandle,
-  id: string,
-  hostName: string,
-  master: Link,
-  conf: NetConf,
+  a: Steps,
+  device: { id: string; hostName: string; master: Link },
 ): Link {
+  const { conf, host } = a;
+  const { id, hostName, master } = device;
   const candidates = tapIndexCandidates(id);
   for (const [probe, index] of candidates.entries()) {
     try {
@@ -428,9 +560,7 @@ function recreateDevice(
       if (indexTaken && probe + 1 < candidates.length) continue;
       throw new PluginError(
         `deviceID "${id}": cannot recreate "${hostName}" on ${master.name} with ifindex ${index} ` +
-          `(the device plugin's /dev/tap${tapIndexFor(id)} rule): ${
-            err instanceof Error ? err.message : err
-          }`,
+          `(the device plugin's /dev/tap${tapIndexFor(id)} rule): ${errorText(err)}`,
         { cause: err },
       );
     }

@@ -738,14 +738,17 @@ Deno.test({
     spawnDp(lab, host, dir, { DP_MACVTAP_CONF: JSON.stringify([{ name, lowerDevice: "lan0" }]) });
     const reg = await kubelet.waitForRegistration(resourceNameOf(name), { timeoutMs: 20_000 });
     const conf = { cniVersion: "1.0.0", name: "dp", type: "macvtap" };
+    // Every attachment made is deleted at the end (its record lives in the state root).
+    await using attached = new AsyncDisposableStack();
     const importAs = async (id: string, containerId: string, extra: object = {}) => {
-      const add = await cni(lab, host, {
-        command: "ADD",
-        containerId,
-        netns: lab.path(ctr),
-        ifname: containerId,
-      }, { ...conf, deviceID: id, ...extra });
+      const env = { containerId, netns: lab.path(ctr), ifname: containerId };
+      const config = { ...conf, deviceID: id, ...extra };
+      const add = await cni(lab, host, { command: "ADD", ...env }, config);
       assert.equal(add.code, 0, describe(add));
+      attached.defer(async () => {
+        const del = await cni(lab, host, { command: "DEL", ...env }, config);
+        assert.equal(del.code, 0, describe(del));
+      });
       const [link] = await lab.ipJson<{ ifindex: number }[]>(ctr, "link", "show", containerId);
       return link!.ifindex;
     };
