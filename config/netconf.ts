@@ -40,22 +40,14 @@ import {
   STATE_ROOT_ENV,
   stateRoot,
 } from "../internal/_owned_path.ts";
+import { MACVTAP_MODES, type MacvtapMode, parseMacvtapMode } from "../internal/_macvtap_mode.ts";
 import { type CniArgs, isIpOrCidr, parseCniArgs } from "./cni_args.ts";
 import { ConfigError } from "./errors.ts";
 import { normalizeMac } from "./_mac.ts";
 
 export { ConfigError };
 
-/** The macvtap modes CNI configs may name (the kernel's `source` is not one). */
-export type MacvtapMode = "bridge" | "private" | "vepa" | "passthru";
-
-/** {@linkcode MacvtapMode} values, in documentation order. */
-export const MACVTAP_MODES: readonly MacvtapMode[] = Object.freeze([
-  "bridge",
-  "private",
-  "vepa",
-  "passthru",
-]);
+export { MACVTAP_MODES, type MacvtapMode };
 
 const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
 
@@ -293,10 +285,12 @@ function parseType(raw: Raw): string {
 
 function parseMode(raw: Raw): MacvtapMode {
   const m = optString(raw, "mode");
-  if (m === undefined || m === "") return "bridge";
-  if ((MACVTAP_MODES as readonly string[]).includes(m)) return m as MacvtapMode;
-  const expected = "expected bridge, private, vepa or passthru";
-  if (m === "source") fail("mode", `macvtap mode "source" is not supported (${expected})`, true);
+  const parsed = parseMacvtapMode(m);
+  if (parsed.mode) return parsed.mode;
+  const expected = `expected ${MACVTAP_MODES.slice(0, -1).join(", ")} or ${MACVTAP_MODES.at(-1)}`;
+  if (parsed.problem === "unsupported") {
+    fail("mode", `macvtap mode "${m}" is not supported (${expected})`, true);
+  }
   return fail("mode", `unknown macvtap mode "${m}" (${expected})`);
 }
 

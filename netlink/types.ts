@@ -5,8 +5,12 @@
  * @module
  */
 
+import type { MacvlanMode as Mode } from "../internal/_macvtap_mode.ts";
+
 /**
- * macvlan/macvtap modes, spelled as in iproute2 and in the CNI config.
+ * macvlan/macvtap modes, spelled as in iproute2 and in the CNI config. The
+ * names are declared once in `internal/` (the config, a leaf, parses them
+ * too); their kernel values are `MACVLAN_MODES`.
  *
  * @example The kernel value of a mode, like `ip link add … type macvtap mode vepa`
  * ```ts
@@ -17,7 +21,7 @@
  * assert.equal(MACVLAN_MODES[mode], 2);
  * ```
  */
-export type MacvlanMode = "private" | "vepa" | "bridge" | "passthru" | "source";
+export type MacvlanMode = Mode;
 
 /**
  * Address family of an address or route.
