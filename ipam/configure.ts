@@ -16,12 +16,14 @@ import {
 } from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import {
+  ADDR_FLAGS,
   isErrno,
   type Link,
   type NetlinkHandle,
   type Netns,
   readSysctl,
   type Route,
+  SCOPES,
   writeSysctl,
 } from "../netlink/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
@@ -47,9 +49,6 @@ export interface ConfigureOptions {
    */
   onLinkGw6?: string;
 }
-
-const IFA_F_NODAD = 0x02;
-const RT_SCOPE_LINK = 253;
 
 function familyOf(ip: string): 4 | 6 {
   return ip.includes(":") ? 6 : 4;
@@ -92,7 +91,7 @@ function kernelRoute(r: RouteConfig, link: Link): Route {
     family: familyOf(r.dst),
     dst: r.dst,
     oif: link.index,
-    ...(gw ? { gw } : { scope: r.scope ?? RT_SCOPE_LINK }),
+    ...(gw ? { gw } : { scope: r.scope ?? SCOPES.link }),
     ...(r.priority !== undefined ? { metric: r.priority } : {}),
     ...(r.table !== undefined ? { table: r.table } : {}),
     ...(gw && r.scope !== undefined ? { scope: r.scope } : {}),
@@ -145,7 +144,7 @@ export function configureInterface(
   for (const ip of ips) {
     const c = parseCidr(ip.address);
     if (!c) throw new TypeError(`Invalid address "${ip.address}" from IPAM`);
-    ctr.addrs.add(link.index, ip.address, c.family === 6 ? { flags: IFA_F_NODAD } : {});
+    ctr.addrs.add(link.index, ip.address, c.family === 6 ? { flags: ADDR_FLAGS.nodad } : {});
   }
   if (!link.up) ctr.links.set(link.index, { up: true });
 
@@ -174,7 +173,7 @@ export function checkInterface(
   routes: readonly RouteConfig[],
 ): string[] {
   const problems: string[] = [];
-  const addrs = ctr.addrs.list({ index: link.index }).map((a) => a.cidr);
+  const addrs = ctr.addrs.list({ link: link.index }).map((a) => a.cidr);
   for (const ip of ips) {
     if (!addrs.includes(ip.address)) {
       problems.push(`address ${ip.address} is missing on ${link.name}`);
