@@ -96,7 +96,7 @@ export interface Link {
   txQueueLen?: number;
   /** macvlan/macvtap mode. */
   mode?: MacvlanMode;
-  /** `ifi_type` (ARPHRD_*): 1 ether, 772 loopback … */
+  /** `ifi_type` (`ARPHRD_*`, named in `LINK_TYPES`): 1 ether, 772 loopback … */
   type: number;
   /** `IFLA_IFALIAS` (`ip link set X alias TEXT`), when set. */
   alias?: string;
