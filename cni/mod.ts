@@ -45,6 +45,7 @@ export {
   type Route,
 } from "./result.ts";
 export {
+  CNI_ID_RE,
   defaultToCniError,
   MAX_STDIN_BYTES,
   runSkel,

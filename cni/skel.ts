@@ -82,8 +82,12 @@ const REQUIRED_ENV: Readonly<Record<Exclude<CniCommand, "VERSION">, readonly str
   STATUS: ["CNI_PATH"],
 };
 
-/** Container IDs and network names (`pkg/utils/utils.go`). */
-const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+/**
+ * What container IDs and network names must match (libcni
+ * `pkg/utils/utils.go`); the plugin's state applies it to the names it keys
+ * records by.
+ */
+export const CNI_ID_RE: RegExp = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
 
 /**
  * The default error mapping: a {@linkcode CniError} passes through, anything
@@ -132,12 +136,12 @@ function checkEnv(command: Exclude<CniCommand, "VERSION">, env: SkelIo["env"]): 
   }
   if (command === "ADD" || command === "DEL" || command === "CHECK") {
     const id = env.CNI_CONTAINERID!;
-    if (!ID_RE.test(id)) {
+    if (!CNI_ID_RE.test(id)) {
       throw new SkelFailure(
         new CniError(
           ErrorCode.INVALID_ENV,
           "invalid characters in containerID",
-          `CNI_CONTAINERID "${id}" must match ${ID_RE.source}`,
+          `CNI_CONTAINERID "${id}" must match ${CNI_ID_RE.source}`,
         ),
       );
     }
@@ -207,12 +211,12 @@ function checkConfig(
   if (name === undefined || name === null || name === "") {
     throw new SkelFailure(new CniError(ErrorCode.INVALID_CONFIG, "missing network name"), declared);
   }
-  if (typeof name !== "string" || !ID_RE.test(name)) {
+  if (typeof name !== "string" || !CNI_ID_RE.test(name)) {
     throw new SkelFailure(
       new CniError(
         ErrorCode.INVALID_CONFIG,
         "invalid characters found in network name",
-        `name ${JSON.stringify(name)} must match ${ID_RE.source}`,
+        `name ${JSON.stringify(name)} must match ${CNI_ID_RE.source}`,
       ),
       declared,
     );
