@@ -8,6 +8,7 @@
 
 import { CniError, ErrorCode } from "./errors.ts";
 import { canonicalIP, cidrProblem, formatCidr, parseCidr, parseIP } from "../internal/_ip.ts";
+import { isJsonObject } from "../internal/_json.ts";
 import { compareVersions, isSupportedVersion, parseVersion } from "./version.ts";
 
 /**
@@ -156,10 +157,6 @@ function fail(where: string, problem: string): never {
   throw new CniError(ErrorCode.DECODE, `invalid result: ${where}: ${problem}`);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function show(v: unknown): string {
   try {
     return JSON.stringify(v) ?? String(v);
@@ -206,7 +203,7 @@ function ip(text: string, where: string): string {
 }
 
 function parseInterface(v: unknown, where: string): Interface {
-  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(where, `${show(v)} is not an object`);
   const name = optString(v, "name", where);
   if (name === undefined) fail(`${where}.name`, "is missing");
   const out: Interface = { name };
@@ -224,7 +221,7 @@ function parseInterface(v: unknown, where: string): Interface {
 }
 
 function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPConfig {
-  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(where, `${show(v)} is not an object`);
   const address = cidr(optString(v, "address", where), `${where}.address`);
   const family = parseCidr(address)!.family;
   const out: IPConfig = { address };
@@ -260,7 +257,7 @@ function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPCon
 }
 
 function parseRoute(v: unknown, where: string): Route {
-  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(where, `${show(v)} is not an object`);
   const out: Route = { dst: cidr(optString(v, "dst", where), `${where}.dst`) };
   const gw = optString(v, "gw", where);
   if (gw !== undefined) out.gw = ip(gw, `${where}.gw`);
@@ -287,7 +284,7 @@ function stringList(v: unknown, where: string): string[] | undefined {
  */
 export function parseDns(v: unknown, where = "dns"): Dns {
   if (v === undefined || v === null) return {};
-  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(where, `${show(v)} is not an object`);
   const out: Dns = {};
   const nameservers = stringList(v.nameservers, `${where}.nameservers`);
   if (nameservers) out.nameservers = nameservers;
@@ -312,7 +309,7 @@ function parseLegacy(obj: Record<string, unknown>, cniVersion: string): Result {
   for (const key of ["ip4", "ip6"] as const) {
     const v = obj[key];
     if (v === undefined || v === null) continue;
-    if (!isObject(v)) fail(key, `${show(v)} is not an object`);
+    if (!isJsonObject(v)) fail(key, `${show(v)} is not an object`);
     const address = cidr(optString(v, "ip", key), `${key}.ip`);
     const family = parseCidr(address)!.family;
     if (family !== (key === "ip4" ? 4 : 6)) {
@@ -369,7 +366,7 @@ export function parseResult(json: unknown, options: ParseResultOptions = {}): Re
       );
     }
   }
-  if (!isObject(obj)) fail("result", `${show(obj)} is not an object`);
+  if (!isJsonObject(obj)) fail("result", `${show(obj)} is not an object`);
   const legacy = obj.ip4 !== undefined || obj.ip6 !== undefined;
   let cniVersion = optString(obj, "cniVersion", "result");
   if (cniVersion === undefined) cniVersion = options.cniVersion ?? (legacy ? "0.2.0" : "1.0.0");

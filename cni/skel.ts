@@ -12,6 +12,7 @@
 
 import { exitProcess } from "../internal/_exit.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
+import { isJsonObject } from "../internal/_json.ts";
 import { causeChain, CniError, ErrorCode } from "./errors.ts";
 import { formatResult, type Result } from "./result.ts";
 import {
@@ -101,10 +102,6 @@ export function defaultToCniError(err: unknown): CniError {
   return new CniError(ErrorCode.GENERIC, String(err), undefined, { cause: err });
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /** Failure of the skel's own checks, with the config version if known. */
 class SkelFailure {
   constructor(readonly error: CniError, readonly cniVersion?: string) {}
@@ -192,7 +189,7 @@ async function readConfig(
       ),
     );
   }
-  if (!isObject(parsed)) {
+  if (!isJsonObject(parsed)) {
     throw new SkelFailure(
       new CniError(ErrorCode.DECODE, "Cannot decode network config: not a JSON object"),
     );

@@ -30,6 +30,7 @@ import {
 } from "../cni/mod.ts";
 import { canonicalIP } from "../internal/_ip.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
+import { isJsonObject } from "../internal/_json.ts";
 import type { LogLevel } from "../internal/_log.ts";
 import {
   DEFAULT_STATE_ROOT,
@@ -170,10 +171,6 @@ function fail(field: string, problem: string, unsupported = false): never {
   throw new ConfigError(field, `${field}: ${problem}`, { unsupported });
 }
 
-function isObject(v: unknown): v is Raw {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function optString(raw: Raw, key: string, field = key): string | undefined {
   const v = raw[key];
   if (v === undefined || v === null) return undefined;
@@ -306,7 +303,7 @@ function parseMtu(raw: Raw): number {
 function parseIpam(raw: Raw): IpamConf | undefined {
   const v = raw.ipam;
   if (v === undefined || v === null) return undefined;
-  if (!isObject(v)) fail("ipam", `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail("ipam", `${show(v)} is not an object`);
   if (Object.keys(v).length === 0) return undefined;
   const t = v.type;
   if (t === undefined || t === "") fail("ipam.type", "missing IPAM plugin type");
@@ -320,7 +317,7 @@ function parseIpam(raw: Raw): IpamConf | undefined {
 function parseConfDns(raw: Raw): Dns | undefined {
   const v = raw.dns;
   if (v === undefined || v === null) return undefined;
-  if (!isObject(v)) fail("dns", `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail("dns", `${show(v)} is not an object`);
   const dns: Dns = {};
   const ns = optStringList(v.nameservers, "dns.nameservers");
   ns?.forEach((s, i) => {
@@ -341,13 +338,13 @@ function runtimeConfigOf(raw: Raw): [string, Raw] | undefined {
   key ??= Object.keys(raw).find((k) => k.toLowerCase() === "runtimeconfig");
   if (key === undefined || raw[key] === undefined || raw[key] === null) return undefined;
   const v = raw[key];
-  if (!isObject(v)) fail(key, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(key, `${show(v)} is not an object`);
   return [key, v];
 }
 
 function argsCniIps(raw: Raw): string[] | undefined {
   const args = raw.args;
-  if (!isObject(args) || !isObject(args.cni)) return undefined;
+  if (!isJsonObject(args) || !isJsonObject(args.cni)) return undefined;
   return ipList(args.cni.ips, "args.cni.ips");
 }
 
@@ -370,7 +367,7 @@ function parseAttachments(raw: Raw): Attachment[] {
     if (v === undefined || v === null) continue;
     if (!Array.isArray(v)) fail(key, `${show(v)} is not a list`);
     v.forEach((a, i) => {
-      if (!isObject(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
+      if (!isJsonObject(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
         fail(`${key}[${i}]`, `${show(a)} is not {"containerID": string, "ifname": string}`);
       }
       const id = `${a.containerID}\0${a.ifname}`;
@@ -392,7 +389,7 @@ function rejectUnsupported(raw: Raw): void {
 }
 
 function parse(raw: Record<string, unknown>, args: string, lenient: boolean): NetConf {
-  if (!isObject(raw)) fail("config", `${show(raw)} is not an object`);
+  if (!isJsonObject(raw)) fail("config", `${show(raw)} is not an object`);
   /** In lenient mode a broken optional field falls back instead of throwing. */
   const soft = <T>(fn: () => T, fallback: T): T => {
     if (!lenient) return fn();

@@ -12,6 +12,7 @@
 import { ConfigError } from "../config/mod.ts";
 import { MACVTAP_MODES, type MacvtapMode, parseMacvtapMode } from "../internal/_macvtap_mode.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
+import { isJsonObject } from "../internal/_json.ts";
 
 /** macvtap modes a device-plugin resource may use: the CNI config's ({@linkcode MacvtapMode}). */
 export type DeviceMode = MacvtapMode;
@@ -148,10 +149,10 @@ export function parseDevicePluginConfig(text: string | undefined): DevicePluginC
 }
 
 function parseEntry(entry: unknown, at: string): ResourceConfig {
-  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+  if (!isJsonObject(entry)) {
     throw new DevicePluginConfigError(at, "must be an object {name, lowerDevice, mode, capacity}");
   }
-  const e = entry as Record<string, unknown>;
+  const e = entry;
   for (const key of Object.keys(e)) {
     if (!KEYS.has(key)) {
       const hint = [...KEYS].find((k) => k.toLowerCase() === key.toLowerCase());

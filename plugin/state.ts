@@ -22,6 +22,7 @@ import { CNI_ID_RE } from "../cni/mod.ts";
 import type { HostRoute } from "../hostroute/mod.ts";
 import { fnv1a64, ifnameProblem } from "../internal/_ifname.ts";
 import { canonicalCidr } from "../internal/_ip.ts";
+import { isJsonObject } from "../internal/_json.ts";
 import { ensureOwnedDir, outsideRoot, stateRoot } from "../internal/_owned_path.ts";
 import { errorText } from "../internal/_error_text.ts";
 
@@ -534,8 +535,8 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
   let v: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
-    v = parsed as Record<string, unknown>;
+    if (!isJsonObject(parsed)) return undefined;
+    v = parsed;
   } catch {
     return undefined;
   }
