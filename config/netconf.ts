@@ -45,6 +45,7 @@ import { MACVTAP_MODES, type MacvtapMode, parseMacvtapMode } from "../internal/_
 import { type CniArgs, isIpOrCidr, parseCniArgs } from "./cni_args.ts";
 import { ConfigError } from "./errors.ts";
 import { normalizeMac } from "./_mac.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 export { ConfigError };
 
@@ -354,7 +355,7 @@ function parsePrevResult(raw: Raw, cniVersion: string): Result | undefined {
   try {
     return parseResult(v, { cniVersion });
   } catch (err) {
-    const msg = err instanceof Error ? err.message.replace(/^invalid result: /, "") : String(err);
+    const msg = errorText(err).replace(/^invalid result: /, "");
     throw new ConfigError("prevResult", `prevResult: ${msg}`, { cause: err });
   }
 }

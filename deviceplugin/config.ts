@@ -13,6 +13,7 @@ import { ConfigError } from "../config/mod.ts";
 import { MACVTAP_MODES, type MacvtapMode, parseMacvtapMode } from "../internal/_macvtap_mode.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
 import { isJsonObject } from "../internal/_json.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** macvtap modes a device-plugin resource may use: the CNI config's ({@linkcode MacvtapMode}). */
 export type DeviceMode = MacvtapMode;
@@ -116,7 +117,7 @@ export function parseDevicePluginConfig(text: string | undefined): DevicePluginC
     value = JSON.parse(dropTrailingCommas(text));
   } catch (err) {
     throw new SyntaxError(
-      `DP_MACVTAP_CONF is not valid JSON: ${err instanceof Error ? err.message : err}`,
+      `DP_MACVTAP_CONF is not valid JSON: ${errorText(err)}`,
     );
   }
   if (!Array.isArray(value)) {
