@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { IPConfig } from "../cni/mod.ts";
+import type { IPConfig, Route as ResultRoute } from "../cni/mod.ts";
 import {
   type Cidr,
   cidrContains,
@@ -27,17 +27,6 @@ import {
   writeSysctl,
 } from "../netlink/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
-
-/** A route to configure (result `routes[]` entry). */
-export interface RouteConfig {
-  dst: string;
-  gw?: string;
-  priority?: number;
-  table?: number;
-  scope?: number;
-  mtu?: number;
-  advmss?: number;
-}
 
 /** Options for {@linkcode configureInterface}. */
 export interface ConfigureOptions {
@@ -71,9 +60,9 @@ function isUnspecified(ip: string | undefined): boolean {
  */
 export function resolveRoutes(
   ips: readonly Pick<IPConfig, "address" | "gateway">[],
-  routes: readonly RouteConfig[],
+  routes: readonly ResultRoute[],
   options: ConfigureOptions = {},
-): RouteConfig[] {
+): ResultRoute[] {
   return routes.map((r) => {
     const family = familyOf(r.dst);
     let gw = r.gw ?? ips.find((ip) => ip.gateway && familyOf(ip.gateway) === family)?.gateway;
@@ -85,7 +74,7 @@ export function resolveRoutes(
 }
 
 /** The kernel route for result route `r` on `link`: an unspecified `gw` is on-link. */
-function kernelRoute(r: RouteConfig, link: Link): Route {
+function kernelRoute(r: ResultRoute, link: Link): Route {
   const gw = isUnspecified(r.gw) ? undefined : r.gw;
   return {
     family: familyOf(r.dst),
@@ -114,9 +103,9 @@ export function configureInterface(
   ns: Netns,
   link: Link,
   ips: readonly Pick<IPConfig, "address" | "gateway">[],
-  routes: readonly RouteConfig[],
+  routes: readonly ResultRoute[],
   options: ConfigureOptions = {},
-): RouteConfig[] {
+): ResultRoute[] {
   const has6 = ips.some((ip) => familyOf(ip.address) === 6);
   const has4 = ips.some((ip) => familyOf(ip.address) === 4);
   if (has6) {
@@ -170,7 +159,7 @@ export function checkInterface(
   ctr: NetlinkHandle,
   link: Link,
   ips: readonly Pick<IPConfig, "address" | "gateway">[],
-  routes: readonly RouteConfig[],
+  routes: readonly ResultRoute[],
 ): string[] {
   const problems: string[] = [];
   const addrs = ctr.addrs.list({ link: link.index }).map((a) => a.cidr);
@@ -212,7 +201,7 @@ export function checkInterface(
  * (ENETUNREACH). The rest of a chained result's routes (an earlier plugin's)
  * are not ours to check.
  */
-function mayBeOurs(r: RouteConfig, nets: readonly Cidr[]): boolean {
+function mayBeOurs(r: ResultRoute, nets: readonly Cidr[]): boolean {
   if (r.gw === undefined || isUnspecified(r.gw)) return true;
   const gw = parseIP(r.gw);
   if (!gw) return true;
