@@ -6,6 +6,7 @@
 
 import { formatIP, networkOf, parseCidr } from "../internal/_ip.ts";
 import {
+  type Family,
   isErrno,
   type Link,
   type NetlinkHandle,
@@ -25,7 +26,7 @@ export const RTPROT_MACVTAP = 249;
 
 /** A host route to one task address. */
 export interface HostRoute {
-  family: 4 | 6;
+  family: Family;
   /** `a.b.c.d/32` or `x::y/128`. */
   dst: string;
   metric: number;

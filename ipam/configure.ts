@@ -17,6 +17,7 @@ import {
 import { log } from "../internal/_log.ts";
 import {
   ADDR_FLAGS,
+  type Family,
   isErrno,
   type Link,
   type NetlinkHandle,
@@ -39,7 +40,7 @@ export interface ConfigureOptions {
   onLinkGw6?: string;
 }
 
-function familyOf(ip: string): 4 | 6 {
+function familyOf(ip: string): Family {
   return ip.includes(":") ? 6 : 4;
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { IpFamily } from "../internal/_ip.ts";
 import type { MacvlanMode as Mode } from "../internal/_macvtap_mode.ts";
 
 /**
@@ -35,7 +36,7 @@ export type MacvlanMode = Mode;
  * console.log(h.addrs.list({ family }));
  * ```
  */
-export type Family = 4 | 6;
+export type Family = IpFamily;
 
 /**
  * A link reference: ifindex or name.
