@@ -30,7 +30,7 @@ import {
 } from "../cni/mod.ts";
 import { canonicalIP } from "../internal/_ip.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
-import { isJsonObject } from "../internal/_json.ts";
+import { isJsonObject, showJson } from "../internal/_json.ts";
 import type { LogLevel } from "../internal/_log.ts";
 import {
   DEFAULT_STATE_ROOT,
@@ -160,14 +160,6 @@ export interface NetConfContext {
 
 type Raw = Record<string, unknown>;
 
-function show(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
 function fail(field: string, problem: string, unsupported = false): never {
   throw new ConfigError(field, `${field}: ${problem}`, { unsupported });
 }
@@ -175,7 +167,7 @@ function fail(field: string, problem: string, unsupported = false): never {
 function optString(raw: Raw, key: string, field = key): string | undefined {
   const v = raw[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") fail(field, `${show(v)} is not a string`);
+  if (typeof v !== "string") fail(field, `${showJson(v)} is not a string`);
   return v;
 }
 
@@ -183,7 +175,7 @@ function optInteger(raw: Raw, key: string, min: number, max: number): number | u
   const v = raw[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    fail(key, `${show(v)} is not an integer in [${min}, ${max}]`);
+    fail(key, `${showJson(v)} is not an integer in [${min}, ${max}]`);
   }
   return v;
 }
@@ -191,7 +183,7 @@ function optInteger(raw: Raw, key: string, min: number, max: number): number | u
 function optStringList(v: unknown, field: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
-    fail(field, `${show(v)} is not a list of strings`);
+    fail(field, `${showJson(v)} is not a list of strings`);
   }
   return [...v];
 }
@@ -214,7 +206,7 @@ function ifname(raw: Raw, key: string): string | undefined {
 
 function mac(v: unknown, field: string): string | undefined {
   if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") fail(field, `${show(v)} is not a string`);
+  if (typeof v !== "string") fail(field, `${showJson(v)} is not a string`);
   const m = normalizeMac(v);
   if (typeof m !== "string") fail(field, `"${v}" ${m.problem}`);
   return m;
@@ -235,7 +227,7 @@ function stateDirOf(raw: Raw, lenient: boolean): { stateDir: string; stateDirRea
   if (lenient && v.startsWith("/") && !v.includes("\0")) {
     return { stateDir: normalizePath(v), stateDirReadOnly: true };
   }
-  fail("stateDir", `${show(v)} ${problem} (the state root, set by ${STATE_ROOT_ENV})`);
+  fail("stateDir", `${showJson(v)} ${problem} (the state root, set by ${STATE_ROOT_ENV})`);
 }
 
 /**
@@ -249,7 +241,7 @@ function logFileOf(raw: Raw): string | undefined {
   const path = v.includes("/") ? v : `${root}/${v}`;
   const problem = outsideRoot(path, root) ??
     (normalizePath(path) === root ? "is the log directory itself" : undefined);
-  if (problem) fail("logFile", `${show(v)} ${problem} (the log root, set by ${LOG_ROOT_ENV})`);
+  if (problem) fail("logFile", `${showJson(v)} ${problem} (the log root, set by ${LOG_ROOT_ENV})`);
   return normalizePath(path);
 }
 
@@ -257,7 +249,7 @@ function parseName(raw: Raw): string {
   const name = raw.name;
   if (name === undefined || name === null || name === "") fail("name", "missing network name");
   if (typeof name !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/.test(name)) {
-    fail("name", `invalid characters found in network name ${show(name)}`);
+    fail("name", `invalid characters found in network name ${showJson(name)}`);
   }
   return name;
 }
@@ -267,8 +259,8 @@ function parseVersion(raw: Raw): string {
   const v = selectVersion(raw.cniVersion, raw.cniVersions);
   if (v) return v;
   const shown = raw.cniVersions !== undefined
-    ? `${show(raw.cniVersion)} / ${show(raw.cniVersions)}`
-    : show(raw.cniVersion ?? "0.1.0");
+    ? `${showJson(raw.cniVersion)} / ${showJson(raw.cniVersions)}`
+    : showJson(raw.cniVersion ?? "0.1.0");
   return fail(
     "cniVersion",
     `incompatible CNI version ${shown} (supported: ${SUPPORTED_VERSIONS.join(", ")})`,
@@ -277,7 +269,7 @@ function parseVersion(raw: Raw): string {
 
 function parseType(raw: Raw): string {
   const t = raw.type;
-  if (typeof t !== "string" || t === "") fail("type", `${show(t)} is not a non-empty string`);
+  if (typeof t !== "string" || t === "") fail("type", `${showJson(t)} is not a non-empty string`);
   return t;
 }
 
@@ -296,7 +288,7 @@ function parseMtu(raw: Raw): number {
   const v = raw.mtu;
   if (v === undefined || v === null || v === 0) return 0;
   if (typeof v !== "number" || !Number.isInteger(v) || v < 68 || v > 65535) {
-    fail("mtu", `invalid MTU ${show(v)} (expected 0 for the default, or 68 to 65535)`);
+    fail("mtu", `invalid MTU ${showJson(v)} (expected 0 for the default, or 68 to 65535)`);
   }
   return v;
 }
@@ -304,11 +296,11 @@ function parseMtu(raw: Raw): number {
 function parseIpam(raw: Raw): IpamConf | undefined {
   const v = raw.ipam;
   if (v === undefined || v === null) return undefined;
-  if (!isJsonObject(v)) fail("ipam", `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail("ipam", `${showJson(v)} is not an object`);
   if (Object.keys(v).length === 0) return undefined;
   const t = v.type;
   if (t === undefined || t === "") fail("ipam.type", "missing IPAM plugin type");
-  if (typeof t !== "string") fail("ipam.type", `${show(t)} is not a string`);
+  if (typeof t !== "string") fail("ipam.type", `${showJson(t)} is not a string`);
   if (t.includes("/") || t === "." || t === ".." || t.includes("\0")) {
     fail("ipam.type", `"${t}" is not a plugin name (no "/", "." or "..")`);
   }
@@ -318,7 +310,7 @@ function parseIpam(raw: Raw): IpamConf | undefined {
 function parseConfDns(raw: Raw): Dns | undefined {
   const v = raw.dns;
   if (v === undefined || v === null) return undefined;
-  if (!isJsonObject(v)) fail("dns", `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail("dns", `${showJson(v)} is not an object`);
   const dns: Dns = {};
   const ns = optStringList(v.nameservers, "dns.nameservers");
   ns?.forEach((s, i) => {
@@ -339,7 +331,7 @@ function runtimeConfigOf(raw: Raw): [string, Raw] | undefined {
   key ??= Object.keys(raw).find((k) => k.toLowerCase() === "runtimeconfig");
   if (key === undefined || raw[key] === undefined || raw[key] === null) return undefined;
   const v = raw[key];
-  if (!isJsonObject(v)) fail(key, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(key, `${showJson(v)} is not an object`);
   return [key, v];
 }
 
@@ -366,10 +358,10 @@ function parseAttachments(raw: Raw): Attachment[] {
   for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"]) {
     const v = raw[key];
     if (v === undefined || v === null) continue;
-    if (!Array.isArray(v)) fail(key, `${show(v)} is not a list`);
+    if (!Array.isArray(v)) fail(key, `${showJson(v)} is not a list`);
     v.forEach((a, i) => {
       if (!isJsonObject(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
-        fail(`${key}[${i}]`, `${show(a)} is not {"containerID": string, "ifname": string}`);
+        fail(`${key}[${i}]`, `${showJson(a)} is not {"containerID": string, "ifname": string}`);
       }
       const id = `${a.containerID}\0${a.ifname}`;
       if (seen.has(id)) return;
@@ -385,12 +377,12 @@ function rejectUnsupported(raw: Raw): void {
     fail("linkInContainer", "true is not supported (the master must be in the host netns)", true);
   }
   if (raw.hostrouteip !== undefined) {
-    fail("hostrouteip", `${show(raw.hostrouteip)} is not supported (use ipam routes)`, true);
+    fail("hostrouteip", `${showJson(raw.hostrouteip)} is not supported (use ipam routes)`, true);
   }
 }
 
 function parse(raw: Record<string, unknown>, args: string, lenient: boolean): NetConf {
-  if (!isJsonObject(raw)) fail("config", `${show(raw)} is not an object`);
+  if (!isJsonObject(raw)) fail("config", `${showJson(raw)} is not an object`);
   /** In lenient mode a broken optional field falls back instead of throwing. */
   const soft = <T>(fn: () => T, fallback: T): T => {
     if (!lenient) return fn();
@@ -448,7 +440,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   const promisc = soft(() => {
     const v = raw.promiscMode;
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== "boolean") fail("promiscMode", `${show(v)} is not a boolean`);
+    if (typeof v !== "boolean") fail("promiscMode", `${showJson(v)} is not a boolean`);
     return v;
   }, undefined);
   if (promisc !== undefined) conf.promiscMode = promisc;
@@ -456,7 +448,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   const deviceID = soft(() => {
     const v = optString(raw, "deviceID");
     if (v === undefined) return undefined;
-    if (v === "" || v.length > 255) fail("deviceID", `${show(v)} must be 1 to 255 characters`);
+    if (v === "" || v.length > 255) fail("deviceID", `${showJson(v)} must be 1 to 255 characters`);
     return v;
   }, undefined);
   if (deviceID !== undefined) conf.deviceID = deviceID;
