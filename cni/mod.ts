@@ -46,6 +46,7 @@ export {
 } from "./result.ts";
 export {
   CNI_ID_RE,
+  type CniContext,
   defaultToCniError,
   MAX_STDIN_BYTES,
   runSkel,

@@ -28,9 +28,25 @@ import { errorText } from "../internal/_error_text.ts";
 /** Largest config accepted on stdin (4 MiB); more is an I/O error (code 5). */
 export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 
-/** What a command handler receives. */
-export interface SkelRequest {
-  command: Exclude<CniCommand, "VERSION">;
+/**
+ * The CNI invocation environment of one command (`CNI_CONTAINERID`,
+ * `CNI_NETNS`, …), validated by the skel: what every plugin command receives
+ * besides the config.
+ *
+ * @example What a runtime passes for ADD
+ * ```ts
+ * import type { CniContext } from "./skel.ts";
+ *
+ * const ctx: CniContext = {
+ *   containerId: "task1",
+ *   netns: "/run/netns/task1",
+ *   ifname: "eth0",
+ *   args: "IgnoreUnknown=1",
+ *   path: ["/opt/cni/bin", "/usr/lib/cni"],
+ * };
+ * ```
+ */
+export interface CniContext {
   /** CNI_CONTAINERID (may be empty for GC/STATUS). */
   containerId: string;
   /** CNI_NETNS (may be empty for DEL, GC, STATUS). */
@@ -41,6 +57,13 @@ export interface SkelRequest {
   args: string;
   /** CNI_PATH split on `:`, empty entries dropped. */
   path: string[];
+  /** Extra environment for delegated (IPAM) plugins; default: the process environment. */
+  env?: Record<string, string>;
+}
+
+/** What a command handler receives: the environment, the command and stdin. */
+export interface SkelRequest extends CniContext {
+  command: Exclude<CniCommand, "VERSION">;
   /** The parsed stdin object. */
   config: Record<string, unknown>;
   /** The selected config version (see `selectVersion`). */
