@@ -31,7 +31,7 @@ import {
 import { canonicalIP } from "../internal/_ip.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
 import { isJsonObject, showJson } from "../internal/_json.ts";
-import type { LogLevel } from "../internal/_log.ts";
+import { isLogLevel, type LogLevel } from "../internal/_log.ts";
 import {
   DEFAULT_STATE_ROOT,
   LOG_ROOT_ENV,
@@ -50,8 +50,6 @@ import { errorText } from "../internal/_error_text.ts";
 export { ConfigError };
 
 export { MACVTAP_MODES, type MacvtapMode };
-
-const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
 
 /**
  * Default metric of the host routes via `hostrouteif`: 50.
@@ -469,10 +467,10 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   const logLevel = soft(() => {
     const v = optString(raw, "logLevel");
     if (v === undefined || v === "") return undefined;
-    if (!(LOG_LEVELS as readonly string[]).includes(v)) {
+    if (!isLogLevel(v)) {
       fail("logLevel", `unknown log level "${v}" (expected error, warn, info or debug)`);
     }
-    return v as LogLevel;
+    return v;
   }, undefined);
   if (logLevel) conf.logLevel = logLevel;
   return conf;
