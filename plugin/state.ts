@@ -20,7 +20,8 @@
 
 import { CNI_ID_RE } from "../cni/mod.ts";
 import type { HostRoute } from "../hostroute/mod.ts";
-import { fnv1a64, ifnameProblem } from "../internal/_ifname.ts";
+import { fnv1a64 } from "../internal/_fnv.ts";
+import { ifnameProblem } from "../internal/_ifname.ts";
 import { canonicalCidr } from "../internal/_ip.ts";
 import { isJsonObject } from "../internal/_json.ts";
 import { ensureOwnedDir, outsideRoot, stateRoot } from "../internal/_owned_path.ts";
