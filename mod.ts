@@ -47,6 +47,7 @@ export {
   isErrno,
   LibraryLoadError,
   LINK_FLAGS,
+  LINK_TYPES,
   LinkNotFoundError,
   MACVLAN_MODES,
   macvlanModeName,

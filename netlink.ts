@@ -51,6 +51,7 @@ export { LibraryLoadError } from "./netlink/_ffi.ts";
 export {
   ADDR_FLAGS,
   LINK_FLAGS,
+  LINK_TYPES,
   NEIGH_STATES,
   ROUTE_PROTOCOLS,
   ROUTE_TABLES,

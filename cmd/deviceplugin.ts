@@ -16,6 +16,7 @@ import {
   probeSockets,
   realTapFs,
 } from "../deviceplugin/mod.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 const HELP = `Usage: macvtap deviceplugin [flags]
 
@@ -68,7 +69,7 @@ export async function main(args: string[]): Promise<number> {
       },
     }).values;
   } catch (e) {
-    err(`macvtap deviceplugin: ${e instanceof Error ? e.message : e}\n\n${HELP}`);
+    err(`macvtap deviceplugin: ${errorText(e)}\n\n${HELP}`);
     return 2;
   }
   if (flags.help) {
@@ -131,7 +132,7 @@ export async function main(args: string[]): Promise<number> {
     log.info(`${signal}: stopping`);
     return 0;
   } catch (e) {
-    log.error(e instanceof Error ? e.message : String(e));
+    log.error(errorText(e));
     return 1;
   } finally {
     await manager?.stop();

@@ -45,6 +45,8 @@ export {
   type Route,
 } from "./result.ts";
 export {
+  CNI_ID_RE,
+  type CniContext,
   defaultToCniError,
   MAX_STDIN_BYTES,
   runSkel,

@@ -8,6 +8,7 @@
 
 import { CniError, ErrorCode } from "./errors.ts";
 import { canonicalIP, cidrProblem, formatCidr, parseCidr, parseIP } from "../internal/_ip.ts";
+import { isJsonObject, showJson } from "../internal/_json.ts";
 import { compareVersions, isSupportedVersion, parseVersion } from "./version.ts";
 
 /**
@@ -156,23 +157,11 @@ function fail(where: string, problem: string): never {
   throw new CniError(ErrorCode.DECODE, `invalid result: ${where}: ${problem}`);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function show(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
 /** An optional string; `""` counts as absent (Go omits empty strings). */
 function optString(obj: Record<string, unknown>, key: string, where: string): string | undefined {
   const v = obj[key];
   if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") fail(`${where}.${key}`, `${show(v)} is not a string`);
+  if (typeof v !== "string") fail(`${where}.${key}`, `${showJson(v)} is not a string`);
   return v;
 }
 
@@ -180,7 +169,7 @@ function optUint(obj: Record<string, unknown>, key: string, where: string): numb
   const v = obj[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    fail(`${where}.${key}`, `${show(v)} is not a non-negative integer`);
+    fail(`${where}.${key}`, `${showJson(v)} is not a non-negative integer`);
   }
   return v;
 }
@@ -188,7 +177,7 @@ function optUint(obj: Record<string, unknown>, key: string, where: string): numb
 function optArray(obj: Record<string, unknown>, key: string, where: string): unknown[] | undefined {
   const v = obj[key];
   if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v)) fail(`${where}.${key}`, `${show(v)} is not an array`);
+  if (!Array.isArray(v)) fail(`${where}.${key}`, `${showJson(v)} is not an array`);
   return v;
 }
 
@@ -206,7 +195,7 @@ function ip(text: string, where: string): string {
 }
 
 function parseInterface(v: unknown, where: string): Interface {
-  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(where, `${showJson(v)} is not an object`);
   const name = optString(v, "name", where);
   if (name === undefined) fail(`${where}.name`, "is missing");
   const out: Interface = { name };
@@ -224,14 +213,14 @@ function parseInterface(v: unknown, where: string): Interface {
 }
 
 function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPConfig {
-  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(where, `${showJson(v)} is not an object`);
   const address = cidr(optString(v, "address", where), `${where}.address`);
   const family = parseCidr(address)!.family;
   const out: IPConfig = { address };
   const index = v.interface;
   if (index !== undefined && index !== null) {
     if (typeof index !== "number" || !Number.isInteger(index) || index < 0) {
-      fail(`${where}.interface`, `${show(index)} is not a non-negative integer`);
+      fail(`${where}.interface`, `${showJson(index)} is not a non-negative integer`);
     }
     if (index >= interfaceCount) {
       fail(`${where}.interface`, `${index} is out of range (${interfaceCount} interfaces)`);
@@ -250,7 +239,7 @@ function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPCon
   const version = v.version;
   if (version !== undefined && version !== null && version !== "") {
     if (version !== "4" && version !== "6") {
-      fail(`${where}.version`, `${show(version)} is not "4" or "6"`);
+      fail(`${where}.version`, `${showJson(version)} is not "4" or "6"`);
     }
     if (Number(version) !== family) {
       fail(`${where}.version`, `"${version}" does not match address "${address}"`);
@@ -260,7 +249,7 @@ function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPCon
 }
 
 function parseRoute(v: unknown, where: string): Route {
-  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(where, `${showJson(v)} is not an object`);
   const out: Route = { dst: cidr(optString(v, "dst", where), `${where}.dst`) };
   const gw = optString(v, "gw", where);
   if (gw !== undefined) out.gw = ip(gw, `${where}.gw`);
@@ -274,7 +263,7 @@ function parseRoute(v: unknown, where: string): Route {
 function stringList(v: unknown, where: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
-    fail(where, `${show(v)} is not a list of strings`);
+    fail(where, `${showJson(v)} is not a list of strings`);
   }
   return v.length ? [...v] : undefined;
 }
@@ -287,7 +276,7 @@ function stringList(v: unknown, where: string): string[] | undefined {
  */
 export function parseDns(v: unknown, where = "dns"): Dns {
   if (v === undefined || v === null) return {};
-  if (!isObject(v)) fail(where, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(where, `${showJson(v)} is not an object`);
   const out: Dns = {};
   const nameservers = stringList(v.nameservers, `${where}.nameservers`);
   if (nameservers) out.nameservers = nameservers;
@@ -312,7 +301,7 @@ function parseLegacy(obj: Record<string, unknown>, cniVersion: string): Result {
   for (const key of ["ip4", "ip6"] as const) {
     const v = obj[key];
     if (v === undefined || v === null) continue;
-    if (!isObject(v)) fail(key, `${show(v)} is not an object`);
+    if (!isJsonObject(v)) fail(key, `${showJson(v)} is not an object`);
     const address = cidr(optString(v, "ip", key), `${key}.ip`);
     const family = parseCidr(address)!.family;
     if (family !== (key === "ip4" ? 4 : 6)) {
@@ -369,7 +358,7 @@ export function parseResult(json: unknown, options: ParseResultOptions = {}): Re
       );
     }
   }
-  if (!isObject(obj)) fail("result", `${show(obj)} is not an object`);
+  if (!isJsonObject(obj)) fail("result", `${showJson(obj)} is not an object`);
   const legacy = obj.ip4 !== undefined || obj.ip6 !== undefined;
   let cniVersion = optString(obj, "cniVersion", "result");
   if (cniVersion === undefined) cniVersion = options.cniVersion ?? (legacy ? "0.2.0" : "1.0.0");

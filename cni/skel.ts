@@ -12,6 +12,7 @@
 
 import { exitProcess } from "../internal/_exit.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
+import { isJsonObject } from "../internal/_json.ts";
 import { causeChain, CniError, ErrorCode } from "./errors.ts";
 import { formatResult, type Result } from "./result.ts";
 import {
@@ -27,9 +28,25 @@ import { errorText } from "../internal/_error_text.ts";
 /** Largest config accepted on stdin (4 MiB); more is an I/O error (code 5). */
 export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
 
-/** What a command handler receives. */
-export interface SkelRequest {
-  command: Exclude<CniCommand, "VERSION">;
+/**
+ * The CNI invocation environment of one command (`CNI_CONTAINERID`,
+ * `CNI_NETNS`, …), validated by the skel: what every plugin command receives
+ * besides the config.
+ *
+ * @example What a runtime passes for ADD
+ * ```ts
+ * import type { CniContext } from "./skel.ts";
+ *
+ * const ctx: CniContext = {
+ *   containerId: "task1",
+ *   netns: "/run/netns/task1",
+ *   ifname: "eth0",
+ *   args: "IgnoreUnknown=1",
+ *   path: ["/opt/cni/bin", "/usr/lib/cni"],
+ * };
+ * ```
+ */
+export interface CniContext {
   /** CNI_CONTAINERID (may be empty for GC/STATUS). */
   containerId: string;
   /** CNI_NETNS (may be empty for DEL, GC, STATUS). */
@@ -40,6 +57,13 @@ export interface SkelRequest {
   args: string;
   /** CNI_PATH split on `:`, empty entries dropped. */
   path: string[];
+  /** Extra environment for delegated (IPAM) plugins; default: the process environment. */
+  env?: Record<string, string>;
+}
+
+/** What a command handler receives: the environment, the command and stdin. */
+export interface SkelRequest extends CniContext {
+  command: Exclude<CniCommand, "VERSION">;
   /** The parsed stdin object. */
   config: Record<string, unknown>;
   /** The selected config version (see `selectVersion`). */
@@ -82,8 +106,12 @@ const REQUIRED_ENV: Readonly<Record<Exclude<CniCommand, "VERSION">, readonly str
   STATUS: ["CNI_PATH"],
 };
 
-/** Container IDs and network names (`pkg/utils/utils.go`). */
-const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
+/**
+ * What container IDs and network names must match (libcni
+ * `pkg/utils/utils.go`); the plugin's state applies it to the names it keys
+ * records by.
+ */
+export const CNI_ID_RE: RegExp = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
 
 /**
  * The default error mapping: a {@linkcode CniError} passes through, anything
@@ -95,10 +123,6 @@ export function defaultToCniError(err: unknown): CniError {
     return new CniError(ErrorCode.GENERIC, err.message, causeChain(err), { cause: err });
   }
   return new CniError(ErrorCode.GENERIC, String(err), undefined, { cause: err });
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** Failure of the skel's own checks, with the config version if known. */
@@ -132,12 +156,12 @@ function checkEnv(command: Exclude<CniCommand, "VERSION">, env: SkelIo["env"]): 
   }
   if (command === "ADD" || command === "DEL" || command === "CHECK") {
     const id = env.CNI_CONTAINERID!;
-    if (!ID_RE.test(id)) {
+    if (!CNI_ID_RE.test(id)) {
       throw new SkelFailure(
         new CniError(
           ErrorCode.INVALID_ENV,
           "invalid characters in containerID",
-          `CNI_CONTAINERID "${id}" must match ${ID_RE.source}`,
+          `CNI_CONTAINERID "${id}" must match ${CNI_ID_RE.source}`,
         ),
       );
     }
@@ -188,7 +212,7 @@ async function readConfig(
       ),
     );
   }
-  if (!isObject(parsed)) {
+  if (!isJsonObject(parsed)) {
     throw new SkelFailure(
       new CniError(ErrorCode.DECODE, "Cannot decode network config: not a JSON object"),
     );
@@ -207,12 +231,12 @@ function checkConfig(
   if (name === undefined || name === null || name === "") {
     throw new SkelFailure(new CniError(ErrorCode.INVALID_CONFIG, "missing network name"), declared);
   }
-  if (typeof name !== "string" || !ID_RE.test(name)) {
+  if (typeof name !== "string" || !CNI_ID_RE.test(name)) {
     throw new SkelFailure(
       new CniError(
         ErrorCode.INVALID_CONFIG,
         "invalid characters found in network name",
-        `name ${JSON.stringify(name)} must match ${ID_RE.source}`,
+        `name ${JSON.stringify(name)} must match ${CNI_ID_RE.source}`,
       ),
       declared,
     );

@@ -30,7 +30,8 @@ import {
 } from "../cni/mod.ts";
 import { canonicalIP } from "../internal/_ip.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
-import type { LogLevel } from "../internal/_log.ts";
+import { isJsonObject, showJson } from "../internal/_json.ts";
+import { isLogLevel, type LogLevel } from "../internal/_log.ts";
 import {
   DEFAULT_STATE_ROOT,
   LOG_ROOT_ENV,
@@ -40,24 +41,15 @@ import {
   STATE_ROOT_ENV,
   stateRoot,
 } from "../internal/_owned_path.ts";
+import { MACVTAP_MODES, type MacvtapMode, parseMacvtapMode } from "../internal/_macvtap_mode.ts";
 import { type CniArgs, isIpOrCidr, parseCniArgs } from "./cni_args.ts";
 import { ConfigError } from "./errors.ts";
 import { normalizeMac } from "./_mac.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 export { ConfigError };
 
-/** The macvtap modes CNI configs may name (the kernel's `source` is not one). */
-export type MacvtapMode = "bridge" | "private" | "vepa" | "passthru";
-
-/** {@linkcode MacvtapMode} values, in documentation order. */
-export const MACVTAP_MODES: readonly MacvtapMode[] = Object.freeze([
-  "bridge",
-  "private",
-  "vepa",
-  "passthru",
-]);
-
-const LOG_LEVELS: readonly LogLevel[] = ["error", "warn", "info", "debug"];
+export { MACVTAP_MODES, type MacvtapMode };
 
 /**
  * Default metric of the host routes via `hostrouteif`: 50.
@@ -166,26 +158,14 @@ export interface NetConfContext {
 
 type Raw = Record<string, unknown>;
 
-function show(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
 function fail(field: string, problem: string, unsupported = false): never {
   throw new ConfigError(field, `${field}: ${problem}`, { unsupported });
-}
-
-function isObject(v: unknown): v is Raw {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function optString(raw: Raw, key: string, field = key): string | undefined {
   const v = raw[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") fail(field, `${show(v)} is not a string`);
+  if (typeof v !== "string") fail(field, `${showJson(v)} is not a string`);
   return v;
 }
 
@@ -193,7 +173,7 @@ function optInteger(raw: Raw, key: string, min: number, max: number): number | u
   const v = raw[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    fail(key, `${show(v)} is not an integer in [${min}, ${max}]`);
+    fail(key, `${showJson(v)} is not an integer in [${min}, ${max}]`);
   }
   return v;
 }
@@ -201,7 +181,7 @@ function optInteger(raw: Raw, key: string, min: number, max: number): number | u
 function optStringList(v: unknown, field: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
-    fail(field, `${show(v)} is not a list of strings`);
+    fail(field, `${showJson(v)} is not a list of strings`);
   }
   return [...v];
 }
@@ -224,7 +204,7 @@ function ifname(raw: Raw, key: string): string | undefined {
 
 function mac(v: unknown, field: string): string | undefined {
   if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") fail(field, `${show(v)} is not a string`);
+  if (typeof v !== "string") fail(field, `${showJson(v)} is not a string`);
   const m = normalizeMac(v);
   if (typeof m !== "string") fail(field, `"${v}" ${m.problem}`);
   return m;
@@ -245,7 +225,7 @@ function stateDirOf(raw: Raw, lenient: boolean): { stateDir: string; stateDirRea
   if (lenient && v.startsWith("/") && !v.includes("\0")) {
     return { stateDir: normalizePath(v), stateDirReadOnly: true };
   }
-  fail("stateDir", `${show(v)} ${problem} (the state root, set by ${STATE_ROOT_ENV})`);
+  fail("stateDir", `${showJson(v)} ${problem} (the state root, set by ${STATE_ROOT_ENV})`);
 }
 
 /**
@@ -259,7 +239,7 @@ function logFileOf(raw: Raw): string | undefined {
   const path = v.includes("/") ? v : `${root}/${v}`;
   const problem = outsideRoot(path, root) ??
     (normalizePath(path) === root ? "is the log directory itself" : undefined);
-  if (problem) fail("logFile", `${show(v)} ${problem} (the log root, set by ${LOG_ROOT_ENV})`);
+  if (problem) fail("logFile", `${showJson(v)} ${problem} (the log root, set by ${LOG_ROOT_ENV})`);
   return normalizePath(path);
 }
 
@@ -267,7 +247,7 @@ function parseName(raw: Raw): string {
   const name = raw.name;
   if (name === undefined || name === null || name === "") fail("name", "missing network name");
   if (typeof name !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/.test(name)) {
-    fail("name", `invalid characters found in network name ${show(name)}`);
+    fail("name", `invalid characters found in network name ${showJson(name)}`);
   }
   return name;
 }
@@ -277,8 +257,8 @@ function parseVersion(raw: Raw): string {
   const v = selectVersion(raw.cniVersion, raw.cniVersions);
   if (v) return v;
   const shown = raw.cniVersions !== undefined
-    ? `${show(raw.cniVersion)} / ${show(raw.cniVersions)}`
-    : show(raw.cniVersion ?? "0.1.0");
+    ? `${showJson(raw.cniVersion)} / ${showJson(raw.cniVersions)}`
+    : showJson(raw.cniVersion ?? "0.1.0");
   return fail(
     "cniVersion",
     `incompatible CNI version ${shown} (supported: ${SUPPORTED_VERSIONS.join(", ")})`,
@@ -287,16 +267,18 @@ function parseVersion(raw: Raw): string {
 
 function parseType(raw: Raw): string {
   const t = raw.type;
-  if (typeof t !== "string" || t === "") fail("type", `${show(t)} is not a non-empty string`);
+  if (typeof t !== "string" || t === "") fail("type", `${showJson(t)} is not a non-empty string`);
   return t;
 }
 
 function parseMode(raw: Raw): MacvtapMode {
   const m = optString(raw, "mode");
-  if (m === undefined || m === "") return "bridge";
-  if ((MACVTAP_MODES as readonly string[]).includes(m)) return m as MacvtapMode;
-  const expected = "expected bridge, private, vepa or passthru";
-  if (m === "source") fail("mode", `macvtap mode "source" is not supported (${expected})`, true);
+  const parsed = parseMacvtapMode(m);
+  if (parsed.mode) return parsed.mode;
+  const expected = `expected ${MACVTAP_MODES.slice(0, -1).join(", ")} or ${MACVTAP_MODES.at(-1)}`;
+  if (parsed.problem === "unsupported") {
+    fail("mode", `macvtap mode "${m}" is not supported (${expected})`, true);
+  }
   return fail("mode", `unknown macvtap mode "${m}" (${expected})`);
 }
 
@@ -304,7 +286,7 @@ function parseMtu(raw: Raw): number {
   const v = raw.mtu;
   if (v === undefined || v === null || v === 0) return 0;
   if (typeof v !== "number" || !Number.isInteger(v) || v < 68 || v > 65535) {
-    fail("mtu", `invalid MTU ${show(v)} (expected 0 for the default, or 68 to 65535)`);
+    fail("mtu", `invalid MTU ${showJson(v)} (expected 0 for the default, or 68 to 65535)`);
   }
   return v;
 }
@@ -312,11 +294,11 @@ function parseMtu(raw: Raw): number {
 function parseIpam(raw: Raw): IpamConf | undefined {
   const v = raw.ipam;
   if (v === undefined || v === null) return undefined;
-  if (!isObject(v)) fail("ipam", `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail("ipam", `${showJson(v)} is not an object`);
   if (Object.keys(v).length === 0) return undefined;
   const t = v.type;
   if (t === undefined || t === "") fail("ipam.type", "missing IPAM plugin type");
-  if (typeof t !== "string") fail("ipam.type", `${show(t)} is not a string`);
+  if (typeof t !== "string") fail("ipam.type", `${showJson(t)} is not a string`);
   if (t.includes("/") || t === "." || t === ".." || t.includes("\0")) {
     fail("ipam.type", `"${t}" is not a plugin name (no "/", "." or "..")`);
   }
@@ -326,7 +308,7 @@ function parseIpam(raw: Raw): IpamConf | undefined {
 function parseConfDns(raw: Raw): Dns | undefined {
   const v = raw.dns;
   if (v === undefined || v === null) return undefined;
-  if (!isObject(v)) fail("dns", `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail("dns", `${showJson(v)} is not an object`);
   const dns: Dns = {};
   const ns = optStringList(v.nameservers, "dns.nameservers");
   ns?.forEach((s, i) => {
@@ -347,13 +329,13 @@ function runtimeConfigOf(raw: Raw): [string, Raw] | undefined {
   key ??= Object.keys(raw).find((k) => k.toLowerCase() === "runtimeconfig");
   if (key === undefined || raw[key] === undefined || raw[key] === null) return undefined;
   const v = raw[key];
-  if (!isObject(v)) fail(key, `${show(v)} is not an object`);
+  if (!isJsonObject(v)) fail(key, `${showJson(v)} is not an object`);
   return [key, v];
 }
 
 function argsCniIps(raw: Raw): string[] | undefined {
   const args = raw.args;
-  if (!isObject(args) || !isObject(args.cni)) return undefined;
+  if (!isJsonObject(args) || !isJsonObject(args.cni)) return undefined;
   return ipList(args.cni.ips, "args.cni.ips");
 }
 
@@ -363,7 +345,7 @@ function parsePrevResult(raw: Raw, cniVersion: string): Result | undefined {
   try {
     return parseResult(v, { cniVersion });
   } catch (err) {
-    const msg = err instanceof Error ? err.message.replace(/^invalid result: /, "") : String(err);
+    const msg = errorText(err).replace(/^invalid result: /, "");
     throw new ConfigError("prevResult", `prevResult: ${msg}`, { cause: err });
   }
 }
@@ -374,10 +356,10 @@ function parseAttachments(raw: Raw): Attachment[] {
   for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"]) {
     const v = raw[key];
     if (v === undefined || v === null) continue;
-    if (!Array.isArray(v)) fail(key, `${show(v)} is not a list`);
+    if (!Array.isArray(v)) fail(key, `${showJson(v)} is not a list`);
     v.forEach((a, i) => {
-      if (!isObject(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
-        fail(`${key}[${i}]`, `${show(a)} is not {"containerID": string, "ifname": string}`);
+      if (!isJsonObject(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
+        fail(`${key}[${i}]`, `${showJson(a)} is not {"containerID": string, "ifname": string}`);
       }
       const id = `${a.containerID}\0${a.ifname}`;
       if (seen.has(id)) return;
@@ -393,12 +375,12 @@ function rejectUnsupported(raw: Raw): void {
     fail("linkInContainer", "true is not supported (the master must be in the host netns)", true);
   }
   if (raw.hostrouteip !== undefined) {
-    fail("hostrouteip", `${show(raw.hostrouteip)} is not supported (use ipam routes)`, true);
+    fail("hostrouteip", `${showJson(raw.hostrouteip)} is not supported (use ipam routes)`, true);
   }
 }
 
 function parse(raw: Record<string, unknown>, args: string, lenient: boolean): NetConf {
-  if (!isObject(raw)) fail("config", `${show(raw)} is not an object`);
+  if (!isJsonObject(raw)) fail("config", `${showJson(raw)} is not an object`);
   /** In lenient mode a broken optional field falls back instead of throwing. */
   const soft = <T>(fn: () => T, fallback: T): T => {
     if (!lenient) return fn();
@@ -456,7 +438,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   const promisc = soft(() => {
     const v = raw.promiscMode;
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== "boolean") fail("promiscMode", `${show(v)} is not a boolean`);
+    if (typeof v !== "boolean") fail("promiscMode", `${showJson(v)} is not a boolean`);
     return v;
   }, undefined);
   if (promisc !== undefined) conf.promiscMode = promisc;
@@ -464,7 +446,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   const deviceID = soft(() => {
     const v = optString(raw, "deviceID");
     if (v === undefined) return undefined;
-    if (v === "" || v.length > 255) fail("deviceID", `${show(v)} must be 1 to 255 characters`);
+    if (v === "" || v.length > 255) fail("deviceID", `${showJson(v)} must be 1 to 255 characters`);
     return v;
   }, undefined);
   if (deviceID !== undefined) conf.deviceID = deviceID;
@@ -485,10 +467,10 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   const logLevel = soft(() => {
     const v = optString(raw, "logLevel");
     if (v === undefined || v === "") return undefined;
-    if (!(LOG_LEVELS as readonly string[]).includes(v)) {
+    if (!isLogLevel(v)) {
       fail("logLevel", `unknown log level "${v}" (expected error, warn, info or debug)`);
     }
-    return v as LogLevel;
+    return v;
   }, undefined);
   if (logLevel) conf.logLevel = logLevel;
   return conf;

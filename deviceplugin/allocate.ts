@@ -15,6 +15,7 @@ import { UndoStack } from "../internal/_undo.ts";
 import { isErrno } from "../netlink/mod.ts";
 import type { ResourceConfig } from "./config.ts";
 import type { LinkBackend } from "./links.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 export { TAP_INDEX_BASE, TAP_INDEX_SPAN, tapIndexFor } from "../internal/_ifname.ts";
 
@@ -128,7 +129,7 @@ export function allocateDevice(
       throw new AllocateError(
         "INTERNAL",
         `Cannot create macvtap "${ifname}" on "${resource.lowerDevice}" for "${id}": ${
-          err instanceof Error ? err.message : err
+          errorText(err)
         }`,
         { cause: err },
       );
@@ -144,7 +145,7 @@ export function allocateDevice(
   } catch (err) {
     throw new AllocateError(
       "INTERNAL",
-      `Cannot provide ${tapPath} for "${ifname}": ${err instanceof Error ? err.message : err}`,
+      `Cannot provide ${tapPath} for "${ifname}": ${errorText(err)}`,
       { cause: err },
     );
   }

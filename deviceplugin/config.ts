@@ -10,13 +10,16 @@
  */
 
 import { ConfigError } from "../config/mod.ts";
+import { MACVTAP_MODES, type MacvtapMode, parseMacvtapMode } from "../internal/_macvtap_mode.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
+import { isJsonObject } from "../internal/_json.ts";
+import { errorText } from "../internal/_error_text.ts";
 
-/** macvtap modes a device-plugin resource may use (`source` needs a MAC list, so it is not offered). */
-export type DeviceMode = "bridge" | "private" | "vepa" | "passthru";
+/** macvtap modes a device-plugin resource may use: the CNI config's ({@linkcode MacvtapMode}). */
+export type DeviceMode = MacvtapMode;
 
-/** The modes, in the spelling of iproute2 and the CNI config. */
-export const DEVICE_MODES: readonly DeviceMode[] = ["bridge", "private", "vepa", "passthru"];
+/** The modes, in the spelling of iproute2 and the CNI config: {@linkcode MACVTAP_MODES}. */
+export const DEVICE_MODES: readonly DeviceMode[] = MACVTAP_MODES;
 
 /** Default number of devices per resource. */
 export const DEFAULT_CAPACITY = 100;
@@ -114,7 +117,7 @@ export function parseDevicePluginConfig(text: string | undefined): DevicePluginC
     value = JSON.parse(dropTrailingCommas(text));
   } catch (err) {
     throw new SyntaxError(
-      `DP_MACVTAP_CONF is not valid JSON: ${err instanceof Error ? err.message : err}`,
+      `DP_MACVTAP_CONF is not valid JSON: ${errorText(err)}`,
     );
   }
   if (!Array.isArray(value)) {
@@ -147,10 +150,10 @@ export function parseDevicePluginConfig(text: string | undefined): DevicePluginC
 }
 
 function parseEntry(entry: unknown, at: string): ResourceConfig {
-  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+  if (!isJsonObject(entry)) {
     throw new DevicePluginConfigError(at, "must be an object {name, lowerDevice, mode, capacity}");
   }
-  const e = entry as Record<string, unknown>;
+  const e = entry;
   for (const key of Object.keys(e)) {
     if (!KEYS.has(key)) {
       const hint = [...KEYS].find((k) => k.toLowerCase() === key.toLowerCase());
@@ -191,25 +194,20 @@ function parseEntry(entry: unknown, at: string): ResourceConfig {
     throw new DevicePluginConfigError(`${at}.${lowerKey}`, `"${lower}" ${problem}`);
   }
 
-  let mode: DeviceMode = "bridge";
-  if (e.mode !== undefined && e.mode !== "" && e.mode !== null) {
-    if (e.mode === "source") {
-      throw new DevicePluginConfigError(
-        `${at}.mode`,
-        `"source" is not supported by the device plugin (it needs a MAC list); use one of ${
-          DEVICE_MODES.join(", ")
-        }`,
-        { unsupported: true },
-      );
-    }
-    if (typeof e.mode !== "string" || !(DEVICE_MODES as readonly string[]).includes(e.mode)) {
-      throw new DevicePluginConfigError(
-        `${at}.mode`,
-        `${JSON.stringify(e.mode)} is not one of ${DEVICE_MODES.join(", ")}`,
-      );
-    }
-    mode = e.mode as DeviceMode;
+  const parsed = parseMacvtapMode(e.mode);
+  if (parsed.mode === undefined) {
+    const modes = DEVICE_MODES.join(", ");
+    throw new DevicePluginConfigError(
+      `${at}.mode`,
+      parsed.problem === "unsupported"
+        ? `${
+          JSON.stringify(e.mode)
+        } is not supported by the device plugin (it needs a MAC list); use one of ${modes}`
+        : `${JSON.stringify(e.mode)} is not one of ${modes}`,
+      { unsupported: parsed.problem === "unsupported" },
+    );
   }
+  const mode = parsed.mode;
 
   const fallback = mode === "passthru" ? 1 : DEFAULT_CAPACITY;
   let capacity = fallback;

@@ -8,6 +8,7 @@
 
 import {
   type Link,
+  LINK_TYPES,
   type LinkEvent,
   LinkNotFoundError,
   type MacvlanMode,
@@ -70,8 +71,6 @@ export function netlinkBackend(): LinkBackend {
 /** Decides whether a link is exposed when the config is `[]`. */
 export type EligibleFn = (link: Link) => boolean;
 
-const ARPHRD_ETHER = 1;
-
 /**
  * The default `[]` rule: Ethernet links that are physical NICs (no
  * `IFLA_INFO_KIND`) or bonds, not loopback, not enslaved to a bridge or bond
@@ -87,7 +86,7 @@ const ARPHRD_ETHER = 1;
  */
 export function defaultEligible(extraKinds: readonly string[] = []): EligibleFn {
   return (link) =>
-    link.type === ARPHRD_ETHER &&
+    link.type === LINK_TYPES.ether &&
     link.name !== "lo" &&
     link.masterIndex === undefined &&
     (link.kind === undefined || link.kind === "bond" || extraKinds.includes(link.kind));

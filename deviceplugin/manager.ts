@@ -14,6 +14,7 @@ import { type DevicePluginConfig, isValidResourceName, type ResourceConfig } fro
 import { defaultEligible, type EligibleFn, type LinkBackend, lowerHealthy } from "./links.ts";
 import { ResourcePlugin } from "./plugin.ts";
 import { registerWithKubelet } from "./registration.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** Options of {@linkcode DevicePluginManager.start}. */
 export interface DevicePluginManagerOptions {
@@ -166,7 +167,7 @@ export class DevicePluginManager implements AsyncDisposable {
       try {
         await this.#reconcile();
       } catch (err) {
-        this.#log.error(`reconcile: ${err instanceof Error ? err.message : err}`);
+        this.#log.error(`reconcile: ${errorText(err)}`);
         this.#scheduleRetry();
       }
     }
@@ -255,9 +256,7 @@ export class DevicePluginManager implements AsyncDisposable {
     );
     for (const [e, reason] of failed) {
       this.#log.warn(
-        `${(e as Entry).plugin.resourceName}: Register failed (will retry): ${
-          reason instanceof Error ? reason.message : reason
-        }`,
+        `${(e as Entry).plugin.resourceName}: Register failed (will retry): ${errorText(reason)}`,
       );
     }
     if (failed.length > 0) this.#scheduleRetry();
@@ -300,7 +299,7 @@ export class DevicePluginManager implements AsyncDisposable {
     try {
       links = this.#o.backend.list();
     } catch (err) {
-      this.#log.error(`list links: ${err instanceof Error ? err.message : err}`);
+      this.#log.error(`list links: ${errorText(err)}`);
       return;
     }
     this.#links = new Map(links.map((l) => [l.name, l]));
@@ -348,7 +347,7 @@ export class DevicePluginManager implements AsyncDisposable {
         }
       } catch (err) {
         if (this.#stopped) return;
-        this.#log.error(`link events: ${err instanceof Error ? err.message : err}; resubscribing`);
+        this.#log.error(`link events: ${errorText(err)}; resubscribing`);
         await new Promise((r) => setTimeout(r, 1000));
       }
     }

@@ -24,6 +24,7 @@ import {
 import { allocateDevice, AllocateError, type TapNodeFs } from "./allocate.ts";
 import type { ResourceConfig } from "./config.ts";
 import type { LinkBackend } from "./links.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** Domain of every resource: `macvtap.network.kubevirt.io/<name>`. */
 export const RESOURCE_DOMAIN = "macvtap.network.kubevirt.io";
@@ -283,7 +284,7 @@ export class ResourcePlugin {
           cb(null, { containerResponses });
         } catch (err) {
           this.#stats.allocateErrors++;
-          const msg = err instanceof Error ? err.message : String(err);
+          const msg = errorText(err);
           this.#deps.log.error(`${this.resourceName}: Allocate: ${msg}`);
           const code = err instanceof AllocateError
             ? grpc.status[err.status]

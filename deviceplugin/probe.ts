@@ -9,6 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { CLIENT_OPTIONS, loadApi, unixTarget } from "./_api.ts";
 import type { DevicePluginConfig } from "./config.ts";
 import { endpointOf, RESOURCE_DOMAIN } from "./plugin.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 /** Result of probing one socket. */
 export interface ProbeResult {
@@ -47,7 +48,7 @@ export async function probeSockets(
     try {
       if (!(await Deno.lstat(path)).isSocket) throw new Error(`${path} is not a socket`);
     } catch (err) {
-      return { endpoint, ok: false, error: err instanceof Error ? err.message : String(err) };
+      return { endpoint, ok: false, error: errorText(err) };
     }
     const client = new DevicePlugin(
       unixTarget(path),
@@ -64,7 +65,7 @@ export async function probeSockets(
       );
       return { endpoint, ok: true };
     } catch (err) {
-      return { endpoint, ok: false, error: err instanceof Error ? err.message : String(err) };
+      return { endpoint, ok: false, error: errorText(err) };
     } finally {
       client.close();
     }

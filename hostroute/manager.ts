@@ -5,7 +5,15 @@
  */
 
 import { formatIP, networkOf, parseCidr } from "../internal/_ip.ts";
-import { isErrno, type Link, type NetlinkHandle, type Route, writeSysctl } from "../netlink/mod.ts";
+import {
+  type Family,
+  isErrno,
+  type Link,
+  type NetlinkHandle,
+  type Route,
+  SCOPES,
+  writeSysctl,
+} from "../netlink/mod.ts";
 import { log } from "../internal/_log.ts";
 import { HOSTROUTEIF_MARKER, isDeviceIfname, isTempIfname } from "../internal/_ifname.ts";
 import { errorText } from "../internal/_error_text.ts";
@@ -16,11 +24,9 @@ import { errorText } from "../internal/_error_text.ts";
  */
 export const RTPROT_MACVTAP = 249;
 
-const RT_SCOPE_LINK = 253;
-
 /** A host route to one task address. */
 export interface HostRoute {
-  family: 4 | 6;
+  family: Family;
   /** `a.b.c.d/32` or `x::y/128`. */
   dst: string;
   metric: number;
@@ -142,7 +148,7 @@ function toRoute(r: HostRoute, oif: number): Route {
     dst: r.dst,
     oif,
     metric: r.metric,
-    scope: RT_SCOPE_LINK,
+    scope: SCOPES.link,
     protocol: RTPROT_MACVTAP,
   };
 }
@@ -295,7 +301,7 @@ export function listOwnHostRoutes(h: NetlinkHandle): Route[] {
  * with the default `addr_gen_mode` 0).
  */
 export function linkLocalOf(h: NetlinkHandle, link: Link): string | undefined {
-  const ll = h.addrs.list({ index: link.index, family: 6 }).find((a) => a.cidr.startsWith("fe80:"));
+  const ll = h.addrs.list({ link: link.index, family: 6 }).find((a) => a.cidr.startsWith("fe80:"));
   if (ll) return ll.cidr.slice(0, ll.cidr.indexOf("/"));
   if (!link.mac) return undefined;
   const m = link.mac.split(":").map((x) => parseInt(x, 16));

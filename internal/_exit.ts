@@ -26,19 +26,10 @@
  */
 
 import { flushTiming, mark } from "./_timing.ts";
+import { fnv1a32 } from "./_fnv.ts";
 
 /** How long a normal end may wait for the event loop before we exit anyway. */
 const NORMAL_END_LIMIT_MS = 2000;
-
-/** FNV-1a 32-bit of a string, hex: a short, stable file name for a path. */
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
-}
 
 /** The stamp path and the identity it must hold, or `undefined` when not under the launcher. */
 function stampFor(): { path: string; identity: string } | undefined {
@@ -56,7 +47,10 @@ function stampFor(): { path: string; identity: string } | undefined {
     Deno.version.deno,
     Deno.version.v8,
   ]);
-  return { path: `${dir}/macvtap_code_cache/${fnv1a(file)}`, identity };
+  return {
+    path: `${dir}/macvtap_code_cache/${fnv1a32(file).toString(16).padStart(8, "0")}`,
+    identity,
+  };
 }
 
 /**

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { fnv1a32, fnv1a64 } from "./_fnv.ts";
+
 /** Longest interface name the kernel accepts (IFNAMSIZ - 1). */
 export const IFNAME_MAX = 15;
 
@@ -40,16 +42,6 @@ export function ifnameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** FNV-1a, 64 bit. Small, dependency-free and stable across releases. */
-export function fnv1a64(text: string): bigint {
-  let hash = 0xcbf29ce484222325n;
-  for (const byte of new TextEncoder().encode(text)) {
-    hash ^= BigInt(byte);
-    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return hash;
-}
-
 /**
  * The host interface name of the macvtap backing device-plugin device `deviceId`:
  * `mvt` followed by 12 hex digits of the FNV-1a-64 hash of the ID (15 chars).
@@ -70,16 +62,6 @@ export const TAP_INDEX_BASE = 0x10000;
 export const TAP_INDEX_SPAN = 0x1000000;
 /** How many indices {@linkcode tapIndexCandidates} offers (the preferred one, then the next ones). */
 export const TAP_INDEX_PROBES = 32;
-
-/** FNV-1a, 32 bit. */
-function fnv1a32(text: string): number {
-  let h = 0x811c9dc5;
-  for (const b of new TextEncoder().encode(text)) {
-    h ^= b;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
 
 /**
  * The preferred ifindex of device-plugin device `id` (the N of `/dev/tapN`):

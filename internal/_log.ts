@@ -152,7 +152,7 @@ export function fileSink(path: string, root: string): LogSink {
 
 /** Whether `value` names a log level. */
 export function isLogLevel(value: unknown): value is LogLevel {
-  return typeof value === "string" && value in RANK;
+  return typeof value === "string" && Object.hasOwn(RANK, value);
 }
 
 /** The process-wide logger; `cmd/` replaces it once the config is read. */

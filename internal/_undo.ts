@@ -12,6 +12,41 @@ import { log } from "./_log.ts";
 import { errorText } from "./_error_text.ts";
 
 /**
+ * The steps and the arming both stacks share; they differ only in whether a
+ * step may be awaited.
+ */
+abstract class UndoSteps<Fn extends () => unknown> {
+  #steps: { what: string; fn: Fn }[] = [];
+  #armed = true;
+
+  /** Add an undo step. */
+  push(what: string, fn: Fn): void {
+    this.#steps.push({ what, fn });
+  }
+
+  /** Keep everything: the operation succeeded. */
+  disarm(): void {
+    this.#armed = false;
+  }
+
+  /** Whether leaving the scope undoes the steps. */
+  protected get armed(): boolean {
+    return this.#armed;
+  }
+
+  /** The steps in the order to undo them (last first), each handed out once. */
+  protected take(): { what: string; fn: Fn }[] {
+    const steps = this.#steps.reverse();
+    this.#steps = [];
+    return steps;
+  }
+}
+
+function logFailure(what: string, err: unknown): void {
+  log.error(`rollback: cannot ${what}: ${errorText(err)}`);
+}
+
+/**
  * A stack of undo steps. Push a step right after the side effect it undoes;
  * on success call {@linkcode UndoStack.disarm}; leaving the scope while armed
  * runs the steps in reverse order.
@@ -26,67 +61,38 @@ import { errorText } from "./_error_text.ts";
  * }
  * ```
  */
-export class UndoStack implements Disposable {
-  #steps: { what: string; fn: () => void }[] = [];
-  #armed = true;
-
-  /** Add an undo step. */
-  push(what: string, fn: () => void): void {
-    this.#steps.push({ what, fn });
-  }
-
-  /** Keep everything: the operation succeeded. */
-  disarm(): void {
-    this.#armed = false;
-  }
-
+export class UndoStack extends UndoSteps<() => void> implements Disposable {
   /** Run the undo steps now (reverse order), once. */
   run(): void {
-    const steps = this.#steps.reverse();
-    this.#steps = [];
-    for (const step of steps) {
+    for (const step of this.take()) {
       try {
         step.fn();
       } catch (err) {
-        log.error(`rollback: cannot ${step.what}: ${errorText(err)}`);
+        logFailure(step.what, err);
       }
     }
   }
 
   [Symbol.dispose](): void {
-    if (this.#armed) this.run();
+    if (this.armed) this.run();
   }
 }
 
 /** Async variant of {@linkcode UndoStack}, for steps that spawn (IPAM DEL). */
-export class AsyncUndoStack implements AsyncDisposable {
-  #steps: { what: string; fn: () => void | Promise<void> }[] = [];
-  #armed = true;
-
-  /** Add an undo step. */
-  push(what: string, fn: () => void | Promise<void>): void {
-    this.#steps.push({ what, fn });
-  }
-
-  /** Keep everything: the operation succeeded. */
-  disarm(): void {
-    this.#armed = false;
-  }
-
+export class AsyncUndoStack extends UndoSteps<() => void | Promise<void>>
+  implements AsyncDisposable {
   /** Run the undo steps now (reverse order), once. */
   async run(): Promise<void> {
-    const steps = this.#steps.reverse();
-    this.#steps = [];
-    for (const step of steps) {
+    for (const step of this.take()) {
       try {
         await step.fn();
       } catch (err) {
-        log.error(`rollback: cannot ${step.what}: ${errorText(err)}`);
+        logFailure(step.what, err);
       }
     }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#armed) await this.run();
+    if (this.armed) await this.run();
   }
 }

@@ -17,6 +17,8 @@
  * @module
  */
 
+import { isJsonObject } from "../internal/_json.ts";
+
 /** Largest cache file read back. */
 const MAX_FILE_BYTES = 64 * 1024;
 /** Most binaries remembered (the least recently written are dropped). */
@@ -50,9 +52,9 @@ function parseEntries(text: string): Map<string, Entry> {
   } catch {
     return out;
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return out;
+  if (!isJsonObject(raw)) return out;
   for (
-    const [path, value] of Object.entries(raw as Record<string, unknown>).slice(0, MAX_ENTRIES)
+    const [path, value] of Object.entries(raw).slice(0, MAX_ENTRIES)
   ) {
     if (!path.startsWith("/") || path.includes("\0") || path.length > 4096) continue;
     const e = value as { id?: unknown; versions?: unknown } | null;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { IPConfig } from "../cni/mod.ts";
+import type { IPConfig, Route as ResultRoute } from "../cni/mod.ts";
 import {
   type Cidr,
   cidrContains,
@@ -16,26 +16,18 @@ import {
 } from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import {
+  ADDR_FLAGS,
+  type Family,
   isErrno,
   type Link,
   type NetlinkHandle,
   type Netns,
   readSysctl,
   type Route,
+  SCOPES,
   writeSysctl,
 } from "../netlink/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
-
-/** A route to configure (result `routes[]` entry). */
-export interface RouteConfig {
-  dst: string;
-  gw?: string;
-  priority?: number;
-  table?: number;
-  scope?: number;
-  mtu?: number;
-  advmss?: number;
-}
 
 /** Options for {@linkcode configureInterface}. */
 export interface ConfigureOptions {
@@ -48,10 +40,7 @@ export interface ConfigureOptions {
   onLinkGw6?: string;
 }
 
-const IFA_F_NODAD = 0x02;
-const RT_SCOPE_LINK = 253;
-
-function familyOf(ip: string): 4 | 6 {
+function familyOf(ip: string): Family {
   return ip.includes(":") ? 6 : 4;
 }
 
@@ -72,9 +61,9 @@ function isUnspecified(ip: string | undefined): boolean {
  */
 export function resolveRoutes(
   ips: readonly Pick<IPConfig, "address" | "gateway">[],
-  routes: readonly RouteConfig[],
+  routes: readonly ResultRoute[],
   options: ConfigureOptions = {},
-): RouteConfig[] {
+): ResultRoute[] {
   return routes.map((r) => {
     const family = familyOf(r.dst);
     let gw = r.gw ?? ips.find((ip) => ip.gateway && familyOf(ip.gateway) === family)?.gateway;
@@ -86,13 +75,13 @@ export function resolveRoutes(
 }
 
 /** The kernel route for result route `r` on `link`: an unspecified `gw` is on-link. */
-function kernelRoute(r: RouteConfig, link: Link): Route {
+function kernelRoute(r: ResultRoute, link: Link): Route {
   const gw = isUnspecified(r.gw) ? undefined : r.gw;
   return {
     family: familyOf(r.dst),
     dst: r.dst,
     oif: link.index,
-    ...(gw ? { gw } : { scope: r.scope ?? RT_SCOPE_LINK }),
+    ...(gw ? { gw } : { scope: r.scope ?? SCOPES.link }),
     ...(r.priority !== undefined ? { metric: r.priority } : {}),
     ...(r.table !== undefined ? { table: r.table } : {}),
     ...(gw && r.scope !== undefined ? { scope: r.scope } : {}),
@@ -115,9 +104,9 @@ export function configureInterface(
   ns: Netns,
   link: Link,
   ips: readonly Pick<IPConfig, "address" | "gateway">[],
-  routes: readonly RouteConfig[],
+  routes: readonly ResultRoute[],
   options: ConfigureOptions = {},
-): RouteConfig[] {
+): ResultRoute[] {
   const has6 = ips.some((ip) => familyOf(ip.address) === 6);
   const has4 = ips.some((ip) => familyOf(ip.address) === 4);
   if (has6) {
@@ -145,7 +134,7 @@ export function configureInterface(
   for (const ip of ips) {
     const c = parseCidr(ip.address);
     if (!c) throw new TypeError(`Invalid address "${ip.address}" from IPAM`);
-    ctr.addrs.add(link.index, ip.address, c.family === 6 ? { flags: IFA_F_NODAD } : {});
+    ctr.addrs.add(link.index, ip.address, c.family === 6 ? { flags: ADDR_FLAGS.nodad } : {});
   }
   if (!link.up) ctr.links.set(link.index, { up: true });
 
@@ -171,10 +160,10 @@ export function checkInterface(
   ctr: NetlinkHandle,
   link: Link,
   ips: readonly Pick<IPConfig, "address" | "gateway">[],
-  routes: readonly RouteConfig[],
+  routes: readonly ResultRoute[],
 ): string[] {
   const problems: string[] = [];
-  const addrs = ctr.addrs.list({ index: link.index }).map((a) => a.cidr);
+  const addrs = ctr.addrs.list({ link: link.index }).map((a) => a.cidr);
   for (const ip of ips) {
     if (!addrs.includes(ip.address)) {
       problems.push(`address ${ip.address} is missing on ${link.name}`);
@@ -213,7 +202,7 @@ export function checkInterface(
  * (ENETUNREACH). The rest of a chained result's routes (an earlier plugin's)
  * are not ours to check.
  */
-function mayBeOurs(r: RouteConfig, nets: readonly Cidr[]): boolean {
+function mayBeOurs(r: ResultRoute, nets: readonly Cidr[]): boolean {
   if (r.gw === undefined || isUnspecified(r.gw)) return true;
   const gw = parseIP(r.gw);
   if (!gw) return true;

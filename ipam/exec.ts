@@ -12,6 +12,7 @@ import { CniError, ErrorCode } from "../cni/mod.ts";
 import { log } from "../internal/_log.ts";
 import { span, TIMING } from "../internal/_timing.ts";
 import { Child, type ChildResult, SpawnError } from "./_spawn.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 const ETXTBSY = 26;
 
@@ -256,7 +257,7 @@ async function finish(
     }
   }
   if (!child) {
-    const msg = spawnErr instanceof Error ? spawnErr.message : String(spawnErr);
+    const msg = errorText(spawnErr);
     throw new CniError(ErrorCode.IPAM, `Cannot run ${what}: ${msg}`, undefined, {
       cause: spawnErr,
     });

@@ -67,7 +67,7 @@ function parse(cidr: string): { family: Family; bytes: Uint8Array; prefix: numbe
  * import { NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
- * console.log(h.addrs.list({ index: h.links.get("eth0").index }).map((a) => a.cidr));
+ * console.log(h.addrs.list({ link: "eth0" }).map((a) => a.cidr));
  * ```
  */
 export class AddrOps {

@@ -4,14 +4,13 @@
  * @module
  */
 
-import { LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
+import { isErrno, LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
+import { IFNAME_MAX } from "../internal/_ifname.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
 import * as C from "./wire/constants.ts";
 
-/** `IFNAMSIZ`: an interface name is at most 15 bytes plus the NUL. */
-const IFNAMSIZ = 16;
 import {
   beginMessage,
   decodeLink,
@@ -67,7 +66,7 @@ export class LinkOps {
       if (!reply) throw new LinkNotFoundError(ref);
       return decodeLink(reply.payload);
     } catch (err) {
-      if (err instanceof NetlinkError && err.errno === 19 && !(err instanceof LinkNotFoundError)) {
+      if (isErrno(err, "ENODEV") && !(err instanceof LinkNotFoundError)) {
         throw new LinkNotFoundError(ref);
       }
       throw naming(err, linkText(ref));
@@ -99,7 +98,7 @@ export class LinkOps {
       if (err instanceof LinkNotFoundError) return undefined;
       if (
         typeof ref === "string" && err instanceof NetlinkError && err.code === "ERANGE" &&
-        new TextEncoder().encode(ref).length >= IFNAMSIZ
+        new TextEncoder().encode(ref).length > IFNAME_MAX
       ) {
         return undefined;
       }
@@ -202,7 +201,7 @@ export class LinkOps {
     try {
       request(this.#sock(), "RTM_NEWLINK", () => encodeLinkChange(index, change, FLAGS.change));
     } catch (err) {
-      if (err instanceof NetlinkError && err.errno === 19) throw new LinkNotFoundError(ref, err.op);
+      if (isErrno(err, "ENODEV")) throw new LinkNotFoundError(ref, err.op);
       throw naming(err, linkText(ref));
     }
   }
@@ -228,7 +227,7 @@ export class LinkOps {
         () => encodeLinkRef(C.RTM_DELLINK, FLAGS.change, ref),
       );
     } catch (err) {
-      if (err instanceof NetlinkError && err.errno === 19) throw new LinkNotFoundError(ref, err.op);
+      if (isErrno(err, "ENODEV")) throw new LinkNotFoundError(ref, err.op);
       throw naming(err, linkText(ref));
     }
   }

@@ -45,6 +45,7 @@ export { MACVLAN_MODES, macvlanModeName } from "./wire/message.ts";
 export {
   ADDR_FLAGS,
   LINK_FLAGS,
+  LINK_TYPES,
   NEIGH_STATES,
   ROUTE_PROTOCOLS,
   ROUTE_TABLES,

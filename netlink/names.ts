@@ -38,6 +38,25 @@ export const LINK_FLAGS = {
 } as const;
 
 /**
+ * `ARPHRD_*` link types (`Link.type`), as `ip link` prints them after
+ * `link/`.
+ *
+ * @example Ethernet links only, like the `link/ether` lines of `ip link`
+ * ```ts ignore
+ * import { LINK_TYPES, NetlinkHandle } from "./mod.ts";
+ *
+ * using h = NetlinkHandle.open();
+ * console.log(h.links.list().filter((l) => l.type === LINK_TYPES.ether));
+ * ```
+ */
+export const LINK_TYPES = {
+  /** `ARPHRD_ETHER`: Ethernet (also veth, macvtap, bond, bridge). */
+  ether: C.ARPHRD_ETHER,
+  /** `ARPHRD_LOOPBACK`. */
+  loopback: C.ARPHRD_LOOPBACK,
+} as const;
+
+/**
  * `IFA_F_*` address flags (`AddrOptions.flags`, `Address.flags`), as
  * `ip addr` spells them.
  *

@@ -13,6 +13,7 @@
 
 import { cstr, errno, libC, libCNs } from "./_ffi.ts";
 import { NetlinkError, NetnsNotFoundError } from "./errors.ts";
+import { errorText } from "../internal/_error_text.ts";
 
 const O_RDONLY = 0;
 const O_NOCTTY = 0o400;
@@ -115,7 +116,7 @@ export function openNetns(path: string): Netns {
     st = Deno.statSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw new NetnsNotFoundError(path);
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorText(err);
     throw new NetlinkError(
       "stat",
       22,

@@ -5,8 +5,13 @@
  * @module
  */
 
+import type { IpFamily } from "../internal/_ip.ts";
+import type { MacvlanMode as Mode } from "../internal/_macvtap_mode.ts";
+
 /**
- * macvlan/macvtap modes, spelled as in iproute2 and in the CNI config.
+ * macvlan/macvtap modes, spelled as in iproute2 and in the CNI config. The
+ * names are declared once in `internal/` (the config, a leaf, parses them
+ * too); their kernel values are `MACVLAN_MODES`.
  *
  * @example The kernel value of a mode, like `ip link add … type macvtap mode vepa`
  * ```ts
@@ -17,7 +22,7 @@
  * assert.equal(MACVLAN_MODES[mode], 2);
  * ```
  */
-export type MacvlanMode = "private" | "vepa" | "bridge" | "passthru" | "source";
+export type MacvlanMode = Mode;
 
 /**
  * Address family of an address or route.
@@ -31,7 +36,7 @@ export type MacvlanMode = "private" | "vepa" | "bridge" | "passthru" | "source";
  * console.log(h.addrs.list({ family }));
  * ```
  */
-export type Family = 4 | 6;
+export type Family = IpFamily;
 
 /**
  * A link reference: ifindex or name.
@@ -92,7 +97,7 @@ export interface Link {
   txQueueLen?: number;
   /** macvlan/macvtap mode. */
   mode?: MacvlanMode;
-  /** `ifi_type` (ARPHRD_*): 1 ether, 772 loopback … */
+  /** `ifi_type` (`ARPHRD_*`, named in `LINK_TYPES`): 1 ether, 772 loopback … */
   type: number;
   /** `IFLA_IFALIAS` (`ip link set X alias TEXT`), when set. */
   alias?: string;

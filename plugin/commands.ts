@@ -91,12 +91,7 @@ function storeOf(conf: NetConf): StateStore {
 }
 
 /** Overrides for the delegate's environment (GC releases other attachments). */
-export interface IpamTarget {
-  containerId?: string;
-  ifname?: string;
-  netns?: string;
-  args?: string;
-}
+export type IpamTarget = Partial<Pick<CniContext, "containerId" | "ifname" | "netns" | "args">>;
 
 /**
  * The IPAM delegate for `conf`, or `undefined` for L2 only (`ipam` absent or

@@ -6,9 +6,8 @@
  * @module
  */
 
-import type { Dns, Result } from "../cni/mod.ts";
+import type { Dns, Result, Route } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
-import type { RouteConfig } from "../ipam/mod.ts";
 import type { Link } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 
@@ -42,7 +41,7 @@ export function buildResult(
   ctx: CniContext,
   link: Link,
   ipam: Result | undefined,
-  routes: readonly RouteConfig[],
+  routes: readonly Route[],
 ): Result {
   const prev = conf.prevResult;
   const interfaces = [...(prev?.interfaces ?? [])];

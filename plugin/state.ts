@@ -18,9 +18,12 @@
  * @module
  */
 
+import { CNI_ID_RE } from "../cni/mod.ts";
 import type { HostRoute } from "../hostroute/mod.ts";
-import { fnv1a64, ifnameProblem } from "../internal/_ifname.ts";
+import { fnv1a64 } from "../internal/_fnv.ts";
+import { ifnameProblem } from "../internal/_ifname.ts";
 import { canonicalCidr } from "../internal/_ip.ts";
+import { isJsonObject } from "../internal/_json.ts";
 import { ensureOwnedDir, outsideRoot, stateRoot } from "../internal/_owned_path.ts";
 import { errorText } from "../internal/_error_text.ts";
 
@@ -84,8 +87,6 @@ export interface StoredRecord {
   key: string;
 }
 
-const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
-const NETWORK_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
 const TMP_RE = /\.tmp(\d+)$/;
 
 /** Percent-encode everything outside `[A-Za-z0-9_.-]` (so `@`, `%` and `/` never appear raw). */
@@ -133,7 +134,7 @@ export class StateStore {
   }
 
   #netDir(network: string): string {
-    if (!NETWORK_RE.test(network)) throw new StateError(`Invalid network name "${network}"`);
+    if (!CNI_ID_RE.test(network)) throw new StateError(`Invalid network name "${network}"`);
     return `${this.dir}/${network}`;
   }
 
@@ -374,7 +375,7 @@ export class StateStore {
   networks(): string[] {
     try {
       return [...Deno.readDirSync(this.dir)]
-        .filter((e) => e.isDirectory && NETWORK_RE.test(e.name))
+        .filter((e) => e.isDirectory && CNI_ID_RE.test(e.name))
         .map((e) => e.name);
     } catch {
       return [];
@@ -421,7 +422,7 @@ export function hostRouteClaims(
       continue;
     }
     for (const n of networks) {
-      if (!n.isDirectory || !NETWORK_RE.test(n.name)) continue;
+      if (!n.isDirectory || !CNI_ID_RE.test(n.name)) continue;
       let entries: Deno.DirEntry[];
       try {
         entries = [...Deno.readDirSync(`${dir}/${n.name}`)];
@@ -487,7 +488,7 @@ export function decodeKey(name: string): [string, string] | undefined {
     const id = decodeURIComponent(name.slice(0, at));
     const ifname = decodeURIComponent(name.slice(at + 1));
     if (recordKey(id, ifname) !== name) return undefined;
-    return ID_RE.test(id) && !ifnameProblem(ifname) ? [id, ifname] : undefined;
+    return CNI_ID_RE.test(id) && !ifnameProblem(ifname) ? [id, ifname] : undefined;
   } catch {
     return undefined;
   }
@@ -509,8 +510,6 @@ function processAlive(pid: number): boolean {
     return false;
   }
 }
-
-const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9_.\-]*$/;
 
 /** A host route as ADD records it: a /32 or /128 in canonical form, a u32 metric. */
 function validHostRoute(v: unknown): HostRoute | undefined {
@@ -537,14 +536,14 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
   let v: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
-    v = parsed as Record<string, unknown>;
+    if (!isJsonObject(parsed)) return undefined;
+    v = parsed;
   } catch {
     return undefined;
   }
   const { containerId, ifname, netns, netnsIno, ipamType, cniArgs, ips, hostrouteif } = v;
   const { hostrouteIndex, hostNetnsIno, linkAlias } = v;
-  if (typeof containerId !== "string" || !ID_RE.test(containerId)) return undefined;
+  if (typeof containerId !== "string" || !CNI_ID_RE.test(containerId)) return undefined;
   if (typeof ifname !== "string" || ifnameProblem(ifname)) return undefined;
   if (
     typeof netns !== "string" || (netns !== "" && !netns.startsWith("/")) || netns.includes("\0")
@@ -554,7 +553,7 @@ export function parseRecord(text: string): AttachmentRecord | undefined {
   if (netnsIno !== undefined && !(typeof netnsIno === "number" && Number.isSafeInteger(netnsIno))) {
     return undefined;
   }
-  if (ipamType !== undefined && (typeof ipamType !== "string" || !TYPE_RE.test(ipamType))) {
+  if (ipamType !== undefined && (typeof ipamType !== "string" || !CNI_ID_RE.test(ipamType))) {
     return undefined;
   }
   if (cniArgs !== undefined && (typeof cniArgs !== "string" || cniArgs.includes("\0"))) {

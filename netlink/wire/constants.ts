@@ -58,6 +58,9 @@ export const AF_UNSPEC = 0;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 
+export const ARPHRD_ETHER = 1;
+export const ARPHRD_LOOPBACK = 772;
+
 export const IFF_UP = 0x1;
 export const IFF_BROADCAST = 0x2;
 export const IFF_LOOPBACK = 0x8;
