@@ -664,6 +664,9 @@ Deno.test({
   },
 });
 
+/** The network of the CNI tests here: unique per run, so concurrent runs never share records. */
+const DP_NET = `dp-${crypto.randomUUID().slice(0, 8)}`;
+
 Deno.test({
   name:
     "Allocate, then CNI ADD with that deviceID: the pod's link keeps the ifindex of /dev/tapN [root]",
@@ -692,7 +695,7 @@ Deno.test({
       containerId: "dp1",
       netns: lab.path(ctr),
       ifname: "net1",
-    }, { cniVersion: "1.0.0", name: "dp", type: "macvtap", deviceID: id });
+    }, { cniVersion: "1.0.0", name: DP_NET, type: "macvtap", deviceID: id });
     assert.equal(add.code, 0, describe(add));
     const [link] = await lab.ipJson<{ ifindex: number; linkinfo: { info_kind: string } }[]>(
       ctr,
@@ -714,7 +717,7 @@ Deno.test({
       containerId: "dp1",
       netns: lab.path(ctr),
       ifname: "net1",
-    }, { cniVersion: "1.0.0", name: "dp", type: "macvtap", deviceID: id });
+    }, { cniVersion: "1.0.0", name: DP_NET, type: "macvtap", deviceID: id });
     assert.equal(del.code, 0, describe(del));
   },
 });
@@ -737,7 +740,7 @@ Deno.test({
     const name = `production-lan-${randomHex()}`;
     spawnDp(lab, host, dir, { DP_MACVTAP_CONF: JSON.stringify([{ name, lowerDevice: "lan0" }]) });
     const reg = await kubelet.waitForRegistration(resourceNameOf(name), { timeoutMs: 20_000 });
-    const conf = { cniVersion: "1.0.0", name: "dp", type: "macvtap" };
+    const conf = { cniVersion: "1.0.0", name: DP_NET, type: "macvtap" };
     // Every attachment made is deleted at the end (its record lives in the state root).
     await using attached = new AsyncDisposableStack();
     const importAs = async (id: string, containerId: string, extra: object = {}) => {
