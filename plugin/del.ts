@@ -41,9 +41,13 @@ export function deleteContainerLink(
     }
     using ctr = NetlinkHandle.open({ netns: netnsPath });
     // An ADD killed between create and rename left the temporary name.
-    const link = ctr.links.find(ifname) ?? ctr.links.find(tempIfname(containerId, ifname));
+    const named = ctr.links.find(ifname);
+    const link = named ?? ctr.links.find(tempIfname(containerId, ifname));
     if (!link) return;
-    if (options.alias !== undefined && link.alias !== options.alias) {
+    // A link still under its temporary name (ADD killed before naming it)
+    // has no marker yet; the temporary name is this attachment's.
+    const unmarkedTemp = !named && link.alias === undefined;
+    if (options.alias !== undefined && link.alias !== options.alias && !unmarkedTemp) {
       log.warn(
         `DEL: "${link.name}" in ${netnsPath} does not carry this attachment's marker; left alone`,
       );
