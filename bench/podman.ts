@@ -6,7 +6,7 @@
  * network of the reference `macvlan`, interleaved in one run.
  *
  * Both networks: master `lab0` (a veth inside the lab host namespace of
- * tests/e2e/_lab.ts), mode bridge, the same host-local IPAM (own dataDir in the
+ * lab/e2e.ts), mode bridge, the same host-local IPAM (own dataDir in the
  * lab's temp dir), no hostrouteif. podman runs as
  * `nsenter --net=/run/netns/<lab host> podman …` with its own
  * containers.conf/storage.conf, network config dir and graph root in the
@@ -18,7 +18,7 @@
  * @module
  */
 
-import type { Lab, LAN, RunResult } from "../tests/e2e/_lab.ts";
+import type { Lab, LAN, RunResult } from "../lab/e2e.ts";
 
 /** Median and p95 of a series (ms). */
 export interface Stats {
@@ -92,10 +92,10 @@ function conflist(name: string, type: string, lab: Lab, lan: typeof LAN): string
  * was skipped.
  */
 export async function podmanBench(o: PodmanOptions): Promise<PodmanFigures | string> {
-  // _lab.ts resolves its plugin under test from E2E_PLUGIN when loaded; the
+  // lab/e2e.ts resolves its plugin under test from E2E_PLUGIN when loaded; the
   // bench sets up its own plugin dir, so only keep that from failing.
   Deno.env.delete("E2E_PLUGIN");
-  const e2e = await import("../tests/e2e/_lab.ts");
+  const e2e = await import("../lab/e2e.ts");
   const missing = podmanMissing(e2e.PODMAN_IMAGE_STORE);
   if (missing) return missing;
 

@@ -7,7 +7,7 @@
  *
  * @example Lease an address for the reference macvlan
  * ```ts ignore
- * import { Lab } from "./_lab.ts";
+ * import { Lab } from "../lab/mod.ts";
  * import { DhcpLab } from "./_dhcp.ts";
  * await using lab = await Lab.create();
  * const s = await lab.seed002();
@@ -21,7 +21,7 @@
  * @module
  */
 
-import { type Lab, labLog } from "./_lab.ts";
+import { type Lab, labLog } from "../lab/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
 
 /** The reference DHCP IPAM plugin and daemon. */

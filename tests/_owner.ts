@@ -12,8 +12,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type CniCall, describe, PLUGIN } from "./_cni.ts";
-import type { Lab, Seed002 } from "./_lab.ts";
+import { type CniCall, describe, type Lab, PLUGIN, type Seed002 } from "../lab/mod.ts";
 import { HOSTIF, type Json } from "./_hostroute_lab.ts";
 
 export type { Json };

@@ -17,9 +17,8 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { cni, type CniCall, PLUGIN, pluginBuilt } from "./_cni.ts";
+import { cni, type CniCall, Lab, labIgnore, PLUGIN, pluginBuilt } from "../lab/mod.ts";
 import { DhcpLab } from "./_dhcp.ts";
-import { Lab, labIgnore } from "./_lab.ts";
 
 const REF = "/usr/lib/cni/macvlan";
 const ignore = labIgnore([

@@ -14,9 +14,8 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { cni, type CniCall, describe } from "./_cni.ts";
+import { cni, type CniCall, describe, Lab, labIgnore, runOk, type Seed002 } from "../lab/mod.ts";
 import { DHCP_PLUGIN, DhcpLab } from "./_dhcp.ts";
-import { Lab, labIgnore, runOk, type Seed002 } from "./_lab.ts";
 import {
   addrOf,
   assertBuilt,

@@ -14,7 +14,7 @@ import {
   markerPath,
   NETNS_DIR,
   run,
-} from "./_lab.ts";
+} from "../lab/mod.ts";
 import { DHCP_PLUGIN, DhcpLab } from "./_dhcp.ts";
 
 function assert(cond: unknown, msg: string): asserts cond {

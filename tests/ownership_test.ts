@@ -33,8 +33,7 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { describe, VERSIONS } from "./_cni.ts";
-import { Lab, labIgnore, runOk, type Seed002 } from "./_lab.ts";
+import { describe, Lab, labIgnore, runOk, type Seed002, VERSIONS } from "../lab/mod.ts";
 import { assertBuilt, HOSTIF, METRIC } from "./_hostroute_lab.ts";
 import {
   addrOf,

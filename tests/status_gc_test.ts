@@ -8,8 +8,7 @@
  */
 
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { cni, type CniCall, describe } from "./_cni.ts";
-import { Lab, labIgnore, type Seed002 } from "./_lab.ts";
+import { cni, type CniCall, describe, Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
 import {
   addrOf,
   assertBuilt,

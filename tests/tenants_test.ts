@@ -20,8 +20,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type CniCall, describe } from "./_cni.ts";
-import { Lab, labIgnore, type Seed002 } from "./_lab.ts";
+import { type CniCall, describe, Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
 import { assertBuilt, HOSTIF } from "./_hostroute_lab.ts";
 import {
   addrOf,

@@ -32,7 +32,7 @@ import {
   moduleToken,
   NETNS_DIR,
   run,
-} from "../tests/_lab.ts";
+} from "../lab/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PLUGIN = `${ROOT}/dist/macvtap`;

@@ -8,7 +8,7 @@
  */
 
 import { caseSeed, type Expectation, Rng, type StepExpect } from "./_oracle.ts";
-import { TEST_ROOTS } from "../_cni.ts";
+import { TEST_ROOTS } from "../../lab/mod.ts";
 
 /** Where the generated cases point. */
 export interface GenTarget {

@@ -22,8 +22,7 @@
  */
 
 import { ok as assert } from "node:assert/strict";
-import { PLUGIN, pluginBuilt } from "../_cni.ts";
-import { Lab, labIgnore, runOk } from "../_lab.ts";
+import { Lab, labIgnore, PLUGIN, pluginBuilt, runOk } from "../../lab/mod.ts";
 import {
   fakeCniPath,
   filesUnder,

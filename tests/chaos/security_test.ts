@@ -9,8 +9,15 @@
  */
 
 import { equal, ok as assert } from "node:assert/strict";
-import { type CniCall, cniEnv, describe, PLUGIN, pluginBuilt } from "../_cni.ts";
-import { Lab, labIgnore } from "../_lab.ts";
+import {
+  type CniCall,
+  cniEnv,
+  describe,
+  Lab,
+  labIgnore,
+  PLUGIN,
+  pluginBuilt,
+} from "../../lab/mod.ts";
 import { figure, leftovers } from "./_chaos.ts";
 import { errorJsonProblem } from "./_oracle.ts";
 

@@ -16,7 +16,7 @@ import {
   type RunOptions,
   type RunResult,
   waitFor,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 
 /** Options for {@linkcode Containerd.start}. */
 export interface ContainerdOptions {

@@ -16,7 +16,7 @@ import {
   plugin,
   REF_CNI_DIR,
   skipUnless,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 
 const CNITOOL = `${CACHE}/cnitool`;
 const ignore = skipUnless(CNITOOL) !== undefined;

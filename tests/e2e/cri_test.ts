@@ -20,7 +20,7 @@ import {
   run,
   skipUnless,
   waitFor,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 
 const ignore = skipUnless("/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc") !== undefined;
 

@@ -23,7 +23,7 @@ import {
   plugin,
   skipUnless,
   waitFor,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 
 const ignore = skipUnless("/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc") !== undefined;
 

@@ -37,7 +37,7 @@ import {
   unmountUnder,
   waitFor,
   writePodmanConfig,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 import {
   configMapData,
   type Container,
@@ -47,7 +47,7 @@ import {
   loadManifests,
   type PodSpec,
 } from "../_deploy.ts";
-import { FakeKubelet, type PluginConn } from "../deviceplugin_kubelet.ts";
+import { FakeKubelet, type PluginConn } from "../../lab/kubelet.ts";
 import { Containerd } from "./_containerd.ts";
 import { CriClient, sandboxNetns } from "./_cri.ts";
 import { endpointOf, parseDevicePluginConfig, resourceNameOf } from "../../deviceplugin/mod.ts";

@@ -23,8 +23,8 @@ import {
   REF_CNI_DIR,
   type RunResult,
   writePodmanConfig,
-} from "./_lab.ts";
-import { skipUnless } from "./_lab.ts";
+} from "../../lab/e2e.ts";
+import { skipUnless } from "../../lab/e2e.ts";
 
 const ignore = skipUnless("/usr/bin/podman", "/usr/sbin/runc", PODMAN_IMAGE_STORE) !== undefined;
 

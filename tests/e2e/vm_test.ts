@@ -5,7 +5,7 @@
  * ```
  *  vm-<id>-lan    br0 10.99.0.1/24 (the LAN peer) ── nK ── veth ── lan0 in vm-<id>-nodeK
  *  vm-<id>-nodeK  lan0: the node's "physical NIC"; `macvtap deviceplugin` runs here,
- *                 the kubelet stand-in (tests/deviceplugin_kubelet.ts) talks to it over gRPC
+ *                 the kubelet stand-in (lab/kubelet.ts) talks to it over gRPC
  *  vm-<id>-podK   net1: the macvtap CNI ADD imported by deviceID; qemu runs here as 107:107
  *                 on /dev/tapN (fd 3), virtio-net-pci with the macvtap's MAC
  * ```
@@ -13,11 +13,10 @@
  * @module
  */
 
-import { cni, describe, pluginBuilt } from "../_cni.ts";
-import { Lab } from "../_lab.ts";
-import { FakeKubelet, type PluginConn } from "../deviceplugin_kubelet.ts";
-import { assert, assertEquals, note } from "./_lab.ts";
-import { bootVm, buildVmAssets, type VmAssets, vmMissing } from "./_vm.ts";
+import { cni, describe, Lab, pluginBuilt } from "../../lab/mod.ts";
+import { FakeKubelet, type PluginConn } from "../../lab/kubelet.ts";
+import { assert, assertEquals, note } from "../../lab/e2e.ts";
+import { bootVm, buildVmAssets, type VmAssets, vmMissing } from "../../lab/vm.ts";
 
 const DP_MAIN = new URL("../../cmd/deviceplugin.ts", import.meta.url).pathname;
 const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;

@@ -16,7 +16,7 @@
  *
  * @example A namespace pair joined by a veth
  * ```ts ignore
- * import { Lab } from "./_lab.ts";
+ * import { Lab } from "./lab.ts";
  * await using lab = await Lab.create();
  * const a = await lab.netns("a");
  * const b = await lab.netns("b");
@@ -27,14 +27,14 @@
  * @module
  */
 
-import { type ExecOptions, type ExecResult, run, runOk } from "./_run.ts";
-export { type ExecOptions, type ExecResult, run, runOk };
+import { type ExecOptions, type ExecResult, run, runOk } from "./run.ts";
+import { CNI_BIN } from "./cni.ts";
 
 /** Tests that change namespaces need root. */
 export const privileged: boolean = Deno.uid() === 0;
 
 /** The reference host-local plugin (Debian `containernetworking-plugins`). */
-export const HOST_LOCAL = "/usr/lib/cni/host-local";
+export const HOST_LOCAL = `${CNI_BIN}/host-local`;
 
 /** Where each live lab keeps its marker file. */
 export const MARKER_DIR = "/run/macvtap-test-labs";

@@ -24,9 +24,9 @@
  * @module
  */
 
-import { run as labRun } from "../_run.ts";
+import { run as labRun } from "./run.ts";
 
-const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+const repoRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Where tools/e2e_setup.sh puts cnitool and the busybox image. */
 export const CACHE: string = Deno.env.get("E2E_CACHE") ?? "/var/cache/macvtap-e2e";

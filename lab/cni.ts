@@ -6,13 +6,15 @@
  * @module
  */
 
-import { type ExecResult, type Lab, run } from "./_lab.ts";
+import type { Lab } from "./lab.ts";
+import { type ExecResult, run } from "./run.ts";
+import { SUPPORTED_VERSIONS } from "../cni/version.ts";
 
 /** The plugin under test: `dist/macvtap` of this checkout. */
 export const PLUGIN = new URL("../dist/macvtap", import.meta.url).pathname;
 
-/** The spec versions the plugin supports, oldest first. */
-export const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
+/** The spec versions the plugin supports, oldest first (the plugin's own list). */
+export const VERSIONS: readonly string[] = SUPPORTED_VERSIONS;
 
 /** Reference plugins directory (Debian containernetworking-plugins). */
 export const CNI_BIN = "/usr/lib/cni";
