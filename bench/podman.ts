@@ -18,7 +18,8 @@
  * @module
  */
 
-import type { Lab, LAN, RunResult } from "../lab/e2e.ts";
+import type { ExecResult } from "../lab/mod.ts";
+import type { Lab, LAN } from "../lab/e2e.ts";
 
 /** Median and p95 of a series (ms). */
 export interface Stats {
@@ -126,7 +127,7 @@ export async function podmanBench(o: PodmanOptions): Promise<PodmanFigures | str
     `${d}/net.d/${nets.ref}.conflist`,
     conflist(nets.ref, "macvlan", lab, e2e.LAN),
   );
-  const podman = (...args: string[]): Promise<RunResult> =>
+  const podman = (...args: string[]): Promise<ExecResult> =>
     lab.inHost(["podman", ...args], { env });
   lab.defer("podman rm -a", async () => {
     const r = await podman("rm", "--force", "--all", "--time", "0");

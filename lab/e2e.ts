@@ -24,7 +24,10 @@
  * @module
  */
 
-import { run as labRun } from "./run.ts";
+import assert from "node:assert/strict";
+import { type ExecOptions, type ExecResult, run, runOk } from "./run.ts";
+import { CNI_BIN } from "./cni.ts";
+import { hasExecutable, labLog } from "./lab.ts";
 
 const repoRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -32,7 +35,7 @@ const repoRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const CACHE: string = Deno.env.get("E2E_CACHE") ?? "/var/cache/macvtap-e2e";
 
 /** Debian's reference plugins (host-local, loopback, macvlan). */
-export const REF_CNI_DIR = "/usr/lib/cni";
+export const REF_CNI_DIR: string = CNI_BIN;
 
 /** The LAN the tasks live on. */
 export const LAN = {
@@ -58,44 +61,18 @@ export interface PluginUnderTest {
   isMacvtap: boolean;
 }
 
-const encoder = new TextEncoder();
-
-/** Throw `msg` unless `cond` holds. */
-export function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-/** Throw unless `actual` and `expected` have the same JSON form. */
-export function assertEquals<T>(actual: T, expected: T, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`assertion failed: ${msg}\n  actual:   ${a}\n  expected: ${e}`);
-}
-
 /** A diagnostic line on stderr (lint forbids console; stdout stays clean). */
 export function note(msg: string): void {
-  try {
-    Deno.stderr.writeSync(encoder.encode(`[e2e] ${msg}\n`));
-  } catch {
-    // stderr closed: nothing to do.
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
+  labLog(msg, "e2e");
 }
 
 function resolvePlugin(): PluginUnderTest | string {
   const env = Deno.env.get("E2E_PLUGIN");
   let path = env ?? `${repoRoot}/dist/macvtap`;
   if (!path.startsWith("/")) path = `${Deno.cwd()}/${path}`;
-  if (!exists(path)) {
+  if (!hasExecutable(path)) {
     return env
-      ? `E2E_PLUGIN=${env} does not exist`
+      ? `E2E_PLUGIN=${env} is not an executable`
       : `dist/macvtap is missing: run \`deno task build\`, or set E2E_PLUGIN ` +
         `(e.g. E2E_PLUGIN=${REF_CNI_DIR}/macvlan for the reference plugin)`;
   }
@@ -109,7 +86,7 @@ function missingPrereq(): string | undefined {
   for (
     const f of ["/usr/bin/nsenter", "/usr/bin/jq", "/bin/busybox", `${REF_CNI_DIR}/host-local`]
   ) {
-    if (!exists(f)) return `${f} is missing: run tools/e2e_setup.sh`;
+    if (!hasExecutable(f)) return `${f} is missing: run tools/e2e_setup.sh`;
   }
   return undefined;
 }
@@ -136,45 +113,13 @@ else note(`plugin under test: ${plugin.path} (type "${plugin.type}")`);
 export function skipUnless(...files: string[]): string | undefined {
   if (skipReason) return skipReason;
   for (const f of files) {
-    if (!exists(f)) {
+    if (!hasExecutable(f)) {
       const why = `${f} is missing: run tools/e2e_setup.sh`;
       note(`skipping: ${why}`);
       return why;
     }
   }
   return undefined;
-}
-
-/** Output of a finished command. */
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Options for {@linkcode run}. */
-export interface RunOptions {
-  env?: Record<string, string>;
-  stdin?: string;
-  cwd?: string;
-  /** Kill the command after this many ms (default 60 000). */
-  timeoutMs?: number;
-}
-
-/** Run a command to completion; never throws for a non-zero exit (tests/_lab.ts `run`). */
-export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return labRun(argv, opts);
-}
-
-/** Run a command and return its stdout; throw with its stderr on failure. */
-export async function must(argv: string[], opts: RunOptions = {}): Promise<string> {
-  const r = await run(argv, opts);
-  if (r.code !== 0) {
-    throw new Error(
-      `\`${argv.join(" ")}\` exited ${r.code}\n${r.stderr.trim()}\n${r.stdout.trim()}`.trim(),
-    );
-  }
-  return r.stdout;
 }
 
 /** Poll `fn` until it returns true; throw `what` after `timeoutMs`. */
@@ -254,7 +199,7 @@ export class Lab implements AsyncDisposable {
     await this.addNetns(h);
     await this.addNetns(p);
     const batch = (ns: string, lines: string[]) =>
-      must(["ip", "-n", ns, "-batch", "-"], { stdin: lines.join("\n") + "\n" });
+      runOk(["ip", "-n", ns, "-batch", "-"], { stdin: lines.join("\n") + "\n" });
     await batch(h, [
       "link set lo up",
       `link add lab0 type veth peer name lab0p netns ${p}`,
@@ -276,7 +221,7 @@ export class Lab implements AsyncDisposable {
   /** `ip netns add name`, deleted on dispose. */
   async addNetns(name: string): Promise<string> {
     this.#namespaces.push(name);
-    await must(["ip", "netns", "add", name]);
+    await runOk(["ip", "netns", "add", name]);
     return `/run/netns/${name}`;
   }
 
@@ -319,7 +264,7 @@ printf '%s' "$in" | exec ${plugin.path} "$@"
   }
 
   /** Run `argv` with the lab host as its network namespace (nsenter). */
-  inHost(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  inHost(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     return run(["nsenter", `--net=/run/netns/${this.hostNs}`, ...argv], opts);
   }
 
@@ -368,7 +313,7 @@ printf '%s' "$in" | exec ${plugin.path} "$@"
 
   /** Routes of the lab host whose destination is exactly `ip/32`. */
   async hostRoutesTo(ip: string): Promise<{ dst: string; dev?: string; protocol?: string }[]> {
-    const out = await must(["ip", "-j", "-n", this.hostNs, "-4", "route", "show", "table", "all"]);
+    const out = await runOk(["ip", "-j", "-n", this.hostNs, "-4", "route", "show", "table", "all"]);
     const routes = JSON.parse(out || "[]") as { dst: string; dev?: string; protocol?: string }[];
     return routes.filter((r) => r.dst === ip || r.dst === `${ip}/32`);
   }
@@ -451,13 +396,17 @@ export async function unmountUnder(dir: string): Promise<void> {
  */
 export async function checkTaskUp(lab: Lab, taskNs: string): Promise<string> {
   const leases = await lab.leases();
-  assertEquals(leases.length, 1, `expected one host-local lease, found ${leases.join(", ")}`);
+  assert.deepStrictEqual(
+    leases.length,
+    1,
+    `expected one host-local lease, found ${leases.join(", ")}`,
+  );
   const ip = leases[0]!;
   const addrs = JSON.parse(
-    await must(["nsenter", `--net=${taskNs}`, "ip", "-j", "-4", "addr", "show", "dev", "eth0"]),
+    await runOk(["nsenter", `--net=${taskNs}`, "ip", "-j", "-4", "addr", "show", "dev", "eth0"]),
   ) as { addr_info: { local: string; prefixlen: number }[] }[];
   const local = addrs[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`) ?? [];
-  assertEquals(local, [`${ip}/24`], "task eth0 address");
+  assert.deepStrictEqual(local, [`${ip}/24`], "task eth0 address");
   assert(await lab.pingFrom(taskNs, LAN.peer), `task ${ip} cannot ping the LAN peer ${LAN.peer}`);
   assert(
     await lab.pingFrom(`/run/netns/${lab.peerNs}`, ip),

@@ -75,10 +75,10 @@ function registerModule(): void {
 }
 registerModule();
 
-/** Write a diagnostic line to stderr (stdout stays clean; lint forbids console). */
-export function labLog(msg: string): void {
+/** Write a diagnostic line `[tag] msg` to stderr (stdout stays clean; lint forbids console). */
+export function labLog(msg: string, tag = "lab"): void {
   try {
-    Deno.stderr.writeSync(encoder.encode(`[lab] ${msg}\n`));
+    Deno.stderr.writeSync(encoder.encode(`[${tag}] ${msg}\n`));
   } catch {
     // stderr closed: nothing to do.
   }

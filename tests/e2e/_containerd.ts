@@ -7,16 +7,8 @@
  * @module
  */
 
-import {
-  CACHE,
-  type Lab,
-  must,
-  note,
-  run,
-  type RunOptions,
-  type RunResult,
-  waitFor,
-} from "../../lab/e2e.ts";
+import { type ExecOptions, type ExecResult, run, runOk } from "../../lab/mod.ts";
+import { CACHE, type Lab, note, waitFor } from "../../lab/e2e.ts";
 
 /** Options for {@linkcode Containerd.start}. */
 export interface ContainerdOptions {
@@ -134,13 +126,13 @@ ${opts.cri ? cri : ""}`,
   }
 
   /** `ctr -a SOCK -n NAMESPACE …`, run in the lab host netns. */
-  ctr(namespace: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  ctr(namespace: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     return this.#lab.inHost(["ctr", "-a", this.sock, "-n", namespace, ...args], opts);
   }
 
   /** Import `localhost/bb:<tag>` from the setup's OCI archives into `namespace`. */
   async importImage(namespace: string, tag: "probe" | "pause"): Promise<void> {
-    await must([
+    await runOk([
       "ctr",
       "-a",
       this.sock,
@@ -152,7 +144,7 @@ ${opts.cri ? cri : ""}`,
       "localhost/bb",
       `${CACHE}/images/bb-${tag}.oci.tar`,
     ]);
-    const list = await must(["ctr", "-a", this.sock, "-n", namespace, "images", "ls", "-q"]);
+    const list = await runOk(["ctr", "-a", this.sock, "-n", namespace, "images", "ls", "-q"]);
     if (!list.split("\n").includes(`localhost/bb:${tag}`)) {
       throw new Error(`localhost/bb:${tag} not imported; images: ${list.trim()}`);
     }

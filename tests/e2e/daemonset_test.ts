@@ -23,16 +23,13 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { type ExecResult, run, runOk } from "../../lab/mod.ts";
 import {
-  assert,
-  assertEquals,
   Lab,
   type Lab as LabT,
-  must,
   note,
   REF_CNI_DIR,
-  run,
-  type RunResult,
   skipUnless,
   unmountUnder,
   waitFor,
@@ -108,7 +105,7 @@ async function podmanRunArgs(
 interface Node {
   lab: LabT;
   root: string;
-  podman(...args: string[]): Promise<RunResult>;
+  podman(...args: string[]): Promise<ExecResult>;
   /**
    * Run the node's installed CNI plugin (`/opt/cni/bin/<plugin>`, default macvtap; argv after
    * it) with CNI env and stdin.
@@ -118,7 +115,7 @@ interface Node {
     stdin: string,
     argv?: string[],
     plugin?: string,
-  ): Promise<RunResult>;
+  ): Promise<ExecResult>;
 }
 
 async function makeNode(lab: LabT, archive: string): Promise<Node> {
@@ -155,7 +152,7 @@ async function makeNode(lab: LabT, archive: string): Promise<Node> {
     if (r.code !== 0) throw new Error(r.stderr);
   });
   const loaded = await podman("load", "--quiet", "--input", archive);
-  assertEquals(loaded.code, 0, `podman load: ${loaded.stderr}`);
+  assert.deepStrictEqual(loaded.code, 0, `podman load: ${loaded.stderr}`);
   assert(loaded.stdout.includes(IMAGE_REF), `podman load: ${loaded.stdout}`);
   const cni = (
     cniEnv: Record<string, string>,
@@ -225,7 +222,7 @@ Deno.test({
     assert(!dpConf.discover, "the ConfigMap lists resources");
     const resource = dpConf.resources[0]!;
     // The node's NIC the ConfigMap names (eth1): a veth end in the lab host netns.
-    await must([
+    await runOk([
       "ip",
       "-n",
       lab.hostNs,
@@ -240,12 +237,12 @@ Deno.test({
       "netns",
       lab.peerNs,
     ]);
-    await must(["ip", "-n", lab.hostNs, "link", "set", resource.lowerDevice, "up"]);
-    await must(["ip", "-n", lab.peerNs, "link", "set", `${resource.lowerDevice}p`, "up"]);
+    await runOk(["ip", "-n", lab.hostNs, "link", "set", resource.lowerDevice, "up"]);
+    await runOk(["ip", "-n", lab.peerNs, "link", "set", `${resource.lowerDevice}p`, "up"]);
 
     const t0 = performance.now();
     const archive = `${lab.dir}/image.oci.tar`;
-    await must([Deno.execPath(), "run", "-A", `${repoRoot}/tools/image.ts`, "--out", archive], {
+    await runOk([Deno.execPath(), "run", "-A", `${repoRoot}/tools/image.ts`, "--out", archive], {
       timeoutMs: 300_000,
     });
     const staged = `${repoRoot}/build/image/rootfs`;
@@ -261,7 +258,7 @@ Deno.test({
       });
       args[args.indexOf(IMAGE_REF)] = image;
       const r = await node.podman("run", "--rm", ...args);
-      assertEquals(r.code, 0, `install-cni (${image}): ${r.stderr}${r.stdout}`);
+      assert.deepStrictEqual(r.code, 0, `install-cni (${image}): ${r.stderr}${r.stdout}`);
       return r.stdout;
     };
 
@@ -276,24 +273,36 @@ Deno.test({
         ] as const
       ) {
         const st = await Deno.stat(dest);
-        assertEquals(st.mode! & 0o777, 0o755, `${dest} mode`);
-        assertEquals(await sha256(dest), await sha256(`${staged}${src}`), `${dest} content`);
+        assert.deepStrictEqual(st.mode! & 0o777, 0o755, `${dest} mode`);
+        assert.deepStrictEqual(
+          await sha256(dest),
+          await sha256(`${staged}${src}`),
+          `${dest} content`,
+        );
       }
       const names = [...Deno.readDirSync(binDir)].map((e) => e.name).sort();
-      assertEquals(names, [".deno", "macvtap"], "no temp files left in the bin dir");
+      assert.deepStrictEqual(names, [".deno", "macvtap"], "no temp files left in the bin dir");
       const v = await node.cni({}, "", ["--version"]);
-      assertEquals(v.stdout.trim(), "macvtap 0.1.0", `installed launcher runs: ${v.stderr}`);
+      assert.deepStrictEqual(
+        v.stdout.trim(),
+        "macvtap 0.1.0",
+        `installed launcher runs: ${v.stderr}`,
+      );
     });
 
     await t.step("a second run is a no-op", async () => {
       const before = (await Deno.stat(`${binDir}/macvtap`)).ino;
       const out = await runInstall(`install-${lab.id}-2`);
-      assertEquals(
+      assert.deepStrictEqual(
         out.trim().split("\n"),
         ["/host/opt/cni/bin/.deno/deno is up to date", "/host/opt/cni/bin/macvtap is up to date"],
         "second install",
       );
-      assertEquals((await Deno.stat(`${binDir}/macvtap`)).ino, before, "file not replaced");
+      assert.deepStrictEqual(
+        (await Deno.stat(`${binDir}/macvtap`)).ino,
+        before,
+        "file not replaced",
+      );
     });
 
     await t.step(
@@ -318,7 +327,7 @@ Deno.test({
           "localhost/macvtap:next",
           ctx,
         );
-        assertEquals(b.code, 0, `podman build: ${b.stderr}`);
+        assert.deepStrictEqual(b.code, 0, `podman build: ${b.stderr}`);
 
         const podNs = await lab.taskNetns("upg");
         const conf = JSON.stringify({
@@ -360,11 +369,11 @@ Deno.test({
           () => versions.length >= 2 || failures.length > 0,
           60_000,
         );
-        assertEquals(failures, [], "CNI calls before the upgrade");
+        assert.deepStrictEqual(failures, [], "CNI calls before the upgrade");
         const out = await runInstall(`install-${lab.id}-3`, "localhost/macvtap:next");
         upgraded = true;
         await loop;
-        assertEquals(failures, [], "CNI calls during the upgrade");
+        assert.deepStrictEqual(failures, [], "CNI calls during the upgrade");
         assert(/\.deno\/deno is up to date/.test(out) && /installed .*\/macvtap/.test(out), out);
         const firstNew = versions.indexOf("macvtap 0.1.0-next");
         assert(firstNew > 0, `old then new version: ${versions}`);
@@ -374,7 +383,7 @@ Deno.test({
           `every call ran a whole old or new binary: ${versions}`,
         );
         note(`upgrade: ${calls} ADD/DEL calls, versions seen ${versions.join(" ")}`);
-        assertEquals(await linkIn(podNs, "net1"), undefined, "the last DEL removed net1");
+        assert.deepStrictEqual(await linkIn(podNs, "net1"), undefined, "the last DEL removed net1");
 
         // The control: a call that does see a half-written plugin fails, so the loop would
         // notice. Cut inside the program: the file's second half is the device plugin's
@@ -389,7 +398,11 @@ Deno.test({
         } finally {
           await Deno.remove(`${binDir}/.half`);
         }
-        assertEquals(await linkIn(podNs, "net1"), undefined, "the failed call left nothing");
+        assert.deepStrictEqual(
+          await linkIn(podNs, "net1"),
+          undefined,
+          "the failed call left nothing",
+        );
       },
     );
 
@@ -398,14 +411,14 @@ Deno.test({
     const socketDir = `${node.root}/var/lib/kubelet/device-plugins`;
     await Deno.mkdir(socketDir, { recursive: true });
     await using kubelet = await FakeKubelet.start(socketDir);
-    const probe = async (which: "readinessProbe" | "livenessProbe"): Promise<RunResult> => {
+    const probe = async (which: "readinessProbe" | "livenessProbe"): Promise<ExecResult> => {
       // The probe's own call deadline (3 s) is below the manifest's timeoutSeconds.
       return await node.podman("exec", dpName, ...dp[which]!.exec.command);
     };
     const probesPass = async (why: string) => {
       for (const which of ["readinessProbe", "livenessProbe"] as const) {
         const r = await probe(which);
-        assertEquals(r.code, 0, `${which} ${why}: ${r.stderr}`);
+        assert.deepStrictEqual(r.code, 0, `${which} ${why}: ${r.stderr}`);
       }
     };
     const resourceName = resourceNameOf(resource.name);
@@ -425,7 +438,7 @@ Deno.test({
           () => node.podman("rm", "--force", "--time", "0", dpName),
         );
         const started = await node.podman("run", "--detach", ...args);
-        assertEquals(started.code, 0, `podman run deviceplugin: ${started.stderr}`);
+        assert.deepStrictEqual(started.code, 0, `podman run deviceplugin: ${started.stderr}`);
         let reg;
         try {
           reg = await kubelet.waitForRegistration(resourceName, { timeoutMs: 60_000 });
@@ -440,7 +453,7 @@ Deno.test({
             m.devices.every((d) => d.health === "Healthy"),
           30_000,
         );
-        assertEquals(list.devices.length, resource.capacity, "devices");
+        assert.deepStrictEqual(list.devices.length, resource.capacity, "devices");
         const res = await reg.conn.allocate([[`${resource.name}-0`]]);
         const spec = res.containerResponses[0]!.devices[0]!;
         const m = /^\/dev\/tap(\d+)$/.exec(spec.hostPath);
@@ -449,12 +462,12 @@ Deno.test({
         const st = await Deno.stat(spec.hostPath);
         assert(st.isCharDevice, `${spec.hostPath} is a character device on the node`);
         const links = JSON.parse(
-          await must(["ip", "-n", lab.hostNs, "-j", "-d", "link", "show"]),
+          await runOk(["ip", "-n", lab.hostNs, "-j", "-d", "link", "show"]),
         ) as {
           ifindex: number;
           linkinfo?: { info_kind?: string };
         }[];
-        assertEquals(
+        assert.deepStrictEqual(
           links.find((l) => l.ifindex === tapIndex)?.linkinfo?.info_kind,
           "macvtap",
           `a macvtap with ifindex ${tapIndex} on the node`,
@@ -472,17 +485,17 @@ Deno.test({
       async () => {
         const socket = `${socketDir}/${endpointOf(resource.name)}`;
         const stop = await node.podman("kill", "--signal", "STOP", dpName);
-        assertEquals(stop.code, 0, `podman kill STOP: ${stop.stderr}`);
+        assert.deepStrictEqual(stop.code, 0, `podman kill STOP: ${stop.stderr}`);
         try {
           const r = await probe("livenessProbe");
-          assertEquals(
+          assert.deepStrictEqual(
             r.code,
             3,
             `liveness fails (exit 3) while the plugin is stopped: ${r.stderr}`,
           );
           await Deno.remove(socket);
           const r2 = await probe("readinessProbe");
-          assertEquals(
+          assert.deepStrictEqual(
             r2.code,
             3,
             `readiness fails (exit 3) while the socket is gone: ${r2.stderr}`,
@@ -506,7 +519,7 @@ Deno.test({
       });
       conn = reg.conn;
       const res = await reg.conn.allocate([[`${resource.name}-0`]]);
-      assertEquals(
+      assert.deepStrictEqual(
         res.containerResponses[0]!.devices[0]!.hostPath,
         `/dev/tap${tapIndex}`,
         "same device",
@@ -530,12 +543,16 @@ Deno.test({
           CNI_PATH: "/opt/cni/bin",
         });
         const add = await node.cni(env("ADD"), conf);
-        assertEquals(add.code, 0, `ADD: ${add.stdout}${add.stderr}`);
+        assert.deepStrictEqual(add.code, 0, `ADD: ${add.stdout}${add.stderr}`);
         const link = await linkIn(podNs, "net1");
-        assertEquals(link, { ifindex: tapIndex, kind: "macvtap" }, "net1 is the allocated macvtap");
+        assert.deepStrictEqual(
+          link,
+          { ifindex: tapIndex, kind: "macvtap" },
+          "net1 is the allocated macvtap",
+        );
         const del = await node.cni(env("DEL"), conf);
-        assertEquals(del.code, 0, `DEL: ${del.stdout}${del.stderr}`);
-        assertEquals(await linkIn(podNs, "net1"), undefined, "net1 gone after DEL");
+        assert.deepStrictEqual(del.code, 0, `DEL: ${del.stdout}${del.stderr}`);
+        assert.deepStrictEqual(await linkIn(podNs, "net1"), undefined, "net1 gone after DEL");
       },
     );
 
@@ -581,7 +598,7 @@ Deno.test({
       });
       await ctrd.importImage("k8s.io", "pause");
       // The image archive is one ctr accepts, too.
-      await must([
+      await runOk([
         "ctr",
         "-a",
         ctrd.sock,
@@ -593,11 +610,11 @@ Deno.test({
         IMAGE_REF.slice(0, IMAGE_REF.lastIndexOf(":")),
         archive,
       ]);
-      const images = await must(["ctr", "-a", ctrd.sock, "-n", "k8s.io", "images", "ls", "-q"]);
+      const images = await runOk(["ctr", "-a", ctrd.sock, "-n", "k8s.io", "images", "ls", "-q"]);
       assert(images.split("\n").includes(IMAGE_REF), `ctr images import: ${images}`);
 
       const res = await conn!.allocate([[`${resource.name}-0`]]);
-      assertEquals(
+      assert.deepStrictEqual(
         res.containerResponses[0]!.devices[0]!.hostPath,
         `/dev/tap${tapIndex}`,
         "Allocate",
@@ -621,11 +638,11 @@ Deno.test({
         logDirectory: `${lab.dir}/pods`,
       });
       const st = await cri.podSandboxStatus(id);
-      assertEquals(st.status.state, "SANDBOX_READY", "sandbox state");
+      assert.deepStrictEqual(st.status.state, "SANDBOX_READY", "sandbox state");
       const netns = sandboxNetns(st);
       assert(netns, `sandbox netns: ${JSON.stringify(st.info)}`);
       // The pod's netns is mounted in containerd's mount namespace.
-      const r = await must([
+      const r = await runOk([
         "nsenter",
         `--mount=/proc/${ctrd.pid}/ns/mnt`,
         "--",
@@ -640,16 +657,24 @@ Deno.test({
         "eth0",
       ]);
       const [eth0] = JSON.parse(r) as { ifindex: number; linkinfo?: { info_kind?: string } }[];
-      assertEquals(st.status.network?.ip?.startsWith("10.96.7."), true, "pod IP from the network");
-      assertEquals(
+      assert.deepStrictEqual(
+        st.status.network?.ip?.startsWith("10.96.7."),
+        true,
+        "pod IP from the network",
+      );
+      assert.deepStrictEqual(
         { ifindex: eth0?.ifindex, kind: eth0?.linkinfo?.info_kind },
         { ifindex: tapIndex, kind: "macvtap" },
         "the pod's eth0 is the allocated macvtap",
       );
       await cri.stopPodSandbox(id);
-      assertEquals((await cri.podSandboxStatus(id)).status.state, "SANDBOX_NOTREADY", "stopped");
+      assert.deepStrictEqual(
+        (await cri.podSandboxStatus(id)).status.state,
+        "SANDBOX_NOTREADY",
+        "stopped",
+      );
       await cri.removePodSandbox(id);
-      assertEquals(await cri.listPodSandbox(), [], "sandboxes after RemovePodSandbox");
+      assert.deepStrictEqual(await cri.listPodSandbox(), [], "sandboxes after RemovePodSandbox");
       const log = await ctrd.log();
       assert(
         !/failed to destroy network|plugin type="macvtap" failed/i.test(log),
@@ -661,13 +686,13 @@ Deno.test({
       "SIGTERM stops it cleanly, its sockets removed; the probes then fail",
       async () => {
         const stopped = await node.podman("stop", "--time", "10", dpName);
-        assertEquals(stopped.code, 0, `podman stop: ${stopped.stderr}`);
+        assert.deepStrictEqual(stopped.code, 0, `podman stop: ${stopped.stderr}`);
         const code = await node.podman("inspect", "-f", "{{.State.ExitCode}}", dpName);
-        assertEquals(code.stdout.trim(), "0", "exit code after SIGTERM");
+        assert.deepStrictEqual(code.stdout.trim(), "0", "exit code after SIGTERM");
         const left = [...Deno.readDirSync(socketDir)].map((e) => e.name).filter((n) =>
           n.startsWith("macvtap.")
         );
-        assertEquals(left, [], "plugin sockets removed");
+        assert.deepStrictEqual(left, [], "plugin sockets removed");
         const r = await probe("livenessProbe");
         assert(r.code !== 0, "probe fails once the plugin is stopped");
       },
