@@ -19,7 +19,7 @@
  */
 
 import type { ExecResult } from "../lab/mod.ts";
-import type { Lab, LAN } from "../lab/e2e.ts";
+import type { E2eLab, LAN } from "../lab/e2e.ts";
 
 /** Median and p95 of a series (ms). */
 export interface Stats {
@@ -66,7 +66,7 @@ export function podmanMissing(imageStore: string): string | undefined {
 }
 
 /** One network config list: the plugin, host-local like the e2e suite's. */
-function conflist(name: string, type: string, lab: Lab, lan: typeof LAN): string {
+function conflist(name: string, type: string, lab: E2eLab, lan: typeof LAN): string {
   return JSON.stringify({
     cniVersion: "1.0.0",
     name,
@@ -100,7 +100,7 @@ export async function podmanBench(o: PodmanOptions): Promise<PodmanFigures | str
   const missing = podmanMissing(e2e.PODMAN_IMAGE_STORE);
   if (missing) return missing;
 
-  await using lab = await e2e.Lab.create();
+  await using lab = await e2e.E2eLab.create();
   const d = `${lab.dir}/podman`;
   const bin = `${lab.dir}/bench-bin`; // no spy: the plugins themselves
   await Deno.mkdir(bin);

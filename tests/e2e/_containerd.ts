@@ -8,7 +8,7 @@
  */
 
 import { type ExecOptions, type ExecResult, run, runOk } from "../../lab/mod.ts";
-import { CACHE, type Lab, note, waitFor } from "../../lab/e2e.ts";
+import { CACHE, type E2eLab, note, waitFor } from "../../lab/e2e.ts";
 
 /** Options for {@linkcode Containerd.start}. */
 export interface ContainerdOptions {
@@ -27,12 +27,12 @@ export interface ContainerdOptions {
 export class Containerd implements AsyncDisposable {
   readonly dir: string;
   readonly sock: string;
-  readonly #lab: Lab;
+  readonly #lab: E2eLab;
   readonly #child: Deno.ChildProcess;
   readonly #runcRoots: string[];
   #stopped = false;
 
-  private constructor(lab: Lab, dir: string, child: Deno.ChildProcess, runcRoots: string[]) {
+  private constructor(lab: E2eLab, dir: string, child: Deno.ChildProcess, runcRoots: string[]) {
     this.#lab = lab;
     this.#runcRoots = runcRoots;
     this.dir = dir;
@@ -41,7 +41,7 @@ export class Containerd implements AsyncDisposable {
   }
 
   /** Start containerd and wait until it answers. */
-  static async start(lab: Lab, opts: ContainerdOptions = {}): Promise<Containerd> {
+  static async start(lab: E2eLab, opts: ContainerdOptions = {}): Promise<Containerd> {
     const dir = `${lab.dir}/ctrd`;
     await Deno.mkdir(dir, { recursive: true });
     const cri = opts.cri

@@ -11,7 +11,7 @@ import {
   CACHE,
   checkTaskGone,
   checkTaskUp,
-  Lab,
+  E2eLab,
   plugin,
   REF_CNI_DIR,
   skipUnless,
@@ -27,7 +27,7 @@ for (const cniVersion of ["1.0.0", "0.4.0"]) {
     sanitizeResources: false,
     sanitizeOps: false,
     async fn() {
-      await using lab = await Lab.create();
+      await using lab = await E2eLab.create();
       const netns = await lab.taskNetns("task");
       await Deno.mkdir(`${lab.dir}/net.d`);
       await Deno.writeTextFile(`${lab.dir}/net.d/10-${lab.net}.conflist`, lab.conflist(cniVersion));
@@ -83,7 +83,7 @@ for (const cniVersion of ["0.4.0", "1.0.0"]) {
     sanitizeResources: false,
     sanitizeOps: false,
     async fn() {
-      await using lab = await Lab.create();
+      await using lab = await E2eLab.create();
       const netns = await lab.taskNetns("task");
       await Deno.mkdir(`${lab.dir}/net.d`);
       const mac = "02:42:ac:11:00:2a";

@@ -14,7 +14,7 @@ import { CriClient, sandboxNetns } from "./_cri.ts";
 import {
   checkTaskGone,
   checkTaskUp,
-  Lab,
+  E2eLab,
   note,
   plugin,
   skipUnless,
@@ -29,7 +29,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await using lab = await Lab.create();
+    await using lab = await E2eLab.create();
     const confDir = `${lab.dir}/cri-net.d`;
     await Deno.mkdir(confDir);
     await Deno.mkdir(`${lab.dir}/pods`);

@@ -16,7 +16,7 @@ import { Containerd } from "./_containerd.ts";
 import {
   checkTaskGone,
   checkTaskUp,
-  Lab,
+  E2eLab,
   LAN,
   note,
   plugin,
@@ -30,7 +30,7 @@ const CONF_DIR = "/etc/cni/net.d";
 const BIN_DIR = "/opt/cni/bin";
 
 /** `mkdir -p dir`; the directories it creates are removed (when empty) on cleanup. */
-async function mkdirTracked(lab: Lab, dir: string): Promise<void> {
+async function mkdirTracked(lab: E2eLab, dir: string): Promise<void> {
   const created: string[] = [];
   for (let d = dir; d !== "/" && d !== ""; d = d.slice(0, d.lastIndexOf("/")) || "/") {
     try {
@@ -48,7 +48,7 @@ async function mkdirTracked(lab: Lab, dir: string): Promise<void> {
 }
 
 /** Put the spy where ctr looks; return the CNI type to use. */
-async function installSpy(lab: Lab): Promise<string> {
+async function installSpy(lab: E2eLab): Promise<string> {
   await mkdirTracked(lab, BIN_DIR);
   let type = plugin.type;
   try {
@@ -69,7 +69,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await using lab = await Lab.create();
+    await using lab = await E2eLab.create();
     const type = await installSpy(lab);
     await mkdirTracked(lab, CONF_DIR);
     const conf = `${CONF_DIR}/000-e2e-${lab.id}.conflist`;

@@ -26,8 +26,8 @@
 import assert from "node:assert/strict";
 import { type ExecResult, run, runOk } from "../../lab/mod.ts";
 import {
-  Lab,
-  type Lab as LabT,
+  E2eLab,
+  type E2eLab as LabT,
   note,
   REF_CNI_DIR,
   skipUnless,
@@ -207,7 +207,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    await using lab = await Lab.create();
+    await using lab = await E2eLab.create();
     const files = await loadManifests();
     const ds = findObject(files, "DaemonSet", "macvtap");
     const pod = daemonSetPod(ds);

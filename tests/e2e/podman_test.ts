@@ -14,7 +14,7 @@ import { type ExecResult, runOk } from "../../lab/mod.ts";
 import {
   checkTaskGone,
   checkTaskUp,
-  Lab,
+  E2eLab,
   LAN,
   note,
   plugin,
@@ -27,7 +27,7 @@ import { skipUnless } from "../../lab/e2e.ts";
 const ignore = skipUnless("/usr/bin/podman", "/usr/sbin/runc", PODMAN_IMAGE_STORE) !== undefined;
 
 /** Per-test podman config and the test's network; the env podman needs. */
-async function podmanEnv(lab: Lab): Promise<Record<string, string>> {
+async function podmanEnv(lab: E2eLab): Promise<Record<string, string>> {
   const d = `${lab.dir}/podman`;
   const env = await writePodmanConfig(d, { pluginDirs: [lab.binDir, REF_CNI_DIR] });
   await Deno.writeTextFile(`${d}/net.d/${lab.net}.conflist`, lab.conflist());
@@ -40,7 +40,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await using lab = await Lab.create();
+    await using lab = await E2eLab.create();
     const env = await podmanEnv(lab);
     const podman = (...args: string[]): Promise<ExecResult> =>
       lab.inHost(["podman", ...args], { env });
