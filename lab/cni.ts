@@ -81,6 +81,14 @@ function parse(r: ExecResult): CniCall {
   return { ...r, json };
 }
 
+/** How {@linkcode cni} runs the plugin. */
+export interface CniRunOptions {
+  /** A prefix the plugin path is appended to, e.g. `["sh", "-c", SCRIPT, "sh"]`. */
+  wrap?: readonly string[];
+  /** Kill the call after this many ms (default 60 s). */
+  timeoutMs?: number;
+}
+
 /** Run `bin` inside lab namespace `ns` with the CNI env `e` and `config` on stdin. */
 export async function cni(
   lab: Lab,
@@ -88,9 +96,17 @@ export async function cni(
   e: CniEnv,
   config: unknown,
   bin: string = PLUGIN,
+  options: CniRunOptions = {},
 ): Promise<CniCall> {
   const stdin = typeof config === "string" ? config : JSON.stringify(config);
-  return parse(await lab.exec(ns, [bin], { stdin, env: cniEnv(e), clearEnv: true }));
+  return parse(
+    await lab.exec(ns, [...(options.wrap ?? []), bin], {
+      stdin,
+      env: cniEnv(e),
+      clearEnv: true,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    }),
+  );
 }
 
 /** Run `bin` in the test's own namespace (no lab), e.g. for VERSION. */

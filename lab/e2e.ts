@@ -25,9 +25,11 @@
  */
 
 import assert from "node:assert/strict";
-import { type ExecOptions, type ExecResult, run, runOk } from "./run.ts";
+import { type ExecOptions, type ExecResult, run, runOk, waitFor } from "./run.ts";
+
+export { waitFor };
 import { CNI_BIN } from "./cni.ts";
-import { hasExecutable, Lab, labLog } from "./lab.ts";
+import { Lab, labLog } from "./lab.ts";
 
 const repoRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -66,13 +68,23 @@ export function note(msg: string): void {
   labLog(msg, "e2e");
 }
 
+/** Whether `path` exists (a file, or a directory such as the image store). */
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function resolvePlugin(): PluginUnderTest | string {
   const env = Deno.env.get("E2E_PLUGIN");
   let path = env ?? `${repoRoot}/dist/macvtap`;
   if (!path.startsWith("/")) path = `${Deno.cwd()}/${path}`;
-  if (!hasExecutable(path)) {
+  if (!exists(path)) {
     return env
-      ? `E2E_PLUGIN=${env} is not an executable`
+      ? `E2E_PLUGIN=${env} does not exist`
       : `dist/macvtap is missing: run \`deno task build\`, or set E2E_PLUGIN ` +
         `(e.g. E2E_PLUGIN=${REF_CNI_DIR}/macvlan for the reference plugin)`;
   }
@@ -86,7 +98,7 @@ function missingPrereq(): string | undefined {
   for (
     const f of ["/usr/bin/nsenter", "/usr/bin/jq", "/bin/busybox", `${REF_CNI_DIR}/host-local`]
   ) {
-    if (!hasExecutable(f)) return `${f} is missing: run tools/e2e_setup.sh`;
+    if (!exists(f)) return `${f} is missing: run tools/e2e_setup.sh`;
   }
   return undefined;
 }
@@ -113,27 +125,13 @@ else note(`plugin under test: ${plugin.path} (type "${plugin.type}")`);
 export function skipUnless(...files: string[]): string | undefined {
   if (skipReason) return skipReason;
   for (const f of files) {
-    if (!hasExecutable(f)) {
+    if (!exists(f)) {
       const why = `${f} is missing: run tools/e2e_setup.sh`;
       note(`skipping: ${why}`);
       return why;
     }
   }
   return undefined;
-}
-
-/** Poll `fn` until it returns true; throw `what` after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  fn: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
-    if (await fn()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, delay));
-  }
 }
 
 /**

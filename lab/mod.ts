@@ -20,7 +20,7 @@
  * @module
  */
 
-export { type ExecOptions, type ExecResult, run, runOk } from "./run.ts";
+export { type ExecOptions, type ExecResult, run, runOk, waitFor } from "./run.ts";
 export {
   DEFAULT_PREFIX,
   exists,
@@ -51,6 +51,7 @@ export {
   type CniEnv,
   cniEnv,
   cniHere,
+  type CniRunOptions,
   describe,
   PLUGIN,
   pluginBuilt,

@@ -12,7 +12,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type CniCall, describe, type Lab, PLUGIN, type Seed002 } from "../lab/mod.ts";
+import { cni, type CniCall, describe, type Lab, PLUGIN, type Seed002 } from "../lab/mod.ts";
 import { HOSTIF, type Json } from "./_hostroute_lab.ts";
 
 export type { Json };
@@ -64,32 +64,18 @@ export async function plugin(
   c: Call,
   config: unknown,
 ): Promise<CniCall> {
-  const stdin = typeof config === "string" ? config : JSON.stringify(config);
-  const env: Record<string, string> = {
-    PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-    CNI_COMMAND: command,
-    CNI_PATH: c.path ?? "/usr/lib/cni",
-    ...rootEnv(roots),
-  };
-  if (command !== "GC" && command !== "STATUS") {
-    env.CNI_CONTAINERID = c.containerId ?? "ctr1";
-    env.CNI_NETNS = c.netns ?? "";
-    env.CNI_IFNAME = c.ifname ?? "eth0";
-    env.CNI_ARGS = c.args ?? "";
-  }
-  const r = await lab.exec(ns, [...(c.wrap ?? []), PLUGIN], {
-    stdin,
-    env,
-    clearEnv: true,
-    timeoutMs: c.timeoutMs ?? 60_000,
-  });
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { ...r, json };
+  const { wrap = [], timeoutMs = 60_000, ...vars } = c;
+  // GC and STATUS carry no attachment variables.
+  const drop = command === "GC" || command === "STATUS"
+    ? {
+      CNI_CONTAINERID: undefined,
+      CNI_NETNS: undefined,
+      CNI_IFNAME: undefined,
+      CNI_ARGS: undefined,
+    }
+    : {};
+  const e = { ...vars, command, extra: { ...rootEnv(roots), ...drop } };
+  return await cni(lab, ns, e, config, PLUGIN, { wrap, timeoutMs });
 }
 
 /** Assert a call failed with CNI error JSON carrying `code` (any code when undefined). */
