@@ -21,11 +21,11 @@
  * @module
  */
 
-import { type Lab, labLog, waitFor } from "../lab/mod.ts";
+import { CNI_BIN, type Lab, labLog, waitFor } from "../lab/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
 
 /** The reference DHCP IPAM plugin and daemon. */
-export const DHCP_PLUGIN = "/usr/lib/cni/dhcp";
+export const DHCP_PLUGIN = `${CNI_BIN}/dhcp`;
 
 /** Options for {@linkcode DhcpLab.start}. */
 export interface DhcpLabOptions {

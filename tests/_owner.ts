@@ -12,7 +12,15 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { cni, type CniCall, describe, type Lab, PLUGIN, type Seed002 } from "../lab/mod.ts";
+import {
+  cni,
+  CNI_BIN,
+  type CniCall,
+  describe,
+  type Lab,
+  PLUGIN,
+  type Seed002,
+} from "../lab/mod.ts";
 import { HOSTIF, type Json } from "./_hostroute_lab.ts";
 
 export type { Json };
@@ -365,8 +373,8 @@ export async function fakeCniPath(lab: Lab): Promise<{ dir: string; bin: string 
   const dir = await lab.tempDir("cnipath");
   const bin = `${dir}/bin`;
   await Deno.mkdir(bin);
-  await Deno.symlink("/usr/lib/cni/host-local", `${bin}/host-local`);
-  await Deno.symlink("/usr/lib/cni/static", `${bin}/static`);
+  await Deno.symlink(`${CNI_BIN}/host-local`, `${bin}/host-local`);
+  await Deno.symlink(`${CNI_BIN}/static`, `${bin}/static`);
   const script = async (name: string, body: string) => {
     await Deno.writeTextFile(`${bin}/${name}`, `#!/bin/sh\n${body}\n`);
     await Deno.chmod(`${bin}/${name}`, 0o755);

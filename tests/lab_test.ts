@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import {
+  CNI_BIN,
   exists,
   HOST_LOCAL,
   ipamDataDir,
@@ -159,7 +160,7 @@ Deno.test({
 
 Deno.test({
   name: "Lab.simple() serves host-local with a lab dataDir to the reference macvlan [1.0.0]",
-  ignore: labIgnore(["/usr/lib/cni/macvlan"]),
+  ignore: labIgnore([`${CNI_BIN}/macvlan`]),
   async fn() {
     await using lab = await Lab.create();
     const s = await lab.simple();
@@ -187,7 +188,7 @@ Deno.test({
       CNI_IFNAME: "eth0",
       CNI_PATH: HOST_LOCAL.replace(/\/[^/]+$/, ""),
     });
-    const add = await lab.exec(s.host, ["/usr/lib/cni/macvlan"], {
+    const add = await lab.exec(s.host, [`${CNI_BIN}/macvlan`], {
       stdin: conf,
       env: env("ADD"),
       clearEnv: true,
@@ -199,7 +200,7 @@ Deno.test({
       await exists(`${dataDir}/labnet/10.99.0.10`),
       "host-local wrote its store under dataDir",
     );
-    const del = await lab.exec(s.host, ["/usr/lib/cni/macvlan"], {
+    const del = await lab.exec(s.host, [`${CNI_BIN}/macvlan`], {
       stdin: conf,
       env: env("DEL"),
       clearEnv: true,
@@ -211,7 +212,7 @@ Deno.test({
 
 Deno.test({
   name: "DhcpLab: reference macvlan + dhcp IPAM get a dnsmasq lease, DEL releases it [1.0.0]",
-  ignore: labIgnore(["dnsmasq", DHCP_PLUGIN, "/usr/lib/cni/macvlan"]),
+  ignore: labIgnore(["dnsmasq", DHCP_PLUGIN, `${CNI_BIN}/macvlan`]),
   async fn() {
     await using lab = await Lab.create();
     const s = await lab.seed002();
@@ -235,9 +236,9 @@ Deno.test({
       CNI_CONTAINERID: "dhcpctr1",
       CNI_NETNS: s.ctrPath,
       CNI_IFNAME: "eth0",
-      CNI_PATH: "/usr/lib/cni",
+      CNI_PATH: CNI_BIN,
     });
-    const add = await lab.exec(s.host, ["/usr/lib/cni/macvlan"], {
+    const add = await lab.exec(s.host, [`${CNI_BIN}/macvlan`], {
       stdin: conf,
       env: env("ADD"),
       clearEnv: true,
@@ -268,7 +269,7 @@ Deno.test({
     const ping = await lab.exec(s.ctr, ["busybox", "ping", "-c1", "-W2", "192.168.122.1"]);
     assert(ping.success, `container reaches the DHCP server: ${ping.stdout}${ping.stderr}`);
 
-    const del = await lab.exec(s.host, ["/usr/lib/cni/macvlan"], {
+    const del = await lab.exec(s.host, [`${CNI_BIN}/macvlan`], {
       stdin: conf,
       env: env("DEL"),
       clearEnv: true,

@@ -25,7 +25,7 @@
  */
 
 import { ok as assert } from "node:assert/strict";
-import { Lab, labIgnore, PLUGIN, pluginBuilt } from "../../lab/mod.ts";
+import { CNI_BIN, Lab, labIgnore, PLUGIN, pluginBuilt } from "../../lab/mod.ts";
 import { envInt, figure, leftovers, pool, runSeed } from "./_chaos.ts";
 import { generate, type GenTarget } from "./_gen.ts";
 import type { Job, Summary } from "./_inproc.ts";
@@ -83,7 +83,7 @@ Deno.test({
       ctrPath: l.ctrPath,
       dataDir,
       stateDir,
-      cniPath: "/usr/lib/cni",
+      cniPath: CNI_BIN,
       hostrouteifs,
       execSafe,
       tag,

@@ -10,6 +10,7 @@
 
 import { equal, ok as assert } from "node:assert/strict";
 import {
+  CNI_BIN,
   type CniCall,
   cniEnv,
   describe,
@@ -44,7 +45,7 @@ Deno.test({
     const l = await lab.simple();
     const tmp = await lab.tempDir("sec");
     const dataDir = await lab.tempDir("ipam");
-    const cniPath = ["/usr/lib/cni"];
+    const cniPath = [CNI_BIN];
     const base = (stateDir: string, extra: Json = {}): Json => ({
       cniVersion: "1.0.0",
       name: "secnet",
