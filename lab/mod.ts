@@ -42,6 +42,7 @@ export {
   pidAlive,
   privileged,
   type Seed002,
+  type Seed002Net,
   type SimpleLab,
 } from "./lab.ts";
 export {
