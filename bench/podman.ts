@@ -6,7 +6,7 @@
  * network of the reference `macvlan`, interleaved in one run.
  *
  * Both networks: master `lab0` (a veth inside the lab host namespace of
- * tests/e2e/_lab.ts), mode bridge, the same host-local IPAM (own dataDir in the
+ * lab/e2e.ts), mode bridge, the same host-local IPAM (own dataDir in the
  * lab's temp dir), no hostrouteif. podman runs as
  * `nsenter --net=/run/netns/<lab host> podman …` with its own
  * containers.conf/storage.conf, network config dir and graph root in the
@@ -18,7 +18,8 @@
  * @module
  */
 
-import type { Lab, LAN, RunResult } from "../tests/e2e/_lab.ts";
+import type { ExecResult } from "../lab/mod.ts";
+import type { E2eLab, LAN } from "../lab/e2e.ts";
 
 /** Median and p95 of a series (ms). */
 export interface Stats {
@@ -65,7 +66,7 @@ export function podmanMissing(imageStore: string): string | undefined {
 }
 
 /** One network config list: the plugin, host-local like the e2e suite's. */
-function conflist(name: string, type: string, lab: Lab, lan: typeof LAN): string {
+function conflist(name: string, type: string, lab: E2eLab, lan: typeof LAN): string {
   return JSON.stringify({
     cniVersion: "1.0.0",
     name,
@@ -92,14 +93,14 @@ function conflist(name: string, type: string, lab: Lab, lan: typeof LAN): string
  * was skipped.
  */
 export async function podmanBench(o: PodmanOptions): Promise<PodmanFigures | string> {
-  // _lab.ts resolves its plugin under test from E2E_PLUGIN when loaded; the
+  // lab/e2e.ts resolves its plugin under test from E2E_PLUGIN when loaded; the
   // bench sets up its own plugin dir, so only keep that from failing.
   Deno.env.delete("E2E_PLUGIN");
-  const e2e = await import("../tests/e2e/_lab.ts");
+  const e2e = await import("../lab/e2e.ts");
   const missing = podmanMissing(e2e.PODMAN_IMAGE_STORE);
   if (missing) return missing;
 
-  await using lab = await e2e.Lab.create();
+  await using lab = await e2e.E2eLab.create();
   const d = `${lab.dir}/podman`;
   const bin = `${lab.dir}/bench-bin`; // no spy: the plugins themselves
   await Deno.mkdir(bin);
@@ -126,7 +127,7 @@ export async function podmanBench(o: PodmanOptions): Promise<PodmanFigures | str
     `${d}/net.d/${nets.ref}.conflist`,
     conflist(nets.ref, "macvlan", lab, e2e.LAN),
   );
-  const podman = (...args: string[]): Promise<RunResult> =>
+  const podman = (...args: string[]): Promise<ExecResult> =>
     lab.inHost(["podman", ...args], { env });
   lab.defer("podman rm -a", async () => {
     const r = await podman("rm", "--force", "--all", "--time", "0");

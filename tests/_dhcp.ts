@@ -7,7 +7,7 @@
  *
  * @example Lease an address for the reference macvlan
  * ```ts ignore
- * import { Lab } from "./_lab.ts";
+ * import { Lab } from "../lab/mod.ts";
  * import { DhcpLab } from "./_dhcp.ts";
  * await using lab = await Lab.create();
  * const s = await lab.seed002();
@@ -21,11 +21,11 @@
  * @module
  */
 
-import { type Lab, labLog } from "./_lab.ts";
+import { CNI_BIN, type Lab, labLog, waitFor } from "../lab/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
 
 /** The reference DHCP IPAM plugin and daemon. */
-export const DHCP_PLUGIN = "/usr/lib/cni/dhcp";
+export const DHCP_PLUGIN = `${CNI_BIN}/dhcp`;
 
 /** Options for {@linkcode DhcpLab.start}. */
 export interface DhcpLabOptions {
@@ -168,14 +168,14 @@ export class DhcpLab implements AsyncDisposable {
       what: "dnsmasq",
     });
     const timeout = o.startTimeoutMs ?? 10_000;
+    const what = `dnsmasq listening on UDP 67 in ${o.serverNs}`;
     await waitFor(
-      `dnsmasq listening on UDP 67 in ${o.serverNs}`,
-      timeout,
-      this.#dnsmasq,
-      async () => {
+      what,
+      whileRunning(what, this.#dnsmasq, async () => {
         const r = await this.#lab.exec(o.serverNs, ["ss", "-Hnlu", "sport", "=", ":67"]);
         return r.success && r.stdout.includes(":67");
-      },
+      }),
+      timeout,
     );
   }
 
@@ -191,17 +191,17 @@ export class DhcpLab implements AsyncDisposable {
     this.#daemon = this.#lab.spawn(o.pluginNs, withLog(this.daemonLog, args), {
       what: "cni dhcp daemon",
     });
+    const what = `the CNI dhcp daemon socket ${this.socketPath}`;
     await waitFor(
-      `the CNI dhcp daemon socket ${this.socketPath}`,
-      o.startTimeoutMs ?? 10_000,
-      this.#daemon,
-      async () => {
+      what,
+      whileRunning(what, this.#daemon, async () => {
         try {
           return (await Deno.lstat(this.socketPath)).isSocket === true;
         } catch {
           return false;
         }
-      },
+      }),
+      o.startTimeoutMs ?? 10_000,
     );
   }
 
@@ -234,19 +234,17 @@ function withLog(log: string, cmd: readonly string[]): string[] {
   return ["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1', "sh", log, ...cmd];
 }
 
-async function waitFor(
+/** `ready`, failing at once (naming `what`) when `child` has exited. */
+function whileRunning(
   what: string,
-  timeoutMs: number,
   child: Deno.ChildProcess,
   ready: () => Promise<boolean>,
-): Promise<void> {
+): () => Promise<boolean> {
   let exited: Deno.CommandStatus | undefined;
   child.status.then((s) => (exited = s), () => {});
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await ready()) return;
+  return async () => {
+    if (await ready()) return true;
     if (exited) throw new Error(`waiting for ${what}: the process exited with code ${exited.code}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    return false;
+  };
 }

@@ -7,8 +7,14 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type CniCall, describe, PLUGIN, pluginBuilt } from "./_cni.ts";
-import type { ExecResult, Lab } from "./_lab.ts";
+import {
+  type CniCall,
+  describe,
+  type ExecResult,
+  type Lab,
+  PLUGIN,
+  pluginBuilt,
+} from "../lab/mod.ts";
 
 /** Network name of every config here. */
 export const NETWORK = "tasks";

@@ -12,8 +12,15 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type CniCall, describe, PLUGIN } from "./_cni.ts";
-import type { Lab, Seed002 } from "./_lab.ts";
+import {
+  cni,
+  CNI_BIN,
+  type CniCall,
+  describe,
+  type Lab,
+  PLUGIN,
+  type Seed002,
+} from "../lab/mod.ts";
 import { HOSTIF, type Json } from "./_hostroute_lab.ts";
 
 export type { Json };
@@ -65,32 +72,18 @@ export async function plugin(
   c: Call,
   config: unknown,
 ): Promise<CniCall> {
-  const stdin = typeof config === "string" ? config : JSON.stringify(config);
-  const env: Record<string, string> = {
-    PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-    CNI_COMMAND: command,
-    CNI_PATH: c.path ?? "/usr/lib/cni",
-    ...rootEnv(roots),
-  };
-  if (command !== "GC" && command !== "STATUS") {
-    env.CNI_CONTAINERID = c.containerId ?? "ctr1";
-    env.CNI_NETNS = c.netns ?? "";
-    env.CNI_IFNAME = c.ifname ?? "eth0";
-    env.CNI_ARGS = c.args ?? "";
-  }
-  const r = await lab.exec(ns, [...(c.wrap ?? []), PLUGIN], {
-    stdin,
-    env,
-    clearEnv: true,
-    timeoutMs: c.timeoutMs ?? 60_000,
-  });
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { ...r, json };
+  const { wrap = [], timeoutMs = 60_000, ...vars } = c;
+  // GC and STATUS carry no attachment variables.
+  const drop = command === "GC" || command === "STATUS"
+    ? {
+      CNI_CONTAINERID: undefined,
+      CNI_NETNS: undefined,
+      CNI_IFNAME: undefined,
+      CNI_ARGS: undefined,
+    }
+    : {};
+  const e = { ...vars, command, extra: { ...rootEnv(roots), ...drop } };
+  return await cni(lab, ns, e, config, PLUGIN, { wrap, timeoutMs });
 }
 
 /** Assert a call failed with CNI error JSON carrying `code` (any code when undefined). */
@@ -380,8 +373,8 @@ export async function fakeCniPath(lab: Lab): Promise<{ dir: string; bin: string 
   const dir = await lab.tempDir("cnipath");
   const bin = `${dir}/bin`;
   await Deno.mkdir(bin);
-  await Deno.symlink("/usr/lib/cni/host-local", `${bin}/host-local`);
-  await Deno.symlink("/usr/lib/cni/static", `${bin}/static`);
+  await Deno.symlink(`${CNI_BIN}/host-local`, `${bin}/host-local`);
+  await Deno.symlink(`${CNI_BIN}/static`, `${bin}/static`);
   const script = async (name: string, body: string) => {
     await Deno.writeTextFile(`${bin}/${name}`, `#!/bin/sh\n${body}\n`);
     await Deno.chmod(`${bin}/${name}`, 0o755);

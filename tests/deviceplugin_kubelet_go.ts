@@ -7,7 +7,7 @@
  * @module
  */
 
-import { run } from "./_run.ts";
+import { run } from "../lab/mod.ts";
 
 const SOURCE = new URL("./kubelet_go/main.go", import.meta.url).pathname;
 const GOPATH = "/usr/share/gocode";

@@ -12,8 +12,8 @@
  * @module
  */
 
-import { Lab } from "./_lab.ts";
-import { FakeKubelet } from "./deviceplugin_kubelet.ts";
+import { Lab } from "../lab/mod.ts";
+import { FakeKubelet } from "../lab/kubelet.ts";
 
 const n = Number(Deno.args.find((a) => /^\d+$/.test(a)) ?? 10_000);
 const useBundle = Deno.args.includes("--bundle");

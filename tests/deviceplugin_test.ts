@@ -30,9 +30,8 @@ import { deviceIfname } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
-import { FakeKubelet } from "./deviceplugin_kubelet.ts";
-import { exists, Lab } from "./_lab.ts";
-import { cni, describe, pluginBuilt } from "./_cni.ts";
+import { FakeKubelet } from "../lab/kubelet.ts";
+import { cni, describe, exists, Lab, pluginBuilt } from "../lab/mod.ts";
 
 const quiet = new Logger({ level: "error", prefix: "dp-test" });
 

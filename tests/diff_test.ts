@@ -17,22 +17,30 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { cni, type CniCall, PLUGIN, pluginBuilt } from "./_cni.ts";
+import {
+  cni,
+  CNI_BIN,
+  type CniCall,
+  Lab,
+  labIgnore,
+  PLUGIN,
+  pluginBuilt,
+  VERSIONS,
+} from "../lab/mod.ts";
 import { DhcpLab } from "./_dhcp.ts";
-import { Lab, labIgnore } from "./_lab.ts";
 
-const REF = "/usr/lib/cni/macvlan";
+const REF = `${CNI_BIN}/macvlan`;
 const ignore = labIgnore([
   REF,
-  "/usr/lib/cni/host-local",
-  "/usr/lib/cni/static",
-  "/usr/lib/cni/dhcp",
+  `${CNI_BIN}/host-local`,
+  `${CNI_BIN}/static`,
+  `${CNI_BIN}/dhcp`,
   "dnsmasq",
 ]);
 
 type Json = Record<string, unknown>;
-type Version = "0.3.0" | "0.3.1" | "0.4.0" | "1.0.0" | "1.1.0";
-const VERSIONS: readonly Version[] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+/** A CNI spec version the plugin supports (one of {@linkcode VERSIONS}). */
+type Version = string;
 
 /** What a case's config builder gets. */
 interface Ctx {
@@ -584,7 +592,7 @@ async function observe(d: DiffLab, c: Case, bin: string, type: string): Promise<
           netns: opts.netns ?? ctr.path,
           ifname: opts.ifname ?? "eth0",
           ...(c.args !== undefined ? { args: c.args } : {}),
-          path: "/usr/lib/cni",
+          path: CNI_BIN,
           ...(c.env ? { extra: c.env } : {}),
         },
         config,

@@ -14,9 +14,17 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { cni, type CniCall, describe } from "./_cni.ts";
+import {
+  cni,
+  CNI_BIN,
+  type CniCall,
+  describe,
+  Lab,
+  labIgnore,
+  runOk,
+  type Seed002,
+} from "../lab/mod.ts";
 import { DHCP_PLUGIN, DhcpLab } from "./_dhcp.ts";
-import { Lab, labIgnore, runOk, type Seed002 } from "./_lab.ts";
 import {
   addrOf,
   assertBuilt,
@@ -46,7 +54,7 @@ import {
   taskAddrs,
 } from "./_hostroute_lab.ts";
 
-const ignore = labIgnore(["/usr/lib/cni/host-local", "/usr/lib/cni/static", "busybox"]);
+const ignore = labIgnore([`${CNI_BIN}/static`, "busybox"]);
 const ignoreDhcp = labIgnore(["dnsmasq", DHCP_PLUGIN, "busybox"]);
 
 /** The versions every scenario runs for. */

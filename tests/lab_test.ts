@@ -4,7 +4,9 @@
  * as documented; the DHCP lab serves a real lease to the reference plugins.
  */
 
+import assert from "node:assert/strict";
 import {
+  CNI_BIN,
   exists,
   HOST_LOCAL,
   ipamDataDir,
@@ -14,18 +16,8 @@ import {
   markerPath,
   NETNS_DIR,
   run,
-} from "./_lab.ts";
+} from "../lab/mod.ts";
 import { DHCP_PLUGIN, DhcpLab } from "./_dhcp.ts";
-
-function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-function assertEquals<T>(actual: T, expected: T, msg = ""): void {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`assertion failed: ${msg}\n  actual:   ${a}\n  expected: ${e}`);
-}
 
 interface IpAddr {
   ifname: string;
@@ -54,8 +46,8 @@ Deno.test({
       const listed = await listNetns();
       assert(names.every((n) => listed.includes(n)), `ip netns list shows ${names}`);
       const links = await lab.ipJson<IpAddr[]>(a, "addr", "show", "va");
-      assertEquals(links[0]?.ifname, "va");
-      assertEquals(links[0]?.linkinfo?.info_kind, "veth");
+      assert.deepStrictEqual(links[0]?.ifname, "va");
+      assert.deepStrictEqual(links[0]?.linkinfo?.info_kind, "veth");
       assert(await exists(dir), "temp dir exists");
       assert(dir.includes(id), "temp dir is named after the lab");
     }
@@ -148,7 +140,11 @@ Deno.test({
     assert(locals.includes("192.168.10.22/24"), `eth0 has 192.168.10.22/24: ${locals}`);
     assert(locals.includes("fd10::22/64"), `eth0 has fd10::22/64: ${locals}`);
     const eth1 = (await lab.ipJson<IpAddr[]>(s.host, "addr", "show", "eth1"))[0];
-    assertEquals(eth1?.addr_info.filter((a) => a.family === "inet"), [], "master has no IPv4");
+    assert.deepStrictEqual(
+      eth1?.addr_info.filter((a) => a.family === "inet"),
+      [],
+      "master has no IPv4",
+    );
     assert(eth1?.operstate === "UP", `master is up: ${eth1?.operstate}`);
     const ping = await lab.exec(s.host, ["busybox", "ping", "-c1", "-W2", "192.168.10.1"]);
     assert(ping.success, `host reaches the router: ${ping.stdout}${ping.stderr}`);
@@ -158,13 +154,13 @@ Deno.test({
     assert(!lan.success, "the LAN has no route to the host's uplink address");
     await lab.sysctl(s.host, "net.ipv4.conf.eth1.arp_notify", "1");
     const v = await lab.exec(s.host, ["cat", "/proc/sys/net/ipv4/conf/eth1/arp_notify"]);
-    assertEquals(v.stdout.trim(), "1", "sysctl written in the namespace");
+    assert.deepStrictEqual(v.stdout.trim(), "1", "sysctl written in the namespace");
   },
 });
 
 Deno.test({
   name: "Lab.simple() serves host-local with a lab dataDir to the reference macvlan [1.0.0]",
-  ignore: labIgnore(["/usr/lib/cni/macvlan"]),
+  ignore: labIgnore([`${CNI_BIN}/macvlan`]),
   async fn() {
     await using lab = await Lab.create();
     const s = await lab.simple();
@@ -192,19 +188,19 @@ Deno.test({
       CNI_IFNAME: "eth0",
       CNI_PATH: HOST_LOCAL.replace(/\/[^/]+$/, ""),
     });
-    const add = await lab.exec(s.host, ["/usr/lib/cni/macvlan"], {
+    const add = await lab.exec(s.host, [`${CNI_BIN}/macvlan`], {
       stdin: conf,
       env: env("ADD"),
       clearEnv: true,
     });
     assert(add.success, `ADD: ${add.stdout}${add.stderr}`);
     const result = JSON.parse(add.stdout) as { ips: { address: string }[] };
-    assertEquals(result.ips[0]?.address, "10.99.0.10/24");
+    assert.deepStrictEqual(result.ips[0]?.address, "10.99.0.10/24");
     assert(
       await exists(`${dataDir}/labnet/10.99.0.10`),
       "host-local wrote its store under dataDir",
     );
-    const del = await lab.exec(s.host, ["/usr/lib/cni/macvlan"], {
+    const del = await lab.exec(s.host, [`${CNI_BIN}/macvlan`], {
       stdin: conf,
       env: env("DEL"),
       clearEnv: true,
@@ -216,7 +212,7 @@ Deno.test({
 
 Deno.test({
   name: "DhcpLab: reference macvlan + dhcp IPAM get a dnsmasq lease, DEL releases it [1.0.0]",
-  ignore: labIgnore(["dnsmasq", DHCP_PLUGIN, "/usr/lib/cni/macvlan"]),
+  ignore: labIgnore(["dnsmasq", DHCP_PLUGIN, `${CNI_BIN}/macvlan`]),
   async fn() {
     await using lab = await Lab.create();
     const s = await lab.seed002();
@@ -240,9 +236,9 @@ Deno.test({
       CNI_CONTAINERID: "dhcpctr1",
       CNI_NETNS: s.ctrPath,
       CNI_IFNAME: "eth0",
-      CNI_PATH: "/usr/lib/cni",
+      CNI_PATH: CNI_BIN,
     });
-    const add = await lab.exec(s.host, ["/usr/lib/cni/macvlan"], {
+    const add = await lab.exec(s.host, [`${CNI_BIN}/macvlan`], {
       stdin: conf,
       env: env("ADD"),
       clearEnv: true,
@@ -260,20 +256,20 @@ Deno.test({
       ip.startsWith("192.168.122.") && last >= 100 && last <= 150,
       `address from the dnsmasq range: ${address}`,
     );
-    assertEquals(address.split("/")[1], "24", "prefix from the server's netmask");
+    assert.deepStrictEqual(address.split("/")[1], "24", "prefix from the server's netmask");
 
     // The oracle: the container really has it, and dnsmasq recorded the lease.
     const ctrAddrs = await lab.ipJson<IpAddr[]>(s.ctr, "addr", "show", "eth0");
     const v4 = ctrAddrs[0]?.addr_info.filter((a) => a.family === "inet").map((a) =>
       `${a.local}/${a.prefixlen}`
     );
-    assertEquals(v4, [address], "container eth0 has the leased address");
+    assert.deepStrictEqual(v4, [address], "container eth0 has the leased address");
     const leases = await dhcp.leases();
     assert(leases.some((l) => l.ip === ip), `dnsmasq lease for ${ip}: ${JSON.stringify(leases)}`);
     const ping = await lab.exec(s.ctr, ["busybox", "ping", "-c1", "-W2", "192.168.122.1"]);
     assert(ping.success, `container reaches the DHCP server: ${ping.stdout}${ping.stderr}`);
 
-    const del = await lab.exec(s.host, ["/usr/lib/cni/macvlan"], {
+    const del = await lab.exec(s.host, [`${CNI_BIN}/macvlan`], {
       stdin: conf,
       env: env("DEL"),
       clearEnv: true,
@@ -295,6 +291,6 @@ Deno.test({
   name: "run() returns the exit code and output without throwing",
   async fn() {
     const r = await run(["sh", "-c", "echo out; echo err >&2; exit 3"]);
-    assertEquals([r.code, r.success, r.stdout, r.stderr], [3, false, "out\n", "err\n"]);
+    assert.deepStrictEqual([r.code, r.success, r.stdout, r.stderr], [3, false, "out\n", "err\n"]);
   },
 });

@@ -9,11 +9,19 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { cni, describe, PLUGIN, pluginBuilt, VERSIONS } from "./_cni.ts";
-import { Lab, labIgnore } from "./_lab.ts";
+import {
+  cni,
+  CNI_BIN,
+  describe,
+  Lab,
+  labIgnore,
+  PLUGIN,
+  pluginBuilt,
+  VERSIONS,
+} from "../lab/mod.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
 
-const ignore = labIgnore(["/usr/lib/cni/host-local", "/usr/lib/cni/static", "busybox"]);
+const ignore = labIgnore([`${CNI_BIN}/static`, "busybox"]);
 
 type Json = Record<string, unknown>;
 interface RouteJson {

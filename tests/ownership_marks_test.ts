@@ -14,12 +14,11 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { describe } from "./_cni.ts";
-import { Lab, labIgnore } from "./_lab.ts";
+import { describe, Lab, labIgnore } from "../lab/mod.ts";
 import { assertBuilt, HOSTIF } from "./_hostroute_lab.ts";
 import { assertCniError, hostLocal, linkNames, makeRoots, Tenant } from "./_owner.ts";
 
-const ignore = labIgnore(["/usr/lib/cni/host-local", "busybox"]);
+const ignore = labIgnore(["busybox"]);
 
 async function setup(lab: Lab, name = "tasks") {
   const s = await lab.seed002();

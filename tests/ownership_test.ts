@@ -33,8 +33,7 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { describe, VERSIONS } from "./_cni.ts";
-import { Lab, labIgnore, runOk, type Seed002 } from "./_lab.ts";
+import { CNI_BIN, describe, Lab, labIgnore, runOk, type Seed002, VERSIONS } from "../lab/mod.ts";
 import { assertBuilt, HOSTIF, METRIC } from "./_hostroute_lab.ts";
 import {
   addrOf,
@@ -59,7 +58,7 @@ import {
   Tenant,
 } from "./_owner.ts";
 
-const ignore = labIgnore(["/usr/lib/cni/host-local", "/usr/lib/cni/static", "busybox"]);
+const ignore = labIgnore([`${CNI_BIN}/static`, "busybox"]);
 
 /** A seed 002 lab with roots and one host-local tenant "tasks". */
 async function setup(lab: Lab, opts: { version?: string; ipam?: (dataDir: string) => Json } = {}) {

@@ -5,7 +5,7 @@
  */
 
 import { ok as assert } from "node:assert/strict";
-import { privileged, run } from "./_lab.ts";
+import { privileged, run } from "../lab/mod.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 

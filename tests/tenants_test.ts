@@ -20,8 +20,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type CniCall, describe } from "./_cni.ts";
-import { Lab, labIgnore, type Seed002 } from "./_lab.ts";
+import { CNI_BIN, type CniCall, describe, Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
 import { assertBuilt, HOSTIF } from "./_hostroute_lab.ts";
 import {
   addrOf,
@@ -40,7 +39,7 @@ import {
   Tenant,
 } from "./_owner.ts";
 
-const ignore = labIgnore(["/usr/lib/cni/host-local", "/usr/lib/cni/static", "busybox"]);
+const ignore = labIgnore([`${CNI_BIN}/static`, "busybox"]);
 
 /** Rounds of hammering Y. */
 const ROUNDS = 2;

@@ -32,7 +32,7 @@ import {
   pidAlive,
   privileged,
   run,
-} from "./_lab.ts";
+} from "../lab/mod.ts";
 
 const WAIT_MS = Number(Deno.env.get("MACVTAP_LEAK_WAIT_MS") ?? 180_000);
 /** How long no other test file of this process must be active before checking. */

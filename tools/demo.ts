@@ -23,6 +23,10 @@
  */
 
 import {
+  cni as runCni,
+  type CniCall,
+  type CniEnv,
+  cniEnv,
   exists,
   hasExecutable,
   HOST_LOCAL,
@@ -30,14 +34,11 @@ import {
   listNetns,
   markerPath,
   moduleToken,
-  NETNS_DIR,
+  PLUGIN,
   run,
-} from "../tests/_lab.ts";
+} from "../lab/mod.ts";
+import { recordKey } from "../plugin/state.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const PLUGIN = `${ROOT}/dist/macvtap`;
-const CNI_PATH = "/usr/lib/cni";
-const PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 const NETWORK = "tasks";
 const HOST_V4 = "192.168.10.22";
 const HOST_V6 = "fd10::22";
@@ -237,25 +238,9 @@ async function showIp(ns: string, label: string, ...args: string[]): Promise<voi
   }
 }
 
-interface CniOutcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: Record<string, unknown> | undefined;
+/** A finished plugin call and how long it took. */
+interface CniOutcome extends CniCall {
   ms: number;
-}
-
-function cniEnv(command: string, task: TaskName, netnsPath: string): Record<string, string> {
-  return {
-    PATH,
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: `demo-${task}`,
-    CNI_NETNS: netnsPath,
-    CNI_IFNAME: "eth0",
-    CNI_PATH,
-    // The demo keeps its state in its work directory (under /tmp).
-    MACVTAP_STATE_ROOT: "/tmp",
-  };
 }
 
 /** Run `dist/macvtap` as a runtime does: in the host namespace, clean env, config on stdin. */
@@ -268,37 +253,33 @@ async function cni(
   stdinNote: string,
 ): Promise<CniOutcome> {
   ensureRunning();
-  const env = cniEnv(command, task, netnsPath);
-  showCmd(`ip netns exec ${hostNs} env -i PATH=${PATH} \\`);
+  const e: CniEnv = {
+    command,
+    containerId: `demo-${task}`,
+    netns: netnsPath,
+    // The demo keeps its state in its work directory (under /tmp); no CNI_ARGS, default log root.
+    extra: { MACVTAP_STATE_ROOT: "/tmp", CNI_ARGS: undefined, MACVTAP_LOG_DIR: undefined },
+  };
+  const env = cniEnv(e);
+  showCmd(`ip netns exec ${hostNs} env -i PATH=${env.PATH} \\`);
   say(
     dim(
       `          CNI_COMMAND=${command} CNI_CONTAINERID=${env.CNI_CONTAINERID} CNI_IFNAME=eth0 \\`,
     ),
   );
-  say(dim(`          CNI_NETNS=${netnsPath} CNI_PATH=${CNI_PATH} \\`));
+  say(dim(`          CNI_NETNS=${netnsPath} CNI_PATH=${env.CNI_PATH} \\`));
   say(dim(`          ${PLUGIN} < ${stdinNote}`));
   const t0 = performance.now();
-  const r = await theLab().exec(hostNs, [PLUGIN], {
-    stdin: JSON.stringify(config),
-    env,
-    clearEnv: true,
-    timeoutMs: 30_000,
-  });
+  const r = await runCni(theLab(), hostNs, e, config, PLUGIN, { timeoutMs: 30_000 });
   const ms = performance.now() - t0;
   ensureRunning();
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-  } catch {
-    json = undefined;
-  }
   const status = r.code === 0 ? green(`exit 0`) : red(`exit ${r.code}`);
   say(`    → ${status} ${dim(`in ${ms.toFixed(0)} ms`)}`);
   if (r.stderr.trim() !== "") {
     say(dim("    stderr:"));
     say(dim(indent(r.stderr, "      ")));
   }
-  return { code: r.code, stdout: r.stdout, stderr: r.stderr, json, ms };
+  return { ...r, ms };
 }
 
 // ───────────────────────────── ping ─────────────────────────────
@@ -400,29 +381,39 @@ function addrOf(cidr: unknown): string {
   return typeof cidr === "string" ? cidr.replace(/\/\d+$/, "") : "";
 }
 
-async function demo(): Promise<void> {
-  const l = theLab();
+/** What the scenes share: built by {@linkcode sceneLab}, filled in by {@linkcode sceneAdd}. */
+interface Stage {
+  /** The plugin's namespace (seed 002 "host"). */
+  host: string;
+  tasks: [TaskState, TaskState];
+  /** The temp dir with tasks.conf, ipam/ and state/. */
+  work: string;
+  config: Record<string, unknown>;
+}
 
-  // 1. The lab
+/** The demo: scenes in order; each checks what it shows. */
+async function demo(): Promise<void> {
+  const stage = await sceneLab();
+  await sceneConfig(stage);
+  await sceneAdd(stage);
+  await sceneConfigured(stage);
+  await sceneCheck(stage);
+  await sceneTraffic(stage);
+  await sceneDel(stage);
+}
+
+/** Scene 1: the seed 002 lab with two empty task namespaces, shown and sanity-checked. */
+async function sceneLab(): Promise<Stage> {
+  const l = theLab();
   section("The lab (seed 002), built in network namespaces of its own");
-  const host = await l.netns("host");
-  const router = await l.netns("router");
-  const lan = await l.netns("lan");
+  const { host, router, lan } = await l.seed002Net();
   const tasks: TaskState[] = [];
   for (const name of TASKS) {
     const ns = await l.netns(name);
-    tasks.push({ name, ns, path: `${NETNS_DIR}/${ns}` });
+    tasks.push({ name, ns, path: l.path(ns) });
   }
   const [t1, t2] = tasks as [TaskState, TaskState];
   ensureRunning();
-  await l.veth(host, "eth0", router, "eth0p");
-  await l.veth(host, "eth1", lan, "lan0");
-  await ip(host, "addr", "add", `${HOST_V4}/24`, "dev", "eth0");
-  await ip(host, "addr", "add", `${HOST_V6}/64`, "dev", "eth0", "nodad");
-  await ip(router, "addr", "add", "192.168.10.1/24", "dev", "eth0p");
-  await ip(router, "addr", "add", "fd10::1/64", "dev", "eth0p", "nodad");
-  await ip(lan, "addr", "add", `${LAN_V4}/24`, "dev", "lan0");
-  await ip(lan, "addr", "add", `${LAN_V6}/64`, "dev", "lan0", "nodad");
   const work = await l.tempDir("work");
 
   const row = (name: string, addrs: string, note = "") =>
@@ -460,10 +451,12 @@ async function demo(): Promise<void> {
   sub("sanity: the uplink works, and the task LAN is not reachable from the host yet");
   await pingTable([{ from: "host", ns: host, to: "router", addr: "192.168.10.1" }], true);
   await pingTable([{ from: "host", ns: host, to: "LAN peer", addr: LAN_V4 }], false);
+  return { host, tasks: [t1, t2], work, config: demoConfig(work) };
+}
 
-  // 2. The config
-  section("The network configuration (what the runtime passes on stdin)");
-  const config: Record<string, unknown> = {
+/** The network configuration of the demo; state and IPAM data under `work`. */
+function demoConfig(work: string): Record<string, unknown> {
+  return {
     cniVersion: CNI_VERSION,
     name: NETWORK,
     type: "macvtap",
@@ -485,14 +478,21 @@ async function demo(): Promise<void> {
       routes: [{ dst: `${HOST_V4}/32`, gw: "0.0.0.0" }, { dst: `${HOST_V6}/128`, gw: "::" }],
     },
   };
+}
+
+/** Scene 2: the configuration the runtime passes on stdin. */
+async function sceneConfig({ work, config }: Stage): Promise<void> {
+  section("The network configuration (what the runtime passes on stdin)");
   await Deno.writeTextFile(`${work}/tasks.conf`, JSON.stringify(config, null, 2) + "\n");
   say(indent(prettyJson(config)));
   say(dim(`
     hostrouteif: the host reaches the tasks through macvtap1, a bridge-mode sibling on eth1
     (a macvtap cannot talk to its own lower device's host stack); ipam.routes give each task
     an on-link route back to the host's own address (IPv6: via macvtap1's link-local).`));
+}
 
-  // 3. ADD
+/** Scene 3: ADD both tasks, as a runtime does; records each result and addresses. */
+async function sceneAdd({ host, tasks, config }: Stage): Promise<void> {
   section("ADD: attach the two tasks, as a runtime does");
   for (const t of tasks) {
     sub(`ADD ${t.name}`);
@@ -526,8 +526,10 @@ async function demo(): Promise<void> {
     );
     if (!t.v4 || !t.v6) throw new Fatal(`ADD ${t.name}: no addresses to test with`);
   }
+}
 
-  // 4. What was configured
+/** Scene 4: what the plugin configured, in the tasks, on the host and on disk. */
+async function sceneConfigured({ host, tasks, work }: Stage): Promise<void> {
   section("What the plugin configured");
   const [mv1] = await ipJson<IpLink>(host, "link", "show", "macvtap1");
   const [mv1Addr] = await ipJson<IpAddr>(host, "addr", "show", "dev", "macvtap1");
@@ -596,7 +598,7 @@ async function demo(): Promise<void> {
   }
   sub("records");
   for (const t of tasks) {
-    const rec = `${work}/state/${NETWORK}/demo-${t.name}-eth0`;
+    const rec = `${work}/state/${NETWORK}/${recordKey(`demo-${t.name}`, "eth0")}`;
     check(await exists(rec), `plugin record ${rec.slice(work.length + 1)}`);
     const lease4 = `${work}/ipam/${NETWORK}/${t.v4}`;
     const lease6 = `${work}/ipam/${NETWORK}/${t.v6}`;
@@ -605,8 +607,10 @@ async function demo(): Promise<void> {
       `host-local leases ipam/${NETWORK}/{${t.v4},${t.v6}}`,
     );
   }
+}
 
-  // 5. CHECK
+/** Scene 5: CHECK compares the live state with each ADD result. */
+async function sceneCheck({ host, tasks, config }: Stage): Promise<void> {
   section("CHECK: the plugin compares the live state with the ADD result");
   for (const t of tasks) {
     sub(`CHECK ${t.name}`);
@@ -624,8 +628,11 @@ async function demo(): Promise<void> {
       r.code === 0 ? "" : r.stdout.trim(),
     );
   }
+}
 
-  // 6. Traffic
+/** Scene 6: host ↔ task, task ↔ task and task → LAN peer pings. */
+async function sceneTraffic({ host, tasks }: Stage): Promise<void> {
+  const [t1, t2] = tasks;
   section(`Traffic (${pinger.label} -c1 -W1, run inside the namespaces)`);
   const probes: Probe[] = [];
   for (const t of tasks) {
@@ -646,8 +653,11 @@ async function demo(): Promise<void> {
   }
   sub("host ↔ task (through macvtap1), task ↔ task and task → LAN peer (macvtap bridge mode)");
   await pingTable(probes, true);
+}
 
-  // 7. DEL
+/** Scene 7: DEL both tasks (and one again), then prove their traces are gone. */
+async function sceneDel({ host, tasks, work, config }: Stage): Promise<void> {
+  const [t1] = tasks;
   section("DEL: detach both tasks");
   for (const t of tasks) {
     sub(`DEL ${t.name}`);
@@ -685,7 +695,7 @@ async function demo(): Promise<void> {
       `links: ${names.join(" ")}`,
     );
     check(
-      !(await exists(`${work}/state/${NETWORK}/demo-${t.name}-eth0`)),
+      !(await exists(`${work}/state/${NETWORK}/${recordKey(`demo-${t.name}`, "eth0")}`)),
       `${t.name}: record removed`,
     );
     check(

@@ -14,10 +14,9 @@
  * @module
  */
 
-import { cni } from "../tests/_cni.ts";
-import { Lab } from "../tests/_lab.ts";
-import { FakeKubelet } from "../tests/deviceplugin_kubelet.ts";
-import { bootVm, buildVmAssets, vmMissing } from "../tests/e2e/_vm.ts";
+import { cni, Lab } from "../lab/mod.ts";
+import { FakeKubelet } from "../lab/kubelet.ts";
+import { bootVm, buildVmAssets, vmMissing } from "../lab/vm.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const encoder = new TextEncoder();

@@ -1,13 +1,5 @@
+import assert from "node:assert/strict";
 import { installPlugin, parseArgs } from "./install.ts";
-
-function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-function assertEquals<T>(actual: T, expected: T, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`assertion failed: ${msg}\n  actual:   ${a}\n  expected: ${e}`);
-}
 
 const script = new URL("./install.ts", import.meta.url).pathname;
 
@@ -18,17 +10,21 @@ Deno.test("installPlugin() copies atomically with mode 0755 and replaces the old
     await Deno.writeTextFile(src, "#!/bin/sh\necho v1\n", { mode: 0o600 });
     const bin = `${dir}/cni/bin`; // created on demand
     const dest = await installPlugin({ from: src, cniBinDir: `${bin}/` });
-    assertEquals(dest, `${bin}/macvtap`, "installed path");
-    assertEquals(await Deno.readTextFile(dest), "#!/bin/sh\necho v1\n", "content");
-    assertEquals((await Deno.stat(dest)).mode! & 0o777, 0o755, "mode");
+    assert.deepStrictEqual(dest, `${bin}/macvtap`, "installed path");
+    assert.deepStrictEqual(await Deno.readTextFile(dest), "#!/bin/sh\necho v1\n", "content");
+    assert.deepStrictEqual((await Deno.stat(dest)).mode! & 0o777, 0o755, "mode");
 
     const before = (await Deno.stat(dest)).ino;
     await Deno.writeTextFile(src, "#!/bin/sh\necho v2\n");
     await installPlugin({ from: src, cniBinDir: bin });
-    assertEquals(await Deno.readTextFile(dest), "#!/bin/sh\necho v2\n", "replaced content");
+    assert.deepStrictEqual(
+      await Deno.readTextFile(dest),
+      "#!/bin/sh\necho v2\n",
+      "replaced content",
+    );
     assert((await Deno.stat(dest)).ino !== before, "replaced by rename (new inode), not rewritten");
     const names = [...Deno.readDirSync(bin)].map((e) => e.name);
-    assertEquals(names, ["macvtap"], "no temp file left");
+    assert.deepStrictEqual(names, ["macvtap"], "no temp file left");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -45,15 +41,18 @@ Deno.test("installPlugin() refuses a missing source and names deno task build", 
     }
     assert(err instanceof Deno.errors.NotFound, `NotFound expected, got ${err}`);
     assert(err.message.includes("run `deno task build`"), err.message);
-    assertEquals([...Deno.readDirSync(dir)].length, 0, "nothing created");
+    assert.deepStrictEqual([...Deno.readDirSync(dir)].length, 0, "nothing created");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
 Deno.test("parseArgs() reads --cni-bin-dir and --from in both spellings", () => {
-  assertEquals(parseArgs(["--cni-bin-dir", "/x"]), { cniBinDir: "/x" });
-  assertEquals(parseArgs(["--cni-bin-dir=/y", "--from=/f"]), { cniBinDir: "/y", from: "/f" });
+  assert.deepStrictEqual(parseArgs(["--cni-bin-dir", "/x"]), { cniBinDir: "/x" });
+  assert.deepStrictEqual(parseArgs(["--cni-bin-dir=/y", "--from=/f"]), {
+    cniBinDir: "/y",
+    from: "/f",
+  });
   let threw = false;
   try {
     parseArgs(["--cni-bin-dir"]);
@@ -74,11 +73,11 @@ Deno.test("install.ts CLI installs, and exits 1 with a hint when the source is m
       }).output();
     await Deno.writeTextFile(`${dir}/plugin`, "#!/bin/sh\n");
     const ok = await cli("--from", `${dir}/plugin`, "--cni-bin-dir", `${dir}/bin`);
-    assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
-    assertEquals((await Deno.stat(`${dir}/bin/macvtap`)).mode! & 0o777, 0o755, "mode");
+    assert.deepStrictEqual(ok.code, 0, new TextDecoder().decode(ok.stderr));
+    assert.deepStrictEqual((await Deno.stat(`${dir}/bin/macvtap`)).mode! & 0o777, 0o755, "mode");
 
     const missing = await cli("--from", `${dir}/absent`, "--cni-bin-dir", `${dir}/bin2`);
-    assertEquals(missing.code, 1, "exit code");
+    assert.deepStrictEqual(missing.code, 1, "exit code");
     const msg = new TextDecoder().decode(missing.stderr);
     assert(msg.includes("run `deno task build`"), msg);
   } finally {
@@ -99,23 +98,27 @@ Deno.test("installPlugin() installs only the CNI part of a built executable unle
     await Deno.writeTextFile(src, `${cni}//# macvtap-deviceplugin=H4sIAAAA\n`);
 
     const dest = await installPlugin({ from: src, cniBinDir: `${dir}/bin` });
-    assertEquals(await Deno.readTextFile(dest), cni, "payload dropped");
+    assert.deepStrictEqual(await Deno.readTextFile(dest), cni, "payload dropped");
     const whole = await installPlugin({
       from: src,
       cniBinDir: `${dir}/bin2`,
       withDevicePlugin: true,
     });
-    assertEquals(await Deno.readTextFile(whole), await Deno.readTextFile(src), "whole file");
+    assert.deepStrictEqual(
+      await Deno.readTextFile(whole),
+      await Deno.readTextFile(src),
+      "whole file",
+    );
 
     // A length that does not end where the payload begins: installed as is.
     const bad = head + lengthLine(n - 1) + body + "//# macvtap-deviceplugin=H4sIAAAA\n";
     await Deno.writeTextFile(src, bad);
-    assertEquals(
+    assert.deepStrictEqual(
       await Deno.readTextFile(await installPlugin({ from: src, cniBinDir: `${dir}/bin3` })),
       bad,
       "inconsistent length line",
     );
-    assertEquals(parseArgs(["--with-deviceplugin"]), { withDevicePlugin: true });
+    assert.deepStrictEqual(parseArgs(["--with-deviceplugin"]), { withDevicePlugin: true });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -143,7 +146,7 @@ Deno.test({
         stdout: "piped",
         stderr: "piped",
       }).output();
-      assertEquals(version.code, 0, new TextDecoder().decode(version.stderr));
+      assert.deepStrictEqual(version.code, 0, new TextDecoder().decode(version.stderr));
       const out = JSON.parse(new TextDecoder().decode(version.stdout));
       assert(out.supportedVersions.includes("1.1.0"), "VERSION answer");
       const dp = await new Deno.Command(dest, {
@@ -151,7 +154,7 @@ Deno.test({
         stdout: "piped",
         stderr: "piped",
       }).output();
-      assertEquals(dp.code, 1, "deviceplugin refused");
+      assert.deepStrictEqual(dp.code, 1, "deviceplugin refused");
       assert(
         new TextDecoder().decode(dp.stderr).includes("CNI-only copy"),
         new TextDecoder().decode(dp.stderr),

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Lab, labLog, run } from "../_lab.ts";
+import { type Lab, labLog, run } from "../../lab/mod.ts";
 
 /** An integer from env `name` (e.g. `CHAOS_BAD_INPUTS`), or `fallback`. */
 export function envInt(name: string, fallback: number): number {

@@ -8,7 +8,7 @@
  */
 
 import { caseSeed, type Expectation, Rng, type StepExpect } from "./_oracle.ts";
-import { TEST_ROOTS } from "../_cni.ts";
+import { CNI_BIN, TEST_ROOTS, VERSIONS } from "../../lab/mod.ts";
 
 /** Where the generated cases point. */
 export interface GenTarget {
@@ -72,7 +72,6 @@ interface Mutation {
 type Mutator = (d: Draft, r: Rng, t: GenTarget) => Mutation;
 
 const enc = new TextEncoder();
-const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 /**
  * Versions of the valid base config. Not 1.1.0: Debian's host-local 1.1.1
  * refuses it (code 1), which would mask the plugin's own answers; 1.1.0
@@ -354,7 +353,7 @@ const MUTATORS: Record<string, Mutator> = {
   ipamTypeTraversal(d, r) {
     ipamOf(d).type = r.pick([
       "../host-local",
-      "/usr/lib/cni/host-local",
+      `${CNI_BIN}/host-local`,
       "..",
       ".",
       "a/b",

@@ -17,7 +17,7 @@ import { runSkel } from "../../cni/skel.ts";
 import { cniHandlers } from "../../cmd/cni.ts";
 import { generate, type GenTarget } from "./_gen.ts";
 import { judge } from "./_oracle.ts";
-import { TEST_ROOTS } from "../_cni.ts";
+import { TEST_ROOTS } from "../../lab/mod.ts";
 
 // The plugin's roots come from the process environment (the runtime's).
 for (const [k, v] of Object.entries(TEST_ROOTS)) Deno.env.set(k, v);

@@ -25,8 +25,7 @@
  */
 
 import { ok as assert } from "node:assert/strict";
-import { PLUGIN, pluginBuilt } from "../_cni.ts";
-import { Lab, labIgnore } from "../_lab.ts";
+import { CNI_BIN, Lab, labIgnore, PLUGIN, pluginBuilt } from "../../lab/mod.ts";
 import { envInt, figure, leftovers, pool, runSeed } from "./_chaos.ts";
 import { generate, type GenTarget } from "./_gen.ts";
 import type { Job, Summary } from "./_inproc.ts";
@@ -84,7 +83,7 @@ Deno.test({
       ctrPath: l.ctrPath,
       dataDir,
       stateDir,
-      cniPath: "/usr/lib/cni",
+      cniPath: CNI_BIN,
       hostrouteifs,
       execSafe,
       tag,

@@ -16,8 +16,16 @@
  */
 
 import { equal, ok as assert } from "node:assert/strict";
-import { cni, type CniCall, cniEnv, describe, PLUGIN, pluginBuilt } from "../_cni.ts";
-import { Lab, labIgnore } from "../_lab.ts";
+import {
+  cni,
+  type CniCall,
+  cniEnv,
+  describe,
+  Lab,
+  labIgnore,
+  PLUGIN,
+  pluginBuilt,
+} from "../../lab/mod.ts";
 import {
   type Census,
   envInt,

@@ -22,8 +22,7 @@
  */
 
 import { ok as assert } from "node:assert/strict";
-import { PLUGIN, pluginBuilt } from "../_cni.ts";
-import { Lab, labIgnore, runOk } from "../_lab.ts";
+import { CNI_BIN, Lab, labIgnore, PLUGIN, pluginBuilt, runOk } from "../../lab/mod.ts";
 import {
   fakeCniPath,
   filesUnder,
@@ -40,7 +39,7 @@ import { envInt, figure, runSeed } from "./_chaos.ts";
 import { generateScenario, type OwnershipTarget, type Step } from "./_gen.ts";
 import { judgeStep, type OwnershipCensus, ownershipProblems } from "./_oracle.ts";
 
-const ignore = labIgnore(["/usr/lib/cni/static", "busybox", "mkfifo"]);
+const ignore = labIgnore([`${CNI_BIN}/static`, "busybox", "mkfifo"]);
 const SCENARIOS = envInt("CHAOS_OWNERSHIP", 100);
 
 Deno.test({

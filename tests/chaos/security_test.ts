@@ -9,8 +9,16 @@
  */
 
 import { equal, ok as assert } from "node:assert/strict";
-import { type CniCall, cniEnv, describe, PLUGIN, pluginBuilt } from "../_cni.ts";
-import { Lab, labIgnore } from "../_lab.ts";
+import {
+  CNI_BIN,
+  type CniCall,
+  cniEnv,
+  describe,
+  Lab,
+  labIgnore,
+  PLUGIN,
+  pluginBuilt,
+} from "../../lab/mod.ts";
 import { figure, leftovers } from "./_chaos.ts";
 import { errorJsonProblem } from "./_oracle.ts";
 
@@ -37,7 +45,7 @@ Deno.test({
     const l = await lab.simple();
     const tmp = await lab.tempDir("sec");
     const dataDir = await lab.tempDir("ipam");
-    const cniPath = ["/usr/lib/cni"];
+    const cniPath = [CNI_BIN];
     const base = (stateDir: string, extra: Json = {}): Json => ({
       cniVersion: "1.0.0",
       name: "secnet",

@@ -10,8 +10,16 @@
  */
 
 import { equal, ok as assert } from "node:assert/strict";
-import { cni, CNI_BIN, type CniCall, describe, PLUGIN, pluginBuilt } from "../_cni.ts";
-import { Lab, labIgnore } from "../_lab.ts";
+import {
+  cni,
+  CNI_BIN,
+  type CniCall,
+  describe,
+  Lab,
+  labIgnore,
+  PLUGIN,
+  pluginBuilt,
+} from "../../lab/mod.ts";
 import { envInt, figure, leftovers, pool } from "./_chaos.ts";
 
 const ignore = labIgnore([`${CNI_BIN}/macvlan`]);

@@ -7,16 +7,8 @@
  * @module
  */
 
-import {
-  CACHE,
-  type Lab,
-  must,
-  note,
-  run,
-  type RunOptions,
-  type RunResult,
-  waitFor,
-} from "./_lab.ts";
+import { type ExecOptions, type ExecResult, run, runOk } from "../../lab/mod.ts";
+import { CACHE, type E2eLab, note, waitFor } from "../../lab/e2e.ts";
 
 /** Options for {@linkcode Containerd.start}. */
 export interface ContainerdOptions {
@@ -35,12 +27,12 @@ export interface ContainerdOptions {
 export class Containerd implements AsyncDisposable {
   readonly dir: string;
   readonly sock: string;
-  readonly #lab: Lab;
+  readonly #lab: E2eLab;
   readonly #child: Deno.ChildProcess;
   readonly #runcRoots: string[];
   #stopped = false;
 
-  private constructor(lab: Lab, dir: string, child: Deno.ChildProcess, runcRoots: string[]) {
+  private constructor(lab: E2eLab, dir: string, child: Deno.ChildProcess, runcRoots: string[]) {
     this.#lab = lab;
     this.#runcRoots = runcRoots;
     this.dir = dir;
@@ -49,7 +41,7 @@ export class Containerd implements AsyncDisposable {
   }
 
   /** Start containerd and wait until it answers. */
-  static async start(lab: Lab, opts: ContainerdOptions = {}): Promise<Containerd> {
+  static async start(lab: E2eLab, opts: ContainerdOptions = {}): Promise<Containerd> {
     const dir = `${lab.dir}/ctrd`;
     await Deno.mkdir(dir, { recursive: true });
     const cri = opts.cri
@@ -134,13 +126,13 @@ ${opts.cri ? cri : ""}`,
   }
 
   /** `ctr -a SOCK -n NAMESPACE …`, run in the lab host netns. */
-  ctr(namespace: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  ctr(namespace: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     return this.#lab.inHost(["ctr", "-a", this.sock, "-n", namespace, ...args], opts);
   }
 
   /** Import `localhost/bb:<tag>` from the setup's OCI archives into `namespace`. */
   async importImage(namespace: string, tag: "probe" | "pause"): Promise<void> {
-    await must([
+    await runOk([
       "ctr",
       "-a",
       this.sock,
@@ -152,7 +144,7 @@ ${opts.cri ? cri : ""}`,
       "localhost/bb",
       `${CACHE}/images/bb-${tag}.oci.tar`,
     ]);
-    const list = await must(["ctr", "-a", this.sock, "-n", namespace, "images", "ls", "-q"]);
+    const list = await runOk(["ctr", "-a", this.sock, "-n", namespace, "images", "ls", "-q"]);
     if (!list.split("\n").includes(`localhost/bb:${tag}`)) {
       throw new Error(`localhost/bb:${tag} not imported; images: ${list.trim()}`);
     }

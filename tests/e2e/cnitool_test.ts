@@ -6,17 +6,16 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import {
-  assert,
-  assertEquals,
   CACHE,
   checkTaskGone,
   checkTaskUp,
-  Lab,
+  E2eLab,
   plugin,
   REF_CNI_DIR,
   skipUnless,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 
 const CNITOOL = `${CACHE}/cnitool`;
 const ignore = skipUnless(CNITOOL) !== undefined;
@@ -28,7 +27,7 @@ for (const cniVersion of ["1.0.0", "0.4.0"]) {
     sanitizeResources: false,
     sanitizeOps: false,
     async fn() {
-      await using lab = await Lab.create();
+      await using lab = await E2eLab.create();
       const netns = await lab.taskNetns("task");
       await Deno.mkdir(`${lab.dir}/net.d`);
       await Deno.writeTextFile(`${lab.dir}/net.d/10-${lab.net}.conflist`, lab.conflist(cniVersion));
@@ -39,23 +38,23 @@ for (const cniVersion of ["1.0.0", "0.4.0"]) {
       const cnitool = (cmd: string) => lab.inHost([CNITOOL, cmd, lab.net, netns], { env });
 
       const add = await cnitool("add");
-      assertEquals(add.code, 0, `cnitool add: ${add.stderr}`);
+      assert.deepStrictEqual(add.code, 0, `cnitool add: ${add.stderr}`);
       lab.defer("cnitool del", () => cnitool("del"));
       const result = JSON.parse(add.stdout) as { ips?: { address: string }[] };
       const ip = await checkTaskUp(lab, netns);
-      assertEquals(result.ips?.map((i) => i.address), [`${ip}/24`], "ADD result ips");
+      assert.deepStrictEqual(result.ips?.map((i) => i.address), [`${ip}/24`], "ADD result ips");
 
       const check = await cnitool("check");
-      assertEquals(check.code, 0, `cnitool check: ${check.stderr}`);
+      assert.deepStrictEqual(check.code, 0, `cnitool check: ${check.stderr}`);
 
       const del = await cnitool("del");
-      assertEquals(del.code, 0, `cnitool del: ${del.stderr}`);
+      assert.deepStrictEqual(del.code, 0, `cnitool del: ${del.stderr}`);
       await checkTaskGone(lab, ip);
       const again = await cnitool("del");
-      assertEquals(again.code, 0, `second cnitool del: ${again.stderr}`);
+      assert.deepStrictEqual(again.code, 0, `second cnitool del: ${again.stderr}`);
 
       const calls = (await lab.spyCalls()).map((c) => c.command);
-      assertEquals(calls, ["ADD", "CHECK", "DEL", "DEL"], "plugin calls");
+      assert.deepStrictEqual(calls, ["ADD", "CHECK", "DEL", "DEL"], "plugin calls");
       assert(
         (await lab.spyCalls()).every((c) => c.netns === netns),
         "every call carried the netns",
@@ -84,7 +83,7 @@ for (const cniVersion of ["0.4.0", "1.0.0"]) {
     sanitizeResources: false,
     sanitizeOps: false,
     async fn() {
-      await using lab = await Lab.create();
+      await using lab = await E2eLab.create();
       const netns = await lab.taskNetns("task");
       await Deno.mkdir(`${lab.dir}/net.d`);
       const mac = "02:42:ac:11:00:2a";
@@ -110,13 +109,13 @@ for (const cniVersion of ["0.4.0", "1.0.0"]) {
       const cnitool = (cmd: string) => lab.inHost([CNITOOL, cmd, lab.net, netns], { env });
 
       const add = await cnitool("add");
-      assertEquals(add.code, 0, `cnitool add: ${add.stdout}${add.stderr}`);
+      assert.deepStrictEqual(add.code, 0, `cnitool add: ${add.stdout}${add.stderr}`);
       lab.defer("cnitool del", () => cnitool("del"));
       const result = JSON.parse(add.stdout) as {
         cniVersion: string;
         interfaces: { name: string; mac?: string; mtu?: number }[];
       };
-      assertEquals(result.interfaces[0]?.mac, mac, "tuning's MAC in the final result");
+      assert.deepStrictEqual(result.interfaces[0]?.mac, mac, "tuning's MAC in the final result");
       const link = JSON.parse(
         (await lab.inHost(["ip", "-j", "-d", "-n", netns, "link", "show", "eth0"])).stdout ||
           (await lab.inHost([
@@ -131,22 +130,22 @@ for (const cniVersion of ["0.4.0", "1.0.0"]) {
           ]))
             .stdout,
       ) as { mtu: number; address: string; promiscuity: number }[];
-      assertEquals(
+      assert.deepStrictEqual(
         [link[0]?.mtu, link[0]?.address, (link[0]?.promiscuity ?? 0) > 0],
         [1400, mac, true],
         "tuning applied",
       );
 
       const check = await cnitool("check");
-      assertEquals(check.code, 0, `cnitool check: ${check.stdout}${check.stderr}`);
+      assert.deepStrictEqual(check.code, 0, `cnitool check: ${check.stdout}${check.stderr}`);
 
       const del = await cnitool("del");
-      assertEquals(del.code, 0, `cnitool del: ${del.stdout}${del.stderr}`);
+      assert.deepStrictEqual(del.code, 0, `cnitool del: ${del.stdout}${del.stderr}`);
       const gone = await lab.inHost(["nsenter", `--net=${netns}`, "ip", "link", "show", "eth0"]);
       assert(gone.code !== 0, "eth0 is gone after DEL");
-      assertEquals(await lab.leases(), [], "no lease left");
+      assert.deepStrictEqual(await lab.leases(), [], "no lease left");
       const calls = (await lab.spyCalls()).map((c) => c.command);
-      assertEquals(calls, ["ADD", "CHECK", "DEL"], "plugin calls");
+      assert.deepStrictEqual(calls, ["ADD", "CHECK", "DEL"], "plugin calls");
     },
   });
 }

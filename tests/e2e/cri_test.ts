@@ -7,20 +7,19 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { run } from "../../lab/mod.ts";
 import { Containerd } from "./_containerd.ts";
 import { CriClient, sandboxNetns } from "./_cri.ts";
 import {
-  assert,
-  assertEquals,
   checkTaskGone,
   checkTaskUp,
-  Lab,
+  E2eLab,
   note,
   plugin,
-  run,
   skipUnless,
   waitFor,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 
 const ignore = skipUnless("/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc") !== undefined;
 
@@ -30,7 +29,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await using lab = await Lab.create();
+    await using lab = await E2eLab.create();
     const confDir = `${lab.dir}/cri-net.d`;
     await Deno.mkdir(confDir);
     await Deno.mkdir(`${lab.dir}/pods`);
@@ -65,7 +64,7 @@ Deno.test({
     });
     note(`RunPodSandbox: ${(performance.now() - t0).toFixed(0)} ms`);
     const st = await cri.podSandboxStatus(id);
-    assertEquals(st.status.state, "SANDBOX_READY", "sandbox state");
+    assert.deepStrictEqual(st.status.state, "SANDBOX_READY", "sandbox state");
     const netns = sandboxNetns(st);
     assert(netns, `no network namespace in the sandbox status: ${JSON.stringify(st.info)}`);
     lab.defer(`remove ${netns}`, async () => {
@@ -74,32 +73,36 @@ Deno.test({
       await run(["ip", "netns", "del", name]);
     });
     const ip = await checkTaskUp(lab, netns);
-    assertEquals(st.status.network?.ip, ip, "PodSandboxStatus network ip");
+    assert.deepStrictEqual(st.status.network?.ip, ip, "PodSandboxStatus network ip");
 
     const t1 = performance.now();
     await cri.stopPodSandbox(id);
     note(`StopPodSandbox: ${(performance.now() - t1).toFixed(0)} ms`);
     await checkTaskGone(lab, ip);
     const afterStop = await cri.podSandboxStatus(id);
-    assertEquals(afterStop.status.state, "SANDBOX_NOTREADY", "state after StopPodSandbox");
+    assert.deepStrictEqual(
+      afterStop.status.state,
+      "SANDBOX_NOTREADY",
+      "state after StopPodSandbox",
+    );
 
     const t2 = performance.now();
     await cri.removePodSandbox(id);
     note(`RemovePodSandbox: ${(performance.now() - t2).toFixed(0)} ms`);
-    assertEquals(await cri.listPodSandbox(), [], "sandboxes after RemovePodSandbox");
+    assert.deepStrictEqual(await cri.listPodSandbox(), [], "sandboxes after RemovePodSandbox");
     await checkTaskGone(lab, ip);
 
     const calls = await lab.spyCalls();
     note(`plugin calls: ${calls.map((c) => `${c.command}(${c.netns || "no netns"})`).join(" ")}`);
-    assertEquals(calls[0]?.command, "ADD", "first call");
-    assertEquals(calls[0]?.netns, netns, "ADD netns");
+    assert.deepStrictEqual(calls[0]?.command, "ADD", "first call");
+    assert.deepStrictEqual(calls[0]?.netns, netns, "ADD netns");
     assert(
       calls.slice(1).every((c) => c.command === "DEL"),
       "only DELs after the ADD",
     );
-    assertEquals(calls[1]?.netns, netns, "StopPodSandbox's DEL carries the netns");
-    assertEquals(calls.length, 3, "ADD, DEL on StopPodSandbox, DEL on RemovePodSandbox");
-    assertEquals(calls[2]?.netns, "", "RemovePodSandbox's DEL has an empty CNI_NETNS");
+    assert.deepStrictEqual(calls[1]?.netns, netns, "StopPodSandbox's DEL carries the netns");
+    assert.deepStrictEqual(calls.length, 3, "ADD, DEL on StopPodSandbox, DEL on RemovePodSandbox");
+    assert.deepStrictEqual(calls[2]?.netns, "", "RemovePodSandbox's DEL has an empty CNI_NETNS");
     assert(
       /K8S_POD_NAME=pod-/.test(calls[0]!.args) && calls[0]!.args.includes("IgnoreUnknown=1"),
       `CNI_ARGS from CRI: ${calls[0]!.args}`,

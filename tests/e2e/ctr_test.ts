@@ -11,19 +11,18 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { Containerd } from "./_containerd.ts";
 import {
-  assert,
-  assertEquals,
   checkTaskGone,
   checkTaskUp,
-  Lab,
+  E2eLab,
   LAN,
   note,
   plugin,
   skipUnless,
   waitFor,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 
 const ignore = skipUnless("/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc") !== undefined;
 
@@ -31,7 +30,7 @@ const CONF_DIR = "/etc/cni/net.d";
 const BIN_DIR = "/opt/cni/bin";
 
 /** `mkdir -p dir`; the directories it creates are removed (when empty) on cleanup. */
-async function mkdirTracked(lab: Lab, dir: string): Promise<void> {
+async function mkdirTracked(lab: E2eLab, dir: string): Promise<void> {
   const created: string[] = [];
   for (let d = dir; d !== "/" && d !== ""; d = d.slice(0, d.lastIndexOf("/")) || "/") {
     try {
@@ -49,7 +48,7 @@ async function mkdirTracked(lab: Lab, dir: string): Promise<void> {
 }
 
 /** Put the spy where ctr looks; return the CNI type to use. */
-async function installSpy(lab: Lab): Promise<string> {
+async function installSpy(lab: E2eLab): Promise<string> {
   await mkdirTracked(lab, BIN_DIR);
   let type = plugin.type;
   try {
@@ -70,7 +69,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await using lab = await Lab.create();
+    await using lab = await E2eLab.create();
     const type = await installSpy(lab);
     await mkdirTracked(lab, CONF_DIR);
     const conf = `${CONF_DIR}/000-e2e-${lab.id}.conflist`;
@@ -80,7 +79,11 @@ Deno.test({
     await Deno.writeTextFile(conf, JSON.stringify(list));
     const first = [...Deno.readDirSync(CONF_DIR)].map((e) => e.name)
       .filter((n) => /\.(conflist|conf|json)$/.test(n)).sort()[0];
-    assertEquals(first, `000-e2e-${lab.id}.conflist`, `ctr loads the first file of ${CONF_DIR}`);
+    assert.deepStrictEqual(
+      first,
+      `000-e2e-${lab.id}.conflist`,
+      `ctr loads the first file of ${CONF_DIR}`,
+    );
 
     const ctrd = await Containerd.start(lab);
     const ns = ctrd.namespace;
@@ -141,21 +144,21 @@ Deno.test({
       "-W2",
       LAN.peer,
     ]);
-    assertEquals(ping.code, 0, `ctr task exec ping: ${ping.stdout}${ping.stderr}`);
+    assert.deepStrictEqual(ping.code, 0, `ctr task exec ping: ${ping.stdout}${ping.stderr}`);
 
     const t1 = performance.now();
     const kill = await ctrd.ctr(ns, ["task", "kill", "-s", "SIGKILL", id]);
-    assertEquals(kill.code, 0, `ctr task kill: ${kill.stderr}`);
+    assert.deepStrictEqual(kill.code, 0, `ctr task kill: ${kill.stderr}`);
     const out = await finished;
     note(`ctr run exited ${out.code} ${(performance.now() - t1).toFixed(0)} ms after the kill`);
     await checkTaskGone(lab, ip);
     const containers = await ctrd.ctr(ns, ["containers", "ls", "-q"]);
-    assertEquals(containers.stdout.trim(), "", "ctr run --rm removed the container");
+    assert.deepStrictEqual(containers.stdout.trim(), "", "ctr run --rm removed the container");
 
     const calls = await lab.spyCalls();
-    assertEquals(calls.map((c) => c.command), ["ADD", "DEL"], "plugin calls");
-    assertEquals(calls[0]!.netns, netns, "ADD netns");
-    assertEquals(calls[1]!.netns, "", "DEL netns (the task has exited)");
+    assert.deepStrictEqual(calls.map((c) => c.command), ["ADD", "DEL"], "plugin calls");
+    assert.deepStrictEqual(calls[0]!.netns, netns, "ADD netns");
+    assert.deepStrictEqual(calls[1]!.netns, "", "DEL netns (the task has exited)");
     assert(JSON.parse(calls[1]!.stdin).prevResult, "ctr sends prevResult on DEL");
   },
 });

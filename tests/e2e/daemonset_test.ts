@@ -23,21 +23,18 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { type ExecResult, run, runOk } from "../../lab/mod.ts";
 import {
-  assert,
-  assertEquals,
-  Lab,
-  type Lab as LabT,
-  must,
+  E2eLab,
+  type E2eLab as LabT,
   note,
   REF_CNI_DIR,
-  run,
-  type RunResult,
   skipUnless,
   unmountUnder,
   waitFor,
   writePodmanConfig,
-} from "./_lab.ts";
+} from "../../lab/e2e.ts";
 import {
   configMapData,
   type Container,
@@ -47,7 +44,7 @@ import {
   loadManifests,
   type PodSpec,
 } from "../_deploy.ts";
-import { FakeKubelet, type PluginConn } from "../deviceplugin_kubelet.ts";
+import { FakeKubelet, type PluginConn } from "../../lab/kubelet.ts";
 import { Containerd } from "./_containerd.ts";
 import { CriClient, sandboxNetns } from "./_cri.ts";
 import { endpointOf, parseDevicePluginConfig, resourceNameOf } from "../../deviceplugin/mod.ts";
@@ -108,7 +105,7 @@ async function podmanRunArgs(
 interface Node {
   lab: LabT;
   root: string;
-  podman(...args: string[]): Promise<RunResult>;
+  podman(...args: string[]): Promise<ExecResult>;
   /**
    * Run the node's installed CNI plugin (`/opt/cni/bin/<plugin>`, default macvtap; argv after
    * it) with CNI env and stdin.
@@ -118,7 +115,7 @@ interface Node {
     stdin: string,
     argv?: string[],
     plugin?: string,
-  ): Promise<RunResult>;
+  ): Promise<ExecResult>;
 }
 
 async function makeNode(lab: LabT, archive: string): Promise<Node> {
@@ -155,7 +152,7 @@ async function makeNode(lab: LabT, archive: string): Promise<Node> {
     if (r.code !== 0) throw new Error(r.stderr);
   });
   const loaded = await podman("load", "--quiet", "--input", archive);
-  assertEquals(loaded.code, 0, `podman load: ${loaded.stderr}`);
+  assert.deepStrictEqual(loaded.code, 0, `podman load: ${loaded.stderr}`);
   assert(loaded.stdout.includes(IMAGE_REF), `podman load: ${loaded.stdout}`);
   const cni = (
     cniEnv: Record<string, string>,
@@ -201,7 +198,11 @@ function editCniPart(exe: Uint8Array, edit: (cni: string) => string): Uint8Array
   const lengthLine = (n: number) =>
     `${CNI_BYTES_MARKER}${String(n).padStart(CNI_BYTES_DIGITS, "0")}\n`;
   const [shebang, line2, ...rest] = text.split("\n");
-  assertEquals(`${line2}\n`, lengthLine(cni.length), "line 2 holds the CNI part's length");
+  assert.deepStrictEqual(
+    `${line2}\n`,
+    lengthLine(cni.length),
+    "line 2 holds the CNI part's length",
+  );
   const body = `${shebang}\n${lengthLine(0)}${rest.join("\n")}`;
   const n = new TextEncoder().encode(body).length;
   const out = new TextEncoder().encode(
@@ -232,7 +233,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    await using lab = await Lab.create();
+    await using lab = await E2eLab.create();
     const files = await loadManifests();
     const ds = findObject(files, "DaemonSet", "macvtap");
     const pod = daemonSetPod(ds);
@@ -247,7 +248,7 @@ Deno.test({
     assert(!dpConf.discover, "the ConfigMap lists resources");
     const resource = dpConf.resources[0]!;
     // The node's NIC the ConfigMap names (eth1): a veth end in the lab host netns.
-    await must([
+    await runOk([
       "ip",
       "-n",
       lab.hostNs,
@@ -262,12 +263,12 @@ Deno.test({
       "netns",
       lab.peerNs,
     ]);
-    await must(["ip", "-n", lab.hostNs, "link", "set", resource.lowerDevice, "up"]);
-    await must(["ip", "-n", lab.peerNs, "link", "set", `${resource.lowerDevice}p`, "up"]);
+    await runOk(["ip", "-n", lab.hostNs, "link", "set", resource.lowerDevice, "up"]);
+    await runOk(["ip", "-n", lab.peerNs, "link", "set", `${resource.lowerDevice}p`, "up"]);
 
     const t0 = performance.now();
     const archive = `${lab.dir}/image.oci.tar`;
-    await must([Deno.execPath(), "run", "-A", `${repoRoot}/tools/image.ts`, "--out", archive], {
+    await runOk([Deno.execPath(), "run", "-A", `${repoRoot}/tools/image.ts`, "--out", archive], {
       timeoutMs: 300_000,
     });
     const staged = `${repoRoot}/build/image/rootfs`;
@@ -283,7 +284,7 @@ Deno.test({
       });
       args[args.indexOf(IMAGE_REF)] = image;
       const r = await node.podman("run", "--rm", ...args);
-      assertEquals(r.code, 0, `install-cni (${image}): ${r.stderr}${r.stdout}`);
+      assert.deepStrictEqual(r.code, 0, `install-cni (${image}): ${r.stderr}${r.stdout}`);
       return r.stdout;
     };
 
@@ -304,28 +305,36 @@ Deno.test({
         ] as const
       ) {
         const st = await Deno.stat(dest);
-        assertEquals(st.mode! & 0o777, 0o755, `${dest} mode`);
-        assertEquals(
+        assert.deepStrictEqual(st.mode! & 0o777, 0o755, `${dest} mode`);
+        assert.deepStrictEqual(
           await sha256(await Deno.readFile(dest)),
           await sha256(expected),
           `${dest} content`,
         );
       }
       const names = [...Deno.readDirSync(binDir)].map((e) => e.name).sort();
-      assertEquals(names, [".deno", "macvtap"], "no temp files left in the bin dir");
+      assert.deepStrictEqual(names, [".deno", "macvtap"], "no temp files left in the bin dir");
       const v = await node.cni({}, "", ["--version"]);
-      assertEquals(v.stdout.trim(), "macvtap 0.1.0", `installed launcher runs: ${v.stderr}`);
+      assert.deepStrictEqual(
+        v.stdout.trim(),
+        "macvtap 0.1.0",
+        `installed launcher runs: ${v.stderr}`,
+      );
     });
 
     await t.step("a second run is a no-op", async () => {
       const before = (await Deno.stat(`${binDir}/macvtap`)).ino;
       const out = await runInstall(`install-${lab.id}-2`);
-      assertEquals(
+      assert.deepStrictEqual(
         out.trim().split("\n"),
         ["/host/opt/cni/bin/.deno/deno is up to date", "/host/opt/cni/bin/macvtap is up to date"],
         "second install",
       );
-      assertEquals((await Deno.stat(`${binDir}/macvtap`)).ino, before, "file not replaced");
+      assert.deepStrictEqual(
+        (await Deno.stat(`${binDir}/macvtap`)).ino,
+        before,
+        "file not replaced",
+      );
     });
 
     await t.step(
@@ -356,7 +365,7 @@ Deno.test({
           "localhost/macvtap:next",
           ctx,
         );
-        assertEquals(b.code, 0, `podman build: ${b.stderr}`);
+        assert.deepStrictEqual(b.code, 0, `podman build: ${b.stderr}`);
 
         const podNs = await lab.taskNetns("upg");
         const conf = JSON.stringify({
@@ -400,11 +409,11 @@ Deno.test({
           () => versions.length >= 2 || failures.length > 0,
           60_000,
         );
-        assertEquals(failures, [], "CNI calls before the upgrade");
+        assert.deepStrictEqual(failures, [], "CNI calls before the upgrade");
         const out = await runInstall(`install-${lab.id}-3`, "localhost/macvtap:next");
         upgraded = true;
         await loop;
-        assertEquals(failures, [], "CNI calls during the upgrade");
+        assert.deepStrictEqual(failures, [], "CNI calls during the upgrade");
         assert(/\.deno\/deno is up to date/.test(out) && /installed .*\/macvtap/.test(out), out);
         const firstNew = versions.indexOf("macvtap 0.1.0-next");
         assert(firstNew > 0, `old then new version: ${versions}`);
@@ -414,7 +423,7 @@ Deno.test({
           `every call ran a whole old or new binary: ${versions}`,
         );
         note(`upgrade: ${calls} ADD/DEL calls, versions seen ${versions.join(" ")}`);
-        assertEquals(await linkIn(podNs, "net1"), undefined, "the last DEL removed net1");
+        assert.deepStrictEqual(await linkIn(podNs, "net1"), undefined, "the last DEL removed net1");
 
         // The control: a call that does see a half-written plugin fails, so the loop would
         // notice. The node's file is the CNI part only (no payload line): all program.
@@ -432,7 +441,11 @@ Deno.test({
         } finally {
           await Deno.remove(`${binDir}/.half`);
         }
-        assertEquals(await linkIn(podNs, "net1"), undefined, "the failed call left nothing");
+        assert.deepStrictEqual(
+          await linkIn(podNs, "net1"),
+          undefined,
+          "the failed call left nothing",
+        );
       },
     );
 
@@ -463,21 +476,25 @@ Deno.test({
           "localhost/macvtap:stale",
           ctx,
         );
-        assertEquals(b.code, 0, `podman build: ${b.stderr}`);
+        assert.deepStrictEqual(b.code, 0, `podman build: ${b.stderr}`);
         try {
           const out = await runInstall(`install-${lab.id}-4`, "localhost/macvtap:stale");
           assert(/installed .*\/macvtap/.test(out), out);
-          assertEquals(
+          assert.deepStrictEqual(
             await sha256(await Deno.readFile(`${binDir}/macvtap`)),
             await sha256(stale),
             "the whole file is installed",
           );
           const v = await node.cni({}, "", ["--version"]);
-          assertEquals(v.stdout.trim(), "macvtap 0.1.0-x", `installed plugin runs: ${v.stderr}`);
+          assert.deepStrictEqual(
+            v.stdout.trim(),
+            "macvtap 0.1.0-x",
+            `installed plugin runs: ${v.stderr}`,
+          );
         } finally {
           // Back to the release the next steps run.
           await runInstall(`install-${lab.id}-5`);
-          assertEquals(
+          assert.deepStrictEqual(
             await sha256(await Deno.readFile(`${binDir}/macvtap`)),
             await sha256(cniPart(good)!),
             "the CNI part is installed again",
@@ -491,14 +508,14 @@ Deno.test({
     const socketDir = `${node.root}/var/lib/kubelet/device-plugins`;
     await Deno.mkdir(socketDir, { recursive: true });
     await using kubelet = await FakeKubelet.start(socketDir);
-    const probe = async (which: "readinessProbe" | "livenessProbe"): Promise<RunResult> => {
+    const probe = async (which: "readinessProbe" | "livenessProbe"): Promise<ExecResult> => {
       // The probe's own call deadline (3 s) is below the manifest's timeoutSeconds.
       return await node.podman("exec", dpName, ...dp[which]!.exec.command);
     };
     const probesPass = async (why: string) => {
       for (const which of ["readinessProbe", "livenessProbe"] as const) {
         const r = await probe(which);
-        assertEquals(r.code, 0, `${which} ${why}: ${r.stderr}`);
+        assert.deepStrictEqual(r.code, 0, `${which} ${why}: ${r.stderr}`);
       }
     };
     const resourceName = resourceNameOf(resource.name);
@@ -518,7 +535,7 @@ Deno.test({
           () => node.podman("rm", "--force", "--time", "0", dpName),
         );
         const started = await node.podman("run", "--detach", ...args);
-        assertEquals(started.code, 0, `podman run deviceplugin: ${started.stderr}`);
+        assert.deepStrictEqual(started.code, 0, `podman run deviceplugin: ${started.stderr}`);
         let reg;
         try {
           reg = await kubelet.waitForRegistration(resourceName, { timeoutMs: 60_000 });
@@ -533,7 +550,7 @@ Deno.test({
             m.devices.every((d) => d.health === "Healthy"),
           30_000,
         );
-        assertEquals(list.devices.length, resource.capacity, "devices");
+        assert.deepStrictEqual(list.devices.length, resource.capacity, "devices");
         const res = await reg.conn.allocate([[`${resource.name}-0`]]);
         const spec = res.containerResponses[0]!.devices[0]!;
         const m = /^\/dev\/tap(\d+)$/.exec(spec.hostPath);
@@ -542,12 +559,12 @@ Deno.test({
         const st = await Deno.stat(spec.hostPath);
         assert(st.isCharDevice, `${spec.hostPath} is a character device on the node`);
         const links = JSON.parse(
-          await must(["ip", "-n", lab.hostNs, "-j", "-d", "link", "show"]),
+          await runOk(["ip", "-n", lab.hostNs, "-j", "-d", "link", "show"]),
         ) as {
           ifindex: number;
           linkinfo?: { info_kind?: string };
         }[];
-        assertEquals(
+        assert.deepStrictEqual(
           links.find((l) => l.ifindex === tapIndex)?.linkinfo?.info_kind,
           "macvtap",
           `a macvtap with ifindex ${tapIndex} on the node`,
@@ -565,17 +582,17 @@ Deno.test({
       async () => {
         const socket = `${socketDir}/${endpointOf(resource.name)}`;
         const stop = await node.podman("kill", "--signal", "STOP", dpName);
-        assertEquals(stop.code, 0, `podman kill STOP: ${stop.stderr}`);
+        assert.deepStrictEqual(stop.code, 0, `podman kill STOP: ${stop.stderr}`);
         try {
           const r = await probe("livenessProbe");
-          assertEquals(
+          assert.deepStrictEqual(
             r.code,
             3,
             `liveness fails (exit 3) while the plugin is stopped: ${r.stderr}`,
           );
           await Deno.remove(socket);
           const r2 = await probe("readinessProbe");
-          assertEquals(
+          assert.deepStrictEqual(
             r2.code,
             3,
             `readiness fails (exit 3) while the socket is gone: ${r2.stderr}`,
@@ -599,7 +616,7 @@ Deno.test({
       });
       conn = reg.conn;
       const res = await reg.conn.allocate([[`${resource.name}-0`]]);
-      assertEquals(
+      assert.deepStrictEqual(
         res.containerResponses[0]!.devices[0]!.hostPath,
         `/dev/tap${tapIndex}`,
         "same device",
@@ -623,12 +640,16 @@ Deno.test({
           CNI_PATH: "/opt/cni/bin",
         });
         const add = await node.cni(env("ADD"), conf);
-        assertEquals(add.code, 0, `ADD: ${add.stdout}${add.stderr}`);
+        assert.deepStrictEqual(add.code, 0, `ADD: ${add.stdout}${add.stderr}`);
         const link = await linkIn(podNs, "net1");
-        assertEquals(link, { ifindex: tapIndex, kind: "macvtap" }, "net1 is the allocated macvtap");
+        assert.deepStrictEqual(
+          link,
+          { ifindex: tapIndex, kind: "macvtap" },
+          "net1 is the allocated macvtap",
+        );
         const del = await node.cni(env("DEL"), conf);
-        assertEquals(del.code, 0, `DEL: ${del.stdout}${del.stderr}`);
-        assertEquals(await linkIn(podNs, "net1"), undefined, "net1 gone after DEL");
+        assert.deepStrictEqual(del.code, 0, `DEL: ${del.stdout}${del.stderr}`);
+        assert.deepStrictEqual(await linkIn(podNs, "net1"), undefined, "net1 gone after DEL");
       },
     );
 
@@ -674,7 +695,7 @@ Deno.test({
       });
       await ctrd.importImage("k8s.io", "pause");
       // The image archive is one ctr accepts, too.
-      await must([
+      await runOk([
         "ctr",
         "-a",
         ctrd.sock,
@@ -686,11 +707,11 @@ Deno.test({
         IMAGE_REF.slice(0, IMAGE_REF.lastIndexOf(":")),
         archive,
       ]);
-      const images = await must(["ctr", "-a", ctrd.sock, "-n", "k8s.io", "images", "ls", "-q"]);
+      const images = await runOk(["ctr", "-a", ctrd.sock, "-n", "k8s.io", "images", "ls", "-q"]);
       assert(images.split("\n").includes(IMAGE_REF), `ctr images import: ${images}`);
 
       const res = await conn!.allocate([[`${resource.name}-0`]]);
-      assertEquals(
+      assert.deepStrictEqual(
         res.containerResponses[0]!.devices[0]!.hostPath,
         `/dev/tap${tapIndex}`,
         "Allocate",
@@ -714,11 +735,11 @@ Deno.test({
         logDirectory: `${lab.dir}/pods`,
       });
       const st = await cri.podSandboxStatus(id);
-      assertEquals(st.status.state, "SANDBOX_READY", "sandbox state");
+      assert.deepStrictEqual(st.status.state, "SANDBOX_READY", "sandbox state");
       const netns = sandboxNetns(st);
       assert(netns, `sandbox netns: ${JSON.stringify(st.info)}`);
       // The pod's netns is mounted in containerd's mount namespace.
-      const r = await must([
+      const r = await runOk([
         "nsenter",
         `--mount=/proc/${ctrd.pid}/ns/mnt`,
         "--",
@@ -733,16 +754,24 @@ Deno.test({
         "eth0",
       ]);
       const [eth0] = JSON.parse(r) as { ifindex: number; linkinfo?: { info_kind?: string } }[];
-      assertEquals(st.status.network?.ip?.startsWith("10.96.7."), true, "pod IP from the network");
-      assertEquals(
+      assert.deepStrictEqual(
+        st.status.network?.ip?.startsWith("10.96.7."),
+        true,
+        "pod IP from the network",
+      );
+      assert.deepStrictEqual(
         { ifindex: eth0?.ifindex, kind: eth0?.linkinfo?.info_kind },
         { ifindex: tapIndex, kind: "macvtap" },
         "the pod's eth0 is the allocated macvtap",
       );
       await cri.stopPodSandbox(id);
-      assertEquals((await cri.podSandboxStatus(id)).status.state, "SANDBOX_NOTREADY", "stopped");
+      assert.deepStrictEqual(
+        (await cri.podSandboxStatus(id)).status.state,
+        "SANDBOX_NOTREADY",
+        "stopped",
+      );
       await cri.removePodSandbox(id);
-      assertEquals(await cri.listPodSandbox(), [], "sandboxes after RemovePodSandbox");
+      assert.deepStrictEqual(await cri.listPodSandbox(), [], "sandboxes after RemovePodSandbox");
       const log = await ctrd.log();
       assert(
         !/failed to destroy network|plugin type="macvtap" failed/i.test(log),
@@ -754,13 +783,13 @@ Deno.test({
       "SIGTERM stops it cleanly, its sockets removed; the probes then fail",
       async () => {
         const stopped = await node.podman("stop", "--time", "10", dpName);
-        assertEquals(stopped.code, 0, `podman stop: ${stopped.stderr}`);
+        assert.deepStrictEqual(stopped.code, 0, `podman stop: ${stopped.stderr}`);
         const code = await node.podman("inspect", "-f", "{{.State.ExitCode}}", dpName);
-        assertEquals(code.stdout.trim(), "0", "exit code after SIGTERM");
+        assert.deepStrictEqual(code.stdout.trim(), "0", "exit code after SIGTERM");
         const left = [...Deno.readDirSync(socketDir)].map((e) => e.name).filter((n) =>
           n.startsWith("macvtap.")
         );
-        assertEquals(left, [], "plugin sockets removed");
+        assert.deepStrictEqual(left, [], "plugin sockets removed");
         const r = await probe("livenessProbe");
         assert(r.code !== 0, "probe fails once the plugin is stopped");
       },

@@ -9,27 +9,25 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { type ExecResult, runOk } from "../../lab/mod.ts";
 import {
-  assert,
-  assertEquals,
   checkTaskGone,
   checkTaskUp,
-  Lab,
+  E2eLab,
   LAN,
-  must,
   note,
   plugin,
   PODMAN_IMAGE_STORE,
   REF_CNI_DIR,
-  type RunResult,
   writePodmanConfig,
-} from "./_lab.ts";
-import { skipUnless } from "./_lab.ts";
+} from "../../lab/e2e.ts";
+import { skipUnless } from "../../lab/e2e.ts";
 
 const ignore = skipUnless("/usr/bin/podman", "/usr/sbin/runc", PODMAN_IMAGE_STORE) !== undefined;
 
 /** Per-test podman config and the test's network; the env podman needs. */
-async function podmanEnv(lab: Lab): Promise<Record<string, string>> {
+async function podmanEnv(lab: E2eLab): Promise<Record<string, string>> {
   const d = `${lab.dir}/podman`;
   const env = await writePodmanConfig(d, { pluginDirs: [lab.binDir, REF_CNI_DIR] });
   await Deno.writeTextFile(`${d}/net.d/${lab.net}.conflist`, lab.conflist());
@@ -42,9 +40,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    await using lab = await Lab.create();
+    await using lab = await E2eLab.create();
     const env = await podmanEnv(lab);
-    const podman = (...args: string[]): Promise<RunResult> =>
+    const podman = (...args: string[]): Promise<ExecResult> =>
       lab.inHost(["podman", ...args], { env });
     lab.defer("podman rm -a", async () => {
       const r = await podman("rm", "--force", "--all", "--time", "0");
@@ -64,36 +62,43 @@ Deno.test({
       "sleep",
       "600",
     );
-    assertEquals(started.code, 0, `podman run: ${started.stderr}`);
+    assert.deepStrictEqual(started.code, 0, `podman run: ${started.stderr}`);
     note(`podman run --detach: ${(performance.now() - t0).toFixed(0)} ms`);
     const inspect = (format: string) =>
-      must(["nsenter", `--net=/run/netns/${lab.hostNs}`, "podman", "inspect", "-f", format, name], {
-        env,
-      });
+      runOk(
+        ["nsenter", `--net=/run/netns/${lab.hostNs}`, "podman", "inspect", "-f", format, name],
+        {
+          env,
+        },
+      );
     const netns = (await inspect("{{.NetworkSettings.SandboxKey}}")).trim();
     assert(netns.startsWith("/run/netns/"), `sandbox key ${netns}`);
 
     const ip = await checkTaskUp(lab, netns);
     const networks = await inspect("{{json .NetworkSettings.Networks}}");
-    assertEquals(
+    assert.deepStrictEqual(
       (JSON.parse(networks) as Record<string, { IPAddress?: string }>)[lab.net]?.IPAddress,
       ip,
       `podman inspect networks: ${networks}`,
     );
     const ping = await podman("exec", name, "ping", "-c1", "-W2", LAN.peer);
-    assertEquals(ping.code, 0, `podman exec ping ${LAN.peer}: ${ping.stdout}${ping.stderr}`);
+    assert.deepStrictEqual(
+      ping.code,
+      0,
+      `podman exec ping ${LAN.peer}: ${ping.stdout}${ping.stderr}`,
+    );
 
     const t1 = performance.now();
     const stopped = await podman("stop", "--time", "0", name);
-    assertEquals(stopped.code, 0, `podman stop: ${stopped.stderr}`);
+    assert.deepStrictEqual(stopped.code, 0, `podman stop: ${stopped.stderr}`);
     note(`podman stop: ${(performance.now() - t1).toFixed(0)} ms`);
     await checkTaskGone(lab, ip);
     const rm = await podman("rm", name);
-    assertEquals(rm.code, 0, `podman rm: ${rm.stderr}`);
+    assert.deepStrictEqual(rm.code, 0, `podman rm: ${rm.stderr}`);
 
     const calls = await lab.spyCalls();
     const ops = calls.filter((c) => c.command !== "VERSION").map((c) => c.command);
-    assertEquals(ops, ["ADD", "DEL"], "plugin calls other than VERSION");
+    assert.deepStrictEqual(ops, ["ADD", "DEL"], "plugin calls other than VERSION");
     const del = calls.find((c) => c.command === "DEL")!;
     assert(JSON.parse(del.stdin).prevResult, "podman sends prevResult on DEL");
   },

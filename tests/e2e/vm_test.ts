@@ -5,7 +5,7 @@
  * ```
  *  vm-<id>-lan    br0 10.99.0.1/24 (the LAN peer) ── nK ── veth ── lan0 in vm-<id>-nodeK
  *  vm-<id>-nodeK  lan0: the node's "physical NIC"; `macvtap deviceplugin` runs here,
- *                 the kubelet stand-in (tests/deviceplugin_kubelet.ts) talks to it over gRPC
+ *                 the kubelet stand-in (lab/kubelet.ts) talks to it over gRPC
  *  vm-<id>-podK   net1: the macvtap CNI ADD imported by deviceID; qemu runs here as 107:107
  *                 on /dev/tapN (fd 3), virtio-net-pci with the macvtap's MAC
  * ```
@@ -13,11 +13,11 @@
  * @module
  */
 
-import { cni, describe, pluginBuilt } from "../_cni.ts";
-import { Lab } from "../_lab.ts";
-import { FakeKubelet, type PluginConn } from "../deviceplugin_kubelet.ts";
-import { assert, assertEquals, note } from "./_lab.ts";
-import { bootVm, buildVmAssets, type VmAssets, vmMissing } from "./_vm.ts";
+import assert from "node:assert/strict";
+import { cni, describe, Lab, pluginBuilt } from "../../lab/mod.ts";
+import { FakeKubelet, type PluginConn } from "../../lab/kubelet.ts";
+import { note } from "../../lab/e2e.ts";
+import { bootVm, buildVmAssets, type VmAssets, vmMissing } from "../../lab/vm.ts";
 
 const DP_MAIN = new URL("../../cmd/deviceplugin.ts", import.meta.url).pathname;
 const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;
@@ -89,7 +89,7 @@ async function attach(
   const alloc = await node.conn.allocate([[id]]);
   const dev = alloc.containerResponses[0]?.devices[0];
   assert(dev, `Allocate ${id}: no device`);
-  assertEquals(dev.permissions, "rw", "DeviceSpec permissions");
+  assert.deepStrictEqual(dev.permissions, "rw", "DeviceSpec permissions");
   const add = await cni(lab, node.ns, {
     command: "ADD",
     containerId,
@@ -104,9 +104,13 @@ async function attach(
     "net1",
   );
   assert(link, "net1 in the pod");
-  assertEquals(`/dev/tap${link.ifindex}`, dev.hostPath, "the pod's link is Allocate's /dev/tapN");
+  assert.deepStrictEqual(
+    `/dev/tap${link.ifindex}`,
+    dev.hostPath,
+    "the pod's link is Allocate's /dev/tapN",
+  );
   const st = await Deno.lstat(dev.hostPath);
-  assertEquals([st.uid, st.gid], [107, 107], `${dev.hostPath} owner`);
+  assert.deepStrictEqual([st.uid, st.gid], [107, 107], `${dev.hostPath} owner`);
   return { tapPath: dev.hostPath, mac: link.address };
 }
 
@@ -168,8 +172,8 @@ Deno.test({
         vm.pingOk,
         `round ${round}: the VM did not reach the peer (exit ${vm.code}):\n${vm.console}`,
       );
-      assertEquals(vm.guestMac, mac, "the guest's NIC has the macvtap's MAC");
-      assertEquals(await peerSaw(lab, lan, ip), mac, "the peer learned the VM's MAC");
+      assert.deepStrictEqual(vm.guestMac, mac, "the guest's NIC has the macvtap's MAC");
+      assert.deepStrictEqual(await peerSaw(lab, lan, ip), mac, "the peer learned the VM's MAC");
       report(`round ${round} (${tapPath})`, vm);
       await detach(lab, node, id, containerId);
       const left = await lab.ipJson(node.pod, "link", "show");

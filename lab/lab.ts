@@ -16,7 +16,7 @@
  *
  * @example A namespace pair joined by a veth
  * ```ts ignore
- * import { Lab } from "./_lab.ts";
+ * import { Lab } from "./lab.ts";
  * await using lab = await Lab.create();
  * const a = await lab.netns("a");
  * const b = await lab.netns("b");
@@ -27,14 +27,14 @@
  * @module
  */
 
-import { type ExecOptions, type ExecResult, run, runOk } from "./_run.ts";
-export { type ExecOptions, type ExecResult, run, runOk };
+import { type ExecOptions, type ExecResult, run, runOk } from "./run.ts";
+import { CNI_BIN } from "./cni.ts";
 
 /** Tests that change namespaces need root. */
 export const privileged: boolean = Deno.uid() === 0;
 
 /** The reference host-local plugin (Debian `containernetworking-plugins`). */
-export const HOST_LOCAL = "/usr/lib/cni/host-local";
+export const HOST_LOCAL = `${CNI_BIN}/host-local`;
 
 /** Where each live lab keeps its marker file. */
 export const MARKER_DIR = "/run/macvtap-test-labs";
@@ -75,10 +75,10 @@ function registerModule(): void {
 }
 registerModule();
 
-/** Write a diagnostic line to stderr (stdout stays clean; lint forbids console). */
-export function labLog(msg: string): void {
+/** Write a diagnostic line `[tag] msg` to stderr (stdout stays clean; lint forbids console). */
+export function labLog(msg: string, tag = "lab"): void {
   try {
-    Deno.stderr.writeSync(encoder.encode(`[lab] ${msg}\n`));
+    Deno.stderr.writeSync(encoder.encode(`[${tag}] ${msg}\n`));
   } catch {
     // stderr closed: nothing to do.
   }
@@ -165,24 +165,28 @@ export interface LabOptions {
   prefix?: string;
 }
 
-/** Names of the seed 002 preset (`Lab.seed002()`). */
-export interface Seed002 {
+/** Names of the seed 002 network (`Lab.seed002Net()`): seed 002 without a container. */
+export interface Seed002Net {
   /** The plugin's namespace: uplink `eth0` 192.168.10.22/24 + fd10::22/64, master `eth1`. */
   host: string;
   /** Router side of `eth0`: `eth0p` 192.168.10.1/24 + fd10::1/64. */
   router: string;
   /** LAN side of the master `eth1`: `lan0` 192.168.122.1/24 + fd22::1/64. */
   lan: string;
-  /** An empty container namespace. */
-  ctr: string;
-  /** `/run/netns/<ctr>`. */
-  ctrPath: string;
   /** The master interface in `host` (`eth1`, up, no address). */
   master: string;
   /** The uplink in `host` (`eth0`). */
   uplink: string;
   /** The LAN peer interface in `lan` (`lan0`). */
   lanIf: string;
+}
+
+/** Names of the seed 002 preset (`Lab.seed002()`). */
+export interface Seed002 extends Seed002Net {
+  /** An empty container namespace. */
+  ctr: string;
+  /** `/run/netns/<ctr>`. */
+  ctrPath: string;
 }
 
 /** Names of the simple preset (`Lab.simple()`). */
@@ -399,10 +403,16 @@ export class Lab implements AsyncDisposable {
    * fd22::1/64. Plus an empty "ctr" namespace. IPv6 addresses skip DAD.
    */
   async seed002(): Promise<Seed002> {
+    const net = await this.seed002Net();
+    const ctr = await this.netns("ctr");
+    return { ...net, ctr, ctrPath: this.path(ctr) };
+  }
+
+  /** {@linkcode Lab.seed002} without the container namespace (callers add their own). */
+  async seed002Net(): Promise<Seed002Net> {
     const host = await this.netns("host");
     const router = await this.netns("router");
     const lan = await this.netns("lan");
-    const ctr = await this.netns("ctr");
     await this.veth(host, "eth0", router, "eth0p");
     await this.veth(host, "eth1", lan, "lan0");
     await this.ip(host, "addr", "add", "192.168.10.22/24", "dev", "eth0");
@@ -411,16 +421,7 @@ export class Lab implements AsyncDisposable {
     await this.ip(router, "addr", "add", "fd10::1/64", "dev", "eth0p", "nodad");
     await this.ip(lan, "addr", "add", "192.168.122.1/24", "dev", "lan0");
     await this.ip(lan, "addr", "add", "fd22::1/64", "dev", "lan0", "nodad");
-    return {
-      host,
-      router,
-      lan,
-      ctr,
-      ctrPath: this.path(ctr),
-      master: "eth1",
-      uplink: "eth0",
-      lanIf: "lan0",
-    };
+    return { host, router, lan, master: "eth1", uplink: "eth0", lanIf: "lan0" };
   }
 
   /**

@@ -6,17 +6,17 @@
  * default `dist/macvtap` of this repository. Switching to the reference
  * plugin is `E2E_PLUGIN=/usr/lib/cni/macvlan deno task test:e2e`.
  *
- * Lab (recipes: shared/notes/real-clients.md §1):
+ * E2eLab (recipes: shared/notes/real-clients.md §1):
  *
  * ```
- *  e2e-<id>-host  (the plugin's and the engines' "host" netns; no default route)
- *    lab0  ── veth ──  lab0p 10.99.0.1/24   in e2e-<id>-peer (the LAN peer)
+ *  <id>-host      (the plugin's and the engines' "host" netns; no default route)
+ *    lab0  ── veth ──  lab0p 10.99.0.1/24   in <id>-peer (the LAN peer)
  *    wan0  10.98.0.2/24 (the host address, another LAN; its veth peer wan0p stays down-stream)
  *    e2ehr0 (macvtap only) the hostrouteif the plugin creates on lab0
  *  tasks: 10.99.0.10-200 from host-local, dataDir in the lab's temp dir
  * ```
  *
- * Engines run as `nsenter --net=/run/netns/e2e-<id>-host …` (not `ip netns
+ * Engines run as `nsenter --net=/run/netns/<id>-host …` (not `ip netns
  * exec`, which remounts /sys and breaks runc). Nothing touches a root-netns
  * interface. Disposing a lab runs every registered cleanup in reverse order,
  * also after a failure, and then deletes namespaces, mounts and files.
@@ -24,15 +24,20 @@
  * @module
  */
 
-import { run as labRun } from "../_run.ts";
+import assert from "node:assert/strict";
+import { type ExecOptions, type ExecResult, run, runOk, waitFor } from "./run.ts";
 
-const repoRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+export { waitFor };
+import { CNI_BIN } from "./cni.ts";
+import { Lab, labLog } from "./lab.ts";
+
+const repoRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Where tools/e2e_setup.sh puts cnitool and the busybox image. */
 export const CACHE: string = Deno.env.get("E2E_CACHE") ?? "/var/cache/macvtap-e2e";
 
 /** Debian's reference plugins (host-local, loopback, macvlan). */
-export const REF_CNI_DIR = "/usr/lib/cni";
+export const REF_CNI_DIR: string = CNI_BIN;
 
 /** The LAN the tasks live on. */
 export const LAN = {
@@ -58,28 +63,12 @@ export interface PluginUnderTest {
   isMacvtap: boolean;
 }
 
-const encoder = new TextEncoder();
-
-/** Throw `msg` unless `cond` holds. */
-export function assert(cond: unknown, msg: string): asserts cond {
-  if (!cond) throw new Error(`assertion failed: ${msg}`);
-}
-
-/** Throw unless `actual` and `expected` have the same JSON form. */
-export function assertEquals<T>(actual: T, expected: T, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`assertion failed: ${msg}\n  actual:   ${a}\n  expected: ${e}`);
-}
-
 /** A diagnostic line on stderr (lint forbids console; stdout stays clean). */
 export function note(msg: string): void {
-  try {
-    Deno.stderr.writeSync(encoder.encode(`[e2e] ${msg}\n`));
-  } catch {
-    // stderr closed: nothing to do.
-  }
+  labLog(msg, "e2e");
 }
 
+/** Whether `path` exists (a file, or a directory such as the image store). */
 function exists(path: string): boolean {
   try {
     Deno.statSync(path);
@@ -145,67 +134,16 @@ export function skipUnless(...files: string[]): string | undefined {
   return undefined;
 }
 
-/** Output of a finished command. */
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Options for {@linkcode run}. */
-export interface RunOptions {
-  env?: Record<string, string>;
-  stdin?: string;
-  cwd?: string;
-  /** Kill the command after this many ms (default 60 000). */
-  timeoutMs?: number;
-}
-
-/** Run a command to completion; never throws for a non-zero exit (tests/_lab.ts `run`). */
-export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return labRun(argv, opts);
-}
-
-/** Run a command and return its stdout; throw with its stderr on failure. */
-export async function must(argv: string[], opts: RunOptions = {}): Promise<string> {
-  const r = await run(argv, opts);
-  if (r.code !== 0) {
-    throw new Error(
-      `\`${argv.join(" ")}\` exited ${r.code}\n${r.stderr.trim()}\n${r.stdout.trim()}`.trim(),
-    );
-  }
-  return r.stdout;
-}
-
-/** Poll `fn` until it returns true; throw `what` after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  fn: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
-    if (await fn()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, delay));
-  }
-}
-
-function randomId(): string {
-  const b = crypto.getRandomValues(new Uint8Array(3));
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-type Cleanup = { what: string; fn: () => unknown | Promise<unknown> };
-
 /**
- * One test's throwaway world: namespaces `e2e-<id>-host` and `e2e-<id>-peer`,
- * a temp dir, a CNI network named `e2e-<id>`, a plugin dir with the plugin
- * under test (behind a spy that logs every call) plus host-local and
- * loopback.
+ * One test's throwaway world, built on a {@linkcode Lab} (prefix `e2e`):
+ * namespaces `<id>-host` and `<id>-peer`, a temp dir, a CNI network named
+ * `<id>`, a plugin dir with the plugin under test (behind a spy that logs
+ * every call) plus host-local and loopback.
  */
-export class Lab implements AsyncDisposable {
-  /** Random id shared by everything this lab creates. */
+export class E2eLab implements AsyncDisposable {
+  /** The namespace lab underneath: namespaces, temp dir, cleanups. */
+  readonly lab: Lab;
+  /** The lab id (`e2e-<pid>-<n>`) shared by everything this world creates. */
   readonly id: string;
   /** Temp dir (absolute). */
   readonly dir: string;
@@ -220,43 +158,44 @@ export class Lab implements AsyncDisposable {
   readonly ipamDir: string;
   /** Spy log: one JSON line per plugin call. */
   readonly spyLog: string;
-  readonly #cleanups: Cleanup[] = [];
-  readonly #namespaces: string[] = [];
-  #disposed = false;
 
-  private constructor(id: string, dir: string) {
-    this.id = id;
+  private constructor(lab: Lab, dir: string, hostNs: string, peerNs: string) {
+    this.lab = lab;
+    this.id = lab.id;
     this.dir = dir;
-    this.net = `e2e-${id}`;
-    this.hostNs = `e2e-${id}-host`;
-    this.peerNs = `e2e-${id}-peer`;
+    this.net = lab.id;
+    this.hostNs = hostNs;
+    this.peerNs = peerNs;
     this.binDir = `${dir}/cni-bin`;
     this.ipamDir = `${dir}/ipam`;
     this.spyLog = `${dir}/spy.log`;
   }
 
-  /** Build the lab (see the module doc). Cleans up after itself if that fails. */
-  static async create(): Promise<Lab> {
-    const id = randomId();
-    const dir = await Deno.makeTempDir({ prefix: `macvtap-e2e-${id}-` });
-    const lab = new Lab(id, dir);
+  /** Build the world (see the module doc). Cleans up after itself if that fails. */
+  static async create(): Promise<E2eLab> {
+    const lab = await Lab.create({ prefix: "e2e" });
     try {
-      await lab.#build();
+      const dir = await lab.tempDir("e2e");
+      // Runs after every cleanup registered later, before the lab deletes
+      // namespaces and removes the temp dir (never through a live mount).
+      lab.defer("unmount and drop libcni's result cache", async () => {
+        await unmountUnder(dir);
+        await dropResultCache(lab.id);
+      });
+      const world = new E2eLab(lab, dir, await lab.netns("host"), await lab.netns("peer"));
+      await world.#build();
+      return world;
     } catch (err) {
-      await lab[Symbol.asyncDispose]().catch(() => {});
+      await lab[Symbol.asyncDispose]();
       throw err;
     }
-    return lab;
   }
 
   async #build(): Promise<void> {
     const h = this.hostNs, p = this.peerNs;
-    await this.addNetns(h);
-    await this.addNetns(p);
     const batch = (ns: string, lines: string[]) =>
-      must(["ip", "-n", ns, "-batch", "-"], { stdin: lines.join("\n") + "\n" });
+      runOk(["ip", "-n", ns, "-batch", "-"], { stdin: lines.join("\n") + "\n" });
     await batch(h, [
-      "link set lo up",
       `link add lab0 type veth peer name lab0p netns ${p}`,
       "link set lab0 up",
       // The host's own address on another "LAN" (no dummy driver here: a veth pair).
@@ -265,7 +204,7 @@ export class Lab implements AsyncDisposable {
       "link set wan0p up",
       "link set wan0 up",
     ]);
-    await batch(p, ["link set lo up", `addr add ${LAN.peer}/24 dev lab0p`, "link set lab0p up"]);
+    await batch(p, [`addr add ${LAN.peer}/24 dev lab0p`, "link set lab0p up"]);
     await Deno.mkdir(this.binDir, { recursive: true });
     await Deno.mkdir(this.ipamDir, { recursive: true });
     await Deno.symlink(`${REF_CNI_DIR}/host-local`, `${this.binDir}/host-local`);
@@ -273,16 +212,9 @@ export class Lab implements AsyncDisposable {
     await this.writeSpy(`${this.binDir}/${plugin.type}`);
   }
 
-  /** `ip netns add name`, deleted on dispose. */
-  async addNetns(name: string): Promise<string> {
-    this.#namespaces.push(name);
-    await must(["ip", "netns", "add", name]);
-    return `/run/netns/${name}`;
-  }
-
-  /** A task namespace for direct plugin/cnitool calls: `e2e-<id>-<role>`. */
-  taskNetns(role: string): Promise<string> {
-    return this.addNetns(`e2e-${this.id}-${role}`);
+  /** A task namespace for direct plugin/cnitool calls: `<id>-<role>`; returns its path. */
+  async taskNetns(role: string): Promise<string> {
+    return this.lab.path(await this.lab.netns(role));
   }
 
   /**
@@ -315,11 +247,13 @@ printf '%s' "$in" | exec ${plugin.path} "$@"
 
   /** Register a cleanup; they run in reverse order on dispose. */
   defer(what: string, fn: () => unknown | Promise<unknown>): void {
-    this.#cleanups.push({ what, fn });
+    this.lab.defer(what, async () => {
+      await fn();
+    });
   }
 
   /** Run `argv` with the lab host as its network namespace (nsenter). */
-  inHost(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  inHost(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
     return run(["nsenter", `--net=/run/netns/${this.hostNs}`, ...argv], opts);
   }
 
@@ -368,7 +302,7 @@ printf '%s' "$in" | exec ${plugin.path} "$@"
 
   /** Routes of the lab host whose destination is exactly `ip/32`. */
   async hostRoutesTo(ip: string): Promise<{ dst: string; dev?: string; protocol?: string }[]> {
-    const out = await must(["ip", "-j", "-n", this.hostNs, "-4", "route", "show", "table", "all"]);
+    const out = await runOk(["ip", "-j", "-n", this.hostNs, "-4", "route", "show", "table", "all"]);
     const routes = JSON.parse(out || "[]") as { dst: string; dev?: string; protocol?: string }[];
     return routes.filter((r) => r.dst === ip || r.dst === `${ip}/32`);
   }
@@ -379,39 +313,9 @@ printf '%s' "$in" | exec ${plugin.path} "$@"
     return r.code === 0;
   }
 
-  /** Clean up everything, in reverse order; report (not throw) failures. */
+  /** Clean up everything, in reverse order; report (not throw) failures (see {@linkcode Lab}). */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    const failures: string[] = [];
-    for (const c of this.#cleanups.reverse()) {
-      try {
-        await c.fn();
-      } catch (err) {
-        failures.push(`${c.what}: ${err instanceof Error ? err.message : String(err)}`);
-      }
-    }
-    for (const ns of this.#namespaces.reverse()) {
-      const r = await run(["ip", "netns", "del", ns]);
-      if (r.code !== 0 && !r.stderr.includes("No such file")) {
-        failures.push(`ip netns del ${ns}: ${r.stderr.trim()}`);
-      }
-    }
-    await unmountUnder(this.dir).catch((err) => failures.push(`unmount: ${err}`));
-    // Left behind only when a DEL never ran: libcni's result cache for our network.
-    try {
-      for await (const e of Deno.readDir("/var/lib/cni/results")) {
-        if (e.name.startsWith(`${this.net}-`)) {
-          await Deno.remove(`/var/lib/cni/results/${e.name}`);
-        }
-      }
-    } catch {
-      // no cache dir
-    }
-    await Deno.remove(this.dir, { recursive: true }).catch((err) =>
-      failures.push(`rm -r ${this.dir}: ${err}`)
-    );
-    if (failures.length) note(`lab ${this.id} cleanup problems:\n  ${failures.join("\n  ")}`);
+    await this.lab[Symbol.asyncDispose]();
   }
 }
 
@@ -425,6 +329,17 @@ export interface SpyCall {
   args: string;
   path: string;
   stdin: string;
+}
+
+/** Remove libcni's cached results of network `net`, left only when a DEL never ran. */
+async function dropResultCache(net: string): Promise<void> {
+  try {
+    for await (const e of Deno.readDir("/var/lib/cni/results")) {
+      if (e.name.startsWith(`${net}-`)) await Deno.remove(`/var/lib/cni/results/${e.name}`);
+    }
+  } catch {
+    // no cache dir
+  }
 }
 
 /** Unmount every mount point at or below `dir`, deepest first. */
@@ -449,15 +364,19 @@ export async function unmountUnder(dir: string): Promise<void> {
  * @param taskNs path of the task's network namespace
  * @returns the task's address
  */
-export async function checkTaskUp(lab: Lab, taskNs: string): Promise<string> {
+export async function checkTaskUp(lab: E2eLab, taskNs: string): Promise<string> {
   const leases = await lab.leases();
-  assertEquals(leases.length, 1, `expected one host-local lease, found ${leases.join(", ")}`);
+  assert.deepStrictEqual(
+    leases.length,
+    1,
+    `expected one host-local lease, found ${leases.join(", ")}`,
+  );
   const ip = leases[0]!;
   const addrs = JSON.parse(
-    await must(["nsenter", `--net=${taskNs}`, "ip", "-j", "-4", "addr", "show", "dev", "eth0"]),
+    await runOk(["nsenter", `--net=${taskNs}`, "ip", "-j", "-4", "addr", "show", "dev", "eth0"]),
   ) as { addr_info: { local: string; prefixlen: number }[] }[];
   const local = addrs[0]?.addr_info.map((a) => `${a.local}/${a.prefixlen}`) ?? [];
-  assertEquals(local, [`${ip}/24`], "task eth0 address");
+  assert.deepStrictEqual(local, [`${ip}/24`], "task eth0 address");
   assert(await lab.pingFrom(taskNs, LAN.peer), `task ${ip} cannot ping the LAN peer ${LAN.peer}`);
   assert(
     await lab.pingFrom(`/run/netns/${lab.peerNs}`, ip),
@@ -482,7 +401,7 @@ export async function checkTaskUp(lab: Lab, taskNs: string): Promise<string> {
  * The checks after a task is gone: no lease left and (macvtap) no host route.
  * Engines may tear down asynchronously, so this polls briefly.
  */
-export async function checkTaskGone(lab: Lab, ip: string): Promise<void> {
+export async function checkTaskGone(lab: E2eLab, ip: string): Promise<void> {
   await waitFor(`the host-local lease of ${ip} to be released`, async () => {
     return (await lab.leases()).length === 0;
   }, 5_000);

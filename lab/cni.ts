@@ -6,13 +6,15 @@
  * @module
  */
 
-import { type ExecResult, type Lab, run } from "./_lab.ts";
+import type { Lab } from "./lab.ts";
+import { type ExecResult, run } from "./run.ts";
+import { SUPPORTED_VERSIONS } from "../cni/version.ts";
 
 /** The plugin under test: `dist/macvtap` of this checkout. */
 export const PLUGIN = new URL("../dist/macvtap", import.meta.url).pathname;
 
-/** The spec versions the plugin supports, oldest first. */
-export const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
+/** The spec versions the plugin supports, oldest first (the plugin's own list). */
+export const VERSIONS: readonly string[] = SUPPORTED_VERSIONS;
 
 /** Reference plugins directory (Debian containernetworking-plugins). */
 export const CNI_BIN = "/usr/lib/cni";
@@ -79,6 +81,14 @@ function parse(r: ExecResult): CniCall {
   return { ...r, json };
 }
 
+/** How {@linkcode cni} runs the plugin. */
+export interface CniRunOptions {
+  /** A prefix the plugin path is appended to, e.g. `["sh", "-c", SCRIPT, "sh"]`. */
+  wrap?: readonly string[];
+  /** Kill the call after this many ms (default 60 s). */
+  timeoutMs?: number;
+}
+
 /** Run `bin` inside lab namespace `ns` with the CNI env `e` and `config` on stdin. */
 export async function cni(
   lab: Lab,
@@ -86,9 +96,17 @@ export async function cni(
   e: CniEnv,
   config: unknown,
   bin: string = PLUGIN,
+  options: CniRunOptions = {},
 ): Promise<CniCall> {
   const stdin = typeof config === "string" ? config : JSON.stringify(config);
-  return parse(await lab.exec(ns, [bin], { stdin, env: cniEnv(e), clearEnv: true }));
+  return parse(
+    await lab.exec(ns, [...(options.wrap ?? []), bin], {
+      stdin,
+      env: cniEnv(e),
+      clearEnv: true,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+    }),
+  );
 }
 
 /** Run `bin` in the test's own namespace (no lab), e.g. for VERSION. */

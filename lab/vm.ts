@@ -14,8 +14,8 @@
  * @module
  */
 
-import { run } from "../_run.ts";
-import { note } from "./_lab.ts";
+import { run } from "./run.ts";
+import { note } from "./e2e.ts";
 
 /** KubeVirt's qemu user and group. */
 export const QEMU_UID = 107;

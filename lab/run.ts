@@ -83,3 +83,17 @@ export async function runOk(cmd: readonly string[], options: ExecOptions = {}): 
   }
   return r.stdout;
 }
+
+/** Poll `fn` until it returns true; throw `what` after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  fn: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (let delay = 10;; delay = Math.min(delay * 2, 200)) {
+    if (await fn()) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
