@@ -122,13 +122,22 @@ export function grpcError(code: grpc.status, message: string): grpc.ServiceError
 /**
  * Client options for short-lived clients: a private subchannel (grpc-js
  * shares subchannels per target process-wide, and one left in reconnect
- * backoff after kubelet restarted would fail new calls for ~1 s), and a
- * short reconnect backoff.
+ * backoff after kubelet restarted would fail new calls for ~1 s), a short
+ * reconnect backoff, and no grpc-js retries.
+ *
+ * Retries off: a call whose HTTP/2 stream cannot start (`session.request`
+ * throws because kubelet.sock's connection died while kubelet restarted, and
+ * Deno has not yet delivered the session's close) is retried by grpc-js at
+ * once ("transparent retry", unbounded for `NOT_STARTED`), on the same
+ * subchannel, still READY: a promise-job loop that starves the event loop.
+ * The whole process spins at 100 % CPU: no timer, no deadline, no directory
+ * watch, no re-registration. Our callers retry with backoff on a new client.
  */
 export const CLIENT_OPTIONS: grpc.ChannelOptions = {
   "grpc.use_local_subchannel_pool": 1,
   "grpc.initial_reconnect_backoff_ms": 50,
   "grpc.max_reconnect_backoff_ms": 1000,
+  "grpc.enable_retries": 0,
 };
 
 /** `unix://` target for an absolute socket path. */

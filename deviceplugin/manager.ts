@@ -217,7 +217,9 @@ export class DevicePluginManager implements AsyncDisposable {
     // below sees it. (Read after, a wipe could land between our socket check
     // and Register; kubelet would then dial back a socket that is gone.)
     // Incarnations are told apart by the watch's re-creation events, and by
-    // inode and ctime for the safety poll.
+    // inode and mtime for the safety poll (a socket's mtime is its bind time;
+    // Deno's ctime is whole seconds, and ext4 hands a re-created socket the
+    // freed inode: inode and ctime alone miss a restart within the second).
     const events = this.#kubeletEvents;
     const st = await lstatOrNull(`${dir}/${KUBELET_SOCKET}`);
     if (this.#stopped) return;
@@ -238,7 +240,7 @@ export class DevicePluginManager implements AsyncDisposable {
 
     // Registration: once per kubelet.sock incarnation.
     if (this.#stopped || st === null) return; // the directory watch wakes us when kubelet is back
-    const kubelet = `${events}:${st.ino}:${st.ctime?.getTime()}`;
+    const kubelet = `${events}:${st.ino}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
     const pending = [...this.#entries.values()].filter((e) => e.registeredWith !== kubelet);
     const signal = this.#registerAbort.signal;
     const results = await Promise.allSettled(pending.map(async (e) => {

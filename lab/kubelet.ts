@@ -72,6 +72,9 @@ export class PluginConn {
       grpc.credentials.createInsecure(),
       {
         "grpc.use_local_subchannel_pool": 1,
+        // As the plugin's own clients (deviceplugin/_api.ts CLIENT_OPTIONS):
+        // grpc-js's transparent retry can spin forever on a dead session.
+        "grpc.enable_retries": 0,
       },
     ) as unknown as DpClient;
     const options = await new Promise<DevicePluginOptions>((resolve, reject) =>
@@ -241,7 +244,12 @@ export class FakeKubelet implements AsyncDisposable {
       if (r) return r;
       const left = deadline - performance.now();
       if (left <= 0) {
-        throw new Error(`no Register of ${resourceName} within ${options.timeoutMs ?? 10_000} ms`);
+        const seen = this.registrations.filter((r) => r.request.resourceName === resourceName)
+          .map((r) => (r.at - since).toFixed(1));
+        throw new Error(
+          `no Register of ${resourceName} within ${options.timeoutMs ?? 10_000} ms; ` +
+            `Registers seen at (ms after since): [${seen.join(" ")}]`,
+        );
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);

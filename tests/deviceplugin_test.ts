@@ -26,6 +26,7 @@ import {
   tapIndexFor,
   UNHEALTHY,
 } from "../deviceplugin/mod.ts";
+import { CLIENT_OPTIONS } from "../deviceplugin/_api.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
@@ -99,6 +100,14 @@ Deno.test("parseDevicePluginConfig() rejects invalid content with the field", as
     });
   }
   assert.throws(() => parseDevicePluginConfig("[{"), SyntaxError);
+});
+
+Deno.test("the plugin's gRPC clients have grpc-js retries off (a transparent retry on a dead kubelet.sock session spins the process)", () => {
+  // grpc-js retries a call whose stream cannot start at once and without
+  // bound, on promise jobs: with Deno's late session close that loop froze
+  // the plugin at 100 % CPU right after a kubelet restart (no re-Register).
+  assert.equal(CLIENT_OPTIONS["grpc.enable_retries"], 0);
+  assert.equal(CLIENT_OPTIONS["grpc.use_local_subchannel_pool"], 1);
 });
 
 Deno.test("API messages encode with kubelet's v1beta1 field numbers", () => {
