@@ -710,6 +710,11 @@ Deno.test({
       const images = await runOk(["ctr", "-a", ctrd.sock, "-n", "k8s.io", "images", "ls", "-q"]);
       assert(images.split("\n").includes(IMAGE_REF), `ctr images import: ${images}`);
 
+      // The latest registration's connection: a plugin may register twice after
+      // a kubelet restart, and the stand-in (as kubelet) closes the older one.
+      const latest = kubelet.registrations.filter((r) => r.request.resourceName === resourceName)
+        .at(-1);
+      conn = latest?.conn ?? conn;
       const res = await conn!.allocate([[`${resource.name}-0`]]);
       assert.deepStrictEqual(
         res.containerResponses[0]!.devices[0]!.hostPath,
