@@ -8,7 +8,7 @@
  * @module
  */
 
-import { libPoll } from "./_ffi.ts";
+import { libc } from "../internal/_libc.ts";
 import { inNetns, type Netns } from "./netns.ts";
 import { NetlinkSocket } from "./socket.ts";
 import type { LinkEvent } from "./types.ts";
@@ -95,7 +95,7 @@ export function subscribeLinks(options: { netns?: Netns | string } = {}): LinkSu
       pv.setInt16(6, 0, true);
       waiting = true;
       try {
-        await libPoll().poll(pollfd, 1n, POLL_SLICE_MS);
+        await libc().poll(pollfd, 1n, POLL_SLICE_MS);
       } finally {
         waiting = false;
       }
