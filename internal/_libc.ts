@@ -21,6 +21,23 @@ export const LIBC_ENV = "MACVTAP_LIBC";
 
 const LIBC_DEFAULT = "libc.so.6";
 
+/** open(2) flag: read only. */
+export const O_RDONLY = 0;
+/** open(2) flag: never become the controlling terminal. */
+export const O_NOCTTY = 0o400;
+/** open(2) flag: do not block (on a FIFO, for one). */
+export const O_NONBLOCK = 0o4000;
+/** open(2)/pipe2(2) flag: close on exec, so IPAM children inherit nothing. */
+export const O_CLOEXEC = 0o2000000;
+/** poll(2) event bit: data to read (or EOF). */
+export const POLLIN = 0x1;
+/** poll(2) event bit: writing will not block. */
+export const POLLOUT = 0x4;
+/** poll(2) result bit: an error on the fd. */
+export const POLLERR = 0x8;
+/** poll(2) result bit: the other end hung up. */
+export const POLLHUP = 0x10;
+
 const symbols = {
   /** int *__errno_location(void) */
   __errno_location: { parameters: [], result: "pointer" },
@@ -105,4 +122,62 @@ export function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
 export function errno(): number {
   const p = libc().__errno_location();
   return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
+}
+
+/**
+ * A `struct pollfd[n]` for poll(2), which runs on a pool thread
+ * (`nonblocking`) while the event loop goes on: the array's `ArrayBuffer` is
+ * allocated explicitly, so V8 never keeps it on its moving heap.
+ */
+export class PollFds {
+  /** How many slots. */
+  readonly length: number;
+  readonly #buf: Uint8Array<ArrayBuffer>;
+  readonly #view: DataView;
+
+  /**
+   * Allocate `length` slots, each ignored (fd -1) until {@linkcode PollFds.set}.
+   *
+   * @param length How many fds to wait on at most.
+   */
+  constructor(length: number) {
+    this.length = length;
+    this.#buf = new Uint8Array(new ArrayBuffer(length * 8));
+    this.#view = new DataView(this.#buf.buffer);
+    for (let i = 0; i < length; i++) this.set(i, -1, 0);
+  }
+
+  /**
+   * Wait on `fd` for `events` in slot `i` (a negative fd: skip the slot);
+   * clears the slot's returned events.
+   *
+   * @param i The slot.
+   * @param fd The descriptor.
+   * @param events `POLLIN`, `POLLOUT`, …
+   */
+  set(i: number, fd: number, events: number): void {
+    this.#view.setInt32(i * 8, fd, true);
+    this.#view.setInt16(i * 8 + 4, events, true);
+    this.#view.setInt16(i * 8 + 6, 0, true);
+  }
+
+  /**
+   * The events poll(2) returned for slot `i`.
+   *
+   * @param i The slot.
+   * @returns `revents`.
+   */
+  revents(i: number): number {
+    return this.#view.getInt16(i * 8 + 6, true);
+  }
+
+  /**
+   * poll(2) on a pool thread. Never call it inside a netns section.
+   *
+   * @param timeoutMs How long to wait at most.
+   * @returns How many slots have events (0 on timeout, -1 on error).
+   */
+  poll(timeoutMs: number): Promise<number> {
+    return libc().poll(this.#buf, BigInt(this.length), timeoutMs);
+  }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ERRNO } from "./_errno.ts";
-import { cstr, errno, libc } from "./_libc.ts";
+import { cstr, errno, libc, O_CLOEXEC, PollFds, POLLIN, POLLOUT } from "./_libc.ts";
 import { LibraryLoadError, openLibrary } from "./_native.ts";
 
 Deno.test("errno() is the errno of the libc call that just failed", () => {
@@ -27,5 +27,28 @@ Deno.test("openLibrary() throws LibraryLoadError naming the path and the env ove
     );
   } finally {
     Deno.env.delete(env);
+  }
+});
+
+Deno.test("PollFds reports a pipe's read end readable only once written", async () => {
+  const fds = new Int32Array(new ArrayBuffer(8));
+  assert.equal(libc().pipe2(new Uint8Array(fds.buffer), O_CLOEXEC), 0);
+  const [r, w] = [fds[0]!, fds[1]!];
+  try {
+    const p = new PollFds(3);
+    p.set(0, r, POLLIN);
+    p.set(1, w, POLLOUT);
+    assert.equal(await p.poll(0), 1, "only the write end is ready");
+    assert.equal(p.revents(0), 0);
+    assert.equal(p.revents(1) & POLLOUT, POLLOUT);
+    assert.equal(p.revents(2), 0, "an unset slot is skipped");
+    assert.equal(Number(libc().write(w, Uint8Array.of(1), 1n)), 1);
+    p.set(0, r, POLLIN);
+    p.set(1, -1, 0);
+    assert.equal(await p.poll(1000), 1);
+    assert.equal(p.revents(0) & POLLIN, POLLIN);
+  } finally {
+    libc().close(r);
+    libc().close(w);
   }
 });

@@ -13,15 +13,20 @@
  */
 
 import { ERRNO, errnoText } from "../internal/_errno.ts";
-import { cstr, errno, libc } from "../internal/_libc.ts";
+import {
+  cstr,
+  errno,
+  libc,
+  O_CLOEXEC,
+  POLLERR,
+  PollFds,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+} from "../internal/_libc.ts";
 
-const O_CLOEXEC = 0o2000000;
 const WNOHANG = 1;
 const SIGKILL = 9;
-const POLLIN = 0x1;
-const POLLOUT = 0x4;
-const POLLERR = 0x8;
-const POLLHUP = 0x10;
 /** Writes of at most PIPE_BUF bytes to a pipe that polls writable never block. */
 const PIPE_BUF = 4096;
 /** A pipe holds 64 KiB: a first write of that much to a new pipe never blocks. */
@@ -231,8 +236,7 @@ export class Child {
     let status: number | undefined;
     let exitedAt = 0;
     const deadline = Date.now() + options.timeoutMs;
-    const pollfds = new Uint8Array(new ArrayBuffer(3 * 8));
-    const pv = new DataView(pollfds.buffer);
+    const pollfds = new PollFds(3);
 
     try {
       while (outOpen || errOpen || this.#stdin >= 0) {
@@ -252,24 +256,20 @@ export class Child {
           break; // a grandchild holds the pipes: stop waiting for EOF
         }
         const fds = [this.#stdin, outOpen ? this.#stdout : -1, errOpen ? this.#stderr : -1];
-        fds.forEach((fd, i) => {
-          pv.setInt32(i * 8, fd, true);
-          pv.setInt16(i * 8 + 4, i === 0 ? POLLOUT : POLLIN, true);
-          pv.setInt16(i * 8 + 6, 0, true);
-        });
-        const ready = await libc().poll(pollfds, 3n, POLL_SLICE_MS);
+        fds.forEach((fd, i) => pollfds.set(i, fd, i === 0 ? POLLOUT : POLLIN));
+        const ready = await pollfds.poll(POLL_SLICE_MS);
         if (ready <= 0) continue;
-        if (this.#stdin >= 0 && pv.getInt16(6, true) & (POLLOUT | POLLERR | POLLHUP)) {
+        if (this.#stdin >= 0 && pollfds.revents(0) & (POLLOUT | POLLERR | POLLHUP)) {
           this.#writeSome(PIPE_BUF);
         }
-        if (outOpen && pv.getInt16(14, true) & (POLLIN | POLLHUP | POLLERR)) {
+        if (outOpen && pollfds.revents(1) & (POLLIN | POLLHUP | POLLERR)) {
           outOpen = Child.#drain(this.#stdout, out, outBudget);
           if (outBudget.left < 0 && !overflow) {
             overflow = true;
             this.kill();
           }
         }
-        if (errOpen && pv.getInt16(22, true) & (POLLIN | POLLHUP | POLLERR)) {
+        if (errOpen && pollfds.revents(2) & (POLLIN | POLLHUP | POLLERR)) {
           errOpen = Child.#drain(this.#stderr, err, errBudget);
         }
       }

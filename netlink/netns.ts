@@ -12,13 +12,9 @@
  */
 
 import { ERRNO } from "../internal/_errno.ts";
-import { cstr, errno, libc } from "../internal/_libc.ts";
+import { cstr, errno, libc, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY } from "../internal/_libc.ts";
 import { NetlinkError, NetnsNotFoundError } from "./errors.ts";
 
-const O_RDONLY = 0;
-const O_NOCTTY = 0o400;
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
 const CLONE_NEWNET = 0x40000000;
 const NS_GET_NSTYPE = 0xb703n;
 const MS_BIND = 4096;
