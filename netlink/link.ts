@@ -4,7 +4,7 @@
  * @module
  */
 
-import { isErrno, LinkNotFoundError, linkText, naming } from "./errors.ts";
+import { LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
@@ -98,7 +98,7 @@ export class LinkOps {
     } catch (err) {
       if (err instanceof LinkNotFoundError) return undefined;
       if (
-        typeof ref === "string" && isErrno(err, "ERANGE") &&
+        typeof ref === "string" && err instanceof NetlinkError && err.code === "ERANGE" &&
         new TextEncoder().encode(ref).length >= IFNAMSIZ
       ) {
         return undefined;
