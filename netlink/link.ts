@@ -4,7 +4,7 @@
  * @module
  */
 
-import { LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
+import { isErrno, LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
