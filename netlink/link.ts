@@ -4,7 +4,7 @@
  * @module
  */
 
-import { isErrno, LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
+import { LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
@@ -67,7 +67,7 @@ export class LinkOps {
       if (!reply) throw new LinkNotFoundError(ref);
       return decodeLink(reply.payload);
     } catch (err) {
-      if (isErrno(err, "ENODEV") && !(err instanceof LinkNotFoundError)) {
+      if (err instanceof NetlinkError && err.errno === 19 && !(err instanceof LinkNotFoundError)) {
         throw new LinkNotFoundError(ref);
       }
       throw naming(err, linkText(ref));
@@ -202,7 +202,7 @@ export class LinkOps {
     try {
       request(this.#sock(), "RTM_NEWLINK", () => encodeLinkChange(index, change, FLAGS.change));
     } catch (err) {
-      if (isErrno(err, "ENODEV")) throw new LinkNotFoundError(ref, err.op);
+      if (err instanceof NetlinkError && err.errno === 19) throw new LinkNotFoundError(ref, err.op);
       throw naming(err, linkText(ref));
     }
   }
@@ -228,7 +228,7 @@ export class LinkOps {
         () => encodeLinkRef(C.RTM_DELLINK, FLAGS.change, ref),
       );
     } catch (err) {
-      if (isErrno(err, "ENODEV")) throw new LinkNotFoundError(ref, err.op);
+      if (err instanceof NetlinkError && err.errno === 19) throw new LinkNotFoundError(ref, err.op);
       throw naming(err, linkText(ref));
     }
   }
