@@ -14,8 +14,14 @@
  * in comments; the result has the same type as `Deno.dlopen(…).symbols`, and
  * `nonblocking` symbols still run on a pool thread and return promises.
  *
+ * {@linkcode openLibrary} adds what every library of this project needs: a
+ * path override from the environment, a timing span, and a
+ * {@linkcode LibraryLoadError} naming the soname and that override.
+ *
  * @module
  */
+
+import { span } from "./_timing.ts";
 
 /**
  * The loader's own three symbols return `void *` declared as a struct of one
@@ -44,7 +50,20 @@ const RTLD_NOW = 2;
 
 let dlfns: Deno.DynamicLibrary<typeof dl>["symbols"] | undefined;
 
-function cString(s: string): Uint8Array<ArrayBuffer> {
+/**
+ * A NUL-terminated C string for `buffer` parameters. Its `ArrayBuffer` is
+ * allocated explicitly, so V8 keeps the bytes off its heap however short the
+ * string is.
+ *
+ * @param s The string (UTF-8 encoded).
+ * @returns Its bytes and a NUL.
+ * @example
+ * ```ts
+ * import { cstr } from "./_native.ts";
+ * if (cstr("eth0").length !== 5) throw new Error("no NUL");
+ * ```
+ */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
   const raw = new TextEncoder().encode(s);
   const out = new Uint8Array(new ArrayBuffer(raw.length + 1));
   out.set(raw);
@@ -72,7 +91,7 @@ export function openLazily<S extends Deno.ForeignLibraryInterface>(
 ): Deno.DynamicLibrary<S>["symbols"] {
   // dlopen, dlsym and dlerror live in libc.so.6 since glibc 2.34.
   dlfns ??= Deno.dlopen("libc.so.6", dl).symbols;
-  const handle = pointerOf(dlfns.dlopen(cString(path), RTLD_NOW));
+  const handle = pointerOf(dlfns.dlopen(cstr(path), RTLD_NOW));
   if (!handle) throw new Error(dlerrorText(`cannot open ${path}`));
   const out = {} as Record<string, unknown>;
   for (const [name, def] of Object.entries(symbols)) {
@@ -80,7 +99,7 @@ export function openLazily<S extends Deno.ForeignLibraryInterface>(
       configurable: true,
       enumerable: true,
       get() {
-        const ptr = pointerOf(dlfns!.dlsym(handle, cString(name)));
+        const ptr = pointerOf(dlfns!.dlsym(handle, cstr(name)));
         if (!ptr) throw new Error(dlerrorText(`${path}: undefined symbol: ${name}`));
         const fn = new Deno.UnsafeFnPointer(
           ptr as Deno.PointerObject<Deno.ForeignFunction>,
@@ -93,4 +112,73 @@ export function openLazily<S extends Deno.ForeignLibraryInterface>(
     });
   }
   return out as Deno.DynamicLibrary<S>["symbols"];
+}
+
+/**
+ * Raised when a native library cannot be loaded; `cause` is the dlopen error
+ * and the message names the soname, the package and the env override.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LibraryLoadError } from "./_native.ts";
+ *
+ * const err = new LibraryLoadError("libmnl.so.0", "MACVTAP_LIBMNL", new Error("not found"));
+ * assert.match(err.message, /apt-get install libmnl0/);
+ * assert.match(err.message, /MACVTAP_LIBMNL/);
+ * ```
+ */
+export class LibraryLoadError extends Error {
+  /**
+   * Build the error.
+   *
+   * @param soname The library tried.
+   * @param envVar The env var that overrides its path.
+   * @param cause The dlopen error.
+   */
+  constructor(soname: string, envVar: string, cause: unknown) {
+    super(
+      `Cannot load ${soname}: ${cause instanceof Error ? cause.message : cause}. ` +
+        `Install it (Debian: apt-get install ${
+          soname.startsWith("libmnl") ? "libmnl0" : "libc6"
+        }) or set ${envVar} to its path`,
+      { cause },
+    );
+    this.name = "LibraryLoadError";
+  }
+}
+
+/**
+ * Open a library with {@linkcode openLazily}, at the path `envVar` names or
+ * at `soname`.
+ *
+ * @param envVar The env var that overrides the path (read only with
+ *   `--allow-env`: `--allow-ffi` alone must do).
+ * @param soname The default soname, e.g. `libmnl.so.0`.
+ * @param symbols The symbol table.
+ * @returns The lazily bound symbols.
+ * @throws {LibraryLoadError} when the library cannot be opened.
+ */
+export function openLibrary<S extends Deno.ForeignLibraryInterface>(
+  envVar: string,
+  soname: string,
+  symbols: S,
+): Deno.DynamicLibrary<S>["symbols"] {
+  const path = envOverride(envVar) || soname;
+  const t0 = performance.now();
+  try {
+    return openLazily(path, symbols);
+  } catch (err) {
+    throw new LibraryLoadError(path, envVar, err);
+  } finally {
+    span(`dlopen ${path} (${Object.keys(symbols).length})`, t0);
+  }
+}
+
+function envOverride(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
 }

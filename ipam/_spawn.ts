@@ -12,86 +12,21 @@
  * @module
  */
 
-import { openLazily } from "../internal/_native.ts";
-import { span } from "../internal/_timing.ts";
+import { ERRNO, errnoText } from "../internal/_errno.ts";
+import {
+  cstr,
+  errno,
+  libc,
+  O_CLOEXEC,
+  POLLERR,
+  PollFds,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+} from "../internal/_libc.ts";
 
-const LIBC_ENV = "MACVTAP_LIBC";
-
-const syncSymbols = {
-  /** int pipe2(int fds[2], int flags) */
-  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
-  /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) */
-  posix_spawn: {
-    parameters: ["buffer", "buffer", "buffer", "pointer", "buffer", "buffer"],
-    result: "i32",
-  },
-  /** int posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa) */
-  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
-  /** int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa, int fd, int newfd) */
-  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
-  /** int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa) */
-  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
-  /** ssize_t read(int fd, void *buf, size_t n) */
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  /** ssize_t write(int fd, const void *buf, size_t n) */
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  /** int close(int fd) */
-  close: { parameters: ["i32"], result: "i32" },
-  /** pid_t waitpid(pid_t pid, int *status, int options) */
-  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-  /** int kill(pid_t pid, int sig) */
-  kill: { parameters: ["i32", "i32"], result: "i32" },
-  /** int *__errno_location(void) */
-  __errno_location: { parameters: [], result: "pointer" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-/** Waiting, on a pool thread: it only waits on fds we already hold. */
-const waitSymbols = {
-  /** int poll(struct pollfd *fds, nfds_t n, int timeout) */
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-let sync: Deno.DynamicLibrary<typeof syncSymbols>["symbols"] | undefined;
-let wait: Deno.DynamicLibrary<typeof waitSymbols>["symbols"] | undefined;
-
-function libPath(): string {
-  try {
-    return Deno.env.get(LIBC_ENV) || "libc.so.6";
-  } catch {
-    return "libc.so.6";
-  }
-}
-
-function libc(): Deno.DynamicLibrary<typeof syncSymbols>["symbols"] {
-  if (sync) return sync;
-  const t0 = performance.now();
-  sync = openLazily(libPath(), syncSymbols);
-  span(`dlopen spawn (${Object.keys(syncSymbols).length})`, t0);
-  return sync;
-}
-
-function libWait(): Deno.DynamicLibrary<typeof waitSymbols>["symbols"] {
-  if (wait) return wait;
-  const t0 = performance.now();
-  wait = openLazily(libPath(), waitSymbols);
-  span("dlopen poll (1)", t0);
-  return wait;
-}
-
-function errno(): number {
-  const p = libc().__errno_location();
-  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
-}
-
-const O_CLOEXEC = 0o2000000;
 const WNOHANG = 1;
 const SIGKILL = 9;
-const POLLIN = 0x1;
-const POLLOUT = 0x4;
-const POLLERR = 0x8;
-const POLLHUP = 0x10;
-const EINTR = 4;
-const EAGAIN = 11;
 /** Writes of at most PIPE_BUF bytes to a pipe that polls writable never block. */
 const PIPE_BUF = 4096;
 /** A pipe holds 64 KiB: a first write of that much to a new pipe never blocks. */
@@ -99,24 +34,15 @@ const PIPE_CAPACITY = 65536;
 /** Slice of each wait, so that the child's exit is noticed with pipes still open. */
 const POLL_SLICE_MS = 50;
 
-/** A failed spawn; `errno` 26 (ETXTBSY) means the executable is being written. */
+/** A failed spawn; `errno` `ERRNO.ETXTBSY` means the executable is being written. */
 export class SpawnError extends Error {
   readonly errno: number;
   constructor(path: string, errno: number) {
-    super(`Cannot run ${path}: ${ERRNO_TEXT[errno] ?? `errno ${errno}`}`);
+    super(`Cannot run ${path}: ${errnoText(errno)}`);
     this.name = "SpawnError";
     this.errno = errno;
   }
 }
-
-const ERRNO_TEXT: Record<number, string> = {
-  1: "Operation not permitted",
-  2: "No such file or directory",
-  8: "Exec format error",
-  12: "Cannot allocate memory",
-  13: "Permission denied",
-  26: "Text file busy",
-};
 
 /** How a child ended. */
 export interface ChildResult {
@@ -164,13 +90,6 @@ function cStringArray(strings: readonly string[]): {
   });
   ptrs[parts.length] = 0n;
   return { block, array };
-}
-
-function cString(s: string): Uint8Array<ArrayBuffer> {
-  const raw = new TextEncoder().encode(s);
-  const out = new Uint8Array(new ArrayBuffer(raw.length + 1));
-  out.set(raw);
-  return out;
 }
 
 function makePipe(): [number, number] {
@@ -225,7 +144,7 @@ export class Child {
       const pidBuf = new Int32Array(new ArrayBuffer(8));
       const rc = c.posix_spawn(
         new Uint8Array(pidBuf.buffer),
-        cString(path),
+        cstr(path),
         fa,
         null,
         argv.array,
@@ -259,8 +178,8 @@ export class Child {
       const n = Number(c.write(this.#stdin, chunk, BigInt(chunk.length)));
       if (n < 0) {
         const e = errno();
-        if (e === EINTR) continue;
-        if (e === EAGAIN) return;
+        if (e === ERRNO.EINTR) continue;
+        if (e === ERRNO.EAGAIN) return;
         this.#written = this.#input.length; // EPIPE: the child does not read; stop feeding it
         break;
       }
@@ -276,7 +195,10 @@ export class Child {
   static #drain(fd: number, sink: Uint8Array[], budget: { left: number }): boolean {
     const buf = new Uint8Array(new ArrayBuffer(65536));
     const n = Number(libc().read(fd, buf, BigInt(buf.length)));
-    if (n < 0) return errno() === EINTR || errno() === EAGAIN;
+    if (n < 0) {
+      const e = errno();
+      return e === ERRNO.EINTR || e === ERRNO.EAGAIN;
+    }
     if (n === 0) return false;
     if (budget.left > 0) sink.push(buf.slice(0, Math.min(n, budget.left)));
     budget.left -= n;
@@ -314,8 +236,7 @@ export class Child {
     let status: number | undefined;
     let exitedAt = 0;
     const deadline = Date.now() + options.timeoutMs;
-    const pollfds = new Uint8Array(new ArrayBuffer(3 * 8));
-    const pv = new DataView(pollfds.buffer);
+    const pollfds = new PollFds(3);
 
     try {
       while (outOpen || errOpen || this.#stdin >= 0) {
@@ -335,24 +256,20 @@ export class Child {
           break; // a grandchild holds the pipes: stop waiting for EOF
         }
         const fds = [this.#stdin, outOpen ? this.#stdout : -1, errOpen ? this.#stderr : -1];
-        fds.forEach((fd, i) => {
-          pv.setInt32(i * 8, fd, true);
-          pv.setInt16(i * 8 + 4, i === 0 ? POLLOUT : POLLIN, true);
-          pv.setInt16(i * 8 + 6, 0, true);
-        });
-        const ready = await libWait().poll(pollfds, 3n, POLL_SLICE_MS);
+        fds.forEach((fd, i) => pollfds.set(i, fd, i === 0 ? POLLOUT : POLLIN));
+        const ready = await pollfds.poll(POLL_SLICE_MS);
         if (ready <= 0) continue;
-        if (this.#stdin >= 0 && pv.getInt16(6, true) & (POLLOUT | POLLERR | POLLHUP)) {
+        if (this.#stdin >= 0 && pollfds.revents(0) & (POLLOUT | POLLERR | POLLHUP)) {
           this.#writeSome(PIPE_BUF);
         }
-        if (outOpen && pv.getInt16(14, true) & (POLLIN | POLLHUP | POLLERR)) {
+        if (outOpen && pollfds.revents(1) & (POLLIN | POLLHUP | POLLERR)) {
           outOpen = Child.#drain(this.#stdout, out, outBudget);
           if (outBudget.left < 0 && !overflow) {
             overflow = true;
             this.kill();
           }
         }
-        if (errOpen && pv.getInt16(22, true) & (POLLIN | POLLHUP | POLLERR)) {
+        if (errOpen && pollfds.revents(2) & (POLLIN | POLLHUP | POLLERR)) {
           errOpen = Child.#drain(this.#stderr, err, errBudget);
         }
       }

@@ -9,12 +9,11 @@
  */
 
 import { CniError, ErrorCode } from "../cni/mod.ts";
+import { ERRNO } from "../internal/_errno.ts";
 import { log } from "../internal/_log.ts";
 import { span, TIMING } from "../internal/_timing.ts";
 import { Child, type ChildResult, SpawnError } from "./_spawn.ts";
 import { errorText } from "../internal/_error_text.ts";
-
-const ETXTBSY = 26;
 
 /** The CNI commands an IPAM plugin is run with. */
 export type IpamCommand = "ADD" | "DEL" | "CHECK" | "STATUS" | "GC" | "VERSION";
@@ -246,7 +245,7 @@ async function finish(
   let child: Child | undefined = first instanceof Child ? first : undefined;
   let spawnErr: unknown = child ? undefined : first;
   for (const delay of ETXTBSY_RETRY_DELAYS_MS) {
-    if (child || !(spawnErr instanceof SpawnError && spawnErr.errno === ETXTBSY)) break;
+    if (child || !(spawnErr instanceof SpawnError && spawnErr.errno === ERRNO.ETXTBSY)) break;
     log.debug(`${what}: ${path} is busy (ETXTBSY), retrying in ${delay} ms`);
     await sleep(delay);
     options.signal?.throwIfAborted();

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { libPoll } from "./_ffi.ts";
+import { PollFds, POLLIN } from "../internal/_libc.ts";
 import { inNetns, type Netns } from "./netns.ts";
 import { NetlinkSocket } from "./socket.ts";
 import type { LinkEvent } from "./types.ts";
@@ -16,7 +16,6 @@ import * as C from "./wire/constants.ts";
 import { decodeLink, parseMessages } from "./wire/message.ts";
 
 const RTMGRP_LINK = 1 << (C.RTNLGRP_LINK - 1);
-const POLLIN = 1;
 /** How often a pending wait re-checks for `close()`. */
 const POLL_SLICE_MS = 100;
 
@@ -59,8 +58,7 @@ export function subscribeLinks(options: { netns?: Netns | string } = {}): LinkSu
   const queue: LinkEvent[] = [];
   let closed = false;
   let waiting = false;
-  const pollfd = new Uint8Array(8);
-  const pv = new DataView(pollfd.buffer);
+  const pollfd = new PollFds(1);
 
   async function next(): Promise<IteratorResult<LinkEvent>> {
     try {
@@ -90,12 +88,10 @@ export function subscribeLinks(options: { netns?: Netns | string } = {}): LinkSu
         }
         continue;
       }
-      pv.setInt32(0, sock.fd, true);
-      pv.setInt16(4, POLLIN, true);
-      pv.setInt16(6, 0, true);
+      pollfd.set(0, sock.fd, POLLIN);
       waiting = true;
       try {
-        await libPoll().poll(pollfd, 1n, POLL_SLICE_MS);
+        await pollfd.poll(POLL_SLICE_MS);
       } finally {
         waiting = false;
       }

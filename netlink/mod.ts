@@ -40,7 +40,7 @@ export {
   NetlinkError,
   NetnsNotFoundError,
 } from "./errors.ts";
-export { LIBC_ENV, LIBMNL_ENV, LibraryLoadError } from "./_ffi.ts";
+export { LIBMNL_ENV, LibraryLoadError } from "./_ffi.ts";
 export { MACVLAN_MODES, macvlanModeName } from "./wire/message.ts";
 export {
   ADDR_FLAGS,

@@ -11,14 +11,11 @@
  * @module
  */
 
-import { cstr, errno, libC, libCNs } from "./_ffi.ts";
+import { ERRNO } from "../internal/_errno.ts";
+import { cstr, errno, libc, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY } from "../internal/_libc.ts";
 import { NetlinkError, NetnsNotFoundError } from "./errors.ts";
 import { errorText } from "../internal/_error_text.ts";
 
-const O_RDONLY = 0;
-const O_NOCTTY = 0o400;
-const O_NONBLOCK = 0o4000;
-const O_CLOEXEC = 0o2000000;
 const CLONE_NEWNET = 0x40000000;
 const NS_GET_NSTYPE = 0xb703n;
 const MS_BIND = 4096;
@@ -80,7 +77,7 @@ export class Netns implements Disposable {
   /** Close the fd. Idempotent. The namespace lives on while mounted or used. */
   close(): void {
     if (this.#fd >= 0) {
-      libC().close(this.#fd);
+      libc().close(this.#fd);
       this.#fd = -1;
     }
   }
@@ -119,27 +116,32 @@ export function openNetns(path: string): Netns {
     const why = errorText(err);
     throw new NetlinkError(
       "stat",
-      22,
+      ERRNO.EINVAL,
       undefined,
       `Cannot open network namespace "${path}" (${why})`,
     );
   }
   if (!st.isFile) {
-    throw new NetlinkError("stat", 22, undefined, `"${path}" is not a network namespace`);
+    throw new NetlinkError("stat", ERRNO.EINVAL, undefined, `"${path}" is not a network namespace`);
   }
-  const c = libC();
+  const c = libc();
   // O_NONBLOCK: should the path be swapped for a FIFO after the check, open()
   // still returns at once, and the ioctl below refuses it.
   const fd = c.open(cstr(path), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     const e = errno();
-    if (e === 2) throw new NetnsNotFoundError(path);
+    if (e === ERRNO.ENOENT) throw new NetnsNotFoundError(path);
     throw new NetlinkError("open", e, undefined, `Cannot open network namespace "${path}"`);
   }
   const type = c.ioctl(fd, NS_GET_NSTYPE);
   if (type !== CLONE_NEWNET) {
     c.close(fd);
-    throw new NetlinkError("ioctl", 22, undefined, `"${path}" is not a network namespace`);
+    throw new NetlinkError(
+      "ioctl",
+      ERRNO.EINVAL,
+      undefined,
+      `"${path}" is not a network namespace`,
+    );
   }
   return new Netns(fd, path);
 }
@@ -216,7 +218,7 @@ export function inNetns<T>(
     return inNetns(opened, fn);
   }
   if (!ns) return checkSync(fn());
-  const c = libC();
+  const c = libc();
   const home = c.open(cstr("/proc/thread-self/ns/net"), O_RDONLY | O_CLOEXEC);
   if (home < 0) throw new NetlinkError("open", errno(), undefined, "Cannot open own netns");
   try {
@@ -252,14 +254,14 @@ function checkSync<T>(value: T): T {
 }
 
 function mount(src: string, target: string, fstype: string, flags: number): number {
-  return libCNs().mount(cstr(src), cstr(target), cstr(fstype), BigInt(flags), null);
+  return libc().mount(cstr(src), cstr(target), cstr(fstype), BigInt(flags), null);
 }
 
 /** Make `/run/netns` a shared mount point, as iproute2 does, so bind mounts propagate. */
 function prepareRunDir(): void {
   Deno.mkdirSync(NETNS_RUN_DIR, { recursive: true, mode: 0o755 });
   if (mount("none", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC) === 0) return;
-  if (errno() !== 22) throw new NetlinkError("mount", errno(), undefined, NETNS_RUN_DIR);
+  if (errno() !== ERRNO.EINVAL) throw new NetlinkError("mount", errno(), undefined, NETNS_RUN_DIR);
   if (mount(NETNS_RUN_DIR, NETNS_RUN_DIR, "none", MS_BIND | MS_REC) < 0) {
     throw new NetlinkError("mount", errno(), undefined, `bind ${NETNS_RUN_DIR}`);
   }
@@ -297,15 +299,15 @@ export function createNetns(name: string): Netns {
     Deno.openSync(path, { createNew: true, write: true, mode: 0o444 }).close();
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) {
-      throw new NetlinkError("open", 17, undefined, `Network namespace "${name}" exists`);
+      throw new NetlinkError("open", ERRNO.EEXIST, undefined, `Network namespace "${name}" exists`);
     }
     throw err;
   }
-  const c = libC();
+  const c = libc();
   const home = c.open(cstr("/proc/thread-self/ns/net"), O_RDONLY | O_CLOEXEC);
   let failure: NetlinkError | undefined;
   try {
-    if (libCNs().unshare(CLONE_NEWNET) < 0) {
+    if (c.unshare(CLONE_NEWNET) < 0) {
       failure = new NetlinkError("unshare", errno(), undefined, `Cannot create "${name}"`);
     } else if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND) < 0) {
       failure = new NetlinkError("mount", errno(), undefined, `Cannot create "${name}"`);
@@ -318,7 +320,7 @@ export function createNetns(name: string): Netns {
     c.close(home);
   }
   if (failure) {
-    libCNs().unlink(cstr(path));
+    libc().unlink(cstr(path));
     throw failure;
   }
   return openNetns(path);
@@ -341,12 +343,12 @@ export function createNetns(name: string): Netns {
  */
 export function deleteNetns(name: string): void {
   const path = name.includes("/") ? name : `${NETNS_RUN_DIR}/${name}`;
-  if (libCNs().umount2(cstr(path), MNT_DETACH) < 0) {
+  if (libc().umount2(cstr(path), MNT_DETACH) < 0) {
     const e = errno();
-    if (e === 2) return;
-    if (e !== 22) throw new NetlinkError("umount2", e, undefined, path);
+    if (e === ERRNO.ENOENT) return;
+    if (e !== ERRNO.EINVAL) throw new NetlinkError("umount2", e, undefined, path);
   }
-  if (libCNs().unlink(cstr(path)) < 0 && errno() !== 2) {
+  if (libc().unlink(cstr(path)) < 0 && errno() !== ERRNO.ENOENT) {
     throw new NetlinkError("unlink", errno(), undefined, path);
   }
 }

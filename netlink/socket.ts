@@ -6,7 +6,9 @@
  * @module
  */
 
-import { errno, libC, libCExtra, libmnl } from "./_ffi.ts";
+import { ERRNO } from "../internal/_errno.ts";
+import { errno, libc } from "../internal/_libc.ts";
+import { libmnl } from "./_ffi.ts";
 import { NetlinkError } from "./errors.ts";
 import {
   NETLINK_CAP_ACK,
@@ -68,11 +70,11 @@ export class NetlinkSocket implements Disposable {
           BigInt(Math.floor(timeoutMs / 1000)),
           BigInt((timeoutMs % 1000) * 1000),
         ]);
-        libC().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(tv.buffer), 16);
+        libc().setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(tv.buffer), 16);
       }
       if (options.groups) {
         const size = new Uint8Array(new Int32Array([1 << 20]).buffer);
-        libC().setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4);
+        libc().setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4);
       }
       return new NetlinkSocket(nl, mnl.mnl_socket_get_portid(nl), fd);
     } catch (err) {
@@ -95,7 +97,9 @@ export class NetlinkSocket implements Disposable {
   send(msg: Uint8Array<ArrayBuffer>, op: string): void {
     const n = Number(libmnl().mnl_socket_sendto(this.#ptr(), msg, BigInt(msg.length)));
     if (n < 0) throw new NetlinkError(op, errno());
-    if (n !== msg.length) throw new NetlinkError(op, 5, `short send: ${n} of ${msg.length} bytes`);
+    if (n !== msg.length) {
+      throw new NetlinkError(op, ERRNO.EIO, `short send: ${n} of ${msg.length} bytes`);
+    }
   }
 
   /** Receive one datagram (blocks up to the receive timeout). */
@@ -107,8 +111,8 @@ export class NetlinkSocket implements Disposable {
       const e = errno();
       throw new NetlinkError(
         op,
-        e === 11 ? 110 : e,
-        e === 11 ? "no reply from the kernel" : undefined,
+        e === ERRNO.EAGAIN ? ERRNO.ETIMEDOUT : e,
+        e === ERRNO.EAGAIN ? "no reply from the kernel" : undefined,
       );
     }
     return this.#buf.subarray(0, n);
@@ -116,10 +120,10 @@ export class NetlinkSocket implements Disposable {
 
   /** Receive one datagram if one is queued; `undefined` otherwise. */
   tryRecv(op: string): Uint8Array | undefined {
-    const n = Number(libCExtra().recv(this.fd, this.#buf, BigInt(this.#buf.length), MSG_DONTWAIT));
+    const n = Number(libc().recv(this.fd, this.#buf, BigInt(this.#buf.length), MSG_DONTWAIT));
     if (n < 0) {
       const e = errno();
-      if (e === 11) return undefined;
+      if (e === ERRNO.EAGAIN) return undefined;
       throw new NetlinkError(op, e);
     }
     return this.#buf.subarray(0, n);

@@ -7,7 +7,7 @@
 import { causeChain, CniError, ErrorCode } from "../cni/mod.ts";
 import { ConfigError } from "../config/mod.ts";
 import { HostRouteError } from "../hostroute/mod.ts";
-import { DumpInterruptedError, NetlinkError } from "../netlink/mod.ts";
+import { DumpInterruptedError, isErrno, NetlinkError } from "../netlink/mod.ts";
 
 /**
  * A plugin failure with a chosen CNI code (default 999).
@@ -77,7 +77,7 @@ export function toCniError(err: unknown): CniError {
   }
   if (
     err instanceof DumpInterruptedError ||
-    (err instanceof NetlinkError && (err.code === "EAGAIN" || err.code === "EBUSY"))
+    isErrno(err, "EAGAIN", "EBUSY")
   ) {
     return new CniError(ErrorCode.TRY_AGAIN, err.message, causeChain(err), { cause: err });
   }

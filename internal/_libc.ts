@@ -1,0 +1,183 @@
+/**
+ * libc: the one symbol table, `errno()` and `cstr()` for every caller
+ * (namespaces and sockets in netlink/, spawning IPAM plugins in ipam/,
+ * `mknod` in deviceplugin/).
+ *
+ * One table is enough: {@linkcode openLibrary} binds each symbol on its first
+ * call (internal/_native.ts), so a CNI command pays only for the symbols it
+ * calls, whatever the table declares. Every symbol but `poll` is
+ * synchronous, so a call made inside a netns section runs on the thread that
+ * entered it, and `errno()` read right after it is that call's.
+ *
+ * @module
+ */
+
+import { openLibrary } from "./_native.ts";
+
+export { cstr } from "./_native.ts";
+
+/** Env var naming an alternative path for libc (default `libc.so.6`). */
+export const LIBC_ENV = "MACVTAP_LIBC";
+
+const LIBC_DEFAULT = "libc.so.6";
+
+/** open(2) flag: read only. */
+export const O_RDONLY = 0;
+/** open(2) flag: never become the controlling terminal. */
+export const O_NOCTTY = 0o400;
+/** open(2) flag: do not block (on a FIFO, for one). */
+export const O_NONBLOCK = 0o4000;
+/** open(2)/pipe2(2) flag: close on exec, so IPAM children inherit nothing. */
+export const O_CLOEXEC = 0o2000000;
+/** poll(2) event bit: data to read (or EOF). */
+export const POLLIN = 0x1;
+/** poll(2) event bit: writing will not block. */
+export const POLLOUT = 0x4;
+/** poll(2) result bit: an error on the fd. */
+export const POLLERR = 0x8;
+/** poll(2) result bit: the other end hung up. */
+export const POLLHUP = 0x10;
+
+const symbols = {
+  /** int *__errno_location(void) */
+  __errno_location: { parameters: [], result: "pointer" },
+
+  // Files and descriptors.
+  /** int open(const char *path, int flags) (variadic mode omitted) */
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  /** int close(int fd) */
+  close: { parameters: ["i32"], result: "i32" },
+  /** ssize_t read(int fd, void *buf, size_t n) */
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** ssize_t write(int fd, const void *buf, size_t n) */
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /** int pipe2(int fds[2], int flags) */
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  /** int ioctl(int fd, unsigned long request) (no argument variant) */
+  ioctl: { parameters: ["i32", "u64"], result: "i32" },
+  /** int unlink(const char *path) */
+  unlink: { parameters: ["buffer"], result: "i32" },
+  /** int mknod(const char *path, mode_t mode, dev_t dev) */
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  /**
+   * int poll(struct pollfd *fds, nfds_t nfds, int timeout), declared
+   * `nonblocking`: it runs on a pool thread and only waits on fds already
+   * held, so it is namespace-agnostic. Never call it inside a netns section.
+   */
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+
+  // Sockets.
+  /** int setsockopt(int fd, int level, int name, const void *val, socklen_t len) */
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  /** ssize_t recv(int fd, void *buf, size_t len, int flags) */
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+
+  // Namespaces and mounts.
+  /** int setns(int fd, int nstype) */
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  /** int unshare(int flags) */
+  unshare: { parameters: ["i32"], result: "i32" },
+  /** int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data) */
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "pointer"], result: "i32" },
+  /** int umount2(const char *target, int flags) */
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+
+  // Processes.
+  /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) */
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  /** int posix_spawn_file_actions_init(posix_spawn_file_actions_t *fa) */
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  /** int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa, int fd, int newfd) */
+  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  /** int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *fa) */
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  /** pid_t waitpid(pid_t pid, int *status, int options) */
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  /** int kill(pid_t pid, int sig) */
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let lib: Deno.DynamicLibrary<typeof symbols>["symbols"] | undefined;
+
+/**
+ * The libc symbols; the library is opened on first use.
+ *
+ * @returns The symbols, each bound on its first call.
+ * @throws {LibraryLoadError} naming `libc.so.6` and {@linkcode LIBC_ENV}
+ *   when libc cannot be opened.
+ */
+export function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
+  return lib ??= openLibrary(LIBC_ENV, LIBC_DEFAULT, symbols);
+}
+
+/**
+ * errno of the last failing libc/libmnl call on this thread. Read it right
+ * away, before any other native call.
+ *
+ * @returns The positive errno, or 0.
+ */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
+}
+
+/**
+ * A `struct pollfd[n]` for poll(2), which runs on a pool thread
+ * (`nonblocking`) while the event loop goes on: the array's `ArrayBuffer` is
+ * allocated explicitly, so V8 never keeps it on its moving heap.
+ */
+export class PollFds {
+  /** How many slots. */
+  readonly length: number;
+  readonly #buf: Uint8Array<ArrayBuffer>;
+  readonly #view: DataView;
+
+  /**
+   * Allocate `length` slots, each ignored (fd -1) until {@linkcode PollFds.set}.
+   *
+   * @param length How many fds to wait on at most.
+   */
+  constructor(length: number) {
+    this.length = length;
+    this.#buf = new Uint8Array(new ArrayBuffer(length * 8));
+    this.#view = new DataView(this.#buf.buffer);
+    for (let i = 0; i < length; i++) this.set(i, -1, 0);
+  }
+
+  /**
+   * Wait on `fd` for `events` in slot `i` (a negative fd: skip the slot);
+   * clears the slot's returned events.
+   *
+   * @param i The slot.
+   * @param fd The descriptor.
+   * @param events `POLLIN`, `POLLOUT`, …
+   */
+  set(i: number, fd: number, events: number): void {
+    this.#view.setInt32(i * 8, fd, true);
+    this.#view.setInt16(i * 8 + 4, events, true);
+    this.#view.setInt16(i * 8 + 6, 0, true);
+  }
+
+  /**
+   * The events poll(2) returned for slot `i`.
+   *
+   * @param i The slot.
+   * @returns `revents`.
+   */
+  revents(i: number): number {
+    return this.#view.getInt16(i * 8 + 6, true);
+  }
+
+  /**
+   * poll(2) on a pool thread. Never call it inside a netns section.
+   *
+   * @param timeoutMs How long to wait at most.
+   * @returns How many slots have events (0 on timeout, -1 on error).
+   */
+  poll(timeoutMs: number): Promise<number> {
+    return libc().poll(this.#buf, BigInt(this.length), timeoutMs);
+  }
+}
