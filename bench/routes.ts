@@ -18,6 +18,8 @@
  * @module
  */
 
+import { run, runOk } from "../lab/mod.ts";
+
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OURS = `${root}/dist/macvtap`;
 
@@ -30,28 +32,6 @@ const IPS = opt("--ips", 20_000);
 const ROUTES = opt("--routes", 3_000);
 const RUNS = opt("--runs", 3);
 const METRIC = 50;
-
-async function sh(cmd: string[], input?: string): Promise<{ code: number; out: string }> {
-  const p = new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdin: input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  if (input !== undefined) {
-    const w = p.stdin.getWriter();
-    await w.write(new TextEncoder().encode(input));
-    await w.close();
-  }
-  const o = await p.output();
-  return { code: o.code, out: new TextDecoder().decode(o.stdout) };
-}
-
-async function must(cmd: string[], input?: string): Promise<string> {
-  const r = await sh(cmd, input);
-  if (r.code !== 0) throw new Error(`${cmd.join(" ")}: exit ${r.code}`);
-  return r.out;
-}
 
 /** The i-th address of 10.0.0.0/8 whose last byte is 1 to 254. */
 function ip(i: number): string {
@@ -66,7 +46,7 @@ const tmp = Deno.makeTempDirSync({ prefix: "macvtap-bench-routes-" });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function ourRoutes(): Promise<number> {
-  const out = await must(["ip", "-n", host, "route", "show", "proto", "249"]);
+  const out = await runOk(["ip", "-n", host, "route", "show", "proto", "249"]);
   return out.split("\n").filter((l) => l.trim()).length;
 }
 
@@ -75,7 +55,7 @@ async function addRoutes(count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     lines.push(`route add ${ip(i)}/32 dev macvtap1 proto 249 metric ${METRIC} scope link`);
   }
-  await must(["ip", "-n", host, "-batch", "-"], lines.join("\n") + "\n");
+  await runOk(["ip", "-n", host, "-batch", "-"], { stdin: lines.join("\n") + "\n" });
 }
 
 async function plugin(command: string, config: unknown, containerId: string): Promise<number> {
@@ -108,9 +88,9 @@ async function plugin(command: string, config: unknown, containerId: string): Pr
 }
 
 try {
-  await must(["ip", "netns", "add", host]);
-  await must(["ip", "netns", "add", peer]);
-  await must([
+  await runOk(["ip", "netns", "add", host]);
+  await runOk(["ip", "netns", "add", peer]);
+  await runOk([
     "ip",
     "-n",
     host,
@@ -124,11 +104,11 @@ try {
     "netns",
     peer,
   ]);
-  await must(["ip", "-n", host, "link", "set", "lab0", "up"]);
-  await must(["ip", "-n", host, "link", "add", "macvtap1", "link", "lab0", "type", "macvtap"]);
-  await must(["ip", "-n", host, "link", "set", "macvtap1", "up"]);
+  await runOk(["ip", "-n", host, "link", "set", "lab0", "up"]);
+  await runOk(["ip", "-n", host, "link", "add", "macvtap1", "link", "lab0", "type", "macvtap"]);
+  await runOk(["ip", "-n", host, "link", "set", "macvtap1", "up"]);
   const hostIndex = Number(
-    JSON.parse(await must(["ip", "-n", host, "-j", "link", "show", "macvtap1"]))[0].ifindex,
+    JSON.parse(await runOk(["ip", "-n", host, "-j", "link", "show", "macvtap1"]))[0].ifindex,
   );
   const base = {
     cniVersion: "1.0.0",
@@ -199,7 +179,7 @@ try {
     } ms over ${RUNS} runs`,
   );
 } finally {
-  await sh(["ip", "netns", "del", host]);
-  await sh(["ip", "netns", "del", peer]);
+  await run(["ip", "netns", "del", host]);
+  await run(["ip", "netns", "del", peer]);
   Deno.removeSync(tmp, { recursive: true });
 }
