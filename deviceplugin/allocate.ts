@@ -82,8 +82,9 @@ export function makedev(major: number, minor: number): number {
 }
 
 /**
- * (Re)create the macvtap of device `id` on the resource's lower device and
- * make sure its `/dev/tapN` exists with the right major:minor.
+ * Create the macvtap of device `id` on the resource's lower device (or keep
+ * the one that is already exactly that, unused), and make sure its
+ * `/dev/tapN` exists with the right major:minor.
  *
  * @throws {AllocateError} `FAILED_PRECONDITION` when the lower device is
  *   missing, `INTERNAL` when the kernel refuses.
@@ -103,11 +104,18 @@ export function allocateDevice(
     );
   }
   using undo = new UndoStack();
-  // A stale link of this name (failed sandbox, earlier container) is replaced.
-  backend.delete(ifname);
   const candidates = tapIndexCandidates(id);
-  let index = 0;
-  for (const [probe, candidate] of candidates.entries()) {
+  // A link of this name that is already what Allocate would create (an
+  // Allocate retried, a sandbox that never reached CNI ADD) is kept: down,
+  // on this lower device, in this mode, at an index of the rule. Deleting
+  // it costs the kernel ~30 ms (RCU); anything else is stale and replaced.
+  const existing = backend.find(ifname);
+  const reusable = existing !== undefined && existing.kind === "macvtap" && !existing.up &&
+    existing.parentIndex === lower.index && existing.mode === resource.mode &&
+    candidates.includes(existing.index);
+  let index = reusable ? existing.index : 0;
+  if (!reusable && existing) backend.delete(ifname);
+  for (const [probe, candidate] of reusable ? [] : candidates.entries()) {
     try {
       backend.addMacvtap({
         name: ifname,
@@ -135,7 +143,7 @@ export function allocateDevice(
       );
     }
   }
-  undo.push(`delete ${ifname}`, () => backend.delete(ifname));
+  if (!reusable) undo.push(`delete ${ifname}`, () => backend.delete(ifname));
 
   const devDir = options.devDir ?? "/dev";
   const tapPath = `${devDir}/tap${index}`;

@@ -12,6 +12,7 @@
 
 import assert from "node:assert/strict";
 import {
+  allocateDevice,
   defaultEligible,
   deviceIdOf,
   DevicePluginConfigError,
@@ -793,4 +794,43 @@ Deno.test({
     await lab.ip(host, "link", "del", deviceIfname(id3));
     assert.equal(await importAs(id3, "net3", { master: "lan0" }), next);
   },
+});
+
+Deno.test("allocateDevice() keeps an unused device that is already right, replaces a stale one (fake host)", () => {
+  const host = new FakeHost();
+  const lower = host.put("eth1");
+  const fs = new FakeTapFs();
+  const resource = { name: "lan", lowerDevice: "eth1", mode: "bridge" as const, capacity: 10 };
+  const calls: string[] = [];
+  const backend = {
+    ...host,
+    list: () => host.list(),
+    find: (name: string) => host.find(name),
+    subscribe: () => host.subscribe(),
+    close: () => host.close(),
+    addMacvtap: (spec: Parameters<FakeHost["addMacvtap"]>[0]) => {
+      calls.push("add");
+      host.addMacvtap(spec);
+    },
+    delete: (name: string) => {
+      calls.push("delete");
+      return host.delete(name);
+    },
+  };
+  const allocate = () => allocateDevice(resource, "lan-3", { backend, fs, devDir: "/fakedev" });
+  const first = allocate();
+  assert.deepEqual(calls.splice(0), ["add"]);
+  // Allocate again (a retried Allocate, a sandbox that never reached CNI ADD): kept as
+  // it is, without the kernel's ~30 ms delete.
+  assert.deepEqual(allocate(), first);
+  assert.deepEqual(calls.splice(0), []);
+  // Up (in use on the host), or in another mode: stale, replaced.
+  host.links.get(first.ifname)!.up = true;
+  allocate();
+  assert.deepEqual(calls.splice(0), ["delete", "add"]);
+  host.links.get(first.ifname)!.mode = "vepa";
+  allocate();
+  assert.deepEqual(calls.splice(0), ["delete", "add"]);
+  assert.equal(host.links.get(first.ifname)!.mode, "bridge");
+  assert.equal(host.links.get(first.ifname)!.parentIndex, lower.index);
 });
