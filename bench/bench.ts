@@ -10,17 +10,23 @@
  * Nothing touches the root namespace's links.
  *
  * What runs is what a node runs: the CNI part of `dist/macvtap` (or of
- * `--ours FILE`), installed with tools/install.ts into the bench's temp bin
- * dir, its code cache seeded there.
+ * `--ours FILE`), installed with tools/install.ts into /var/tmp/macvtap-bench/bin
+ * (one path, so the shared code cache keeps one entry for it), its code cache
+ * seeded there.
  *
  * Besides the timed runs, a few runs per command with `MACVTAP_TIMING=1`
  * (internal/_timing.ts) give the breakdown of where our time goes, and the
- * issue-13 targets are printed with their status.
+ * issue-13 targets are printed with their status. Then the limits: the
+ * ratio this run would show if our JS took no time (two Deno floors plus our
+ * own kernel+IPAM time against the reference), and the CPU per ADD+DEL pair
+ * (ours, the reference, two empty Deno starts), which bounds throughput when
+ * many attachments run at once.
  *
  * Options: `--runs N` (default 40), `--only NAME` (a scenario substring;
  * `podman` is one), `--json FILE` (write the figures), `--podman-runs N`
  * (default 15), `--no-podman`, `--ours FILE` (another build to measure),
- * `--timing-runs N` (default 10).
+ * `--timing-runs N` (default 10), `--cpu-pairs N` (ADD+DEL pairs per CPU
+ * figure, default 20).
  *
  * At the end, the end-to-end figure (bench/podman.ts): `podman run --rm
  * --network` with our plugin vs the reference, in a lab of its own driven from
@@ -33,6 +39,8 @@
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const BUILT = `${root}/dist/macvtap`;
 const REF = "/usr/lib/cni/macvlan";
+/** Where the bench installs the plugin it measures (see the install step). */
+const BENCH_BIN_DIR = "/var/tmp/macvtap-bench/bin";
 const CNI_PATH = "/usr/lib/cni";
 
 const argv = Deno.args;
@@ -45,6 +53,7 @@ const ONLY = opt("--only");
 const JSON_OUT = opt("--json");
 const PODMAN_RUNS = Number(opt("--podman-runs") ?? 15);
 const TIMING_RUNS = Number(opt("--timing-runs") ?? 10);
+const CPU_PAIRS = Number(opt("--cpu-pairs") ?? 20);
 const OURS_SOURCE = opt("--ours") ?? BUILT;
 if (!(PODMAN_RUNS >= 1)) throw new Error("--podman-runs needs a positive number");
 const PODMAN = !argv.includes("--no-podman") && (!ONLY || "podman".includes(ONLY));
@@ -96,7 +105,10 @@ if (!argv.includes("--inner")) {
     // What a node runs: the installed CNI part, its code cache seeded.
     const { installPlugin } = await import("../tools/install.ts");
     const { seedCodeCache } = await import("../tools/_code_cache.ts");
-    const installed = await installPlugin({ from: OURS_SOURCE, cniBinDir: `${tmp}/bin` });
+    // A fixed directory, not the temp one: Deno keys its code cache on the
+    // script's path, and a new path per run would add an entry to the shared
+    // cache every run (it grew past 20 MB), slowing every later start.
+    const installed = await installPlugin({ from: OURS_SOURCE, cniBinDir: BENCH_BIN_DIR });
     const problem = await seedCodeCache(installed);
     if (problem) console.error(`bench: code cache not seeded: ${problem}`);
     for (const n of ["host", "peer", "ctr"]) {
@@ -176,7 +188,7 @@ if (!argv.includes("--inner")) {
 const prefix = argv[argv.indexOf("--inner") + 1]!;
 const tmp = argv[argv.indexOf("--inner") + 2]!;
 const NETNS = `/run/netns/${prefix}-ctr`;
-const OURS = `${tmp}/bin/macvtap`;
+const OURS = `${BENCH_BIN_DIR}/macvtap`;
 const floorScript = `${tmp}/floor.js`;
 Deno.writeTextFileSync(
   floorScript,
@@ -271,6 +283,48 @@ async function peakRss(bin: string, command: string, stdin: string): Promise<num
   return Number(lines.at(-1)) / 1024;
 }
 
+/**
+ * CPU time (user + system, the process and the children it waited for, as
+ * `/usr/bin/time` reports) per ADD+DEL pair, averaged over `n` pairs run in
+ * one shell loop: what a node's CPUs pay per attachment, hence the bound on
+ * throughput when many run at once.
+ */
+async function cpuPerPair(bin: string, confText: string, n: number): Promise<number> {
+  const file = `${tmp}/cpu-conf.json`;
+  Deno.writeTextFileSync(file, confText);
+  const loop = `i=0; while [ $i -lt ${n} ]; do ` +
+    `CNI_COMMAND=ADD "$0" < "$1" > /dev/null || exit 1; ` +
+    `CNI_COMMAND=DEL "$0" < "$1" > /dev/null || exit 1; i=$((i+1)); done`;
+  const { CNI_COMMAND: _, ...base } = env("ADD");
+  const o = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%U %S", "sh", "-c", loop, bin, file],
+    env: base,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const last = new TextDecoder().decode(o.stderr).trim().split("\n").at(-1) ?? "";
+  if (!o.success) throw new Error(`${bin}: the CPU loop failed: ${last}`);
+  const [u, sy] = last.split(" ").map(Number);
+  return ((u! + sy!) * 1000) / n;
+}
+
+/** The same for `n` empty Deno starts (the floor script). */
+async function cpuPerFloor(n: number): Promise<number> {
+  const loop = `i=0; while [ $i -lt ${n} ]; do "$0" run -A -q --no-config --no-lock ` +
+    `--v8-flags=--single-threaded "$1" < /dev/null > /dev/null 2>&1 || exit 1; i=$((i+1)); done`;
+  const o = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%U %S", "sh", "-c", loop, Deno.execPath(), floorScript],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const [u, sy] = new TextDecoder().decode(o.stderr).trim().split("\n").at(-1)!.split(" ")
+    .map(Number);
+  return ((u! + sy!) * 1000) / n;
+}
+
 // ------------------------------------------------------------------ breakdown (MACVTAP_TIMING)
 
 /** One command's in-process timing, as internal/_timing.ts writes it. */
@@ -350,6 +404,10 @@ interface Row {
 }
 const rows: Row[] = [];
 const rss: Record<string, number> = {};
+/** CPU ms per ADD+DEL pair (ours, ref) per scenario, and per empty Deno start. */
+const cpu: Record<string, { ours: number; ref: number }> = {};
+/** Our kernel+IPAM time (union of spans, medians) per scenario: ADD + DEL. */
+const kernelIpam: Record<string, number> = {};
 
 const floorTimes: number[] = [];
 const floorFirstLine: number[] = [];
@@ -486,6 +544,14 @@ for (const { label, ipam, version } of SCENARIOS) {
   for (const op of ["ADD", "CHECK", "DEL"]) {
     if (timed[op]!.length) recordBreakdown(`${op} ${label}`, timed[op]!);
   }
+  kernelIpam[label] = ["ADD", "DEL"].reduce(
+    (sum, op) => sum + (breakdowns[`${op} ${label}`]?.["  kernel+IPAM (union)"] ?? NaN),
+    0,
+  );
+  cpu[label] = {
+    ours: await cpuPerPair(OURS, oc, CPU_PAIRS),
+    ref: await cpuPerPair(REF, rc, CPU_PAIRS),
+  };
   rss[`ADD ${label} ours`] = await peakRss(OURS, "ADD", oc);
   rss[`DEL ${label} ours`] = await peakRss(OURS, "DEL", oc);
   rss[`ADD ${label} ref`] = await peakRss(REF, "ADD", rc);
@@ -528,6 +594,33 @@ for (const [key, b] of Object.entries(breakdowns)) {
 
 console.log("\npeak RSS (MB, /usr/bin/time %M):");
 for (const [k, v] of Object.entries(rss)) console.log(`  ${k.padEnd(44)} ${v.toFixed(1)}`);
+
+// What is Deno's and what is ours, per ADD+DEL: the ratio this run would
+// show if our JS took no time at all (two floors plus our own kernel+IPAM
+// time), and the CPU each pair costs, which bounds throughput when many
+// attachments run at once (a 2-core node is CPU-bound long before 200).
+const floorCpu = Object.keys(cpu).length ? await cpuPerFloor(CPU_PAIRS) : NaN;
+const limits: Record<string, unknown> = {};
+if (Object.keys(cpu).length) {
+  console.log(
+    `\nlimits per ADD+DEL (floor CPU per empty Deno start: ${floorCpu.toFixed(1)} ms, ` +
+      `mean of ${CPU_PAIRS}):`,
+  );
+  console.log(
+    "  scenario                        zero-JS ratio | CPU ms ours    ref  floorx2 | " +
+      "throughput bound ours/ref",
+  );
+}
+for (const [label, c] of Object.entries(cpu)) {
+  const row = rows.find((r) => r.scenario === label && r.op === "ADD+DEL");
+  const zeroJs = row ? (2 * floor.median + kernelIpam[label]!) / row.ref.median : NaN;
+  limits[label] = { zeroJsRatio: zeroJs, cpu: c, floorCpu, throughputBound: c.ref / c.ours };
+  console.log(
+    `  ${label.padEnd(32)} ${zeroJs.toFixed(2).padStart(6)} | ${f(c.ours)} ${f(c.ref)} ${
+      f(2 * floorCpu)
+    } | ${(c.ref / c.ours).toFixed(2)} (with zero JS: ${(c.ref / (2 * floorCpu)).toFixed(2)})`,
+  );
+}
 
 // The issue-13 targets, with their status in this run.
 const targets: string[] = [];
@@ -573,6 +666,6 @@ console.log(
 if (JSON_OUT) {
   Deno.writeTextFileSync(
     JSON_OUT,
-    JSON.stringify({ floor, rows, rss, breakdowns, targets }, null, 2),
+    JSON.stringify({ floor, rows, rss, breakdowns, targets, limits }, null, 2),
   );
 }
