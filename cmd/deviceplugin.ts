@@ -17,6 +17,10 @@ import {
   realTapFs,
 } from "../deviceplugin/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
+import { trimExecutablePages } from "../deviceplugin/_trim.ts";
+
+/** Registrations come in bursts (start, kubelet restarts): page out this long after one. */
+const TRIM_DELAY_MS = 2000;
 
 const HELP = `Usage: macvtap deviceplugin [flags]
 
@@ -37,6 +41,8 @@ Environment:
                              (passthru: 1). '[]' exposes every physical NIC and bond (not
                              enslaved, not lo, not virtual) as a resource named after it.
   DP_MACVTAP_DISCOVER_KINDS  extra link kinds '[]' exposes, comma-separated (e.g. veth on KinD)
+  MACVTAP_DP_PAGEOUT=0       keep the executable's start-up pages resident (by default they are
+                             paged out after each registration burst: RSS -15 MiB)
 
 Allocate creates macvtap mvt<12 hex> (down) on the lower device with a fixed high ifindex N
 and returns /dev/tapN (rw) plus MACVTAP_<NAME>_DEVICES=<id>=/dev/tapN,...
@@ -109,6 +115,21 @@ export async function main(args: string[]): Promise<number> {
   ).filter((s) => s !== "");
   const backend = netlinkBackend();
   let manager: DevicePluginManager | undefined;
+  let trimTimer: ReturnType<typeof setTimeout> | undefined;
+  // At most one page-out every TRIM_DELAY_MS, the first that long after a
+  // registration: a burst (start, a kubelet restart) ends with one, and a
+  // storm of kubelet restarts still gets one every few seconds.
+  const trimSoon = Deno.env.get("MACVTAP_DP_PAGEOUT") === "0" ? undefined : () => {
+    trimTimer ??= setTimeout(() => {
+      trimTimer = undefined;
+      try {
+        const bytes = trimExecutablePages();
+        log.debug(`paged out ${(bytes / 2 ** 20).toFixed(0)} MiB of executable mappings`);
+      } catch (e) {
+        log.debug(`page-out skipped: ${errorText(e)}`);
+      }
+    }, TRIM_DELAY_MS);
+  };
   try {
     manager = await DevicePluginManager.start({
       socketDir: dir,
@@ -118,6 +139,7 @@ export async function main(args: string[]): Promise<number> {
       eligible: defaultEligible(extraKinds),
       devDir: flags["dev-dir"].replace(/\/+$/, ""),
       log,
+      ...(trimSoon ? { onRegistered: trimSoon } : {}),
     });
     log.info(
       `serving in ${dir}: ${
@@ -135,6 +157,7 @@ export async function main(args: string[]): Promise<number> {
     log.error(errorText(e));
     return 1;
   } finally {
+    clearTimeout(trimTimer);
     await manager?.stop();
     backend.close();
   }

@@ -31,6 +31,12 @@ Documentation: README.md (config reference, ip equivalents, deployment).
 const [first] = Deno.args;
 
 if (first === "deviceplugin") {
+  const rest = Deno.args.slice(1);
+  if (!rest.some((a) => a === "--probe" || a === "--help" || a === "-h")) {
+    // A daemon: under its own V8 flags, not the launcher's (cmd/_dp_exec.ts).
+    const { execWithDevicePluginFlags } = await import("./_dp_exec.ts");
+    execWithDevicePluginFlags();
+  }
   const { loadDevicePlugin } = await import("./_embedded.ts");
   let main;
   try {

@@ -3,7 +3,8 @@
  * v1beta1 over gRPC). Each resource `macvtap.network.kubevirt.io/<name>`
  * offers `capacity` devices `<name>-0 … <name>-<capacity-1>`; Allocate
  * creates the macvtap `deviceIfname(id)` on the lower device and returns its
- * `/dev/tapN`. Only this folder loads gRPC.
+ * `/dev/tapN`. Only this folder speaks gRPC (`_grpc.ts` over `node:http2`,
+ * messages by hand in `_protowire.ts`).
  *
  * @example Run the device plugin with the real netlink backend
  * ```ts ignore
@@ -57,13 +58,13 @@ export { realTapFs } from "./_tapfs.ts";
 export { registerWithKubelet } from "./registration.ts";
 export { probeSockets } from "./probe.ts";
 export type { ProbeResult } from "./probe.ts";
-export { API_VERSION, HEALTHY, KUBELET_SOCKET, loadApi, UNHEALTHY } from "./_api.ts";
+export { API_VERSION, HEALTHY, KUBELET_SOCKET, METHODS, UNHEALTHY } from "./_api.ts";
+export { GrpcError, Status } from "./_grpc.ts";
 export type {
   AllocateRequest,
   AllocateResponse,
   ContainerAllocateResponse,
   Device,
-  DevicePluginApi,
   DevicePluginOptions,
   DeviceSpec,
   ListAndWatchResponse,

@@ -4,23 +4,25 @@
  * @module
  */
 
-import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../internal/_log.ts";
 import {
-  type AllocateRequest,
-  type AllocateResponse,
   type ContainerAllocateResponse,
   type Device,
   type DevicePluginOptions,
-  grpcError,
   HEALTHY,
-  type ListAndWatchResponse,
-  loadApi,
-  type PreferredAllocationRequest,
-  type PreferredAllocationResponse,
+  METHODS,
   UNHEALTHY,
-  unixTarget,
 } from "./_api.ts";
+import { GrpcError, GrpcServer, type Methods, type ServerStream, Status } from "./_grpc.ts";
+import {
+  decodeAllocateRequest,
+  decodeIgnored,
+  decodePreferredAllocationRequest,
+  encodeAllocateResponse,
+  encodeDevicePluginOptions,
+  encodeListAndWatchResponse,
+  encodePreferredAllocationResponse,
+} from "./_protowire.ts";
 import { allocateDevice, AllocateError, type TapNodeFs } from "./allocate.ts";
 import type { ResourceConfig } from "./config.ts";
 import type { LinkBackend } from "./links.ts";
@@ -93,8 +95,6 @@ export interface ResourcePluginDeps {
   devDir?: string;
 }
 
-type Stream = grpc.ServerWritableStream<unknown, ListAndWatchResponse>;
-
 /** Counters, for tests and logs. */
 export interface PluginStats {
   allocations: number;
@@ -105,15 +105,15 @@ export interface PluginStats {
 
 /**
  * The `DevicePlugin` service of one resource. `start()` (re)binds the socket
- * with a fresh `grpc.Server` (a server cannot be reused once shut down).
+ * with a fresh server (one is never reused once closed).
  */
 export class ResourcePlugin {
   readonly resource: ResourceConfig;
   readonly resourceName: string;
   readonly endpoint: string;
   #deps: ResourcePluginDeps;
-  #server: grpc.Server | undefined;
-  #streams = new Set<Stream>();
+  #server: GrpcServer | undefined;
+  #streams = new Set<ServerStream>();
   #healthy = false;
   #ids: string[];
   #idSet: Set<string>;
@@ -165,7 +165,7 @@ export class ResourcePlugin {
     if (healthy === this.#healthy) return;
     this.#healthy = healthy;
     this.#deps.log.info(`${this.resourceName}: devices ${healthy ? HEALTHY : UNHEALTHY}`);
-    const msg = { devices: this.devices() };
+    const msg = encodeListAndWatchResponse({ devices: this.devices() });
     for (const s of this.#streams) s.write(msg);
   }
 
@@ -178,15 +178,13 @@ export class ResourcePlugin {
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
-    const server = new grpc.Server();
-    server.addService(loadApi().DevicePlugin.service, this.#handlers());
-    await new Promise<number>((resolve, reject) =>
-      server.bindAsync(
-        unixTarget(path),
-        grpc.ServerCredentials.createInsecure(),
-        (err, port) => err ? reject(err) : resolve(port),
-      )
-    );
+    const server = new GrpcServer(this.#methods());
+    try {
+      await server.listen(path);
+    } catch (err) {
+      server.close();
+      throw err;
+    }
     this.#server = server;
     this.#socketIno = (await Deno.lstat(path)).ino;
   }
@@ -204,15 +202,9 @@ export class ResourcePlugin {
   }
 
   #shutdownServer(): void {
-    for (const s of this.#streams) {
-      try {
-        s.end();
-      } catch {
-        // already gone
-      }
-    }
+    for (const s of [...this.#streams]) s.end();
     this.#streams.clear();
-    this.#server?.forceShutdown();
+    this.#server?.close();
     this.#server = undefined;
   }
 
@@ -238,62 +230,83 @@ export class ResourcePlugin {
     return { envs: { [envNameOf(this.resource.name)]: entries.join(",") }, devices: specs };
   }
 
-  #handlers(): grpc.UntypedServiceImplementation {
+  #methods(): Methods {
     const options: DevicePluginOptions = {
       preStartRequired: false,
       getPreferredAllocationAvailable: false,
     };
     return {
-      GetDevicePluginOptions: (_call: unknown, cb: grpc.sendUnaryData<DevicePluginOptions>) =>
-        cb(null, options),
-      ListAndWatch: (call: Stream) => {
-        this.#stats.streamsOpened++;
-        this.#streams.add(call);
-        const drop = () => this.#streams.delete(call);
-        call.on("cancelled", drop);
-        call.on("close", drop);
-        call.on("finish", drop);
-        call.on("error", drop);
-        call.write({ devices: this.devices() });
+      [METHODS.getDevicePluginOptions]: {
+        kind: "unary",
+        handle: (req) => {
+          wire(() => decodeIgnored(req));
+          return encodeDevicePluginOptions(options);
+        },
       },
-      GetPreferredAllocation: (
-        call: grpc.ServerUnaryCall<PreferredAllocationRequest, PreferredAllocationResponse>,
-        cb: grpc.sendUnaryData<PreferredAllocationResponse>,
-      ) => {
-        // Devices are interchangeable: must-include first, then the first available.
-        cb(null, {
-          containerResponses: call.request.containerRequests.map((r) => {
-            const ids = [...r.mustIncludeDeviceIDs];
-            for (const id of r.availableDeviceIDs) {
-              if (ids.length >= r.allocationSize) break;
-              if (!ids.includes(id)) ids.push(id);
-            }
-            return { deviceIDs: ids };
-          }),
-        });
+      [METHODS.listAndWatch]: {
+        kind: "stream",
+        handle: (req, call) => {
+          wire(() => decodeIgnored(req));
+          this.#stats.streamsOpened++;
+          this.#streams.add(call);
+          call.onClose(() => this.#streams.delete(call));
+          call.write(encodeListAndWatchResponse({ devices: this.devices() }));
+        },
       },
-      Allocate: (
-        call: grpc.ServerUnaryCall<AllocateRequest, AllocateResponse>,
-        cb: grpc.sendUnaryData<AllocateResponse>,
-      ) => {
-        try {
-          const containerResponses = call.request.containerRequests.map((r) =>
-            this.allocateContainer(r.devicesIds)
-          );
-          this.#stats.allocations++;
-          cb(null, { containerResponses });
-        } catch (err) {
-          this.#stats.allocateErrors++;
-          const msg = errorText(err);
-          this.#deps.log.error(`${this.resourceName}: Allocate: ${msg}`);
-          const code = err instanceof AllocateError
-            ? grpc.status[err.status]
-            : grpc.status.INTERNAL;
-          cb(grpcError(code, msg));
-        }
+      [METHODS.getPreferredAllocation]: {
+        kind: "unary",
+        handle: (req) => {
+          // Devices are interchangeable: must-include first, then the first available.
+          const { containerRequests } = wire(() => decodePreferredAllocationRequest(req));
+          return encodePreferredAllocationResponse({
+            containerResponses: containerRequests.map((r) => {
+              const ids = [...r.mustIncludeDeviceIDs];
+              for (const id of r.availableDeviceIDs) {
+                if (ids.length >= r.allocationSize) break;
+                if (!ids.includes(id)) ids.push(id);
+              }
+              return { deviceIDs: ids };
+            }),
+          });
+        },
       },
-      PreStartContainer: (_call: unknown, cb: grpc.sendUnaryData<Record<string, never>>) =>
-        cb(null, {}),
+      [METHODS.allocate]: {
+        kind: "unary",
+        handle: (req) => {
+          const { containerRequests } = wire(() => decodeAllocateRequest(req));
+          try {
+            const containerResponses = containerRequests.map((r) =>
+              this.allocateContainer(r.devicesIds)
+            );
+            this.#stats.allocations++;
+            return encodeAllocateResponse({ containerResponses });
+          } catch (err) {
+            this.#stats.allocateErrors++;
+            const msg = errorText(err);
+            this.#deps.log.error(`${this.resourceName}: Allocate: ${msg}`);
+            throw new GrpcError(
+              err instanceof AllocateError ? Status[err.status] : Status.INTERNAL,
+              msg,
+            );
+          }
+        },
+      },
+      [METHODS.preStartContainer]: {
+        kind: "unary",
+        handle: (req) => {
+          wire(() => decodeIgnored(req));
+          return new Uint8Array();
+        },
+      },
     };
+  }
+}
+
+/** Decode a request; malformed bytes are the caller's error (`INVALID_ARGUMENT`). */
+function wire<T>(decode: () => T): T {
+  try {
+    return decode();
+  } catch (err) {
+    throw new GrpcError(Status.INVALID_ARGUMENT, `malformed request: ${errorText(err)}`);
   }
 }

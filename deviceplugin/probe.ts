@@ -5,8 +5,9 @@
  * @module
  */
 
-import * as grpc from "@grpc/grpc-js";
-import { CLIENT_OPTIONS, loadApi, unixTarget } from "./_api.ts";
+import { METHODS } from "./_api.ts";
+import { unaryCall } from "./_grpc.ts";
+import { decodeDevicePluginOptions } from "./_protowire.ts";
 import type { DevicePluginConfig } from "./config.ts";
 import { endpointOf, RESOURCE_DOMAIN } from "./plugin.ts";
 import { errorText } from "../internal/_error_text.ts";
@@ -42,7 +43,6 @@ export async function probeSockets(
   } else {
     endpoints = config.resources.map((r) => endpointOf(r.name));
   }
-  const { DevicePlugin } = loadApi();
   return await Promise.all(endpoints.map(async (endpoint): Promise<ProbeResult> => {
     const path = `${dir}/${endpoint}`;
     try {
@@ -50,24 +50,14 @@ export async function probeSockets(
     } catch (err) {
       return { endpoint, ok: false, error: errorText(err) };
     }
-    const client = new DevicePlugin(
-      unixTarget(path),
-      grpc.credentials.createInsecure(),
-      CLIENT_OPTIONS,
-    );
     try {
-      await new Promise<void>((resolve, reject) =>
-        client.GetDevicePluginOptions!(
-          {},
-          { deadline: Date.now() + (options.timeoutMs ?? 3000) },
-          (err: grpc.ServiceError | null) => err ? reject(err) : resolve(),
-        )
-      );
+      const answer = await unaryCall(path, METHODS.getDevicePluginOptions, new Uint8Array(), {
+        timeoutMs: options.timeoutMs ?? 3000,
+      });
+      decodeDevicePluginOptions(answer);
       return { endpoint, ok: true };
     } catch (err) {
       return { endpoint, ok: false, error: errorText(err) };
-    } finally {
-      client.close();
     }
   }));
 }

@@ -5,8 +5,9 @@
  * @module
  */
 
-import * as grpc from "@grpc/grpc-js";
-import { API_VERSION, CLIENT_OPTIONS, KUBELET_SOCKET, loadApi, unixTarget } from "./_api.ts";
+import { API_VERSION, KUBELET_SOCKET, METHODS } from "./_api.ts";
+import { unaryCall } from "./_grpc.ts";
+import { encodeRegisterRequest } from "./_protowire.ts";
 
 /**
  * Call Register once. Kubelet answers only after it dialled back our socket
@@ -15,7 +16,7 @@ import { API_VERSION, CLIENT_OPTIONS, KUBELET_SOCKET, loadApi, unixTarget } from
  * @param dir the device-plugin directory holding `kubelet.sock`
  * @param request endpoint (our socket's file name) and resource name
  * @param options `timeoutMs` (default 5000); `signal` cancels the call
- * @throws the gRPC `ServiceError` (e.g. `14 UNAVAILABLE` when kubelet is not listening).
+ * @throws {GrpcError} the call's status (`14 UNAVAILABLE` when kubelet is not listening).
  * @example Usage
  * ```ts ignore
  * await registerWithKubelet("/var/lib/kubelet/device-plugins", {
@@ -29,29 +30,15 @@ export async function registerWithKubelet(
   request: { endpoint: string; resourceName: string },
   options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<void> {
-  const { Registration } = loadApi();
-  const client = new Registration(
-    unixTarget(`${dir}/${KUBELET_SOCKET}`),
-    grpc.credentials.createInsecure(),
-    CLIENT_OPTIONS,
+  await unaryCall(
+    `${dir}/${KUBELET_SOCKET}`,
+    METHODS.register,
+    encodeRegisterRequest({
+      version: API_VERSION,
+      endpoint: request.endpoint,
+      resourceName: request.resourceName,
+      options: { preStartRequired: false, getPreferredAllocationAvailable: false },
+    }),
+    { timeoutMs: options.timeoutMs ?? 5000, ...(options.signal ? { signal: options.signal } : {}) },
   );
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const call = client.Register!(
-        {
-          version: API_VERSION,
-          endpoint: request.endpoint,
-          resourceName: request.resourceName,
-          options: { preStartRequired: false, getPreferredAllocationAvailable: false },
-        },
-        { deadline: Date.now() + (options.timeoutMs ?? 5000) },
-        (err: grpc.ServiceError | null) => err ? reject(err) : resolve(),
-      ) as grpc.ClientUnaryCall;
-      // A call to a kubelet that has gone away can hang until its deadline.
-      if (options.signal?.aborted) call.cancel();
-      options.signal?.addEventListener("abort", () => call.cancel(), { once: true });
-    });
-  } finally {
-    client.close();
-  }
 }

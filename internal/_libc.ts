@@ -98,6 +98,12 @@ const symbols = {
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   /** int kill(pid_t pid, int sig) */
   kill: { parameters: ["i32", "i32"], result: "i32" },
+  /** int execve(const char *path, char *const argv[], char *const envp[]) */
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+
+  // Memory.
+  /** int madvise(void *addr, size_t len, int advice) */
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: Deno.DynamicLibrary<typeof symbols>["symbols"] | undefined;
@@ -180,4 +186,28 @@ export class PollFds {
   poll(timeoutMs: number): Promise<number> {
     return libc().poll(this.#buf, BigInt(this.length), timeoutMs);
   }
+}
+
+/** Pack NUL-terminated strings and a NULL-terminated pointer array into one off-heap buffer. */
+export function cStringArray(strings: readonly string[]): {
+  block: Uint8Array<ArrayBuffer>;
+  array: Uint8Array<ArrayBuffer>;
+} {
+  const enc = new TextEncoder();
+  const parts = strings.map((s) => enc.encode(s));
+  const size = parts.reduce((n, p) => n + p.length + 1, 0);
+  // `new ArrayBuffer` backing stores live off the V8 heap: pointers into
+  // them stay valid while we hold the buffer.
+  const block = new Uint8Array(new ArrayBuffer(Math.max(size, 128)));
+  const array = new Uint8Array(new ArrayBuffer(Math.max((strings.length + 1) * 8, 128)));
+  const base = Deno.UnsafePointer.value(Deno.UnsafePointer.of(block));
+  const ptrs = new BigUint64Array(array.buffer);
+  let off = 0;
+  parts.forEach((p, i) => {
+    block.set(p, off);
+    ptrs[i] = BigInt(base) + BigInt(off);
+    off += p.length + 1;
+  });
+  ptrs[parts.length] = 0n;
+  return { block, array };
 }

@@ -15,6 +15,7 @@
 import { ERRNO, errnoText } from "../internal/_errno.ts";
 import {
   cstr,
+  cStringArray,
   errno,
   libc,
   O_CLOEXEC,
@@ -66,30 +67,6 @@ export interface WaitOptions {
   maxStderr: number;
   /** How long to keep reading after the child exited (a grandchild may hold the pipes). */
   exitedGraceMs: number;
-}
-
-/** Pack NUL-terminated strings and a NULL-terminated pointer array into one off-heap buffer. */
-function cStringArray(strings: readonly string[]): {
-  block: Uint8Array<ArrayBuffer>;
-  array: Uint8Array<ArrayBuffer>;
-} {
-  const enc = new TextEncoder();
-  const parts = strings.map((s) => enc.encode(s));
-  const size = parts.reduce((n, p) => n + p.length + 1, 0);
-  // `new ArrayBuffer` backing stores live off the V8 heap: pointers into
-  // them stay valid while we hold the buffer.
-  const block = new Uint8Array(new ArrayBuffer(Math.max(size, 128)));
-  const array = new Uint8Array(new ArrayBuffer(Math.max((strings.length + 1) * 8, 128)));
-  const base = Deno.UnsafePointer.value(Deno.UnsafePointer.of(block));
-  const ptrs = new BigUint64Array(array.buffer);
-  let off = 0;
-  parts.forEach((p, i) => {
-    block.set(p, off);
-    ptrs[i] = BigInt(base) + BigInt(off);
-    off += p.length + 1;
-  });
-  ptrs[parts.length] = 0n;
-  return { block, array };
 }
 
 function makePipe(): [number, number] {

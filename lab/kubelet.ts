@@ -16,10 +16,10 @@ import {
   type DevicePluginOptions,
   KUBELET_SOCKET,
   type ListAndWatchResponse,
-  loadApi,
   type RegisterRequest,
   RESOURCE_DOMAIN,
 } from "../deviceplugin/mod.ts";
+import { loadApi } from "./_grpc_api.ts";
 
 type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
 
@@ -72,8 +72,8 @@ export class PluginConn {
       grpc.credentials.createInsecure(),
       {
         "grpc.use_local_subchannel_pool": 1,
-        // As the plugin's own clients (deviceplugin/_api.ts CLIENT_OPTIONS):
-        // grpc-js's transparent retry can spin forever on a dead session.
+        // grpc-js's transparent retry can spin forever on a session Deno
+        // has not yet reported closed (a kubelet restart): off.
         "grpc.enable_retries": 0,
       },
     ) as unknown as DpClient;

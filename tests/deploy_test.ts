@@ -25,6 +25,7 @@ import {
 } from "./_deploy.ts";
 import { parseDevicePluginConfig, resourceNameOf } from "../deviceplugin/mod.ts";
 import { parseNetConf } from "../config/mod.ts";
+import { DP_MALLOC_ARENA_MAX, DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import {
   BUSYBOX_APPLETS,
   IMAGE_DIRS,
@@ -159,6 +160,17 @@ Deno.test("deploy/: every container runs the image's own commands", async () => 
       }
     }
   }
+});
+
+Deno.test("deploy/: the device plugin container runs with the plugin's own V8 flags and malloc arenas", async () => {
+  const { pod, cm } = await parts();
+  const dp = pod.containers.find((c) => c.name === "deviceplugin");
+  assert(dp, "a deviceplugin container");
+  // With other flags the plugin would re-exec itself (cmd/_dp_exec.ts): one process, one config.
+  const flags = dp.command.filter((a) => a.startsWith("--v8-flags="));
+  assertEquals(flags, [`--v8-flags=${DP_V8_FLAGS}`]);
+  const env = containerEnv(dp, { "macvtap-deviceplugin-config": configMapData(cm) });
+  assertEquals(env.MALLOC_ARENA_MAX, DP_MALLOC_ARENA_MAX);
 });
 
 Deno.test("deploy/: the device plugin container is the image's entry point, its probes the same program", async () => {

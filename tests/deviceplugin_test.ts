@@ -20,14 +20,19 @@ import {
   endpointOf,
   ensureTapNode,
   HEALTHY,
-  loadApi,
   makedev,
   parseDevicePluginConfig,
   resourceNameOf,
   tapIndexFor,
   UNHEALTHY,
 } from "../deviceplugin/mod.ts";
-import { CLIENT_OPTIONS } from "../deviceplugin/_api.ts";
+import {
+  decodeAllocateRequest,
+  encodeAllocateResponse,
+  encodeListAndWatchResponse,
+  encodeRegisterRequest,
+} from "../deviceplugin/_protowire.ts";
+import { DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
@@ -103,18 +108,9 @@ Deno.test("parseDevicePluginConfig() rejects invalid content with the field", as
   assert.throws(() => parseDevicePluginConfig("[{"), SyntaxError);
 });
 
-Deno.test("the plugin's gRPC clients have grpc-js retries off (a transparent retry on a dead kubelet.sock session spins the process)", () => {
-  // grpc-js retries a call whose stream cannot start at once and without
-  // bound, on promise jobs: with Deno's late session close that loop froze
-  // the plugin at 100 % CPU right after a kubelet restart (no re-Register).
-  assert.equal(CLIENT_OPTIONS["grpc.enable_retries"], 0);
-  assert.equal(CLIENT_OPTIONS["grpc.use_local_subchannel_pool"], 1);
-});
-
 Deno.test("API messages encode with kubelet's v1beta1 field numbers", () => {
-  const { DevicePlugin, Registration } = loadApi();
   const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  const reg = Registration.service.Register!.requestSerialize({
+  const reg = encodeRegisterRequest({
     version: "v1beta1",
     endpoint: "e",
     resourceName: "r",
@@ -122,16 +118,14 @@ Deno.test("API messages encode with kubelet's v1beta1 field numbers", () => {
   });
   // 1:"v1beta1" 2:"e" 3:"r" 4:{1:true 2:true}
   assert.equal(hex(reg), "0a0776316265746131" + "120165" + "1a0172" + "2204" + "08011001");
-  const lw = DevicePlugin.service.ListAndWatch!.responseSerialize({
-    devices: [{ ID: "a-0", health: "Healthy" }],
-  });
+  const lw = encodeListAndWatchResponse({ devices: [{ ID: "a-0", health: "Healthy" }] });
   // 1:{1:"a-0" 2:"Healthy"}
   assert.equal(hex(lw), "0a0e" + "0a03612d30" + "12074865616c746879");
-  const alloc = DevicePlugin.service.Allocate!.requestSerialize({
+  const bytes = (h: string) => new Uint8Array(h.match(/../g)!.map((x) => parseInt(x, 16)));
+  assert.deepEqual(decodeAllocateRequest(bytes("0a03" + "0a0178")), {
     containerRequests: [{ devicesIds: ["x"] }],
   });
-  assert.equal(hex(alloc), "0a03" + "0a0178");
-  const resp = DevicePlugin.service.Allocate!.responseSerialize({
+  const resp = encodeAllocateResponse({
     containerResponses: [{
       envs: { A: "b" },
       devices: [{ containerPath: "/c", hostPath: "/h", permissions: "rw" }],
@@ -425,7 +419,6 @@ async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 500
 const DP_MAIN = new URL("../cmd/deviceplugin.ts", import.meta.url).pathname;
 const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
 /** The heap bounds the DaemonSet uses. */
-const DP_V8_FLAGS = "--v8-flags=--max-old-space-size=48,--max-semi-space-size=1";
 
 function randomHex(bytes = 2): string {
   return Array.from(
@@ -451,7 +444,7 @@ function spawnDp(
     "-A",
     "--config",
     DENO_JSON,
-    DP_V8_FLAGS,
+    `--v8-flags=${DP_V8_FLAGS}`,
     DP_MAIN,
     "--socket-dir",
     dir,

@@ -1,0 +1,473 @@
+/**
+ * The part of gRPC the device plugin speaks, over `node:http2` on unix
+ * sockets: a server for unary and server-streaming methods, and a unary
+ * client (Register, `--probe`). Messages are raw protobuf bytes
+ * (`_protowire.ts`); no compression is offered or accepted.
+ *
+ * Wire rules kept (gRPC over HTTP/2, `PROTOCOL-HTTP2.md`): requests are
+ * `POST` with `content-type: application/grpc[+proto]` (else HTTP 415);
+ * each message is framed as a compressed flag byte and a 4-byte big-endian
+ * length; the status ends the response as trailers (`grpc-status`,
+ * percent-encoded `grpc-message`), or alone in the headers when there is no
+ * message ("Trailers-Only"); an unknown method answers `12 UNIMPLEMENTED`.
+ *
+ * Every session and stream has an `error` listener: a peer that resets a
+ * stream or vanishes (kubelet restarting, SIGKILL) must never surface as an
+ * uncaught exception in a long-running daemon.
+ *
+ * @module
+ */
+
+import http2 from "node:http2";
+import net from "node:net";
+
+/** gRPC status codes used here. */
+export const Status = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/** A status name (`"NOT_FOUND"`). */
+export type StatusName = keyof typeof Status;
+
+const NAMES = Object.fromEntries(Object.entries(Status).map(([k, v]) => [v, k]));
+
+/** A call that ended with a non-OK status. `message` reads `"<code> <NAME>: <details>"`, as grpc-js writes it. */
+export class GrpcError extends Error {
+  override name = "GrpcError";
+  readonly code: number;
+  readonly details: string;
+
+  constructor(code: number, details: string) {
+    super(`${code} ${NAMES[code] ?? "UNKNOWN"}: ${details}`);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Largest request message the server reads (gRPC's default receive limit). */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** Frame one message: flag 0 (not compressed), 4-byte big-endian length, the bytes. */
+export function frame(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + message.length);
+  new DataView(out.buffer).setUint32(1, message.length);
+  out.set(message, 5);
+  return out;
+}
+
+/**
+ * Split a whole body into its messages.
+ *
+ * @throws {GrpcError} `INTERNAL` on a truncated frame or a compressed one.
+ */
+export function unframe(body: Uint8Array): Uint8Array[] {
+  const out = [];
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let pos = 0;
+  while (pos < body.length) {
+    if (body.length - pos < 5) throw new GrpcError(Status.INTERNAL, "truncated message frame");
+    const flag = body[pos]!;
+    const len = view.getUint32(pos + 1);
+    if (flag !== 0) {
+      throw new GrpcError(Status.INTERNAL, "compressed message, but no compression was offered");
+    }
+    if (len > body.length - pos - 5) throw new GrpcError(Status.INTERNAL, "truncated message");
+    out.push(body.subarray(pos + 5, pos + 5 + len));
+    pos += 5 + len;
+  }
+  return out;
+}
+
+/** `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX` of their UTF-8. */
+export function encodeGrpcMessage(s: string): string {
+  let out = "";
+  for (const b of new TextEncoder().encode(s)) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25
+      ? String.fromCharCode(b)
+      : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** Inverse of {@linkcode encodeGrpcMessage}; a malformed escape stays as it is. */
+export function decodeGrpcMessage(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The server side of one server-streaming call. */
+export interface ServerStream {
+  /** Send one message; ignored once the call is closed. */
+  write(message: Uint8Array): void;
+  /** End the call with a status (default OK). */
+  end(code?: number, details?: string): void;
+  /** Whether the call is over (ended by us, cancelled or reset by the client, or its connection gone). */
+  readonly closed: boolean;
+  /** Run `fn` once when the call is over, whichever side ended it. */
+  onClose(fn: () => void): void;
+}
+
+/** A method: unary (request bytes → response bytes) or server-streaming. */
+export type Method =
+  | { kind: "unary"; handle(request: Uint8Array): Uint8Array | Promise<Uint8Array> }
+  | { kind: "stream"; handle(request: Uint8Array, call: ServerStream): void };
+
+/** Methods by full path, `/<package>.<Service>/<Method>`. */
+export type Methods = Readonly<Record<string, Method>>;
+
+const RESPONSE_HEADERS = { ":status": 200, "content-type": "application/grpc" };
+
+function isGrpcContentType(v: unknown): boolean {
+  return typeof v === "string" &&
+    (v === "application/grpc" || v.startsWith("application/grpc+") ||
+      v.startsWith("application/grpc;"));
+}
+
+/** A gRPC server on one unix socket. */
+export class GrpcServer {
+  #methods: Methods;
+  #server: http2.Http2Server;
+  #sessions = new Set<http2.ServerHttp2Session>();
+  #calls = new Set<() => void>();
+  #closed = false;
+
+  constructor(methods: Methods) {
+    this.#methods = methods;
+    this.#server = http2.createServer();
+    this.#server.on("session", (session: http2.ServerHttp2Session) => {
+      if (this.#closed) {
+        session.destroy();
+        return;
+      }
+      this.#sessions.add(session);
+      session.on("error", () => {});
+      session.on("close", () => this.#sessions.delete(session));
+    });
+    this.#server.on(
+      "stream",
+      (stream, headers) => this.#onStream(stream as http2.ServerHttp2Stream, headers),
+    );
+    this.#server.on("error", () => {});
+  }
+
+  /** Listen on the unix socket `path` (which must not exist). */
+  listen(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.#server.once("error", onError);
+      this.#server.listen(path, () => {
+        this.#server.off("error", onError);
+        resolve();
+      });
+    });
+  }
+
+  /** Open connections (for tests). */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Stop at once: cancel open calls, drop every connection, stop listening. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const cancel of [...this.#calls]) cancel();
+    for (const s of this.#sessions) s.destroy();
+    this.#sessions.clear();
+    this.#server.close();
+  }
+
+  #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on("error", () => {});
+    if (headers[":method"] !== "POST") {
+      respondHttp(stream, 405);
+      return;
+    }
+    if (!isGrpcContentType(headers["content-type"])) {
+      respondHttp(stream, 415);
+      return;
+    }
+    const path = String(headers[":path"] ?? "");
+    const method = Object.hasOwn(this.#methods, path) ? this.#methods[path] : undefined;
+    if (!method) {
+      respondStatus(stream, Status.UNIMPLEMENTED, `unknown method ${path}`);
+      return;
+    }
+    const encoding = headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity") {
+      respondStatus(stream, Status.UNIMPLEMENTED, `grpc-encoding "${encoding}" is not supported`, {
+        "grpc-accept-encoding": "identity",
+      });
+      return;
+    }
+    readBody(stream).then((body) => {
+      if (body === undefined || stream.closed) return;
+      const messages = unframe(body);
+      if (messages.length !== 1) {
+        throw new GrpcError(
+          Status.INTERNAL,
+          `expected one request message, got ${messages.length}`,
+        );
+      }
+      if (method.kind === "unary") return this.#unary(stream, method, messages[0]!);
+      this.#serverStream(stream, method, messages[0]!);
+      return undefined;
+    }).catch((err) => {
+      if (stream.closed) return;
+      if (err instanceof GrpcError) respondStatus(stream, err.code, err.details);
+      else respondStatus(stream, Status.UNKNOWN, err instanceof Error ? err.message : String(err));
+    });
+  }
+
+  async #unary(
+    stream: http2.ServerHttp2Stream,
+    method: Extract<Method, { kind: "unary" }>,
+    request: Uint8Array,
+  ): Promise<void> {
+    const response = await method.handle(request);
+    if (stream.closed) return;
+    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.end(frame(response));
+  }
+
+  #serverStream(
+    stream: http2.ServerHttp2Stream,
+    method: Extract<Method, { kind: "stream" }>,
+    request: Uint8Array,
+  ): void {
+    let closed = false;
+    const listeners: (() => void)[] = [];
+    const finish = () => {
+      if (closed) return;
+      closed = true;
+      this.#calls.delete(cancel);
+      for (const fn of listeners.splice(0)) fn();
+    };
+    const cancel = () => {
+      finish();
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    this.#calls.add(cancel);
+    stream.on("close", finish);
+    stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    const call: ServerStream = {
+      write: (message) => {
+        if (!closed && !stream.closed) stream.write(frame(message));
+      },
+      end: (code = Status.OK, details = "") => {
+        if (closed || stream.closed) return;
+        stream.once("wantTrailers", () =>
+          stream.sendTrailers({
+            "grpc-status": String(code),
+            ...(details ? { "grpc-message": encodeGrpcMessage(details) } : {}),
+          }));
+        stream.end();
+        finish();
+      },
+      get closed() {
+        return closed;
+      },
+      onClose: (fn) => {
+        if (closed) fn();
+        else listeners.push(fn);
+      },
+    };
+    try {
+      method.handle(request, call);
+    } catch (err) {
+      if (err instanceof GrpcError) call.end(err.code, err.details);
+      else call.end(Status.UNKNOWN, err instanceof Error ? err.message : String(err));
+    }
+  }
+}
+
+/** Read a request body to its end; `undefined` when the client went away first. */
+function readBody(stream: http2.ServerHttp2Stream): Promise<Uint8Array | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    stream.on("data", (chunk: Uint8Array) => {
+      size += chunk.length;
+      if (size > MAX_MESSAGE_BYTES + 5) {
+        stream.removeAllListeners("data");
+        reject(
+          new GrpcError(
+            Status.RESOURCE_EXHAUSTED,
+            `request larger than ${MAX_MESSAGE_BYTES} bytes`,
+          ),
+        );
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once("end", () => resolve(concat(chunks, size)));
+    stream.once("close", () => resolve(undefined));
+  });
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(size);
+  let pos = 0;
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
+}
+
+function respondHttp(stream: http2.ServerHttp2Stream, status: number): void {
+  if (stream.closed || stream.headersSent) return;
+  stream.respond({ ":status": status }, { endStream: true });
+}
+
+/** Trailers-Only (no message), or trailers after headers already sent. */
+function respondStatus(
+  stream: http2.ServerHttp2Stream,
+  code: number,
+  details: string,
+  extra: Record<string, string> = {},
+): void {
+  if (stream.closed) return;
+  const status = { "grpc-status": String(code), "grpc-message": encodeGrpcMessage(details) };
+  if (!stream.headersSent) {
+    stream.respond({ ...RESPONSE_HEADERS, ...extra, ...status }, { endStream: true });
+  } else {
+    stream.once("wantTrailers", () => stream.sendTrailers(status));
+    stream.end();
+  }
+}
+
+/** Options of {@linkcode unaryCall}. */
+export interface CallOptions {
+  /** Deadline from now (default 5000 ms); sent as `grpc-timeout` too. */
+  timeoutMs?: number;
+  /** Cancels the call (status `CANCELLED`). */
+  signal?: AbortSignal;
+}
+
+/**
+ * One unary call on a fresh connection to the unix socket `path`, closed
+ * after the call: the plugin calls kubelet rarely (Register, the probe), and
+ * a connection kept across a kubelet restart would be one to a dead peer.
+ *
+ * @returns the response message's bytes
+ * @throws {GrpcError} the call's status: `UNAVAILABLE` when nobody answers on
+ *   `path`, `DEADLINE_EXCEEDED`, `CANCELLED`, or the server's own.
+ */
+export function unaryCall(
+  path: string,
+  method: string,
+  request: Uint8Array,
+  options: CallOptions = {},
+): Promise<Uint8Array> {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  return new Promise<Uint8Array>((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(new GrpcError(Status.CANCELLED, "cancelled by the caller"));
+      return;
+    }
+    let done = false;
+    const onAbort = () => settle(new GrpcError(Status.CANCELLED, "cancelled by the caller"));
+    const settle = (result: Uint8Array | GrpcError) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      session.destroy();
+      if (result instanceof GrpcError) reject(result);
+      else resolve(result);
+    };
+    // Events reach `settle` only after these three lines ran (a throw here rejects the promise).
+    const session = http2.connect("http://localhost", {
+      createConnection: () => net.connect(path),
+    });
+    const timer = setTimeout(
+      () => settle(new GrpcError(Status.DEADLINE_EXCEEDED, `no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+
+    const unavailable = (err: unknown) =>
+      settle(
+        new GrpcError(Status.UNAVAILABLE, `${path}: ${err instanceof Error ? err.message : err}`),
+      );
+    session.on("error", unavailable);
+    session.on("goaway", () => {}); // the stream's own close reports what matters
+    let req: http2.ClientHttp2Stream;
+    try {
+      req = session.request({
+        ":method": "POST",
+        ":path": method,
+        "content-type": "application/grpc",
+        "te": "trailers",
+        "grpc-timeout": `${Math.max(1, Math.ceil(timeoutMs))}m`,
+      });
+    } catch (err) {
+      return unavailable(err);
+    }
+    let headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {};
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    req.on("error", unavailable);
+    req.on("response", (h) => (headers = h));
+    req.on("trailers", (t) => (trailers = t));
+    req.on("data", (chunk: Uint8Array) => {
+      chunks.push(chunk);
+      size += chunk.length;
+    });
+    req.on("close", () => {
+      if (done) return;
+      const status = trailers?.["grpc-status"] ?? headers["grpc-status"];
+      const rawMessage = trailers?.["grpc-message"] ?? headers["grpc-message"];
+      if (status === undefined) {
+        const http = headers[":status"];
+        return unavailable(
+          http !== undefined && http !== 200
+            ? `HTTP status ${http}`
+            : `stream closed without a gRPC status (code ${req.rstCode})`,
+        );
+      }
+      const code = Number(status);
+      if (code !== Status.OK) {
+        return settle(
+          new GrpcError(code, decodeGrpcMessage(String(rawMessage ?? ""))),
+        );
+      }
+      try {
+        const messages = unframe(concat(chunks, size));
+        if (messages.length !== 1) {
+          throw new GrpcError(
+            Status.INTERNAL,
+            `expected one response message, got ${messages.length}`,
+          );
+        }
+        settle(messages[0]!);
+      } catch (err) {
+        settle(err instanceof GrpcError ? err : new GrpcError(Status.INTERNAL, String(err)));
+      }
+    });
+    req.end(frame(request));
+  });
+}

@@ -1,0 +1,338 @@
+/**
+ * The protobuf wire format of the Device Plugin API v1beta1, by hand: the
+ * few messages the plugin sends and reads, with kubelet's field numbers
+ * (`_api_proto.ts` is the schema). A general protobuf runtime (protobufjs,
+ * proto-loader) cost the long-running plugin ~35 MiB of heap and code for
+ * eleven small messages.
+ *
+ * Encoding follows proto3: scalars at their default (`""`, `false`, `0`) are
+ * left out, repeated and map fields are written element by element, a
+ * message-typed field is written when present. Decoding skips fields it does
+ * not know (any wire type but the deprecated groups), as every protobuf
+ * reader must, and throws {@linkcode WireError} on malformed input.
+ *
+ * @module
+ */
+
+import type {
+  AllocateRequest,
+  AllocateResponse,
+  ContainerAllocateResponse,
+  Device,
+  DevicePluginOptions,
+  ListAndWatchResponse,
+  PreferredAllocationRequest,
+  PreferredAllocationResponse,
+  RegisterRequest,
+} from "./_api.ts";
+
+/** Malformed protobuf input. */
+export class WireError extends Error {
+  override name = "WireError";
+}
+
+const VARINT = 0;
+const I64 = 1;
+const LEN = 2;
+const I32 = 5;
+
+const utf8 = new TextEncoder();
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/** An append-only byte buffer with protobuf primitives. */
+class Writer {
+  #buf = new Uint8Array(64);
+  #len = 0;
+
+  #room(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + n));
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+  }
+
+  varint(v: number): void {
+    this.#room(10);
+    while (v > 0x7f) {
+      this.#buf[this.#len++] = (v & 0x7f) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.#buf[this.#len++] = v;
+  }
+
+  tag(field: number, wire: number): void {
+    this.varint(field * 8 + wire);
+  }
+
+  bytes(field: number, b: Uint8Array): void {
+    this.tag(field, LEN);
+    this.varint(b.length);
+    this.#room(b.length);
+    this.#buf.set(b, this.#len);
+    this.#len += b.length;
+  }
+
+  /** A string field; proto3 leaves `""` out unless `always` (repeated and map elements). */
+  string(field: number, s: string, always = false): void {
+    if (s !== "" || always) this.bytes(field, utf8.encode(s));
+  }
+
+  bool(field: number, b: boolean): void {
+    if (!b) return;
+    this.tag(field, VARINT);
+    this.varint(1);
+  }
+
+  message(field: number, encode: (w: Writer) => void): void {
+    const inner = new Writer();
+    encode(inner);
+    this.bytes(field, inner.finish());
+  }
+
+  finish(): Uint8Array {
+    return this.#buf.slice(0, this.#len);
+  }
+}
+
+function encodeWith(encode: (w: Writer) => void): Uint8Array {
+  const w = new Writer();
+  encode(w);
+  return w.finish();
+}
+
+/** A cursor over one message's bytes. */
+class Reader {
+  #b: Uint8Array;
+  #pos = 0;
+
+  constructor(b: Uint8Array) {
+    this.#b = b;
+  }
+
+  get done(): boolean {
+    return this.#pos >= this.#b.length;
+  }
+
+  /** A varint's low 32 bits, unsigned (all ten bytes are consumed). */
+  varint(): number {
+    let lo = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.#pos >= this.#b.length) throw new WireError("truncated varint");
+      const byte = this.#b[this.#pos++]!;
+      if (i < 5) lo += (byte & 0x7f) * 2 ** (7 * i);
+      if (byte < 0x80) return lo % 2 ** 32;
+    }
+    throw new WireError("varint longer than 10 bytes");
+  }
+
+  /** Next field: `[number, wire type]`. */
+  tag(): [number, number] {
+    const t = this.varint();
+    const field = t >>> 3;
+    if (field === 0) throw new WireError("field number 0");
+    return [field, t & 7];
+  }
+
+  bytes(): Uint8Array {
+    const n = this.varint();
+    if (n > this.#b.length - this.#pos) throw new WireError("length past the end of the message");
+    const b = this.#b.subarray(this.#pos, this.#pos + n);
+    this.#pos += n;
+    return b;
+  }
+
+  string(): string {
+    try {
+      return strict.decode(this.bytes());
+    } catch (err) {
+      if (err instanceof WireError) throw err;
+      throw new WireError("string field is not valid UTF-8");
+    }
+  }
+
+  skip(wire: number): void {
+    switch (wire) {
+      case VARINT:
+        this.varint();
+        return;
+      case I64:
+        this.#advance(8);
+        return;
+      case LEN:
+        this.bytes();
+        return;
+      case I32:
+        this.#advance(4);
+        return;
+      default:
+        throw new WireError(`wire type ${wire} is not supported`);
+    }
+  }
+
+  #advance(n: number): void {
+    if (n > this.#b.length - this.#pos) throw new WireError("fixed field past the end");
+    this.#pos += n;
+  }
+}
+
+/** Read every field of `b`; `on` returns false for the ones it does not take (they are skipped). */
+function readFields(b: Uint8Array, on: (field: number, wire: number, r: Reader) => boolean): void {
+  const r = new Reader(b);
+  while (!r.done) {
+    const [field, wire] = r.tag();
+    if (!on(field, wire, r)) r.skip(wire);
+  }
+}
+
+function expectWire(field: number, wire: number, want: number): void {
+  if (wire !== want) throw new WireError(`field ${field}: wire type ${wire}, expected ${want}`);
+}
+
+// --- messages the plugin writes ---------------------------------------------
+
+/** `DevicePluginOptions`. */
+export function encodeDevicePluginOptions(o: DevicePluginOptions): Uint8Array {
+  return encodeWith((w) => writeOptions(w, o));
+}
+
+function writeOptions(w: Writer, o: DevicePluginOptions): void {
+  w.bool(1, o.preStartRequired);
+  w.bool(2, o.getPreferredAllocationAvailable);
+}
+
+/** `RegisterRequest`. */
+export function encodeRegisterRequest(r: RegisterRequest): Uint8Array {
+  return encodeWith((w) => {
+    w.string(1, r.version);
+    w.string(2, r.endpoint);
+    w.string(3, r.resourceName);
+    const options = r.options;
+    if (options) w.message(4, (m) => writeOptions(m, options));
+  });
+}
+
+/** `ListAndWatchResponse`. */
+export function encodeListAndWatchResponse(r: ListAndWatchResponse): Uint8Array {
+  return encodeWith((w) => {
+    for (const d of r.devices) w.message(1, (m) => writeDevice(m, d));
+  });
+}
+
+function writeDevice(w: Writer, d: Device): void {
+  w.string(1, d.ID);
+  w.string(2, d.health);
+}
+
+/** `PreferredAllocationResponse`. */
+export function encodePreferredAllocationResponse(r: PreferredAllocationResponse): Uint8Array {
+  return encodeWith((w) => {
+    for (const c of r.containerResponses) {
+      w.message(1, (m) => {
+        for (const id of c.deviceIDs) m.string(1, id, true);
+      });
+    }
+  });
+}
+
+/** `AllocateResponse`. */
+export function encodeAllocateResponse(r: AllocateResponse): Uint8Array {
+  return encodeWith((w) => {
+    for (const c of r.containerResponses) w.message(1, (m) => writeContainerResponse(m, c));
+  });
+}
+
+function writeMap(w: Writer, field: number, map: Record<string, string> | undefined): void {
+  for (const [k, v] of Object.entries(map ?? {})) {
+    w.message(field, (e) => {
+      e.string(1, k);
+      e.string(2, v);
+    });
+  }
+}
+
+function writeContainerResponse(w: Writer, c: ContainerAllocateResponse): void {
+  writeMap(w, 1, c.envs);
+  for (const mount of c.mounts ?? []) {
+    w.message(2, (m) => {
+      m.string(1, mount.containerPath);
+      m.string(2, mount.hostPath);
+      m.bool(3, mount.readOnly);
+    });
+  }
+  for (const d of c.devices) {
+    w.message(3, (m) => {
+      m.string(1, d.containerPath);
+      m.string(2, d.hostPath);
+      m.string(3, d.permissions);
+    });
+  }
+  writeMap(w, 4, c.annotations);
+  for (const cdi of c.cdiDevices ?? []) w.message(5, (m) => m.string(1, cdi.name));
+}
+
+// --- messages the plugin reads ----------------------------------------------
+
+/** `AllocateRequest`. */
+export function decodeAllocateRequest(b: Uint8Array): AllocateRequest {
+  const containerRequests: AllocateRequest["containerRequests"] = [];
+  readFields(b, (field, wire, r) => {
+    if (field !== 1) return false;
+    expectWire(field, wire, LEN);
+    const devicesIds: string[] = [];
+    readFields(r.bytes(), (f, w, c) => {
+      if (f !== 1) return false;
+      expectWire(f, w, LEN);
+      devicesIds.push(c.string());
+      return true;
+    });
+    containerRequests.push({ devicesIds });
+    return true;
+  });
+  return { containerRequests };
+}
+
+/** `PreferredAllocationRequest`. */
+export function decodePreferredAllocationRequest(b: Uint8Array): PreferredAllocationRequest {
+  const containerRequests: PreferredAllocationRequest["containerRequests"] = [];
+  readFields(b, (field, wire, r) => {
+    if (field !== 1) return false;
+    expectWire(field, wire, LEN);
+    const req = { availableDeviceIDs: [] as string[], mustIncludeDeviceIDs: [] as string[] };
+    let allocationSize = 0;
+    readFields(r.bytes(), (f, w, c) => {
+      if (f === 1 || f === 2) {
+        expectWire(f, w, LEN);
+        (f === 1 ? req.availableDeviceIDs : req.mustIncludeDeviceIDs).push(c.string());
+        return true;
+      }
+      if (f === 3) {
+        expectWire(f, w, VARINT);
+        allocationSize = c.varint() | 0; // int32: the low 32 bits, signed
+        return true;
+      }
+      return false;
+    });
+    containerRequests.push({ ...req, allocationSize });
+    return true;
+  });
+  return { containerRequests };
+}
+
+/** `DevicePluginOptions` (the probe reads kubelet's view of it back). */
+export function decodeDevicePluginOptions(b: Uint8Array): DevicePluginOptions {
+  const o = { preStartRequired: false, getPreferredAllocationAvailable: false };
+  readFields(b, (field, wire, r) => {
+    if (field !== 1 && field !== 2) return false;
+    expectWire(field, wire, VARINT);
+    const v = r.varint() !== 0;
+    if (field === 1) o.preStartRequired = v;
+    else o.getPreferredAllocationAvailable = v;
+    return true;
+  });
+  return o;
+}
+
+/** Any message whose content the plugin ignores (`Empty`, `PreStartContainerRequest`): checked to be well-formed. */
+export function decodeIgnored(b: Uint8Array): void {
+  readFields(b, () => false);
+}

@@ -1,0 +1,366 @@
+/**
+ * The device plugin's own wire layers, without root: the hand-written
+ * protobuf codec checked against a general protobuf runtime (protobufjs, as
+ * grpc-js clients use it), and the gRPC server and client over `node:http2`
+ * checked against the protocol's rules with a raw HTTP/2 peer.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import net from "node:net";
+import {
+  decodeAllocateRequest,
+  decodeDevicePluginOptions,
+  decodeIgnored,
+  decodePreferredAllocationRequest,
+  encodeAllocateResponse,
+  encodeDevicePluginOptions,
+  encodeListAndWatchResponse,
+  encodePreferredAllocationResponse,
+  encodeRegisterRequest,
+  WireError,
+} from "../deviceplugin/_protowire.ts";
+import {
+  decodeGrpcMessage,
+  encodeGrpcMessage,
+  frame,
+  GrpcError,
+  GrpcServer,
+  type ServerStream,
+  Status,
+  unaryCall,
+  unframe,
+} from "../deviceplugin/_grpc.ts";
+import { loadApi } from "../lab/_grpc_api.ts";
+
+const enc = new TextEncoder();
+const bytes = (...parts: (number[] | Uint8Array)[]) =>
+  new Uint8Array(parts.flatMap((p) => Array.from(p)));
+const lenField = (field: number, b: Uint8Array) => bytes([field * 8 + 2, b.length], b);
+
+// deno-lint-ignore no-explicit-any
+type Codec = { serialize(v: any): Uint8Array; deserialize(b: Uint8Array): any };
+function codec(
+  service: "Registration" | "DevicePlugin",
+  method: string,
+  side: "req" | "res",
+): Codec {
+  const def = loadApi()[service].service[method]!;
+  return side === "req"
+    ? {
+      serialize: (v) => def.requestSerialize(v),
+      deserialize: (b) => def.requestDeserialize(b as Buffer),
+    }
+    : {
+      serialize: (v) => def.responseSerialize(v),
+      deserialize: (b) => def.responseDeserialize(b as Buffer),
+    };
+}
+
+Deno.test("protowire: what the plugin writes, protobufjs reads back the same", () => {
+  const reg = {
+    version: "v1beta1",
+    endpoint: "macvtap.network.kubevirt.io_lan",
+    resourceName: "macvtap.network.kubevirt.io/lan",
+    options: { preStartRequired: false, getPreferredAllocationAvailable: true },
+  };
+  assert.deepEqual(
+    codec("Registration", "Register", "req").deserialize(encodeRegisterRequest(reg)),
+    reg,
+  );
+  const options = { preStartRequired: true, getPreferredAllocationAvailable: false };
+  assert.deepEqual(
+    codec("DevicePlugin", "GetDevicePluginOptions", "res").deserialize(
+      encodeDevicePluginOptions(options),
+    ),
+    options,
+  );
+  // 2,000 devices: lengths past one varint byte, and a non-ASCII ID.
+  const devices = Array.from({ length: 2000 }, (_, i) => ({
+    ID: i === 7 ? "län-7" : `lan-${i}`,
+    health: i % 2 ? "Healthy" : "Unhealthy",
+  }));
+  const lw = codec("DevicePlugin", "ListAndWatch", "res").deserialize(
+    encodeListAndWatchResponse({ devices }),
+  );
+  assert.deepEqual(
+    lw.devices.map((d: { ID: string; health: string }) => [d.ID, d.health]),
+    devices.map((d) => [d.ID, d.health]),
+  );
+  const pref = { containerResponses: [{ deviceIDs: ["a-1", ""] }, { deviceIDs: [] }] };
+  assert.deepEqual(
+    codec("DevicePlugin", "GetPreferredAllocation", "res").deserialize(
+      encodePreferredAllocationResponse(pref),
+    ),
+    pref,
+  );
+  const alloc = {
+    containerResponses: [{
+      envs: { MACVTAP_LAN_DEVICES: "lan-1=/dev/tap70001,lan-2=/dev/tap70002", EMPTY: "" },
+      mounts: [{ containerPath: "/m", hostPath: "/h", readOnly: true }],
+      devices: [{ containerPath: "/dev/tap70001", hostPath: "/dev/tap70001", permissions: "rw" }],
+      annotations: { "a/b": "ü" },
+      cdiDevices: [{ name: "vendor.com/x=1" }],
+    }, { envs: {}, devices: [] }],
+  };
+  const got = codec("DevicePlugin", "Allocate", "res").deserialize(encodeAllocateResponse(alloc));
+  assert.deepEqual(got.containerResponses[0], alloc.containerResponses[0]);
+  assert.deepEqual(got.containerResponses[1].envs, {});
+  assert.deepEqual(got.containerResponses[1].devices, []);
+});
+
+Deno.test("protowire: what kubelet writes (protobufjs), the plugin reads the same", () => {
+  const alloc = { containerRequests: [{ devicesIds: ["lan-1", "lan-2"] }, { devicesIds: [] }] };
+  assert.deepEqual(
+    decodeAllocateRequest(codec("DevicePlugin", "Allocate", "req").serialize(alloc)),
+    alloc,
+  );
+  const pref = {
+    containerRequests: [
+      { availableDeviceIDs: ["a", "b"], mustIncludeDeviceIDs: ["b"], allocationSize: 2 },
+      { availableDeviceIDs: [], mustIncludeDeviceIDs: [], allocationSize: -3 },
+      { availableDeviceIDs: ["x"], mustIncludeDeviceIDs: [], allocationSize: 2147483647 },
+    ],
+  };
+  assert.deepEqual(
+    decodePreferredAllocationRequest(
+      codec("DevicePlugin", "GetPreferredAllocation", "req").serialize(pref),
+    ),
+    pref,
+  );
+  const options = { preStartRequired: true, getPreferredAllocationAvailable: true };
+  assert.deepEqual(
+    decodeDevicePluginOptions(
+      codec("DevicePlugin", "GetDevicePluginOptions", "res").serialize(options),
+    ),
+    options,
+  );
+});
+
+Deno.test("protowire: fields of a newer API are skipped, whatever their wire type", () => {
+  const unknown = bytes(
+    [9 << 3, 0x96, 0x01], // varint
+    [(10 << 3) | 1, 1, 2, 3, 4, 5, 6, 7, 8], // fixed64
+    lenField(11, enc.encode("later")), // length-delimited
+    [(12 << 3) | 5, 1, 2, 3, 4], // fixed32
+  );
+  const container = bytes(lenField(1, enc.encode("lan-1")), unknown);
+  assert.deepEqual(decodeAllocateRequest(bytes(unknown, lenField(1, container))), {
+    containerRequests: [{ devicesIds: ["lan-1"] }],
+  });
+  decodeIgnored(unknown);
+});
+
+Deno.test("protowire: malformed bytes are a WireError, never a wrong message", () => {
+  const cases: [string, Uint8Array][] = [
+    ["truncated varint", bytes([0x08, 0x80])],
+    ["length past the end", bytes([0x0a, 0x05, 0x61])],
+    ["a group (wire type 3)", bytes([0x0b])],
+    ["field number 0", bytes([0x02, 0x00])],
+    ["invalid UTF-8 in an ID", lenField(1, lenField(1, bytes([0xff, 0xfe])))],
+    ["a device list field with varint wire type", bytes([0x08, 0x01])],
+    ["fixed64 past the end", bytes([0x49, 1, 2])],
+    ["varint longer than 10 bytes", bytes([0x48], new Array(11).fill(0xff), [0x01])],
+  ];
+  for (const [what, b] of cases) {
+    assert.throws(() => decodeAllocateRequest(b), WireError, what);
+  }
+});
+
+Deno.test("gRPC framing and grpc-message encoding", () => {
+  const f = frame(enc.encode("abc"));
+  assert.deepEqual(Array.from(f), [0, 0, 0, 0, 3, 0x61, 0x62, 0x63]);
+  assert.deepEqual(unframe(bytes(f, frame(new Uint8Array()))).map((m) => m.length), [3, 0]);
+  assert.throws(
+    () => unframe(f.subarray(0, 6)),
+    (e: unknown) => (e as GrpcError).code === Status.INTERNAL,
+  );
+  assert.throws(() => unframe(bytes([1, 0, 0, 0, 0])), /compressed/);
+  for (const s of ["plain", "100% ok", "ünïcode\nline", ""]) {
+    const e = encodeGrpcMessage(s);
+    assert.match(e, /^[\x20-\x7e]*$/);
+    assert.equal(decodeGrpcMessage(e), s);
+  }
+  assert.equal(encodeGrpcMessage("a%b\n"), "a%25b%0A");
+});
+
+/** A server on a temp socket with a few test methods, and what its streams saw. */
+async function testServer() {
+  const dir = await Deno.makeTempDir({ prefix: "grpc-wire-" });
+  const path = `${dir}/s.sock`;
+  const streams: ServerStream[] = [];
+  let closedStreams = 0;
+  const server = new GrpcServer({
+    "/t.S/Echo": { kind: "unary", handle: (req) => req },
+    "/t.S/Fail": {
+      kind: "unary",
+      handle: () => {
+        throw new GrpcError(Status.NOT_FOUND, 'no device "ü" 100%');
+      },
+    },
+    "/t.S/Slow": { kind: "unary", handle: () => new Promise(() => {}) },
+    "/t.S/Watch": {
+      kind: "stream",
+      handle: (req, call) => {
+        streams.push(call);
+        call.onClose(() => closedStreams++);
+        call.write(req);
+      },
+    },
+  });
+  await server.listen(path);
+  return {
+    path,
+    server,
+    streams,
+    closedStreams: () => closedStreams,
+    async [Symbol.asyncDispose]() {
+      server.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** One raw HTTP/2 request: status headers, trailers and body as the peer saw them. */
+async function raw(
+  path: string,
+  headers: http2.OutgoingHttpHeaders,
+  body: Uint8Array,
+): Promise<
+  { headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Uint8Array }
+> {
+  const session = http2.connect("http://localhost", { createConnection: () => net.connect(path) });
+  try {
+    return await new Promise((resolve, reject) => {
+      session.on("error", reject);
+      const req = session.request({
+        ":method": "POST",
+        "content-type": "application/grpc",
+        ...headers,
+      });
+      let h: http2.IncomingHttpHeaders = {};
+      let t: http2.IncomingHttpHeaders = {};
+      const chunks: number[] = [];
+      req.on("response", (x) => (h = x));
+      req.on("trailers", (x) => (t = x));
+      req.on("data", (c: Uint8Array) => chunks.push(...c));
+      req.on("error", reject);
+      req.on("close", () => resolve({ headers: h, trailers: t, body: new Uint8Array(chunks) }));
+      if (headers[":method"] !== "GET") req.end(body); // a GET is sent ended
+    });
+  } finally {
+    session.destroy();
+  }
+}
+
+const statusOf = (r: { headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }) =>
+  Number(r.trailers["grpc-status"] ?? r.headers["grpc-status"]);
+
+Deno.test("gRPC server: the protocol's answers to wrong requests", async () => {
+  await using t = await testServer();
+  const one = frame(enc.encode("x"));
+  let r = await raw(t.path, { ":path": "/t.S/Echo" }, one);
+  assert.equal(r.headers[":status"], 200);
+  assert.equal(statusOf(r), 0);
+  assert.deepEqual(unframe(r.body).map((m) => new TextDecoder().decode(m)), ["x"]);
+
+  r = await raw(t.path, { ":path": "/t.S/Nope" }, one);
+  assert.equal(statusOf(r), Status.UNIMPLEMENTED, "unknown method: 12, Trailers-Only");
+  assert.equal(r.body.length, 0);
+  r = await raw(t.path, { ":path": "/t.S/Echo", "content-type": "text/plain" }, one);
+  assert.equal(r.headers[":status"], 415);
+  r = await raw(t.path, { ":path": "/t.S/Echo", ":method": "GET" }, new Uint8Array());
+  assert.equal(r.headers[":status"], 405);
+  r = await raw(t.path, { ":path": "/t.S/Echo", "grpc-encoding": "gzip" }, one);
+  assert.equal(statusOf(r), Status.UNIMPLEMENTED);
+  assert.equal(r.headers["grpc-accept-encoding"], "identity");
+  r = await raw(t.path, { ":path": "/t.S/Echo" }, bytes([1, 0, 0, 0, 1, 0x78]));
+  assert.equal(statusOf(r), Status.INTERNAL, "a compressed frame");
+  r = await raw(t.path, { ":path": "/t.S/Echo" }, bytes(one, one));
+  assert.equal(statusOf(r), Status.INTERNAL, "two messages to a unary method");
+  r = await raw(t.path, { ":path": "/t.S/Echo" }, new Uint8Array());
+  assert.equal(statusOf(r), Status.INTERNAL, "no message");
+  r = await raw(t.path, { ":path": "/t.S/Echo", "content-type": "application/grpc+proto" }, one);
+  assert.equal(statusOf(r), 0, "application/grpc+proto is gRPC");
+  r = await raw(t.path, { ":path": "/t.S/Fail" }, one);
+  assert.equal(statusOf(r), Status.NOT_FOUND);
+  assert.equal(decodeGrpcMessage(String(r.headers["grpc-message"])), 'no device "ü" 100%');
+});
+
+Deno.test("gRPC client: statuses, deadline, cancel, a socket nobody serves", async () => {
+  await using t = await testServer();
+  const echoed = await unaryCall(t.path, "/t.S/Echo", enc.encode("hi"));
+  assert.equal(new TextDecoder().decode(echoed), "hi");
+  const code = async (p: Promise<unknown>) => {
+    try {
+      await p;
+    } catch (err) {
+      assert.ok(err instanceof GrpcError, String(err));
+      return [err.code, err.details];
+    }
+    throw new Error("resolved");
+  };
+  assert.deepEqual(await code(unaryCall(t.path, "/t.S/Fail", new Uint8Array())), [
+    Status.NOT_FOUND,
+    'no device "ü" 100%',
+  ]);
+  assert.equal(
+    (await code(unaryCall(t.path, "/t.S/Nope", new Uint8Array())))[0],
+    Status.UNIMPLEMENTED,
+  );
+  assert.equal(
+    (await code(unaryCall(t.path, "/t.S/Slow", new Uint8Array(), { timeoutMs: 100 })))[0],
+    Status.DEADLINE_EXCEEDED,
+  );
+  const abort = new AbortController();
+  const slow = unaryCall(t.path, "/t.S/Slow", new Uint8Array(), { signal: abort.signal });
+  setTimeout(() => abort.abort(), 20);
+  assert.equal((await code(slow))[0], Status.CANCELLED);
+  assert.equal(
+    (await code(unaryCall(`${t.path}.missing`, "/t.S/Echo", new Uint8Array())))[0],
+    Status.UNAVAILABLE,
+  );
+  // Every client connection is closed after its call.
+  for (let i = 0; i < 50 && t.server.sessionCount > 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(t.server.sessionCount, 0);
+});
+
+Deno.test("gRPC server streams: a client's cancel and the server's close both end the call", async () => {
+  await using t = await testServer();
+  const session = http2.connect("http://localhost", {
+    createConnection: () => net.connect(t.path),
+  });
+  session.on("error", () => {});
+  const watch = () => {
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/t.S/Watch",
+      "content-type": "application/grpc",
+    });
+    const got: Uint8Array[] = [];
+    req.on("data", (c: Uint8Array) => got.push(c));
+    req.on("error", () => {});
+    req.end(frame(enc.encode("first")));
+    return { req, got, closed: new Promise<void>((r) => req.on("close", r)) };
+  };
+  const a = watch();
+  const b = watch();
+  while (t.streams.length < 2 || a.got.length === 0 || b.got.length === 0) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  t.streams[0]!.write(enc.encode("update"));
+  a.req.close(http2.constants.NGHTTP2_CANCEL); // kubelet cancels its ListAndWatch
+  await a.closed;
+  while (t.closedStreams() < 1) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(t.streams[0]!.closed);
+  t.streams[0]!.write(enc.encode("after close")); // ignored, no throw
+  t.server.close();
+  await b.closed;
+  while (t.closedStreams() < 2) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(t.streams[1]!.closed);
+  session.destroy();
+});
