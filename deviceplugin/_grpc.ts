@@ -147,6 +147,7 @@ export class GrpcServer {
   #methods: Methods;
   #server: http2.Http2Server;
   #sessions = new Set<http2.ServerHttp2Session>();
+  /** Open streaming calls: each entry marks its call over (listeners run). */
   #calls = new Set<() => void>();
   #closed = false;
 
@@ -190,10 +191,13 @@ export class GrpcServer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const cancel of [...this.#calls]) cancel();
+    this.#server.close();
+    // Open calls end with their connection, without an RST_STREAM each: a
+    // peer on Deno's node:http2 that gets RST_STREAM and then GOAWAY can
+    // abort inside nghttp2 (denoland/deno#36788).
+    for (const finish of [...this.#calls]) finish();
     for (const s of this.#sessions) s.destroy();
     this.#sessions.clear();
-    this.#server.close();
   }
 
   #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -260,14 +264,10 @@ export class GrpcServer {
     const finish = () => {
       if (closed) return;
       closed = true;
-      this.#calls.delete(cancel);
+      this.#calls.delete(finish);
       for (const fn of listeners.splice(0)) fn();
     };
-    const cancel = () => {
-      finish();
-      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
-    };
-    this.#calls.add(cancel);
+    this.#calls.add(finish);
     stream.on("close", finish);
     stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
     const call: ServerStream = {
