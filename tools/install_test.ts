@@ -1,3 +1,4 @@
+import { DP_MARKER } from "../cmd/_embedded.ts";
 import assert from "node:assert/strict";
 import { installPlugin, parseArgs } from "./install.ts";
 
@@ -138,8 +139,11 @@ Deno.test({
     try {
       const from = new URL("../dist/macvtap", import.meta.url).pathname;
       const dest = await installPlugin({ from, cniBinDir: dir });
-      const full = await Deno.stat(from), cni = await Deno.stat(dest);
-      assert(cni.size < full.size - 100_000, `payload dropped (${cni.size} of ${full.size})`);
+      const full = await Deno.readTextFile(from), cni = await Deno.readTextFile(dest);
+      const payloadLine = `\n${DP_MARKER}`;
+      assert(full.includes(payloadLine), "dist/macvtap carries the device plugin payload");
+      assert(!cni.includes(payloadLine), "the installed CNI part does not");
+      assert(full.startsWith(cni.slice(0, -1)), "the CNI part is the executable's head");
       const version = await new Deno.Command(dest, {
         env: { CNI_COMMAND: "VERSION" },
         stdin: "null",
