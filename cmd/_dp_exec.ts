@@ -37,11 +37,23 @@ export function devicePluginArgv(
 ): string[] | undefined {
   if (argv[1] !== "run" || argv.includes(`--v8-flags=${DP_V8_FLAGS}`)) return undefined;
   const script = argv.findIndex((a, i) =>
-    i >= 2 && !a.startsWith("-") && (a.startsWith("/") ? a : `${cwd}/${a}`) === mainPath
+    i >= 2 && !a.startsWith("-") && normalize(a.startsWith("/") ? a : `${cwd}/${a}`) ===
+      normalize(mainPath)
   );
   if (script < 0) return undefined;
   const options = argv.slice(2, script).filter((a) => !a.startsWith("--v8-flags="));
   return [argv[0]!, "run", ...options, `--v8-flags=${DP_V8_FLAGS}`, ...argv.slice(script)];
+}
+
+/** An absolute path without `.`, `..` and repeated `/` (no symlinks resolved). */
+export function normalize(path: string): string {
+  const out: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return `/${out.join("/")}`;
 }
 
 /**
@@ -55,12 +67,22 @@ export function execWithDevicePluginFlags(): void {
   try {
     const raw = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
     if (raw.at(-1) === "") raw.pop();
+    // Already under our flags (the DaemonSet), or not a `deno run` (a compiled binary).
+    if (raw[1] !== "run" || raw.includes(`--v8-flags=${DP_V8_FLAGS}`)) return;
     const main = decodeURIComponent(new URL(Deno.mainModule).pathname);
     argv = devicePluginArgv(raw, main, Deno.cwd());
   } catch {
     return;
   }
-  if (!argv) return;
+  if (!argv) {
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        "macvtap deviceplugin: cannot find the main module in this process's arguments; " +
+          "running under the launcher's V8 flags\n",
+      ),
+    );
+    return;
+  }
   const env = { MALLOC_ARENA_MAX: DP_MALLOC_ARENA_MAX, ...Deno.env.toObject(), [MARK]: "1" };
   const args = cStringArray(argv);
   const envp = cStringArray(Object.entries(env).map(([k, v]) => `${k}=${v}`));

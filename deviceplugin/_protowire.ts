@@ -8,8 +8,10 @@
  * Encoding follows proto3: scalars at their default (`""`, `false`, `0`) are
  * left out, repeated and map fields are written element by element, a
  * message-typed field is written when present. Decoding skips fields it does
- * not know (any wire type but the deprecated groups), as every protobuf
- * reader must, and throws {@linkcode WireError} on malformed input.
+ * not know, and a known field with an unexpected wire type, as protobuf-go
+ * does (any wire type but the deprecated groups), and throws
+ * {@linkcode WireError} on malformed input: truncation, a length or tag past
+ * 32 bits, invalid UTF-8, groups.
  *
  * @module
  */
@@ -37,7 +39,8 @@ const LEN = 2;
 const I32 = 5;
 
 const utf8 = new TextEncoder();
-const strict = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the string, never stripped (an ID "\uFEFFlan-0" is not "lan-0").
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** An append-only byte buffer with protobuf primitives. */
 class Writer {
@@ -113,28 +116,52 @@ class Reader {
     return this.#pos >= this.#b.length;
   }
 
-  /** A varint's low 32 bits, unsigned (all ten bytes are consumed). */
-  varint(): number {
+  /** A varint: its low 32 bits, unsigned, and whether any higher bit is set (all bytes consumed). */
+  #varint(): [number, boolean] {
     let lo = 0;
+    let high = false;
     for (let i = 0; i < 10; i++) {
       if (this.#pos >= this.#b.length) throw new WireError("truncated varint");
       const byte = this.#b[this.#pos++]!;
-      if (i < 5) lo += (byte & 0x7f) * 2 ** (7 * i);
-      if (byte < 0x80) return lo % 2 ** 32;
+      const bits = byte & 0x7f;
+      if (i < 4) lo += bits * 2 ** (7 * i);
+      else if (i === 4) {
+        lo += (bits & 0x0f) * 2 ** 28;
+        if (bits > 0x0f) high = true;
+      } else if (bits !== 0) high = true;
+      if (byte < 0x80) return [lo, high];
     }
     throw new WireError("varint longer than 10 bytes");
   }
 
+  /** A varint that must fit 32 bits unsigned (a tag, a length). */
+  uint32(): number {
+    const [lo, high] = this.#varint();
+    if (high) throw new WireError("varint does not fit 32 bits");
+    return lo;
+  }
+
+  /** An int32 field: the low 32 bits, signed (negative values are 10-byte varints). */
+  int32(): number {
+    return this.#varint()[0] | 0;
+  }
+
+  /** A bool field: any non-zero varint is true. */
+  bool(): boolean {
+    const [lo, high] = this.#varint();
+    return lo !== 0 || high;
+  }
+
   /** Next field: `[number, wire type]`. */
   tag(): [number, number] {
-    const t = this.varint();
+    const t = this.uint32();
     const field = t >>> 3;
     if (field === 0) throw new WireError("field number 0");
     return [field, t & 7];
   }
 
   bytes(): Uint8Array {
-    const n = this.varint();
+    const n = this.uint32();
     if (n > this.#b.length - this.#pos) throw new WireError("length past the end of the message");
     const b = this.#b.subarray(this.#pos, this.#pos + n);
     this.#pos += n;
@@ -153,7 +180,7 @@ class Reader {
   skip(wire: number): void {
     switch (wire) {
       case VARINT:
-        this.varint();
+        this.#varint();
         return;
       case I64:
         this.#advance(8);
@@ -182,10 +209,6 @@ function readFields(b: Uint8Array, on: (field: number, wire: number, r: Reader) 
     const [field, wire] = r.tag();
     if (!on(field, wire, r)) r.skip(wire);
   }
-}
-
-function expectWire(field: number, wire: number, want: number): void {
-  if (wire !== want) throw new WireError(`field ${field}: wire type ${wire}, expected ${want}`);
 }
 
 // --- messages the plugin writes ---------------------------------------------
@@ -276,12 +299,10 @@ function writeContainerResponse(w: Writer, c: ContainerAllocateResponse): void {
 export function decodeAllocateRequest(b: Uint8Array): AllocateRequest {
   const containerRequests: AllocateRequest["containerRequests"] = [];
   readFields(b, (field, wire, r) => {
-    if (field !== 1) return false;
-    expectWire(field, wire, LEN);
+    if (field !== 1 || wire !== LEN) return false;
     const devicesIds: string[] = [];
     readFields(r.bytes(), (f, w, c) => {
-      if (f !== 1) return false;
-      expectWire(f, w, LEN);
+      if (f !== 1 || w !== LEN) return false;
       devicesIds.push(c.string());
       return true;
     });
@@ -295,19 +316,16 @@ export function decodeAllocateRequest(b: Uint8Array): AllocateRequest {
 export function decodePreferredAllocationRequest(b: Uint8Array): PreferredAllocationRequest {
   const containerRequests: PreferredAllocationRequest["containerRequests"] = [];
   readFields(b, (field, wire, r) => {
-    if (field !== 1) return false;
-    expectWire(field, wire, LEN);
+    if (field !== 1 || wire !== LEN) return false;
     const req = { availableDeviceIDs: [] as string[], mustIncludeDeviceIDs: [] as string[] };
     let allocationSize = 0;
     readFields(r.bytes(), (f, w, c) => {
-      if (f === 1 || f === 2) {
-        expectWire(f, w, LEN);
+      if ((f === 1 || f === 2) && w === LEN) {
         (f === 1 ? req.availableDeviceIDs : req.mustIncludeDeviceIDs).push(c.string());
         return true;
       }
-      if (f === 3) {
-        expectWire(f, w, VARINT);
-        allocationSize = c.varint() | 0; // int32: the low 32 bits, signed
+      if (f === 3 && w === VARINT) {
+        allocationSize = c.int32();
         return true;
       }
       return false;
@@ -322,9 +340,8 @@ export function decodePreferredAllocationRequest(b: Uint8Array): PreferredAlloca
 export function decodeDevicePluginOptions(b: Uint8Array): DevicePluginOptions {
   const o = { preStartRequired: false, getPreferredAllocationAvailable: false };
   readFields(b, (field, wire, r) => {
-    if (field !== 1 && field !== 2) return false;
-    expectWire(field, wire, VARINT);
-    const v = r.varint() !== 0;
+    if ((field !== 1 && field !== 2) || wire !== VARINT) return false;
+    const v = r.bool();
     if (field === 1) o.preStartRequired = v;
     else o.getPreferredAllocationAvailable = v;
     return true;

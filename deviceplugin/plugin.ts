@@ -260,12 +260,14 @@ export class ResourcePlugin {
           const { containerRequests } = wire(() => decodePreferredAllocationRequest(req));
           return encodePreferredAllocationResponse({
             containerResponses: containerRequests.map((r) => {
-              const ids = [...r.mustIncludeDeviceIDs];
+              // Linear, and bounded by our capacity whatever the request says.
+              const size = Math.min(r.allocationSize, this.#ids.length);
+              const ids = new Set(r.mustIncludeDeviceIDs.filter((id) => this.#idSet.has(id)));
               for (const id of r.availableDeviceIDs) {
-                if (ids.length >= r.allocationSize) break;
-                if (!ids.includes(id)) ids.push(id);
+                if (ids.size >= size) break;
+                if (this.#idSet.has(id)) ids.add(id);
               }
-              return { deviceIDs: ids };
+              return { deviceIDs: [...ids] };
             }),
           });
         },

@@ -52,6 +52,19 @@ Deno.test("devicePluginArgv(): the launcher's command under the plugin's V8 flag
     ),
     [DENO, "run", "-A", `--v8-flags=${DP_V8_FLAGS}`, "bin/macvtap", "deviceplugin"],
   );
+  // Relative paths with ./ and .., and from the root directory.
+  assert.equal(
+    devicePluginArgv([DENO, "run", "./bin/macvtap"], MAIN, "/opt/cni")?.at(-1),
+    "./bin/macvtap",
+  );
+  assert.equal(
+    devicePluginArgv([DENO, "run", "../cni/bin/macvtap"], MAIN, "/opt/x")?.at(-1),
+    "../cni/bin/macvtap",
+  );
+  assert.equal(
+    devicePluginArgv([DENO, "run", "opt/cni/bin/macvtap"], MAIN, "/")?.at(-1),
+    "opt/cni/bin/macvtap",
+  );
   // An argument after the module that looks like a flag stays the plugin's.
   const withFlagArg = [...LAUNCHER, "--v8-flags=not-deno's"];
   assert.equal(devicePluginArgv(withFlagArg, MAIN, "/")!.at(-1), "--v8-flags=not-deno's");

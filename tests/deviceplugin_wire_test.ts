@@ -28,6 +28,7 @@ import {
   frame,
   GrpcError,
   GrpcServer,
+  MAX_MESSAGE_BYTES,
   type ServerStream,
   Status,
   unaryCall,
@@ -160,13 +161,25 @@ Deno.test("protowire: malformed bytes are a WireError, never a wrong message", (
     ["a group (wire type 3)", bytes([0x0b])],
     ["field number 0", bytes([0x02, 0x00])],
     ["invalid UTF-8 in an ID", lenField(1, lenField(1, bytes([0xff, 0xfe])))],
-    ["a device list field with varint wire type", bytes([0x08, 0x01])],
+    ["a length past 32 bits (2^32 + 2)", bytes([0x0a, 0x82, 0x80, 0x80, 0x80, 0x10, 0x61, 0x62])],
+    ["a tag past 32 bits", bytes([0x8a, 0x80, 0x80, 0x80, 0x10, 0x00])],
     ["fixed64 past the end", bytes([0x49, 1, 2])],
     ["varint longer than 10 bytes", bytes([0x48], new Array(11).fill(0xff), [0x01])],
   ];
   for (const [what, b] of cases) {
     assert.throws(() => decodeAllocateRequest(b), WireError, what);
   }
+});
+
+Deno.test("protowire: read as protobuf-go reads it (BOM kept, wide bools, a known field's other wire type skipped)", () => {
+  const bom = decodeAllocateRequest(lenField(1, lenField(1, enc.encode("\uFEFFlan-0"))));
+  assert.equal(bom.containerRequests[0]!.devicesIds[0], "\uFEFFlan-0", "a BOM is not stripped");
+  // bool 2^32 (varint 80 80 80 80 10) is true, not its low 32 bits.
+  assert.deepEqual(decodeDevicePluginOptions(bytes([0x08, 0x80, 0x80, 0x80, 0x80, 0x10])), {
+    preStartRequired: true,
+    getPreferredAllocationAvailable: false,
+  });
+  assert.deepEqual(decodeAllocateRequest(bytes([0x08, 0x01])), { containerRequests: [] });
 });
 
 Deno.test("gRPC framing and grpc-message encoding", () => {
@@ -209,7 +222,7 @@ async function testServer() {
         call.write(req);
       },
     },
-  });
+  }, { bodyTimeoutMs: 300 });
   await server.listen(path);
   return {
     path,
@@ -223,6 +236,22 @@ async function testServer() {
   };
 }
 
+/** A client connection, and dropping it without GOAWAY (see unaryCall). */
+function connect(path: string): { session: http2.ClientHttp2Session; drop(): void } {
+  let socket: net.Socket | undefined;
+  const session = http2.connect("http://localhost", {
+    createConnection: () => (socket = net.connect(path)),
+  });
+  session.on("error", () => {});
+  return {
+    session,
+    drop() {
+      socket?.destroy();
+      session.destroy();
+    },
+  };
+}
+
 /** One raw HTTP/2 request: status headers, trailers and body as the peer saw them. */
 async function raw(
   path: string,
@@ -231,7 +260,10 @@ async function raw(
 ): Promise<
   { headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Uint8Array }
 > {
-  const session = http2.connect("http://localhost", { createConnection: () => net.connect(path) });
+  let socket: net.Socket | undefined;
+  const session = http2.connect("http://localhost", {
+    createConnection: () => (socket = net.connect(path)),
+  });
   try {
     return await new Promise((resolve, reject) => {
       session.on("error", reject);
@@ -251,6 +283,7 @@ async function raw(
       if (headers[":method"] !== "GET") req.end(body); // a GET is sent ended
     });
   } finally {
+    socket?.destroy(); // no GOAWAY (see unaryCall)
     session.destroy();
   }
 }
@@ -284,9 +317,51 @@ Deno.test("gRPC server: the protocol's answers to wrong requests", async () => {
   assert.equal(statusOf(r), Status.INTERNAL, "no message");
   r = await raw(t.path, { ":path": "/t.S/Echo", "content-type": "application/grpc+proto" }, one);
   assert.equal(statusOf(r), 0, "application/grpc+proto is gRPC");
+  r = await raw(t.path, { ":path": "/t.S/Echo" }, frame(new Uint8Array(MAX_MESSAGE_BYTES + 1)));
+  assert.equal(statusOf(r), Status.RESOURCE_EXHAUSTED, "a request past the size limit");
+  r = await raw(t.path, { ":path": "/t.S/Echo", "content-type": "application/grpc+json" }, one);
+  assert.equal(r.headers[":status"], 415, "only protobuf is spoken");
   r = await raw(t.path, { ":path": "/t.S/Fail" }, one);
   assert.equal(statusOf(r), Status.NOT_FOUND);
   assert.equal(decodeGrpcMessage(String(r.headers["grpc-message"])), 'no device "ü" 100%');
+});
+
+Deno.test("gRPC server: a body that never ends is cut off; an ended stream's status reaches the peer", async () => {
+  await using t = await testServer();
+  const { session, drop } = connect(t.path);
+  const req = session.request({
+    ":method": "POST",
+    ":path": "/t.S/Echo",
+    "content-type": "application/grpc",
+  });
+  req.on("error", () => {});
+  let trailers: http2.IncomingHttpHeaders = {};
+  let headers: http2.IncomingHttpHeaders = {};
+  req.on("response", (h) => (headers = h));
+  req.on("trailers", (x) => (trailers = x));
+  req.write(bytes([0, 0, 0, 0, 9])); // announces 9 bytes, sends none, does not end
+  while (headers["grpc-status"] === undefined && trailers["grpc-status"] === undefined) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(Number(trailers["grpc-status"] ?? headers["grpc-status"]), Status.DEADLINE_EXCEEDED);
+  req.end(); // the client ends its side; the stream closes cleanly
+  await new Promise((r) => req.on("close", r));
+
+  const w = session.request({
+    ":method": "POST",
+    ":path": "/t.S/Watch",
+    "content-type": "application/grpc",
+  });
+  w.on("error", () => {});
+  let wt: http2.IncomingHttpHeaders = {};
+  w.on("trailers", (x) => (wt = x));
+  w.on("data", () => {});
+  w.end(frame(enc.encode("x")));
+  while (t.streams.length < 1) await new Promise((r) => setTimeout(r, 5));
+  t.streams[0]!.end(); // ends with status 0 while the connection lives
+  await new Promise((r) => w.on("close", r));
+  assert.equal(wt["grpc-status"], "0", "the stream ended with status 0, not a bare RST_STREAM");
+  drop();
 });
 
 Deno.test("gRPC client: statuses, deadline, cancel, a socket nobody serves", async () => {
@@ -331,10 +406,7 @@ Deno.test("gRPC client: statuses, deadline, cancel, a socket nobody serves", asy
 
 Deno.test("gRPC server streams: a client's cancel and the server's close both end the call", async () => {
   await using t = await testServer();
-  const session = http2.connect("http://localhost", {
-    createConnection: () => net.connect(t.path),
-  });
-  session.on("error", () => {});
+  const { session, drop } = connect(t.path);
   const watch = () => {
     const req = session.request({
       ":method": "POST",
@@ -362,5 +434,5 @@ Deno.test("gRPC server streams: a client's cancel and the server's close both en
   await b.closed;
   while (t.closedStreams() < 2) await new Promise((r) => setTimeout(r, 5));
   assert.ok(t.streams[1]!.closed);
-  session.destroy();
+  drop();
 });
