@@ -33,6 +33,10 @@ import {
   encodeRegisterRequest,
 } from "../deviceplugin/_protowire.ts";
 import { DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
+import { Buffer } from "node:buffer";
+import { METHODS } from "../deviceplugin/_api.ts";
+import { unaryCall } from "../deviceplugin/_grpc.ts";
+import { loadApi } from "../lab/_grpc_api.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
@@ -291,6 +295,38 @@ Deno.test("ListAndWatch cancellation leaves no stream behind (fake host)", async
       // Streams cost no watcher: still the manager's one link subscription.
       assert.equal(host.subscriptions, subs);
       assert.equal(subs, 1);
+    },
+  );
+});
+
+Deno.test("GetPreferredAllocation: known IDs only, bounded by capacity, linear in a huge request (fake host)", async () => {
+  await withFakeSetup(
+    '[{"name":"lan","lowerDevice":"eth1","capacity":4}]',
+    async ({ kubelet, dir }) => {
+      await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan");
+      const def = loadApi().DevicePlugin.service.GetPreferredAllocation!;
+      const unknown = Array.from({ length: 30_000 }, (_, i) => `x-${i}`);
+      const request = def.requestSerialize({
+        containerRequests: [{
+          availableDeviceIDs: [...unknown, "lan-2", "lan-3", "lan-2"],
+          mustIncludeDeviceIDs: ["lan-1", "nope", "lan-1"],
+          allocationSize: 2_000_000_000,
+        }],
+      });
+      const t0 = performance.now();
+      const answer = def.responseDeserialize(
+        Buffer.from(
+          await unaryCall(
+            `${dir}/${endpointOf("lan")}`,
+            METHODS.getPreferredAllocation,
+            request,
+            { timeoutMs: 10_000 },
+          ),
+        ),
+      );
+      // Quadratic, 30,000 IDs took seconds; this bound is loose on purpose (not a timing test).
+      assert.ok(performance.now() - t0 < 5000);
+      assert.deepEqual(answer.containerResponses[0].deviceIDs, ["lan-1", "lan-2", "lan-3"]);
     },
   );
 });
