@@ -21,6 +21,11 @@ export const DP_MALLOC_ARENA_MAX = "2";
 
 const MARK = "MACVTAP_DP_EXEC";
 
+/** Whether `argv` is a `deno run` without {@linkcode DP_V8_FLAGS}. */
+function underOtherFlags(argv: readonly string[]): boolean {
+  return argv[1] === "run" && !argv.includes(`--v8-flags=${DP_V8_FLAGS}`);
+}
+
 /**
  * The argv to exec instead of `argv` (this process's, from /proc/self/cmdline),
  * or `undefined` when it already runs with {@linkcode DP_V8_FLAGS} or is not
@@ -35,7 +40,7 @@ export function devicePluginArgv(
   mainPath: string,
   cwd: string,
 ): string[] | undefined {
-  if (argv[1] !== "run" || argv.includes(`--v8-flags=${DP_V8_FLAGS}`)) return undefined;
+  if (!underOtherFlags(argv)) return undefined;
   const script = argv.findIndex((a, i) =>
     i >= 2 && !a.startsWith("-") && normalize(a.startsWith("/") ? a : `${cwd}/${a}`) ===
       normalize(mainPath)
@@ -68,7 +73,7 @@ export function execWithDevicePluginFlags(): void {
     const raw = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
     if (raw.at(-1) === "") raw.pop();
     // Already under our flags (the DaemonSet), or not a `deno run` (a compiled binary).
-    if (raw[1] !== "run" || raw.includes(`--v8-flags=${DP_V8_FLAGS}`)) return;
+    if (!underOtherFlags(raw)) return;
     const main = decodeURIComponent(new URL(Deno.mainModule).pathname);
     argv = devicePluginArgv(raw, main, Deno.cwd());
   } catch {

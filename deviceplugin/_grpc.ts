@@ -20,6 +20,7 @@
 
 import http2 from "node:http2";
 import net from "node:net";
+import { concatBytes } from "../internal/_bytes.ts";
 
 /** gRPC status codes used here. */
 export const Status = {
@@ -57,6 +58,12 @@ export class GrpcError extends Error {
     super(`${code} ${NAMES[code] ?? "UNKNOWN"}: ${details}`);
     this.code = code;
     this.details = details;
+  }
+
+  /** `err` itself when it is a GrpcError, else `code` with its message. */
+  static from(err: unknown, code: number = Status.UNKNOWN): GrpcError {
+    if (err instanceof GrpcError) return err;
+    return new GrpcError(code, err instanceof Error ? err.message : String(err));
   }
 }
 
@@ -270,8 +277,8 @@ export class GrpcServer {
       return undefined;
     }).catch((err) => {
       if (stream.closed) return;
-      if (err instanceof GrpcError) respondStatus(stream, err.code, err.details);
-      else respondStatus(stream, Status.UNKNOWN, err instanceof Error ? err.message : String(err));
+      const { code, details } = GrpcError.from(err);
+      respondStatus(stream, code, details);
       // A client still sending (a body cut off) is not reset: RST_STREAM and
       // then the peer's GOAWAY is the shape of denoland/deno#36788. Its
       // further DATA stalls on the flow-control window until it ends.
@@ -297,36 +304,23 @@ export class GrpcServer {
         stream.removeAllListeners("data");
         fn();
       };
+      const fail = (code: number, details: string) =>
+        done(() => reject(new GrpcError(code, details)));
       const timer = setTimeout(
         () =>
-          done(() =>
-            reject(
-              new GrpcError(
-                Status.DEADLINE_EXCEEDED,
-                `request body not complete within ${this.#bodyTimeoutMs} ms`,
-              ),
-            )
+          fail(
+            Status.DEADLINE_EXCEEDED,
+            `request body not complete within ${this.#bodyTimeoutMs} ms`,
           ),
         this.#bodyTimeoutMs,
       );
       stream.on("data", (chunk: Uint8Array) => {
         if (finished) return;
         if (size + chunk.length > MAX_MESSAGE_BYTES + 5) {
-          done(() =>
-            reject(
-              new GrpcError(
-                Status.RESOURCE_EXHAUSTED,
-                `request larger than ${MAX_MESSAGE_BYTES} bytes`,
-              ),
-            )
-          );
-          return;
+          return fail(Status.RESOURCE_EXHAUSTED, `request larger than ${MAX_MESSAGE_BYTES} bytes`);
         }
         if (this.#buffered + chunk.length > MAX_BUFFERED_BYTES) {
-          done(() =>
-            reject(new GrpcError(Status.RESOURCE_EXHAUSTED, "too many request bytes in flight"))
-          );
-          return;
+          return fail(Status.RESOURCE_EXHAUSTED, "too many request bytes in flight");
         }
         size += chunk.length;
         this.#buffered += chunk.length;
@@ -334,7 +328,7 @@ export class GrpcServer {
       });
       stream.once("end", () => {
         if (finished) return;
-        const body = concat(chunks, size);
+        const body = concatBytes(chunks);
         done(() => resolve(body));
       });
       stream.once("close", () => done(() => resolve(undefined)));
@@ -394,21 +388,10 @@ export class GrpcServer {
     try {
       method.handle(request, call);
     } catch (err) {
-      if (err instanceof GrpcError) call.end(err.code, err.details);
-      else call.end(Status.UNKNOWN, err instanceof Error ? err.message : String(err));
+      const { code, details } = GrpcError.from(err);
+      call.end(code, details);
     }
   }
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let pos = 0;
-  for (const c of chunks) {
-    out.set(c, pos);
-    pos += c.length;
-  }
-  return out;
 }
 
 function respondHttp(stream: http2.ServerHttp2Stream, status: number): void {
@@ -510,14 +493,10 @@ export function unaryCall(
     let headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {};
     let trailers: http2.IncomingHttpHeaders | undefined;
     const chunks: Uint8Array[] = [];
-    let size = 0;
     req.on("error", unavailable);
     req.on("response", (h) => (headers = h));
     req.on("trailers", (t) => (trailers = t));
-    req.on("data", (chunk: Uint8Array) => {
-      chunks.push(chunk);
-      size += chunk.length;
-    });
+    req.on("data", (chunk: Uint8Array) => chunks.push(chunk));
     req.on("close", () => {
       if (done) return;
       const status = trailers?.["grpc-status"] ?? headers["grpc-status"];
@@ -537,7 +516,7 @@ export function unaryCall(
         );
       }
       try {
-        const messages = unframe(concat(chunks, size));
+        const messages = unframe(concatBytes(chunks));
         if (messages.length !== 1) {
           throw new GrpcError(
             Status.INTERNAL,
@@ -546,7 +525,7 @@ export function unaryCall(
         }
         settle(messages[0]!);
       } catch (err) {
-        settle(err instanceof GrpcError ? err : new GrpcError(Status.INTERNAL, String(err)));
+        settle(GrpcError.from(err, Status.INTERNAL));
       }
     });
     req.end(frame(request));

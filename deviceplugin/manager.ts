@@ -32,7 +32,7 @@ export interface DevicePluginManagerOptions {
   pollIntervalMs?: number;
   /** Register deadline (default 5000 ms). */
   registerTimeoutMs?: number;
-  /** Called after each successful Register (tests measure latency with it). */
+  /** Called after each successful Register (the daemon pages out after it; tests measure latency). */
   onRegistered?: (plugin: ResourcePlugin) => void;
 }
 

@@ -1,7 +1,7 @@
 /**
  * libc: the one symbol table, `errno()` and `cstr()` for every caller
  * (namespaces and sockets in netlink/, spawning IPAM plugins in ipam/,
- * `mknod` in deviceplugin/).
+ * `mknod` and `madvise` in deviceplugin/, `execve` in cmd/).
  *
  * One table is enough: {@linkcode openLibrary} binds each symbol on its first
  * call (internal/_native.ts), so a CNI command pays only for the symbols it

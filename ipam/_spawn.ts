@@ -12,6 +12,7 @@
  * @module
  */
 
+import { concatBytes } from "../internal/_bytes.ts";
 import { ERRNO, errnoText } from "../internal/_errno.ts";
 import {
   cstr,
@@ -274,20 +275,10 @@ export class Child {
       code,
       success: code === 0,
       signal,
-      stdout: concat(out),
-      stderr: concat(err),
+      stdout: concatBytes(out),
+      stderr: concatBytes(err),
       timedOut,
       overflow,
     };
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
