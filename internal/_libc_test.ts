@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import { ERRNO } from "./_errno.ts";
-import { cstr, errno, libc, O_CLOEXEC, PollFds, POLLIN, POLLOUT } from "./_libc.ts";
+import {
+  cstr,
+  errno,
+  libc,
+  lstatIfPresent,
+  O_CLOEXEC,
+  PollFds,
+  POLLIN,
+  POLLOUT,
+  removeDirIfEmpty,
+} from "./_libc.ts";
 import { LibraryLoadError, openLibrary } from "./_native.ts";
 
 Deno.test("errno() is the errno of the libc call that just failed", () => {
@@ -50,5 +60,38 @@ Deno.test("PollFds reports a pipe's read end readable only once written", async 
   } finally {
     libc().close(r);
     libc().close(w);
+  }
+});
+
+Deno.test("lstatIfPresent() is undefined for a missing path, the lstat otherwise, without following a symlink", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "libc-test-" });
+  try {
+    assert.equal(lstatIfPresent(`${dir}/nope`), undefined);
+    assert.equal(lstatIfPresent(`${dir}/nope/deeper`), undefined, "a missing parent");
+    Deno.writeTextFileSync(`${dir}/file`, "x");
+    assert.equal(lstatIfPresent(`${dir}/file`)?.isFile, true);
+    assert.equal(lstatIfPresent(`${dir}/file/under`), undefined, "ENOTDIR is not there either");
+    Deno.symlinkSync(`${dir}/nope`, `${dir}/dangling`);
+    assert.equal(lstatIfPresent(`${dir}/dangling`)?.isSymlink, true, "the link itself");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("removeDirIfEmpty() removes an empty directory and leaves anything else", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "libc-test-" });
+  try {
+    Deno.mkdirSync(`${dir}/empty`);
+    Deno.mkdirSync(`${dir}/full`);
+    Deno.writeTextFileSync(`${dir}/full/f`, "x");
+    Deno.writeTextFileSync(`${dir}/file`, "x");
+    assert.equal(removeDirIfEmpty(`${dir}/empty`), true);
+    assert.equal(lstatIfPresent(`${dir}/empty`), undefined);
+    assert.equal(removeDirIfEmpty(`${dir}/full`), false);
+    assert.equal(Deno.readTextFileSync(`${dir}/full/f`), "x", "its content stays");
+    assert.equal(removeDirIfEmpty(`${dir}/file`), false, "a file is not removed");
+    assert.equal(removeDirIfEmpty(`${dir}/gone`), false);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });

@@ -99,8 +99,10 @@ export function openLazily<S extends Deno.ForeignLibraryInterface>(
       configurable: true,
       enumerable: true,
       get() {
-        const ptr = pointerOf(dlfns!.dlsym(handle, cstr(name)));
-        if (!ptr) throw new Error(dlerrorText(`${path}: undefined symbol: ${name}`));
+        // A table may bind one symbol twice under two keys (`name` says which).
+        const symbol = (def as Deno.ForeignFunction).name ?? name;
+        const ptr = pointerOf(dlfns!.dlsym(handle, cstr(symbol)));
+        if (!ptr) throw new Error(dlerrorText(`${path}: undefined symbol: ${symbol}`));
         const fn = new Deno.UnsafeFnPointer(
           ptr as Deno.PointerObject<Deno.ForeignFunction>,
           def as Deno.ForeignFunction,

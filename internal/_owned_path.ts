@@ -11,6 +11,8 @@
  * @module
  */
 
+import { lstatIfPresent } from "./_libc.ts";
+
 /** Why `path` is not an absolute, normalized path below (or at) `root`; `undefined` when it is. */
 export function outsideRoot(path: string, root: string): string | undefined {
   if (!path.startsWith("/")) return "is not an absolute path";
@@ -95,11 +97,8 @@ export function ensureOwnedDir(root: string, dir: string): string[] {
 function ensureOne(path: string): boolean {
   let made = false;
   for (let attempt = 0; attempt < 3; attempt++) {
-    let st: Deno.FileInfo;
-    try {
-      st = Deno.lstatSync(path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    const st = lstatIfPresent(path);
+    if (!st) {
       try {
         Deno.mkdirSync(path, { mode: 0o700 });
         // The umask may have narrowed it; never widened it.

@@ -40,6 +40,17 @@ const mnlSymbols = {
   mnl_socket_setsockopt: { parameters: ["pointer", "i32", "buffer", "u32"], result: "i32" },
   /** ssize_t mnl_socket_sendto(const struct mnl_socket *nl, const void *req, size_t siz) */
   mnl_socket_sendto: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
+  /**
+   * mnl_socket_sendto again, `nonblocking`: on a pool thread, for requests
+   * whose kernel work is long (the socket's namespace is fixed at open, so
+   * any thread may send on it).
+   */
+  mnl_socket_sendto_in_background: {
+    name: "mnl_socket_sendto",
+    parameters: ["pointer", "buffer", "usize"],
+    result: "isize",
+    nonblocking: true,
+  },
   /** ssize_t mnl_socket_recvfrom(const struct mnl_socket *nl, void *buf, size_t siz) */
   mnl_socket_recvfrom: { parameters: ["pointer", "buffer", "usize"], result: "isize" },
   /** int mnl_socket_close(struct mnl_socket *nl) */

@@ -6,7 +6,7 @@
 
 import { isErrno, LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
 import { IFNAME_MAX } from "../internal/_ifname.ts";
-import { FLAGS, request } from "./request.ts";
+import { FLAGS, request, requestInBackground } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
 import * as C from "./wire/constants.ts";
@@ -221,14 +221,42 @@ export class LinkOps {
    */
   del(ref: LinkRef): void {
     try {
-      request(
+      request(this.#sock(), "RTM_DELLINK", () => encodeLinkRef(C.RTM_DELLINK, FLAGS.change, ref));
+    } catch (err) {
+      throw delError(err, ref);
+    }
+  }
+
+  /**
+   * {@linkcode LinkOps.del} with the kernel's work off the JS thread: deleting
+   * a macvtap or macvlan waits ~20 ms for RCU inside the request, and the
+   * event loop (an IPAM child, other sockets) goes on meanwhile. Use this
+   * handle for nothing else until the promise settles.
+   *
+   * @param ref The ifindex or name.
+   * @throws {LinkNotFoundError} when it does not exist.
+   * @example Delete while IPAM releases, like `ip link del eth0 & wait`
+   * ```ts ignore
+   * import { NetlinkHandle } from "./mod.ts";
+   *
+   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   * await Promise.all([h.links.delInBackground("eth0"), releaseLease()]);
+   * ```
+   */
+  async delInBackground(ref: LinkRef): Promise<void> {
+    try {
+      await requestInBackground(
         this.#sock(),
         "RTM_DELLINK",
         () => encodeLinkRef(C.RTM_DELLINK, FLAGS.change, ref),
       );
     } catch (err) {
-      if (isErrno(err, "ENODEV")) throw new LinkNotFoundError(ref, err.op);
-      throw naming(err, linkText(ref));
+      throw delError(err, ref);
     }
   }
+}
+
+function delError(err: unknown, ref: LinkRef): unknown {
+  if (isErrno(err, "ENODEV")) return new LinkNotFoundError(ref, err.op);
+  return naming(err, linkText(ref));
 }

@@ -56,34 +56,71 @@ export function request(
 
 function exchange(sock: NetlinkSocket, op: string, build: () => AttrWriter): NlMsg[] {
   for (let attempt = 0;; attempt++) {
-    const w = build();
-    const mySeq = seq = (seq + 1) >>> 0;
-    const msg = finishMessage(w, mySeq);
-    sock.send(msg as Uint8Array<ArrayBuffer>, op);
-    const replies: NlMsg[] = [];
-    let interrupted = false;
-    for (;;) {
-      const datagram = sock.recv(op);
-      let done = false;
-      for (const m of parseMessages(datagram)) {
-        if (m.seq !== mySeq || (m.pid !== sock.portid && m.pid !== 0)) continue;
-        if (m.flags & C.NLM_F_DUMP_INTR) interrupted = true;
-        if (m.type === C.NLMSG_ERROR) {
-          const e = decodeError(m);
-          if (e.errno !== 0) throw new NetlinkError(op, e.errno, e.extAck);
-          done = true;
-        } else if (m.type === C.NLMSG_DONE) {
-          done = true;
-        } else if (m.type === C.NLMSG_NOOP) {
-          continue;
-        } else {
-          // A GET's single reply is followed by its ACK: keep reading.
-          replies.push({ ...m, payload: m.payload.slice() });
-        }
-      }
-      if (done) break;
-    }
+    const mySeq = nextSeq();
+    sock.send(finishMessage(build(), mySeq) as Uint8Array<ArrayBuffer>, op);
+    const { replies, interrupted } = receive(sock, op, mySeq);
     if (!interrupted) return replies;
     if (attempt + 1 >= DUMP_RETRIES) throw new DumpInterruptedError(op);
+  }
+}
+
+/**
+ * {@linkcode request} for one request that is not a dump, whose kernel work
+ * runs off the JS thread: rtnetlink does a request's work inside `sendmsg`,
+ * and some take long (RTM_DELLINK of a macvtap waits ~20 ms for RCU). The
+ * send runs on a pool thread, so the event loop and other work go on; the
+ * ACK, queued by then, is read here. Nothing else may use `sock` until the
+ * promise settles.
+ *
+ * @returns The reply messages (not the ACK).
+ * @throws {NetlinkError} as {@linkcode request} does.
+ */
+export async function requestInBackground(
+  sock: NetlinkSocket,
+  op: string,
+  build: () => AttrWriter,
+): Promise<NlMsg[]> {
+  const t0 = performance.now();
+  try {
+    const mySeq = nextSeq();
+    await sock.sendInBackground(finishMessage(build(), mySeq), op);
+    return receive(sock, op, mySeq).replies;
+  } finally {
+    span(`netlink ${op}`, t0);
+  }
+}
+
+function nextSeq(): number {
+  return seq = (seq + 1) >>> 0;
+}
+
+/** Read replies to `mySeq` until its ACK, error or end of dump. */
+function receive(
+  sock: NetlinkSocket,
+  op: string,
+  mySeq: number,
+): { replies: NlMsg[]; interrupted: boolean } {
+  const replies: NlMsg[] = [];
+  let interrupted = false;
+  for (;;) {
+    const datagram = sock.recv(op);
+    let done = false;
+    for (const m of parseMessages(datagram)) {
+      if (m.seq !== mySeq || (m.pid !== sock.portid && m.pid !== 0)) continue;
+      if (m.flags & C.NLM_F_DUMP_INTR) interrupted = true;
+      if (m.type === C.NLMSG_ERROR) {
+        const e = decodeError(m);
+        if (e.errno !== 0) throw new NetlinkError(op, e.errno, e.extAck);
+        done = true;
+      } else if (m.type === C.NLMSG_DONE) {
+        done = true;
+      } else if (m.type === C.NLMSG_NOOP) {
+        continue;
+      } else {
+        // A GET's single reply is followed by its ACK: keep reading.
+        replies.push({ ...m, payload: m.payload.slice() });
+      }
+    }
+    if (done) return { replies, interrupted };
   }
 }

@@ -102,6 +102,22 @@ export class NetlinkSocket implements Disposable {
     }
   }
 
+  /**
+   * Send one whole message from a pool thread (see `requestInBackground` in
+   * request.ts). The bytes are copied off the V8 heap first: the pool thread
+   * reads them while JS runs on. errno is the pool thread's, so a failed send
+   * (one the kernel did not take: nothing was done) is repeated here, on this
+   * thread, to report it.
+   */
+  async sendInBackground(msg: Uint8Array, op: string): Promise<void> {
+    const bytes = new Uint8Array(new ArrayBuffer(msg.length));
+    bytes.set(msg);
+    const n = Number(
+      await libmnl().mnl_socket_sendto_in_background(this.#ptr(), bytes, BigInt(bytes.length)),
+    );
+    if (n !== bytes.length) this.send(bytes, op);
+  }
+
   /** Receive one datagram (blocks up to the receive timeout). */
   recv(op: string): Uint8Array {
     const n = Number(

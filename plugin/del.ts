@@ -19,18 +19,21 @@ import { PluginError } from "./errors.ts";
 import { ALLOCATION_ONLY_IPAM, type Ipam } from "../ipam/mod.ts";
 import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
+import { mark } from "../internal/_timing.ts";
 
 /**
  * Delete the container interface `ifname` (or its temporary name) in the
  * namespace at `netnsPath` if it is a macvtap. A missing namespace or interface is success; an
  * interface of another kind is left alone (ADD failed because it existed).
+ * The link is found here; the kernel's deletion (~20 ms of RCU sync) runs
+ * off the JS thread while the promise is pending.
  */
-export function deleteContainerLink(
+export async function deleteContainerLink(
   netnsPath: string,
   containerId: string,
   ifname: string,
   options: { netnsIno?: number; alias?: string } = {},
-): void {
+): Promise<void> {
   if (!netnsPath) return;
   try {
     // From a record (GC): the path must still name the namespace ADD used;
@@ -61,7 +64,7 @@ export function deleteContainerLink(
       );
       return;
     }
-    ctr.links.del(link.index);
+    await ctr.links.delInBackground(link.index);
   } catch (err) {
     if (err instanceof NetnsNotFoundError || err instanceof LinkNotFoundError) return;
     if (err instanceof Deno.errors.NotFound) return;
@@ -120,35 +123,47 @@ export async function delAttachment(
   // A CNI_NETNS that is not a namespace is refused before anything is done.
   if (ctx.netns) checkNetns(ctx.netns);
   const record = store.read(conf.name, ctx.containerId, ctx.ifname);
-  // Allocation-only IPAM releases while the kernel deletes the link (~15 ms
-  // of RCU sync); others (dhcp) release through the link, so they go first.
-  const ipamDel = ipam?.del().then(() => undefined, (err: unknown) => ({ err }));
-  if (ipam && !ALLOCATION_ONLY_IPAM.has(ipam.type)) await ipamDel;
+  mark("netns, record");
+  // dhcp releases through the link, so it goes first, alone. Allocation-only
+  // IPAM releases while the kernel deletes the link.
+  const releaseFirst = ipam !== undefined && !ALLOCATION_ONLY_IPAM.has(ipam.type);
+  const releasedFirst = releaseFirst ? await settled(ipam.del()) : undefined;
 
   // The link is this attachment's only if its record says so: a link of the
   // same name may be another network's (whose ADD came first), and the
-  // record's namespace is the one this attachment was made in.
-  if (record) {
-    deleteContainerLink(record.netns, ctx.containerId, ctx.ifname, {
+  // record's namespace is the one this attachment was made in. Its deletion
+  // starts first: the kernel's part is the longest step of DEL.
+  const linkDeleted = record
+    ? settled(deleteContainerLink(record.netns, ctx.containerId, ctx.ifname, {
       ...(record.netnsIno !== undefined ? { netnsIno: record.netnsIno } : {}),
       ...(record.linkAlias !== undefined ? { alias: record.linkAlias } : {}),
-    });
-  } else if (ctx.netns) {
+    }))
+    : undefined;
+  mark("link delete sent");
+  if (!record && ctx.netns) {
     log.info(
       `DEL ${ctx.containerId}/${ctx.ifname}: no record; the links in ${ctx.netns} are not ours`,
     );
   }
+  const ipamReleased = ipam && !releaseFirst ? settled(ipam.del()) : releasedFirst;
+  mark("ipam start");
 
-  {
+  let routesFailed: { err: unknown } | undefined;
+  try {
     using host = NetlinkHandle.open();
     const { routes, oif } = ownHostRoutes(conf, ctx, store, record, host);
     delHostRoutes(host, routes, { oif });
+  } catch (err) {
+    routesFailed = { err };
   }
-
-  const failed = await ipamDel;
+  mark("host routes");
+  const [linkFailed, ipamFailed] = [await linkDeleted, await ipamReleased];
+  mark("kernel and ipam wait");
+  // The record stays while anything failed: DEL is retried, GC finds it.
+  const failed = linkFailed ?? routesFailed ?? ipamFailed;
   if (failed) {
-    // Keep what GC needs to retry the release; the routes are gone.
-    if (record) {
+    if (record && !linkFailed && !routesFailed) {
+      // Only the release failed: keep what GC needs to retry it; the routes are gone.
       try {
         store.update(conf.name, { ...record, hostRoutes: [] });
       } catch (err) {
@@ -158,6 +173,11 @@ export async function delAttachment(
     throw failed.err;
   }
   store.remove(conf.name, ctx.containerId, ctx.ifname);
+}
+
+/** `{ err }` when `work` fails, `undefined` when it succeeds; never rejects. */
+function settled(work: Promise<void>): Promise<{ err: unknown } | undefined> {
+  return work.then(() => undefined, (err: unknown) => ({ err }));
 }
 
 /** Refuse a CNI_NETNS that exists but is not a network namespace (code 103). */

@@ -26,6 +26,7 @@ import { canonicalCidr } from "../internal/_ip.ts";
 import { isJsonObject } from "../internal/_json.ts";
 import { ensureOwnedDir, outsideRoot, stateRoot } from "../internal/_owned_path.ts";
 import { errorText } from "../internal/_error_text.ts";
+import { lstatIfPresent, removeDirIfEmpty } from "../internal/_libc.ts";
 
 /** What one ADD set up. */
 export interface AttachmentRecord {
@@ -234,7 +235,7 @@ export class StateStore {
 
   #readFile(file: string, containerId: string, ifname: string): AttachmentRecord | undefined {
     try {
-      if (!Deno.lstatSync(file).isFile) return undefined;
+      if (!lstatIfPresent(file)?.isFile) return undefined;
       const rec = parseRecord(Deno.readTextFileSync(file));
       return rec && rec.containerId === containerId && rec.ifname === ifname ? rec : undefined;
     } catch {
@@ -272,12 +273,7 @@ export class StateStore {
 
   /** Remove the network directory if it is empty (a concurrent ADD re-creates it). */
   pruneNetworkDir(network: string): void {
-    if (this.readOnly) return;
-    try {
-      Deno.removeSync(this.#netDir(network));
-    } catch {
-      // not empty, or gone: leave it
-    }
+    if (!this.readOnly) removeDirIfEmpty(this.#netDir(network));
   }
 
   /**

@@ -304,6 +304,38 @@ Deno.test("links.add() creates macvtap and macvlan in every mode", opts, async (
   });
 });
 
+Deno.test(
+  "links.delInBackground() deletes off the JS thread: timers run meanwhile; a missing link is LinkNotFoundError",
+  opts,
+  async () => {
+    using lab = new NsLab();
+    const a = lab.nsWithNic();
+    using h = NetlinkHandle.open({ netns: a.ns });
+    h.links.add({ kind: "macvtap", name: "mvt-bg", parent: "eth1", mode: "bridge" });
+    const index = h.links.get("mvt-bg").index;
+    let timerRan = false;
+    const timer = setTimeout(() => (timerRan = true), 0);
+    // The kernel's RCU wait (~10-20 ms for a macvtap) happens on a pool
+    // thread: the event loop turns meanwhile. A blocking delete would settle
+    // before the timer's turn.
+    await h.links.delInBackground(index);
+    clearTimeout(timer);
+    assert.ok(timerRan, "the event loop ran while the kernel deleted the link");
+    assert.equal(h.links.find("mvt-bg"), undefined, "deleted");
+    assert.equal(
+      ip(a.name, "-o", "link", "show").includes("mvt-bg"),
+      false,
+      "ip agrees: gone",
+    );
+    await assert.rejects(
+      h.links.delInBackground(index),
+      (e: unknown) => e instanceof LinkNotFoundError,
+    );
+    // The handle works on after a background request.
+    assert.equal(h.links.get("eth1").name, "eth1");
+  },
+);
+
 Deno.test("links.add() creates veth and bridge, with MTU, MAC, up and txqlen", opts, () => {
   using lab = new NsLab();
   const a = lab.ns();

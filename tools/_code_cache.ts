@@ -8,8 +8,70 @@
  * yet, the plugin writes its stamp and ends normally, and Deno writes the
  * cache (see internal/_exit.ts).
  *
+ * Before seeding, the cache database is pruned: Deno keeps one entry per
+ * script path and never drops one, so every launcher installed at another
+ * path (test installs, old bin dirs) stays in it, and every CNI call reads
+ * past them (a 20 MB database with a 7 MB write-ahead log cost ~1 ms per call
+ * here against a fresh one). Entries of files that no longer exist are
+ * deleted and the log is folded back into the database.
+ *
  * @module
  */
+
+import { DatabaseSync } from "node:sqlite";
+
+/** Deno's code cache database in a `DENO_DIR` (Deno 2.x). */
+const CODE_CACHE_DB = "v8_code_cache_v2";
+
+/** The `DENO_DIR` a launcher's `#!` line sets, if any. */
+function launcherDenoDir(file: string): string | undefined {
+  const head = new TextDecoder().decode(Deno.readFileSync(file).subarray(0, 512));
+  return /^#!.*\bDENO_DIR=(\/\S+)/.exec(head)?.[1];
+}
+
+/**
+ * Delete the code cache entries of scripts that no longer exist from the
+ * `DENO_DIR` that `launcher` uses, and truncate the database's write-ahead log.
+ *
+ * @param launcher An installed or built launcher.
+ * @returns How many entries were deleted (0 when there is no database).
+ */
+export function pruneCodeCache(launcher: string): number {
+  const dir = launcherDenoDir(launcher);
+  if (!dir) return 0;
+  const path = `${dir}/${CODE_CACHE_DB}`;
+  try {
+    Deno.statSync(path);
+  } catch {
+    return 0;
+  }
+  const db = new DatabaseSync(path);
+  try {
+    db.exec("PRAGMA busy_timeout = 5000");
+    const rows = db.prepare("SELECT DISTINCT specifier FROM codecache").all() as {
+      specifier: string;
+    }[];
+    const del = db.prepare("DELETE FROM codecache WHERE specifier = ?");
+    let deleted = 0;
+    for (const { specifier } of rows) {
+      if (!specifier.startsWith("file:///") || exists(new URL(specifier))) continue;
+      deleted += Number(del.run(specifier).changes);
+    }
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    return deleted;
+  } finally {
+    db.close();
+  }
+}
+
+function exists(url: URL): boolean {
+  try {
+    Deno.statSync(url);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Run `file` once as a CNI VERSION call so Deno writes its code cache.
@@ -19,6 +81,11 @@
  *   still works, its first call writes the cache instead).
  */
 export async function seedCodeCache(file: string): Promise<string | undefined> {
+  try {
+    pruneCodeCache(file);
+  } catch {
+    // Best effort: a busy or unreadable database only costs time.
+  }
   try {
     const out = await new Deno.Command(file, {
       env: { CNI_COMMAND: "VERSION", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },

@@ -1,6 +1,8 @@
 import { DP_MARKER } from "../cmd/_embedded.ts";
 import assert from "node:assert/strict";
 import { installPlugin, parseArgs } from "./install.ts";
+import { pruneCodeCache } from "./_code_cache.ts";
+import { DatabaseSync } from "node:sqlite";
 
 const script = new URL("./install.ts", import.meta.url).pathname;
 
@@ -167,4 +169,43 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("pruneCodeCache() drops the entries of scripts that are gone, and only those", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "prune-test-" });
+  try {
+    const denoDir = `${dir}/deno`;
+    await Deno.mkdir(denoDir);
+    const launcher = `${dir}/macvtap`;
+    await Deno.writeTextFile(
+      launcher,
+      `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 /deno run -A\n`,
+    );
+    const db = new DatabaseSync(`${denoDir}/v8_code_cache_v2`);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec(
+      "CREATE TABLE codecache (specifier TEXT NOT NULL, type INTEGER NOT NULL, " +
+        "source_hash INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (specifier, type))",
+    );
+    const put = db.prepare("INSERT INTO codecache VALUES (?, ?, 1, x'00')");
+    put.run(`file://${launcher}`, 1);
+    put.run(`file://${dir}/gone`, 1);
+    put.run(`file://${dir}/gone`, 2);
+    put.run("https://example.com/mod.js", 1);
+    db.close();
+
+    assert.deepStrictEqual(pruneCodeCache(launcher), 2, "both entries of the missing file");
+    const check = new DatabaseSync(`${denoDir}/v8_code_cache_v2`);
+    const left = (check.prepare("SELECT specifier FROM codecache ORDER BY specifier").all() as {
+      specifier: string;
+    }[]).map((r) => r.specifier);
+    check.close();
+    assert.deepStrictEqual(left, [`file://${launcher}`, "https://example.com/mod.js"]);
+    assert.deepStrictEqual(pruneCodeCache(launcher), 0, "nothing more to drop");
+
+    await Deno.writeTextFile(launcher, "#!/bin/sh\n");
+    assert.deepStrictEqual(pruneCodeCache(launcher), 0, "no DENO_DIR in the launcher: nothing");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
