@@ -26,7 +26,8 @@
  * `podman` is one), `--json FILE` (write the figures), `--podman-runs N`
  * (default 15), `--no-podman`, `--ours FILE` (another build to measure),
  * `--timing-runs N` (default 10), `--cpu-pairs N` (ADD+DEL pairs per CPU
- * figure, default 20).
+ * figure, default 20), `--concurrency N` (workers of the concurrent run,
+ * default 200; 0 skips it; `--only concurrent` runs only it).
  *
  * At the end, the end-to-end figure (bench/podman.ts): `podman run --rm
  * --network` with our plugin vs the reference, in a lab of its own driven from
@@ -558,6 +559,106 @@ for (const { label, ipam, version } of SCENARIOS) {
   await exec(REF, "DEL", rc);
 }
 
+// ------------------------------------------------------------------ concurrency
+
+/** How long N attachments at once took (each an ADD then a DEL), and what they left. */
+interface Burst {
+  ms: number;
+  failures: string[];
+  leaks: string[];
+}
+
+/**
+ * `n` workers at once, each ADD then DEL of its own container (namespace
+ * `<p>-b<i>`), host-local on a /16; ours also with `hostrouteif`. Then what
+ * is left: links in the containers, leases, records, host routes of ours.
+ */
+async function burst(type: "macvtap" | "macvlan", n: number): Promise<Burst> {
+  const ipamDir = `${tmp}/burst-ipam-${type}`;
+  const stateDir = `${tmp}/burst-state`;
+  const config = JSON.stringify({
+    cniVersion: type === "macvtap" ? "1.1.0" : "1.0.0",
+    name: "burstnet",
+    type,
+    master: "lab0",
+    mode: "bridge",
+    ipam: { type: "host-local", ranges: [[{ subnet: "10.77.0.0/16" }]], dataDir: ipamDir },
+    ...(type === "macvtap" ? { hostrouteif: "macvtap1", stateDir } : {}),
+  });
+  const failures: string[] = [];
+  const call = async (i: number, command: "ADD" | "DEL") => {
+    const child = new Deno.Command(type === "macvtap" ? OURS : REF, {
+      env: { ...env(command), CNI_CONTAINERID: `burst${i}`, CNI_NETNS: burstNetns(i) },
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(config));
+    await w.close();
+    const out = await child.output();
+    if (!out.success) {
+      failures.push(`${command} burst${i}: ${new TextDecoder().decode(out.stdout).trim()}`);
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      await call(i, "ADD");
+      await call(i, "DEL"); // after a failed ADD too, as runtimes do
+    }),
+  );
+  const ms = performance.now() - t0;
+
+  const leaks: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const links = (await sh(["ip", "-n", `${prefix}-b${i}`, "-o", "link", "show"])).out
+      .split("\n").filter((l) => l.trim() && !/^\d+: lo:/.test(l));
+    if (links.length) leaks.push(`burst${i}: ${links.length} link(s) left`);
+  }
+  const leases = listDir(`${ipamDir}/burstnet`).filter((f) =>
+    f !== "lock" && !f.startsWith("last_reserved_ip")
+  );
+  if (leases.length) leaks.push(`${leases.length} host-local lease(s) left`);
+  if (type === "macvtap") {
+    const records = listDir(`${stateDir}/burstnet`);
+    if (records.length) leaks.push(`${records.length} record(s) left`);
+    const routes = (await sh(["ip", "-o", "route", "show", "proto", "249"])).out.trim();
+    if (routes) leaks.push(`${routes.split("\n").length} host route(s) left`);
+  }
+  return { ms, failures, leaks };
+}
+
+function burstNetns(i: number): string {
+  return `/run/netns/${prefix}-b${i}`;
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+const BURST = Number(opt("--concurrency") ?? 200);
+let bursts: { ours: Burst; ref: Burst; n: number } | undefined;
+if ((!ONLY || "concurrent".includes(ONLY)) && BURST > 0) {
+  const names = Array.from({ length: BURST }, (_, i) => `${prefix}-b${i}`);
+  const made: string[] = [];
+  try {
+    for (const name of names) {
+      const r = await sh(["ip", "netns", "add", name]);
+      if (r.code) throw new Error(`ip netns add ${name}: ${r.err}`);
+      made.push(name);
+    }
+    bursts = { n: BURST, ours: await burst("macvtap", BURST), ref: await burst("macvlan", BURST) };
+  } finally {
+    for (const name of made) await sh(["ip", "netns", "del", name]);
+  }
+}
+
 // ------------------------------------------------------------------ report
 
 const f = (x: number) => x.toFixed(1).padStart(6);
@@ -654,6 +755,25 @@ for (const [k, v] of Object.entries(rss)) {
     targets.push(`${status(v <= 35)} peak RSS ${k.padEnd(39)} ${v.toFixed(1)} MB (target <= 35)`);
   }
 }
+if (bursts) {
+  const { n, ours, ref } = bursts;
+  const share = ref.ms / ours.ms;
+  console.log(
+    `\n${n} concurrent ADD+DEL (each worker ADD then DEL, host-local; ours with hostrouteif):\n` +
+      `  ours ${f(ours.ms)} ms (${(n / ours.ms * 1000).toFixed(0)} pairs/s), ` +
+      `failures ${ours.failures.length}, leaks ${ours.leaks.length}\n` +
+      `  ref  ${f(ref.ms)} ms (${(n / ref.ms * 1000).toFixed(0)} pairs/s), ` +
+      `failures ${ref.failures.length}, leaks ${ref.leaks.length}\n` +
+      `  throughput ours/ref ${share.toFixed(2)}`,
+  );
+  for (const x of [...ours.failures, ...ours.leaks].slice(0, 10)) console.log(`  ours: ${x}`);
+  for (const x of [...ref.failures, ...ref.leaks].slice(0, 10)) console.log(`  ref: ${x}`);
+  targets.push(
+    `${status(ours.failures.length === 0 && ours.leaks.length === 0 && share >= 0.4)} ` +
+      `${n} concurrent ADD+DEL with hostrouteif: ${ours.failures.length} failures, ` +
+      `${ours.leaks.length} leaks, throughput ${share.toFixed(2)} of the reference's (target 0, 0, >= 0.40)`,
+  );
+}
 console.log("\ntargets (issue 13):");
 for (const t of targets) console.log(`  ${t}`);
 console.log(
@@ -666,6 +786,6 @@ console.log(
 if (JSON_OUT) {
   Deno.writeTextFileSync(
     JSON_OUT,
-    JSON.stringify({ floor, rows, rss, breakdowns, targets, limits }, null, 2),
+    JSON.stringify({ floor, rows, rss, breakdowns, targets, limits, bursts }, null, 2),
   );
 }

@@ -57,5 +57,6 @@ if (first === "deviceplugin") {
   Deno.exit(2);
 } else {
   const { runCniMain } = await import("./cni.ts");
+  mark("module init");
   await runCniMain();
 }
