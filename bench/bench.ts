@@ -771,7 +771,9 @@ if (bursts) {
   targets.push(
     `${status(ours.failures.length === 0 && ours.leaks.length === 0 && share >= 0.4)} ` +
       `${n} concurrent ADD+DEL with hostrouteif: ${ours.failures.length} failures, ` +
-      `${ours.leaks.length} leaks, throughput ${share.toFixed(2)} of the reference's (target 0, 0, >= 0.40)`,
+      `${ours.leaks.length} leaks, throughput ${
+        share.toFixed(2)
+      } of the reference's (target 0, 0, >= 0.40)`,
   );
 }
 console.log("\ntargets (issue 13):");

@@ -195,7 +195,7 @@ export class StateStore {
    */
   create(network: string, rec: AttachmentRecord): void {
     this.#writable("create a record");
-    this.#register();
+    if (rec.hostRoutes.length) this.#register();
     const file = this.#file(network, rec.containerId, rec.ifname);
     const legacy = this.#legacyFile(network, rec.containerId, rec.ifname);
     if (legacy && this.#readFile(legacy, rec.containerId, rec.ifname)) {
@@ -221,6 +221,8 @@ export class StateStore {
    */
   update(network: string, rec: AttachmentRecord): void {
     this.#writable("update a record");
+    // Before the routes are claimed, so other state directories' ADDs see them.
+    if (rec.hostRoutes.length) this.#register();
     const file = this.#file(network, rec.containerId, rec.ifname);
     this.#withTemp(network, file, JSON.stringify(rec), (tmp) => Deno.renameSync(tmp, file));
   }
@@ -344,7 +346,10 @@ export class StateStore {
   /**
    * Note this state directory in the root's registry (`<root>/.statedirs/`),
    * once, so that host-route claims can be read across every state
-   * directory of the node (see {@linkcode hostRouteClaims}).
+   * directory of the node (see {@linkcode hostRouteClaims}). Done by the
+   * first write of a record that lists host routes, before it is written:
+   * a directory whose records claim none needs no entry, and an ADD that
+   * fails before routing leaves none.
    */
   #register(): void {
     const reg = `${this.root}/${REGISTRY}`;
