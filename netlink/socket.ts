@@ -107,7 +107,7 @@ export class NetlinkSocket implements Disposable {
    * request.ts). The bytes are copied off the V8 heap first: the pool thread
    * reads them while JS runs on. errno is the pool thread's, so a failed send
    * (one the kernel did not take: nothing was done) is repeated here, on this
-   * thread, to report it.
+   * thread, where a second failure reports its errno.
    */
   async sendInBackground(msg: Uint8Array, op: string): Promise<void> {
     const bytes = new Uint8Array(new ArrayBuffer(msg.length));
@@ -115,7 +115,11 @@ export class NetlinkSocket implements Disposable {
     const n = Number(
       await libmnl().mnl_socket_sendto_in_background(this.#ptr(), bytes, BigInt(bytes.length)),
     );
-    if (n !== bytes.length) this.send(bytes, op);
+    if (n < 0) {
+      this.send(bytes, op);
+    } else if (n !== bytes.length) {
+      throw new NetlinkError(op, ERRNO.EIO, `short send: ${n} of ${bytes.length} bytes`);
+    }
   }
 
   /** Receive one datagram (blocks up to the receive timeout). */
