@@ -359,7 +359,7 @@ function breakdown(t: Timing, wall: number): Record<string, number> {
   for (const [label, at] of t.marks) {
     add(
       label === "start"
-        ? "deno start + load bundle"
+        ? "deno start, bundle load, module init"
         : label === "skel"
         ? "stdin, env, config"
         : label,

