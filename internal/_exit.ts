@@ -31,6 +31,17 @@ import { fnv1a32 } from "./_fnv.ts";
 /** How long a normal end may wait for the event loop before we exit anyway. */
 const NORMAL_END_LIMIT_MS = 2000;
 
+/**
+ * Where the stamp of the script at `file` lives in `denoDir`.
+ *
+ * @param denoDir The launcher's `DENO_DIR`.
+ * @param file The script's path.
+ * @returns The stamp file's path.
+ */
+export function codeCacheStampPath(denoDir: string, file: string): string {
+  return `${denoDir}/macvtap_code_cache/${fnv1a32(file).toString(16).padStart(8, "0")}`;
+}
+
 /** The stamp path and the identity it must hold, or `undefined` when not under the launcher. */
 function stampFor(): { path: string; identity: string } | undefined {
   const dir = Deno.env.get("DENO_DIR");
@@ -47,10 +58,7 @@ function stampFor(): { path: string; identity: string } | undefined {
     Deno.version.deno,
     Deno.version.v8,
   ]);
-  return {
-    path: `${dir}/macvtap_code_cache/${fnv1a32(file).toString(16).padStart(8, "0")}`,
-    identity,
-  };
+  return { path: codeCacheStampPath(dir, file), identity };
 }
 
 /**

@@ -38,6 +38,10 @@ export interface SocketOptions {
 export class NetlinkSocket implements Disposable {
   #nl: Deno.PointerValue;
   #buf = new Uint8Array(RECV_BUF);
+  /** The operation a pool thread is sending right now (see `sendInBackground`). */
+  #inFlight: string | undefined;
+  /** `close()` came while a pool thread held the socket: close when it is done. */
+  #closeWhenIdle = false;
   /** The socket's port id (nlmsg_pid of replies). */
   readonly portid: number;
   /** The socket fd. */
@@ -93,8 +97,23 @@ export class NetlinkSocket implements Disposable {
     return this.#nl;
   }
 
+  /**
+   * Refuse a use of the socket while a pool thread sends on it: a request
+   * made meanwhile would read the other's reply (or lose its own ACK).
+   */
+  #idle(op: string): void {
+    if (this.#inFlight) {
+      throw new NetlinkError(
+        op,
+        ERRNO.EBUSY,
+        `the socket is busy with a background ${this.#inFlight}`,
+      );
+    }
+  }
+
   /** Send one whole message (the full length, always). */
   send(msg: Uint8Array<ArrayBuffer>, op: string): void {
+    this.#idle(op);
     const n = Number(libmnl().mnl_socket_sendto(this.#ptr(), msg, BigInt(msg.length)));
     if (n < 0) throw new NetlinkError(op, errno());
     if (n !== msg.length) {
@@ -110,11 +129,18 @@ export class NetlinkSocket implements Disposable {
    * thread, where a second failure reports its errno.
    */
   async sendInBackground(msg: Uint8Array, op: string): Promise<void> {
+    this.#idle(op);
     const bytes = new Uint8Array(new ArrayBuffer(msg.length));
     bytes.set(msg);
-    const n = Number(
-      await libmnl().mnl_socket_sendto_in_background(this.#ptr(), bytes, BigInt(bytes.length)),
-    );
+    const nl = this.#ptr();
+    this.#inFlight = op;
+    let n: number;
+    try {
+      n = Number(await libmnl().mnl_socket_sendto_in_background(nl, bytes, BigInt(bytes.length)));
+    } finally {
+      this.#inFlight = undefined;
+      if (this.#closeWhenIdle) this.close();
+    }
     if (n < 0) {
       this.send(bytes, op);
     } else if (n !== bytes.length) {
@@ -124,6 +150,7 @@ export class NetlinkSocket implements Disposable {
 
   /** Receive one datagram (blocks up to the receive timeout). */
   recv(op: string): Uint8Array {
+    this.#idle(op);
     const n = Number(
       libmnl().mnl_socket_recvfrom(this.#ptr(), this.#buf, BigInt(this.#buf.length)),
     );
@@ -140,6 +167,7 @@ export class NetlinkSocket implements Disposable {
 
   /** Receive one datagram if one is queued; `undefined` otherwise. */
   tryRecv(op: string): Uint8Array | undefined {
+    this.#idle(op);
     const n = Number(libc().recv(this.fd, this.#buf, BigInt(this.#buf.length), MSG_DONTWAIT));
     if (n < 0) {
       const e = errno();
@@ -149,8 +177,15 @@ export class NetlinkSocket implements Disposable {
     return this.#buf.subarray(0, n);
   }
 
-  /** Close the socket. Idempotent. */
+  /**
+   * Close the socket. Idempotent. While a pool thread sends on it, the close
+   * waits for that send to return (the thread holds the socket's memory).
+   */
   close(): void {
+    if (this.#inFlight) {
+      this.#closeWhenIdle = true;
+      return;
+    }
     if (this.#nl) {
       libmnl().mnl_socket_close(this.#nl);
       this.#nl = null;

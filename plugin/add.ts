@@ -76,11 +76,9 @@ type LinkSource =
  * import the device named by `deviceID`), run IPAM, configure addresses and
  * routes, add host routes via `hostrouteif`, and return the CNI result.
  *
- * The story, as macvlan's `cmdAdd` tells it, with IPAM moved up: claim the
- * attachment (its record, created exclusively: a second ADD of it stops
- * there, before any side effect); start an allocation-only IPAM; check the
- * container and the master; the link; IPAM's result; the interface; the
- * host routes; the result.
+ * The story, as macvlan's `cmdAdd` tells it: check what can be checked
+ * without touching anything; claim the attachment (its record, created
+ * exclusively); the link; IPAM; the interface; the host routes; the result.
  * Each undo step is armed once its step succeeded for this call, and undoes
  * only what that step did.
  *
@@ -93,28 +91,26 @@ export async function addAttachment(
   ipam: Ipam | undefined,
   store: StateStore,
 ): Promise<Result> {
-  using ns = openContainerNetns(ctx.netns);
-  // No socket is opened before the first request.
   using host = NetlinkHandle.open();
+  using ns = openContainerNetns(ctx.netns);
   using ctr = NetlinkHandle.open({ netns: ns });
+  const source = checkBeforeAnything(host, ctr, conf, ctx);
+  mark("checks");
   // Declared after the handles its steps use, so it runs before they close.
   await using undo = new AsyncUndoStack();
   const a: Steps = { conf, ctx, store, host, ns, ctr, undo };
 
   const record = claimAttachment(a, ipam);
   mark("claim");
-  // Allocation-only IPAM (a process of its own, ~5 ms) runs while the checks
-  // and the link are done here; a check that fails releases what it
-  // allocated for this call. Others (dhcp) talk through the link, so they
-  // start once it is up.
+  // Allocation-only IPAM (a process of its own, ~5 ms) runs while the link
+  // is built; others (dhcp) talk through the link, so they start once it is up.
   const allocation = ipam ? new IpamAllocation(ipam, undo) : undefined;
   if (allocation && ALLOCATION_ONLY_IPAM.has(allocation.type)) allocation.start();
   record.keepIf(() => allocation?.releaseFailed ?? false);
   mark("ipam start");
 
-  const source = checkContainerAndMaster(host, ctr, conf, ctx);
   const link = source.kind === "create" ? createMacvtap(a, source.master) : importDevice(a, source);
-  mark("checks, link");
+  mark("link");
   const ipamResult = await allocation?.result();
   mark("ipam wait");
   const ips = ipamResult?.ips ?? [];
@@ -154,12 +150,14 @@ function openContainerNetns(path: string): Netns {
 }
 
 /**
- * The checks of the container and the master, which touch nothing: the
- * interface name taken in the container (the spec's "must fail"), the master
- * and the MTU. They run once the attachment is claimed, so what a failure
- * here undoes (the record, an allocation) is this call's own.
+ * Everything that can be refused without a side effect: the interface name
+ * taken in the container (the spec's "must fail"), the master and the MTU.
+ * They come before IPAM, and must: host-local releases by container ID and
+ * interface name, so a release after a failed check would also free a lease
+ * of that key that is not this call's (another plugin's attachment, a
+ * record lost), and with a requested IP host-local allocates beside it.
  */
-function checkContainerAndMaster(
+function checkBeforeAnything(
   host: NetlinkHandle,
   ctr: NetlinkHandle,
   conf: NetConf,

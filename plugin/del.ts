@@ -160,10 +160,11 @@ export async function delAttachment(
   const [linkFailed, ipamFailed] = [await linkDeleted, await ipamReleased];
   mark("kernel and ipam wait");
   // The record stays while anything failed: DEL is retried, GC finds it.
+  // Its routes are dropped from it once they are gone: a record must not
+  // claim routes it no longer has (an ADD of that address would be refused).
   const failed = linkFailed ?? routesFailed ?? ipamFailed;
   if (failed) {
-    if (record && !linkFailed && !routesFailed) {
-      // Only the release failed: keep what GC needs to retry it; the routes are gone.
+    if (record && !routesFailed && record.hostRoutes.length) {
       try {
         store.update(conf.name, { ...record, hostRoutes: [] });
       } catch (err) {

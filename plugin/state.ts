@@ -355,20 +355,25 @@ export class StateStore {
     const reg = `${this.root}/${REGISTRY}`;
     const file = `${reg}/${fnv1a64(this.dir).toString(16).padStart(16, "0")}`;
     try {
-      Deno.lstatSync(file);
-      return;
+      if (lstatIfPresent(file)?.isFile && Deno.readTextFileSync(file) === this.dir) return;
     } catch {
-      // not yet
+      // unreadable: written again below
     }
+    // Whole or not at all (temporary file, then rename): an entry cut short
+    // by a full disk would hide this directory's claims from every ADD.
+    const tmp = `${file}.tmp${Deno.pid}`;
     try {
       ensureOwnedDir(this.root, reg);
-      Deno.writeTextFileSync(file, this.dir, { createNew: true, mode: 0o600 });
+      removeQuietly(tmp);
+      Deno.writeTextFileSync(tmp, this.dir, { createNew: true, mode: 0o600 });
+      Deno.renameSync(tmp, file);
     } catch (err) {
-      if (err instanceof Deno.errors.AlreadyExists) return;
       throw new StateError(
         `Cannot register the state directory in ${reg}: ${errorText(err)}`,
         { cause: err },
       );
+    } finally {
+      removeQuietly(tmp);
     }
   }
 

@@ -333,6 +333,19 @@ Deno.test(
     );
     // The handle works on after a background request.
     assert.equal(h.links.get("eth1").name, "eth1");
+
+    // While the pool thread holds the socket, other requests are refused
+    // (they would read its reply), and a close waits for the send.
+    h.links.add({ kind: "macvtap", name: "mvt-bg2", parent: "eth1", mode: "bridge" });
+    const pending = h.links.delInBackground("mvt-bg2");
+    throwsNetlink(() => h.links.get("eth1"), "EBUSY");
+    h.close();
+    await assert.rejects(pending, /closed/);
+    assert.equal(
+      ip(a.name, "-o", "link", "show").includes("mvt-bg2"),
+      false,
+      "the kernel deleted it all the same",
+    );
   },
 );
 

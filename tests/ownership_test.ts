@@ -33,7 +33,16 @@ import {
   match as assertMatch,
   ok as assert,
 } from "node:assert/strict";
-import { CNI_BIN, describe, Lab, labIgnore, runOk, type Seed002, VERSIONS } from "../lab/mod.ts";
+import {
+  cni,
+  CNI_BIN,
+  describe,
+  Lab,
+  labIgnore,
+  runOk,
+  type Seed002,
+  VERSIONS,
+} from "../lab/mod.ts";
 import { assertBuilt, HOSTIF, METRIC } from "./_hostroute_lab.ts";
 import {
   addrOf,
@@ -274,6 +283,55 @@ for (const version of VERSIONS) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "ownership 2: an ADD refused by its checks (interface taken, no master, MTU) never calls IPAM: another plugin's lease of the same key stays, even for a requested IP",
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const { s, roots, t } = await setup(lab);
+    const [ns] = await taskNamespaces(lab, s, 1) as [string];
+    // Another plugin's attachment with the same network, container ID and
+    // interface name: host-local called directly (the reference macvlan
+    // would do the same), so no record of ours knows about it.
+    const foreign = await cni(
+      lab,
+      s.host,
+      {
+        command: "ADD",
+        containerId: "k1",
+        netns: lab.path(ns),
+        ifname: "eth0",
+      },
+      { cniVersion: "1.0.0", name: t.name, ipam: t.o.ipam },
+      `${CNI_BIN}/host-local`,
+    );
+    assertEquals(foreign.code, 0, `host-local ADD: ${describe(foreign)}`);
+    const leases = t.leases();
+    assertEquals(leases.length, 2, `the foreign v4 + v6 leases: ${leases}`);
+    await lab.ip(ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p");
+    // A requested IP makes host-local allocate beside an existing lease of
+    // the key, and its DEL releases every lease of the key.
+    const requested = { args: { cni: { ips: ["192.168.122.177"] } } };
+    const cases: [string, Json][] = [
+      ["the interface name taken in the container", t.conf(requested)],
+      ["a missing master", t.conf({ ...requested, master: "nosuch0" })],
+      ["an MTU above the master's", t.conf({ ...requested, mtu: 65000 })],
+    ];
+    for (const [i, [what, config]] of cases.entries()) {
+      // The next cases are refused for the master, with the name free.
+      if (i === 1) await lab.ip(ns, "link", "del", "eth0");
+      const r = await t.add("k1", lab.path(ns), "eth0", config);
+      assertCniError(r, undefined, what);
+      assertEquals(t.leases(), leases, `${what}: the foreign leases stay, none added`);
+      assertEquals(t.records(), [], `${what}: no record`);
+      assertEquals(await macvtaps(lab, ns), [], `${what}: no macvtap`);
+    }
+    assertNoTemp(roots, "refused ADDs");
+  },
+});
 
 Deno.test({
   name:
@@ -893,6 +951,63 @@ Deno.test({
     if (del.code === 0) assertEquals(t.records(), [], "a successful DEL removed the record");
     else assertMatch(String(del.json?.msg), /record|state|space|ENOSPC/i, describe(del));
     assertNoTemp(roots, "DEL");
+  },
+});
+
+Deno.test({
+  name:
+    "ownership 5: when the state root's registry cannot be written, a hostrouteif ADD fails leaving no entry (a cut entry would hide the directory's claims); with space back it registers whole",
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const { s, roots, stateDir, t } = await setup(lab);
+    const [n1, n2] = await taskNamespaces(lab, s, 2) as [string, string];
+    // hostrouteif is shared and kept: a witness of another state directory
+    // creates it (and registers there) first.
+    const wData = await lab.tempDir("ipamw");
+    const witness = new Tenant(lab, s, roots, {
+      name: "witness",
+      stateDir: `${roots.stateRoot}/witness`,
+      dataDir: wData,
+      ipam: hostLocal(wData, ["192.168.122.181", "192.168.122.189"]),
+    });
+    const w = await witness.addOk("w1", n2);
+    // The registry on a small full tmpfs of its own; records still fit.
+    const registry = `${roots.stateRoot}/.statedirs`;
+    await runOk(["mount", "-t", "tmpfs", "-o", "size=16k,mode=0700", "tmpfs", registry]);
+    lab.defer("unmount the registry tmpfs", async () => {
+      await runOk(["umount", "-l", registry]);
+    });
+    const filler = await Deno.open(`${registry}/filler`, { write: true, create: true });
+    try {
+      const chunk = new Uint8Array(4096);
+      for (;;) await filler.write(chunk);
+    } catch (err) {
+      if (!(err instanceof Error) || !/space|ENOSPC/i.test(err.message)) throw err;
+    } finally {
+      filler.close();
+    }
+    const hostRoutes = await routeSnapshot(lab, s.host);
+    const add = await t.add("reg1", lab.path(n1));
+    assertCniError(add, undefined, "ADD with a full registry");
+    assertMatch(String(add.json?.msg), /regist/i, describe(add));
+    assertEquals(filesUnder(registry), ["filler"], "no entry, not even an empty one");
+    assertEquals(await linkNames(lab, n1), ["lo"], "no link");
+    assertEquals(t.leases(), [], "no lease");
+    assertEquals(t.records(), [], "no record");
+    assertEquals(await routeSnapshot(lab, s.host), hostRoutes, "no host route");
+    assertNoTemp(roots, "failed ADD");
+
+    await Deno.remove(`${registry}/filler`);
+    const p = await t.addOk("reg1", n1);
+    const entries = filesUnder(registry);
+    assertEquals(entries.length, 1, `one entry: ${entries}`);
+    assertEquals(await Deno.readTextFile(`${registry}/${entries[0]}`), stateDir, "whole");
+    for (const [tenant, pod] of [[t, p], [witness, w]] as const) {
+      const del = await tenant.del(pod);
+      assertEquals(del.code, 0, describe(del));
+    }
   },
 });
 

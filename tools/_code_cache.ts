@@ -12,13 +12,17 @@
  * script path and never drops one, so every launcher installed at another
  * path (test installs, old bin dirs) stays in it, and every CNI call reads
  * past them (a 20 MB database with a 7 MB write-ahead log cost ~1 ms per call
- * here against a fresh one). Entries of files that no longer exist are
- * deleted and the log is folded back into the database.
+ * here against a fresh one). Entries of files that no longer exist (ENOENT;
+ * any other failure to look keeps the entry) are deleted with their stamp
+ * (internal/_exit.ts: a launcher whose entry went missing after all ends
+ * normally on its next call and writes it again), and the log is folded back
+ * into the database.
  *
  * @module
  */
 
 import { DatabaseSync } from "node:sqlite";
+import { codeCacheStampPath } from "../internal/_exit.ts";
 
 /** Deno's code cache database in a `DENO_DIR` (Deno 2.x). */
 const CODE_CACHE_DB = "v8_code_cache_v2";
@@ -54,8 +58,13 @@ export function pruneCodeCache(launcher: string): number {
     const del = db.prepare("DELETE FROM codecache WHERE specifier = ?");
     let deleted = 0;
     for (const { specifier } of rows) {
-      if (!specifier.startsWith("file:///") || exists(new URL(specifier))) continue;
+      if (!specifier.startsWith("file:///") || !gone(new URL(specifier))) continue;
       deleted += Number(del.run(specifier).changes);
+      try {
+        Deno.removeSync(codeCacheStampPath(dir, decodeURIComponent(new URL(specifier).pathname)));
+      } catch {
+        // no stamp
+      }
     }
     db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     return deleted;
@@ -64,12 +73,13 @@ export function pruneCodeCache(launcher: string): number {
   }
 }
 
-function exists(url: URL): boolean {
+/** Whether nothing is at `url` (only ENOENT says so; a denied look does not). */
+function gone(url: URL): boolean {
   try {
     Deno.statSync(url);
-    return true;
-  } catch {
     return false;
+  } catch (err) {
+    return err instanceof Deno.errors.NotFound;
   }
 }
 

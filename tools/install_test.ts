@@ -2,6 +2,7 @@ import { DP_MARKER } from "../cmd/_embedded.ts";
 import assert from "node:assert/strict";
 import { installPlugin, parseArgs } from "./install.ts";
 import { pruneCodeCache } from "./_code_cache.ts";
+import { codeCacheStampPath } from "../internal/_exit.ts";
 import { DatabaseSync } from "node:sqlite";
 
 const script = new URL("./install.ts", import.meta.url).pathname;
@@ -193,6 +194,9 @@ Deno.test("pruneCodeCache() drops the entries of scripts that are gone, and only
     put.run(`file://${dir}/gone`, 2);
     put.run("https://example.com/mod.js", 1);
     db.close();
+    const stampOf = (file: string) => codeCacheStampPath(denoDir, file);
+    await Deno.mkdir(`${denoDir}/macvtap_code_cache`);
+    for (const f of [launcher, `${dir}/gone`]) await Deno.writeTextFile(stampOf(f), "[]");
 
     assert.deepStrictEqual(pruneCodeCache(launcher), 2, "both entries of the missing file");
     const check = new DatabaseSync(`${denoDir}/v8_code_cache_v2`);
@@ -201,6 +205,11 @@ Deno.test("pruneCodeCache() drops the entries of scripts that are gone, and only
     }[]).map((r) => r.specifier);
     check.close();
     assert.deepStrictEqual(left, [`file://${launcher}`, "https://example.com/mod.js"]);
+    assert.deepStrictEqual(
+      [...Deno.readDirSync(`${denoDir}/macvtap_code_cache`)].map((e) => e.name),
+      [stampOf(launcher).split("/").at(-1)],
+      "the gone file's stamp goes with its entry (its launcher would rewrite the cache)",
+    );
     assert.deepStrictEqual(pruneCodeCache(launcher), 0, "nothing more to drop");
 
     await Deno.writeTextFile(launcher, "#!/bin/sh\n");
