@@ -401,7 +401,8 @@ interface Row {
   ours: { median: number; p95: number };
   ref: { median: number; p95: number };
   ratio: number;
-  aboveFloor: number;
+  /** Deno starts per measured operation (2 for ADD+DEL). */
+  starts: number;
 }
 const rows: Row[] = [];
 const rss: Record<string, number> = {};
@@ -413,7 +414,13 @@ const kernelIpam: Record<string, number> = {};
 const floorTimes: number[] = [];
 const floorFirstLine: number[] = [];
 const deno = Deno.execPath();
-for (let i = 0; i < RUNS; i++) {
+/**
+ * One empty Deno start (the floor). Besides the first batch, one runs in
+ * every iteration of every scenario, so the floor drifts with the machine as
+ * our times do (a floor taken only at the start made "above floor" figures
+ * swing by several ms between runs).
+ */
+async function runFloor(): Promise<void> {
   const t0 = performance.now();
   await new Deno.Command(deno, {
     args: [
@@ -431,7 +438,7 @@ for (let i = 0; i < RUNS; i++) {
   }).output().then((o) => floorFirstLine.push(Number(new TextDecoder().decode(o.stderr))));
   floorTimes.push(performance.now() - t0);
 }
-const floor = stats(floorTimes);
+for (let i = 0; i < RUNS; i++) await runFloor();
 rss["floor (empty deno run)"] = await (async () => {
   const r = await new Deno.Command("/usr/bin/time", {
     args: ["-f", "%M", deno, "run", "-A", "-q", "--no-config", "--no-lock", floorScript],
@@ -450,9 +457,7 @@ function add(scenario: string, op: string, ours: number[], ref: number[], starts
     ours: o,
     ref: r,
     ratio: o.median / r.median,
-    // Our median minus the Deno floor per process start minus the reference's
-    // median (its kernel and IPAM work plus a ~2 ms Go start).
-    aboveFloor: o.median - starts * floor.median - r.median,
+    starts,
   });
 }
 
@@ -462,6 +467,7 @@ if (!ONLY || "version".includes(ONLY)) {
   for (let i = 0; i < RUNS; i++) {
     ours.push(await exec(OURS, "VERSION", input));
     ref.push(await exec(REF, "VERSION", input));
+    await runFloor();
   }
   add("-", "VERSION", ours, ref);
   const timed = [];
@@ -508,6 +514,7 @@ for (const { label, ipam, version } of SCENARIOS) {
       conf("macvlan", ipam === "hostroute" ? "host-local" : ipam, "1.0.0", JSON.parse(ra.stdout)),
     ).catch(() => NaN);
     const rd = await exec(REF, "DEL", rc);
+    await runFloor();
     if (i < 2) continue; // warm-up
     times.oa.push(oa.ms);
     times.oc.push(occ);
@@ -661,6 +668,13 @@ if ((!ONLY || "concurrent".includes(ONLY)) && BURST > 0) {
 
 // ------------------------------------------------------------------ report
 
+const floor = stats(floorTimes);
+/**
+ * Our median minus the Deno floor per process start minus the reference's
+ * median (its kernel and IPAM work plus a ~2 ms Go start).
+ */
+const aboveFloor = (r: Row) => r.ours.median - r.starts * floor.median - r.ref.median;
+
 const f = (x: number) => x.toFixed(1).padStart(6);
 console.log(
   `\nmacvtap benchmark: ${RUNS} runs each, interleaved; times in ms (wall, spawn to exit)`,
@@ -678,7 +692,7 @@ for (const r of rows) {
   console.log(
     `${r.scenario.padEnd(30)} ${r.op.padEnd(8)} ${f(r.ours.median)} ${f(r.ours.p95)} | ${
       f(r.ref.median)
-    } ${f(r.ref.p95)} | ${r.ratio.toFixed(2).padStart(5)} | ${f(r.aboveFloor)}`,
+    } ${f(r.ref.p95)} | ${r.ratio.toFixed(2).padStart(5)} | ${f(aboveFloor(r))}`,
   );
 }
 
