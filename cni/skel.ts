@@ -401,11 +401,12 @@ function writeAllSync(w: { writeSync(p: Uint8Array): number }, text: string): vo
  * ```
  */
 export async function runSkelMain(handlers: SkelHandlers): Promise<void> {
+  const env = Deno.env.toObject();
   const code = await runSkel(handlers, {
-    env: Deno.env.toObject(),
+    env,
     stdin: () => readStdinSync(MAX_STDIN_BYTES),
     stdout: (text) => writeAllSync(Deno.stdout, text),
     stderr: (text) => writeAllSync(Deno.stderr, text),
   });
-  exitProcess(code);
+  exitProcess(code, { checkCache: env.CNI_COMMAND !== "VERSION" });
 }

@@ -79,3 +79,26 @@ Deno.test("exitProcess() without DENO_DIR exits at once; a held event loop still
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("exitProcess() with checkCache: false exits at once and neither reads nor writes a stamp", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "exit-test-" });
+  try {
+    const script = `${dir}/version.js`;
+    await Deno.writeTextFile(
+      script,
+      `import { exitProcess } from ${JSON.stringify(exitModule)};\n` +
+        `exitProcess(0, { checkCache: false });\nconsole.log("returned");\n`,
+    );
+    const r = await runScript(script, `${dir}/cache`);
+    assert(r.code === 0 && r.out === "", "Deno.exit() without a stamp");
+    let stamps: Deno.DirEntry[] = [];
+    try {
+      stamps = [...Deno.readDirSync(`${dir}/cache/macvtap_code_cache`)];
+    } catch {
+      // no stamp directory: nothing written
+    }
+    assert(stamps.length === 0, "no stamp written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -4,9 +4,10 @@
  *
  * Deno keys the cache on the script's path and source, so it is seeded where
  * the file will run: `dist/macvtap` after the build, `DIR/macvtap` after the
- * install. The seed is a CNI VERSION call (no side effects): with no stamp
- * yet, the plugin writes its stamp and ends normally, and Deno writes the
- * cache (see internal/_exit.ts).
+ * install. The seed is a call without `CNI_COMMAND` (the plugin prints what
+ * it is; no side effects): with no stamp yet, the plugin writes its stamp
+ * and ends normally, and Deno writes the cache (see internal/_exit.ts).
+ * Not VERSION: that one exits at once without looking at the stamp.
  *
  * Before seeding, the cache database is pruned: Deno keeps one entry per
  * script path and never drops one, so every launcher installed at another
@@ -84,7 +85,7 @@ function gone(url: URL): boolean {
 }
 
 /**
- * Run `file` once as a CNI VERSION call so Deno writes its code cache.
+ * Run `file` once without `CNI_COMMAND` so Deno writes its code cache.
  *
  * @param file The installed launcher.
  * @returns `undefined` on success, else why it failed (a warning: the plugin
@@ -98,7 +99,7 @@ export async function seedCodeCache(file: string): Promise<string | undefined> {
   }
   try {
     const out = await new Deno.Command(file, {
-      env: { CNI_COMMAND: "VERSION", PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
       clearEnv: true,
       stdin: "null",
       stdout: "null",
