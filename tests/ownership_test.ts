@@ -86,6 +86,27 @@ async function setup(lab: Lab, opts: { version?: string; ipam?: (dataDir: string
   return { s, roots, dataDir, stateDir, t };
 }
 
+/** Mount a tmpfs of `size` at `dir` for this test (unmounted with the lab). */
+async function mountTmpfs(lab: Lab, dir: string, size: string): Promise<void> {
+  await runOk(["mount", "-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir]);
+  lab.defer(`unmount the tmpfs at ${dir}`, async () => {
+    await runOk(["umount", "-l", dir]);
+  });
+}
+
+/** Fill the blocks of `dir`'s file system with `dir/filler` (inodes stay free: a file can be created, not written). */
+async function fillUp(dir: string): Promise<void> {
+  const filler = await Deno.open(`${dir}/filler`, { write: true, create: true });
+  try {
+    const chunk = new Uint8Array(4096);
+    for (;;) await filler.write(chunk);
+  } catch (err) {
+    if (!(err instanceof Error) || !/space|ENOSPC/i.test(err.message)) throw err;
+  } finally {
+    filler.close();
+  }
+}
+
 /** Assert no temp file anywhere under the state root. */
 function assertNoTemp(roots: Roots, what: string): void {
   assertEquals(tempFiles(roots.stateRoot), [], `${what}: temporary files left`);
@@ -910,30 +931,10 @@ Deno.test({
     const [n1, n2] = await taskNamespaces(lab, s, 2) as [string, string];
     // A small tmpfs as the state dir, mounted for the test only.
     await Deno.mkdir(stateDir, { mode: 0o700 });
-    await runOk([
-      "mount",
-      "-t",
-      "tmpfs",
-      "-o",
-      "size=64k,mode=0700",
-      "tmpfs",
-      stateDir,
-    ]);
-    lab.defer("unmount the state tmpfs", async () => {
-      await runOk(["umount", "-l", stateDir]);
-    });
+    await mountTmpfs(lab, stateDir, "64k");
     const p = await t.addOk("full1", n1);
     const records = t.records();
-    // Fill its blocks (inodes stay free: a file can be created, not written).
-    const filler = await Deno.open(`${stateDir}/filler`, { write: true, create: true });
-    try {
-      const chunk = new Uint8Array(4096);
-      for (;;) await filler.write(chunk);
-    } catch (err) {
-      if (!(err instanceof Error) || !/space|ENOSPC/i.test(err.message)) throw err;
-    } finally {
-      filler.close();
-    }
+    await fillUp(stateDir);
     const hostRoutes = await routeSnapshot(lab, s.host);
     const leases = t.leases();
     const add = await t.add("full2", lab.path(n2));
@@ -975,19 +976,8 @@ Deno.test({
     const w = await witness.addOk("w1", n2);
     // The registry on a small full tmpfs of its own; records still fit.
     const registry = `${roots.stateRoot}/.statedirs`;
-    await runOk(["mount", "-t", "tmpfs", "-o", "size=16k,mode=0700", "tmpfs", registry]);
-    lab.defer("unmount the registry tmpfs", async () => {
-      await runOk(["umount", "-l", registry]);
-    });
-    const filler = await Deno.open(`${registry}/filler`, { write: true, create: true });
-    try {
-      const chunk = new Uint8Array(4096);
-      for (;;) await filler.write(chunk);
-    } catch (err) {
-      if (!(err instanceof Error) || !/space|ENOSPC/i.test(err.message)) throw err;
-    } finally {
-      filler.close();
-    }
+    await mountTmpfs(lab, registry, "16k");
+    await fillUp(registry);
     const hostRoutes = await routeSnapshot(lab, s.host);
     const add = await t.add("reg1", lab.path(n1));
     assertCniError(add, undefined, "ADD with a full registry");
