@@ -21,8 +21,8 @@ import { execIpam, findPlugin, type IpamCommand } from "./exec.ts";
 
 /**
  * IPAM types that only allocate and release (no traffic on the link), so
- * their ADD may run while the link is built and their DEL while it is
- * deleted. dhcp talks through the link and must not overlap.
+ * their DEL may run while the link is deleted. dhcp talks through the link
+ * and must not overlap.
  */
 export const ALLOCATION_ONLY_IPAM: ReadonlySet<string> = new Set(["host-local", "static"]);
 

@@ -19,7 +19,7 @@ import {
   RTPROT_MACVTAP,
 } from "../hostroute/mod.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
-import { ALLOCATION_ONLY_IPAM, configureInterface, type Ipam } from "../ipam/mod.ts";
+import { configureInterface, type Ipam } from "../ipam/mod.ts";
 import { AsyncUndoStack } from "../internal/_undo.ts";
 import {
   deviceIfname,
@@ -102,17 +102,17 @@ export async function addAttachment(
 
   const record = claimAttachment(a, ipam);
   mark("claim");
-  // Allocation-only IPAM (a process of its own, ~5 ms) runs while the link
-  // is built; others (dhcp) talk through the link, so they start once it is up.
-  const allocation = ipam ? new IpamAllocation(ipam, undo) : undefined;
-  if (allocation && ALLOCATION_ONLY_IPAM.has(allocation.type)) allocation.start();
-  record.keepIf(() => allocation?.releaseFailed ?? false);
-  mark("ipam start");
-
   const link = source.kind === "create" ? createMacvtap(a, source.master) : importDevice(a, source);
   mark("link");
+  // IPAM once the link is up, as macvlan does: host-local releases by
+  // container ID and interface name, so a release after a step that can
+  // still fail on its own (the kernel refusing the link, a device-plugin
+  // device in use) would also free a lease of that key that is not this
+  // call's. (Started before the link, host-local overlapped ~1.3 ms of it.)
+  const allocation = ipam ? new IpamAllocation(ipam, undo) : undefined;
+  record.keepIf(() => allocation?.releaseFailed ?? false);
   const ipamResult = await allocation?.result();
-  mark("ipam wait");
+  mark("ipam");
   const ips = ipamResult?.ips ?? [];
 
   const hostRoutes = conf.hostrouteif
@@ -256,8 +256,8 @@ class IpamAllocation {
     return this.#releaseFailed;
   }
 
-  /** Run IPAM ADD now (once); its undo waits for it to settle. */
-  start(): void {
+  /** Run IPAM ADD (once); its undo waits for it to settle. */
+  #start(): void {
     if (this.#pending) return;
     const pending = this.#ipam.add();
     pending.catch(() => {});
@@ -278,7 +278,7 @@ class IpamAllocation {
    * address of one host (code 7 otherwise; the allocation is released).
    */
   async result(): Promise<Result> {
-    this.start();
+    this.#start();
     const result = await this.#pending!;
     const ips = result.ips ?? [];
     if (ips.length === 0) {

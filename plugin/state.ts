@@ -353,12 +353,22 @@ export class StateStore {
    */
   #register(): void {
     const reg = `${this.root}/${REGISTRY}`;
-    const file = `${reg}/${fnv1a64(this.dir).toString(16).padStart(16, "0")}`;
-    try {
-      if (lstatIfPresent(file)?.isFile && Deno.readTextFileSync(file) === this.dir) return;
-    } catch {
-      // unreadable: written again below
+    const base = `${reg}/${fnv1a64(this.dir).toString(16).padStart(16, "0")}`;
+    // Slot 0 is the hash; another directory with the same hash (FNV is not
+    // collision-proof, and tenants choose their stateDir) takes the next.
+    let file: string | undefined;
+    for (let slot = 0; slot < REGISTRY_SLOTS && !file; slot++) {
+      const at = slot ? `${base}.${slot}` : base;
+      let held: string | undefined;
+      try {
+        held = lstatIfPresent(at)?.isFile ? Deno.readTextFileSync(at) : undefined;
+      } catch {
+        // unreadable: ours to write again
+      }
+      if (held === this.dir) return;
+      if (held === undefined || outsideRoot(held, this.root)) file = at; // free, or cut short
     }
+    if (!file) throw new StateError(`Cannot register the state directory in ${reg}: no free slot`);
     // Whole or not at all (temporary file, then rename): an entry cut short
     // by a full disk would hide this directory's claims from every ADD.
     const tmp = `${file}.tmp${Deno.pid}`;
@@ -391,6 +401,10 @@ export class StateStore {
 
 /** The registry of state directories, inside the state root. */
 const REGISTRY = ".statedirs";
+/** Entries per hash in the registry (`<hash>`, `<hash>.1`, …). */
+const REGISTRY_SLOTS = 8;
+/** The name of a registry entry; anything else there (a writer's temporary file) is not one. */
+const REGISTRY_ENTRY_RE = /^[0-9a-f]{16}(\.[1-7])?$/;
 
 /**
  * Which records, in any state directory of the node (every one registered
@@ -408,7 +422,7 @@ export function hostRouteClaims(
   const dirs = new Set<string>();
   try {
     for (const e of Deno.readDirSync(`${root}/${REGISTRY}`)) {
-      if (!e.isFile) continue;
+      if (!e.isFile || !REGISTRY_ENTRY_RE.test(e.name)) continue;
       try {
         const dir = Deno.readTextFileSync(`${root}/${REGISTRY}/${e.name}`);
         if (!outsideRoot(dir, root)) dirs.add(dir);

@@ -12,6 +12,7 @@ import {
   StateStore,
   unclaimedRoutes,
 } from "./state.ts";
+import { fnv1a64 } from "../internal/_fnv.ts";
 
 const rec = {
   containerId: "c1",
@@ -192,5 +193,43 @@ Deno.test("StateStore in read-only mode (a stateDir outside the root) reads but 
     } finally {
       Deno.removeSync(outside, { recursive: true });
     }
+  });
+});
+
+Deno.test("the state-dir registry: a colliding entry keeps its slot, the next slot is ours; temporaries and garbled entries are not entries", () => {
+  withRoot((root) => {
+    const reg = `${root}/.statedirs`;
+    const dir = `${root}/a`;
+    const slot0 = `${reg}/${fnv1a64(dir).toString(16).padStart(16, "0")}`;
+    // Another directory already holds this hash (a collision, or a tenant's doing).
+    const other = `${root}/other`;
+    const otherStore = new StateStore(other, root);
+    otherStore.create("net1", { ...rec, containerId: "o1" });
+    Deno.writeTextFileSync(slot0, other, { mode: 0o600 });
+    // A writer killed before its rename left a temporary naming a third,
+    // unregistered directory (its record written without registering).
+    const third = new StateStore(`${root}/third`, root);
+    const thirdRec = { ...rec, containerId: "t1" };
+    third.create("net1", { ...thirdRec, hostRoutes: [] });
+    Deno.writeTextFileSync(`${root}/third/net1/t1@eth0`, JSON.stringify(thirdRec));
+    Deno.writeTextFileSync(`${slot0}.tmp4242`, `${root}/third`, { mode: 0o600 });
+
+    const store = new StateStore(dir, root);
+    store.create("net1", rec);
+    assertEquals(Deno.readTextFileSync(slot0), other, "the other directory keeps its entry");
+    assertEquals(Deno.readTextFileSync(`${slot0}.1`), dir, "ours in the next slot");
+    const claims = hostRouteClaims(root, new Set(["10.1.0.5/32"]), undefined);
+    assertEquals(
+      [...(claims.get("10.1.0.5/32") ?? [])].sort(),
+      [`${dir}/net1/c1@eth0`, `${other}/net1/o1@eth0`],
+      "both directories' claims are seen; the temporary's directory is not registered",
+    );
+
+    // A garbled slot (cut short, or pointing outside the root) is rewritten.
+    Deno.writeTextFileSync(slot0, "");
+    Deno.removeSync(`${slot0}.1`);
+    const again = new StateStore(dir, root);
+    again.update("net1", rec);
+    assertEquals(Deno.readTextFileSync(slot0), dir);
   });
 });

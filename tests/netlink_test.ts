@@ -8,6 +8,10 @@
  */
 
 import assert from "node:assert/strict";
+import { FLAGS, requestInBackground } from "../netlink/request.ts";
+import { NetlinkSocket } from "../netlink/socket.ts";
+import * as C from "../netlink/wire/constants.ts";
+import { encodeLinkRef } from "../netlink/wire/message.ts";
 import {
   ADDR_FLAGS,
   createNetns,
@@ -334,18 +338,47 @@ Deno.test(
     // The handle works on after a background request.
     assert.equal(h.links.get("eth1").name, "eth1");
 
-    // While the pool thread holds the socket, other requests are refused
-    // (they would read its reply), and a close waits for the send.
+    // While the pool thread holds the socket, other requests are refused:
+    // they would read its reply.
     h.links.add({ kind: "macvtap", name: "mvt-bg2", parent: "eth1", mode: "bridge" });
     const pending = h.links.delInBackground("mvt-bg2");
     throwsNetlink(() => h.links.get("eth1"), "EBUSY");
-    h.close();
-    await assert.rejects(pending, /closed/);
-    assert.equal(
-      ip(a.name, "-o", "link", "show").includes("mvt-bg2"),
-      false,
-      "the kernel deleted it all the same",
+    await pending;
+  },
+);
+
+Deno.test(
+  "NetlinkSocket.close() during a background send keeps the socket until the send returns, then closes it",
+  opts,
+  async () => {
+    using lab = new NsLab();
+    const a = lab.nsWithNic();
+    using h = NetlinkHandle.open({ netns: a.ns });
+    h.links.add({ kind: "macvtap", name: "mvt-bg3", parent: "eth1", mode: "bridge" });
+    const index = h.links.get("mvt-bg3").index;
+    const sock = inNetns(a.ns, () => NetlinkSocket.open());
+    const fdTarget = () => {
+      try {
+        return Deno.readLinkSync(`/proc/self/fd/${sock.fd}`);
+      } catch {
+        return undefined;
+      }
+    };
+    const before = fdTarget();
+    assert.ok(before?.startsWith("socket:"), `the fd is a socket: ${before}`);
+    const pending = requestInBackground(
+      sock,
+      "RTM_DELLINK",
+      () => encodeLinkRef(C.RTM_DELLINK, FLAGS.change, index),
     );
+    sock.close();
+    // The pool thread reads the socket's memory: freeing it now would be a use after free.
+    assert.equal(sock.closed, false, "still open while the pool thread sends");
+    assert.equal(fdTarget(), before, "the fd stays open during the send");
+    await assert.rejects(pending, /closed/, "the reply cannot be read on a closed socket");
+    assert.equal(sock.closed, true, "closed once the send returned");
+    assert.notEqual(fdTarget(), before, "its fd closed");
+    assert.equal(h.links.find("mvt-bg3"), undefined, "the kernel deleted the link all the same");
   },
 );
 

@@ -307,7 +307,7 @@ for (const version of VERSIONS) {
 
 Deno.test({
   name:
-    "ownership 2: an ADD refused by its checks (interface taken, no master, MTU) never calls IPAM: another plugin's lease of the same key stays, even for a requested IP",
+    "ownership 2: an ADD refused before its link is up (interface taken, no master, MTU, the kernel refusing the link) never calls IPAM: another plugin's lease of the same key stays, even for a requested IP",
   ignore,
   async fn() {
     assertBuilt();
@@ -336,16 +336,27 @@ Deno.test({
     // A requested IP makes host-local allocate beside an existing lease of
     // the key, and its DEL releases every lease of the key.
     const requested = { args: { cni: { ips: ["192.168.122.177"] } } };
-    const cases: [string, Json][] = [
-      ["the interface name taken in the container", t.conf(requested)],
-      ["a missing master", t.conf({ ...requested, master: "nosuch0" })],
-      ["an MTU above the master's", t.conf({ ...requested, mtu: 65000 })],
+    const cases: [string, Json, RegExp][] = [
+      ["the interface name taken in the container", t.conf(requested), /already exists/],
+      ["a missing master", t.conf({ ...requested, master: "nosuch0" }), /nosuch0/],
+      ["an MTU above the master's", t.conf({ ...requested, mtu: 65000 }), /MTU/],
+      // Passes every check; the kernel refuses passthru beside a bridge-mode macvtap.
+      [
+        "the kernel refusing the link",
+        t.conf({ ...requested, mode: "passthru" }),
+        /Cannot create macvtap/,
+      ],
     ];
-    for (const [i, [what, config]] of cases.entries()) {
+    for (const [i, [what, config, why]] of cases.entries()) {
       // The next cases are refused for the master, with the name free.
       if (i === 1) await lab.ip(ns, "link", "del", "eth0");
+      if (i === 3) {
+        await lab.ip(s.host, "link", "add", "mvx0", "link", s.master, "type", "macvtap");
+        lab.defer("delete mvx0", () => lab.ip(s.host, "link", "del", "mvx0").then(() => {}));
+      }
       const r = await t.add("k1", lab.path(ns), "eth0", config);
       assertCniError(r, undefined, what);
+      assertMatch(String(r.json?.msg), why, `${what}: ${describe(r)}`);
       assertEquals(t.leases(), leases, `${what}: the foreign leases stay, none added`);
       assertEquals(t.records(), [], `${what}: no record`);
       assertEquals(await macvtaps(lab, ns), [], `${what}: no macvtap`);
