@@ -211,6 +211,18 @@ function mac(v: unknown, field: string): string | undefined {
 }
 
 /**
+ * Why `path` (inside `root`) is reserved: a part below the root that starts
+ * with `.` is the plugin's own (`.statedirs`, its registry of state
+ * directories); a stateDir there could occupy another tenant's entry.
+ */
+function reservedProblem(path: string, root: string): string | undefined {
+  const below = normalizePath(path).slice(normalizePath(root).length).split("/");
+  return below.some((p) => p.startsWith("."))
+    ? "has a part starting with '.' below the state root, which the plugin reserves"
+    : undefined;
+}
+
+/**
  * `stateDir`: the state root or a directory inside it. A network config is
  * input; only the runtime's environment may move the root.
  */
@@ -218,7 +230,7 @@ function stateDirOf(raw: Raw, lenient: boolean): { stateDir: string; stateDirRea
   const root = stateRoot();
   const v = optString(raw, "stateDir");
   if (v === undefined || v === "") return { stateDir: root };
-  const problem = outsideRoot(v, root);
+  const problem = outsideRoot(v, root) ?? reservedProblem(v, root);
   if (!problem) return { stateDir: normalizePath(v) };
   // DEL and GC of an attachment made before the state root existed (an
   // upgrade): its records are read where they are, but nothing is written.

@@ -184,10 +184,23 @@ Deno.test("parseNetConf() validation", async (t) => {
       );
     }
     for (
-      const stateDir of ["/etc/sudoers.d", "/var/lib/cni/macvtap/../x", "relative", "/var/lib/cni"]
+      const stateDir of [
+        "/etc/sudoers.d",
+        "/var/lib/cni/macvtap/../x",
+        "relative",
+        "/var/lib/cni",
+        // The plugin's own registry of state directories, and any dot part below the root.
+        "/var/lib/cni/macvtap/.statedirs/d2f76",
+        "/var/lib/cni/macvtap/.statedirs",
+        "/var/lib/cni/macvtap/tenant/.hidden",
+      ]
     ) {
       rejects({ stateDir }, "stateDir", /the state root, set by MACVTAP_STATE_ROOT/);
     }
+    assertEquals(
+      conf({ stateDir: "/var/lib/cni/macvtap/a.b" }).stateDir,
+      "/var/lib/cni/macvtap/a.b",
+    );
     rejects(
       { logLevel: "trace" },
       "logLevel",

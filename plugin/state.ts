@@ -353,20 +353,23 @@ export class StateStore {
    */
   #register(): void {
     const reg = `${this.root}/${REGISTRY}`;
-    const base = `${reg}/${fnv1a64(this.dir).toString(16).padStart(16, "0")}`;
-    // Slot 0 is the hash; another directory with the same hash (FNV is not
-    // collision-proof, and tenants choose their stateDir) takes the next.
     let file: string | undefined;
-    for (let slot = 0; slot < REGISTRY_SLOTS && !file; slot++) {
-      const at = slot ? `${base}.${slot}` : base;
+    for (const name of registryNames(this.dir)) {
+      const at = `${reg}/${name}`;
+      let st: Deno.FileInfo | undefined;
       let held: string | undefined;
       try {
-        held = lstatIfPresent(at)?.isFile ? Deno.readTextFileSync(at) : undefined;
+        st = lstatIfPresent(at);
+        held = st?.isFile ? Deno.readTextFileSync(at) : undefined;
       } catch {
         // unreadable: ours to write again
       }
+      if (st && !st.isFile) continue; // not an entry, and not ours to remove
       if (held === this.dir) return;
-      if (held === undefined || outsideRoot(held, this.root)) file = at; // free, or cut short
+      if (held === undefined || outsideRoot(held, this.root)) { // free, or cut short
+        file = at;
+        break;
+      }
     }
     if (!file) throw new StateError(`Cannot register the state directory in ${reg}: no free slot`);
     // Whole or not at all (temporary file, then rename): an entry cut short
@@ -401,10 +404,27 @@ export class StateStore {
 
 /** The registry of state directories, inside the state root. */
 const REGISTRY = ".statedirs";
-/** Entries per hash in the registry (`<hash>`, `<hash>.1`, …). */
+/** Entries per hash in the registry (`<hash>`, `<hash>.1`, …), for long paths. */
 const REGISTRY_SLOTS = 8;
+/** The longest path (bytes) named by its own hex in the registry: 2 × 120 + 1 fits a file name. */
+const REGISTRY_HEX_MAX = 120;
 /** The name of a registry entry; anything else there (a writer's temporary file) is not one. */
-const REGISTRY_ENTRY_RE = /^[0-9a-f]{16}(\.[1-7])?$/;
+const REGISTRY_ENTRY_RE = /^(d[0-9a-f]{2,240}|[0-9a-f]{16}(\.[1-7])?)$/;
+
+/**
+ * Where the registry may note `dir`: `d` and the path's bytes in hex, a name
+ * no other directory has, so no tenant can take it (stateDir is a tenant's
+ * choice); for a path too long for that, a 64-bit hash and up to 7 more
+ * slots for other directories with the same hash.
+ */
+function registryNames(dir: string): string[] {
+  const bytes = new TextEncoder().encode(dir);
+  if (bytes.length <= REGISTRY_HEX_MAX) {
+    return [`d${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`];
+  }
+  const hash = fnv1a64(dir).toString(16).padStart(16, "0");
+  return Array.from({ length: REGISTRY_SLOTS }, (_, i) => (i ? `${hash}.${i}` : hash));
+}
 
 /**
  * Which records, in any state directory of the node (every one registered

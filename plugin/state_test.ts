@@ -196,40 +196,65 @@ Deno.test("StateStore in read-only mode (a stateDir outside the root) reads but 
   });
 });
 
-Deno.test("the state-dir registry: a colliding entry keeps its slot, the next slot is ours; temporaries and garbled entries are not entries", () => {
+Deno.test("the state-dir registry: a short path is named by its own hex (no tenant can take its name); a long one by a hash whose collisions take the next slot; temporaries and garbled entries are not entries", () => {
   withRoot((root) => {
     const reg = `${root}/.statedirs`;
+    const hexOf = (d: string) =>
+      `d${
+        Array.from(new TextEncoder().encode(d), (b) => b.toString(16).padStart(2, "0")).join("")
+      }`;
+    const hashOf = (d: string) => fnv1a64(d).toString(16).padStart(16, "0");
+
+    // A short path: its entry is named by the path itself.
     const dir = `${root}/a`;
-    const slot0 = `${reg}/${fnv1a64(dir).toString(16).padStart(16, "0")}`;
-    // Another directory already holds this hash (a collision, or a tenant's doing).
+    const store = new StateStore(dir, root);
+    store.create("net1", rec);
+    assertEquals(Deno.readTextFileSync(`${reg}/${hexOf(dir)}`), dir);
+
+    // A long path: a hash. Another directory already holds it (a collision,
+    // or a tenant's doing): it keeps its entry, and ours takes the next slot.
+    const long = `${root}/${"x".repeat(130)}`;
     const other = `${root}/other`;
-    const otherStore = new StateStore(other, root);
-    otherStore.create("net1", { ...rec, containerId: "o1" });
-    Deno.writeTextFileSync(slot0, other, { mode: 0o600 });
+    new StateStore(other, root).create("net1", { ...rec, containerId: "o1" });
+    Deno.writeTextFileSync(`${reg}/${hashOf(long)}`, other, { mode: 0o600 });
     // A writer killed before its rename left a temporary naming a third,
     // unregistered directory (its record written without registering).
     const third = new StateStore(`${root}/third`, root);
     const thirdRec = { ...rec, containerId: "t1" };
     third.create("net1", { ...thirdRec, hostRoutes: [] });
     Deno.writeTextFileSync(`${root}/third/net1/t1@eth0`, JSON.stringify(thirdRec));
-    Deno.writeTextFileSync(`${slot0}.tmp4242`, `${root}/third`, { mode: 0o600 });
+    Deno.writeTextFileSync(`${reg}/${hashOf(long)}.tmp4242`, `${root}/third`, { mode: 0o600 });
 
-    const store = new StateStore(dir, root);
-    store.create("net1", rec);
-    assertEquals(Deno.readTextFileSync(slot0), other, "the other directory keeps its entry");
-    assertEquals(Deno.readTextFileSync(`${slot0}.1`), dir, "ours in the next slot");
+    const longStore = new StateStore(long, root);
+    longStore.create("net1", { ...rec, containerId: "l1" });
+    assertEquals(Deno.readTextFileSync(`${reg}/${hashOf(long)}`), other, "kept");
+    assertEquals(Deno.readTextFileSync(`${reg}/${hashOf(long)}.1`), long, "ours in the next slot");
     const claims = hostRouteClaims(root, new Set(["10.1.0.5/32"]), undefined);
     assertEquals(
       [...(claims.get("10.1.0.5/32") ?? [])].sort(),
-      [`${dir}/net1/c1@eth0`, `${other}/net1/o1@eth0`],
-      "both directories' claims are seen; the temporary's directory is not registered",
+      [`${dir}/net1/c1@eth0`, `${long}/net1/l1@eth0`, `${other}/net1/o1@eth0`].sort(),
+      "every registered directory's claims are seen; the temporary's directory is not registered",
     );
 
-    // A garbled slot (cut short, or pointing outside the root) is rewritten.
-    Deno.writeTextFileSync(slot0, "");
-    Deno.removeSync(`${slot0}.1`);
-    const again = new StateStore(dir, root);
-    again.update("net1", rec);
-    assertEquals(Deno.readTextFileSync(slot0), dir);
+    // A garbled entry (cut short, or naming a path outside the root) is rewritten.
+    for (const garbled of ["", "/etc"]) {
+      Deno.writeTextFileSync(`${reg}/${hexOf(dir)}`, garbled);
+      new StateStore(dir, root).update("net1", rec);
+      assertEquals(Deno.readTextFileSync(`${reg}/${hexOf(dir)}`), dir, `"${garbled}" rewritten`);
+    }
+
+    // Something else at an entry's name (a directory) is not an entry and not
+    // ours to remove: a long path takes the next slot, a short one fails.
+    const long2 = `${root}/${"y".repeat(130)}`;
+    Deno.mkdirSync(`${reg}/${hashOf(long2)}`);
+    new StateStore(long2, root).create("net1", { ...rec, containerId: "l2" });
+    assertEquals(Deno.readTextFileSync(`${reg}/${hashOf(long2)}.1`), long2);
+    const short2 = `${root}/b`;
+    Deno.mkdirSync(`${reg}/${hexOf(short2)}`);
+    assertThrows(
+      () => new StateStore(short2, root).create("net1", { ...rec, containerId: "s2" }),
+      /Cannot register the state directory/,
+    );
+    assert(Deno.statSync(`${reg}/${hexOf(short2)}`).isDirectory, "left as it was");
   });
 });

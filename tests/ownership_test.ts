@@ -839,6 +839,10 @@ Deno.test({
       ["a bad logLevel", { logLevel: "loud" }, 7],
       ["a stateDir outside the state root", { stateDir: `${outside}/state` }, 7],
       ["a stateDir climbing out of the root", { stateDir: `${roots.stateRoot}/../escape` }, 7],
+      // It would sit where another tenant's registry entry goes, and block it.
+      ["a stateDir in the plugin's registry", {
+        stateDir: `${roots.stateRoot}/.statedirs/d2f`,
+      }, 7],
       ["the state root's parent", {
         stateDir: roots.stateRoot.slice(0, roots.stateRoot.lastIndexOf("/")),
       }, 7],
