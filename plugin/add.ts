@@ -451,6 +451,8 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
   const byName = ifnameProblem(id) === undefined ? host.links.find(id) : undefined;
   const hostName = byName ? id : deviceIfname(id);
   let dev = byName ?? host.links.find(hostName);
+  /** The device this call recreated, and where it is now: ours to delete there on rollback. */
+  let recreated: { index: number; at: NetlinkHandle } | undefined;
   if (!dev) {
     if (!master) {
       throw new PluginError(
@@ -460,9 +462,11 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
     }
     log.warn(`deviceID "${id}": "${hostName}" is missing, recreating it on ${master.name}`);
     dev = recreateDevice(a, { id, hostName, master });
-    const recreated = dev.index;
-    // Runs after "move it back to the host": a device we made is not kept.
-    undo.push(`delete the recreated ${hostName}`, () => host.links.del(recreated));
+    const made = { index: dev.index, at: host };
+    recreated = made;
+    // Deleted where it is (never moved back: by then its host name may be
+    // another call's recreated device, and the move would fail, leaving ours).
+    undo.push(`delete the recreated ${hostName}`, () => made.at.links.del(made.index));
   }
   if (dev.kind !== "macvtap") {
     throw new PluginError(
@@ -491,10 +495,14 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
     }
     throw err;
   }
-  undo.push(`move ${origName} back to the host`, () => {
-    using home = openNetns("/proc/self/ns/net");
-    ctr.links.set(index, { up: false, name: origName, alias: "", netns: home, newIndex: index });
-  });
+  if (recreated) {
+    recreated.at = ctr;
+  } else {
+    undo.push(`move ${origName} back to the host`, () => {
+      using home = openNetns("/proc/self/ns/net");
+      ctr.links.set(index, { up: false, name: origName, alias: "", netns: home, newIndex: index });
+    });
+  }
   nameAndRaise(a, index, {
     ...(conf.mtu ? { mtu: conf.mtu } : {}),
     ...(conf.mac ? { mac: conf.mac } : {}),

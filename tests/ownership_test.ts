@@ -44,6 +44,7 @@ import {
   VERSIONS,
 } from "../lab/mod.ts";
 import { assertBuilt, HOSTIF, METRIC } from "./_hostroute_lab.ts";
+import { deviceIfname } from "../internal/_ifname.ts";
 import {
   addrOf,
   assertCniError,
@@ -362,6 +363,52 @@ Deno.test({
       assertEquals(await macvtaps(lab, ns), [], `${what}: no macvtap`);
     }
     assertNoTemp(roots, "refused ADDs");
+  },
+});
+
+Deno.test({
+  name:
+    "ownership 2: an ADD that recreated a device-plugin device deletes it on rollback even when its host name was taken meanwhile (another call's recreate), and leaves that other device alone",
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const { s, roots, t } = await setup(lab);
+    const [ns] = await taskNamespaces(lab, s, 1) as [string];
+    const id = "0000:00:00.7";
+    const hostName = deviceIfname(id);
+    // An IPAM that fails after another call recreated the same device on
+    // the host (the race two ADDs of one device ID run into).
+    const bin = `${await lab.tempDir("cnisq")}/bin`;
+    await Deno.mkdir(bin);
+    await Deno.writeTextFile(
+      `${bin}/squatter`,
+      `#!/bin/sh\ncat >/dev/null\nip link add ${hostName} type veth peer name sqp0\n` +
+        `printf '{"cniVersion":"1.0.0","code":11,"msg":"no addresses"}'\nexit 1\n`,
+    );
+    await Deno.chmod(`${bin}/squatter`, 0o755);
+    const config = t.conf({
+      deviceID: id,
+      hostrouteif: undefined,
+      ipam: { type: "squatter" },
+    });
+    const r = await plugin(lab, s.host, roots, "ADD", {
+      containerId: "dev1",
+      netns: lab.path(ns),
+      ifname: "eth0",
+      path: bin,
+    }, config);
+    assertCniError(r, 11, "the IPAM failure");
+    assertEquals(
+      await linkNames(lab, ns),
+      ["lo"],
+      "the recreated device is gone from the container",
+    );
+    const squatter = await lab.ipJson<Json[]>(s.host, "link", "show", hostName);
+    assertEquals(squatter[0]?.link_type, "ether", "the other device stays on the host");
+    assertEquals(squatter.length, 1);
+    assertEquals(t.records(), [], "no record");
+    await lab.ip(s.host, "link", "del", hostName);
   },
 });
 
