@@ -59,22 +59,31 @@ const OURS_SOURCE = opt("--ours") ?? BUILT;
 if (!(PODMAN_RUNS >= 1)) throw new Error("--podman-runs needs a positive number");
 const PODMAN = !argv.includes("--no-podman") && (!ONLY || "podman".includes(ONLY));
 
+/** Run `cmd` with `input` on its stdin (none when `undefined`); its output. */
+async function runFed(
+  cmd: string,
+  options: Omit<Deno.CommandOptions, "stdin">,
+  input: string | undefined,
+): Promise<Deno.CommandOutput> {
+  if (input === undefined) {
+    return await new Deno.Command(cmd, { ...options, stdin: "null" }).output();
+  }
+  const child = new Deno.Command(cmd, { ...options, stdin: "piped" }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode(input));
+  await w.close();
+  return await child.output();
+}
+
 async function sh(
   cmd: string[],
   input?: string,
 ): Promise<{ code: number; out: string; err: string }> {
-  const p = new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdin: input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (input !== undefined) {
-    const w = p.stdin.getWriter();
-    await w.write(new TextEncoder().encode(input));
-    await w.close();
-  }
-  const o = await p.output();
+  const o = await runFed(
+    cmd[0]!,
+    { args: cmd.slice(1), stdout: "piped", stderr: "piped" },
+    input,
+  );
   return {
     code: o.code,
     out: new TextDecoder().decode(o.stdout),
@@ -245,17 +254,12 @@ interface Run {
 
 async function execRun(bin: string, command: string, stdin: string, timing = false): Promise<Run> {
   const t0 = performance.now();
-  const child = new Deno.Command(bin, {
+  const out = await runFed(bin, {
     env: env(command, timing),
     clearEnv: true,
-    stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(stdin));
-  await w.close();
-  const out = await child.output();
+  }, stdin);
   const ms = performance.now() - t0;
   const stdout = new TextDecoder().decode(out.stdout);
   const stderr = new TextDecoder().decode(out.stderr);
@@ -268,18 +272,13 @@ async function exec(bin: string, command: string, stdin: string): Promise<number
 }
 
 async function peakRss(bin: string, command: string, stdin: string): Promise<number> {
-  const r = await new Deno.Command("/usr/bin/time", {
+  const o = await runFed("/usr/bin/time", {
     args: ["-f", "%M", bin],
     env: env(command),
     clearEnv: true,
-    stdin: "piped",
     stdout: "null",
     stderr: "piped",
-  }).spawn();
-  const w = r.stdin.getWriter();
-  await w.write(new TextEncoder().encode(stdin));
-  await w.close();
-  const o = await r.output();
+  }, stdin);
   const lines = new TextDecoder().decode(o.stderr).trim().split("\n");
   return Number(lines.at(-1)) / 1024;
 }
@@ -594,17 +593,12 @@ async function burst(type: "macvtap" | "macvlan", n: number): Promise<Burst> {
   });
   const failures: string[] = [];
   const call = async (i: number, command: "ADD" | "DEL") => {
-    const child = new Deno.Command(type === "macvtap" ? OURS : REF, {
+    const out = await runFed(type === "macvtap" ? OURS : REF, {
       env: { ...env(command), CNI_CONTAINERID: `burst${i}`, CNI_NETNS: burstNetns(i) },
       clearEnv: true,
-      stdin: "piped",
       stdout: "piped",
       stderr: "null",
-    }).spawn();
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(config));
-    await w.close();
-    const out = await child.output();
+    }, config);
     if (!out.success) {
       failures.push(`${command} burst${i}: ${new TextDecoder().decode(out.stdout).trim()}`);
     }
