@@ -60,6 +60,40 @@ const MAX_STDERR = 64 << 10;
 /** How long to keep reading after the child exited (a grandchild may hold the pipes). */
 const EXITED_GRACE_MS = 1000;
 
+/**
+ * Failures after which the delegate holds nothing of this call: it never
+ * ran, it ran VERSION (no side effect), or it answered with an error result
+ * of its own (a plugin that reports an error has undone its work, as the
+ * reference plugins do). Every other failure (killed at the time limit, by a
+ * signal or by an abort; no output, garbled output or too much of it; exit 0
+ * without a usable result) leaves the outcome unknown.
+ */
+const LEFT_NOTHING = new WeakSet<object>();
+
+function leavingNothing<E>(err: E): E {
+  if (typeof err === "object" && err !== null) LEFT_NOTHING.add(err);
+  return err;
+}
+
+/**
+ * Whether a failure of {@linkcode execIpam} proves the delegate holds nothing
+ * for this call. When it does not (the child was killed, or printed no
+ * usable answer), an ADD may have allocated, and the caller that owns the
+ * attachment releases it.
+ *
+ * @param err What `execIpam` rejected with.
+ * @returns `true` when the delegate never ran, ran VERSION, or reported the
+ *   error itself.
+ * @example
+ * ```ts
+ * import { leftNothing } from "./exec.ts";
+ * if (leftNothing(new Error("killed"))) throw new Error("an unknown outcome");
+ * ```
+ */
+export function leftNothing(err: unknown): boolean {
+  return typeof err === "object" && err !== null && LEFT_NOTHING.has(err);
+}
+
 /** Options for {@linkcode execIpam}. */
 export interface ExecIpamOptions {
   /** `ipam.type`: a bare plugin name. */
@@ -207,7 +241,7 @@ export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promis
   try {
     path = findPlugin(options.type, options.cniPath);
   } catch (err) {
-    return Promise.reject(err);
+    return Promise.reject(leavingNothing(err));
   }
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(options.env)) {
@@ -221,7 +255,8 @@ export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promis
     first = err;
   }
   const label = `ipam ${command} ${versionOf(options.stdin)}`;
-  return finish(command, path, env, first, options).finally(() => span(label, t0));
+  const run = finish(command, path, env, first, options).finally(() => span(label, t0));
+  return command === "VERSION" ? run.catch((err) => Promise.reject(leavingNothing(err))) : run;
 }
 
 /** The `cniVersion` a delegate is sent, for the timing label (only read when timing). */
@@ -257,9 +292,9 @@ async function finish(
   }
   if (!child) {
     const msg = errorText(spawnErr);
-    throw new CniError(ErrorCode.IPAM, `Cannot run ${what}: ${msg}`, undefined, {
-      cause: spawnErr,
-    });
+    throw leavingNothing(
+      new CniError(ErrorCode.IPAM, `Cannot run ${what}: ${msg}`, undefined, { cause: spawnErr }),
+    );
   }
   return await talk(child, what, command, options);
 }
@@ -348,7 +383,10 @@ function childError(
     typeof e.code === "number" && Number.isInteger(e.code) && e.code > 0 &&
     typeof e.msg === "string"
   ) {
-    return new CniError(e.code, e.msg, typeof e.details === "string" ? e.details : undefined);
+    // The delegate's own answer: it failed and says so.
+    return leavingNothing(
+      new CniError(e.code, e.msg, typeof e.details === "string" ? e.details : undefined),
+    );
   }
   return new CniError(
     ErrorCode.IPAM,

@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from "../cni/mod.ts";
 import { Logger, type LogSink, setLogger } from "../internal/_log.ts";
-import { execIpam, type ExecIpamOptions, findPlugin } from "./exec.ts";
+import { execIpam, type ExecIpamOptions, findPlugin, leftNothing } from "./exec.ts";
 
 const enc = new TextEncoder();
 
@@ -388,4 +388,37 @@ Deno.test({
       await Deno.remove(dataDir, { recursive: true });
     }
   },
+});
+
+Deno.test("leftNothing(): only a delegate that never ran, ran VERSION or answered with its own error holds nothing", async () => {
+  await using bin = await FakeBin.create();
+  const failure = async (command: "ADD" | "VERSION", body: string | undefined, extra = {}) => {
+    if (body !== undefined) await bin.script("fake", body);
+    try {
+      await execIpam(command, opts(bin, extra));
+    } catch (err) {
+      return err;
+    }
+    throw new Error(`${command} ${body}: expected a rejection`);
+  };
+  const cases: [string, unknown, boolean][] = [
+    ["its own error result", await failure("ADD", `printf '{"code":11,"msg":"no"}'; exit 1`), true],
+    ["killed at the time limit", await failure("ADD", "exec sleep 30", { timeoutMs: 300 }), false],
+    ["killed by a signal", await failure("ADD", "kill -9 $$"), false],
+    ["exit 1 without an error result", await failure("ADD", "exit 1"), false],
+    ["exit 0 without a result", await failure("ADD", "exit 0"), false],
+    ["exit 0 with garbled output", await failure("ADD", `echo '{"ips": ['`), false],
+    [
+      "a VERSION killed at the time limit",
+      await failure("VERSION", "exec sleep 30", { timeoutMs: 300 }),
+      true,
+    ],
+    ["not executable", await failure("ADD", undefined, { type: "missing" }), true],
+  ];
+  await Deno.chmod(`${bin.dir}/fake`, 0o644);
+  cases.push(["not runnable", await failure("ADD", undefined), true]);
+  for (const [what, err, expected] of cases) {
+    assertEquals(leftNothing(err), expected, `${what}: ${err}`);
+  }
+  assertEquals(leftNothing(new Error("any other error")), false, "an unrelated error");
 });

@@ -20,5 +20,11 @@ export { binaryIdentity, DelegateVersionCache } from "./_version_cache.ts";
 export { ALLOCATION_ONLY_IPAM, IPAM_VERSIONS_FILE, ipamDelegate } from "./delegate.ts";
 export type { DelegateOptions, Ipam } from "./delegate.ts";
 export { checkInterface, configureInterface } from "./configure.ts";
-export { ETXTBSY_RETRY_DELAYS_MS, execIpam, findPlugin, IPAM_TIMEOUT_MS } from "./exec.ts";
+export {
+  ETXTBSY_RETRY_DELAYS_MS,
+  execIpam,
+  findPlugin,
+  IPAM_TIMEOUT_MS,
+  leftNothing,
+} from "./exec.ts";
 export type { ExecIpamOptions, IpamCommand } from "./exec.ts";

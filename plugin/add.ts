@@ -19,7 +19,7 @@ import {
   RTPROT_MACVTAP,
 } from "../hostroute/mod.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
-import { configureInterface, type Ipam } from "../ipam/mod.ts";
+import { configureInterface, type Ipam, leftNothing } from "../ipam/mod.ts";
 import { AsyncUndoStack } from "../internal/_undo.ts";
 import {
   deviceIfname,
@@ -256,14 +256,20 @@ class IpamAllocation {
     return this.#releaseFailed;
   }
 
-  /** Run IPAM ADD (once); its undo waits for it to settle. */
+  /**
+   * Run IPAM ADD (once); its undo waits for it to settle, then releases
+   * unless the delegate is known to hold nothing: a delegate killed at the
+   * time limit, one that died, or one that exited 0 without a usable result
+   * may have allocated (the key is this call's: its record is claimed and
+   * the interface name was free). Released by key, never by address.
+   */
   #start(): void {
     if (this.#pending) return;
     const pending = this.#ipam.add();
     pending.catch(() => {});
     this.#pending = pending;
     this.#undo.push(`release the ${this.type} IPAM allocation`, async () => {
-      if (!await pending.then(() => true, () => false)) return;
+      if (!await pending.then(() => true, (err) => !leftNothing(err))) return;
       try {
         await this.#ipam.del();
       } catch (err) {

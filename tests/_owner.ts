@@ -368,6 +368,11 @@ export function tempFiles(dir: string): string[] {
  * - `noisy`: host-local, after writing control characters and lines
  *   starting with `root:` to stderr (which the plugin may log).
  * - `evil`: never a correct IPAM; records that it ran in `<dir>/evil-ran`.
+ * - `hangs`, `dies`, `garbled`, `invalid`: host-local, except that an ADD
+ *   that allocated then hangs until killed, kills itself (SIGKILL), exits 0
+ *   printing a cut JSON, or exits 0 printing a result with no valid `ips`.
+ * - `declines`: ADD answers an error result (code 11) without allocating;
+ *   other commands are host-local's.
  */
 export async function fakeCniPath(lab: Lab): Promise<{ dir: string; bin: string }> {
   const dir = await lab.tempDir("cnipath");
@@ -401,6 +406,22 @@ exit 0`,
     "noisy",
     `printf 'ok\\rroot:x:0:0::/:/bin/sh\\033[2J\\nroot:x:0:0:injected\\n' >&2
 exec /usr/lib/cni/host-local`,
+  );
+  // host-local's ADD first; its own failure passes through unchanged.
+  const afterAllocating = (misbehave: string) =>
+    `[ "$CNI_COMMAND" = ADD ] || exec /usr/lib/cni/host-local
+out=$(/usr/lib/cni/host-local) || { printf '%s' "$out"; exit 1; }
+${misbehave}`;
+  await script("hangs", afterAllocating("exec sleep 30"));
+  await script("dies", afterAllocating("kill -9 $$"));
+  await script("garbled", afterAllocating(`printf '{"cniVersion":"1.0.0","ips":['`));
+  await script("invalid", afterAllocating(`printf '{"cniVersion":"1.0.0","ips":"none"}'`));
+  await script(
+    "declines",
+    `[ "$CNI_COMMAND" = ADD ] || exec /usr/lib/cni/host-local
+cat >/dev/null
+printf '{"cniVersion":"1.0.0","code":11,"msg":"pool closed"}'
+exit 1`,
   );
   await script("evil", `date >> "${dir}/evil-ran"\nexit 1`);
   // The same marker for an ipamType that climbs out of CNI_PATH.

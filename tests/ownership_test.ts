@@ -368,6 +368,57 @@ Deno.test({
 
 Deno.test({
   name:
+    "ownership 2: an ADD whose IPAM delegate may have allocated (killed at the time limit, died, exit 0 without a usable result) releases it on rollback; a delegate's own error result releases nothing, so another plugin's lease of the key stays",
+  ignore,
+  async fn() {
+    assertBuilt();
+    await using lab = await Lab.create();
+    const fake = await fakeCniPath(lab);
+    const { s, roots, t, dataDir } = await setup(lab, { version: "1.0.0" });
+    const [ns] = await taskNamespaces(lab, s, 1) as [string];
+    const ipamOf = (type: string): Json => ({
+      ...hostLocal(dataDir, ["192.168.122.171", "192.168.122.179"], ["fd22::171", "fd22::179"]),
+      type,
+    });
+    const tt = new Tenant(lab, s, roots, { ...t.o, path: fake.bin, extra: { ipamTimeoutMs: 500 } });
+    const cases: [string, RegExp][] = [
+      ["hangs", /timed out after 500 ms/],
+      ["dies", /killed by signal/],
+      ["garbled", /Cannot decode the result/],
+      ["invalid", /ips/],
+    ];
+    for (const [type, why] of cases) {
+      const r = await tt.add("k1", lab.path(ns), "eth0", tt.conf({ ipam: ipamOf(type) }));
+      assertCniError(r, undefined, type);
+      assertMatch(`${r.json?.msg} ${r.json?.details ?? ""}`, why, `${type}: ${describe(r)}`);
+      assertEquals(tt.leases(), [], `${type}: the allocation is released`);
+      assertEquals(tt.records(), [], `${type}: no record`);
+      assertEquals(await macvtaps(lab, ns), [], `${type}: no macvtap`);
+    }
+
+    // Another plugin's lease of the same key (host-local run directly), then
+    // a delegate that answers an error of its own: nothing to release.
+    const foreign = await cni(
+      lab,
+      s.host,
+      { command: "ADD", containerId: "k1", netns: lab.path(ns), ifname: "eth0" },
+      { cniVersion: "1.0.0", name: t.name, ipam: t.o.ipam },
+      `${CNI_BIN}/host-local`,
+    );
+    assertEquals(foreign.code, 0, `host-local ADD: ${describe(foreign)}`);
+    const leases = tt.leases();
+    assertEquals(leases.length, 2, `the foreign v4 + v6 leases: ${leases}`);
+    const r = await tt.add("k1", lab.path(ns), "eth0", tt.conf({ ipam: ipamOf("declines") }));
+    assertCniError(r, 11, "declines");
+    assertMatch(String(r.json?.msg), /pool closed/, describe(r));
+    assertEquals(tt.leases(), leases, "the foreign leases stay");
+    assertEquals(tt.records(), [], "declines: no record");
+    assertNoTemp(roots, "failed ADDs");
+  },
+});
+
+Deno.test({
+  name:
     "ownership 2: an ADD that recreated a device-plugin device deletes it on rollback even when its host name was taken meanwhile (another call's recreate), and leaves that other device alone",
   ignore,
   async fn() {
