@@ -83,8 +83,11 @@ export async function requestInBackground(
   const t0 = performance.now();
   try {
     const mySeq = nextSeq();
-    await sock.sendInBackground(finishMessage(build(), mySeq), op);
-    return receive(sock, op, mySeq).replies;
+    return await sock.sendInBackground(
+      finishMessage(build(), mySeq),
+      op,
+      () => receive(sock, op, mySeq).replies,
+    );
   } finally {
     span(`netlink ${op}`, t0);
   }

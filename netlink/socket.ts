@@ -123,28 +123,36 @@ export class NetlinkSocket implements Disposable {
 
   /**
    * Send one whole message from a pool thread (see `requestInBackground` in
-   * request.ts). The bytes are copied off the V8 heap first: the pool thread
-   * reads them while JS runs on. errno is the pool thread's, so a failed send
-   * (one the kernel did not take: nothing was done) is repeated here, on this
-   * thread, where a second failure reports its errno.
+   * request.ts), then run `then` (the reply's reading) on this thread. The
+   * bytes are copied off the V8 heap first: the pool thread reads them while
+   * JS runs on. errno is the pool thread's, so a failed send (one the kernel
+   * did not take: nothing was done) is repeated here, on this thread, where a
+   * second failure reports its errno. A `close()` meanwhile waits for `then`
+   * too: the caller learns what the kernel did with its request.
    */
-  async sendInBackground(msg: Uint8Array, op: string): Promise<void> {
+  async sendInBackground<T>(msg: Uint8Array, op: string, then: () => T): Promise<T> {
     this.#idle(op);
     const bytes = new Uint8Array(new ArrayBuffer(msg.length));
     bytes.set(msg);
     const nl = this.#ptr();
     this.#inFlight = op;
-    let n: number;
     try {
-      n = Number(await libmnl().mnl_socket_sendto_in_background(nl, bytes, BigInt(bytes.length)));
+      let n: number;
+      try {
+        n = Number(
+          await libmnl().mnl_socket_sendto_in_background(nl, bytes, BigInt(bytes.length)),
+        );
+      } finally {
+        this.#inFlight = undefined;
+      }
+      if (n < 0) {
+        this.send(bytes, op);
+      } else if (n !== bytes.length) {
+        throw new NetlinkError(op, ERRNO.EIO, `short send: ${n} of ${bytes.length} bytes`);
+      }
+      return then();
     } finally {
-      this.#inFlight = undefined;
       if (this.#closeWhenIdle) this.close();
-    }
-    if (n < 0) {
-      this.send(bytes, op);
-    } else if (n !== bytes.length) {
-      throw new NetlinkError(op, ERRNO.EIO, `short send: ${n} of ${bytes.length} bytes`);
     }
   }
 
@@ -179,7 +187,8 @@ export class NetlinkSocket implements Disposable {
 
   /**
    * Close the socket. Idempotent. While a pool thread sends on it, the close
-   * waits for that send to return (the thread holds the socket's memory).
+   * waits for that send to return (the thread holds the socket's memory) and
+   * for the reply to be read.
    */
   close(): void {
     if (this.#inFlight) {
