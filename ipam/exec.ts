@@ -256,7 +256,11 @@ export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promis
   }
   const label = `ipam ${command} ${versionOf(options.stdin)}`;
   const run = finish(command, path, env, first, options).finally(() => span(label, t0));
-  return command === "VERSION" ? run.catch((err) => Promise.reject(leavingNothing(err))) : run;
+  if (command !== "VERSION") return run;
+  // Not an abort's reason: the caller's object, which an ADD may reject with too.
+  return run.catch((err) =>
+    Promise.reject(err === options.signal?.reason ? err : leavingNothing(err))
+  );
 }
 
 /** The `cniVersion` a delegate is sent, for the timing label (only read when timing). */
@@ -283,7 +287,12 @@ async function finish(
     if (child || !(spawnErr instanceof SpawnError && spawnErr.errno === ERRNO.ETXTBSY)) break;
     log.debug(`${what}: ${path} is busy (ETXTBSY), retrying in ${delay} ms`);
     await sleep(delay);
-    options.signal?.throwIfAborted();
+    if (options.signal?.aborted) {
+      // No child ran: a fresh error, so the caller's reason object stays unmarked.
+      throw leavingNothing(
+        new Error(`${what} aborted before it ran`, { cause: options.signal.reason }),
+      );
+    }
     try {
       child = Child.spawn(path, env, options.stdin);
     } catch (err) {

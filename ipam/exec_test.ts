@@ -392,6 +392,8 @@ Deno.test({
 
 Deno.test("leftNothing(): only a delegate that never ran, ran VERSION or answered with its own error holds nothing", async () => {
   await using bin = await FakeBin.create();
+  await Deno.writeTextFile(`${bin.dir}/badinterp`, "#!/nonexistent/sh\n", { mode: 0o755 });
+  await Deno.chmod(`${bin.dir}/badinterp`, 0o755);
   const failure = async (command: "ADD" | "VERSION", body: string | undefined, extra = {}) => {
     if (body !== undefined) await bin.script("fake", body);
     try {
@@ -415,10 +417,28 @@ Deno.test("leftNothing(): only a delegate that never ran, ran VERSION or answere
     ],
     ["not executable", await failure("ADD", undefined, { type: "missing" }), true],
   ];
+  cases.push([
+    "a missing interpreter",
+    await failure("ADD", undefined, { type: "badinterp" }),
+    true,
+  ]);
   await Deno.chmod(`${bin.dir}/fake`, 0o644);
   cases.push(["not runnable", await failure("ADD", undefined), true]);
   for (const [what, err, expected] of cases) {
     assertEquals(leftNothing(err), expected, `${what}: ${err}`);
   }
   assertEquals(leftNothing(new Error("any other error")), false, "an unrelated error");
+});
+
+Deno.test("leftNothing(): an abort's reason, shared by a VERSION and an ADD, is never marked", async () => {
+  await using bin = await FakeBin.create();
+  await bin.script("fake", "exec sleep 30");
+  const ac = new AbortController();
+  const version = execIpam("VERSION", opts(bin, { signal: ac.signal }));
+  const add = execIpam("ADD", opts(bin, { signal: ac.signal }));
+  setTimeout(() => ac.abort(new Error("cancelled")), 100);
+  const [v, a] = await Promise.allSettled([version, add]);
+  assert(v.status === "rejected" && a.status === "rejected", "both rejected");
+  assert(a.reason === ac.signal.reason, "the ADD rejects with the reason");
+  assertEquals(leftNothing(a.reason), false, "a killed ADD may have allocated");
 });

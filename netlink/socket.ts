@@ -34,6 +34,9 @@ export interface SocketOptions {
   timeoutMs?: number;
 }
 
+/** `T`, unless it is a promise (a reader that must finish before the socket is released). */
+type Sync<T> = T extends PromiseLike<unknown> ? never : T;
+
 /** An open NETLINK_ROUTE socket. Close it with `using` or {@linkcode NetlinkSocket.close}. */
 export class NetlinkSocket implements Disposable {
   #nl: Deno.PointerValue;
@@ -128,9 +131,11 @@ export class NetlinkSocket implements Disposable {
    * JS runs on. errno is the pool thread's, so a failed send (one the kernel
    * did not take: nothing was done) is repeated here, on this thread, where a
    * second failure reports its errno. A `close()` meanwhile waits for `then`
-   * too: the caller learns what the kernel did with its request.
+   * too: the caller learns what the kernel did with its request. `then` is
+   * synchronous (its type refuses a promise): the socket is the caller's
+   * only until it returns.
    */
-  async sendInBackground<T>(msg: Uint8Array, op: string, then: () => T): Promise<T> {
+  async sendInBackground<T>(msg: Uint8Array, op: string, then: () => Sync<T>): Promise<T> {
     this.#idle(op);
     const bytes = new Uint8Array(new ArrayBuffer(msg.length));
     bytes.set(msg);
@@ -150,7 +155,7 @@ export class NetlinkSocket implements Disposable {
       } else if (n !== bytes.length) {
         throw new NetlinkError(op, ERRNO.EIO, `short send: ${n} of ${bytes.length} bytes`);
       }
-      return then();
+      return then() as T;
     } finally {
       if (this.#closeWhenIdle) this.close();
     }

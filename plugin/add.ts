@@ -258,10 +258,14 @@ class IpamAllocation {
 
   /**
    * Run IPAM ADD (once); its undo waits for it to settle, then releases
-   * unless the delegate is known to hold nothing: a delegate killed at the
-   * time limit, one that died, or one that exited 0 without a usable result
-   * may have allocated (the key is this call's: its record is claimed and
-   * the interface name was free). Released by key, never by address.
+   * unless the delegate is known to hold nothing (`leftNothing`: it never
+   * ran, or answered with its own error). A delegate killed at the time
+   * limit, one that died, or one that exited 0 without a usable result may
+   * have allocated. The release is by key (container ID and interface name),
+   * as CNI §4 asks of a plugin whose delegate failed: a lease of that key
+   * this call did not make (another plugin's, a lost record's) goes too, as
+   * it would with the DEL the runtime runs after a failed ADD (§3). The
+   * checks before the link keep IPAM out of ADDs refused there.
    */
   #start(): void {
     if (this.#pending) return;

@@ -380,6 +380,17 @@ Deno.test(
     assert.equal(sock.closed, true, "closed once the reply was read");
     assert.notEqual(fdTarget(), before, "its fd closed");
     assert.equal(h.links.find("mvt-bg3"), undefined, "the kernel deleted the link all the same");
+
+    // A refused request closes too, and reports the kernel's error.
+    const sock2 = inNetns(a.ns, () => NetlinkSocket.open());
+    const refused = requestInBackground(
+      sock2,
+      "RTM_DELLINK",
+      () => encodeLinkRef(C.RTM_DELLINK, FLAGS.change, index),
+    );
+    sock2.close();
+    await assert.rejects(refused, /ENODEV|No such device/, "the kernel's error, not 'closed'");
+    assert.equal(sock2.closed, true, "closed after the error");
   },
 );
 
