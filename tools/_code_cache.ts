@@ -19,6 +19,14 @@
  * normally on its next call and writes it again), and the log is folded back
  * into the database.
  *
+ * Deno's two other caches there, the module and npm analyses, are read by
+ * every start too; nothing else folds their logs back. With a 276 KB log and
+ * a half-free 3.4 MB dependency-analysis database left by test runs, an
+ * empty `deno run` here took 0.65 ms longer (80 interleaved rounds) and 0.7
+ * MB more RSS than with the logs folded in and the files compacted. So every
+ * database is checkpointed, and compacted (`VACUUM`) when a quarter or more of
+ * it is free pages.
+ *
  * @module
  */
 
@@ -27,6 +35,8 @@ import { codeCacheStampPath } from "../internal/_exit.ts";
 
 /** Deno's code cache database in a `DENO_DIR` (Deno 2.x). */
 const CODE_CACHE_DB = "v8_code_cache_v2";
+/** Deno's other databases there, read at every start (Deno 2.x). */
+const ANALYSIS_DBS = ["dep_analysis_cache_v2", "node_analysis_cache_v2"];
 
 /** The `DENO_DIR` a launcher's `#!` line sets, if any. */
 function launcherDenoDir(file: string): string | undefined {
@@ -34,9 +44,34 @@ function launcherDenoDir(file: string): string | undefined {
   return /^#!.*\bDENO_DIR=(\/\S+)/.exec(head)?.[1];
 }
 
+/** Open `path` if it is there. */
+function openIfPresent(path: string): DatabaseSync | undefined {
+  try {
+    Deno.statSync(path);
+  } catch {
+    return undefined;
+  }
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA busy_timeout = 5000");
+  return db;
+}
+
+/** Fold the write-ahead log back and compact the file when a quarter or more of it is free. */
+function compact(db: DatabaseSync): void {
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  const pages = (db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count;
+  const free = (db.prepare("PRAGMA freelist_count").get() as { freelist_count: number })
+    .freelist_count;
+  if (free > 0 && free * 4 >= pages) {
+    db.exec("VACUUM");
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+}
+
 /**
  * Delete the code cache entries of scripts that no longer exist from the
- * `DENO_DIR` that `launcher` uses, and truncate the database's write-ahead log.
+ * `DENO_DIR` that `launcher` uses; then fold every Deno database's
+ * write-ahead log back into it and compact the ones that are mostly free.
  *
  * @param launcher An installed or built launcher.
  * @returns How many entries were deleted (0 when there is no database).
@@ -44,15 +79,18 @@ function launcherDenoDir(file: string): string | undefined {
 export function pruneCodeCache(launcher: string): number {
   const dir = launcherDenoDir(launcher);
   if (!dir) return 0;
-  const path = `${dir}/${CODE_CACHE_DB}`;
-  try {
-    Deno.statSync(path);
-  } catch {
-    return 0;
+  for (const name of ANALYSIS_DBS) {
+    const db = openIfPresent(`${dir}/${name}`);
+    if (!db) continue;
+    try {
+      compact(db);
+    } finally {
+      db.close();
+    }
   }
-  const db = new DatabaseSync(path);
+  const db = openIfPresent(`${dir}/${CODE_CACHE_DB}`);
+  if (!db) return 0;
   try {
-    db.exec("PRAGMA busy_timeout = 5000");
     const rows = db.prepare("SELECT DISTINCT specifier FROM codecache").all() as {
       specifier: string;
     }[];
@@ -67,7 +105,7 @@ export function pruneCodeCache(launcher: string): number {
         // no stamp
       }
     }
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    compact(db);
     return deleted;
   } finally {
     db.close();

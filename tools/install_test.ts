@@ -188,17 +188,40 @@ Deno.test("pruneCodeCache() drops the entries of scripts that are gone, and only
       "CREATE TABLE codecache (specifier TEXT NOT NULL, type INTEGER NOT NULL, " +
         "source_hash INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (specifier, type))",
     );
-    const put = db.prepare("INSERT INTO codecache VALUES (?, ?, 1, x'00')");
-    put.run(`file://${launcher}`, 1);
-    put.run(`file://${dir}/gone`, 1);
-    put.run(`file://${dir}/gone`, 2);
-    put.run("https://example.com/mod.js", 1);
-    db.close();
+    const put = db.prepare("INSERT INTO codecache VALUES (?, ?, 1, ?)");
+    // The gone file's entries are most of the database: compacted once deleted.
+    const big = new Uint8Array(64 << 10);
+    put.run(`file://${launcher}`, 1, new Uint8Array(1));
+    put.run(`file://${dir}/gone`, 1, big);
+    put.run(`file://${dir}/gone`, 2, big);
+    put.run("https://example.com/mod.js", 1, new Uint8Array(1));
+    db.exec("PRAGMA wal_autocheckpoint = 0");
+    // Deno's dependency analysis database, with a log nobody folded back.
+    const dep = new DatabaseSync(`${denoDir}/dep_analysis_cache_v2`);
+    dep.exec("PRAGMA journal_mode = WAL");
+    dep.exec("PRAGMA wal_autocheckpoint = 0");
+    dep.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v BLOB)");
+    dep.prepare("INSERT INTO t VALUES ('a', ?)").run(big);
+    const logs = () =>
+      ["v8_code_cache_v2", "dep_analysis_cache_v2"].map((n) => {
+        try {
+          return Deno.statSync(`${denoDir}/${n}-wal`).size;
+        } catch {
+          return 0;
+        }
+      });
     const stampOf = (file: string) => codeCacheStampPath(denoDir, file);
     await Deno.mkdir(`${denoDir}/macvtap_code_cache`);
     for (const f of [launcher, `${dir}/gone`]) await Deno.writeTextFile(stampOf(f), "[]");
 
+    assert.ok(logs().every((n) => n > 0), `both logs hold frames: ${logs()}`);
     assert.deepStrictEqual(pruneCodeCache(launcher), 2, "both entries of the missing file");
+    dep.close();
+    db.close();
+    assert.deepStrictEqual(logs(), [0, 0], "both logs folded back");
+    const sizeAfter = Deno.statSync(`${denoDir}/v8_code_cache_v2`).size;
+    // 128 KiB of deleted entries went through the log into the file: compacted away.
+    assert.ok(sizeAfter < 32 << 10, `compacted: ${sizeAfter} bytes`);
     const check = new DatabaseSync(`${denoDir}/v8_code_cache_v2`);
     const left = (check.prepare("SELECT specifier FROM codecache ORDER BY specifier").all() as {
       specifier: string;
