@@ -10,6 +10,7 @@
  * @module
  */
 
+import { concatBytes } from "../internal/_bytes.ts";
 import { exitProcess } from "../internal/_exit.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
 import { isJsonObject } from "../internal/_json.ts";
@@ -374,14 +375,7 @@ function readStdinSync(limit: number): Uint8Array {
     chunks.push(buf.slice(0, n));
     total += n;
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 function writeAllSync(w: { writeSync(p: Uint8Array): number }, text: string): void {
