@@ -19,53 +19,20 @@
  */
 
 import http2 from "node:http2";
-import net from "node:net";
+import type net from "node:net";
 import { concatBytes } from "../internal/_bytes.ts";
+import { encodeGrpcMessage, frame, GrpcError, Status, unframe } from "./_grpc_wire.ts";
 
-/** gRPC status codes used here. */
-export const Status = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  ABORTED: 10,
-  OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-  UNAUTHENTICATED: 16,
-} as const;
-
-/** A status name (`"NOT_FOUND"`). */
-export type StatusName = keyof typeof Status;
-
-const NAMES = Object.fromEntries(Object.entries(Status).map(([k, v]) => [v, k]));
-
-/** A call that ended with a non-OK status. `message` reads `"<code> <NAME>: <details>"`, as grpc-js writes it. */
-export class GrpcError extends Error {
-  override name = "GrpcError";
-  readonly code: number;
-  readonly details: string;
-
-  constructor(code: number, details: string) {
-    super(`${code} ${NAMES[code] ?? "UNKNOWN"}: ${details}`);
-    this.code = code;
-    this.details = details;
-  }
-
-  /** `err` itself when it is a GrpcError, else `code` with its message. */
-  static from(err: unknown, code: number = Status.UNKNOWN): GrpcError {
-    if (err instanceof GrpcError) return err;
-    return new GrpcError(code, err instanceof Error ? err.message : String(err));
-  }
-}
+export {
+  decodeGrpcMessage,
+  encodeGrpcMessage,
+  frame,
+  GrpcError,
+  Status,
+  type StatusName,
+  unframe,
+} from "./_grpc_wire.ts";
+export { type CallOptions, unaryCall } from "./_grpc_client.ts";
 
 /**
  * Largest request body the server reads: kubelet's largest request (a
@@ -81,57 +48,6 @@ export const MAX_CONCURRENT_STREAMS = 32;
 export const MAX_SESSIONS = 64;
 /** How long a request body may take to arrive. */
 export const BODY_TIMEOUT_MS = 10_000;
-
-/** Frame one message: flag 0 (not compressed), 4-byte big-endian length, the bytes. */
-export function frame(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + message.length);
-  new DataView(out.buffer).setUint32(1, message.length);
-  out.set(message, 5);
-  return out;
-}
-
-/**
- * Split a whole body into its messages.
- *
- * @throws {GrpcError} `INTERNAL` on a truncated frame or a compressed one.
- */
-export function unframe(body: Uint8Array): Uint8Array[] {
-  const out = [];
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  let pos = 0;
-  while (pos < body.length) {
-    if (body.length - pos < 5) throw new GrpcError(Status.INTERNAL, "truncated message frame");
-    const flag = body[pos]!;
-    const len = view.getUint32(pos + 1);
-    if (flag !== 0) {
-      throw new GrpcError(Status.INTERNAL, "compressed message, but no compression was offered");
-    }
-    if (len > body.length - pos - 5) throw new GrpcError(Status.INTERNAL, "truncated message");
-    out.push(body.subarray(pos + 5, pos + 5 + len));
-    pos += 5 + len;
-  }
-  return out;
-}
-
-/** `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX` of their UTF-8. */
-export function encodeGrpcMessage(s: string): string {
-  let out = "";
-  for (const b of new TextEncoder().encode(s)) {
-    out += b >= 0x20 && b <= 0x7e && b !== 0x25
-      ? String.fromCharCode(b)
-      : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
-  }
-  return out;
-}
-
-/** Inverse of {@linkcode encodeGrpcMessage}; a malformed escape stays as it is. */
-export function decodeGrpcMessage(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
 
 /** The server side of one server-streaming call. */
 export interface ServerStream {
@@ -414,120 +330,4 @@ function respondStatus(
     stream.once("wantTrailers", () => stream.sendTrailers(status));
     stream.end();
   }
-}
-
-/** Options of {@linkcode unaryCall}. */
-export interface CallOptions {
-  /** Deadline from now (default 5000 ms); sent as `grpc-timeout` too. */
-  timeoutMs?: number;
-  /** Cancels the call (status `CANCELLED`). */
-  signal?: AbortSignal;
-}
-
-/**
- * One unary call on a fresh connection to the unix socket `path`, closed
- * after the call: the plugin calls kubelet rarely (Register, the probe), and
- * a connection kept across a kubelet restart would be one to a dead peer.
- *
- * @returns the response message's bytes
- * @throws {GrpcError} the call's status: `UNAVAILABLE` when nobody answers on
- *   `path`, `DEADLINE_EXCEEDED`, `CANCELLED`, or the server's own.
- */
-export function unaryCall(
-  path: string,
-  method: string,
-  request: Uint8Array,
-  options: CallOptions = {},
-): Promise<Uint8Array> {
-  const timeoutMs = options.timeoutMs ?? 5000;
-  return new Promise<Uint8Array>((resolve, reject) => {
-    if (options.signal?.aborted) {
-      reject(new GrpcError(Status.CANCELLED, "cancelled by the caller"));
-      return;
-    }
-    let done = false;
-    const onAbort = () => settle(new GrpcError(Status.CANCELLED, "cancelled by the caller"));
-    const settle = (result: Uint8Array | GrpcError) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-      // Drop the connection without GOAWAY: a GOAWAY right after the call's
-      // stream closed can abort a Deno node:http2 server inside nghttp2
-      // (denoland/deno#36788): 2 server deaths in 6 runs of 300 calls,
-      // 0 in 6 with the socket destroyed first. The plugin probes itself this way.
-      socket?.destroy();
-      session.destroy();
-      if (result instanceof GrpcError) reject(result);
-      else resolve(result);
-    };
-    // Events reach `settle` only after these three lines ran (a throw here rejects the promise).
-    let socket: net.Socket | undefined;
-    const session = http2.connect("http://localhost", {
-      createConnection: () => (socket = net.connect(path)),
-    });
-    const timer = setTimeout(
-      () => settle(new GrpcError(Status.DEADLINE_EXCEEDED, `no answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-
-    const unavailable = (err: unknown) =>
-      settle(
-        new GrpcError(Status.UNAVAILABLE, `${path}: ${err instanceof Error ? err.message : err}`),
-      );
-    session.on("error", unavailable);
-    session.on("goaway", () => {}); // the stream's own close reports what matters
-    let req: http2.ClientHttp2Stream;
-    try {
-      req = session.request({
-        ":method": "POST",
-        ":path": method,
-        "content-type": "application/grpc",
-        "te": "trailers",
-        "grpc-timeout": `${Math.max(1, Math.ceil(timeoutMs))}m`,
-      });
-    } catch (err) {
-      return unavailable(err);
-    }
-    let headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {};
-    let trailers: http2.IncomingHttpHeaders | undefined;
-    const chunks: Uint8Array[] = [];
-    req.on("error", unavailable);
-    req.on("response", (h) => (headers = h));
-    req.on("trailers", (t) => (trailers = t));
-    req.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-    req.on("close", () => {
-      if (done) return;
-      const status = trailers?.["grpc-status"] ?? headers["grpc-status"];
-      const rawMessage = trailers?.["grpc-message"] ?? headers["grpc-message"];
-      if (status === undefined) {
-        const http = headers[":status"];
-        return unavailable(
-          http !== undefined && http !== 200
-            ? `HTTP status ${http}`
-            : `stream closed without a gRPC status (code ${req.rstCode})`,
-        );
-      }
-      const code = /^\d+$/.test(String(status)) ? Number(status) : Status.UNKNOWN;
-      if (code !== Status.OK) {
-        return settle(
-          new GrpcError(code, decodeGrpcMessage(String(rawMessage ?? ""))),
-        );
-      }
-      try {
-        const messages = unframe(concatBytes(chunks));
-        if (messages.length !== 1) {
-          throw new GrpcError(
-            Status.INTERNAL,
-            `expected one response message, got ${messages.length}`,
-          );
-        }
-        settle(messages[0]!);
-      } catch (err) {
-        settle(GrpcError.from(err, Status.INTERNAL));
-      }
-    });
-    req.end(frame(request));
-  });
 }
