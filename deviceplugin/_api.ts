@@ -12,6 +12,8 @@ export const API_VERSION = "v1beta1";
 export const HEALTHY = "Healthy";
 /** Device health values. */
 export const UNHEALTHY = "Unhealthy";
+/** Domain of every resource: `macvtap.network.kubevirt.io/<name>`. */
+export const RESOURCE_DOMAIN = "macvtap.network.kubevirt.io";
 /** Kubelet's registration socket, relative to the device-plugin dir. */
 export const KUBELET_SOCKET = "kubelet.sock";
 
@@ -88,4 +90,25 @@ export const METHODS = {
   getPreferredAllocation: "/v1beta1.DevicePlugin/GetPreferredAllocation",
   allocate: "/v1beta1.DevicePlugin/Allocate",
   preStartContainer: "/v1beta1.DevicePlugin/PreStartContainer",
+} as const;
+
+// --- kubelet's PodResources API v1 (k8s.io/kubelet/pkg/apis/podresources/v1) --------------
+
+/** `ContainerDevices`: the devices of one resource a container was given. */
+export interface ContainerDevices {
+  resourceName: string;
+  deviceIds: string[];
+}
+
+/** `PodResources`, as far as the plugin reads it (CPU, memory and DRA fields are skipped). */
+export interface PodResources {
+  name: string;
+  namespace: string;
+  containers: { name: string; devices: ContainerDevices[] }[];
+}
+
+/** Method paths of `v1.PodResourcesLister` (`Get` is beta from Kubernetes 1.34, alpha before). */
+export const PODRESOURCES_METHODS = {
+  list: "/v1.PodResourcesLister/List",
+  get: "/v1.PodResourcesLister/Get",
 } as const;

@@ -29,6 +29,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Cancels the call (status `CANCELLED`). */
   signal?: AbortSignal;
+  /** Largest response body read (default 4 MiB); more ends the call with `RESOURCE_EXHAUSTED`. */
+  maxResponseBytes?: number;
 }
 
 /**
@@ -47,6 +49,7 @@ export async function unaryCall(
   options: CallOptions = {},
 ): Promise<Uint8Array> {
   const timeoutMs = options.timeoutMs ?? 5000;
+  const maxResponseBytes = options.maxResponseBytes ?? 4 * 1024 * 1024;
   const { http2, net } = await nodeModules();
   return new Promise<Uint8Array>((resolve, reject) => {
     if (options.signal?.aborted) {
@@ -104,7 +107,19 @@ export async function unaryCall(
     req.on("error", unavailable);
     req.on("response", (h) => (headers = h));
     req.on("trailers", (t) => (trailers = t));
-    req.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+    let received = 0;
+    req.on("data", (chunk: Uint8Array) => {
+      received += chunk.length;
+      if (received > maxResponseBytes) {
+        return settle(
+          new GrpcError(
+            Status.RESOURCE_EXHAUSTED,
+            `response larger than ${maxResponseBytes} bytes`,
+          ),
+        );
+      }
+      chunks.push(chunk);
+    });
     req.on("close", () => {
       if (done) return;
       const status = trailers?.["grpc-status"] ?? headers["grpc-status"];

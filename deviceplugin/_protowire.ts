@@ -20,9 +20,11 @@ import type {
   AllocateRequest,
   AllocateResponse,
   ContainerAllocateResponse,
+  ContainerDevices,
   Device,
   DevicePluginOptions,
   ListAndWatchResponse,
+  PodResources,
   PreferredAllocationRequest,
   PreferredAllocationResponse,
   RegisterRequest,
@@ -352,4 +354,68 @@ export function decodeDevicePluginOptions(b: Uint8Array): DevicePluginOptions {
 /** Any message whose content the plugin ignores (`Empty`, `PreStartContainerRequest`): checked to be well-formed. */
 export function decodeIgnored(b: Uint8Array): void {
   readFields(b, () => false);
+}
+
+// --- kubelet's PodResources API v1 (the CNI plugin asks it before importing a device) ---
+
+/** `GetPodResourcesRequest { string pod_name = 1; string pod_namespace = 2; }`. */
+export function encodeGetPodResourcesRequest(pod: { name: string; namespace: string }): Uint8Array {
+  return encodeWith((w) => {
+    w.string(1, pod.name);
+    w.string(2, pod.namespace);
+  });
+}
+
+/** `ContainerDevices { string resource_name = 1; repeated string device_ids = 2; … }`. */
+function decodeContainerDevices(b: Uint8Array): ContainerDevices {
+  const d: ContainerDevices = { resourceName: "", deviceIds: [] };
+  readFields(b, (f, w, r) => {
+    if (w !== LEN || (f !== 1 && f !== 2)) return false;
+    if (f === 1) d.resourceName = r.string();
+    else d.deviceIds.push(r.string());
+    return true;
+  });
+  return d;
+}
+
+/**
+ * `PodResources { string name = 1; string namespace = 2; repeated ContainerResources containers = 3; … }`
+ * with `ContainerResources { string name = 1; repeated ContainerDevices devices = 2; … }`.
+ * Fields the plugin does not read (CPU IDs, memory, dynamic resources, and
+ * whatever newer kubelets add) are skipped.
+ */
+function decodePodResources(b: Uint8Array): PodResources {
+  const pod: PodResources = { name: "", namespace: "", containers: [] };
+  readFields(b, (f, w, r) => {
+    if (w !== LEN || f < 1 || f > 3) return false;
+    if (f === 1) pod.name = r.string();
+    else if (f === 2) pod.namespace = r.string();
+    else {
+      const c = { name: "", devices: [] as ContainerDevices[] };
+      readFields(r.bytes(), (cf, cw, cr) => {
+        if (cw !== LEN || (cf !== 1 && cf !== 2)) return false;
+        if (cf === 1) c.name = cr.string();
+        else c.devices.push(decodeContainerDevices(cr.bytes()));
+        return true;
+      });
+      pod.containers.push(c);
+    }
+    return true;
+  });
+  return pod;
+}
+
+/**
+ * `ListPodResourcesResponse { repeated PodResources pod_resources = 1; }` and
+ * `GetPodResourcesResponse { PodResources pod_resources = 1; }` alike: every
+ * `PodResources` in the message.
+ */
+export function decodePodResourcesResponse(b: Uint8Array): PodResources[] {
+  const pods: PodResources[] = [];
+  readFields(b, (f, w, r) => {
+    if (f !== 1 || w !== LEN) return false;
+    pods.push(decodePodResources(r.bytes()));
+    return true;
+  });
+  return pods;
 }

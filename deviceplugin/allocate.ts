@@ -67,19 +67,8 @@ export interface AllocateOptions {
   devDir?: string;
 }
 
-/**
- * Linux `makedev()`: the `dev_t` of `major:minor` (as `st_rdev` reports it).
- *
- * @example Usage
- * ```ts
- * import { makedev } from "./allocate.ts";
- * makedev(246, 1); // 62977
- * ```
- */
-export function makedev(major: number, minor: number): number {
-  return ((major & 0xfff) << 8) + (minor & 0xff) + ((minor & ~0xff) << 12) +
-    (major & ~0xfff) * 2 ** 32;
-}
+export { makedev } from "../internal/_tap_node.ts";
+import { makedev } from "../internal/_tap_node.ts";
 
 /**
  * Create the macvtap of device `id` on the resource's lower device (or keep

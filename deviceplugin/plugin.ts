@@ -27,9 +27,9 @@ import { allocateDevice, AllocateError, type TapNodeFs } from "./allocate.ts";
 import type { ResourceConfig } from "./config.ts";
 import type { LinkBackend } from "./links.ts";
 import { errorText } from "../internal/_error_text.ts";
+import { RESOURCE_DOMAIN } from "./_api.ts";
 
-/** Domain of every resource: `macvtap.network.kubevirt.io/<name>`. */
-export const RESOURCE_DOMAIN = "macvtap.network.kubevirt.io";
+export { RESOURCE_DOMAIN } from "./_api.ts";
 
 /**
  * `macvtap.network.kubevirt.io/<name>`.

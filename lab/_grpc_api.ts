@@ -37,3 +37,51 @@ export function loadApi(): DevicePluginApi {
   };
   return api;
 }
+
+/**
+ * kubelet's PodResources API v1, as far as the stand-in serves it (field
+ * numbers of k8s.io/kubelet/pkg/apis/podresources/v1/api.proto). CPU IDs and
+ * topology are served too, so the plugin's reader meets fields it skips.
+ */
+const PODRESOURCES_PROTO = `
+syntax = "proto3";
+package v1;
+service PodResourcesLister {
+  rpc List(ListPodResourcesRequest) returns (ListPodResourcesResponse) {}
+  rpc Get(GetPodResourcesRequest) returns (GetPodResourcesResponse) {}
+}
+message ListPodResourcesRequest {}
+message ListPodResourcesResponse { repeated PodResources pod_resources = 1; }
+message GetPodResourcesRequest { string pod_name = 1; string pod_namespace = 2; }
+message GetPodResourcesResponse { PodResources pod_resources = 1; }
+message PodResources { string name = 1; string namespace = 2; repeated ContainerResources containers = 3; }
+message ContainerResources {
+  string name = 1;
+  repeated ContainerDevices devices = 2;
+  repeated int64 cpu_ids = 3;
+}
+message ContainerDevices {
+  string resource_name = 1;
+  repeated string device_ids = 2;
+  TopologyInfo topology = 3;
+}
+message TopologyInfo { repeated NUMANode nodes = 1; }
+message NUMANode { int64 ID = 1; }
+`;
+
+let podResources: grpc.ServiceClientConstructor | undefined;
+
+/** `v1.PodResourcesLister` as a grpc-js client constructor (`.service` is the definition). */
+export function loadPodResourcesApi(): grpc.ServiceClientConstructor {
+  if (podResources) return podResources;
+  const { root } = protobuf.parse(PODRESOURCES_PROTO, { keepCase: false });
+  const definition = fromJSON(root.toJSON() as Parameters<typeof fromJSON>[0], {
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const pkg = grpc.loadPackageDefinition(definition).v1 as grpc.GrpcObject;
+  podResources = pkg.PodResourcesLister as grpc.ServiceClientConstructor;
+  return podResources;
+}

@@ -26,6 +26,20 @@ export const CNI_BIN = "/usr/lib/cni";
  */
 export const TEST_ROOTS = { MACVTAP_STATE_ROOT: "/tmp", MACVTAP_LOG_DIR: "/tmp" } as const;
 
+/**
+ * The device-trust settings of the lab's runtime: kubelet's PodResources
+ * socket where none is (a real kubelet on the test machine never answers
+ * for the lab's pods), and no opt-in: a test that imports a device by
+ * `deviceID` either proves it through the kubelet stand-in
+ * (`FakeKubelet.podResources`) or opts in with {@linkcode DEVICEID_FROM_CONFIG}.
+ */
+export const TEST_DEVICE_TRUST = {
+  MACVTAP_PODRESOURCES_SOCKET: "/run/macvtap-lab/no-kubelet/pod-resources.sock",
+} as const;
+
+/** The node operator's opt-in to config-named devices (nodes without kubelet). */
+export const DEVICEID_FROM_CONFIG = { MACVTAP_DEVICEID_FROM_CONFIG: "1" } as const;
+
 /** Whether `dist/macvtap` exists; tests that need it fail with a clear message otherwise. */
 export function pluginBuilt(): boolean {
   try {
@@ -64,6 +78,7 @@ export function cniEnv(e: CniEnv): Record<string, string> {
     CNI_ARGS: e.args ?? "",
     CNI_PATH: e.path ?? CNI_BIN,
     ...TEST_ROOTS,
+    ...TEST_DEVICE_TRUST,
     ...e.extra,
   };
   const out: Record<string, string> = {};

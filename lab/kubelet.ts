@@ -19,7 +19,7 @@ import {
   type RegisterRequest,
   RESOURCE_DOMAIN,
 } from "../deviceplugin/mod.ts";
-import { loadApi } from "./_grpc_api.ts";
+import { loadApi, loadPodResourcesApi } from "./_grpc_api.ts";
 
 type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
 
@@ -157,10 +157,36 @@ export class PluginConn {
   }
 }
 
+/** A pod, as kubelet and `CNI_ARGS` name it. */
+export interface PodRef {
+  namespace: string;
+  name: string;
+}
+
+/** One container's devices of one resource, as kubelet admitted them. */
+interface Admitted {
+  pod: PodRef;
+  container: string;
+  resourceName: string;
+  deviceIds: string[];
+}
+
+/** Options of {@linkcode FakeKubelet.servePodResources}. */
+export interface PodResourcesOptions {
+  /**
+   * Serve `Get` (default true). Off, it answers `UNIMPLEMENTED`, as a kubelet
+   * before 1.34 with the `KubeletPodResourcesGet` gate off does.
+   */
+  get?: boolean;
+}
+
 /** The kubelet stand-in. */
 export class FakeKubelet implements AsyncDisposable {
   readonly dir: string;
   readonly registrations: Registration[] = [];
+  /** Devices admitted to pods (`admit`), what the PodResources API lists. */
+  readonly #admitted: Admitted[] = [];
+  #podResources: grpc.Server | undefined;
   /** `performance.now()` when the current kubelet.sock started listening. */
   listeningSince = 0;
   #server: grpc.Server | undefined;
@@ -262,6 +288,92 @@ export class FakeKubelet implements AsyncDisposable {
   }
 
   /**
+   * Admit `pod` with the device IDs `ids` of `resourceName` (one inner array
+   * per container): kubelet's pod admission, which calls the registered
+   * plugin's Allocate and, once it succeeded, lists the devices for the pod
+   * in the PodResources API.
+   */
+  async admit(pod: PodRef, resourceName: string, ids: string[][]): Promise<AllocateResponse> {
+    const reg = this.registrations.findLast((r) => r.request.resourceName === resourceName);
+    if (!reg) throw new Error(`no plugin registered ${resourceName}`);
+    const res = await reg.conn.allocate(ids);
+    ids.forEach((deviceIds, i) =>
+      this.#admitted.push({ pod, container: `c${i}`, resourceName, deviceIds })
+    );
+    return res;
+  }
+
+  /** The pod is gone: its devices are no longer listed. */
+  evict(pod: PodRef): void {
+    for (let i = this.#admitted.length - 1; i >= 0; i--) {
+      const a = this.#admitted[i]!;
+      if (a.pod.namespace === pod.namespace && a.pod.name === pod.name) {
+        this.#admitted.splice(i, 1);
+      }
+    }
+  }
+
+  /** `PodResources` of every admitted pod, in the API's JSON shape. */
+  #listed(): unknown[] {
+    const pods = new Map<string, { name: string; namespace: string; containers: unknown[] }>();
+    for (const a of this.#admitted) {
+      const key = `${a.pod.namespace}/${a.pod.name}`;
+      const pod = pods.get(key) ??
+        { name: a.pod.name, namespace: a.pod.namespace, containers: [] };
+      pods.set(key, pod);
+      pod.containers.push({
+        name: a.container,
+        devices: [{
+          resourceName: a.resourceName,
+          deviceIds: a.deviceIds,
+          topology: { nodes: [{ ID: "0" }] },
+        }],
+        cpuIds: ["0", "1"],
+      });
+    }
+    return [...pods.values()];
+  }
+
+  /**
+   * Serve kubelet's PodResources API v1 (`List`, and `Get` unless
+   * `options.get` is false) on the unix socket `path`, from what `admit` admitted.
+   */
+  async servePodResources(path: string, options: PodResourcesOptions = {}): Promise<void> {
+    const server = new grpc.Server();
+    const handlers: grpc.UntypedServiceImplementation = {
+      List: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        cb(null, { podResources: this.#listed() }),
+    };
+    if (options.get !== false) {
+      handlers.Get = (
+        call: grpc.ServerUnaryCall<{ podName: string; podNamespace: string }, unknown>,
+        cb: grpc.sendUnaryData<unknown>,
+      ) => {
+        const { podName, podNamespace } = call.request;
+        const pod = this.#listed().find((p) =>
+          (p as PodRef).name === podName && (p as PodRef).namespace === podNamespace
+        );
+        // kubelet answers an unknown pod with a plain error (code UNKNOWN).
+        if (!pod) {
+          cb({
+            code: grpc.status.UNKNOWN,
+            details: `pod ${podName} in namespace ${podNamespace} not found`,
+          });
+        } else cb(null, { podResources: pod });
+      };
+    }
+    server.addService(loadPodResourcesApi().service, handlers);
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(
+        `unix://${path}`,
+        grpc.ServerCredentials.createInsecure(),
+        (err) => err ? reject(err) : resolve(),
+      )
+    );
+    this.#podResources = server;
+  }
+
+  /**
    * Stop (as a kubelet crash): kubelet.sock left behind, connections to the
    * plugins abandoned, not closed: a crashed kubelet sends no RST_STREAM and
    * GOAWAY, and a graceful close here would make the plugin receive exactly
@@ -286,6 +398,7 @@ export class FakeKubelet implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     this.stop();
+    this.#podResources?.forceShutdown();
     for (const conn of new Set(this.#abandoned.splice(0))) conn.close();
     return Promise.resolve();
   }

@@ -54,8 +54,10 @@ export {
   cniHere,
   type CniRunOptions,
   describe,
+  DEVICEID_FROM_CONFIG,
   PLUGIN,
   pluginBuilt,
+  TEST_DEVICE_TRUST,
   TEST_ROOTS,
   VERSIONS,
 } from "./cni.ts";

@@ -51,6 +51,8 @@ import {
 } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
+import { charDevAt, devNumberText, macvtapDev } from "../internal/_tap_node.ts";
+import { type DeviceTrust, proveDevice } from "./device_trust.ts";
 
 /** What every step of one ADD works with. */
 interface Steps {
@@ -82,6 +84,10 @@ type LinkSource =
  * Each undo step is armed once its step succeeded for this call, and undoes
  * only what that step did.
  *
+ * A `deviceID` is imported only once `trust` proves it this pod's
+ * (`device_trust.ts`), and `CNI_NETNS` must be another namespace than the
+ * runtime's own; both are checked before anything is done.
+ *
  * @throws {CniError} or a typed error mapped by `toCniError` on any failure;
  *   nothing is left behind (link, lease, host routes, state).
  */
@@ -90,9 +96,12 @@ export async function addAttachment(
   ctx: CniContext,
   ipam: Ipam | undefined,
   store: StateStore,
+  trust: DeviceTrust,
 ): Promise<Result> {
-  using host = NetlinkHandle.open();
   using ns = openContainerNetns(ctx.netns);
+  refuseOwnNetns(ns, ctx.netns);
+  if (conf.deviceID !== undefined) await proveDevice(conf, trust);
+  using host = NetlinkHandle.open();
   using ctr = NetlinkHandle.open({ netns: ns });
   const source = checkBeforeAnything(host, ctr, conf, ctx);
   mark("checks");
@@ -146,6 +155,23 @@ function openContainerNetns(path: string): Netns {
       code: ErrorCode.NETNS,
       cause: err,
     });
+  }
+}
+
+/**
+ * Refuse a `CNI_NETNS` that is the runtime's own network namespace
+ * (`/proc/self/ns/net`, a `/run/netns` entry or symlink that is the host's):
+ * the interface, its addresses and the IPAM routes (`default via …`) would
+ * land on the host. The namespace compared is the one opened, not the path.
+ */
+function refuseOwnNetns(ns: Netns, path: string): void {
+  const opened = Deno.statSync(`/proc/thread-self/fd/${ns.fd}`);
+  const own = Deno.statSync("/proc/thread-self/ns/net");
+  if (opened.ino === own.ino && opened.dev === own.dev) {
+    throw new PluginError(
+      `CNI_NETNS "${path}" is the runtime's own network namespace, not a container's`,
+      { code: ErrorCode.INVALID_ENV },
+    );
   }
 }
 
@@ -494,6 +520,7 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
   }
   const index = dev.index;
   const origName = dev.name;
+  const tapDev = ownTapNode(id, dev);
   try {
     host.links.set(index, { netns: ns, newIndex: index });
   } catch (err) {
@@ -519,8 +546,35 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
     ...(conf.promiscMode !== undefined ? { promisc: conf.promiscMode } : {}),
   });
   const imported = ctr.links.get(index);
-  chownTap(index, conf.owner ?? QEMU_ID, conf.group ?? QEMU_ID);
+  chownTap(index, tapDev, conf.owner ?? QEMU_ID, conf.group ?? QEMU_ID);
   return imported;
+}
+
+/**
+ * The `dev_t` of host macvtap `dev`'s tap, once `/dev/tap<index>` is known
+ * to be that device's node (or absent, as with a static `/dev`). A node of
+ * another device at that name means the ifindex is live in another
+ * namespace: the pod's `/dev/tapN` would open someone else's device.
+ */
+function ownTapNode(id: string, dev: Link): number {
+  const tapDev = macvtapDev(dev.name, dev.index);
+  if (tapDev === undefined) {
+    throw new PluginError(
+      `deviceID "${id}": sysfs shows no tap device for "${dev.name}" #${dev.index}`,
+      { code: ErrorCode.INVALID_CONFIG },
+    );
+  }
+  const node = charDevAt(`/dev/tap${dev.index}`);
+  if (node !== undefined && node !== tapDev) {
+    throw new PluginError(
+      `deviceID "${id}": /dev/tap${dev.index} is ${
+        node === null ? "not a character device" : `device ${devNumberText(node)}`
+      }, not "${dev.name}" (${devNumberText(tapDev)}): ifindex ${dev.index} is live in ` +
+        `another namespace; not importing it`,
+      { code: ErrorCode.INVALID_CONFIG },
+    );
+  }
+  return tapDev;
 }
 
 /**
@@ -567,7 +621,16 @@ function recreateDevice(
 ): Link {
   const { conf, host } = a;
   const { id, hostName, master } = device;
-  const candidates = tapIndexCandidates(id);
+  // An index whose /dev/tapN exists is live in some namespace (devtmpfs is
+  // the node's; ifindexes are per namespace): a device made there would
+  // share the node name with another pod's, and the node stays the other's.
+  const candidates = tapIndexCandidates(id).filter((i) => charDevAt(`/dev/tap${i}`) === undefined);
+  if (candidates.length === 0) {
+    throw new PluginError(
+      `deviceID "${id}": cannot recreate "${hostName}": every ifindex of the device plugin's ` +
+        `/dev/tap${tapIndexFor(id)} rule has a /dev/tapN of another device`,
+    );
+  }
   for (const [probe, index] of candidates.entries()) {
     try {
       host.links.add({
@@ -608,10 +671,21 @@ const QEMU_ID = 107;
 /**
  * Give `/dev/tap<index>` to `uid:gid`. The move re-created the node as
  * root:root 0600, and the VM's qemu opens it as an unprivileged user. Where
- * devtmpfs made no node (a static /dev), there is nothing to change.
+ * devtmpfs made no node (a static /dev), there is nothing to change. A node
+ * whose major:minor is not `tapDev` (the imported device's) is another
+ * device's and is never touched.
  */
-function chownTap(index: number, uid: number, gid: number): void {
+function chownTap(index: number, tapDev: number, uid: number, gid: number): void {
   const path = `/dev/tap${index}`;
+  const node = charDevAt(path);
+  if (node === undefined) return;
+  if (node !== tapDev) {
+    throw new PluginError(
+      `${path} is ${node === null ? "not a character device" : `device ${devNumberText(node)}`}, ` +
+        `not the imported tap (${devNumberText(tapDev)}); not changing its owner`,
+      { code: ErrorCode.INVALID_CONFIG },
+    );
+  }
   try {
     Deno.chownSync(path, uid, gid);
   } catch (err) {

@@ -18,6 +18,7 @@ import { gcNetwork } from "./gc.ts";
 import { type Ipam, ipamDelegate } from "../ipam/mod.ts";
 import { StateStore } from "./state.ts";
 import { statusOf } from "./status.ts";
+import { type DeviceTrust, deviceTrustFromEnv } from "./device_trust.ts";
 
 /**
  * Options shared by the commands.
@@ -46,6 +47,12 @@ export interface CommandOptions {
   stdin?: Uint8Array;
   /** Replace the IPAM delegate (tests, or automation with its own allocator). */
   ipam?: Ipam;
+  /**
+   * How a `deviceID` is proven this pod's (ADD). Default: from the
+   * environment (`ctx.env`, else the process's): `MACVTAP_PODRESOURCES_SOCKET`
+   * and `MACVTAP_DEVICEID_FROM_CONFIG`.
+   */
+  deviceTrust?: DeviceTrust;
   /**
    * Let the config's `logLevel`/`logFile` replace the process-wide logger,
    * as the executable does (its process is this one call). Default: they
@@ -157,6 +164,8 @@ export async function cmdAdd(
       ctx,
       delegate(conf, ctx, config, options),
       storeOf(conf),
+      options.deviceTrust ??
+        deviceTrustFromEnv((key) => ctx.env ? ctx.env[key] : Deno.env.get(key)),
     ));
 }
 

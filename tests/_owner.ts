@@ -17,6 +17,7 @@ import {
   CNI_BIN,
   type CniCall,
   describe,
+  DEVICEID_FROM_CONFIG,
   type Lab,
   PLUGIN,
   type Seed002,
@@ -82,7 +83,8 @@ export async function plugin(
       CNI_ARGS: undefined,
     }
     : {};
-  const e = { ...vars, command, extra: { ...rootEnv(roots), ...drop } };
+  // The tenants share a node without kubelet whose operator lets configs name devices.
+  const e = { ...vars, command, extra: { ...rootEnv(roots), ...DEVICEID_FROM_CONFIG, ...drop } };
   return await cni(lab, ns, e, config, PLUGIN, { wrap, timeoutMs });
 }
 

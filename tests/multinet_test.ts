@@ -13,6 +13,7 @@ import {
   cni,
   CNI_BIN,
   describe,
+  DEVICEID_FROM_CONFIG,
   Lab,
   labIgnore,
   PLUGIN,
@@ -188,7 +189,14 @@ for (const version of ["0.3.1", "1.0.0", "1.1.0"] as const) {
           runtimeConfig: { mac, ips: ["10.99.0.55/24"] },
         };
         const env = { containerId: infraId, netns: l.ctrPath, ifname: "net1", args };
-        const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
+        // No kubelet here to prove the device: the node's opt-in stands in for it
+        // (tests/device_trust_test.ts proves through the kubelet stand-in).
+        const add = await cni(
+          lab,
+          l.host,
+          { command: "ADD", ...env, extra: DEVICEID_FROM_CONFIG },
+          config,
+        );
         assertEquals(add.code, 0, describe(add));
         const result = add.json!;
         const iface = (result.interfaces as Json[])[0]!;

@@ -1,0 +1,71 @@
+/**
+ * `/dev/tapN` and the macvtap it should name. devtmpfs is one for the whole
+ * node while ifindexes are per namespace, so `/dev/tap<index>` may be the
+ * node of another namespace's macvtap with the same index: a node is ours
+ * only when its major:minor is the one sysfs gives for our device.
+ *
+ * @module
+ */
+
+/**
+ * Linux `makedev()`: the `dev_t` of `major:minor` (as `st_rdev` reports it).
+ *
+ * @example Usage
+ * ```ts
+ * import { makedev } from "./_tap_node.ts";
+ * makedev(246, 1); // 62977
+ * ```
+ */
+export function makedev(major: number, minor: number): number {
+  return ((major & 0xfff) << 8) + (minor & 0xff) + (minor & ~0xff) * 2 ** 12 +
+    (major & ~0xfff) * 2 ** 32;
+}
+
+/**
+ * `dev_t` from sysfs's `major:minor` text.
+ *
+ * @throws {Error} when the text is not `major:minor`.
+ */
+export function parseDevNumber(text: string): number {
+  const m = /^(\d+):(\d+)$/.exec(text.trim());
+  if (!m) throw new Error(`unexpected sysfs dev value "${text.trim()}"`);
+  return makedev(Number(m[1]), Number(m[2]));
+}
+
+/** `major:minor` of a `dev_t` (inverse of {@linkcode makedev}). */
+export function devNumberText(dev: number): string {
+  const lo = dev % 2 ** 32;
+  const major = (Math.floor(dev / 2 ** 32) & ~0xfff) + ((lo >>> 8) & 0xfff);
+  const minor = (lo & 0xff) + ((lo >>> 20) << 8);
+  return `${major}:${minor}`;
+}
+
+/**
+ * The `dev_t` of macvtap `ifname`'s tap (`/sys/class/net/<ifname>/macvtap/tap<index>/dev`,
+ * in the namespace whose sysfs is mounted at `sysfs`), or `undefined` when
+ * sysfs shows no such tap.
+ */
+export function macvtapDev(ifname: string, index: number, sysfs = "/sys"): number | undefined {
+  try {
+    return parseDevNumber(
+      Deno.readTextFileSync(`${sysfs}/class/net/${ifname}/macvtap/tap${index}/dev`),
+    );
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * `st_rdev` of the character device at `path` (not following a symlink):
+ * `undefined` when nothing is there, `null` when it is not a character device.
+ */
+export function charDevAt(path: string): number | null | undefined {
+  try {
+    const st = Deno.lstatSync(path);
+    return st.isCharDevice ? st.rdev : null;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
