@@ -702,6 +702,25 @@ Deno.test({
   },
 });
 
+/** The pod the CNI tests here attach (`CNI_ARGS`); the kubelet stand-in admits its devices. */
+const VM_POD = { namespace: "default", name: "virt-launcher-vm1" };
+
+/**
+ * Serve the stand-in's PodResources API in the lab and return the CNI
+ * environment that proves `VM_POD`'s devices through it.
+ */
+async function podResources(
+  lab: Lab,
+  kubelet: FakeKubelet,
+): Promise<{ args: string; extra: Record<string, string> }> {
+  const socket = `${await lab.tempDir("podres")}/kubelet.sock`;
+  await kubelet.servePodResources(socket);
+  return {
+    args: `K8S_POD_NAMESPACE=${VM_POD.namespace};K8S_POD_NAME=${VM_POD.name}`,
+    extra: { MACVTAP_PODRESOURCES_SOCKET: socket },
+  };
+}
+
 /** The network of the CNI tests here: unique per run, so concurrent runs never share records. */
 const DP_NET = `dp-${crypto.randomUUID().slice(0, 8)}`;
 
@@ -721,9 +740,10 @@ Deno.test({
     await using kubelet = await FakeKubelet.start(dir);
     const name = `cni${randomHex()}`;
     spawnDp(lab, host, dir, { DP_MACVTAP_CONF: JSON.stringify([{ name, lowerDevice: "lan0" }]) });
-    const reg = await kubelet.waitForRegistration(resourceNameOf(name), { timeoutMs: 20_000 });
+    await kubelet.waitForRegistration(resourceNameOf(name), { timeoutMs: 20_000 });
+    const trust = await podResources(lab, kubelet);
     const id = `${name}-42`;
-    const alloc = await reg.conn.allocate([[id]]);
+    const alloc = await kubelet.admit(VM_POD, resourceNameOf(name), [[id]]);
     const tapPath = alloc.containerResponses[0]!.devices[0]!.hostPath;
     const index = tapIndexFor(id);
     assert.equal(tapPath, `/dev/tap${index}`);
@@ -733,6 +753,7 @@ Deno.test({
       containerId: "dp1",
       netns: lab.path(ctr),
       ifname: "net1",
+      ...trust,
     }, { cniVersion: "1.0.0", name: DP_NET, type: "macvtap", deviceID: id });
     assert.equal(add.code, 0, describe(add));
     const [link] = await lab.ipJson<{ ifindex: number; linkinfo: { info_kind: string } }[]>(
@@ -755,6 +776,7 @@ Deno.test({
       containerId: "dp1",
       netns: lab.path(ctr),
       ifname: "net1",
+      ...trust,
     }, { cniVersion: "1.0.0", name: DP_NET, type: "macvtap", deviceID: id });
     assert.equal(del.code, 0, describe(del));
   },
@@ -777,12 +799,14 @@ Deno.test({
     // "production-lan-xxxx": every device ID is longer than IFNAMSIZ - 1.
     const name = `production-lan-${randomHex()}`;
     spawnDp(lab, host, dir, { DP_MACVTAP_CONF: JSON.stringify([{ name, lowerDevice: "lan0" }]) });
-    const reg = await kubelet.waitForRegistration(resourceNameOf(name), { timeoutMs: 20_000 });
+    await kubelet.waitForRegistration(resourceNameOf(name), { timeoutMs: 20_000 });
+    const trust = await podResources(lab, kubelet);
+    const admit = (id: string) => kubelet.admit(VM_POD, resourceNameOf(name), [[id]]);
     const conf = { cniVersion: "1.0.0", name: DP_NET, type: "macvtap" };
     // Every attachment made is deleted at the end (its record lives in the state root).
     await using attached = new AsyncDisposableStack();
     const importAs = async (id: string, containerId: string, extra: object = {}) => {
-      const env = { containerId, netns: lab.path(ctr), ifname: containerId };
+      const env = { containerId, netns: lab.path(ctr), ifname: containerId, ...trust };
       const config = { ...conf, deviceID: id, ...extra };
       const add = await cni(lab, host, { command: "ADD", ...env }, config);
       assert.equal(add.code, 0, describe(add));
@@ -796,14 +820,14 @@ Deno.test({
 
     // 1. The long ID imports: never looked up as an interface name (ERANGE).
     const id1 = `${name}-12`;
-    const alloc = await reg.conn.allocate([[id1]]);
+    const alloc = await admit(id1);
     assert.equal(alloc.containerResponses[0]!.devices[0]!.hostPath, `/dev/tap${tapIndexFor(id1)}`);
     assert.equal(await importAs(id1, "net1"), tapIndexFor(id1));
 
     // 2. The device vanished after Allocate (the lower device was re-created):
     // ADD recreates it with the index Allocate announced, not a kernel-chosen one.
     const id2 = `${name}-13`;
-    const alloc2 = await reg.conn.allocate([[id2]]);
+    const alloc2 = await admit(id2);
     const tapPath = alloc2.containerResponses[0]!.devices[0]!.hostPath;
     await lab.ip(host, "link", "del", deviceIfname(id2));
     assert.equal(await importAs(id2, "net2", { master: "lan0" }), tapIndexFor(id2));
@@ -817,7 +841,7 @@ Deno.test({
     const id3 = `${name}-14`;
     const squat = ["link", "add", "squat0", "index", String(tapIndexFor(id3))];
     await lab.ip(host, ...squat, "type", "veth", "peer", "name", "squat0p");
-    const alloc3 = await reg.conn.allocate([[id3]]);
+    const alloc3 = await admit(id3);
     const next = tapIndexFor(id3) + 1;
     assert.equal(alloc3.containerResponses[0]!.devices[0]!.hostPath, `/dev/tap${next}`);
     await lab.ip(host, "link", "del", deviceIfname(id3));
