@@ -187,6 +187,7 @@ export class FakeKubelet implements AsyncDisposable {
   /** Devices admitted to pods (`admit`), what the PodResources API lists. */
   readonly #admitted: Admitted[] = [];
   #podResources: grpc.Server | undefined;
+  #podResourcesPath: string | undefined;
   /** `performance.now()` when the current kubelet.sock started listening. */
   listeningSince = 0;
   #server: grpc.Server | undefined;
@@ -371,6 +372,20 @@ export class FakeKubelet implements AsyncDisposable {
       )
     );
     this.#podResources = server;
+    this.#podResourcesPath = path;
+  }
+
+  /**
+   * The CNI environment of an ADD for `pod` on this kubelet's node: the pod
+   * in `CNI_ARGS` (as the runtime sets it) and the PodResources socket that
+   * proves its devices (`servePodResources` first).
+   */
+  cniEnvFor(pod: PodRef): { args: string; extra: { MACVTAP_PODRESOURCES_SOCKET: string } } {
+    if (!this.#podResourcesPath) throw new Error("servePodResources() first");
+    return {
+      args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}`,
+      extra: { MACVTAP_PODRESOURCES_SOCKET: this.#podResourcesPath },
+    };
   }
 
   /**

@@ -42,10 +42,6 @@ function hex(): string {
   return crypto.randomUUID().slice(0, 4);
 }
 
-function argsOf(pod: PodRef): string {
-  return `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name}`;
-}
-
 function assertRefused(r: CniCall, code: number, pattern: RegExp): void {
   assert.notEqual(r.code, 0, `refused: ${describe(r)}`);
   assert.equal(r.json?.code, code, describe(r));
@@ -142,8 +138,7 @@ for (const get of [true, false]) {
           containerId: pod.name,
           netns: lab.path(ns),
           ifname: "net1",
-          args: argsOf(pod),
-          extra: n.env,
+          ...n.kubelet.cniEnvFor(pod),
         }, n.conf({ deviceID: id, ...extra }));
       const del = (pod: PodRef, ns: string, id: string) =>
         cni(lab, n.host, {
@@ -151,8 +146,7 @@ for (const get of [true, false]) {
           containerId: pod.name,
           netns: lab.path(ns),
           ifname: "net1",
-          args: argsOf(pod),
-          extra: n.env,
+          ...n.kubelet.cniEnvFor(pod),
         }, n.conf({ deviceID: id }));
 
       // (a) Before p1's ADD: p2 names p1's device.

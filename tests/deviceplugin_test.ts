@@ -705,20 +705,10 @@ Deno.test({
 /** The pod the CNI tests here attach (`CNI_ARGS`); the kubelet stand-in admits its devices. */
 const VM_POD = { namespace: "default", name: "virt-launcher-vm1" };
 
-/**
- * Serve the stand-in's PodResources API in the lab and return the CNI
- * environment that proves `VM_POD`'s devices through it.
- */
-async function podResources(
-  lab: Lab,
-  kubelet: FakeKubelet,
-): Promise<{ args: string; extra: Record<string, string> }> {
-  const socket = `${await lab.tempDir("podres")}/kubelet.sock`;
-  await kubelet.servePodResources(socket);
-  return {
-    args: `K8S_POD_NAMESPACE=${VM_POD.namespace};K8S_POD_NAME=${VM_POD.name}`,
-    extra: { MACVTAP_PODRESOURCES_SOCKET: socket },
-  };
+/** Serve the stand-in's PodResources API in the lab; the CNI env that proves `VM_POD`'s devices. */
+async function podResources(lab: Lab, kubelet: FakeKubelet) {
+  await kubelet.servePodResources(`${await lab.tempDir("podres")}/kubelet.sock`);
+  return kubelet.cniEnvFor(VM_POD);
 }
 
 /** The network of the CNI tests here: unique per run, so concurrent runs never share records. */

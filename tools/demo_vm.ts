@@ -71,6 +71,7 @@ async function demo(): Promise<void> {
     "--log-level",
     "warn",
   ], { what: "macvtap deviceplugin" });
+  await kubelet.servePodResources(`${await lab.tempDir("podres")}/kubelet.sock`);
   const reg = await kubelet.waitForRegistration("macvtap.network.kubevirt.io/production-lan", {
     timeoutMs: 30_000,
   });
@@ -80,7 +81,8 @@ async function demo(): Promise<void> {
 
   section("3. kubelet admits a pod: Allocate");
   const id = "production-lan-2";
-  const alloc = await reg.conn.allocate([[id]]);
+  const vmPod = { namespace: "default", name: "virt-launcher-demo-vm" };
+  const alloc = await kubelet.admit(vmPod, "macvtap.network.kubevirt.io/production-lan", [[id]]);
   const dev = alloc.containerResponses[0]!.devices[0]!;
   say(`  Allocate(${id}) → ${JSON.stringify(dev)}`);
   const host = await lab.ipJson<{ ifname: string; ifindex: number }[]>(node, "link", "show");
@@ -90,7 +92,19 @@ async function demo(): Promise<void> {
   section("4. Multus runs the CNI with that deviceID: the macvtap moves into the pod");
   const netconf = { cniVersion: "1.0.0", name: "vmnet", type: "macvtap", deviceID: id };
   say(dim(`  CNI_COMMAND=ADD CNI_IFNAME=net1 dist/macvtap <<< '${JSON.stringify(netconf)}'`));
-  const env = { containerId: "demo-vm", netns: lab.path(pod), ifname: "net1" };
+  // The runtime names the pod in CNI_ARGS; the plugin asks kubelet's PodResources API whether
+  // the device is that pod's before it moves anything (a NAD could name any device ID).
+  const env = {
+    containerId: "demo-vm",
+    netns: lab.path(pod),
+    ifname: "net1",
+    ...kubelet.cniEnvFor(vmPod),
+  };
+  say(
+    dim(
+      `  CNI_ARGS=${env.args}: kubelet's PodResources lists ${id} for pod ${vmPod.namespace}/${vmPod.name}`,
+    ),
+  );
   const add = await cni(lab, node, { command: "ADD", ...env }, netconf);
   check(add.code === 0, `ADD exit ${add.code}: ${add.stdout.trim()}`);
   const [link] = await lab.ipJson<{ ifindex: number; address: string }[]>(

@@ -21,6 +21,8 @@ export interface ContainerdOptions {
    * namespace: reach them with `nsenter --mount=/proc/<pid>/ns/mnt`.
    */
   bindOver?: { source: string; target: string };
+  /** Extra environment of containerd, which the CNI plugins it runs inherit. */
+  env?: Record<string, string>;
 }
 
 /** A running private containerd. */
@@ -84,6 +86,7 @@ ${opts.cri ? cri : ""}`,
         `${opts.bindOver.source} ${opts.bindOver.target} `
       : "exec ";
     const child = new Deno.Command("sh", {
+      ...(opts.env ? { env: opts.env } : {}),
       args: [
         "-c",
         `${unshare}nsenter --net=/run/netns/${lab.hostNs} containerd --config ${dir}/config.toml ` +

@@ -44,7 +44,7 @@ import {
   loadManifests,
   type PodSpec,
 } from "../_deploy.ts";
-import { FakeKubelet, type PluginConn } from "../../lab/kubelet.ts";
+import { FakeKubelet } from "../../lab/kubelet.ts";
 import { Containerd } from "./_containerd.ts";
 import { CriClient, sandboxNetns } from "./_cri.ts";
 import { endpointOf, parseDevicePluginConfig, resourceNameOf } from "../../deviceplugin/mod.ts";
@@ -508,6 +508,9 @@ Deno.test({
     const socketDir = `${node.root}/var/lib/kubelet/device-plugins`;
     await Deno.mkdir(socketDir, { recursive: true });
     await using kubelet = await FakeKubelet.start(socketDir);
+    // kubelet's PodResources API, where the installed CNI plugin asks whether a device is the pod's.
+    await Deno.mkdir(`${node.root}/var/lib/kubelet/pod-resources`, { recursive: true });
+    await kubelet.servePodResources(`${node.root}/var/lib/kubelet/pod-resources/kubelet.sock`);
     const probe = async (which: "readinessProbe" | "livenessProbe"): Promise<ExecResult> => {
       // The probe's own call deadline (3 s) is below the manifest's timeoutSeconds.
       return await node.podman("exec", dpName, ...dp[which]!.exec.command);
@@ -520,7 +523,6 @@ Deno.test({
     };
     const resourceName = resourceNameOf(resource.name);
     let tapIndex = 0;
-    let conn: PluginConn | undefined;
 
     await t.step(
       "the device plugin registers through the node's device-plugin dir and serves Allocate",
@@ -614,7 +616,6 @@ Deno.test({
         since: kubelet.listeningSince,
         timeoutMs: 30_000,
       });
-      conn = reg.conn;
       const res = await reg.conn.allocate([[`${resource.name}-0`]]);
       assert.deepStrictEqual(
         res.containerResponses[0]!.devices[0]!.hostPath,
@@ -632,12 +633,18 @@ Deno.test({
         // As Multus calls it: the NAD's config plus the device kubelet allocated.
         const conf = JSON.stringify({ ...raw, deviceID: `${resource.name}-0` });
         const podNs = await lab.taskNetns("pod");
+        // kubelet admitted the pod with that device; the runtime names the pod in CNI_ARGS.
+        const vmPod = { namespace: "default", name: `vm-${lab.id}` };
+        await kubelet.admit(vmPod, resourceName, [[`${resource.name}-0`]]);
+        const trust = kubelet.cniEnvFor(vmPod);
         const env = (command: string) => ({
           CNI_COMMAND: command,
           CNI_CONTAINERID: `pod-${lab.id}`,
           CNI_NETNS: podNs,
           CNI_IFNAME: "net1",
           CNI_PATH: "/opt/cni/bin",
+          CNI_ARGS: trust.args,
+          ...trust.extra,
         });
         const add = await node.cni(env("ADD"), conf);
         assert.deepStrictEqual(add.code, 0, `ADD: ${add.stdout}${add.stderr}`);
@@ -692,6 +699,9 @@ Deno.test({
       const ctrd = await Containerd.start(lab, {
         cri: { binDir: "/opt/cni/bin", confDir },
         bindOver: { source: `${node.root}/opt`, target: "/opt" },
+        env: {
+          MACVTAP_PODRESOURCES_SOCKET: `${node.root}/var/lib/kubelet/pod-resources/kubelet.sock`,
+        },
       });
       await ctrd.importImage("k8s.io", "pause");
       // The image archive is one ctr accepts, too.
@@ -710,12 +720,14 @@ Deno.test({
       const images = await runOk(["ctr", "-a", ctrd.sock, "-n", "k8s.io", "images", "ls", "-q"]);
       assert(images.split("\n").includes(IMAGE_REF), `ctr images import: ${images}`);
 
-      // The latest registration's connection: a plugin may register twice after
-      // a kubelet restart, and the stand-in (as kubelet) closes the older one.
-      const latest = kubelet.registrations.filter((r) => r.request.resourceName === resourceName)
-        .at(-1);
-      conn = latest?.conn ?? conn;
-      const res = await conn!.allocate([[`${resource.name}-0`]]);
+      // kubelet admits the CRI pod (Allocate, on the latest registration: a plugin may register
+      // twice after a kubelet restart) and lists its device in PodResources, which the CNI
+      // plugin containerd runs asks (containerd puts the pod in CNI_ARGS).
+      const res = await kubelet.admit(
+        { namespace: "default", name: `pod-${lab.id}` },
+        resourceName,
+        [[`${resource.name}-0`]],
+      );
       assert.deepStrictEqual(
         res.containerResponses[0]!.devices[0]!.hostPath,
         `/dev/tap${tapIndex}`,

@@ -71,6 +71,7 @@ async function nodeOf(lab: Lab, lan: string, k: number): Promise<Node> {
     "--log-level",
     "warn",
   ], { what: `macvtap deviceplugin ${k}` });
+  await kubelet.servePodResources(`${await lab.tempDir(`podres${k}`)}/kubelet.sock`);
   const reg = await kubelet.waitForRegistration(`${RESOURCE}/${resource}`, { timeoutMs: 30_000 });
   await reg.conn.waitFor(
     (m) => m.devices.length === 4 && m.devices.every((d) => d.health === "Healthy"),
@@ -86,7 +87,9 @@ async function attach(
   id: string,
   containerId: string,
 ): Promise<{ tapPath: string; mac: string }> {
-  const alloc = await node.conn.allocate([[id]]);
+  // kubelet admits the pod (Allocate), and lists the device for it in PodResources.
+  const pod = { namespace: "default", name: `virt-launcher-${containerId}` };
+  const alloc = await node.kubelet.admit(pod, `${RESOURCE}/${node.resource}`, [[id]]);
   const dev = alloc.containerResponses[0]?.devices[0];
   assert(dev, `Allocate ${id}: no device`);
   assert.deepStrictEqual(dev.permissions, "rw", "DeviceSpec permissions");
@@ -95,6 +98,7 @@ async function attach(
     containerId,
     netns: lab.path(node.pod),
     ifname: "net1",
+    ...node.kubelet.cniEnvFor(pod),
   }, netconf(id));
   assert(add.code === 0, `CNI ADD ${id}: ${describe(add)}`);
   const [link] = await lab.ipJson<{ ifindex: number; address: string }[]>(
