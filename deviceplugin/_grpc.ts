@@ -1,7 +1,7 @@
 /**
  * The part of gRPC the device plugin speaks, over `node:http2` on unix
- * sockets: a server for unary and server-streaming methods, and a unary
- * client (Register, `--probe`). Messages are raw protobuf bytes
+ * sockets: a server for unary and server-streaming methods; the unary
+ * client (Register, `--probe`) is `_h2c.ts`, re-exported here. Messages are raw protobuf bytes
  * (`_protowire.ts`); no compression is offered or accepted.
  *
  * Wire rules kept (gRPC over HTTP/2, `PROTOCOL-HTTP2.md`): requests are
@@ -32,7 +32,7 @@ export {
   type StatusName,
   unframe,
 } from "./_grpc_wire.ts";
-export { type CallOptions, unaryCall } from "./_grpc_client.ts";
+export { type H2cOptions as CallOptions, h2cUnary as unaryCall } from "./_h2c.ts";
 
 /**
  * Largest request body the server reads: kubelet's largest request (a

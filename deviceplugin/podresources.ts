@@ -7,8 +7,8 @@
  *
  * One unary call on the kubelet's root-only unix socket: `Get` for the pod
  * (beta, on by default from Kubernetes 1.34), or `List` where `Get` is not
- * served. The node modules behind the call load with it, never with this
- * file (see `_grpc_client.ts`).
+ * served. The call is `_h2c.ts`: HTTP/2 written on `Deno.connect`, no
+ * `node:` module (importing `node:http2` would cost every such ADD 44–104 ms).
  *
  * @module
  */
@@ -16,7 +16,7 @@
 import { type PodResources, PODRESOURCES_METHODS } from "./_api.ts";
 
 export { RESOURCE_DOMAIN } from "./_api.ts";
-import { unaryCall } from "./_grpc_client.ts";
+import { h2cUnary } from "./_h2c.ts";
 import { GrpcError, Status } from "./_grpc_wire.ts";
 import { decodePodResourcesResponse, encodeGetPodResourcesRequest } from "./_protowire.ts";
 
@@ -58,14 +58,14 @@ export async function podDevices(
   let pods: PodResources[];
   try {
     pods = decode(
-      await unaryCall(socket, PODRESOURCES_METHODS.get, encodeGetPodResourcesRequest(pod), {
+      await h2cUnary(socket, PODRESOURCES_METHODS.get, encodeGetPodResourcesRequest(pod), {
         timeoutMs,
       }),
     );
   } catch (err) {
     if (err instanceof GrpcError && transportFailure(err.code)) throw err;
     pods = decode(
-      await unaryCall(socket, PODRESOURCES_METHODS.list, new Uint8Array(), {
+      await h2cUnary(socket, PODRESOURCES_METHODS.list, new Uint8Array(), {
         timeoutMs,
         maxResponseBytes: options.maxResponseBytes ?? 16 * 1024 * 1024,
       }),

@@ -41,17 +41,18 @@ export function devNumberText(dev: number): string {
 }
 
 /**
- * The `dev_t` of macvtap `ifname`'s tap (`/sys/class/net/<ifname>/macvtap/tap<index>/dev`,
- * in the namespace whose sysfs is mounted at `sysfs`), or `undefined` when
- * sysfs shows no such tap.
+ * Whether `dev` is the tap of macvtap `ifname` with ifindex `index`, in
+ * whatever namespace the macvtap is: `/sys/dev/char/<major:minor>` links to
+ * the device's sysfs path (`…/net/<ifname>/macvtap/tap<index>`), which
+ * `readlink` gives across namespaces (a namespace move re-registers the tap,
+ * and its minor may change).
  */
-export function macvtapDev(ifname: string, index: number, sysfs = "/sys"): number | undefined {
+export function isTapOf(dev: number, ifname: string, index: number, sysfs = "/sys"): boolean {
   try {
-    return parseDevNumber(
-      Deno.readTextFileSync(`${sysfs}/class/net/${ifname}/macvtap/tap${index}/dev`),
-    );
+    const target = Deno.readLinkSync(`${sysfs}/dev/char/${devNumberText(dev)}`);
+    return target.endsWith(`/net/${ifname}/macvtap/tap${index}`);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
+    if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
 }

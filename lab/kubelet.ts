@@ -298,10 +298,19 @@ export class FakeKubelet implements AsyncDisposable {
     const reg = this.registrations.findLast((r) => r.request.resourceName === resourceName);
     if (!reg) throw new Error(`no plugin registered ${resourceName}`);
     const res = await reg.conn.allocate(ids);
+    this.assign(pod, resourceName, ids);
+    return res;
+  }
+
+  /**
+   * List `ids` (one inner array per container) for `pod` in the PodResources
+   * API without an Allocate: what kubelet shows after a restart, from its
+   * checkpoint, for devices a plugin allocated before.
+   */
+  assign(pod: PodRef, resourceName: string, ids: string[][]): void {
     ids.forEach((deviceIds, i) =>
       this.#admitted.push({ pod, container: `c${i}`, resourceName, deviceIds })
     );
-    return res;
   }
 
   /** The pod is gone: its devices are no longer listed. */

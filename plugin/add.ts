@@ -51,7 +51,7 @@ import {
 } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
-import { charDevAt, devNumberText, macvtapDev } from "../internal/_tap_node.ts";
+import { charDevAt, devNumberText, isTapOf } from "../internal/_tap_node.ts";
 import { type DeviceTrust, proveDevice } from "./device_trust.ts";
 
 /** What every step of one ADD works with. */
@@ -520,7 +520,7 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
   }
   const index = dev.index;
   const origName = dev.name;
-  const tapDev = ownTapNode(id, dev);
+  ownTapNode(id, index, origName);
   try {
     host.links.set(index, { netns: ns, newIndex: index });
   } catch (err) {
@@ -540,6 +540,9 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
       ctr.links.set(index, { up: false, name: origName, alias: "", netns: home, newIndex: index });
     });
   }
+  // The move re-registered the tap (its minor may have changed): the node is
+  // checked again, while the link still has its host name.
+  const tapDev = ownTapNode(id, index, origName);
   nameAndRaise(a, index, {
     ...(conf.mtu ? { mtu: conf.mtu } : {}),
     ...(conf.mac ? { mac: conf.mac } : {}),
@@ -551,30 +554,26 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
 }
 
 /**
- * The `dev_t` of host macvtap `dev`'s tap, once `/dev/tap<index>` is known
- * to be that device's node (or absent, as with a static `/dev`). A node of
- * another device at that name means the ifindex is live in another
- * namespace: the pod's `/dev/tapN` would open someone else's device.
+ * The `st_rdev` of `/dev/tap<index>` once it is known to be the tap of
+ * macvtap `ifname` (#`index`), or `undefined` where there is no node (a
+ * static `/dev`). A node of another device at that name means the ifindex
+ * is live in another namespace: the pod's `/dev/tapN` would open someone
+ * else's device, so the import is refused.
  */
-function ownTapNode(id: string, dev: Link): number {
-  const tapDev = macvtapDev(dev.name, dev.index);
-  if (tapDev === undefined) {
+function ownTapNode(id: string, index: number, ifname: string): number | undefined {
+  const path = `/dev/tap${index}`;
+  const node = charDevAt(path);
+  if (node === undefined) return undefined;
+  if (node === null || !isTapOf(node, ifname, index)) {
     throw new PluginError(
-      `deviceID "${id}": sysfs shows no tap device for "${dev.name}" #${dev.index}`,
-      { code: ErrorCode.INVALID_CONFIG },
-    );
-  }
-  const node = charDevAt(`/dev/tap${dev.index}`);
-  if (node !== undefined && node !== tapDev) {
-    throw new PluginError(
-      `deviceID "${id}": /dev/tap${dev.index} is ${
+      `deviceID "${id}": ${path} is ${
         node === null ? "not a character device" : `device ${devNumberText(node)}`
-      }, not "${dev.name}" (${devNumberText(tapDev)}): ifindex ${dev.index} is live in ` +
-        `another namespace; not importing it`,
+      }, not the tap of "${ifname}": ifindex ${index} is live in another namespace; ` +
+        `not importing it`,
       { code: ErrorCode.INVALID_CONFIG },
     );
   }
-  return tapDev;
+  return node;
 }
 
 /**
@@ -675,14 +674,16 @@ const QEMU_ID = 107;
  * whose major:minor is not `tapDev` (the imported device's) is another
  * device's and is never touched.
  */
-function chownTap(index: number, tapDev: number, uid: number, gid: number): void {
+function chownTap(index: number, tapDev: number | undefined, uid: number, gid: number): void {
   const path = `/dev/tap${index}`;
   const node = charDevAt(path);
   if (node === undefined) return;
   if (node !== tapDev) {
     throw new PluginError(
       `${path} is ${node === null ? "not a character device" : `device ${devNumberText(node)}`}, ` +
-        `not the imported tap (${devNumberText(tapDev)}); not changing its owner`,
+        `not the imported tap${
+          tapDev === undefined ? "" : ` (${devNumberText(tapDev)})`
+        }; not changing its owner`,
       { code: ErrorCode.INVALID_CONFIG },
     );
   }

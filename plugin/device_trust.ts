@@ -18,7 +18,7 @@ import type { NetConf } from "../config/mod.ts";
 import { log } from "../internal/_log.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { PluginError } from "./errors.ts";
-// The client loads its node: modules on the first call only (deviceplugin/_grpc_client.ts).
+// An HTTP/2 client on Deno.connect: no node: module on the CNI path (deviceplugin/_h2c.ts).
 import { podDevices, PODRESOURCES_SOCKET, RESOURCE_DOMAIN } from "../deviceplugin/podresources.ts";
 
 /** Prefix of the device plugin's resources (`macvtap.network.kubevirt.io/<name>`). */
