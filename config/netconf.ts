@@ -122,6 +122,13 @@ export interface NetConf {
    */
   owner?: number;
   group?: number;
+  /**
+   * The pod's kernel sends nothing on the link (IPv6 off before it comes up;
+   * without addresses IPv4 is silent too): a link whose traffic is a VM's,
+   * whose MAC must leave the node only when the VM speaks. Default: on for
+   * `deviceID` links without IPAM, off otherwise; refused with IPAM.
+   */
+  silent: boolean;
   /** Host interface for the host ⇄ container routes. */
   hostrouteif?: string;
   hostrouteMetric: number;
@@ -415,6 +422,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
     name,
     type,
     mode: soft(() => parseMode(raw), "bridge"),
+    silent: false,
     mtu: soft(() => parseMtu(raw), 0),
     hostrouteMetric: soft(
       () => optInteger(raw, "hostrouteMetric", 0, 0xffffffff) ?? DEFAULT_HOSTROUTE_METRIC,
@@ -469,6 +477,18 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
 
   const ipam = parseIpam(raw);
   if (ipam) conf.ipam = ipam;
+  conf.silent = soft(() => {
+    const v = raw.silent;
+    if (v === undefined || v === null) return conf.deviceID !== undefined && !ipam;
+    if (typeof v !== "boolean") fail("silent", `${showJson(v)} is not a boolean`);
+    if (v && ipam) {
+      fail(
+        "silent",
+        "true needs a link without IPAM: the pod's kernel would speak with its addresses",
+      );
+    }
+    return v;
+  }, false);
   const dns = soft(() => parseConfDns(raw), undefined);
   if (dns) conf.dns = dns;
   const prev = soft(() => parsePrevResult(raw, cniVersion), undefined);

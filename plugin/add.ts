@@ -37,6 +37,7 @@ import {
   NetlinkHandle,
   type Netns,
   openNetns,
+  writeSysctl,
 } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
 import { PluginError } from "./errors.ts";
@@ -412,7 +413,12 @@ function addOwnHostRoutes(a: Steps, record: AttachmentRecord, plan: HostRoutePla
  * temporary name (one RTM_NEWLINK with IFLA_NET_NS_FD), with its undo; then
  * name it.
  *
- * Equivalent to `ip link add link MASTER name mvtmpX netns CTR type macvtap mode MODE`.
+ * Its ifindex is node-unique, as the device plugin's are: `/dev/tap<index>`
+ * lives in the node's one devtmpfs while ifindexes are per namespace, so a
+ * kernel-chosen index (often 2 in a fresh pod) would give two pods' VMs the
+ * same `/dev/tap2`, and one pod's DEL would remove the other's node.
+ *
+ * Equivalent to `ip link add link MASTER name mvtmpX index N netns CTR type macvtap mode MODE`.
  */
 function createMacvtap(a: Steps, master: Link): Link {
   const { conf, ctx, host, ctr, ns } = a;
@@ -420,30 +426,101 @@ function createMacvtap(a: Steps, master: Link): Link {
   // A passthru macvtap takes the lower device's MAC at creation; a MAC set
   // afterwards is applied to both (that is what passthru means).
   const macLater = conf.mode === "passthru" ? conf.mac : undefined;
-  try {
-    host.links.add({
-      kind: "macvtap",
-      name: tmp,
-      parent: master.index,
-      mode: conf.mode,
-      netns: ns,
-      ...(conf.mtu ? { mtu: conf.mtu } : {}),
-      ...(conf.mac && !macLater ? { mac: conf.mac } : {}),
-      ...(master.txQueueLen ? { txQueueLen: master.txQueueLen } : {}),
-    });
-  } catch (err) {
-    throw new PluginError(
-      `Cannot create macvtap "${tmp}" on "${master.name}": ${errorText(err)}`,
-      { cause: err },
-    );
-  }
-  const created = ctr.links.get(tmp);
+  const created = addAtTapIndex(
+    `${conf.name}/${ctx.containerId}/${ctx.ifname}`,
+    (index) =>
+      host.links.add({
+        kind: "macvtap",
+        name: tmp,
+        parent: master.index,
+        mode: conf.mode,
+        netns: ns,
+        index,
+        ...(conf.mtu ? { mtu: conf.mtu } : {}),
+        ...(conf.mac && !macLater ? { mac: conf.mac } : {}),
+        ...(master.txQueueLen ? { txQueueLen: master.txQueueLen } : {}),
+      }),
+    () => ctr.links.find(tmp),
+    (err, index) =>
+      new PluginError(
+        `Cannot create macvtap "${tmp}" on "${master.name}"${
+          index === undefined ? "" : ` with ifindex ${index}`
+        }: ${errorText(err)}`,
+        { cause: err },
+      ),
+  );
   a.undo.push(`delete ${ctx.ifname} in ${ctx.netns}`, () => ctr.links.del(created.index));
+  silence(a, created.name);
   nameAndRaise(a, created.index, {
     ...(conf.promiscMode ? { promisc: true } : {}),
     ...(macLater ? { mac: macLater } : {}),
   });
+  if (conf.owner !== undefined || conf.group !== undefined) {
+    const tapDev = ownTapNode(ctx.ifname, created.index, ctx.ifname);
+    chownTap(created.index, tapDev, conf.owner ?? 0, conf.group ?? 0);
+  }
   return { ...created, name: ctx.ifname, up: true };
+}
+
+/**
+ * Create a macvtap with `create(index)` at the first free candidate index of
+ * `key` (`tapIndexCandidates`): an index whose `/dev/tapN` exists is live in
+ * some namespace and skipped; one the kernel says is taken (EEXIST while
+ * `made()` finds no link of ours, EBUSY on older kernels) is skipped too.
+ * Returns the link as `made()` finds it.
+ *
+ * @throws what `fail(err, index)` makes of the kernel's refusal (or of none
+ *   left: `index` undefined).
+ */
+function addAtTapIndex(
+  key: string,
+  create: (index: number) => void,
+  made: () => Link | undefined,
+  fail: (err: unknown, index: number | undefined) => Error,
+): Link {
+  const candidates = tapIndexCandidates(key).filter((i) => charDevAt(`/dev/tap${i}`) === undefined);
+  for (const [probe, index] of candidates.entries()) {
+    try {
+      create(index);
+    } catch (err) {
+      const indexTaken = isErrno(err, "EEXIST") ? !made() : isErrno(err, "EBUSY");
+      if (indexTaken && probe + 1 < candidates.length) continue;
+      throw fail(err, index);
+    }
+    const link = made();
+    if (!link) throw fail(new Error("the kernel made no such link"), index);
+    if (index !== tapIndexFor(key)) {
+      log.warn(`ifindex ${tapIndexFor(key)} of "${key}" is in use on the node; made it ${index}`);
+    }
+    return link;
+  }
+  throw fail(
+    new Error(
+      `every ifindex of the rule (${tapIndexFor(key)} on) has a /dev/tapN of another device`,
+    ),
+    undefined,
+  );
+}
+
+/**
+ * Keep the pod's kernel off a silent link (`conf.silent`): IPv6 off before
+ * the link comes up (MLD, DAD and router solicitations would leave with the
+ * VM's MAC and move it at the switch). Without IPv6 in the kernel there is
+ * nothing to turn off.
+ *
+ * Equivalent to `ip netns exec CTR sysctl -w net.ipv6.conf.NAME.disable_ipv6=1`.
+ */
+function silence(a: Steps, name: string): void {
+  if (!a.conf.silent) return;
+  const key = `net/ipv6/conf/${name}/disable_ipv6`;
+  try {
+    writeSysctl(key, "1", a.ns);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw new PluginError(`Cannot keep ${a.ctx.ifname} silent (${key}): ${errorText(err)}`, {
+      cause: err,
+    });
+  }
 }
 
 /**
@@ -543,6 +620,7 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
   // The move re-registered the tap (its minor may have changed): the node is
   // checked again, while the link still has its host name.
   const tapDev = ownTapNode(id, index, origName);
+  silence(a, origName);
   nameAndRaise(a, index, {
     ...(conf.mtu ? { mtu: conf.mtu } : {}),
     ...(conf.mac ? { mac: conf.mac } : {}),
@@ -620,18 +698,9 @@ function recreateDevice(
 ): Link {
   const { conf, host } = a;
   const { id, hostName, master } = device;
-  // An index whose /dev/tapN exists is live in some namespace (devtmpfs is
-  // the node's; ifindexes are per namespace): a device made there would
-  // share the node name with another pod's, and the node stays the other's.
-  const candidates = tapIndexCandidates(id).filter((i) => charDevAt(`/dev/tap${i}`) === undefined);
-  if (candidates.length === 0) {
-    throw new PluginError(
-      `deviceID "${id}": cannot recreate "${hostName}": every ifindex of the device plugin's ` +
-        `/dev/tap${tapIndexFor(id)} rule has a /dev/tapN of another device`,
-    );
-  }
-  for (const [probe, index] of candidates.entries()) {
-    try {
+  return addAtTapIndex(
+    id,
+    (index) =>
       host.links.add({
         kind: "macvtap",
         name: hostName,
@@ -639,29 +708,16 @@ function recreateDevice(
         mode: conf.mode,
         index,
         ...(master.txQueueLen ? { txQueueLen: master.txQueueLen } : {}),
-      });
-    } catch (err) {
-      // A taken index: EEXIST while no link has our name (the kernel looks
-      // ifi_index up first); EBUSY on older kernels, also a port master.
-      const indexTaken = isErrno(err, "EEXIST")
-        ? !host.links.find(hostName)
-        : isErrno(err, "EBUSY") && !host.links.find(master.name)?.masterIndex;
-      if (indexTaken && probe + 1 < candidates.length) continue;
-      throw new PluginError(
-        `deviceID "${id}": cannot recreate "${hostName}" on ${master.name} with ifindex ${index} ` +
-          `(the device plugin's /dev/tap${tapIndexFor(id)} rule): ${errorText(err)}`,
+      }),
+    () => host.links.find(hostName),
+    (err, index) =>
+      new PluginError(
+        `deviceID "${id}": cannot recreate "${hostName}" on ${master.name}` +
+          (index === undefined ? "" : ` with ifindex ${index}`) +
+          ` (the device plugin's /dev/tap${tapIndexFor(id)} rule): ${errorText(err)}`,
         { cause: err },
-      );
-    }
-    if (probe > 0) {
-      log.warn(
-        `deviceID "${id}": ifindex ${tapIndexFor(id)} is taken on the host; recreated as ${index}`,
-      );
-    }
-    return host.links.get(hostName);
-  }
-  // Unreachable: the loop returns or throws on its last candidate.
-  throw new PluginError(`deviceID "${id}": no free ifindex to recreate "${hostName}"`);
+      ),
+  );
 }
 
 /** KubeVirt's qemu user and group (virt-launcher runs qemu as 107:107). */
