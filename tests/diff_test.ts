@@ -498,6 +498,8 @@ class DiffLab {
         promisc: (l.promiscuity as number) > 0,
       });
     }
+    // By name: `ip link` lists by ifindex, and ours are node-unique (hashed), not in creation order.
+    k.links.sort((a, b) => String(a.ifname).localeCompare(String(b.ifname)));
     const addrs = await this.lab.ipJson<Json[]>(ctr, "addr", "show").catch(() => []);
     for (const l of addrs) {
       for (const a of (l.addr_info as Json[])) {

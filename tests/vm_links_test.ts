@@ -1,0 +1,152 @@
+/**
+ * Links for VMs, black-box through `dist/macvtap` (issue "Live migration",
+ * items 1 and 3):
+ *
+ * - a silent link (default for `deviceID` without IPAM, `silent: true` on
+ *   the plain path) carries no frame of the pod's kernel: its tx counter
+ *   stays 0 while the kernel would have sent MLD reports, DAD and router
+ *   solicitations with IPv6 on;
+ * - every macvtap gets a node-unique ifindex, so two pods' `/dev/tapN` never
+ *   collide and one pod's DEL never removes the other's node; `owner` and
+ *   `group` apply on the plain path too.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  cni,
+  type CniCall,
+  describe,
+  DEVICEID_FROM_CONFIG,
+  Lab,
+  labIgnore,
+  pluginBuilt,
+  VERSIONS,
+} from "../lab/mod.ts";
+
+const ignore = labIgnore() || !pluginBuilt();
+
+interface LinkStats {
+  ifindex: number;
+  address: string;
+  stats64: { tx: { packets: number } };
+}
+
+async function link(lab: Lab, ns: string, name: string): Promise<LinkStats> {
+  const [l] = await lab.ipJson<LinkStats[]>(ns, "-s", "link", "show", name);
+  assert.ok(l, `${name} in ${ns}`);
+  return l;
+}
+
+async function sysctl(lab: Lab, ns: string, key: string): Promise<string> {
+  const r = await lab.exec(ns, ["sysctl", "-n", key]);
+  assert.ok(r.success, r.stderr);
+  return r.stdout.trim();
+}
+
+function assertOk(r: CniCall): void {
+  assert.equal(r.code, 0, describe(r));
+}
+
+for (const version of VERSIONS) {
+  Deno.test({
+    name:
+      `a silent link sends nothing from the pod's kernel: deviceID without IPAM, and silent: true [${version}]`,
+    ignore,
+    async fn() {
+      await using lab = await Lab.create({ prefix: "vml" });
+      const l = await lab.simple();
+      const stateDir = await lab.tempDir("state");
+      await lab.ip(l.host, "link", "add", "link", l.master, "name", "vmtap0", "type", "macvtap");
+      const base = { cniVersion: version, type: "macvtap", stateDir };
+      const cases = [
+        { ifname: "net1", conf: { ...base, name: "vmdev", deviceID: "vmtap0" } },
+        { ifname: "net2", conf: { ...base, name: "vmplain", master: l.master, silent: true } },
+      ];
+      const env = (ifname: string) => ({
+        containerId: "vm1",
+        netns: l.ctrPath,
+        ifname,
+        extra: DEVICEID_FROM_CONFIG,
+      });
+      for (const c of cases) {
+        assertOk(await cni(lab, l.host, { command: "ADD", ...env(c.ifname) }, c.conf));
+      }
+      // With IPv6 on, the kernel sends an MLD report at once and router
+      // solicitations and DAD within a second of the link coming up.
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const c of cases) {
+        assert.equal(await sysctl(lab, l.ctr, `net.ipv6.conf.${c.ifname}.disable_ipv6`), "1");
+        const s = await link(lab, l.ctr, c.ifname);
+        assert.equal(s.stats64.tx.packets, 0, `${c.ifname} sent ${s.stats64.tx.packets} frames`);
+      }
+      for (const c of cases) {
+        assertOk(await cni(lab, l.host, { command: "DEL", ...env(c.ifname) }, c.conf));
+      }
+
+      // silent with IPAM is a contradiction: refused before anything is made.
+      const withIpam = {
+        ...base,
+        name: "vmipam",
+        master: l.master,
+        silent: true,
+        ipam: { type: "static", addresses: [{ address: "10.99.0.40/24" }] },
+      };
+      const r = await cni(lab, l.host, { command: "ADD", ...env("net3") }, withIpam);
+      assert.equal(r.json?.code, 7, describe(r));
+      assert.match(String(r.json?.msg), /silent/);
+      const left = await lab.ipJson<{ ifname: string }[]>(l.ctr, "link", "show");
+      assert.deepEqual(left.map((x) => x.ifname), ["lo"]);
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "two pods' macvtaps get node-unique ifindexes: each /dev/tapN is its own, one DEL leaves the other's; owner/group on the plain path",
+  ignore,
+  async fn() {
+    await using lab = await Lab.create({ prefix: "vml" });
+    const l = await lab.simple();
+    const ctr2 = await lab.netns("ctr2");
+    const stateDir = await lab.tempDir("state");
+    const conf = (owner?: number) => ({
+      cniVersion: "1.0.0",
+      name: "vmplain",
+      type: "macvtap",
+      master: l.master,
+      stateDir,
+      ...(owner === undefined ? {} : { owner, group: owner }),
+    });
+    const pods = [
+      { id: "pod1", ns: l.ctr, owner: 107 },
+      { id: "pod2", ns: ctr2, owner: undefined },
+    ];
+    const env = (p: (typeof pods)[number]) => ({
+      containerId: p.id,
+      netns: lab.path(p.ns),
+      ifname: "net1",
+    });
+    for (const p of pods) {
+      assertOk(await cni(lab, l.host, { command: "ADD", ...env(p) }, conf(p.owner)));
+    }
+    const indexes: number[] = [];
+    for (const p of pods) {
+      const { ifindex } = await link(lab, p.ns, "net1");
+      indexes.push(ifindex);
+      assert.ok(ifindex >= 0x10000, `ifindex ${ifindex} is in the node-unique range`);
+      const dev = (await lab.exec(p.ns, ["cat", `/sys/class/net/net1/macvtap/tap${ifindex}/dev`]))
+        .stdout.trim();
+      const st = await Deno.lstat(`/dev/tap${ifindex}`);
+      const [maj, min] = dev.split(":").map(Number);
+      assert.equal(st.rdev, (maj! << 8) + min!, `/dev/tap${ifindex} is ${p.id}'s device`);
+      assert.equal(st.uid, p.owner ?? 0, `${p.id}: owner`);
+      assert.equal(st.gid, p.owner ?? 0, `${p.id}: group`);
+    }
+    assert.notEqual(indexes[0], indexes[1]);
+    assertOk(await cni(lab, l.host, { command: "DEL", ...env(pods[0]!) }, conf(107)));
+    assert.ok((await Deno.lstat(`/dev/tap${indexes[1]}`)).isCharDevice, "pod2's node stays");
+    assertOk(await cni(lab, l.host, { command: "DEL", ...env(pods[1]!) }, conf()));
+  },
+});
