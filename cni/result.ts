@@ -8,7 +8,7 @@
 
 import { CniError, ErrorCode } from "./errors.ts";
 import { canonicalIP, cidrProblem, formatCidr, parseCidr, parseIP } from "../internal/_ip.ts";
-import { isJsonObject, showJson } from "../internal/_json.ts";
+import { isJsonObject, jsonShapeProblem, showJson } from "../internal/_json.ts";
 import { compareVersions, isSupportedVersion, parseVersion } from "./version.ts";
 
 /**
@@ -184,13 +184,13 @@ function optArray(obj: Record<string, unknown>, key: string, where: string): unk
 function cidr(text: string | undefined, where: string): string {
   if (text === undefined) fail(where, "is missing");
   const problem = cidrProblem(text);
-  if (problem) fail(where, `"${text}" ${problem}`);
+  if (problem) fail(where, `${showJson(text)} ${problem}`);
   return formatCidr(parseCidr(text)!);
 }
 
 function ip(text: string, where: string): string {
   const canon = canonicalIP(text);
-  if (!canon) fail(where, `"${text}" is not an IP address`);
+  if (!canon) fail(where, `${showJson(text)} is not an IP address`);
   return canon;
 }
 
@@ -231,7 +231,7 @@ function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPCon
   if (gateway !== undefined) {
     const gw = ip(gateway, `${where}.gateway`);
     if (parseIP(gw)!.length !== parseIP(address.slice(0, address.indexOf("/")))!.length) {
-      fail(`${where}.gateway`, `"${gateway}" is not in the family of "${address}"`);
+      fail(`${where}.gateway`, `${showJson(gateway)} is not in the family of ${showJson(address)}`);
     }
     out.gateway = gw;
   }
@@ -242,7 +242,7 @@ function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPCon
       fail(`${where}.version`, `${showJson(version)} is not "4" or "6"`);
     }
     if (Number(version) !== family) {
-      fail(`${where}.version`, `"${version}" does not match address "${address}"`);
+      fail(`${where}.version`, `${showJson(version)} does not match address ${showJson(address)}`);
     }
   }
   return out;
@@ -305,7 +305,7 @@ function parseLegacy(obj: Record<string, unknown>, cniVersion: string): Result {
     const address = cidr(optString(v, "ip", key), `${key}.ip`);
     const family = parseCidr(address)!.family;
     if (family !== (key === "ip4" ? 4 : 6)) {
-      fail(`${key}.ip`, `"${address}" is of the wrong family`);
+      fail(`${key}.ip`, `${showJson(address)} is of the wrong family`);
     }
     const entry: IPConfig = { address };
     const gateway = optString(v, "gateway", key);
@@ -346,6 +346,8 @@ function parseLegacy(obj: Record<string, unknown>, cniVersion: string): Result {
 export function parseResult(json: unknown, options: ParseResultOptions = {}): Result {
   let obj = json;
   if (typeof obj === "string" || obj instanceof Uint8Array) {
+    const shape = jsonShapeProblem(obj);
+    if (shape) throw new CniError(ErrorCode.DECODE, `invalid result: the JSON ${shape}`);
     const text = typeof obj === "string" ? obj : new TextDecoder().decode(obj);
     try {
       obj = JSON.parse(text);
@@ -362,7 +364,7 @@ export function parseResult(json: unknown, options: ParseResultOptions = {}): Re
   const legacy = obj.ip4 !== undefined || obj.ip6 !== undefined;
   let cniVersion = optString(obj, "cniVersion", "result");
   if (cniVersion === undefined) cniVersion = options.cniVersion ?? (legacy ? "0.2.0" : "1.0.0");
-  if (!parseVersion(cniVersion)) fail("cniVersion", `"${cniVersion}" is not a version`);
+  if (!parseVersion(cniVersion)) fail("cniVersion", `${showJson(cniVersion)} is not a version`);
   if (legacy && compareVersions(cniVersion, "0.3.0") < 0) return parseLegacy(obj, cniVersion);
 
   const out: Result = { cniVersion };
@@ -416,7 +418,7 @@ export function formatResult(result: Result, cniVersion: string): Record<string,
   if (!isSupportedVersion(cniVersion)) {
     throw new CniError(
       ErrorCode.INCOMPATIBLE_VERSION,
-      `Cannot format result as version "${cniVersion}": unsupported version`,
+      `Cannot format result as version ${showJson(cniVersion)}: unsupported version`,
     );
   }
   const v1 = compareVersions(cniVersion, "1.0.0") >= 0;

@@ -23,6 +23,7 @@
 // types, parsed by the CNI layer's own parser (one parser for every version).
 import {
   type Dns,
+  MAX_NETWORK_NAME_BYTES,
   parseResult,
   type Result,
   selectVersion,
@@ -189,7 +190,7 @@ function optStringList(v: unknown, field: string): string[] | undefined {
 function ipList(v: unknown, field: string): string[] | undefined {
   const list = optStringList(v, field);
   list?.forEach((s, i) => {
-    if (!isIpOrCidr(s)) fail(`${field}[${i}]`, `"${s}" is not an IP address or CIDR`);
+    if (!isIpOrCidr(s)) fail(`${field}[${i}]`, `${showJson(s)} is not an IP address or CIDR`);
   });
   return list?.length ? list : undefined;
 }
@@ -198,7 +199,7 @@ function ifname(raw: Raw, key: string): string | undefined {
   const v = optString(raw, key);
   if (v === undefined || v === "") return undefined;
   const problem = ifnameProblem(v);
-  if (problem) fail(key, `interface name "${v}" ${problem}`);
+  if (problem) fail(key, `interface name ${showJson(v)} ${problem}`);
   return v;
 }
 
@@ -206,7 +207,7 @@ function mac(v: unknown, field: string): string | undefined {
   if (v === undefined || v === null || v === "") return undefined;
   if (typeof v !== "string") fail(field, `${showJson(v)} is not a string`);
   const m = normalizeMac(v);
-  if (typeof m !== "string") fail(field, `"${v}" ${m.problem}`);
+  if (typeof m !== "string") fail(field, `${showJson(v)} ${m.problem}`);
   return m;
 }
 
@@ -258,6 +259,9 @@ function logFileOf(raw: Raw): string | undefined {
 function parseName(raw: Raw): string {
   const name = raw.name;
   if (name === undefined || name === null || name === "") fail("name", "missing network name");
+  if (typeof name === "string" && new TextEncoder().encode(name).length > MAX_NETWORK_NAME_BYTES) {
+    fail("name", `network name ${showJson(name)} is longer than ${MAX_NETWORK_NAME_BYTES} bytes`);
+  }
   if (typeof name !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/.test(name)) {
     fail("name", `invalid characters found in network name ${showJson(name)}`);
   }
@@ -289,9 +293,9 @@ function parseMode(raw: Raw): MacvtapMode {
   if (parsed.mode) return parsed.mode;
   const expected = `expected ${MACVTAP_MODES.slice(0, -1).join(", ")} or ${MACVTAP_MODES.at(-1)}`;
   if (parsed.problem === "unsupported") {
-    fail("mode", `macvtap mode "${m}" is not supported (${expected})`, true);
+    fail("mode", `macvtap mode ${showJson(m)} is not supported (${expected})`, true);
   }
-  return fail("mode", `unknown macvtap mode "${m}" (${expected})`);
+  return fail("mode", `unknown macvtap mode ${showJson(m)} (${expected})`);
 }
 
 function parseMtu(raw: Raw): number {
@@ -312,7 +316,7 @@ function parseIpam(raw: Raw): IpamConf | undefined {
   if (t === undefined || t === "") fail("ipam.type", "missing IPAM plugin type");
   if (typeof t !== "string") fail("ipam.type", `${showJson(t)} is not a string`);
   if (t.includes("/") || t === "." || t === ".." || t.includes("\0")) {
-    fail("ipam.type", `"${t}" is not a plugin name (no "/", "." or "..")`);
+    fail("ipam.type", `${showJson(t)} is not a plugin name (no "/", "." or "..")`);
   }
   return { ...v, type: t };
 }
@@ -324,7 +328,9 @@ function parseConfDns(raw: Raw): Dns | undefined {
   const dns: Dns = {};
   const ns = optStringList(v.nameservers, "dns.nameservers");
   ns?.forEach((s, i) => {
-    if (canonicalIP(s) === undefined) fail(`dns.nameservers[${i}]`, `"${s}" is not an IP address`);
+    if (canonicalIP(s) === undefined) {
+      fail(`dns.nameservers[${i}]`, `${showJson(s)} is not an IP address`);
+    }
   });
   if (ns?.length) dns.nameservers = ns;
   const domain = optString(v, "domain", "dns.domain");
@@ -480,7 +486,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
     const v = optString(raw, "logLevel");
     if (v === undefined || v === "") return undefined;
     if (!isLogLevel(v)) {
-      fail("logLevel", `unknown log level "${v}" (expected error, warn, info or debug)`);
+      fail("logLevel", `unknown log level ${showJson(v)} (expected error, warn, info or debug)`);
     }
     return v;
   }, undefined);

@@ -168,7 +168,7 @@ Deno.test("parseNetConf() validation", async (t) => {
     rejects(
       { deviceID: "x".repeat(256) },
       "deviceID",
-      `deviceID: "${"x".repeat(256)}" must be 1 to 255 characters`,
+      `deviceID: "${"x".repeat(100)}"… (256 characters) must be 1 to 255 characters`,
     );
     rejects(
       { hostrouteMetric: 2 ** 32 },
