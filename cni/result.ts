@@ -397,8 +397,16 @@ function formatDns(dns: Dns | undefined): Record<string, unknown> {
 
 /**
  * The result as printed for `cniVersion` (which becomes its `cniVersion`):
- * - `< 1.0.0`: every `ips[]` entry gets `version` `"4"`/`"6"`, and `dns` is
- *   always present (possibly `{}`);
+ * - `0.1.0`, `0.2.0`: the legacy shape `{cniVersion, ip4, ip6, dns}`, as
+ *   containernetworking/cni `pkg/types/040` `convertTo02x` converts: the
+ *   first IPv4 address becomes `ip4` and the first IPv6 one `ip6` (`ip`,
+ *   `gateway`), each route goes to the `routes` of its destination's family
+ *   (dropped when that family has no address), interfaces are not printed,
+ *   `dns` is always present; without any address the result cannot be
+ *   printed (code 999, as the reference's `cannot convert: no valid IP
+ *   addresses`);
+ * - `0.3.0` to `0.4.0`: every `ips[]` entry gets `version` `"4"`/`"6"`, and
+ *   `dns` is always present (possibly `{}`);
  * - `≥ 1.0.0`: no `version`; `dns` omitted when empty;
  * - interface `mtu`/`socketPath`/`pciID` and route
  *   `mtu`/`advmss`/`priority`/`table`/`scope` only at `1.1.0`.
@@ -406,7 +414,8 @@ function formatDns(dns: Dns | undefined): Record<string, unknown> {
  * Keys come in the spec's order (`cniVersion, interfaces, ips, routes, dns`);
  * empty lists are omitted, as the Go types do.
  *
- * @throws {CniError} code 1 when `cniVersion` is not one we support.
+ * @throws {CniError} code 1 when `cniVersion` is not one we support; code
+ *   999 for a result without addresses at 0.1.0 or 0.2.0.
  * @example Usage
  * ```ts
  * import { formatResult } from "./result.ts";
@@ -421,6 +430,7 @@ export function formatResult(result: Result, cniVersion: string): Record<string,
       `Cannot format result as version ${showJson(cniVersion)}: unsupported version`,
     );
   }
+  if (compareVersions(cniVersion, "0.3.0") < 0) return formatLegacy(result, cniVersion);
   const v1 = compareVersions(cniVersion, "1.0.0") >= 0;
   const v11 = compareVersions(cniVersion, "1.1.0") >= 0;
   const out: Record<string, unknown> = { cniVersion };
@@ -461,5 +471,36 @@ export function formatResult(result: Result, cniVersion: string): Record<string,
   }
   const dns = formatDns(result.dns);
   if (!v1 || Object.keys(dns).length) out.dns = dns;
+  return out;
+}
+
+/** The 0.1.0/0.2.0 shape of a result (see {@linkcode formatResult}). */
+function formatLegacy(result: Result, cniVersion: string): Record<string, unknown> {
+  const families: Record<"ip4" | "ip6", Record<string, unknown> | undefined> = {
+    ip4: undefined,
+    ip6: undefined,
+  };
+  for (const ip of result.ips ?? []) {
+    const key = ip.address.includes(":") ? "ip6" : "ip4";
+    if (families[key]) continue;
+    families[key] = { ip: ip.address, ...(ip.gateway ? { gateway: ip.gateway } : {}) };
+  }
+  if (!families.ip4 && !families.ip6) {
+    throw new CniError(
+      ErrorCode.GENERIC,
+      `Cannot format result as version "${cniVersion}": no IP address`,
+      "a 0.1.0 or 0.2.0 result carries at least one address (ip4 or ip6)",
+    );
+  }
+  for (const r of result.routes ?? []) {
+    const target = families[r.dst.includes(":") ? "ip6" : "ip4"];
+    if (!target) continue;
+    const routes = (target.routes ??= []) as Record<string, unknown>[];
+    routes.push({ dst: r.dst, ...(r.gw ? { gw: r.gw } : {}) });
+  }
+  const out: Record<string, unknown> = { cniVersion };
+  if (families.ip4) out.ip4 = families.ip4;
+  if (families.ip6) out.ip6 = families.ip6;
+  out.dns = formatDns(result.dns);
   return out;
 }

@@ -22,6 +22,7 @@
 // The one dependency beyond internal/: prevResult and dns are CNI result
 // types, parsed by the CNI layer's own parser (one parser for every version).
 import {
+  compareVersions,
   type Dns,
   MAX_NETWORK_NAME_BYTES,
   parseResult,
@@ -475,6 +476,16 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
 
   const ipam = parseIpam(raw);
   if (ipam) conf.ipam = ipam;
+  else if (!lenient && compareVersions(cniVersion, "0.3.0") < 0) {
+    // Refused before anything is made: the reference macvlan creates the
+    // link, fails to print (`cannot convert: no valid IP addresses`) and
+    // leaves the link behind.
+    fail(
+      "ipam",
+      `a cniVersion ${cniVersion} result must carry an IP address, so an L2-only config ` +
+        `(no ipam) needs cniVersion 0.3.0 or later`,
+    );
+  }
   const dns = soft(() => parseConfDns(raw), undefined);
   if (dns) conf.dns = dns;
   const prev = soft(() => parsePrevResult(raw, cniVersion), undefined);

@@ -96,13 +96,34 @@ Deno.test("parseNetConf() validation", async (t) => {
     rejects(
       { cniVersion: "9.9.9" },
       "cniVersion",
-      'cniVersion: incompatible CNI version "9.9.9" (supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)',
+      'cniVersion: incompatible CNI version "9.9.9" ' +
+        "(supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)",
     );
     assertEquals(
       conf({ cniVersion: "1.0.0", cniVersions: ["1.1.0", "2.0.0"] }).cniVersion,
+      "1.0.0",
+    );
+    assertEquals(
+      conf({ cniVersion: undefined, cniVersions: ["1.0.0", "1.1.0", "2.0.0"] }).cniVersion,
       "1.1.0",
     );
   });
+  await t.step(
+    "0.1.0 and 0.2.0: ADD needs ipam (the result carries an address); DEL does not",
+    () => {
+      for (const cniVersion of ["0.1.0", "0.2.0"]) {
+        rejects(
+          { cniVersion },
+          "ipam",
+          `ipam: a cniVersion ${cniVersion} result must carry an IP address, so an L2-only ` +
+            "config (no ipam) needs cniVersion 0.3.0 or later",
+        );
+        rejects({ cniVersion, ipam: {} }, "ipam", /L2-only/);
+        assertEquals(conf({ cniVersion, ipam: { type: "host-local" } }).cniVersion, cniVersion);
+        assertEquals(parseNetConfForDel({ ...BASE, cniVersion }, { args: "" }).ipam, undefined);
+      }
+    },
+  );
   await t.step("rejects a missing type", () => {
     rejects({ type: "" }, "type", 'type: "" is not a non-empty string');
   });
