@@ -6,11 +6,10 @@
  * @module
  */
 
-import { compareVersions, type Dns, ErrorCode, type Result, type Route } from "../cni/mod.ts";
+import type { Dns, Result, Route } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import type { Link } from "../netlink/mod.ts";
 import type { CniContext } from "./context.ts";
-import { PluginError } from "./errors.ts";
 
 function union(
   a: readonly string[] | undefined,
@@ -36,35 +35,8 @@ export function mergeDns(...sources: (Dns | undefined)[]): Dns {
   return dns;
 }
 
-/**
- * Assemble the ADD result, and prove it can be printed at the config's
- * version before the ADD commits: a 0.1.0/0.2.0 result needs an address, and
- * an IPAM plugin that returned none fails the ADD here, while its undo steps
- * can still remove the link and release the allocation (the reference
- * macvlan fails only when printing, and leaves its link behind).
- *
- * @throws {PluginError} code 101 when the IPAM result has no address at
- *   0.1.0 or 0.2.0.
- */
+/** Assemble the ADD result. */
 export function buildResult(
-  conf: NetConf,
-  ctx: CniContext,
-  link: Link,
-  ipam: Result | undefined,
-  routes: readonly Route[],
-): Result {
-  const result = assemble(conf, ctx, link, ipam, routes);
-  if (compareVersions(conf.cniVersion, "0.3.0") < 0 && !result.ips?.length) {
-    throw new PluginError(
-      `IPAM plugin ${JSON.stringify(conf.ipam?.type ?? "")} returned no IP address; ` +
-        `a cniVersion ${conf.cniVersion} result must carry one`,
-      { code: ErrorCode.IPAM },
-    );
-  }
-  return result;
-}
-
-function assemble(
   conf: NetConf,
   ctx: CniContext,
   link: Link,
