@@ -316,6 +316,9 @@ function parseIpam(raw: Raw): IpamConf | undefined {
   const t = v.type;
   if (t === undefined || t === "") fail("ipam.type", "missing IPAM plugin type");
   if (typeof t !== "string") fail("ipam.type", `${showJson(t)} is not a string`);
+  if (new TextEncoder().encode(t).length > 255) {
+    fail("ipam.type", `${showJson(t)} is longer than a file name (255 bytes)`);
+  }
   if (t.includes("/") || t === "." || t === ".." || t.includes("\0")) {
     fail("ipam.type", `${showJson(t)} is not a plugin name (no "/", "." or "..")`);
   }

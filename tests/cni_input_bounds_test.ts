@@ -216,6 +216,7 @@ Deno.test({
       ["100 KB mode", {}, { ...base, mode: long }, 7],
       ["100 KB mac", {}, { ...base, mac: long }, 7],
       ["100 KB ipam.type", {}, { ...base, ipam: { type: `${long}/x` } }, 7],
+      ["100 KB ipam.type, no slash", {}, { ...base, ipam: { type: long } }, 7],
       ["100 KB cniVersion", {}, { ...base, cniVersion: long }, 1],
       ["100 KB invalid name", {}, { ...base, name: `-${long}` }, 7],
       ["4 KB bad CNI_ARGS pair", { CNI_ARGS: `MAC=${"b".repeat(4000)}` }, base, 7],
