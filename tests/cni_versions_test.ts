@@ -12,8 +12,10 @@ import {
   ok as assert,
 } from "node:assert/strict";
 import { cni, CNI_BIN, cniHere, describe, Lab, labIgnore, pluginBuilt } from "../lab/mod.ts";
+import { DHCP_PLUGIN, DhcpLab } from "./_dhcp.ts";
 
 const ignore = labIgnore([`${CNI_BIN}/host-local`, `${CNI_BIN}/static`]);
+const ignoreDhcp = labIgnore([DHCP_PLUGIN, "dnsmasq"]);
 type Json = Record<string, unknown>;
 const OLD = ["0.1.0", "0.2.0"] as const;
 
@@ -274,5 +276,51 @@ exit 0
         await nothingLeft();
       },
     );
+  },
+});
+
+Deno.test({
+  name: "dhcp at 0.1.0 and 0.2.0: the lease in the ip4 shape, released on DEL",
+  ignore: ignoreDhcp,
+  async fn(t) {
+    await using lab = await Lab.create({ prefix: "versdhcp" });
+    const l = await lab.simple();
+    const stateDir = await lab.tempDir("state");
+    await using dhcp = await DhcpLab.start(lab, {
+      serverNs: l.peer,
+      serverIf: l.peerIf,
+      pluginNs: l.host,
+      range: ["10.99.0.100", "10.99.0.150"],
+      dnsmasqArgs: ["--dhcp-option=option:router,10.99.0.1"],
+    });
+    for (const v of OLD) {
+      await t.step(`[${v}]`, async () => {
+        const conf: Json = {
+          cniVersion: v,
+          name: "vdhcp",
+          type: "macvtap",
+          master: l.master,
+          stateDir,
+          ipam: dhcp.ipamConfig(),
+        };
+        const env = {
+          containerId: `dhcp${v.replaceAll(".", "")}`,
+          netns: l.ctrPath,
+          ifname: "eth0",
+        };
+        const add = await cni(lab, l.host, { command: "ADD", ...env }, conf);
+        assertEquals(add.code, 0, describe(add));
+        assertEquals(Object.keys(add.json!), ["cniVersion", "ip4", "dns"]);
+        assertEquals(add.json!.cniVersion, v);
+        const ip4 = add.json!.ip4 as Json;
+        assertMatch(String(ip4.ip), /^10\.99\.0\.1[0-5]\d\/24$/);
+        assertEquals(ip4.gateway, "10.99.0.1");
+        assertEquals((await dhcp.leases()).map((x) => `${x.ip}/24`), [ip4.ip]);
+        const del = await cni(lab, l.host, { command: "DEL", ...env }, conf);
+        assertEquals(del.code, 0, describe(del));
+        assertEquals(await lab.ipJson(l.ctr, "link", "show", "type", "macvtap"), []);
+        assertEquals(await dhcp.leases(), [], "DHCPRELEASE reached the server");
+      });
+    }
   },
 });
