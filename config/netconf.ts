@@ -491,7 +491,11 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   }
   const dns = soft(() => parseConfDns(raw), undefined);
   if (dns) conf.dns = dns;
-  const prev = soft(() => parsePrevResult(raw, cniVersion), undefined);
+  // Chaining (prevResult) exists from 0.3.0; below, a 0.2.0 result shows one
+  // address per family, and another plugin's would hide ours: ignored.
+  const prev = compareVersions(cniVersion, "0.3.0") < 0
+    ? undefined
+    : soft(() => parsePrevResult(raw, cniVersion), undefined);
   if (prev) conf.prevResult = prev;
 
   const logFile = soft(() => logFileOf(raw), undefined);

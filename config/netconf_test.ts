@@ -340,6 +340,12 @@ Deno.test("parseNetConf() prevResult", async (t) => {
       ips: [{ interface: 0, address: "10.0.0.2/24" }],
     });
   });
+  await t.step("is ignored below 0.3.0, which has no chaining", () => {
+    const prevResult = { cniVersion: "0.2.0", ip4: { ip: "10.0.0.2/24" } };
+    const ipam = { type: "host-local" };
+    assertEquals(conf({ cniVersion: "0.2.0", ipam, prevResult }).prevResult, undefined);
+    assertEquals(conf({ cniVersion: "0.1.0", ipam, prevResult: 7 }).prevResult, undefined);
+  });
   await t.step("rejects a bad one naming the member", () => {
     rejects(
       { prevResult: { ips: [{ address: "10.0.0.2" }] } },
