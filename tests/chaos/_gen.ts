@@ -328,6 +328,24 @@ const MUTATORS: Record<string, Mutator> = {
       ok: false,
     };
   },
+  overLong(d, r) {
+    // Values of legal characters past the plugin's bounds (README "Input bounds").
+    const long = (min: number) => "a".repeat(r.range(min, r.chance(0.5) ? min + 64 : 200_000));
+    switch (r.int(4)) {
+      case 0:
+        d.env.CNI_CONTAINERID = long(193);
+        return { name: "CNI_CONTAINERID over 192 bytes", codes: [4], ok: false };
+      case 1:
+        d.env.CNI_NETNS = `/run/netns/${long(4096)}`;
+        return { name: "CNI_NETNS over 4095 bytes", codes: [4], ok: false };
+      case 2:
+        d.env.CNI_ARGS = `IgnoreUnknown=1;X=${long(4096)}`;
+        return { name: "CNI_ARGS over 4096 bytes", codes: [4], ok: false };
+      default:
+        d.config.name = long(256);
+        return { name: "network name over 255 bytes", codes: [7], ok: false };
+    }
+  },
   netnsMissing(d, r) {
     const v = r.pick<string | undefined>([
       undefined,
