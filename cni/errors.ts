@@ -4,6 +4,8 @@
  * @module
  */
 
+import { clipText } from "../internal/_json.ts";
+
 /**
  * CNI error codes. 1–99 are the spec's (and only as specified), 999 is the
  * Go libraries' generic code, 100+ are this plugin's own:
@@ -104,6 +106,12 @@ export interface CniErrorJson {
   details?: string;
 }
 
+/** Longest `msg` printed, in UTF-16 units; longer ones are cut (`… (N characters)`). */
+export const MAX_MSG_CHARS = 1024;
+
+/** Longest `details` printed, in UTF-16 units; longer ones are cut. */
+export const MAX_DETAILS_CHARS = 4096;
+
 /**
  * A CNI error: what the skel prints as `{cniVersion, code, msg, details}`.
  *
@@ -143,11 +151,13 @@ export class CniError extends Error {
    * not known (errors found before the config was read, as the Go skel does).
    */
   toJSON(cniVersion?: string): CniErrorJson {
+    // The last guard against a message quoting a megabyte of input (an
+    // IPAM child's message, a path): cut, with the whole length shown.
     return {
       ...(cniVersion ? { cniVersion } : {}),
       code: this.code,
-      msg: this.msg,
-      ...(this.details ? { details: this.details } : {}),
+      msg: clipText(this.msg, MAX_MSG_CHARS),
+      ...(this.details ? { details: clipText(this.details, MAX_DETAILS_CHARS) } : {}),
     };
   }
 }

@@ -12,6 +12,8 @@ export {
   type CniErrorJson,
   ErrorCode,
   type ErrorCodeValue,
+  MAX_DETAILS_CHARS,
+  MAX_MSG_CHARS,
 } from "./errors.ts";
 export {
   bytesEqual,
@@ -48,6 +50,10 @@ export {
   CNI_ID_RE,
   type CniContext,
   defaultToCniError,
+  MAX_CNI_ARGS_BYTES,
+  MAX_CONTAINER_ID_BYTES,
+  MAX_NETNS_BYTES,
+  MAX_NETWORK_NAME_BYTES,
   MAX_STDIN_BYTES,
   runSkel,
   runSkelMain,

@@ -8,7 +8,7 @@
 
 import { CniError, ErrorCode } from "./errors.ts";
 import { canonicalIP, cidrProblem, formatCidr, parseCidr, parseIP } from "../internal/_ip.ts";
-import { isJsonObject, showJson } from "../internal/_json.ts";
+import { isJsonObject, jsonShapeProblem, showJson } from "../internal/_json.ts";
 import { compareVersions, isSupportedVersion, parseVersion } from "./version.ts";
 
 /**
@@ -184,13 +184,13 @@ function optArray(obj: Record<string, unknown>, key: string, where: string): unk
 function cidr(text: string | undefined, where: string): string {
   if (text === undefined) fail(where, "is missing");
   const problem = cidrProblem(text);
-  if (problem) fail(where, `"${text}" ${problem}`);
+  if (problem) fail(where, `${showJson(text)} ${problem}`);
   return formatCidr(parseCidr(text)!);
 }
 
 function ip(text: string, where: string): string {
   const canon = canonicalIP(text);
-  if (!canon) fail(where, `"${text}" is not an IP address`);
+  if (!canon) fail(where, `${showJson(text)} is not an IP address`);
   return canon;
 }
 
@@ -231,7 +231,7 @@ function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPCon
   if (gateway !== undefined) {
     const gw = ip(gateway, `${where}.gateway`);
     if (parseIP(gw)!.length !== parseIP(address.slice(0, address.indexOf("/")))!.length) {
-      fail(`${where}.gateway`, `"${gateway}" is not in the family of "${address}"`);
+      fail(`${where}.gateway`, `${showJson(gateway)} is not in the family of ${showJson(address)}`);
     }
     out.gateway = gw;
   }
@@ -242,7 +242,7 @@ function parseIPConfig(v: unknown, where: string, interfaceCount: number): IPCon
       fail(`${where}.version`, `${showJson(version)} is not "4" or "6"`);
     }
     if (Number(version) !== family) {
-      fail(`${where}.version`, `"${version}" does not match address "${address}"`);
+      fail(`${where}.version`, `${showJson(version)} does not match address ${showJson(address)}`);
     }
   }
   return out;
@@ -305,7 +305,7 @@ function parseLegacy(obj: Record<string, unknown>, cniVersion: string): Result {
     const address = cidr(optString(v, "ip", key), `${key}.ip`);
     const family = parseCidr(address)!.family;
     if (family !== (key === "ip4" ? 4 : 6)) {
-      fail(`${key}.ip`, `"${address}" is of the wrong family`);
+      fail(`${key}.ip`, `${showJson(address)} is of the wrong family`);
     }
     const entry: IPConfig = { address };
     const gateway = optString(v, "gateway", key);
@@ -346,6 +346,8 @@ function parseLegacy(obj: Record<string, unknown>, cniVersion: string): Result {
 export function parseResult(json: unknown, options: ParseResultOptions = {}): Result {
   let obj = json;
   if (typeof obj === "string" || obj instanceof Uint8Array) {
+    const shape = jsonShapeProblem(obj);
+    if (shape) throw new CniError(ErrorCode.DECODE, `invalid result: the JSON ${shape}`);
     const text = typeof obj === "string" ? obj : new TextDecoder().decode(obj);
     try {
       obj = JSON.parse(text);
@@ -362,7 +364,7 @@ export function parseResult(json: unknown, options: ParseResultOptions = {}): Re
   const legacy = obj.ip4 !== undefined || obj.ip6 !== undefined;
   let cniVersion = optString(obj, "cniVersion", "result");
   if (cniVersion === undefined) cniVersion = options.cniVersion ?? (legacy ? "0.2.0" : "1.0.0");
-  if (!parseVersion(cniVersion)) fail("cniVersion", `"${cniVersion}" is not a version`);
+  if (!parseVersion(cniVersion)) fail("cniVersion", `${showJson(cniVersion)} is not a version`);
   if (legacy && compareVersions(cniVersion, "0.3.0") < 0) return parseLegacy(obj, cniVersion);
 
   const out: Result = { cniVersion };
@@ -395,8 +397,16 @@ function formatDns(dns: Dns | undefined): Record<string, unknown> {
 
 /**
  * The result as printed for `cniVersion` (which becomes its `cniVersion`):
- * - `< 1.0.0`: every `ips[]` entry gets `version` `"4"`/`"6"`, and `dns` is
- *   always present (possibly `{}`);
+ * - `0.1.0`, `0.2.0`: the legacy shape `{cniVersion, ip4, ip6, dns}`, as
+ *   containernetworking/cni `pkg/types/040` `convertTo02x` converts: the
+ *   first IPv4 address becomes `ip4` and the first IPv6 one `ip6` (`ip`,
+ *   `gateway`), each route goes to the `routes` of its destination's family
+ *   (dropped when that family has no address), interfaces are not printed,
+ *   `dns` is always present; without any address the result cannot be
+ *   printed (code 999, as the reference's `cannot convert: no valid IP
+ *   addresses`);
+ * - `0.3.0` to `0.4.0`: every `ips[]` entry gets `version` `"4"`/`"6"`, and
+ *   `dns` is always present (possibly `{}`);
  * - `≥ 1.0.0`: no `version`; `dns` omitted when empty;
  * - interface `mtu`/`socketPath`/`pciID` and route
  *   `mtu`/`advmss`/`priority`/`table`/`scope` only at `1.1.0`.
@@ -404,7 +414,8 @@ function formatDns(dns: Dns | undefined): Record<string, unknown> {
  * Keys come in the spec's order (`cniVersion, interfaces, ips, routes, dns`);
  * empty lists are omitted, as the Go types do.
  *
- * @throws {CniError} code 1 when `cniVersion` is not one we support.
+ * @throws {CniError} code 1 when `cniVersion` is not one we support; code
+ *   999 for a result without addresses at 0.1.0 or 0.2.0.
  * @example Usage
  * ```ts
  * import { formatResult } from "./result.ts";
@@ -416,9 +427,10 @@ export function formatResult(result: Result, cniVersion: string): Record<string,
   if (!isSupportedVersion(cniVersion)) {
     throw new CniError(
       ErrorCode.INCOMPATIBLE_VERSION,
-      `Cannot format result as version "${cniVersion}": unsupported version`,
+      `Cannot format result as version ${showJson(cniVersion)}: unsupported version`,
     );
   }
+  if (compareVersions(cniVersion, "0.3.0") < 0) return formatLegacy(result, cniVersion);
   const v1 = compareVersions(cniVersion, "1.0.0") >= 0;
   const v11 = compareVersions(cniVersion, "1.1.0") >= 0;
   const out: Record<string, unknown> = { cniVersion };
@@ -459,5 +471,36 @@ export function formatResult(result: Result, cniVersion: string): Record<string,
   }
   const dns = formatDns(result.dns);
   if (!v1 || Object.keys(dns).length) out.dns = dns;
+  return out;
+}
+
+/** The 0.1.0/0.2.0 shape of a result (see {@linkcode formatResult}). */
+function formatLegacy(result: Result, cniVersion: string): Record<string, unknown> {
+  const families: Record<"ip4" | "ip6", Record<string, unknown> | undefined> = {
+    ip4: undefined,
+    ip6: undefined,
+  };
+  for (const ip of result.ips ?? []) {
+    const key = ip.address.includes(":") ? "ip6" : "ip4";
+    if (families[key]) continue;
+    families[key] = { ip: ip.address, ...(ip.gateway ? { gateway: ip.gateway } : {}) };
+  }
+  if (!families.ip4 && !families.ip6) {
+    throw new CniError(
+      ErrorCode.GENERIC,
+      `Cannot format result as version "${cniVersion}": no IP address`,
+      "a 0.1.0 or 0.2.0 result carries at least one address (ip4 or ip6)",
+    );
+  }
+  for (const r of result.routes ?? []) {
+    const target = families[r.dst.includes(":") ? "ip6" : "ip4"];
+    if (!target) continue;
+    const routes = (target.routes ??= []) as Record<string, unknown>[];
+    routes.push({ dst: r.dst, ...(r.gw ? { gw: r.gw } : {}) });
+  }
+  const out: Record<string, unknown> = { cniVersion };
+  if (families.ip4) out.ip4 = families.ip4;
+  if (families.ip6) out.ip6 = families.ip6;
+  out.dns = formatDns(result.dns);
   return out;
 }

@@ -76,15 +76,57 @@ Deno.test("formatResult()", async (t) => {
   });
   await t.step("throws code 1 for an unsupported version", () => {
     assertThrows(
-      () => formatResult(full, "0.2.0"),
+      () => formatResult(full, "0.5.0"),
       (e: unknown) => e instanceof CniError && e.code === ErrorCode.INCOMPATIBLE_VERSION,
     );
   });
+  for (const v of ["0.1.0", "0.2.0"]) {
+    await t.step(`prints the legacy ip4/ip6 shape at ${v} (cni types/040 convertTo02x)`, () => {
+      const r: Result = {
+        ...full,
+        ips: [
+          { interface: 0, address: "10.99.0.2/24", gateway: "10.99.0.1" },
+          { interface: 0, address: "10.99.1.2/24" },
+          { interface: 0, address: "2001:db8::2/64" },
+          { interface: 0, address: "2001:db8:1::2/64", gateway: "2001:db8:1::1" },
+        ],
+        routes: [
+          { dst: "0.0.0.0/0", gw: "10.99.0.1" },
+          { dst: "::/0", gw: "2001:db8::1", priority: 5 },
+          { dst: "192.0.2.0/24", mtu: 1400 },
+        ],
+      };
+      // First address of each family; routes by destination family; no
+      // interfaces, no 1.x route attributes; dns always present.
+      assertEquals(
+        JSON.stringify(formatResult(r, v)),
+        `{"cniVersion":"${v}",` +
+          '"ip4":{"ip":"10.99.0.2/24","gateway":"10.99.0.1",' +
+          '"routes":[{"dst":"0.0.0.0/0","gw":"10.99.0.1"},{"dst":"192.0.2.0/24"}]},' +
+          '"ip6":{"ip":"2001:db8::2/64","routes":[{"dst":"::/0","gw":"2001:db8::1"}]},' +
+          '"dns":{"nameservers":["10.99.0.53"],"search":["lab.example"]}}',
+      );
+      // A family without an address drops its routes; dns {} when empty.
+      assertEquals(
+        formatResult({
+          cniVersion: "1.1.0",
+          ips: [{ address: "2001:db8::2/64" }],
+          routes: [{ dst: "0.0.0.0/0" }],
+        }, v),
+        { cniVersion: v, ip6: { ip: "2001:db8::2/64" }, dns: {} },
+      );
+      // Without an address there is nothing to print (the reference: cannot convert).
+      assertThrows(
+        () => formatResult({ cniVersion: "1.1.0", interfaces: [{ name: "eth0" }] }, v),
+        (e: unknown) => e instanceof CniError && e.code === ErrorCode.GENERIC,
+      );
+    });
+  }
 });
 
 Deno.test("parseResult()", async (t) => {
   await t.step("round-trips every version's output", () => {
-    for (const v of ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]) {
+    for (const v of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]) {
       const back = parseResult(JSON.stringify(formatResult(full, v)));
       assertEquals(formatResult(back, v), formatResult(full, v));
     }

@@ -13,13 +13,14 @@
 import { concatBytes } from "../internal/_bytes.ts";
 import { exitProcess } from "../internal/_exit.ts";
 import { ifnameProblem } from "../internal/_ifname.ts";
-import { isJsonObject } from "../internal/_json.ts";
+import { clipText, isJsonObject, jsonShapeProblem, showJson } from "../internal/_json.ts";
 import { causeChain, CniError, ErrorCode } from "./errors.ts";
 import { formatResult, type Result } from "./result.ts";
 import {
   type CniCommand,
   CURRENT_VERSION,
   isSupportedVersion,
+  parseVersion,
   selectVersion,
   SUPPORTED_VERSIONS,
   versionAllows,
@@ -28,6 +29,33 @@ import { errorText } from "../internal/_error_text.ts";
 
 /** Largest config accepted on stdin (4 MiB); more is an I/O error (code 5). */
 export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Longest `CNI_CONTAINERID` accepted, in bytes (code 4 beyond). Runtimes use
+ * 64 hex digits (containerd, CRI-O, podman) or a 36-character UUID; the
+ * attachment record's file name `<containerId>@<ifname>.tmp<pid>` must stay
+ * within the 255 bytes of a file name: 192 + 1 + 45 (an escaped 15-byte
+ * ifname) + 4 + 7 (a pid) = 249.
+ */
+export const MAX_CONTAINER_ID_BYTES = 192;
+
+/**
+ * Longest network `name` accepted, in bytes (code 7 beyond): it names a
+ * directory of the plugin's state and of host-local's store, and a file
+ * name has at most 255 bytes.
+ */
+export const MAX_NETWORK_NAME_BYTES = 255;
+
+/** Longest `CNI_NETNS` accepted, in bytes (code 4 beyond): PATH_MAX less its NUL. */
+export const MAX_NETNS_BYTES = 4095;
+
+/**
+ * Longest `CNI_ARGS` accepted, in bytes (code 4 beyond). Kubernetes sends
+ * about 300 (`IgnoreUnknown`, the pod's namespace, name, UID and infra
+ * container ID); the value is kept in the attachment record and handed to
+ * the IPAM plugin.
+ */
+export const MAX_CNI_ARGS_BYTES = 4096;
 
 /**
  * The CNI invocation environment of one command (`CNI_CONTAINERID`,
@@ -141,6 +169,7 @@ async function readVersionInput(io: SkelIo): Promise<string> {
   try {
     const bytes = await io.stdin();
     if (bytes.length === 0 || bytes.length > MAX_STDIN_BYTES) return CURRENT_VERSION;
+    if (jsonShapeProblem(bytes)) return CURRENT_VERSION;
     const v = JSON.parse(new TextDecoder().decode(bytes))?.cniVersion;
     return typeof v === "string" && isSupportedVersion(v) ? v : CURRENT_VERSION;
   } catch {
@@ -148,31 +177,45 @@ async function readVersionInput(io: SkelIo): Promise<string> {
   }
 }
 
+function byteLength(text: string): number {
+  return new TextEncoder().encode(text).length;
+}
+
+function invalidEnv(msg: string, details?: string): SkelFailure {
+  return new SkelFailure(new CniError(ErrorCode.INVALID_ENV, msg, details));
+}
+
+/** A `CNI_*` value over its limit: the message names the limit, the details quote a prefix. */
+function tooLong(name: string, value: string, max: number): SkelFailure | undefined {
+  const bytes = byteLength(value);
+  if (bytes <= max) return undefined;
+  return invalidEnv(
+    `${name} is longer than ${max} bytes (${bytes} bytes)`,
+    `${name} ${showJson(value)}`,
+  );
+}
+
 function checkEnv(command: Exclude<CniCommand, "VERSION">, env: SkelIo["env"]): void {
   const missing = REQUIRED_ENV[command].filter((k) => !env[k]);
   if (missing.length) {
-    throw new SkelFailure(
-      new CniError(ErrorCode.INVALID_ENV, `required env variables [${missing.join(",")}] missing`),
-    );
+    throw invalidEnv(`required env variables [${missing.join(",")}] missing`);
   }
+  const overLong = tooLong("CNI_NETNS", env.CNI_NETNS ?? "", MAX_NETNS_BYTES) ??
+    tooLong("CNI_ARGS", env.CNI_ARGS ?? "", MAX_CNI_ARGS_BYTES);
+  if (overLong) throw overLong;
   if (command === "ADD" || command === "DEL" || command === "CHECK") {
     const id = env.CNI_CONTAINERID!;
+    const idTooLong = tooLong("CNI_CONTAINERID", id, MAX_CONTAINER_ID_BYTES);
+    if (idTooLong) throw idTooLong;
     if (!CNI_ID_RE.test(id)) {
-      throw new SkelFailure(
-        new CniError(
-          ErrorCode.INVALID_ENV,
-          "invalid characters in containerID",
-          `CNI_CONTAINERID "${id}" must match ${CNI_ID_RE.source}`,
-        ),
+      throw invalidEnv(
+        "invalid characters in containerID",
+        `CNI_CONTAINERID ${showJson(id)} must match ${CNI_ID_RE.source}`,
       );
     }
     const ifname = env.CNI_IFNAME!;
     const problem = ifnameProblem(ifname);
-    if (problem) {
-      throw new SkelFailure(
-        new CniError(ErrorCode.INVALID_ENV, `invalid CNI_IFNAME "${ifname}": ${problem}`),
-      );
-    }
+    if (problem) throw invalidEnv(`invalid CNI_IFNAME ${showJson(ifname)}: ${problem}`);
   }
 }
 
@@ -200,6 +243,14 @@ async function readConfig(
       ),
     );
   }
+  // Refuse what would cost more to build than any config needs (a megabyte
+  // of nested brackets is 90 MB of V8 objects) before JSON.parse builds it.
+  const shape = jsonShapeProblem(bytes);
+  if (shape) {
+    throw new SkelFailure(
+      new CniError(ErrorCode.DECODE, `Cannot decode network config: the JSON ${shape}`),
+    );
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -221,23 +272,40 @@ async function readConfig(
   return { bytes, config: parsed };
 }
 
+/**
+ * The config's `cniVersion` as the error JSON echoes it: only text of the
+ * form `x.y.z` (at most 32 characters), never a megabyte of anything else.
+ */
+function declaredVersion(config: Record<string, unknown>): string | undefined {
+  const v = config.cniVersion;
+  return typeof v === "string" && v.length <= 32 && parseVersion(v) ? v : undefined;
+}
+
 function checkConfig(
   command: Exclude<CniCommand, "VERSION">,
   config: Record<string, unknown>,
 ): string {
-  const declared = typeof config.cniVersion === "string" && config.cniVersion
-    ? config.cniVersion
-    : undefined;
+  const declared = declaredVersion(config);
   const name = config.name;
   if (name === undefined || name === null || name === "") {
     throw new SkelFailure(new CniError(ErrorCode.INVALID_CONFIG, "missing network name"), declared);
+  }
+  if (typeof name === "string" && byteLength(name) > MAX_NETWORK_NAME_BYTES) {
+    throw new SkelFailure(
+      new CniError(
+        ErrorCode.INVALID_CONFIG,
+        `network name is longer than ${MAX_NETWORK_NAME_BYTES} bytes (${byteLength(name)} bytes)`,
+        `name ${showJson(name)}`,
+      ),
+      declared,
+    );
   }
   if (typeof name !== "string" || !CNI_ID_RE.test(name)) {
     throw new SkelFailure(
       new CniError(
         ErrorCode.INVALID_CONFIG,
         "invalid characters found in network name",
-        `name ${JSON.stringify(name)} must match ${CNI_ID_RE.source}`,
+        `name ${showJson(name)} must match ${CNI_ID_RE.source}`,
       ),
       declared,
     );
@@ -245,7 +313,7 @@ function checkConfig(
   const version = selectVersion(config.cniVersion, config.cniVersions);
   if (!version) {
     // A config without cniVersion is 0.1.0 to the Go decoder.
-    const shown = config.cniVersion === undefined ? "0.1.0" : String(config.cniVersion);
+    const shown = config.cniVersion === undefined ? "0.1.0" : clipText(String(config.cniVersion));
     throw new SkelFailure(
       new CniError(
         ErrorCode.INCOMPATIBLE_VERSION,
@@ -305,16 +373,14 @@ export async function runSkel(handlers: SkelHandlers, io: SkelIo): Promise<numbe
   try {
     if (!(COMMANDS as readonly string[]).includes(command)) {
       throw new SkelFailure(
-        new CniError(ErrorCode.INVALID_ENV, `unknown CNI_COMMAND: ${command}`),
+        new CniError(ErrorCode.INVALID_ENV, `unknown CNI_COMMAND: ${clipText(command)}`),
       );
     }
     const cmd = command as Exclude<CniCommand, "VERSION">;
     checkEnv(cmd, io.env);
     const { bytes, config } = await readConfig(io);
     const selected = checkConfig(cmd, config);
-    cniVersion = typeof config.cniVersion === "string" && config.cniVersion
-      ? config.cniVersion
-      : selected;
+    cniVersion = declaredVersion(config) ?? selected;
     const request: SkelRequest = {
       command: cmd,
       containerId: io.env.CNI_CONTAINERID ?? "",

@@ -75,7 +75,9 @@ Deno.test("runSkel() without CNI_COMMAND prints about text", async () => {
   assertEquals(r.code, 0);
   assertEquals(r.out, "");
   assertEquals(
-    r.err.includes("CNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"),
+    r.err.includes(
+      "CNI protocol versions supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0",
+    ),
     true,
   );
 });
@@ -86,7 +88,8 @@ Deno.test("runSkel() VERSION", async (t) => {
     assertEquals(r.code, 0);
     assertEquals(
       r.out,
-      '{"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}',
+      '{"cniVersion":"0.4.0","supportedVersions":' +
+        '["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}',
     );
   });
   await t.step("answers 1.1.0 for garbage, unknown versions or unreadable stdin", async () => {
@@ -165,15 +168,13 @@ Deno.test("runSkel() stdin and config checks", async (t) => {
       cniVersion: "9.9.9",
       code: 1,
       msg: "incompatible CNI versions",
-      details: 'config is "9.9.9", plugin supports ["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]',
+      details: 'config is "9.9.9", plugin supports ' +
+        '["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]',
     });
   });
-  await t.step("missing cniVersion counts as 0.1.0 ⇒ 1", async () => {
-    const r = await run({ ...ENV, CNI_COMMAND: "ADD" }, '{"name":"lan"}');
-    assertEquals([r.json?.code, String(r.json?.details).startsWith('config is "0.1.0"')], [
-      1,
-      true,
-    ]);
+  await t.step("missing cniVersion counts as 0.1.0 (the Go config decoder's rule)", async () => {
+    const r = await run({ ...ENV, CNI_COMMAND: "DEL" }, '{"name":"lan"}');
+    assertEquals([r.code, r.calls[0]?.cniVersion], [0, "0.1.0"]);
   });
   await t.step("CHECK below 0.4.0 and GC/STATUS below 1.1.0 ⇒ 1", async () => {
     let r = await run({ ...ENV, CNI_COMMAND: "CHECK" }, config("0.3.1"));
@@ -184,12 +185,33 @@ Deno.test("runSkel() stdin and config checks", async (t) => {
     assertEquals([r.json?.code, r.json?.msg], [1, "config version does not allow STATUS"]);
     assertEquals(r.calls.length, 0);
   });
-  await t.step("cniVersions selects the highest supported", async () => {
-    const r = await run(
-      { ...ENV, CNI_COMMAND: "GC" },
-      config("1.0.0", { cniVersions: ["1.0.0", "1.1.0", "2.0.0"] }),
-    );
-    assertEquals([r.code, r.calls[0]?.cniVersion], [0, "1.1.0"]);
+  await t.step(
+    "cniVersion is the version used; a cniVersions passed through does not change it",
+    async () => {
+      let r = await run(
+        { ...ENV, CNI_COMMAND: "GC" },
+        config("1.0.0", { cniVersions: ["1.0.0", "1.1.0", "2.0.0"] }),
+      );
+      assertEquals([r.code, r.json?.msg], [1, "config version does not allow GC"]);
+      r = await run(
+        { ...ENV, CNI_COMMAND: "GC" },
+        JSON.stringify({ name: "lan", type: "macvtap", cniVersions: ["1.0.0", "1.1.0", "2.0.0"] }),
+      );
+      assertEquals([r.code, r.calls[0]?.cniVersion], [0, "1.1.0"]);
+    },
+  );
+  await t.step("0.1.0 and 0.2.0: ADD and DEL only; CHECK, GC and STATUS ⇒ 1", async () => {
+    for (const v of ["0.1.0", "0.2.0"]) {
+      for (const command of ["CHECK", "GC", "STATUS"]) {
+        const r = await run({ ...ENV, CNI_COMMAND: command }, config(v));
+        assertEquals(
+          [r.code, r.json?.code, r.json?.msg, r.json?.cniVersion],
+          [1, 1, `config version does not allow ${command}`, v],
+        );
+      }
+      const del = await run({ ...ENV, CNI_COMMAND: "DEL" }, config(v));
+      assertEquals([del.code, del.calls[0]?.cniVersion], [0, v]);
+    }
   });
 });
 

@@ -6,7 +6,10 @@
  */
 
 /**
- * The spec versions this plugin speaks, oldest first.
+ * The spec versions this plugin speaks, oldest first. At 0.1.0 and 0.2.0 the
+ * result has the legacy shape (`ip4`/`ip6`, no interfaces) and only ADD and
+ * DEL exist; an ADD there must return an IP address, so an L2-only config
+ * (no `ipam`) needs 0.3.0 or later.
  *
  * @example Does the plugin speak the runtime's version?
  * ```ts
@@ -14,16 +17,25 @@
  * import { SUPPORTED_VERSIONS } from "./mod.ts";
  *
  * assert.ok(SUPPORTED_VERSIONS.includes("1.0.0"));
- * assert.ok(!SUPPORTED_VERSIONS.includes("0.2.0"));
+ * assert.ok(SUPPORTED_VERSIONS.includes("0.2.0"));
+ * assert.ok(!SUPPORTED_VERSIONS.includes("0.5.0"));
  * ```
  */
 export const SUPPORTED_VERSIONS: readonly string[] = Object.freeze([
+  "0.1.0",
+  "0.2.0",
   "0.3.0",
   "0.3.1",
   "0.4.0",
   "1.0.0",
   "1.1.0",
 ]);
+
+/**
+ * The version a config without `cniVersion` (or with `""`) is read as: the Go
+ * libraries' config decoder (`pkg/version` `ConfigDecoder`) says 0.1.0.
+ */
+export const IMPLICIT_VERSION = "0.1.0";
 
 /**
  * The newest version we speak (VERSION's fallback answer).
@@ -91,28 +103,39 @@ export function versionAllows(command: CniCommand, version: string): boolean {
 }
 
 /**
- * The version to use for a config: the highest supported of
- * `cniVersions ∪ {cniVersion}` (libcni's rule, with "supported" meaning ours),
- * or `undefined` when none is supported. Non-string entries are ignored.
+ * The version a config is used at, or `undefined` when we do not speak it.
+ *
+ * - `cniVersion` set: that version. The runtime has already chosen it from
+ *   the list's `cniVersions` (spec 1.1.0 "Version selection"), and the
+ *   result must be in the version supplied on input, so a `cniVersions`
+ *   passed through does not override it.
+ * - `cniVersion` missing or `""`: the highest of `cniVersions` we speak
+ *   (libcni's rule for a list), or {@linkcode IMPLICIT_VERSION} without one.
+ *
+ * Non-string entries of `cniVersions` are ignored.
  *
  * @example Usage
  * ```ts
  * import { selectVersion } from "./version.ts";
- * selectVersion("1.0.0", ["1.0.0", "1.1.0", "2.0.0"]); // "1.1.0"
+ * selectVersion("1.0.0", ["1.0.0", "1.1.0", "2.0.0"]); // "1.0.0"
+ * selectVersion(undefined, ["1.0.0", "1.1.0", "2.0.0"]); // "1.1.0"
+ * selectVersion(undefined); // "0.1.0"
+ * selectVersion("2.0.0", ["1.1.0"]); // undefined
  * ```
  */
 export function selectVersion(
   cniVersion: unknown,
   cniVersions?: unknown,
 ): string | undefined {
-  const candidates: string[] = [];
-  if (typeof cniVersion === "string") candidates.push(cniVersion);
-  if (Array.isArray(cniVersions)) {
-    for (const v of cniVersions) if (typeof v === "string") candidates.push(v);
+  if (cniVersion !== undefined && cniVersion !== null && cniVersion !== "") {
+    return typeof cniVersion === "string" && isSupportedVersion(cniVersion)
+      ? cniVersion
+      : undefined;
   }
+  if (!Array.isArray(cniVersions)) return IMPLICIT_VERSION;
   let best: string | undefined;
-  for (const v of candidates) {
-    if (!isSupportedVersion(v)) continue;
+  for (const v of cniVersions) {
+    if (typeof v !== "string" || !isSupportedVersion(v)) continue;
     if (best === undefined || compareVersions(v, best) > 0) best = v;
   }
   return best;

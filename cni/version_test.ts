@@ -22,8 +22,17 @@ Deno.test("compareVersions()", async (t) => {
 });
 
 Deno.test("SUPPORTED_VERSIONS", () => {
-  assertEquals([...SUPPORTED_VERSIONS], ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]);
-  assertEquals(isSupportedVersion("0.2.0"), false);
+  assertEquals([...SUPPORTED_VERSIONS], [
+    "0.1.0",
+    "0.2.0",
+    "0.3.0",
+    "0.3.1",
+    "0.4.0",
+    "1.0.0",
+    "1.1.0",
+  ]);
+  assertEquals(isSupportedVersion("0.2.0"), true);
+  assertEquals(isSupportedVersion("0.5.0"), false);
   assertEquals(Object.isFrozen(SUPPORTED_VERSIONS), true);
 });
 
@@ -45,15 +54,26 @@ Deno.test("versionAllows()", async (t) => {
 });
 
 Deno.test("selectVersion()", async (t) => {
-  await t.step("picks the highest supported of cniVersions ∪ {cniVersion}", () => {
-    assertEquals(selectVersion("1.0.0", ["0.4.0", "1.1.0", "2.0.0"]), "1.1.0");
-    assertEquals(selectVersion("1.1.0", ["0.4.0"]), "1.1.0");
-    assertEquals(selectVersion(undefined, ["0.3.1", "1.0.0"]), "1.0.0");
-    assertEquals(selectVersion("0.4.0"), "0.4.0");
+  await t.step(
+    "cniVersion is the version supplied on input: cniVersions does not override it",
+    () => {
+      assertEquals(selectVersion("1.0.0", ["1.0.0", "1.1.0"]), "1.0.0");
+      assertEquals(selectVersion("1.0.0", ["0.4.0", "1.1.0", "2.0.0"]), "1.0.0");
+      assertEquals(selectVersion("1.1.0", ["0.4.0"]), "1.1.0");
+      assertEquals(selectVersion("0.4.0"), "0.4.0");
+      assertEquals(selectVersion("0.2.0", ["2.0.0", 7]), "0.2.0");
+    },
+  );
+  await t.step("without cniVersion: the highest supported of cniVersions, else 0.1.0", () => {
+    assertEquals(selectVersion(undefined, ["0.3.1", "1.0.0", "2.0.0", 7]), "1.0.0");
+    assertEquals(selectVersion("", ["0.3.1"]), "0.3.1");
+    assertEquals(selectVersion(undefined), "0.1.0");
+    assertEquals(selectVersion(""), "0.1.0");
   });
-  await t.step("returns undefined when nothing is supported", () => {
+  await t.step("returns undefined when the version is not supported", () => {
     assertEquals(selectVersion("9.9.9"), undefined);
-    assertEquals(selectVersion(undefined), undefined);
-    assertEquals(selectVersion("0.2.0", ["2.0.0", 7]), undefined);
+    assertEquals(selectVersion("9.9.9", ["1.0.0"]), undefined);
+    assertEquals(selectVersion(1), undefined);
+    assertEquals(selectVersion(undefined, ["2.0.0"]), undefined);
   });
 });

@@ -7,6 +7,7 @@
  */
 
 import { canonicalIP, parseCidr, parseIP } from "../internal/_ip.ts";
+import { clipText, showJson } from "../internal/_json.ts";
 import { ConfigError } from "./errors.ts";
 import { normalizeMac } from "./_mac.ts";
 
@@ -49,9 +50,9 @@ export interface ParseCniArgsOptions {
   strict?: boolean;
 }
 
-/** Go's `%q` of a string list: `["a" "b"]`. */
+/** Go's `%q` of a string list: `["a" "b"]`, cut to a readable length. */
 function quoteList(items: readonly string[]): string {
-  return `[${items.map((s) => JSON.stringify(s)).join(" ")}]`;
+  return clipText(`[${items.map((s) => showJson(s)).join(" ")}]`, 200);
 }
 
 function parseBool(value: string): boolean | undefined {
@@ -88,12 +89,12 @@ export function parseCniArgs(text: string, options: ParseCniArgsOptions = {}): C
   for (const pair of text.split(";")) {
     const kv = pair.split("=");
     if (kv.length !== 2) {
-      bad(`ARGS: invalid pair ${JSON.stringify(pair)}`);
+      bad(`ARGS: invalid pair ${showJson(pair)}`);
       continue;
     }
     const [key, value] = kv as [string, string];
     const badValue = (problem: string) =>
-      bad(`ARGS: error parsing value of pair ${JSON.stringify(pair)}: ${problem}`);
+      bad(`ARGS: error parsing value of pair ${showJson(pair)}: ${problem}`);
     switch (key) {
       case "IgnoreUnknown": {
         const b = parseBool(value);
@@ -104,19 +105,19 @@ export function parseCniArgs(text: string, options: ParseCniArgsOptions = {}): C
       case "IP": {
         const ips = value.split(",").filter((s) => s !== ""); // no trimming: Go parses the text as is
         const wrong = ips.find((s) => !isIpOrCidr(s));
-        if (wrong !== undefined) badValue(`"${wrong}" is not an IP address or CIDR`);
+        if (wrong !== undefined) badValue(`${showJson(wrong)} is not an IP address or CIDR`);
         else out.ips = ips;
         break;
       }
       case "MAC": {
         const mac = normalizeMac(value);
-        if (typeof mac !== "string") badValue(`"${value}" ${mac.problem}`);
+        if (typeof mac !== "string") badValue(`${showJson(value)} ${mac.problem}`);
         else out.mac = mac;
         break;
       }
       case "GATEWAY": {
         const gw = canonicalIP(value);
-        if (gw === undefined) badValue(`"${value}" is not an IP address`);
+        if (gw === undefined) badValue(`${showJson(value)} is not an IP address`);
         else out.gateway = gw;
         break;
       }

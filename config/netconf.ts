@@ -22,7 +22,9 @@
 // The one dependency beyond internal/: prevResult and dns are CNI result
 // types, parsed by the CNI layer's own parser (one parser for every version).
 import {
+  compareVersions,
   type Dns,
+  MAX_NETWORK_NAME_BYTES,
   parseResult,
   type Result,
   selectVersion,
@@ -196,7 +198,7 @@ function optStringList(v: unknown, field: string): string[] | undefined {
 function ipList(v: unknown, field: string): string[] | undefined {
   const list = optStringList(v, field);
   list?.forEach((s, i) => {
-    if (!isIpOrCidr(s)) fail(`${field}[${i}]`, `"${s}" is not an IP address or CIDR`);
+    if (!isIpOrCidr(s)) fail(`${field}[${i}]`, `${showJson(s)} is not an IP address or CIDR`);
   });
   return list?.length ? list : undefined;
 }
@@ -205,7 +207,7 @@ function ifname(raw: Raw, key: string): string | undefined {
   const v = optString(raw, key);
   if (v === undefined || v === "") return undefined;
   const problem = ifnameProblem(v);
-  if (problem) fail(key, `interface name "${v}" ${problem}`);
+  if (problem) fail(key, `interface name ${showJson(v)} ${problem}`);
   return v;
 }
 
@@ -213,7 +215,7 @@ function mac(v: unknown, field: string): string | undefined {
   if (v === undefined || v === null || v === "") return undefined;
   if (typeof v !== "string") fail(field, `${showJson(v)} is not a string`);
   const m = normalizeMac(v);
-  if (typeof m !== "string") fail(field, `"${v}" ${m.problem}`);
+  if (typeof m !== "string") fail(field, `${showJson(v)} ${m.problem}`);
   return m;
 }
 
@@ -265,6 +267,9 @@ function logFileOf(raw: Raw): string | undefined {
 function parseName(raw: Raw): string {
   const name = raw.name;
   if (name === undefined || name === null || name === "") fail("name", "missing network name");
+  if (typeof name === "string" && new TextEncoder().encode(name).length > MAX_NETWORK_NAME_BYTES) {
+    fail("name", `network name ${showJson(name)} is longer than ${MAX_NETWORK_NAME_BYTES} bytes`);
+  }
   if (typeof name !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/.test(name)) {
     fail("name", `invalid characters found in network name ${showJson(name)}`);
   }
@@ -296,9 +301,9 @@ function parseMode(raw: Raw): MacvtapMode {
   if (parsed.mode) return parsed.mode;
   const expected = `expected ${MACVTAP_MODES.slice(0, -1).join(", ")} or ${MACVTAP_MODES.at(-1)}`;
   if (parsed.problem === "unsupported") {
-    fail("mode", `macvtap mode "${m}" is not supported (${expected})`, true);
+    fail("mode", `macvtap mode ${showJson(m)} is not supported (${expected})`, true);
   }
-  return fail("mode", `unknown macvtap mode "${m}" (${expected})`);
+  return fail("mode", `unknown macvtap mode ${showJson(m)} (${expected})`);
 }
 
 function parseMtu(raw: Raw): number {
@@ -318,8 +323,11 @@ function parseIpam(raw: Raw): IpamConf | undefined {
   const t = v.type;
   if (t === undefined || t === "") fail("ipam.type", "missing IPAM plugin type");
   if (typeof t !== "string") fail("ipam.type", `${showJson(t)} is not a string`);
+  if (new TextEncoder().encode(t).length > 255) {
+    fail("ipam.type", `${showJson(t)} is longer than a file name (255 bytes)`);
+  }
   if (t.includes("/") || t === "." || t === ".." || t.includes("\0")) {
-    fail("ipam.type", `"${t}" is not a plugin name (no "/", "." or "..")`);
+    fail("ipam.type", `${showJson(t)} is not a plugin name (no "/", "." or "..")`);
   }
   return { ...v, type: t };
 }
@@ -331,7 +339,9 @@ function parseConfDns(raw: Raw): Dns | undefined {
   const dns: Dns = {};
   const ns = optStringList(v.nameservers, "dns.nameservers");
   ns?.forEach((s, i) => {
-    if (canonicalIP(s) === undefined) fail(`dns.nameservers[${i}]`, `"${s}" is not an IP address`);
+    if (canonicalIP(s) === undefined) {
+      fail(`dns.nameservers[${i}]`, `${showJson(s)} is not an IP address`);
+    }
   });
   if (ns?.length) dns.nameservers = ns;
   const domain = optString(v, "domain", "dns.domain");
@@ -477,6 +487,16 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
 
   const ipam = parseIpam(raw);
   if (ipam) conf.ipam = ipam;
+  else if (!lenient && compareVersions(cniVersion, "0.3.0") < 0) {
+    // Refused before anything is made: the reference macvlan creates the
+    // link, fails to print (`cannot convert: no valid IP addresses`) and
+    // leaves the link behind.
+    fail(
+      "ipam",
+      `a cniVersion ${cniVersion} result must carry an IP address, so an L2-only config ` +
+        `(no ipam) needs cniVersion 0.3.0 or later`,
+    );
+  }
   conf.silent = soft(() => {
     const v = raw.silent;
     if (v === undefined || v === null) return conf.deviceID !== undefined && !ipam;
@@ -491,7 +511,11 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   }, false);
   const dns = soft(() => parseConfDns(raw), undefined);
   if (dns) conf.dns = dns;
-  const prev = soft(() => parsePrevResult(raw, cniVersion), undefined);
+  // Chaining (prevResult) exists from 0.3.0; below, a 0.2.0 result shows one
+  // address per family, and another plugin's would hide ours: ignored.
+  const prev = compareVersions(cniVersion, "0.3.0") < 0
+    ? undefined
+    : soft(() => parsePrevResult(raw, cniVersion), undefined);
   if (prev) conf.prevResult = prev;
 
   const logFile = soft(() => logFileOf(raw), undefined);
@@ -500,7 +524,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
     const v = optString(raw, "logLevel");
     if (v === undefined || v === "") return undefined;
     if (!isLogLevel(v)) {
-      fail("logLevel", `unknown log level "${v}" (expected error, warn, info or debug)`);
+      fail("logLevel", `unknown log level ${showJson(v)} (expected error, warn, info or debug)`);
     }
     return v;
   }, undefined);

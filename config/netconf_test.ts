@@ -96,13 +96,34 @@ Deno.test("parseNetConf() validation", async (t) => {
     rejects(
       { cniVersion: "9.9.9" },
       "cniVersion",
-      'cniVersion: incompatible CNI version "9.9.9" (supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)',
+      'cniVersion: incompatible CNI version "9.9.9" ' +
+        "(supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)",
     );
     assertEquals(
       conf({ cniVersion: "1.0.0", cniVersions: ["1.1.0", "2.0.0"] }).cniVersion,
+      "1.0.0",
+    );
+    assertEquals(
+      conf({ cniVersion: undefined, cniVersions: ["1.0.0", "1.1.0", "2.0.0"] }).cniVersion,
       "1.1.0",
     );
   });
+  await t.step(
+    "0.1.0 and 0.2.0: ADD needs ipam (the result carries an address); DEL does not",
+    () => {
+      for (const cniVersion of ["0.1.0", "0.2.0"]) {
+        rejects(
+          { cniVersion },
+          "ipam",
+          `ipam: a cniVersion ${cniVersion} result must carry an IP address, so an L2-only ` +
+            "config (no ipam) needs cniVersion 0.3.0 or later",
+        );
+        rejects({ cniVersion, ipam: {} }, "ipam", /L2-only/);
+        assertEquals(conf({ cniVersion, ipam: { type: "host-local" } }).cniVersion, cniVersion);
+        assertEquals(parseNetConfForDel({ ...BASE, cniVersion }, { args: "" }).ipam, undefined);
+      }
+    },
+  );
   await t.step("rejects a missing type", () => {
     rejects({ type: "" }, "type", 'type: "" is not a non-empty string');
   });
@@ -168,7 +189,7 @@ Deno.test("parseNetConf() validation", async (t) => {
     rejects(
       { deviceID: "x".repeat(256) },
       "deviceID",
-      `deviceID: "${"x".repeat(256)}" must be 1 to 255 characters`,
+      `deviceID: "${"x".repeat(100)}"… (256 characters) must be 1 to 255 characters`,
     );
     rejects(
       { hostrouteMetric: 2 ** 32 },
@@ -318,6 +339,12 @@ Deno.test("parseNetConf() prevResult", async (t) => {
       interfaces: [{ name: "eth0", sandbox: "/var/run/netns/x" }],
       ips: [{ interface: 0, address: "10.0.0.2/24" }],
     });
+  });
+  await t.step("is ignored below 0.3.0, which has no chaining", () => {
+    const prevResult = { cniVersion: "0.2.0", ip4: { ip: "10.0.0.2/24" } };
+    const ipam = { type: "host-local" };
+    assertEquals(conf({ cniVersion: "0.2.0", ipam, prevResult }).prevResult, undefined);
+    assertEquals(conf({ cniVersion: "0.1.0", ipam, prevResult: 7 }).prevResult, undefined);
   });
   await t.step("rejects a bad one naming the member", () => {
     rejects(

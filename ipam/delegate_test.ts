@@ -114,7 +114,7 @@ Deno.test("ipamDelegate() renegotiates when the remembered answer is refused", a
     assertEquals(await calls(dir), ["DEL 0.3.1", "VERSION 1.1.0", "DEL 1.0.0"]);
     assertEquals(cache.get(path), ["0.4.0", "1.0.0"]);
     // A memory naming no version we speak is no memory.
-    cache.set(path, ["0.2.0"]);
+    cache.set(path, ["0.5.0"]);
     await ipam().del();
     assertEquals(await calls(dir), ["DEL 1.1.0", "VERSION 1.1.0", "DEL 1.0.0"]);
   } finally {

@@ -27,14 +27,14 @@ function assertError(
 }
 
 Deno.test({
-  name: "VERSION echoes the config version and lists 0.3.0 … 1.1.0",
+  name: "VERSION echoes the config version and lists 0.1.0 … 1.1.0",
   ignore: !pluginBuilt(),
   async fn() {
     const c = await cniHere({ command: "VERSION" }, { cniVersion: "0.4.0" });
     assertEquals(c.code, 0, describe(c));
     assertEquals(c.json, {
       cniVersion: "0.4.0",
-      supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+      supportedVersions: ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
     });
   },
 });

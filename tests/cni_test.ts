@@ -88,28 +88,41 @@ for (const version of VERSIONS) {
       assertEquals(add.code, 0, describe(add));
       const result = add.json!;
       assertEquals(result.cniVersion, version);
-      const ifaces = result.interfaces as Json[];
-      assertEquals(ifaces.length, 1);
-      assertEquals(ifaces[0]!.name, "eth0");
-      assertEquals(ifaces[0]!.sandbox, l.ctrPath);
-      const ips = result.ips as Json[];
-      assertEquals(ips.length, 1);
-      assertEquals(ips[0]!.interface, 0);
+      let ips: Json[];
+      let mac: unknown;
+      if (version < "0.3.0") {
+        // The 0.1.0/0.2.0 shape: ip4/ip6, no interfaces, dns always there.
+        assertEquals(Object.keys(result), ["cniVersion", "ip4", "dns"]);
+        const ip4 = result.ip4 as Json;
+        assertEquals(ip4.gateway, "10.99.0.1");
+        assertEquals(ip4.routes, [{ dst: "0.0.0.0/0", gw: "10.99.0.1" }]);
+        assertEquals(result.dns, {});
+        ips = [{ address: ip4.ip, gateway: ip4.gateway }];
+      } else {
+        const ifaces = result.interfaces as Json[];
+        assertEquals(ifaces.length, 1);
+        assertEquals(ifaces[0]!.name, "eth0");
+        assertEquals(ifaces[0]!.sandbox, l.ctrPath);
+        assertEquals("mtu" in ifaces[0]!, version === "1.1.0");
+        mac = ifaces[0]!.mac;
+        ips = result.ips as Json[];
+        assertEquals(ips.length, 1);
+        assertEquals(ips[0]!.interface, 0);
+        if (version < "1.0.0") {
+          assertEquals(ips[0]!.version, "4");
+          assertEquals(result.dns, {});
+        } else {
+          assertEquals("version" in ips[0]!, false);
+        }
+      }
       assertMatch(ips[0]!.address as string, /^10\.99\.0\.\d+\/24$/);
       assertEquals(ips[0]!.gateway, "10.99.0.1");
-      if (version < "1.0.0") {
-        assertEquals(ips[0]!.version, "4");
-        assertEquals(result.dns, {});
-      } else {
-        assertEquals("version" in ips[0]!, false);
-      }
-      assertEquals("mtu" in ifaces[0]!, version === "1.1.0");
 
       const [link] = await lab.ipJson<LinkJson[]>(l.ctr, "link", "show", "eth0");
       if (!link) throw new Error("eth0 does not exist in the container");
       assertEquals(link.linkinfo?.info_kind, "macvtap");
       assertEquals(link.linkinfo?.info_data?.mode, "bridge");
-      assertEquals(link.address, ifaces[0]!.mac);
+      if (mac !== undefined) assertEquals(link.address, mac);
       assert(link.flags.includes("UP"));
       const addrs = await lab.ipJson<{ addr_info: { local: string; prefixlen: number }[] }[]>(
         l.ctr,
@@ -317,14 +330,26 @@ for (const version of VERSIONS) {
       const env = { containerId: "ctr1", netns: l.ctrPath, ifname: "eth0" };
       const add = await cni(lab, l.host, { command: "ADD", ...env }, config);
       assertEquals(add.code, 0, describe(add));
-      assertEquals(add.json!.routes, [
-        { dst: "192.168.10.22/32", gw: "0.0.0.0" },
-        { dst: "fd10::22/128", gw: "::" },
-        // No gw from IPAM: the plugin chose the range's gateway (host-local
-        // makes one up when the range has none) and says so.
-        { dst: "0.0.0.0/0", gw: "10.99.0.1" },
-        { dst: "fd20::/64", gw: "fd99::1" },
-      ]);
+      if (version < "0.3.0") {
+        // 0.1.0/0.2.0: each family's routes under its address.
+        assertEquals((add.json!.ip4 as Json).routes, [
+          { dst: "192.168.10.22/32", gw: "0.0.0.0" },
+          { dst: "0.0.0.0/0", gw: "10.99.0.1" },
+        ]);
+        assertEquals((add.json!.ip6 as Json).routes, [
+          { dst: "fd10::22/128", gw: "::" },
+          { dst: "fd20::/64", gw: "fd99::1" },
+        ]);
+      } else {
+        assertEquals(add.json!.routes, [
+          { dst: "192.168.10.22/32", gw: "0.0.0.0" },
+          { dst: "fd10::22/128", gw: "::" },
+          // No gw from IPAM: the plugin chose the range's gateway (host-local
+          // makes one up when the range has none) and says so.
+          { dst: "0.0.0.0/0", gw: "10.99.0.1" },
+          { dst: "fd20::/64", gw: "fd99::1" },
+        ]);
+      }
       const v4 = await lab.ipJson<{ dst: string; gateway?: string; scope?: string }[]>(
         l.ctr,
         "-4",

@@ -92,8 +92,12 @@ for (const version of VERSIONS) {
           const add = await cni(lab, l.host, { command: "ADD", ...env(ifname) }, c);
           assertEquals(add.code, 0, `ADD ${ifname}: ${describe(add)}`);
           results[ifname] = add.json!;
+          // 0.1.0/0.2.0 results keep each family's routes under ip4/ip6.
+          const routes = version < "0.3.0"
+            ? [add.json!.ip4, add.json!.ip6].flatMap((f) => ((f as Json).routes as Json[]))
+            : add.json!.routes as Json[];
           assertEquals(
-            (add.json!.routes as Json[]).map((r) => [r.dst, r.gw]),
+            routes.map((r) => [r.dst, r.gw]),
             [["0.0.0.0/0", "10.99.0.1"], ["::/0", "fd99::1"]],
           );
         }

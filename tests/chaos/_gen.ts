@@ -73,11 +73,12 @@ type Mutator = (d: Draft, r: Rng, t: GenTarget) => Mutation;
 
 const enc = new TextEncoder();
 /**
- * Versions of the valid base config. Not 1.1.0: Debian's host-local 1.1.1
- * refuses it (code 1), which would mask the plugin's own answers; 1.1.0
- * comes in through the `otherVersion` and `command` mutations.
+ * Versions of the valid base config: 0.3.0 to 1.0.0. Not 1.1.0: Debian's
+ * host-local 1.1.1 refuses it (code 1), which would mask the plugin's own
+ * answers; not 0.1.0/0.2.0, where the base's L2 variant is refused (code 7).
+ * Both come in through the `otherVersion` and `command` mutations.
  */
-const BASE_VERSIONS = VERSIONS.slice(0, 4);
+const BASE_VERSIONS = VERSIONS.filter((v) => v >= "0.3.0" && v < "1.1.0");
 
 function wrongValue(r: Rng): unknown {
   return r.pick<unknown>([
@@ -327,6 +328,24 @@ const MUTATORS: Record<string, Mutator> = {
       ok: false,
     };
   },
+  overLong(d, r) {
+    // Values of legal characters past the plugin's bounds (README "Input bounds").
+    const long = (min: number) => "a".repeat(r.range(min, r.chance(0.5) ? min + 64 : 200_000));
+    switch (r.int(4)) {
+      case 0:
+        d.env.CNI_CONTAINERID = long(193);
+        return { name: "CNI_CONTAINERID over 192 bytes", codes: [4], ok: false };
+      case 1:
+        d.env.CNI_NETNS = `/run/netns/${long(4096)}`;
+        return { name: "CNI_NETNS over 4095 bytes", codes: [4], ok: false };
+      case 2:
+        d.env.CNI_ARGS = `IgnoreUnknown=1;X=${long(4096)}`;
+        return { name: "CNI_ARGS over 4096 bytes", codes: [4], ok: false };
+      default:
+        d.config.name = long(256);
+        return { name: "network name over 255 bytes", codes: [7], ok: false };
+    }
+  },
   netnsMissing(d, r) {
     const v = r.pick<string | undefined>([
       undefined,
@@ -403,18 +422,15 @@ const MUTATORS: Record<string, Mutator> = {
   wrongVersion(d, r) {
     const v = r.pick<unknown>([
       "9.9.9",
-      "0.1.0",
-      "0.2.0",
-      "",
+      "0.2.1",
+      "0.0.1",
       "1.0",
       "1.1.0 ",
       "v1.0.0",
       "1.2.0",
       "0.3.2",
-      undefined,
     ]);
-    if (v === undefined) delete d.config.cniVersion;
-    else d.config.cniVersion = v;
+    d.config.cniVersion = v;
     return { name: `cniVersion ${JSON.stringify(v)}`, codes: [1], ok: false };
   },
   otherVersion(d, r) {

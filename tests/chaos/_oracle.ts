@@ -103,6 +103,14 @@ export function errorJsonProblem(stdout: string): string | undefined {
   if (typeof o.msg !== "string" || o.msg === "") return "msg missing or not a string";
   if ("details" in o && typeof o.details !== "string") return "details not a string";
   if ("cniVersion" in o && typeof o.cniVersion !== "string") return "cniVersion not a string";
+  // Input is quoted as a prefix and a length, never whole (cni/errors.ts caps: 1024 and 4096).
+  if (o.msg.length > 1100) return `msg of ${o.msg.length} characters`;
+  if (typeof o.details === "string" && o.details.length > 4200) {
+    return `details of ${o.details.length} characters`;
+  }
+  if (typeof o.cniVersion === "string" && o.cniVersion.length > 32) {
+    return `cniVersion of ${o.cniVersion.length} characters`;
+  }
   return undefined;
 }
 

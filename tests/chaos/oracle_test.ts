@@ -4,9 +4,14 @@
  * oracle sees each kind of harm.
  */
 
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  equal as assertEqual,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
 import { collidingKeys, generateScenario, type OwnershipTarget, STEP_KINDS } from "./_gen.ts";
-import { judgeStep, type OwnershipCensus, ownershipProblems } from "./_oracle.ts";
+import { errorJsonProblem, judgeStep, type OwnershipCensus, ownershipProblems } from "./_oracle.ts";
 
 Deno.test("collidingKeys() finds the a-b + c / a + b-c pair and only real collisions", () => {
   const keys = collidingKeys("a-b", "c");
@@ -91,4 +96,18 @@ Deno.test("ownershipProblems() reports every kind of harm", () => {
   ) {
     assert(problems.some((p) => p.includes(what)), `${what}: ${problems.join("; ")}`);
   }
+});
+
+Deno.test("errorJsonProblem() refuses an error JSON quoting its input whole", () => {
+  const long = "a".repeat(102_400);
+  assertEqual(errorJsonProblem(JSON.stringify({ code: 7, msg: "bad" })), undefined);
+  assertMatch(errorJsonProblem(JSON.stringify({ code: 999, msg: long }))!, /msg of 102400/);
+  assertMatch(
+    errorJsonProblem(JSON.stringify({ code: 4, msg: "x", details: long }))!,
+    /details of 102400/,
+  );
+  assertMatch(
+    errorJsonProblem(JSON.stringify({ cniVersion: long, code: 1, msg: "x" }))!,
+    /cniVersion of 102400/,
+  );
 });
