@@ -24,6 +24,8 @@ import {
   pluginBuilt,
   VERSIONS,
 } from "../lab/mod.ts";
+import { compareVersions } from "../cni/mod.ts";
+import { makedev } from "../internal/_tap_node.ts";
 
 const ignore = labIgnore() || !pluginBuilt();
 
@@ -49,7 +51,8 @@ function assertOk(r: CniCall): void {
   assert.equal(r.code, 0, describe(r));
 }
 
-for (const version of VERSIONS) {
+// A link without addresses has a result from 0.3.0 on (before, a result is an address).
+for (const version of VERSIONS.filter((v) => compareVersions(v, "0.3.0") >= 0)) {
   Deno.test({
     name:
       `a silent link sends nothing from the pod's kernel: deviceID without IPAM, and silent: true [${version}]`,
@@ -140,7 +143,7 @@ Deno.test({
         .stdout.trim();
       const st = await Deno.lstat(`/dev/tap${ifindex}`);
       const [maj, min] = dev.split(":").map(Number);
-      assert.equal(st.rdev, (maj! << 8) + min!, `/dev/tap${ifindex} is ${p.id}'s device`);
+      assert.equal(st.rdev, makedev(maj!, min!), `/dev/tap${ifindex} is ${p.id}'s device`);
       assert.equal(st.uid, p.owner ?? 0, `${p.id}: owner`);
       assert.equal(st.gid, p.owner ?? 0, `${p.id}: group`);
     }
