@@ -29,6 +29,9 @@
  * figure, default 20), `--concurrency N` (workers of the concurrent run,
  * default 200; 0 skips it; `--only concurrent` runs only it).
  *
+ * Then the cost of proving a `deviceID` through kubelet's PodResources API
+ * against the operator's opt-in (bench/device_trust.ts; `--only deviceid`).
+ *
  * At the end, the end-to-end figure (bench/podman.ts): `podman run --rm
  * --network` with our plugin vs the reference, in a lab of its own driven from
  * the root namespace with nsenter (runc needs that, not `ip netns exec`);
@@ -58,6 +61,8 @@ const CPU_PAIRS = Number(opt("--cpu-pairs") ?? 20);
 const OURS_SOURCE = opt("--ours") ?? BUILT;
 if (!(PODMAN_RUNS >= 1)) throw new Error("--podman-runs needs a positive number");
 const PODMAN = !argv.includes("--no-podman") && (!ONLY || "podman".includes(ONLY));
+/** The cost of proving a deviceID (bench/device_trust.ts); `--only deviceid` runs only it. */
+const DEVICE_TRUST = !ONLY || "deviceid proof".includes(ONLY);
 
 /** Run `cmd` with `input` on its stdin (none when `undefined`); its output. */
 async function runFed(
@@ -188,6 +193,16 @@ if (!argv.includes("--inner")) {
       }
     } catch (err) {
       console.error(`bench: podman end-to-end failed: ${err instanceof Error ? err.stack : err}`);
+      code ||= 1;
+    }
+  }
+  if (DEVICE_TRUST) {
+    const { deviceTrustBench, printDeviceTrust } = await import("./device_trust.ts");
+    try {
+      const runs = Math.max(5, Math.round(RUNS / 2));
+      printDeviceTrust(await deviceTrustBench({ ours: OURS_SOURCE, runs, stats }), runs);
+    } catch (err) {
+      console.error(`bench: deviceID proof failed: ${err instanceof Error ? err.stack : err}`);
       code ||= 1;
     }
   }

@@ -101,7 +101,11 @@ export async function addAttachment(
 ): Promise<Result> {
   using ns = openContainerNetns(ctx.netns);
   refuseOwnNetns(ns, ctx.netns);
-  if (conf.deviceID !== undefined) await proveDevice(conf, trust);
+  if (conf.deviceID !== undefined) {
+    mark("netns");
+    await proveDevice(conf, trust);
+    mark("device proof");
+  }
   using host = NetlinkHandle.open();
   using ctr = NetlinkHandle.open({ netns: ns });
   const source = checkBeforeAnything(host, ctr, conf, ctx);
