@@ -9,6 +9,7 @@
  */
 
 import { fnv1a32, fnv1a64 } from "./_fnv.ts";
+import { xxhash64 } from "./_xxhash64.ts";
 
 /** Longest interface name the kernel accepts (IFNAMSIZ - 1). */
 export const IFNAME_MAX = 15;
@@ -54,6 +55,32 @@ export function ifnameProblem(name: string): string | undefined {
  */
 export function deviceIfname(deviceId: string): string {
   return DEVICE_IFNAME_PREFIX + fnv1a64(deviceId).toString(16).padStart(16, "0").slice(0, 12);
+}
+
+/**
+ * The host interface name KubeVirt's macvtap device plugin gives the device
+ * of `deviceId`: `mvt` and the low 48 bits of xxHash64 of the ID, in 12 hex
+ * digits (kubevirt/macvtap-cni `TemporaryInterfaceName`). Devices it made
+ * are imported by this name.
+ *
+ * @example Usage
+ * ```ts
+ * import { kubevirtDeviceIfname } from "./_ifname.ts";
+ * kubevirtDeviceIfname("dataplaneMvp0"); // "mvt" + 12 hex digits
+ * ```
+ */
+export function kubevirtDeviceIfname(deviceId: string): string {
+  return DEVICE_IFNAME_PREFIX +
+    (xxhash64(deviceId) & 0xffffffffffffn).toString(16).padStart(12, "0");
+}
+
+/**
+ * Whether `deviceId` is in the form KubeVirt's device plugin gives its IDs
+ * (`<resource>Mvp<n>`): its `/dev/tapN` was the kernel's choice, so the
+ * device cannot be re-created with the same node.
+ */
+export function isKubevirtDeviceId(deviceId: string): boolean {
+  return /Mvp\d+$/.test(deviceId);
 }
 
 /** Lowest ifindex {@linkcode tapIndexFor} hands out. */

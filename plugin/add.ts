@@ -24,6 +24,8 @@ import { AsyncUndoStack } from "../internal/_undo.ts";
 import {
   deviceIfname,
   ifnameProblem,
+  isKubevirtDeviceId,
+  kubevirtDeviceIfname,
   linkMarker,
   tapIndexCandidates,
   tapIndexFor,
@@ -566,19 +568,32 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
   // bytes, with '/' or ':', …) is only ever a device-plugin ID: looking it up
   // as a name would make the kernel answer ERANGE or EINVAL.
   const byName = ifnameProblem(id) === undefined ? host.links.find(id) : undefined;
-  const hostName = byName ? id : deviceIfname(id);
-  let dev = byName ?? host.links.find(hostName);
+  // Our device plugin's name for the ID, or KubeVirt's (a node that ran
+  // kubevirt/macvtap-cni's device plugin keeps the devices it allocated).
+  const kubevirtName = kubevirtDeviceIfname(id);
+  const byKubevirt = byName ? undefined : host.links.find(kubevirtName);
+  const hostName = byName ? id : byKubevirt ? kubevirtName : deviceIfname(id);
+  let dev = byName ?? byKubevirt ?? host.links.find(hostName);
   /** The device this call recreated, and where it is now: ours to delete there on rollback. */
   let recreated: { index: number; at: NetlinkHandle } | undefined;
   if (!dev) {
-    if (!master) {
+    // Never a substitute the pod's /dev/tapN does not name: only our device
+    // plugin's devices have an index rule (Allocate announced it); KubeVirt's
+    // got a kernel-chosen one.
+    const why = !master
+      ? "no master to recreate it on"
+      : isKubevirtDeviceId(id)
+      ? `it is a KubeVirt device plugin ID, whose /dev/tapN cannot be made again`
+      : undefined;
+    if (why) {
       throw new PluginError(
-        `deviceID "${id}": no interface "${hostName}" on the host, and no master to recreate it on`,
-        { code: 7 },
+        `deviceID "${id}": no interface "${deviceIfname(id)}" or "${kubevirtName}" on the host, ` +
+          `and ${why}`,
+        { code: ErrorCode.INVALID_CONFIG },
       );
     }
-    log.warn(`deviceID "${id}": "${hostName}" is missing, recreating it on ${master.name}`);
-    dev = recreateDevice(a, { id, hostName, master });
+    log.warn(`deviceID "${id}": "${hostName}" is missing, recreating it on ${master!.name}`);
+    dev = recreateDevice(a, { id, hostName, master: master! });
     const made = { index: dev.index, at: host };
     recreated = made;
     // Deleted where it is (never moved back: by then its host name may be
@@ -593,7 +608,9 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
       },
     );
   }
-  const inUse = hostUseOf(host, dev);
+  // KubeVirt's device plugin leaves its devices up; one with its name for
+  // this (proven) ID is that device, not a host's VM tap.
+  const inUse = hostUseOf(host, dev, { upIsFree: dev.name === kubevirtName });
   if (inUse) {
     throw new PluginError(`deviceID "${id}": "${dev.name}" ${inUse}; not importing it`, {
       code: 7,
@@ -601,6 +618,7 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
   }
   const index = dev.index;
   const origName = dev.name;
+  const wasUp = dev.up;
   ownTapNode(id, index, origName);
   try {
     host.links.set(index, { netns: ns, newIndex: index });
@@ -618,7 +636,7 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
   } else {
     undo.push(`move ${origName} back to the host`, () => {
       using home = openNetns("/proc/self/ns/net");
-      ctr.links.set(index, { up: false, name: origName, alias: "", netns: home, newIndex: index });
+      ctr.links.set(index, { up: wasUp, name: origName, alias: "", netns: home, newIndex: index });
     });
   }
   // The move re-registered the tap (its minor may have changed): the node is
@@ -663,10 +681,14 @@ function ownTapNode(id: string, index: number, ifname: string): number | undefin
  * pod, or `undefined`: it is up, has an address of the host's, or host
  * routes go out of it (a hostrouteif).
  */
-function hostUseOf(host: NetlinkHandle, dev: Link): string | undefined {
+function hostUseOf(
+  host: NetlinkHandle,
+  dev: Link,
+  options: { upIsFree?: boolean } = {},
+): string | undefined {
   // The device plugin and `ip link add` leave a new macvtap down; an up one
   // is in use on the host (a VM's tap, a hostrouteif).
-  if (dev.up) return "is up, in use on the host";
+  if (dev.up && !options.upIsFree) return "is up, in use on the host";
   const addr = host.addrs.list({ index: dev.index })
     .find((a) => !a.cidr.startsWith("fe80:"));
   if (addr) return `carries the host address ${addr.cidr}`;
