@@ -36,20 +36,12 @@ Deno.test({
     // index is the kernel's choice there; here a random high one, so that no other
     // namespace of this machine has a /dev/tapN of that index (the import would be refused).
     const index = String(100_000 + Math.floor(Math.random() * 1_000_000));
-    await lab.ip(
-      l.host,
-      "link",
-      "add",
-      "link",
-      l.master,
-      "name",
-      hostName,
-      "type",
-      "macvtap",
-      "mode",
-      "bridge",
-    );
-    await lab.ip(l.host, "link", "set", hostName, "up");
+    const kubevirtAllocate = async () => {
+      const add = ["link", "add", "link", l.master, "name", hostName, "index", index];
+      await lab.ip(l.host, ...add, "type", "macvtap", "mode", "bridge");
+      await lab.ip(l.host, "link", "set", hostName, "up");
+    };
+    await kubevirtAllocate();
     const [before] = await lab.ipJson<{ ifindex: number }[]>(l.host, "link", "show", hostName);
     kubelet.assign(pod, RESOURCE, [[id]]);
     const stateDir = await lab.tempDir("state");
@@ -101,20 +93,7 @@ Deno.test({
       );
     }
     // KubeVirt's device plugin makes it again; the re-ADD imports it.
-    await lab.ip(
-      l.host,
-      "link",
-      "add",
-      "link",
-      l.master,
-      "name",
-      hostName,
-      "type",
-      "macvtap",
-      "mode",
-      "bridge",
-    );
-    await lab.ip(l.host, "link", "set", hostName, "up");
+    await kubevirtAllocate();
     const readd = await cni(lab, l.host, env("ADD"), conf);
     assert.equal(readd.code, 0, describe(readd));
     assert.equal((await cni(lab, l.host, env("DEL"), conf)).code, 0);
