@@ -131,6 +131,12 @@ export interface NetConf {
    * `deviceID` links without IPAM, off otherwise; refused with IPAM.
    */
   silent: boolean;
+  /**
+   * The master is an interface of the container's namespace (a VLAN or a
+   * second NIC moved there), and the macvtap is made there (upstream
+   * macvlan's `linkInContainer`).
+   */
+  linkInContainer: boolean;
   /** Host interface for the host ⇄ container routes. */
   hostrouteif?: string;
   hostrouteMetric: number;
@@ -400,9 +406,6 @@ function parseAttachments(raw: Raw): Attachment[] {
 }
 
 function rejectUnsupported(raw: Raw): void {
-  if (raw.linkInContainer === true) {
-    fail("linkInContainer", "true is not supported (the master must be in the host netns)", true);
-  }
   if (raw.hostrouteip !== undefined) {
     fail("hostrouteip", `${showJson(raw.hostrouteip)} is not supported (use ipam routes)`, true);
   }
@@ -433,6 +436,7 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
     type,
     mode: soft(() => parseMode(raw), "bridge"),
     silent: false,
+    linkInContainer: false,
     mtu: soft(() => parseMtu(raw), 0),
     hostrouteMetric: soft(
       () => optInteger(raw, "hostrouteMetric", 0, 0xffffffff) ?? DEFAULT_HOSTROUTE_METRIC,
@@ -497,6 +501,21 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
         `(no ipam) needs cniVersion 0.3.0 or later`,
     );
   }
+  conf.linkInContainer = soft(() => {
+    const v = raw.linkInContainer;
+    if (v === undefined || v === null || v === false) return false;
+    if (v !== true) fail("linkInContainer", `${showJson(v)} is not a boolean`);
+    if (conf.deviceID !== undefined) {
+      fail("linkInContainer", "true does not apply to deviceID (the device is the host's)");
+    }
+    if (conf.hostrouteif !== undefined) {
+      fail(
+        "linkInContainer",
+        "true cannot be combined with hostrouteif (host routes go through a host interface on the master)",
+      );
+    }
+    return true;
+  }, false);
   conf.silent = soft(() => {
     const v = raw.silent;
     if (v === undefined || v === null) return conf.deviceID !== undefined && !ipam;

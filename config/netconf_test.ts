@@ -40,6 +40,8 @@ Deno.test("parseNetConf() defaults", () => {
     type: "macvtap",
     mode: "bridge",
     mtu: 0,
+    silent: false,
+    linkInContainer: false,
     hostrouteMetric: DEFAULT_HOSTROUTE_METRIC,
     requestedIps: [],
     validAttachments: [],
@@ -47,6 +49,24 @@ Deno.test("parseNetConf() defaults", () => {
     ipamTimeoutMs: 30000,
     cniArgs: { ignoreUnknown: false, ips: [], unknown: [] },
   });
+});
+
+Deno.test("parseNetConf(): silent and linkInContainer, their defaults and the combinations refused", () => {
+  assertEquals(conf({ deviceID: "lan-1" }).silent, true, "deviceID without IPAM");
+  assertEquals(conf({ deviceID: "lan-1", silent: false }).silent, false);
+  assertEquals(conf({ master: "eth1", silent: true }).silent, true);
+  const ipam = { ipam: { type: "host-local" } };
+  assertEquals(conf({ deviceID: "lan-1", ...ipam }).silent, false, "with IPAM");
+  assertThrows(() => conf({ silent: true, ...ipam }), ConfigError, "silent: true needs a link");
+  assertThrows(() => conf({ silent: "yes" }), ConfigError, "not a boolean");
+  assertEquals(conf({ master: "eth1", linkInContainer: true }).linkInContainer, true);
+  assertThrows(() => conf({ linkInContainer: true, deviceID: "lan-1" }), ConfigError, "deviceID");
+  assertThrows(
+    () => conf({ linkInContainer: true, hostrouteif: "mvt1" }),
+    ConfigError,
+    "hostrouteif",
+  );
+  assertThrows(() => conf({ linkInContainer: 1 }), ConfigError, "not a boolean");
 });
 
 Deno.test("parseNetConf() accepts a full config", () => {
@@ -253,10 +273,6 @@ Deno.test("parseNetConf() validation", async (t) => {
     rejects({ dns: { search: "a" } }, "dns.search", 'dns.search: "a" is not a list of strings');
   });
   await t.step("marks known-but-unsupported fields", () => {
-    assertThrows(
-      () => conf({ linkInContainer: true }),
-      (e: unknown) => (e as ConfigError).unsupported,
-    );
     assertThrows(
       () => conf({ hostrouteip: "10.0.0.1" }),
       (e: unknown) => (e as ConfigError).unsupported,

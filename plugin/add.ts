@@ -213,7 +213,8 @@ function checkBeforeAnything(
     if (master) checkMtu(master);
     return { kind: "import", deviceID: conf.deviceID, master };
   }
-  const master = resolveMaster(host, conf.master);
+  // linkInContainer: the master is one of the container's interfaces.
+  const master = resolveMaster(conf.linkInContainer ? ctr : host, conf.master);
   checkMtu(master);
   return { kind: "create", master };
 }
@@ -432,15 +433,18 @@ function createMacvtap(a: Steps, master: Link): Link {
   // A passthru macvtap takes the lower device's MAC at creation; a MAC set
   // afterwards is applied to both (that is what passthru means).
   const macLater = conf.mode === "passthru" ? conf.mac : undefined;
+  // Made in the container directly: from the host with IFLA_NET_NS_FD, or,
+  // with linkInContainer, by the container's handle next to its master.
+  const maker = conf.linkInContainer ? ctr : host;
   const created = addAtTapIndex(
     `${conf.name}/${ctx.containerId}/${ctx.ifname}`,
     (index) =>
-      host.links.add({
+      maker.links.add({
         kind: "macvtap",
         name: tmp,
         parent: master.index,
         mode: conf.mode,
-        netns: ns,
+        ...(conf.linkInContainer ? {} : { netns: ns }),
         index,
         ...(conf.mtu ? { mtu: conf.mtu } : {}),
         ...(conf.mac && !macLater ? { mac: conf.mac } : {}),

@@ -66,8 +66,8 @@ export async function checkAttachment(
     problems.push(`mode is ${link.mode ?? "unknown"}, expected ${conf.mode}`);
   }
   if (conf.master && link.kind === "macvtap") {
-    using host = NetlinkHandle.open();
-    const master = host.links.find(conf.master);
+    using host = conf.linkInContainer ? undefined : NetlinkHandle.open();
+    const master = (host ?? ctr).links.find(conf.master);
     if (!master) problems.push(`master "${conf.master}" is missing`);
     else if (link.parentIndex !== master.index) {
       problems.push(`"${link.name}" is not on master "${conf.master}"`);

@@ -7,7 +7,7 @@
 import { CniError, ErrorCode } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import { hostRouteIfProblem } from "../hostroute/mod.ts";
-import { deviceIfname } from "../internal/_ifname.ts";
+import { deviceIfname, kubevirtDeviceIfname } from "../internal/_ifname.ts";
 import { NetlinkHandle } from "../netlink/mod.ts";
 import { PluginError, toCniError } from "./errors.ts";
 import type { Ipam } from "../ipam/mod.ts";
@@ -51,13 +51,16 @@ export async function statusOf(conf: NetConf, ipam: Ipam | undefined): Promise<v
 
 /** The host side: master (or the device of `deviceID`) and `hostrouteif`. */
 function checkHost(conf: NetConf): void {
+  // linkInContainer: the master is in a container, which STATUS has none of.
+  if (conf.linkInContainer) return;
   using host = NetlinkHandle.open();
   if (conf.deviceID && !conf.master) {
     // ADD imports the device; without a master it cannot recreate a missing one.
     const id = conf.deviceID;
-    if (!host.links.find(id) && !host.links.find(deviceIfname(id))) {
+    const names = [id, deviceIfname(id), kubevirtDeviceIfname(id)];
+    if (!names.some((n) => host.links.find(n))) {
       throw new PluginError(
-        `deviceID "${id}": no interface "${id}" or "${deviceIfname(id)}" on the host, ` +
+        `deviceID "${id}": no interface ${names.map((n) => `"${n}"`).join(", ")} on the host, ` +
           `and no master to recreate it on`,
         { code: NOT_AVAILABLE },
       );

@@ -15,8 +15,8 @@
  * {@linkcode INTENDED} (each difference we intend, with its reason); then
  * the two observations must be equal.
  *
- * Not ported: `linkInContainer: true` (issue 24 item 1, refused by ours with
- * code 2) and STATUS (1.1.0 only). The upstream "creates an macvlan link in a
+ * Here, not: `linkInContainer: true` (tests/link_in_container_test.ts, ours
+ * only: Debian's reference predates it) and STATUS (1.1.0 only). The upstream "creates an macvlan link in a
  * non-default namespace" calls the plugin's internal `createMacvlan`; its
  * black-box form is the ADD of the second case.
  *
