@@ -40,6 +40,17 @@ export const TEST_DEVICE_TRUST = {
 /** The node operator's opt-in to config-named devices (nodes without kubelet). */
 export const DEVICEID_FROM_CONFIG = { MACVTAP_DEVICEID_FROM_CONFIG: "1" } as const;
 
+/**
+ * An ifindex for a macvtap a test makes by hand (`ip link add … index N
+ * type macvtap`): random and above the range the plugin and the device
+ * plugin use, so no other namespace of the machine (a concurrent test's)
+ * has a `/dev/tapN` of it, which would make the plugin refuse the device as
+ * live elsewhere, as it must.
+ */
+export function freeTapIndex(): string {
+  return String(20_000_000 + Math.floor(Math.random() * 100_000_000));
+}
+
 /** Whether `dist/macvtap` exists; tests that need it fail with a clear message otherwise. */
 export function pluginBuilt(): boolean {
   try {

@@ -55,6 +55,7 @@ export {
   type CniRunOptions,
   describe,
   DEVICEID_FROM_CONFIG,
+  freeTapIndex,
   PLUGIN,
   pluginBuilt,
   TEST_DEVICE_TRUST,

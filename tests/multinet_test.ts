@@ -14,6 +14,7 @@ import {
   CNI_BIN,
   describe,
   DEVICEID_FROM_CONFIG,
+  freeTapIndex,
   Lab,
   labIgnore,
   PLUGIN,
@@ -168,7 +169,19 @@ for (const version of ["0.3.1", "1.0.0", "1.1.0"] as const) {
         let index: number | undefined;
         if (viaDevice) {
           const name = deviceIfname(deviceId);
-          await lab.ip(l.host, "link", "add", "link", l.master, "name", name, "type", "macvtap");
+          await lab.ip(
+            l.host,
+            "link",
+            "add",
+            "link",
+            l.master,
+            "name",
+            name,
+            "index",
+            freeTapIndex(),
+            "type",
+            "macvtap",
+          );
           index = (await lab.ipJson<{ ifindex: number }[]>(l.host, "link", "show", name))[0]!
             .ifindex;
         }

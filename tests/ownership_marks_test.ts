@@ -14,7 +14,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { describe, Lab, labIgnore } from "../lab/mod.ts";
+import { describe, freeTapIndex, Lab, labIgnore } from "../lab/mod.ts";
 import { assertBuilt, HOSTIF } from "./_hostroute_lab.ts";
 import { assertCniError, hostLocal, linkNames, makeRoots, Tenant } from "./_owner.ts";
 
@@ -120,7 +120,19 @@ Deno.test({
     await using lab = await Lab.create();
     const { s, t } = await setup(lab);
     // A VM's tap (up) and the hostrouteif the plugin made for another pod.
-    await lab.ip(s.host, "link", "add", "link", s.master, "name", "vmtap0", "type", "macvtap");
+    await lab.ip(
+      s.host,
+      "link",
+      "add",
+      "link",
+      s.master,
+      "name",
+      "vmtap0",
+      "index",
+      freeTapIndex(),
+      "type",
+      "macvtap",
+    );
     await lab.ip(s.host, "link", "set", "vmtap0", "up");
     const other = await t.addOk("o1", s.ctr);
     const ctr2 = await lab.netns("ctr2");

@@ -19,6 +19,7 @@ import {
   type CniCall,
   describe,
   DEVICEID_FROM_CONFIG,
+  freeTapIndex,
   Lab,
   labIgnore,
   pluginBuilt,
@@ -61,7 +62,19 @@ for (const version of VERSIONS.filter((v) => compareVersions(v, "0.3.0") >= 0)) 
       await using lab = await Lab.create({ prefix: "vml" });
       const l = await lab.simple();
       const stateDir = await lab.tempDir("state");
-      await lab.ip(l.host, "link", "add", "link", l.master, "name", "vmtap0", "type", "macvtap");
+      await lab.ip(
+        l.host,
+        "link",
+        "add",
+        "link",
+        l.master,
+        "name",
+        "vmtap0",
+        "index",
+        freeTapIndex(),
+        "type",
+        "macvtap",
+      );
       const base = { cniVersion: version, type: "macvtap", stateDir };
       const cases = [
         { ifname: "net1", conf: { ...base, name: "vmdev", deviceID: "vmtap0" } },
