@@ -360,7 +360,12 @@ Deno.test("parseNetConf() prevResult", async (t) => {
     const prevResult = { cniVersion: "0.2.0", ip4: { ip: "10.0.0.2/24" } };
     const ipam = { type: "host-local" };
     assertEquals(conf({ cniVersion: "0.2.0", ipam, prevResult }).prevResult, undefined);
-    assertEquals(conf({ cniVersion: "0.1.0", ipam, prevResult: 7 }).prevResult, undefined);
+    // Not an object at all: refused, as the Go types' decoding refuses it.
+    rejects(
+      { cniVersion: "0.1.0", ipam, prevResult: 7 },
+      "prevResult",
+      "prevResult: 7 is not an object",
+    );
   });
   await t.step("rejects a bad one naming the member", () => {
     rejects(
