@@ -35,7 +35,7 @@ import {
 import { DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { Buffer } from "node:buffer";
 import { METHODS } from "../deviceplugin/_api.ts";
-import { unaryCall } from "../deviceplugin/_grpc.ts";
+import { type GrpcError, Status, unaryCall } from "../deviceplugin/_grpc.ts";
 import { loadApi } from "../lab/_grpc_api.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
@@ -299,34 +299,42 @@ Deno.test("ListAndWatch cancellation leaves no stream behind (fake host)", async
   );
 });
 
-Deno.test("GetPreferredAllocation: known IDs only, bounded by capacity, linear in a huge request (fake host)", async () => {
+Deno.test("GetPreferredAllocation: known IDs only, bounded by capacity; a request past the resource's bounds is refused (fake host)", async () => {
   await withFakeSetup(
     '[{"name":"lan","lowerDevice":"eth1","capacity":4}]',
     async ({ kubelet, dir }) => {
       await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan");
       const def = loadApi().DevicePlugin.service.GetPreferredAllocation!;
-      const unknown = Array.from({ length: 30_000 }, (_, i) => `x-${i}`);
-      const request = def.requestSerialize({
-        containerRequests: [{
-          availableDeviceIDs: [...unknown, "lan-2", "lan-3", "lan-2"],
-          mustIncludeDeviceIDs: ["lan-1", "nope", "lan-1"],
-          allocationSize: 2_000_000_000,
-        }],
-      });
-      const t0 = performance.now();
+      const call = (available: string[], mustInclude: string[]) =>
+        unaryCall(
+          `${dir}/${endpointOf("lan")}`,
+          METHODS.getPreferredAllocation,
+          def.requestSerialize({
+            containerRequests: [{
+              availableDeviceIDs: available,
+              mustIncludeDeviceIDs: mustInclude,
+              allocationSize: 2_000_000_000,
+            }],
+          }),
+          { timeoutMs: 10_000 },
+        );
       const answer = def.responseDeserialize(
-        Buffer.from(
-          await unaryCall(
-            `${dir}/${endpointOf("lan")}`,
-            METHODS.getPreferredAllocation,
-            request,
-            { timeoutMs: 10_000 },
-          ),
-        ),
+        Buffer.from(await call(["x-1", "lan-2", "lan-3", "lan-2"], ["lan-1", "nope", "lan-1"])),
       );
-      // Quadratic, 30,000 IDs took seconds; this bound is loose on purpose (not a timing test).
-      assert.ok(performance.now() - t0 < 5000);
       assert.deepEqual(answer.containerResponses[0].deviceIDs, ["lan-1", "lan-2", "lan-3"]);
+      // More IDs than twice the capacity (every device available and must-include).
+      await assert.rejects(
+        call(Array.from({ length: 9 }, (_, i) => `x-${i}`), []),
+        (e: GrpcError) =>
+          e.code === Status.INVALID_ARGUMENT && /more than 8 device IDs/.test(e.message),
+      );
+      // 30,000 IDs: refused by size before they are read.
+      const t0 = performance.now();
+      await assert.rejects(
+        call(Array.from({ length: 30_000 }, (_, i) => `x-${i}`), []),
+        (e: GrpcError) => e.code === Status.RESOURCE_EXHAUSTED,
+      );
+      assert.ok(performance.now() - t0 < 5000);
     },
   );
 });
