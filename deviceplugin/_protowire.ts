@@ -291,8 +291,10 @@ export function encodeRegisterRequest(r: RegisterRequest): Uint8Array {
   });
 }
 
-/** `ListAndWatchResponse`. */
-export function encodeListAndWatchResponse(r: ListAndWatchResponse): Uint8Array {
+/** `ListAndWatchResponse`; the devices may come from any iterable (the plugin never keeps the list). */
+export function encodeListAndWatchResponse(
+  r: ListAndWatchResponse | { devices: Iterable<Device> },
+): Uint8Array {
   return encodeWith((w) => {
     for (const d of r.devices) w.message(1, (m) => writeDevice(m, d));
   });
