@@ -23,6 +23,7 @@ import {
   makedev,
   parseDevicePluginConfig,
   resourceNameOf,
+  ResourcePlugin,
   tapIndexFor,
   UNHEALTHY,
 } from "../deviceplugin/mod.ts";
@@ -37,7 +38,7 @@ import { Buffer } from "node:buffer";
 import { METHODS } from "../deviceplugin/_api.ts";
 import { type GrpcError, Status, unaryCall } from "../deviceplugin/_grpc.ts";
 import { loadApi } from "../lab/_grpc_api.ts";
-import { deviceIfname } from "../internal/_ifname.ts";
+import { deviceIfname, tapIndexCandidates } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
@@ -870,4 +871,43 @@ Deno.test("allocateDevice() keeps an unused device that is already right, replac
   assert.deepEqual(calls.splice(0), ["delete", "add"]);
   assert.equal(host.links.get(first.ifname)!.mode, "bridge");
   assert.equal(host.links.get(first.ifname)!.parentIndex, lower.index);
+});
+
+Deno.test("ResourcePlugin.allocate(): checks the whole request first, and undoes every device when one fails (fake host)", async () => {
+  const host = new FakeHost();
+  host.put("eth1");
+  const fs = new FakeTapFs();
+  const plugin = new ResourcePlugin(
+    { name: "lan", lowerDevice: "eth1", mode: "bridge", capacity: 4 },
+    { backend: host, tapFs: fs, log: quiet, devDir: "/fakedev" },
+  );
+  const before = () => ({ links: [...host.links.keys()], nodes: [...fs.nodes] });
+  // A wrong node where lan-0's will go: put back when the Allocate fails.
+  fs.nodes.set(`/fakedev/tap${tapIndexFor("lan-0")}`, makedev(1, 3));
+  const start = before();
+  for (
+    const [containers, status] of [
+      [[["lan-0", "lan-1", "lan-9"]], "NOT_FOUND"],
+      [[["lan-0"], ["lan-1", "lan-01"]], "NOT_FOUND"],
+      [[["lan-0"], ["lan-0"]], "INVALID_ARGUMENT"],
+    ] as const
+  ) {
+    await assert.rejects(
+      plugin.allocate(containers),
+      (e: Error & { status?: string }) => e.status === status,
+      JSON.stringify(containers),
+    );
+    assert.deepEqual(before(), start, `${JSON.stringify(containers)}: nothing changed`);
+    assert.equal(fs.mknods, 0);
+  }
+  // lan-1 cannot be created (every index it may take is in use): lan-0 is undone.
+  for (const [i, index] of tapIndexCandidates("lan-1").entries()) host.put(`sq${i}`, { index });
+  const squatted = before();
+  await assert.rejects(plugin.allocate([["lan-0", "lan-1"]]), /Cannot create macvtap/);
+  assert.deepEqual(before(), squatted, "lan-0's link and node undone, the old node back");
+  assert.equal(fs.nodes.get(`/fakedev/tap${tapIndexFor("lan-0")}`), makedev(1, 3));
+  // Allocates run one at a time: two at once both succeed, one after the other.
+  for (const [i] of tapIndexCandidates("lan-1").entries()) host.remove(`sq${i}`);
+  const [a, b] = await Promise.all([plugin.allocate([["lan-2"]]), plugin.allocate([["lan-2"]])]);
+  assert.deepEqual(a, b);
 });
