@@ -516,6 +516,11 @@ export class GrpcServer {
       let announced: number | undefined;
       stream.on("data", (chunk: Uint8Array) => {
         if (finished) return;
+        if (announced === undefined && size + chunk.length >= 5) {
+          const head = concatBytes([...chunks, chunk.subarray(0, 5)]).subarray(0, 5);
+          announced = new DataView(head.buffer, head.byteOffset, 5).getUint32(1);
+          if (announced > limit) return tooLarge(announced);
+        }
         if (size + chunk.length > limit + 5) return tooLarge(size + chunk.length - 5);
         if (this.#buffered + chunk.length > MAX_BUFFERED_BYTES) {
           return fail(Status.RESOURCE_EXHAUSTED, "too many request bytes in flight");
@@ -523,11 +528,6 @@ export class GrpcServer {
         size += chunk.length;
         this.#buffered += chunk.length;
         chunks.push(chunk);
-        if (announced === undefined && size >= 5) {
-          const head = concatBytes(chunks).subarray(0, 5);
-          announced = new DataView(head.buffer, head.byteOffset, 5).getUint32(1);
-          if (announced > limit) return tooLarge(announced);
-        }
       });
       stream.once("end", () => {
         if (finished) return;

@@ -116,6 +116,17 @@ export interface ResourcePluginDeps {
 
 /** Request bytes of a method whose request carries nothing the plugin reads (`Empty`, PreStartContainer). */
 const SMALL_REQUEST_BYTES = 4096;
+/**
+ * ListAndWatch streams one resource serves at once: kubelet holds one (two
+ * for a moment across a restart). Each gets the whole list on every change,
+ * buffered while its peer does not read; more are refused.
+ */
+export const MAX_WATCHERS = 8;
+/**
+ * Allocates one resource holds at once (one running, the rest waiting):
+ * kubelet calls one at a time. More are refused before they wait.
+ */
+export const MAX_PENDING_ALLOCATES = 8;
 /** Device IDs kubelet accepts are at most this long. */
 const MAX_DEVICE_ID_BYTES = 63;
 /** The largest `/dev/tapN` index, for the longest path an answer can hold. */
@@ -146,6 +157,8 @@ export class ResourcePlugin {
   #socketIno: number | null = null;
   /** Allocates run one at a time: each checks and creates its devices alone. */
   #allocating: Promise<unknown> = Promise.resolve();
+  /** Allocates running or waiting. */
+  #pending = 0;
   #limits: IdLimits;
   #stats: PluginStats = { allocations: 0, allocateErrors: 0, streamsOpened: 0 };
 
@@ -318,6 +331,20 @@ export class ResourcePlugin {
     containers: readonly (readonly string[])[],
     maxResponseBytes = Infinity,
   ): Promise<ContainerAllocateResponse[]> {
+    try {
+      // Checked before waiting too: a request that cannot succeed never queues.
+      this.checkAllocate(containers, maxResponseBytes);
+      if (this.#pending >= MAX_PENDING_ALLOCATES) {
+        throw new AllocateError(
+          "RESOURCE_EXHAUSTED",
+          `${MAX_PENDING_ALLOCATES} Allocates of ${this.resourceName} are in progress already; ` +
+            "nothing was allocated",
+        );
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#pending++;
     const run = this.#allocating.then(async () => {
       this.checkAllocate(containers, maxResponseBytes);
       using undo = new UndoStack();
@@ -342,7 +369,7 @@ export class ResourcePlugin {
       undo.disarm();
       return out;
     });
-    this.#allocating = run.catch(() => {});
+    this.#allocating = run.catch(() => {}).finally(() => this.#pending--);
     return run;
   }
 
@@ -391,6 +418,12 @@ export class ResourcePlugin {
         maxRequestBytes: SMALL_REQUEST_BYTES,
         handle: (req, call) => {
           wire(() => decodeIgnored(req));
+          if (this.#streams.size >= MAX_WATCHERS) {
+            throw new GrpcError(
+              Status.RESOURCE_EXHAUSTED,
+              `${MAX_WATCHERS} ListAndWatch streams of ${this.resourceName} are open already`,
+            );
+          }
           this.#stats.streamsOpened++;
           this.#streams.add(call);
           call.onClose(() => this.#streams.delete(call));

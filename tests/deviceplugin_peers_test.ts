@@ -23,6 +23,7 @@ import net from "node:net";
 import { frame, MAX_RESPONSE_BYTES, Status, unaryCall } from "../deviceplugin/_grpc.ts";
 import { encodeAllocateResponse } from "../deviceplugin/_protowire.ts";
 import { METHODS } from "../deviceplugin/_api.ts";
+import { MAX_WATCHERS } from "../deviceplugin/plugin.ts";
 import {
   endpointOf,
   envNameOf,
@@ -263,6 +264,32 @@ Deno.test({
       await optionsCall(s);
     }
     assert.deepEqual(await macvtaps(lab, host), [], "nothing created");
+
+    // ListAndWatch streams are capped (each is sent the whole list on every change).
+    let socket: net.Socket | undefined;
+    const session = http2.connect("http://localhost", {
+      createConnection: () => (socket = net.connect(s)),
+    });
+    session.on("error", () => {});
+    const statuses = await Promise.all(
+      Array.from({ length: MAX_WATCHERS + 1 }, () =>
+        new Promise<string | undefined>((resolve) => {
+          const w = session.request({
+            ":method": "POST",
+            ":path": METHODS.listAndWatch,
+            "content-type": "application/grpc",
+          });
+          w.on("error", () => {});
+          w.on("data", () => resolve("streaming"));
+          w.on("trailers", (t) => resolve(String(t["grpc-status"])));
+          w.end(frame(new Uint8Array()));
+        })),
+    );
+    assert.deepEqual(statuses.filter((x) => x !== "streaming"), [
+      String(Status.RESOURCE_EXHAUSTED),
+    ]);
+    socket?.destroy();
+    session.destroy();
     const { rssMiB, hwmMiB } = status(child.pid);
     note(`after the refused requests: RSS ${rssMiB.toFixed(1)} MiB, peak ${hwmMiB.toFixed(1)} MiB`);
   },

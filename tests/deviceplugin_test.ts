@@ -42,6 +42,7 @@ import { deviceIfname, tapIndexCandidates } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
+import { MAX_PENDING_ALLOCATES } from "../deviceplugin/plugin.ts";
 import { FakeKubelet } from "../lab/kubelet.ts";
 import { cni, describe, exists, Lab, pluginBuilt } from "../lab/mod.ts";
 
@@ -910,4 +911,14 @@ Deno.test("ResourcePlugin.allocate(): checks the whole request first, and undoes
   for (const [i] of tapIndexCandidates("lan-1").entries()) host.remove(`sq${i}`);
   const [a, b] = await Promise.all([plugin.allocate([["lan-2"]]), plugin.allocate([["lan-2"]])]);
   assert.deepEqual(a, b);
+  // At most MAX_PENDING_ALLOCATES wait; more are refused at once.
+  const calls = Array.from(
+    { length: MAX_PENDING_ALLOCATES + 2 },
+    () => plugin.allocate([["lan-3"]]),
+  );
+  const results = await Promise.allSettled(calls);
+  assert.deepEqual(
+    results.map((r) => r.status === "fulfilled" ? "ok" : (r.reason as { status: string }).status),
+    [...Array(MAX_PENDING_ALLOCATES).fill("ok"), "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"],
+  );
 });
