@@ -42,7 +42,7 @@ import { deviceIfname, tapIndexCandidates } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
-import { MAX_PENDING_ALLOCATES } from "../deviceplugin/plugin.ts";
+import { MAX_PENDING_ALLOCATES, MAX_WATCHERS } from "../deviceplugin/plugin.ts";
 import { FakeKubelet } from "../lab/kubelet.ts";
 import { cni, describe, exists, Lab, pluginBuilt } from "../lab/mod.ts";
 
@@ -281,7 +281,7 @@ Deno.test("DevicePluginManager serves, registers, reports health and allocates (
   );
 });
 
-Deno.test("ListAndWatch cancellation leaves no stream behind (fake host)", async () => {
+Deno.test("ListAndWatch cancellation leaves no stream behind; streams past the cap are refused (fake host)", async () => {
   await withFakeSetup(
     '[{"name":"lan","lowerDevice":"eth1","capacity":2}]',
     async ({ host, kubelet, dp }) => {
@@ -291,7 +291,11 @@ Deno.test("ListAndWatch cancellation leaves no stream behind (fake host)", async
       assert.equal(plugin.streamCount, 1);
       const subs = host.subscriptions;
       for (let i = 0; i < 20; i++) reg.conn.watch();
-      await waitUntil(() => plugin.streamCount === 21);
+      await waitUntil(() => plugin.streamCount === MAX_WATCHERS);
+      await waitUntil(() => reg.conn.streamError !== undefined);
+      assert.equal(reg.conn.streamError!.code, Status.RESOURCE_EXHAUSTED);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(plugin.streamCount, MAX_WATCHERS);
       reg.conn.close();
       await waitUntil(() => plugin.streamCount === 0);
       // Streams cost no watcher: still the manager's one link subscription.
