@@ -97,6 +97,8 @@ export const MAX_CONCURRENT_STREAMS = 32;
 export const MAX_SESSIONS = 64;
 /** How long a request body may take to arrive. */
 export const BODY_TIMEOUT_MS = 10_000;
+/** How long an answer waits for the peer's flow-control window to have room for it. */
+const WINDOW_WAIT_MS = 1000;
 /** How long a new connection may take to send the HTTP/2 preface and its SETTINGS. */
 export const PREFACE_TIMEOUT_MS = 3_000;
 /** How long a connection may stay without an open call (kubelet keeps its ListAndWatch open). */
@@ -555,8 +557,15 @@ export class GrpcServer {
       maxResponseBytes: this.#maxResponseBytes(stream),
     });
     if (stream.closed) return;
-    // Checked again at sending time: the window may have shrunk meanwhile.
-    const room = this.#maxResponseBytes(stream);
+    // Checked again at sending time: the connection's window may have
+    // shrunk meanwhile (another call's DATA the peer has not acknowledged
+    // yet); a peer that reads gives it back within a few milliseconds.
+    let room = this.#maxResponseBytes(stream);
+    for (let waited = 0; response.length > room && waited < WINDOW_WAIT_MS; waited += 10) {
+      await new Promise((r) => setTimeout(r, 10));
+      if (stream.closed) return;
+      room = this.#maxResponseBytes(stream);
+    }
     if (response.length > room) {
       throw new GrpcError(
         Status.RESOURCE_EXHAUSTED,

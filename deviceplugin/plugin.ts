@@ -17,6 +17,7 @@ import {
   GrpcError,
   GrpcServer,
   type GrpcServerOptions,
+  MAX_RESPONSE_BYTES,
   type Methods,
   type ServerStream,
   Status,
@@ -349,9 +350,12 @@ export class ResourcePlugin {
       this.checkAllocate(containers, maxResponseBytes);
       using undo = new UndoStack();
       const out: ContainerAllocateResponse[] = [];
+      let created = 0;
       for (const ids of containers) {
         const devices: AllocatedDevice[] = [];
         for (const id of ids) {
+          // Other calls are answered between two devices (not before the first).
+          if (created++ > 0) await new Promise((r) => setTimeout(r, 0));
           const d = allocateDevice(this.resource, id, {
             backend: this.#deps.backend,
             fs: this.#deps.tapFs,
@@ -362,7 +366,6 @@ export class ResourcePlugin {
             `${this.resourceName}: ${id} → ${d.ifname} ${d.tapPath} (${d.devNumber})`,
           );
           devices.push(d);
-          await new Promise((r) => setTimeout(r, 0));
         }
         out.push(this.#containerResponse(devices));
       }
@@ -398,10 +401,14 @@ export class ResourcePlugin {
     // most every device once (each ID in its own container request: tag,
     // length, ID, and the container's tag and length); a
     // GetPreferredAllocation every device as available and as must-include.
-    // Twice that, and room for fields of a newer API, is the byte bound.
+    // Twice that, and room for fields of a newer API, is the byte bound. An
+    // Allocate's answer is larger than its request (each ID comes back with
+    // two /dev/tapN paths), and no answer exceeds MAX_RESPONSE_BYTES: no
+    // larger Allocate request could succeed.
     const { capacity } = this.resource;
     const perId = this.#limits.maxIdBytes + 8;
-    const allocateLimit = 2 * capacity * perId + SMALL_REQUEST_BYTES;
+    const allocateLimit = Math.min(2 * capacity * perId, MAX_RESPONSE_BYTES) +
+      SMALL_REQUEST_BYTES;
     const preferredIds: IdLimits = { ...this.#limits, maxIds: 2 * capacity };
     const preferredLimit = 2 * (2 * capacity * perId + capacity * 16) + SMALL_REQUEST_BYTES;
     return {
