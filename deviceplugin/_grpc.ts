@@ -540,11 +540,15 @@ export class GrpcServer {
     });
   }
 
-  /** What a unary response on `stream` may weigh: our cap, or the peer's smaller window. */
-  #maxResponseBytes(stream: http2.ServerHttp2Stream): number {
+  /**
+   * What a unary response on `stream` may weigh: our cap, or less when the
+   * peer's stream window is smaller; with `now`, also what the connection's
+   * window lets through at this moment.
+   */
+  #maxResponseBytes(stream: http2.ServerHttp2Stream, now = false): number {
     const session = stream.session;
     const streamWindow = session?.remoteSettings?.initialWindowSize ?? 65_535;
-    const sessionWindow = session?.state?.remoteWindowSize ?? 65_535;
+    const sessionWindow = now ? session?.state?.remoteWindowSize ?? 65_535 : Infinity;
     return Math.max(0, Math.min(MAX_RESPONSE_BYTES, streamWindow - 5, sessionWindow - 5));
   }
 
@@ -560,11 +564,12 @@ export class GrpcServer {
     // Checked again at sending time: the connection's window may have
     // shrunk meanwhile (another call's DATA the peer has not acknowledged
     // yet); a peer that reads gives it back within a few milliseconds.
-    let room = this.#maxResponseBytes(stream);
-    for (let waited = 0; response.length > room && waited < WINDOW_WAIT_MS; waited += 10) {
+    const fits = response.length <= this.#maxResponseBytes(stream);
+    let room = this.#maxResponseBytes(stream, true);
+    for (let waited = 0; fits && response.length > room && waited < WINDOW_WAIT_MS; waited += 10) {
       await new Promise((r) => setTimeout(r, 10));
       if (stream.closed) return;
-      room = this.#maxResponseBytes(stream);
+      room = this.#maxResponseBytes(stream, true);
     }
     if (response.length > room) {
       throw new GrpcError(
