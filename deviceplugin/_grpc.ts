@@ -175,6 +175,8 @@ export interface UnaryCall {
    * side effects checks its answer fits before it acts.
    */
   readonly maxResponseBytes: number;
+  /** Aborted when the call is over before the answer was sent (the peer cancelled or went away). */
+  readonly signal: AbortSignal;
 }
 
 /**
@@ -557,9 +559,18 @@ export class GrpcServer {
     method: Extract<Method, { kind: "unary" }>,
     request: Uint8Array,
   ): Promise<void> {
-    const response = await method.handle(request, {
-      maxResponseBytes: this.#maxResponseBytes(stream),
-    });
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    stream.once("close", onClose);
+    let response: Uint8Array;
+    try {
+      response = await method.handle(request, {
+        maxResponseBytes: this.#maxResponseBytes(stream),
+        signal: gone.signal,
+      });
+    } finally {
+      stream.off("close", onClose);
+    }
     if (stream.closed) return;
     // Checked again at sending time: the connection's window may have
     // shrunk meanwhile (another call's DATA the peer has not acknowledged

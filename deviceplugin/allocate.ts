@@ -35,6 +35,7 @@ export interface AllocatedDevice {
 /** Allocate failed for a reason kubelet should see (gRPC status name). */
 export class AllocateError extends Error {
   readonly status:
+    | "CANCELLED"
     | "NOT_FOUND"
     | "INVALID_ARGUMENT"
     | "RESOURCE_EXHAUSTED"

@@ -324,13 +324,15 @@ export class ResourcePlugin {
 
   /**
    * Allocate: check the whole request ({@linkcode checkAllocate}), then create
-   * every device; if one fails, the ones this call created are deleted and
-   * their `/dev/tapN` put back. Calls run one at a time, and the event loop
-   * runs between two devices.
+   * every device; if one fails, or `signal` aborts (the peer went away before
+   * its answer), the ones this call created are deleted and their
+   * `/dev/tapN` put back. Calls run one at a time, and the event loop runs
+   * between two devices.
    */
   allocate(
     containers: readonly (readonly string[])[],
     maxResponseBytes = Infinity,
+    signal?: AbortSignal,
   ): Promise<ContainerAllocateResponse[]> {
     try {
       // Checked before waiting too: a request that cannot succeed never queues.
@@ -346,7 +348,16 @@ export class ResourcePlugin {
       return Promise.reject(err);
     }
     this.#pending++;
+    const cancelled = () => {
+      if (signal?.aborted) {
+        throw new AllocateError(
+          "CANCELLED",
+          "The caller went away before the answer; nothing was allocated",
+        );
+      }
+    };
     const run = this.#allocating.then(async () => {
+      cancelled();
       this.checkAllocate(containers, maxResponseBytes);
       using undo = new UndoStack();
       const out: ContainerAllocateResponse[] = [];
@@ -356,6 +367,7 @@ export class ResourcePlugin {
         for (const id of ids) {
           // Other calls are answered between two devices (not before the first).
           if (created++ > 0) await new Promise((r) => setTimeout(r, 0));
+          cancelled();
           const d = allocateDevice(this.resource, id, {
             backend: this.#deps.backend,
             fs: this.#deps.tapFs,
@@ -369,6 +381,7 @@ export class ResourcePlugin {
         }
         out.push(this.#containerResponse(devices));
       }
+      cancelled();
       undo.disarm();
       return out;
     });
@@ -468,6 +481,7 @@ export class ResourcePlugin {
             const containerResponses = await this.allocate(
               containerRequests.map((r) => r.devicesIds),
               call.maxResponseBytes,
+              call.signal,
             );
             this.#stats.allocations++;
             return encodeAllocateResponse({ containerResponses });

@@ -321,6 +321,30 @@ Deno.test({
     assert.equal(small.code, Status.RESOURCE_EXHAUSTED, small.message);
     assert.deepEqual(await macvtaps(lab, host), []);
 
+    // A peer that goes away in the middle of it: what was created is undone.
+    const quitter = net.connect(s);
+    quitter.on("error", () => {});
+    const qs = http2.connect("http://localhost", { createConnection: () => quitter });
+    qs.on("error", () => {});
+    const qr = qs.request({
+      ":method": "POST",
+      ":path": METHODS.allocate,
+      "content-type": "application/grpc",
+    });
+    qr.on("error", () => {});
+    qr.end(frame(allocateRequest([ids.slice(0, n)])));
+    for (let i = 0; i < 200 && (await macvtaps(lab, host)).length < 5; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const partial = (await macvtaps(lab, host)).length;
+    assert.ok(partial > 0 && partial < n, `${partial} created before the peer left`);
+    quitter.destroy();
+    qs.destroy();
+    for (let i = 0; i < 500 && (await macvtaps(lab, host)).length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(await macvtaps(lab, host), [], "undone after the peer left");
+
     // The biggest accepted one, while another client calls every 20 ms:
     // the event loop keeps answering between two devices.
     const before = status(child.pid);

@@ -915,6 +915,34 @@ Deno.test("ResourcePlugin.allocate(): checks the whole request first, and undoes
   for (const [i] of tapIndexCandidates("lan-1").entries()) host.remove(`sq${i}`);
   const [a, b] = await Promise.all([plugin.allocate([["lan-2"]]), plugin.allocate([["lan-2"]])]);
   assert.deepEqual(a, b);
+  // The caller goes away half-way: what this call created is undone.
+  const gone = new AbortController();
+  const quitter = new ResourcePlugin(
+    { name: "q", lowerDevice: "eth1", mode: "bridge", capacity: 4 },
+    {
+      backend: {
+        ...host,
+        list: () => host.list(),
+        find: (name: string) => host.find(name),
+        subscribe: () => host.subscribe(),
+        close: () => host.close(),
+        delete: (name: string) => host.delete(name),
+        addMacvtap: (spec: Parameters<FakeHost["addMacvtap"]>[0]) => {
+          host.addMacvtap(spec);
+          gone.abort(); // after the first device
+        },
+      },
+      tapFs: fs,
+      log: quiet,
+      devDir: "/fakedev",
+    },
+  );
+  const beforeQuit = before();
+  await assert.rejects(
+    quitter.allocate([["q-0", "q-1", "q-2"]], Infinity, gone.signal),
+    (e: Error & { status?: string }) => e.status === "CANCELLED",
+  );
+  assert.deepEqual(before(), beforeQuit, "the first device undone");
   // At most MAX_PENDING_ALLOCATES wait; more are refused at once.
   const calls = Array.from(
     { length: MAX_PENDING_ALLOCATES + 2 },
