@@ -374,7 +374,11 @@ Deno.test({
           after.hwmMiB.toFixed(1)
         } MiB`,
     );
-    assert.ok(worst < 1000, `event loop blocked ${worst.toFixed(0)} ms`);
+    // Never blocked for the whole call (seconds on a loaded machine; before, 10 s for 120,000 IDs).
+    assert.ok(
+      worst < Math.min(5000, ok.ms / 4),
+      `event loop blocked ${worst.toFixed(0)} ms of ${ok.ms.toFixed(0)}`,
+    );
     // Again, then closed: the devices are reused, the answer is the same size.
     for (let i = 0; i < 3; i++) {
       const again = await call(s, METHODS.allocate, allocateRequest([ids.slice(0, n)]), {
