@@ -21,6 +21,7 @@ import {
   ensureTapNode,
   HEALTHY,
   makedev,
+  MAX_RESOURCES,
   parseDevicePluginConfig,
   resourceNameOf,
   ResourcePlugin,
@@ -451,6 +452,21 @@ Deno.test("'[]' follows eligible links and stop() removes the sockets (fake host
     assert.equal(await exists(`${dir}/kubelet.sock`), true);
   });
   assert.ok(dirSeen !== "");
+});
+
+Deno.test("'[]' serves at most MAX_RESOURCES interfaces; those served are never displaced (fake host)", async () => {
+  await withFakeSetup("[]", async ({ host, kubelet, dp }) => {
+    await kubelet.waitForRegistration("macvtap.network.kubevirt.io/eth1");
+    for (let i = 0; i < MAX_RESOURCES + 4; i++) host.put(`eno${i}`);
+    await waitUntil(() => dp.plugins.size === MAX_RESOURCES);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(dp.plugins.size, MAX_RESOURCES);
+    assert.ok(dp.plugins.has("eth1"), "the first one stays");
+    // One served goes: one left out takes its place.
+    const served = [...dp.plugins.keys()].find((n) => n !== "eth1")!;
+    host.remove(served);
+    await waitUntil(() => !dp.plugins.has(served) && dp.plugins.size === MAX_RESOURCES);
+  });
 });
 
 async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
