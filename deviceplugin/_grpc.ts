@@ -288,6 +288,7 @@ export class GrpcServer {
   }
 
   #onSession(session: http2.ServerHttp2Session): void {
+    this.#accepting = undefined;
     session.on("error", () => {});
     if (this.#closed) {
       session.destroy();
