@@ -264,6 +264,22 @@ Deno.test({
       await optionsCall(s);
     }
     assert.deepEqual(await macvtaps(lab, host), [], "nothing created");
+    // Every other method too: 1 MB to a method that reads nothing, or 30,000 IDs to GetPreferredAllocation.
+    const big = allocateRequest([Array.from({ length: 120_000 }, (_, i) => `lan-${i % 4}`)]);
+    for (
+      const m of [
+        METHODS.getDevicePluginOptions,
+        METHODS.listAndWatch,
+        METHODS.getPreferredAllocation,
+        METHODS.preStartContainer,
+      ]
+    ) {
+      const r = await call(s, m, big);
+      assert.equal(r.code, Status.RESOURCE_EXHAUSTED, `${m}: ${r.code} ${r.message}`);
+      assert.ok(r.ms < 2000, `${m}: ${r.ms} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await alive(child), "alive after every method's 1 MB request");
 
     // ListAndWatch streams are capped (each is sent the whole list on every change).
     let socket: net.Socket | undefined;
