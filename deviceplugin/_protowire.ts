@@ -35,6 +35,60 @@ export class WireError extends Error {
   override name = "WireError";
 }
 
+/**
+ * Well-formed input over a bound the caller set: more container requests or
+ * IDs than the resource has devices, or an ID longer than any of its IDs.
+ * Thrown as soon as the bound is passed, before the rest is read.
+ */
+export class WireLimitError extends Error {
+  override name = "WireLimitError";
+}
+
+/** Bounds of a request with device IDs ({@linkcode decodeAllocateRequest}, {@linkcode decodePreferredAllocationRequest}). */
+export interface IdLimits {
+  /** Container requests at most. */
+  maxContainers: number;
+  /** Device IDs at most, all container requests together. */
+  maxIds: number;
+  /** Bytes of one ID at most. */
+  maxIdBytes: number;
+}
+
+const NO_LIMITS: IdLimits = {
+  maxContainers: Infinity,
+  maxIds: Infinity,
+  maxIdBytes: Infinity,
+};
+
+/** Counts what a request holds against its {@linkcode IdLimits}. */
+class IdCounter {
+  #limits: IdLimits;
+  #containers = 0;
+  #ids = 0;
+  constructor(limits: IdLimits) {
+    this.#limits = limits;
+  }
+  container(): void {
+    if (++this.#containers > this.#limits.maxContainers) {
+      throw new WireLimitError(
+        `more than ${this.#limits.maxContainers} container requests`,
+      );
+    }
+  }
+  id(r: Reader): string {
+    if (++this.#ids > this.#limits.maxIds) {
+      throw new WireLimitError(`more than ${this.#limits.maxIds} device IDs`);
+    }
+    const b = r.bytes();
+    if (b.length > this.#limits.maxIdBytes) {
+      throw new WireLimitError(
+        `a device ID of ${b.length} bytes, longer than any device's (${this.#limits.maxIdBytes})`,
+      );
+    }
+    return decodeUtf8(b);
+  }
+}
+
 const VARINT = 0;
 const I64 = 1;
 const LEN = 2;
@@ -43,6 +97,14 @@ const I32 = 5;
 const utf8 = new TextEncoder();
 // ignoreBOM: a leading U+FEFF is part of the string, never stripped (an ID "\uFEFFlan-0" is not "lan-0").
 const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function decodeUtf8(b: Uint8Array): string {
+  try {
+    return strict.decode(b);
+  } catch {
+    throw new WireError("string field is not valid UTF-8");
+  }
+}
 
 /** An append-only byte buffer with protobuf primitives. */
 class Writer {
@@ -171,12 +233,7 @@ class Reader {
   }
 
   string(): string {
-    try {
-      return strict.decode(this.bytes());
-    } catch (err) {
-      if (err instanceof WireError) throw err;
-      throw new WireError("string field is not valid UTF-8");
-    }
+    return decodeUtf8(this.bytes());
   }
 
   skip(wire: number): void {
@@ -236,8 +293,10 @@ export function encodeRegisterRequest(r: RegisterRequest): Uint8Array {
   });
 }
 
-/** `ListAndWatchResponse`. */
-export function encodeListAndWatchResponse(r: ListAndWatchResponse): Uint8Array {
+/** `ListAndWatchResponse`; the devices may come from any iterable (the plugin never keeps the list). */
+export function encodeListAndWatchResponse(
+  r: ListAndWatchResponse | { devices: Iterable<Device> },
+): Uint8Array {
   return encodeWith((w) => {
     for (const d of r.devices) w.message(1, (m) => writeDevice(m, d));
   });
@@ -297,15 +356,25 @@ function writeContainerResponse(w: Writer, c: ContainerAllocateResponse): void {
 
 // --- messages the plugin reads ----------------------------------------------
 
-/** `AllocateRequest`. */
-export function decodeAllocateRequest(b: Uint8Array): AllocateRequest {
+/**
+ * `AllocateRequest`.
+ *
+ * @throws {WireError} on malformed bytes.
+ * @throws {WireLimitError} as soon as it holds more than `limits` allow.
+ */
+export function decodeAllocateRequest(
+  b: Uint8Array,
+  limits: IdLimits = NO_LIMITS,
+): AllocateRequest {
+  const count = new IdCounter(limits);
   const containerRequests: AllocateRequest["containerRequests"] = [];
   readFields(b, (field, wire, r) => {
     if (field !== 1 || wire !== LEN) return false;
+    count.container();
     const devicesIds: string[] = [];
     readFields(r.bytes(), (f, w, c) => {
       if (f !== 1 || w !== LEN) return false;
-      devicesIds.push(c.string());
+      devicesIds.push(count.id(c));
       return true;
     });
     containerRequests.push({ devicesIds });
@@ -314,16 +383,27 @@ export function decodeAllocateRequest(b: Uint8Array): AllocateRequest {
   return { containerRequests };
 }
 
-/** `PreferredAllocationRequest`. */
-export function decodePreferredAllocationRequest(b: Uint8Array): PreferredAllocationRequest {
+/**
+ * `PreferredAllocationRequest`.
+ *
+ * @throws {WireError} on malformed bytes.
+ * @throws {WireLimitError} as soon as it holds more than `limits` allow
+ *   (available and must-include IDs count together).
+ */
+export function decodePreferredAllocationRequest(
+  b: Uint8Array,
+  limits: IdLimits = NO_LIMITS,
+): PreferredAllocationRequest {
+  const count = new IdCounter(limits);
   const containerRequests: PreferredAllocationRequest["containerRequests"] = [];
   readFields(b, (field, wire, r) => {
     if (field !== 1 || wire !== LEN) return false;
+    count.container();
     const req = { availableDeviceIDs: [] as string[], mustIncludeDeviceIDs: [] as string[] };
     let allocationSize = 0;
     readFields(r.bytes(), (f, w, c) => {
       if ((f === 1 || f === 2) && w === LEN) {
-        (f === 1 ? req.availableDeviceIDs : req.mustIncludeDeviceIDs).push(c.string());
+        (f === 1 ? req.availableDeviceIDs : req.mustIncludeDeviceIDs).push(count.id(c));
         return true;
       }
       if (f === 3 && w === VARINT) {

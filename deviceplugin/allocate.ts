@@ -34,7 +34,13 @@ export interface AllocatedDevice {
 
 /** Allocate failed for a reason kubelet should see (gRPC status name). */
 export class AllocateError extends Error {
-  readonly status: "NOT_FOUND" | "FAILED_PRECONDITION" | "INTERNAL";
+  readonly status:
+    | "CANCELLED"
+    | "NOT_FOUND"
+    | "INVALID_ARGUMENT"
+    | "RESOURCE_EXHAUSTED"
+    | "FAILED_PRECONDITION"
+    | "INTERNAL";
   constructor(
     status: AllocateError["status"],
     message: string,
@@ -65,6 +71,12 @@ export interface AllocateOptions {
   fs: TapNodeFs;
   /** Where `tapN` nodes live (default `/dev`). */
   devDir?: string;
+  /**
+   * Where to push the undo steps (a caller allocating several devices undoes
+   * them all if a later one fails). Without it, a failure undoes this
+   * device's steps and a success keeps them.
+   */
+  undo?: UndoStack;
 }
 
 export { makedev } from "../internal/_tap_node.ts";
@@ -92,7 +104,8 @@ export function allocateDevice(
       `Cannot allocate "${id}": lower device "${resource.lowerDevice}" does not exist`,
     );
   }
-  using undo = new UndoStack();
+  using own = new UndoStack();
+  const undo = options.undo ?? own;
   const candidates = tapIndexCandidates(id);
   // A link of this name that is already what Allocate would create (an
   // Allocate retried, a sandbox that never reached CNI ADD) is kept: down,
@@ -138,7 +151,7 @@ export function allocateDevice(
   const tapPath = `${devDir}/tap${index}`;
   let devNumber: string;
   try {
-    devNumber = ensureTapNode(options.fs, { ifname, index, tapPath });
+    devNumber = ensureTapNode(options.fs, { ifname, index, tapPath }, undo);
   } catch (err) {
     throw new AllocateError(
       "INTERNAL",
@@ -146,18 +159,36 @@ export function allocateDevice(
       { cause: err },
     );
   }
-  undo.disarm();
+  own.disarm();
   return { id, ifname, index, tapPath, devNumber };
+}
+
+/**
+ * Linux `major()` and `minor()` of a `dev_t` (inverse of {@linkcode makedev}).
+ *
+ * @example Usage
+ * ```ts
+ * import { splitDev } from "./allocate.ts";
+ * splitDev(62977); // [246, 1]
+ * ```
+ */
+export function splitDev(dev: number): [number, number] {
+  const hi = Math.floor(dev / 2 ** 32);
+  const lo = dev % 2 ** 32;
+  return [((lo >>> 8) & 0xfff) | (hi & ~0xfff), (lo & 0xff) | ((lo >>> 12) & ~0xff)];
 }
 
 /**
  * Make `tapPath` the char device of macvtap `ifname`: keep a correct node,
  * replace a wrong one, create a missing one (a `/dev` that is not the host's
- * devtmpfs, e.g. KinD nodes). Returns `major:minor`.
+ * devtmpfs, e.g. KinD nodes). Returns `major:minor`. With `undo`, the steps
+ * that put back what was there are pushed on it: the node made is removed
+ * (if it is still ours) and a replaced char device is made again.
  */
 export function ensureTapNode(
   fs: TapNodeFs,
   tap: { ifname: string; index: number; tapPath: string },
+  undo?: UndoStack,
 ): string {
   const { ifname, index, tapPath } = tap;
   const devNumber = fs.readDevNumber(ifname, index);
@@ -165,9 +196,21 @@ export function ensureTapNode(
   if (!m) throw new Error(`unexpected sysfs dev value "${devNumber}"`);
   const major = Number(m[1]);
   const minor = Number(m[2]);
+  const ours = makedev(major, minor);
   const current = fs.charDev(tapPath);
-  if (current === makedev(major, minor)) return devNumber;
-  if (current !== undefined) fs.remove(tapPath);
+  if (current === ours) return devNumber;
+  if (current !== undefined) {
+    fs.remove(tapPath);
+    if (current !== null) {
+      const [oldMajor, oldMinor] = splitDev(current);
+      undo?.push(`restore ${tapPath} (${oldMajor}:${oldMinor})`, () => {
+        if (fs.charDev(tapPath) === undefined) fs.mknod(tapPath, oldMajor, oldMinor);
+      });
+    }
+  }
   fs.mknod(tapPath, major, minor);
+  undo?.push(`remove ${tapPath}`, () => {
+    if (fs.charDev(tapPath) === ours) fs.remove(tapPath);
+  });
   return devNumber;
 }

@@ -25,6 +25,22 @@ export const DEVICE_MODES: readonly DeviceMode[] = MACVTAP_MODES;
 export const DEFAULT_CAPACITY = 100;
 /** Largest accepted capacity. */
 export const MAX_CAPACITY = 10_000;
+/**
+ * Devices all resources together may have. Idle RSS of `dist/macvtap
+ * deviceplugin` on its own copy of Deno (as in the image), 6 s after a
+ * kubelet stand-in registered every resource and holds its ListAndWatch:
+ * 37.7 MiB for 1 × 100 devices, 39.7 MiB for 2 × 10,000, 40.6 MiB for
+ * 16 × 1,250, 47.4 MiB for 5 × 10,000, 51.5–64.1 MiB for 100,000, 82 MiB for
+ * 30 × 10,000. 10,000 Allocates add ~22 MiB (deploy/README.md, Memory), so
+ * 20,000 devices keep the plugin within the DaemonSet's 64 MiB request.
+ */
+export const MAX_TOTAL_DEVICES = 20_000;
+/**
+ * Resources one plugin may serve: each is a socket, a server, kubelet's
+ * connection and its ListAndWatch. `[]` exposes the first this many
+ * interfaces.
+ */
+export const MAX_RESOURCES = 16;
 /** Longest resource `name`: keeps device IDs (`<name>-<n>`) within kubelet's 63 characters. */
 export const MAX_NAME_LENGTH = 50;
 
@@ -124,7 +140,27 @@ export function parseDevicePluginConfig(text: string | undefined): DevicePluginC
     throw new DevicePluginConfigError("", "must be a JSON array of resources (or [] to discover)");
   }
   if (value.length === 0) return { discover: true, resources: [] };
+  if (value.length > MAX_RESOURCES) {
+    throw new DevicePluginConfigError(
+      "",
+      `lists ${value.length} resources; at most ${MAX_RESOURCES} (MAX_RESOURCES) are served, ` +
+        "which keeps the plugin within its 64 MiB memory request",
+    );
+  }
   const resources = value.map((entry, i) => parseEntry(entry, `[${i}]`));
+  let total = 0;
+  resources.forEach((r, i) => {
+    total += r.capacity;
+    if (total > MAX_TOTAL_DEVICES) {
+      const all = resources.reduce((sum, x) => sum + x.capacity, 0);
+      throw new DevicePluginConfigError(
+        `[${i}].capacity`,
+        `brings the device count to ${total} (${all} in all), over the limit of ` +
+          `${MAX_TOTAL_DEVICES} devices for all resources together (MAX_TOTAL_DEVICES), ` +
+          "which keeps the plugin within its 64 MiB memory request; lower the capacities",
+      );
+    }
+  });
   const names = new Map<string, number>();
   const passthru = new Map<string, number>();
   resources.forEach((r, i) => {

@@ -10,7 +10,13 @@ import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/mod.ts";
 import { KUBELET_SOCKET } from "./_api.ts";
 import type { TapNodeFs } from "./allocate.ts";
-import { type DevicePluginConfig, isValidResourceName, type ResourceConfig } from "./config.ts";
+import {
+  DEFAULT_CAPACITY,
+  type DevicePluginConfig,
+  isValidResourceName,
+  MAX_RESOURCES,
+  type ResourceConfig,
+} from "./config.ts";
 import { defaultEligible, type EligibleFn, type LinkBackend, lowerHealthy } from "./links.ts";
 import { ResourcePlugin } from "./plugin.ts";
 import { registerWithKubelet } from "./registration.ts";
@@ -306,14 +312,31 @@ export class DevicePluginManager implements AsyncDisposable {
     }
     this.#links = new Map(links.map((l) => [l.name, l]));
     const config = this.#o.config;
-    const desired = config.discover
+    let desired = config.discover
       ? links.filter((l) => this.#eligible(l) && isValidResourceName(l.name)).map((l) => ({
         name: l.name,
         lowerDevice: l.name,
         mode: "bridge" as const,
-        capacity: 100,
+        capacity: DEFAULT_CAPACITY,
       }))
       : config.resources;
+    if (desired.length > MAX_RESOURCES) {
+      // Those already served stay first, so a new interface never displaces one.
+      const served = (r: ResourceConfig) => this.#entries.has(r.name) ? 0 : 1;
+      const kept = [...desired].sort((a, b) => served(a) - served(b)).slice(0, MAX_RESOURCES);
+      const skipped = desired.filter((r) => !kept.includes(r)).map((r) => r.name);
+      const key = skipped.join(",");
+      if (key !== this.#skippedKey) {
+        this.#log.error(
+          `'[]' found ${desired.length} interfaces; serving ${MAX_RESOURCES} (MAX_RESOURCES), ` +
+            `not: ${skipped.join(", ")}`,
+        );
+      }
+      this.#skippedKey = key;
+      desired = desired.filter((r) => kept.includes(r));
+    } else {
+      this.#skippedKey = "";
+    }
     const changed = desired.length !== this.#desired.length ||
       desired.some((r, i) => r.name !== this.#desired[i]?.name);
     this.#desired = desired;
@@ -322,6 +345,8 @@ export class DevicePluginManager implements AsyncDisposable {
   }
 
   #links = new Map<string, Link>();
+  /** The interfaces `[]` left out last time (logged once per change). */
+  #skippedKey = "";
 
   #applyHealth(): void {
     for (const { plugin } of this.#entries.values()) {

@@ -39,6 +39,8 @@ export {
   isValidResourceName,
   MAX_CAPACITY,
   MAX_NAME_LENGTH,
+  MAX_RESOURCES,
+  MAX_TOTAL_DEVICES,
   parseDevicePluginConfig,
 } from "./config.ts";
 export type { DeviceMode, DevicePluginConfig, ResourceConfig } from "./config.ts";

@@ -21,8 +21,10 @@ import {
   ensureTapNode,
   HEALTHY,
   makedev,
+  MAX_RESOURCES,
   parseDevicePluginConfig,
   resourceNameOf,
+  ResourcePlugin,
   tapIndexFor,
   UNHEALTHY,
 } from "../deviceplugin/mod.ts";
@@ -35,12 +37,13 @@ import {
 import { DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { Buffer } from "node:buffer";
 import { METHODS } from "../deviceplugin/_api.ts";
-import { unaryCall } from "../deviceplugin/_grpc.ts";
+import { type GrpcError, Status, unaryCall } from "../deviceplugin/_grpc.ts";
 import { loadApi } from "../lab/_grpc_api.ts";
-import { deviceIfname } from "../internal/_ifname.ts";
+import { deviceIfname, tapIndexCandidates } from "../internal/_ifname.ts";
 import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
+import { MAX_PENDING_ALLOCATES, MAX_WATCHERS } from "../deviceplugin/plugin.ts";
 import { FakeKubelet } from "../lab/kubelet.ts";
 import { cni, describe, exists, Lab, pluginBuilt } from "../lab/mod.ts";
 
@@ -279,7 +282,7 @@ Deno.test("DevicePluginManager serves, registers, reports health and allocates (
   );
 });
 
-Deno.test("ListAndWatch cancellation leaves no stream behind (fake host)", async () => {
+Deno.test("ListAndWatch cancellation leaves no stream behind; streams past the cap are refused (fake host)", async () => {
   await withFakeSetup(
     '[{"name":"lan","lowerDevice":"eth1","capacity":2}]',
     async ({ host, kubelet, dp }) => {
@@ -289,7 +292,11 @@ Deno.test("ListAndWatch cancellation leaves no stream behind (fake host)", async
       assert.equal(plugin.streamCount, 1);
       const subs = host.subscriptions;
       for (let i = 0; i < 20; i++) reg.conn.watch();
-      await waitUntil(() => plugin.streamCount === 21);
+      await waitUntil(() => plugin.streamCount === MAX_WATCHERS);
+      await waitUntil(() => reg.conn.streamError !== undefined);
+      assert.equal(reg.conn.streamError!.code, Status.RESOURCE_EXHAUSTED);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(plugin.streamCount, MAX_WATCHERS);
       reg.conn.close();
       await waitUntil(() => plugin.streamCount === 0);
       // Streams cost no watcher: still the manager's one link subscription.
@@ -299,34 +306,42 @@ Deno.test("ListAndWatch cancellation leaves no stream behind (fake host)", async
   );
 });
 
-Deno.test("GetPreferredAllocation: known IDs only, bounded by capacity, linear in a huge request (fake host)", async () => {
+Deno.test("GetPreferredAllocation: known IDs only, bounded by capacity; a request past the resource's bounds is refused (fake host)", async () => {
   await withFakeSetup(
     '[{"name":"lan","lowerDevice":"eth1","capacity":4}]',
     async ({ kubelet, dir }) => {
       await kubelet.waitForRegistration("macvtap.network.kubevirt.io/lan");
       const def = loadApi().DevicePlugin.service.GetPreferredAllocation!;
-      const unknown = Array.from({ length: 30_000 }, (_, i) => `x-${i}`);
-      const request = def.requestSerialize({
-        containerRequests: [{
-          availableDeviceIDs: [...unknown, "lan-2", "lan-3", "lan-2"],
-          mustIncludeDeviceIDs: ["lan-1", "nope", "lan-1"],
-          allocationSize: 2_000_000_000,
-        }],
-      });
-      const t0 = performance.now();
+      const call = (available: string[], mustInclude: string[]) =>
+        unaryCall(
+          `${dir}/${endpointOf("lan")}`,
+          METHODS.getPreferredAllocation,
+          def.requestSerialize({
+            containerRequests: [{
+              availableDeviceIDs: available,
+              mustIncludeDeviceIDs: mustInclude,
+              allocationSize: 2_000_000_000,
+            }],
+          }),
+          { timeoutMs: 10_000 },
+        );
       const answer = def.responseDeserialize(
-        Buffer.from(
-          await unaryCall(
-            `${dir}/${endpointOf("lan")}`,
-            METHODS.getPreferredAllocation,
-            request,
-            { timeoutMs: 10_000 },
-          ),
-        ),
+        Buffer.from(await call(["x-1", "lan-2", "lan-3", "lan-2"], ["lan-1", "nope", "lan-1"])),
       );
-      // Quadratic, 30,000 IDs took seconds; this bound is loose on purpose (not a timing test).
-      assert.ok(performance.now() - t0 < 5000);
       assert.deepEqual(answer.containerResponses[0].deviceIDs, ["lan-1", "lan-2", "lan-3"]);
+      // More IDs than twice the capacity (every device available and must-include).
+      await assert.rejects(
+        call(Array.from({ length: 9 }, (_, i) => `x-${i}`), []),
+        (e: GrpcError) =>
+          e.code === Status.INVALID_ARGUMENT && /more than 8 device IDs/.test(e.message),
+      );
+      // 30,000 IDs: refused by size before they are read.
+      const t0 = performance.now();
+      await assert.rejects(
+        call(Array.from({ length: 30_000 }, (_, i) => `x-${i}`), []),
+        (e: GrpcError) => e.code === Status.RESOURCE_EXHAUSTED,
+      );
+      assert.ok(performance.now() - t0 < 5000);
     },
   );
 });
@@ -437,6 +452,21 @@ Deno.test("'[]' follows eligible links and stop() removes the sockets (fake host
     assert.equal(await exists(`${dir}/kubelet.sock`), true);
   });
   assert.ok(dirSeen !== "");
+});
+
+Deno.test("'[]' serves at most MAX_RESOURCES interfaces; those served are never displaced (fake host)", async () => {
+  await withFakeSetup("[]", async ({ host, kubelet, dp }) => {
+    await kubelet.waitForRegistration("macvtap.network.kubevirt.io/eth1");
+    for (let i = 0; i < MAX_RESOURCES + 4; i++) host.put(`eno${i}`);
+    await waitUntil(() => dp.plugins.size === MAX_RESOURCES);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(dp.plugins.size, MAX_RESOURCES);
+    assert.ok(dp.plugins.has("eth1"), "the first one stays");
+    // One served goes: one left out takes its place.
+    const served = [...dp.plugins.keys()].find((n) => n !== "eth1")!;
+    host.remove(served);
+    await waitUntil(() => !dp.plugins.has(served) && dp.plugins.size === MAX_RESOURCES);
+  });
 });
 
 async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
@@ -876,4 +906,81 @@ Deno.test("allocateDevice() keeps an unused device that is already right, replac
   assert.deepEqual(calls.splice(0), ["delete", "add"]);
   assert.equal(host.links.get(first.ifname)!.mode, "bridge");
   assert.equal(host.links.get(first.ifname)!.parentIndex, lower.index);
+});
+
+Deno.test("ResourcePlugin.allocate(): checks the whole request first, and undoes every device when one fails (fake host)", async () => {
+  const host = new FakeHost();
+  host.put("eth1");
+  const fs = new FakeTapFs();
+  const plugin = new ResourcePlugin(
+    { name: "lan", lowerDevice: "eth1", mode: "bridge", capacity: 4 },
+    { backend: host, tapFs: fs, log: quiet, devDir: "/fakedev" },
+  );
+  const before = () => ({ links: [...host.links.keys()], nodes: [...fs.nodes] });
+  // A wrong node where lan-0's will go: put back when the Allocate fails.
+  fs.nodes.set(`/fakedev/tap${tapIndexFor("lan-0")}`, makedev(1, 3));
+  const start = before();
+  for (
+    const [containers, status] of [
+      [[["lan-0", "lan-1", "lan-9"]], "NOT_FOUND"],
+      [[["lan-0"], ["lan-1", "lan-01"]], "NOT_FOUND"],
+      [[["lan-0"], ["lan-0"]], "INVALID_ARGUMENT"],
+    ] as const
+  ) {
+    await assert.rejects(
+      plugin.allocate(containers),
+      (e: Error & { status?: string }) => e.status === status,
+      JSON.stringify(containers),
+    );
+    assert.deepEqual(before(), start, `${JSON.stringify(containers)}: nothing changed`);
+    assert.equal(fs.mknods, 0);
+  }
+  // lan-1 cannot be created (every index it may take is in use): lan-0 is undone.
+  for (const [i, index] of tapIndexCandidates("lan-1").entries()) host.put(`sq${i}`, { index });
+  const squatted = before();
+  await assert.rejects(plugin.allocate([["lan-0", "lan-1"]]), /Cannot create macvtap/);
+  assert.deepEqual(before(), squatted, "lan-0's link and node undone, the old node back");
+  assert.equal(fs.nodes.get(`/fakedev/tap${tapIndexFor("lan-0")}`), makedev(1, 3));
+  // Allocates run one at a time: two at once both succeed, one after the other.
+  for (const [i] of tapIndexCandidates("lan-1").entries()) host.remove(`sq${i}`);
+  const [a, b] = await Promise.all([plugin.allocate([["lan-2"]]), plugin.allocate([["lan-2"]])]);
+  assert.deepEqual(a, b);
+  // The caller goes away half-way: what this call created is undone.
+  const gone = new AbortController();
+  const quitter = new ResourcePlugin(
+    { name: "q", lowerDevice: "eth1", mode: "bridge", capacity: 4 },
+    {
+      backend: {
+        ...host,
+        list: () => host.list(),
+        find: (name: string) => host.find(name),
+        subscribe: () => host.subscribe(),
+        close: () => host.close(),
+        delete: (name: string) => host.delete(name),
+        addMacvtap: (spec: Parameters<FakeHost["addMacvtap"]>[0]) => {
+          host.addMacvtap(spec);
+          gone.abort(); // after the first device
+        },
+      },
+      tapFs: fs,
+      log: quiet,
+      devDir: "/fakedev",
+    },
+  );
+  const beforeQuit = before();
+  await assert.rejects(
+    quitter.allocate([["q-0", "q-1", "q-2"]], Infinity, gone.signal),
+    (e: Error & { status?: string }) => e.status === "CANCELLED",
+  );
+  assert.deepEqual(before(), beforeQuit, "the first device undone");
+  // At most MAX_PENDING_ALLOCATES wait; more are refused at once.
+  const calls = Array.from(
+    { length: MAX_PENDING_ALLOCATES + 2 },
+    () => plugin.allocate([["lan-3"]]),
+  );
+  const results = await Promise.allSettled(calls);
+  assert.deepEqual(
+    results.map((r) => r.status === "fulfilled" ? "ok" : (r.reason as { status: string }).status),
+    [...Array(MAX_PENDING_ALLOCATES).fill("ok"), "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"],
+  );
 });

@@ -436,3 +436,123 @@ Deno.test("gRPC server streams: a client's cancel and the server's close both en
   assert.ok(t.streams[1]!.closed);
   drop();
 });
+
+/** A raw unix connection to `path`, and when it was closed by the server. */
+async function rawConnection(path: string, send?: Uint8Array) {
+  const socket = net.connect(path);
+  socket.on("error", () => {});
+  socket.on("data", () => {});
+  const t0 = performance.now();
+  let closedAt: number | undefined;
+  const closed = new Promise<number>((r) =>
+    socket.on("close", () => r(closedAt = performance.now() - t0))
+  );
+  await new Promise<void>((r) => socket.once("connect", () => r()));
+  if (send) socket.write(send);
+  return {
+    socket,
+    closed,
+    get closedAt() {
+      return closedAt;
+    },
+  };
+}
+
+const PREFACE = bytes(enc.encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), [0, 0, 0, 4, 0, 0, 0, 0, 0]);
+
+Deno.test("gRPC server: silent connections time out, idle ones too, and at the cap the silent ones make room", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "grpc-conn-" });
+  const path = `${dir}/s.sock`;
+  const server = new GrpcServer({ "/t.S/Echo": { kind: "unary", handle: (req) => req } }, {
+    prefaceTimeoutMs: 300,
+    idleTimeoutMs: 600,
+    maxSessions: 4,
+  });
+  await server.listen(path);
+  const opened: net.Socket[] = [];
+  try {
+    // Silent: dropped after the preface timeout.
+    const silent = await rawConnection(path);
+    opened.push(silent.socket);
+    const silentMs = await silent.closed;
+    assert.ok(silentMs >= 250 && silentMs < 2000, `silent closed after ${silentMs} ms`);
+    // Preface and SETTINGS, then nothing: dropped after the idle timeout, not the preface one.
+    const idle = await rawConnection(path, PREFACE);
+    opened.push(idle.socket);
+    const idleMs = await idle.closed;
+    assert.ok(idleMs >= 550 && idleMs < 3000, `idle closed after ${idleMs} ms`);
+    // At the cap (4): two idle HTTP/2 ones and two silent ones; a client's
+    // call takes the oldest silent one's place.
+    const a = await rawConnection(path, PREFACE);
+    const b = await rawConnection(path, PREFACE);
+    const c = await rawConnection(path);
+    const d = await rawConnection(path);
+    opened.push(a.socket, b.socket, c.socket, d.socket);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(server.sessionCount, 4);
+    assert.equal(
+      new TextDecoder().decode(await unaryCall(path, "/t.S/Echo", enc.encode("x"))),
+      "x",
+    );
+    await c.closed;
+    assert.equal(d.closedAt, undefined, "the younger silent one stays (until its timeout)");
+    assert.equal(a.closedAt, undefined, "idle HTTP/2 ones go only when no silent one is left");
+    // Now the silent ones are gone (timeout): the oldest idle makes room.
+    await d.closed;
+    const e = await rawConnection(path, PREFACE);
+    const f = await rawConnection(path, PREFACE);
+    opened.push(e.socket, f.socket);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(
+      new TextDecoder().decode(await unaryCall(path, "/t.S/Echo", enc.encode("y"))),
+      "y",
+    );
+    await a.closed;
+    assert.equal(b.closedAt, undefined);
+  } finally {
+    for (const s of opened) s.destroy();
+    server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("gRPC server: a method's request bound is enforced from the frame header, before the body", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "grpc-limit-" });
+  const path = `${dir}/s.sock`;
+  const server = new GrpcServer({
+    "/t.S/Small": { kind: "unary", maxRequestBytes: 10, handle: (req) => req },
+    "/t.S/Big": { kind: "unary", handle: () => new Uint8Array(70_000) },
+  }, { bodyTimeoutMs: 5000 });
+  await server.listen(path);
+  try {
+    const { session, drop } = connect(path);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/t.S/Small",
+      "content-type": "application/grpc",
+    });
+    req.on("error", () => {});
+    let status: string | undefined;
+    req.on("response", (h) => status ??= h["grpc-status"] as string | undefined);
+    req.on("trailers", (t) => status ??= t["grpc-status"] as string | undefined);
+    const t0 = performance.now();
+    req.write(bytes([0, 0, 0, 0x10, 0])); // announces 4096 bytes, sends none
+    while (status === undefined && performance.now() - t0 < 3000) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(Number(status), Status.RESOURCE_EXHAUSTED);
+    assert.ok(performance.now() - t0 < 1000, "refused at the header, not at the body timeout");
+    req.end();
+    drop();
+    // Within the bound: answered.
+    assert.deepEqual(Array.from(await unaryCall(path, "/t.S/Small", bytes([1, 2]))), [1, 2]);
+    // A response larger than one flow-control window is never sent.
+    await assert.rejects(
+      unaryCall(path, "/t.S/Big", new Uint8Array()),
+      (e: GrpcError) => e.code === Status.RESOURCE_EXHAUSTED && /does not fit/.test(e.details),
+    );
+  } finally {
+    server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
