@@ -8,6 +8,7 @@ import { errnoName, errnoText } from "../internal/_errno.ts";
 import { cstr, errno, libc } from "../internal/_libc.ts";
 import type { TapNodeFs } from "./allocate.ts";
 import { makedev } from "./allocate.ts";
+import { isLiveDev } from "../internal/_tap_node.ts";
 
 const S_IFCHR = 0o020000;
 
@@ -25,6 +26,9 @@ export function realTapFs(sysfs = "/sys"): TapNodeFs {
         if (err instanceof Deno.errors.NotFound) return undefined;
         throw err;
       }
+    },
+    isLive(dev): boolean {
+      return isLiveDev(dev, sysfs);
     },
     remove(path): void {
       Deno.removeSync(path);

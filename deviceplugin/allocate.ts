@@ -58,6 +58,8 @@ export interface TapNodeFs {
   readDevNumber(ifname: string, index: number): string;
   /** `rdev` of a char device at `path`, `undefined` when missing, `null` when not a char device. */
   charDev(path: string): number | null | undefined;
+  /** Whether a registered device has the number `dev` (in any namespace). */
+  isLive(dev: number): boolean;
   remove(path: string): void;
   /** `mknod(path, S_IFCHR | 0600, makedev(major, minor))`. */
   mknod(path: string, major: number, minor: number): void;
@@ -79,8 +81,8 @@ export interface AllocateOptions {
   undo?: UndoStack;
 }
 
-export { makedev } from "../internal/_tap_node.ts";
-import { makedev } from "../internal/_tap_node.ts";
+export { makedev, splitDev } from "../internal/_tap_node.ts";
+import { makedev, splitDev } from "../internal/_tap_node.ts";
 
 /**
  * Create the macvtap of device `id` on the resource's lower device (or keep
@@ -117,7 +119,23 @@ export function allocateDevice(
     candidates.includes(existing.index);
   let index = reusable ? existing.index : 0;
   if (!reusable && existing) backend.delete(ifname);
-  for (const [probe, candidate] of reusable ? [] : candidates.entries()) {
+  // /dev is the node's, ifindexes are per namespace: an index whose /dev/tapN
+  // is a live device's (another pod's imported tap) is never taken, or the
+  // node would be replaced under that pod's VM.
+  const devDir = options.devDir ?? "/dev";
+  const free = reusable ? [] : candidates.filter((c) => {
+    const node = options.fs.charDev(`${devDir}/tap${c}`);
+    return node === undefined || node === null || !options.fs.isLive(node);
+  });
+  if (!reusable && free.length === 0) {
+    throw new AllocateError(
+      "INTERNAL",
+      `Cannot allocate "${id}": every /dev/tapN of its index rule (${
+        candidates[0]
+      } on) is a live device's`,
+    );
+  }
+  for (const [probe, candidate] of free.entries()) {
     try {
       backend.addMacvtap({
         name: ifname,
@@ -135,7 +153,7 @@ export function allocateDevice(
       const indexTaken = isErrno(err, "EEXIST")
         ? !backend.find(ifname)
         : isErrno(err, "EBUSY") && !backend.find(resource.lowerDevice)?.masterIndex;
-      if (indexTaken && probe + 1 < candidates.length) continue;
+      if (indexTaken && probe + 1 < free.length) continue;
       throw new AllocateError(
         "INTERNAL",
         `Cannot create macvtap "${ifname}" on "${resource.lowerDevice}" for "${id}": ${
@@ -147,7 +165,6 @@ export function allocateDevice(
   }
   if (!reusable) undo.push(`delete ${ifname}`, () => backend.delete(ifname));
 
-  const devDir = options.devDir ?? "/dev";
   const tapPath = `${devDir}/tap${index}`;
   let devNumber: string;
   try {
@@ -161,21 +178,6 @@ export function allocateDevice(
   }
   own.disarm();
   return { id, ifname, index, tapPath, devNumber };
-}
-
-/**
- * Linux `major()` and `minor()` of a `dev_t` (inverse of {@linkcode makedev}).
- *
- * @example Usage
- * ```ts
- * import { splitDev } from "./allocate.ts";
- * splitDev(62977); // [246, 1]
- * ```
- */
-export function splitDev(dev: number): [number, number] {
-  const hi = Math.floor(dev / 2 ** 32);
-  const lo = dev % 2 ** 32;
-  return [((lo >>> 8) & 0xfff) | (hi & ~0xfff), (lo & 0xff) | ((lo >>> 12) & ~0xff)];
 }
 
 /**
@@ -199,6 +201,12 @@ export function ensureTapNode(
   const ours = makedev(major, minor);
   const current = fs.charDev(tapPath);
   if (current === ours) return devNumber;
+  if (current !== undefined && current !== null && fs.isLive(current)) {
+    const [oldMajor, oldMinor] = splitDev(current);
+    throw new Error(
+      `${tapPath} is the node of live device ${oldMajor}:${oldMinor}, not replacing it`,
+    );
+  }
   if (current !== undefined) {
     fs.remove(tapPath);
     if (current !== null) {

@@ -32,12 +32,39 @@ export function parseDevNumber(text: string): number {
   return makedev(Number(m[1]), Number(m[2]));
 }
 
-/** `major:minor` of a `dev_t` (inverse of {@linkcode makedev}). */
-export function devNumberText(dev: number): string {
+/**
+ * Linux `major()` and `minor()` of a `dev_t` (inverse of {@linkcode makedev}).
+ *
+ * @example Usage
+ * ```ts
+ * import { splitDev } from "./_tap_node.ts";
+ * splitDev(62977); // [246, 1]
+ * ```
+ */
+export function splitDev(dev: number): [number, number] {
+  const hi = Math.floor(dev / 2 ** 32);
   const lo = dev % 2 ** 32;
-  const major = (Math.floor(dev / 2 ** 32) & ~0xfff) + ((lo >>> 8) & 0xfff);
-  const minor = (lo & 0xff) + ((lo >>> 20) << 8);
-  return `${major}:${minor}`;
+  return [((lo >>> 8) & 0xfff) | (hi & ~0xfff), (lo & 0xff) | ((lo >>> 12) & ~0xff)];
+}
+
+/** `major:minor` of a `dev_t`. */
+export function devNumberText(dev: number): string {
+  return splitDev(dev).join(":");
+}
+
+/**
+ * Whether a live device has the number `dev`: `/sys/dev/char/<major:minor>`
+ * exists for every registered character device, in any namespace. A node in
+ * `/dev` whose number no device has is stale.
+ */
+export function isLiveDev(dev: number, sysfs = "/sys"): boolean {
+  try {
+    Deno.readLinkSync(`${sysfs}/dev/char/${devNumberText(dev)}`);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
 }
 
 /**

@@ -141,6 +141,11 @@ export class FakeTapFs implements TapNodeFs {
   charDev(path: string): number | undefined {
     return this.nodes.get(path);
   }
+  /** Device numbers that a "live" device has (another namespace's tap). */
+  live = new Set<number>();
+  isLive(dev: number): boolean {
+    return this.live.has(dev);
+  }
   remove(path: string): void {
     this.nodes.delete(path);
   }

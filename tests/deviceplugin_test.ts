@@ -984,3 +984,25 @@ Deno.test("ResourcePlugin.allocate(): checks the whole request first, and undoes
     [...Array(MAX_PENDING_ALLOCATES).fill("ok"), "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"],
   );
 });
+
+Deno.test("allocateDevice() never takes an index whose /dev/tapN is a live device's, and never replaces such a node (fake host)", () => {
+  const host = new FakeHost();
+  host.put("eth1");
+  const fs = new FakeTapFs();
+  const resource = { name: "lan", lowerDevice: "eth1", mode: "bridge" as const, capacity: 10 };
+  const [first, second] = tapIndexCandidates("lan-4");
+  // Another pod's imported tap has ifindex `first` in its namespace: its node is in /dev.
+  const theirs = makedev(246, 99);
+  fs.nodes.set(`/fakedev/tap${first}`, theirs);
+  fs.live.add(theirs);
+  const dev = allocateDevice(resource, "lan-4", { backend: host, fs, devDir: "/fakedev" });
+  assert.equal(dev.index, second, "the next candidate");
+  assert.equal(fs.nodes.get(`/fakedev/tap${first}`), theirs, "their node untouched");
+  // A stale node (no live device has its number) is replaced as before.
+  const stale = makedev(246, 98);
+  const [third] = tapIndexCandidates("lan-5");
+  fs.nodes.set(`/fakedev/tap${third}`, stale);
+  const dev5 = allocateDevice(resource, "lan-5", { backend: host, fs, devDir: "/fakedev" });
+  assert.equal(dev5.index, third);
+  assert.notEqual(fs.nodes.get(`/fakedev/tap${third}`), stale);
+});
