@@ -14,7 +14,7 @@
 export const DP_MARKER = "//# macvtap-deviceplugin=";
 
 /**
- * Line 2 of the executable: `//# macvtap-cni-bytes=NNNNNNNNNN`, the length of
+ * Line 3 of the executable: `//# macvtap-cni-bytes=NNNNNNNNNN`, the length of
  * the part before the device-plugin payload. A CNI bin dir gets only that
  * part (`deno task install`, the DaemonSet's install step): every CNI call
  * then reads, hashes and loads ≈170 KiB less (≈1 ms), and the file shipped
@@ -33,7 +33,8 @@ export const CNI_BYTES_DIGITS = 10;
  * @returns The bytes before the payload line.
  */
 export function cniPart(bytes: Uint8Array): Uint8Array | undefined {
-  const firstNl = bytes.indexOf(10);
+  // After the launcher's two lines (tools/build.ts).
+  const firstNl = bytes.indexOf(10, bytes.indexOf(10) + 1);
   if (firstNl < 0) return undefined;
   const head = new TextDecoder().decode(
     bytes.subarray(firstNl + 1, firstNl + 1 + CNI_BYTES_MARKER.length + CNI_BYTES_DIGITS + 1),
@@ -69,7 +70,7 @@ export async function loadDevicePlugin(): Promise<DevicePluginMain> {
       const url = `data:text/javascript;base64,${btoa(binary)}`;
       return ((await import(url)) as { main: DevicePluginMain }).main;
     }
-    if (text.split("\n", 2)[1]?.startsWith(CNI_BYTES_MARKER)) {
+    if (text.split("\n", 3)[2]?.startsWith(CNI_BYTES_MARKER)) {
       throw new Error(
         `${self.pathname} is the CNI-only copy of macvtap (installed without the device plugin); ` +
           "run the device plugin from the full executable (dist/macvtap; /usr/local/bin/macvtap in the image)",

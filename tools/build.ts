@@ -18,6 +18,7 @@
 
 import { CNI_BYTES_DIGITS, CNI_BYTES_MARKER, DP_MARKER } from "../cmd/_embedded.ts";
 import { seedCodeCache } from "./_code_cache.ts";
+import { launcherCheck } from "../internal/_trusted_dir.ts";
 
 /** Base64 of bytes, in chunks (no node:buffer). */
 function encodeBase64(bytes: Uint8Array): string {
@@ -56,9 +57,6 @@ const outDir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : "
  * hence the cache key (see internal/_exit.ts).
  */
 const V8_FLAGS = "--single-threaded,--max-old-space-size=128,--no-lazy";
-
-/** Linux reads at most this many bytes of a `#!` line (BINPRM_BUF_SIZE), newline included. */
-const SHEBANG_MAX = 256;
 
 async function run(
   cmd: string,
@@ -111,14 +109,19 @@ const dpSource = (await Deno.readTextFile(`${root}/build/deviceplugin.js`))
   );
 const dp = await gzip(new TextEncoder().encode(dpSource));
 const payload = `\n${DP_MARKER}${encodeBase64(dp)}\n`;
-const shebang = `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 ${deno} run -A -q ` +
-  `--no-config --no-lock --cached-only --ext=js --v8-flags=${V8_FLAGS}\n`;
-if (new TextEncoder().encode(shebang).length > SHEBANG_MAX) {
-  // The kernel would cut the line and run Deno with truncated flags.
+/**
+ * The launcher: lines 1 and 2 are a POSIX shell script, the rest the bundle.
+ * `/bin/sh` runs line 2 (`":"` is the shell's no-op), which checks the cache
+ * dir by the rule of internal/_trusted_dir.ts and execs Deno on this same
+ * file; Deno skips line 1 (`#!`) and reads line 2 as a string and a comment.
+ * `umask 022`: Deno makes its cache subdirectories 0777 minus the umask.
+ */
+const launcher = `#!/bin/sh\n":" //; umask 022; ${launcherCheck(denoDir)}; ` +
+  `DENO_DIR=$d DENO_NO_UPDATE_CHECK=1 exec ${deno} run -A -q --no-config --no-lock --cached-only $n ` +
+  `--ext=js --v8-flags=${V8_FLAGS} "$0" "$@"\n`;
+if (!/^\/[A-Za-z0-9._/@+-]+$/.test(deno)) {
   console.error(
-    `the launcher line is ${
-      new TextEncoder().encode(shebang).length
-    } bytes; Linux reads at most ${SHEBANG_MAX}: use a shorter --deno or --deno-dir path`,
+    `the Deno path "${deno}" must be made of [A-Za-z0-9._/@+-] (it is written into a shell line)`,
   );
   Deno.exit(1);
 }
@@ -135,12 +138,12 @@ function asciiOnly(source: string): string {
   );
 }
 
-// Line 2 holds the length of the CNI part (see cniPart() in cmd/_embedded.ts).
+// Line 3 holds the length of the CNI part (see cniPart() in cmd/_embedded.ts).
 const cniBody = asciiOnly(bundle.replace(/^#!.*\n/, ""));
 const lengthLine = (n: number) =>
   `${CNI_BYTES_MARKER}${String(n).padStart(CNI_BYTES_DIGITS, "0")}\n`;
-const cniLength = new TextEncoder().encode(shebang + lengthLine(0) + cniBody).length;
-const executable = shebang + lengthLine(cniLength) + cniBody + payload.slice(1);
+const cniLength = new TextEncoder().encode(launcher + lengthLine(0) + cniBody).length;
+const executable = launcher + lengthLine(cniLength) + cniBody + payload.slice(1);
 if (!cniBody.endsWith("\n")) throw new Error("the bundle does not end with a newline");
 await Deno.mkdir(outDir, { recursive: true });
 const tmp = `${outDir}/.${out.slice(out.lastIndexOf("/") + 1)}.tmp${Deno.pid}`;

@@ -114,10 +114,10 @@ async function stageRootfs(): Promise<void> {
   ]);
   const launcher = await Deno.readTextFile(`${rootfs}${IMAGE_EXECUTABLES.macvtap}`);
   if (
-    !launcher.startsWith("#!/usr/bin/env -S ") ||
-    !launcher.split("\n")[0]!.includes(` ${NODE_DENO} `)
+    !launcher.startsWith("#!/bin/sh\n") ||
+    !launcher.split("\n")[1]!.includes(` exec ${NODE_DENO} `)
   ) {
-    throw new Error(`the staged macvtap does not run ${NODE_DENO}: ${launcher.split("\n")[0]}`);
+    throw new Error(`the staged macvtap does not run ${NODE_DENO}: ${launcher.split("\n")[1]}`);
   }
   const libmnl = await findLibmnl();
   const libs = new Set([...await sharedDeps(denoBin), ...await sharedDeps(libmnl), libmnl]);

@@ -9,14 +9,18 @@
  * The file is written as `DIR/.macvtap.tmp-<pid>`, fsynced, made 0755 and
  * renamed over `DIR/macvtap`, so a runtime exec'ing the plugin sees either the
  * old or the new executable, never a partial one. `DIR` defaults to
- * `/opt/cni/bin`; `--from` defaults to this repository's `dist/macvtap`. The
- * code cache is then seeded for the installed path.
+ * `/opt/cni/bin`; `--from` defaults to this repository's `dist/macvtap`.
+ * Missing directories (the bin dir, the launcher's cache dir) are made 0755
+ * whatever the umask; a cache dir that fails the launcher's rule
+ * (internal/_trusted_dir.ts) is made again. The code cache is then seeded for
+ * the installed path.
  *
  * @module
  */
 
 import { cniPart } from "../cmd/_embedded.ts";
 import { seedCodeCache } from "./_code_cache.ts";
+import { mkdirChain } from "../internal/_trusted_dir.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -68,7 +72,8 @@ export async function installPlugin(opts: InstallOptions = {}): Promise<string> 
     throw err;
   }
   if (!opts.withDevicePlugin) data = cniPart(data) ?? data;
-  await Deno.mkdir(dir, { recursive: true });
+  // 0755 whatever the umask: the launcher's own directory (internal/_trusted_dir.ts).
+  mkdirChain(dir);
   const dest = `${dir}/${name}`;
   const tmp = `${dir}/.${name}.tmp-${Deno.pid}`;
   try {
