@@ -108,7 +108,7 @@ export function launcherCheck(denoDir: string): string {
   } ` +
     `-maxdepth 1 \\( -path $d -o -path "$d/*" -o -prune \\) ` +
     `\\( ! -user 0 -o -perm -020 -o -perm -002 \\) -print 2>&1); ` +
-    `if [ -n "$u" ]; then printf 'macvtap: warning: not using the code cache %s ; each path below ` +
+    `if [ -n "$u" ]; then printf 'macvtap: warning: not using the code cache %s (each path below ` +
     `is not owned by root, is writable by group or others, or cannot be looked at):\\n%s\\n' "$d" "$u" >&2; ` +
     `d=/dev/null/macvtap-no-cache n=--no-code-cache; fi`;
 }

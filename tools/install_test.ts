@@ -1,4 +1,3 @@
-import { DP_MARKER } from "../cmd/_embedded.ts";
 import assert from "node:assert/strict";
 import { installPlugin, parseArgs } from "./install.ts";
 import { pruneCodeCache } from "./_code_cache.ts";
@@ -90,50 +89,11 @@ Deno.test("install.ts CLI installs, and exits 1 with a hint when the source is m
   }
 });
 
-Deno.test("installPlugin() installs only the CNI part of a built executable unless asked", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "install-test-" });
-  try {
-    // The layout tools/build.ts writes: launcher, length line, bundle, payload line.
-    const head = '#!/bin/sh\n":" //; exec x\n';
-    const body = "echo cni\n";
-    const lengthLine = (n: number) => `//# macvtap-cni-bytes=${String(n).padStart(10, "0")}\n`;
-    const n = head.length + lengthLine(0).length + body.length;
-    const cni = head + lengthLine(n) + body;
-    const src = `${dir}/src`;
-    await Deno.writeTextFile(src, `${cni}//# macvtap-deviceplugin=H4sIAAAA\n`);
-
-    const dest = await installPlugin({ from: src, cniBinDir: `${dir}/bin` });
-    assert.deepStrictEqual(await Deno.readTextFile(dest), cni, "payload dropped");
-    const whole = await installPlugin({
-      from: src,
-      cniBinDir: `${dir}/bin2`,
-      withDevicePlugin: true,
-    });
-    assert.deepStrictEqual(
-      await Deno.readTextFile(whole),
-      await Deno.readTextFile(src),
-      "whole file",
-    );
-
-    // A length that does not end where the payload begins: installed as is.
-    const bad = head + lengthLine(n - 1) + body + "//# macvtap-deviceplugin=H4sIAAAA\n";
-    await Deno.writeTextFile(src, bad);
-    assert.deepStrictEqual(
-      await Deno.readTextFile(await installPlugin({ from: src, cniBinDir: `${dir}/bin3` })),
-      bad,
-      "inconsistent length line",
-    );
-    assert.deepStrictEqual(parseArgs(["--with-deviceplugin"]), { withDevicePlugin: true });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
 Deno.test({
-  name: "the CNI part of dist/macvtap answers VERSION and refuses deviceplugin clearly",
+  name: "dist/macvtap is the CNI plugin alone; dist/macvtap-deviceplugin is the device plugin",
   ignore: !(() => {
     try {
-      return Deno.statSync(new URL("../dist/macvtap", import.meta.url)).isFile;
+      return Deno.statSync(new URL("../dist/macvtap-deviceplugin", import.meta.url)).isFile;
     } catch {
       return false;
     }
@@ -143,30 +103,38 @@ Deno.test({
     try {
       const from = new URL("../dist/macvtap", import.meta.url).pathname;
       const dest = await installPlugin({ from, cniBinDir: dir });
-      const full = await Deno.readTextFile(from), cni = await Deno.readTextFile(dest);
-      const payloadLine = `\n${DP_MARKER}`;
-      assert(full.includes(payloadLine), "dist/macvtap carries the device plugin payload");
-      assert(!cni.includes(payloadLine), "the installed CNI part does not");
-      assert(full.startsWith(cni.slice(0, -1)), "the CNI part is the executable's head");
+      const cni = await Deno.readTextFile(dest);
+      assert.deepStrictEqual(cni, await Deno.readTextFile(from), "installed as built");
+      // No device-plugin code rides along: no gRPC in the CNI file, no payload line.
+      assert(!cni.includes("DevicePlugin/ListAndWatch"), "no gRPC service in the CNI file");
+      assert(!/^\/\/# /m.test(cni), "no marker or payload comment line");
+      const dec = new TextDecoder();
       const version = await new Deno.Command(dest, {
         env: { CNI_COMMAND: "VERSION" },
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
       }).output();
-      assert.deepStrictEqual(version.code, 0, new TextDecoder().decode(version.stderr));
-      const out = JSON.parse(new TextDecoder().decode(version.stdout));
-      assert(out.supportedVersions.includes("1.1.0"), "VERSION answer");
+      assert.deepStrictEqual(version.code, 0, dec.decode(version.stderr));
+      assert(JSON.parse(dec.decode(version.stdout)).supportedVersions.includes("1.1.0"));
       const dp = await new Deno.Command(dest, {
         args: ["deviceplugin", "--help"],
         stdout: "piped",
         stderr: "piped",
       }).output();
-      assert.deepStrictEqual(dp.code, 1, "deviceplugin refused");
-      assert(
-        new TextDecoder().decode(dp.stderr).includes("CNI-only copy"),
-        new TextDecoder().decode(dp.stderr),
-      );
+      assert.deepStrictEqual(dp.code, 2, "deviceplugin refused");
+      assert(dec.decode(dp.stderr).includes("run macvtap-deviceplugin"), dec.decode(dp.stderr));
+
+      const dpFile = new URL("../dist/macvtap-deviceplugin", import.meta.url).pathname;
+      const dpText = await Deno.readTextFile(dpFile);
+      assert(dpText.includes("DevicePlugin/ListAndWatch"), "the device plugin's bundle");
+      const help = await new Deno.Command(dpFile, {
+        args: ["--help"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.deepStrictEqual(help.code, 0, dec.decode(help.stderr));
+      assert(dec.decode(help.stdout).includes("--socket-dir"), dec.decode(help.stdout));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
