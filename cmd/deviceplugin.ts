@@ -1,6 +1,8 @@
 /**
- * `macvtap deviceplugin`: the Kubernetes device plugin. Loaded dynamically by
- * `cmd/main.ts`, so the CNI path never loads gRPC.
+ * `macvtap-deviceplugin`: the Kubernetes device plugin, built as its own
+ * executable (`dist/macvtap-deviceplugin`, tools/build.ts) with its own V8
+ * flags; from source, `cmd/main.ts deviceplugin` imports it dynamically, so
+ * the CNI path never loads gRPC.
  *
  * @module
  */
@@ -24,7 +26,7 @@ import { registrationProblem, startHeartbeat } from "../deviceplugin/heartbeat.t
 /** Registrations come in bursts (start, kubelet restarts): page out this long after one. */
 const TRIM_DELAY_MS = 2000;
 
-const HELP = `Usage: macvtap deviceplugin [flags]
+const HELP = `Usage: macvtap-deviceplugin [flags]
 
 Kubernetes device plugin for macvtap (kubelet Device Plugin API v1beta1).
 Resources macvtap.network.kubevirt.io/<name>, devices <name>-0 … <name>-<capacity-1>.

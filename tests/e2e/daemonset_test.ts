@@ -691,16 +691,17 @@ Deno.test({
           assert(cpuMs <= 10, `${which}: CPU ${cpuMs} ms`);
         }
         // The anonymous memory a probe adds: the shell's own RssAnon at its end.
-        const anon = await runOk([
-          "/bin/busybox",
-          "chroot",
-          `/proc/${pid}/root`,
+        const anonRun = await node.podman(
+          "exec",
+          dpName,
           "/bin/sh",
           "-c",
           `${dp.readinessProbe!.exec.command[2]}\n` +
-          `while read -r k v u; do [ "$k" = RssAnon: ] && echo "$v"; done < /proc/self/status`,
+            `while read -r k v u; do [ "$k" = RssAnon: ] && echo "$v"; done < /proc/self/status; exit 0`,
           "ready",
-        ]);
+        );
+        assert.deepStrictEqual(anonRun.code, 0, anonRun.stderr);
+        const anon = anonRun.stdout;
         costs.push(`the probe shell's RssAnon ${anon.trim()} KiB`);
         assert(Number(anon.trim()) <= 1024, `RssAnon ${anon}`);
         note(`probe cost: ${costs.join("; ")}`);
