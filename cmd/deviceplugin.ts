@@ -1,6 +1,8 @@
 /**
- * `macvtap deviceplugin`: the Kubernetes device plugin. Loaded dynamically by
- * `cmd/main.ts`, so the CNI path never loads gRPC.
+ * `macvtap-deviceplugin`: the Kubernetes device plugin, built as its own
+ * executable (`dist/macvtap-deviceplugin`, tools/build.ts) with its own V8
+ * flags; from source, `cmd/main.ts deviceplugin` imports it dynamically, so
+ * the CNI path never loads gRPC.
  *
  * @module
  */
@@ -18,11 +20,13 @@ import {
 } from "../deviceplugin/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { trimExecutablePages } from "../deviceplugin/_trim.ts";
+import { readConfigText, watchConfigFile } from "../deviceplugin/config_watch.ts";
+import { registrationProblem, startHeartbeat } from "../deviceplugin/heartbeat.ts";
 
 /** Registrations come in bursts (start, kubelet restarts): page out this long after one. */
 const TRIM_DELAY_MS = 2000;
 
-const HELP = `Usage: macvtap deviceplugin [flags]
+const HELP = `Usage: macvtap-deviceplugin [flags]
 
 Kubernetes device plugin for macvtap (kubelet Device Plugin API v1beta1).
 Resources macvtap.network.kubevirt.io/<name>, devices <name>-0 … <name>-<capacity-1>.
@@ -31,8 +35,13 @@ Flags:
   --socket-dir DIR   kubelet's device-plugin directory (default /var/lib/kubelet/device-plugins)
   --dev-dir DIR      where /dev/tapN nodes are checked and created (default /dev)
   --log-level LEVEL  error, warn, info (default), debug
+  --config-file FILE the config (DP_MACVTAP_CONF's JSON) in a file, e.g. a mounted ConfigMap
+                     key; re-read every 2 s and applied live (resources added, removed or
+                     changed; devices in use are kept). Without it: DP_MACVTAP_CONF, read once
+  --heartbeat-file FILE  rewritten every 5 s from the event loop: "ok" while every resource
+                     is served and registered, else "not ready: <why>" (for cheap probes)
   --probe            check the running plugin: connect to each resource socket and call
-                     GetDevicePluginOptions; exit 0 when all answer (for k8s probes)
+                     GetDevicePluginOptions; exit 0 when all answer
   --help             this help
 
 Environment:
@@ -70,6 +79,8 @@ export async function main(args: string[]): Promise<number> {
         "socket-dir": { type: "string", default: "/var/lib/kubelet/device-plugins" },
         "dev-dir": { type: "string", default: "/dev" },
         "log-level": { type: "string", default: "info" },
+        "config-file": { type: "string" },
+        "heartbeat-file": { type: "string" },
         probe: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -91,12 +102,14 @@ export async function main(args: string[]): Promise<number> {
   setLogger(log);
   const dir = flags["socket-dir"].replace(/\/+$/, "") || "/";
 
-  let config;
+  const configFile = flags["config-file"];
+  let config, configText;
   try {
-    config = parseDevicePluginConfig(Deno.env.get("DP_MACVTAP_CONF"));
+    configText = configFile ? readConfigText(configFile) : Deno.env.get("DP_MACVTAP_CONF");
+    config = parseDevicePluginConfig(configText);
   } catch (e) {
-    if (e instanceof DevicePluginConfigError || e instanceof SyntaxError) {
-      err(`macvtap deviceplugin: ${e.message}`);
+    if (e instanceof DevicePluginConfigError || e instanceof SyntaxError || configFile) {
+      err(`macvtap deviceplugin: ${configFile ? `${configFile}: ` : ""}${errorText(e)}`);
       return 2;
     }
     throw e;
@@ -116,6 +129,7 @@ export async function main(args: string[]): Promise<number> {
   const backend = netlinkBackend();
   let manager: DevicePluginManager | undefined;
   let trimTimer: ReturnType<typeof setTimeout> | undefined;
+  const stops: { close(): void }[] = [];
   // At most one page-out every TRIM_DELAY_MS, the first that long after a
   // registration: a burst (start, a kubelet restart) ends with one, and a
   // storm of kubelet restarts still gets one every few seconds.
@@ -141,6 +155,24 @@ export async function main(args: string[]): Promise<number> {
       log,
       ...(trimSoon ? { onRegistered: trimSoon } : {}),
     });
+    const running = manager;
+    const heartbeatFile = flags["heartbeat-file"];
+    if (heartbeatFile) {
+      stops.push(startHeartbeat(heartbeatFile, {
+        problem: () => registrationProblem(running, dir),
+        log,
+      }));
+    }
+    if (configFile) {
+      if (Deno.env.get("DP_MACVTAP_CONF") !== undefined) {
+        log.warn(`DP_MACVTAP_CONF is ignored: the config comes from ${configFile}`);
+      }
+      stops.push(watchConfigFile(configFile, {
+        initialText: configText!,
+        onChange: (c) => running.reconfigure(c),
+        log,
+      }));
+    }
     log.info(
       `serving in ${dir}: ${
         config.discover ? "discovering interfaces" : config.resources.map((r) => r.name).join(", ")
@@ -157,6 +189,7 @@ export async function main(args: string[]): Promise<number> {
     log.error(errorText(e));
     return 1;
   } finally {
+    for (const s of stops) s.close();
     clearTimeout(trimTimer);
     await manager?.stop();
     backend.close();

@@ -128,6 +128,26 @@ export class DevicePluginManager implements AsyncDisposable {
     return new Map([...this.#entries].map(([k, e]) => [k, e.plugin]));
   }
 
+  /**
+   * Resources not served, or not registered with the kubelet now there
+   * (deviceplugin/heartbeat.ts reports them).
+   */
+  get unregistered(): string[] {
+    return [...this.#entries].filter(([, e]) => !e.plugin.serving || e.registeredWith === null)
+      .map(([name]) => name);
+  }
+
+  /**
+   * Apply a new config (deviceplugin/config_watch.ts): resources added are
+   * served and registered, removed ones stop serving, and one whose lower
+   * device, mode or capacity changed is served again under the new values.
+   * No device is deleted: macvtaps and `/dev/tapN` in use stay with their pods.
+   */
+  reconfigure(config: DevicePluginConfig): void {
+    this.#o.config = config;
+    this.#refreshLinks();
+  }
+
   /** Successful Register calls so far. */
   get registrations(): number {
     return this.#registrations;
@@ -195,7 +215,11 @@ export class DevicePluginManager implements AsyncDisposable {
     const desired = new Map(this.#desired.map((r) => [r.name, r]));
     for (const [name, e] of this.#entries) {
       const want = desired.get(name);
-      if (!want || want.lowerDevice !== e.plugin.resource.lowerDevice) {
+      const was = e.plugin.resource;
+      if (
+        !want || want.lowerDevice !== was.lowerDevice || want.mode !== was.mode ||
+        want.capacity !== was.capacity
+      ) {
         this.#log.info(`${e.plugin.resourceName}: removed`);
         this.#entries.delete(name);
         await e.plugin.stop(dir);
@@ -337,8 +361,7 @@ export class DevicePluginManager implements AsyncDisposable {
     } else {
       this.#skippedKey = "";
     }
-    const changed = desired.length !== this.#desired.length ||
-      desired.some((r, i) => r.name !== this.#desired[i]?.name);
+    const changed = JSON.stringify(desired) !== JSON.stringify(this.#desired);
     this.#desired = desired;
     this.#applyHealth();
     if (changed) this.#kick();

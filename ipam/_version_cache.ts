@@ -4,12 +4,14 @@
  * host-local stops at 1.0.0) is downgraded at once instead of costing a
  * refused call and a VERSION call on every ADD, DEL and CHECK.
  *
- * One small JSON file in the launcher's cache dir (written only when that is
- * an existing real directory of ours not writable by others), keyed on the
+ * One small JSON file in the launcher's cache dir (read and written only when
+ * that directory passes the launcher's rule, internal/_trusted_dir.ts: it and
+ * every directory above it root's, not writable by group or others, no
+ * symlink), keyed on the
  * binary's path and identity (dev, inode, mtime, size): a replaced or
  * rewritten binary is a new identity and is asked again. The file is read back
- * like untrusted input: it must be a regular file (no symlink) owned by us and
- * not writable by group or others, at most {@linkcode MAX_FILE_BYTES}; any
+ * like untrusted input: it must be a regular file (no symlink) owned by root
+ * and not writable by group or others, at most {@linkcode MAX_FILE_BYTES}; any
  * entry that is not exactly a path with an identity and a short list of
  * `x.y.z` versions is ignored. A wrong entry can only cost a refused call: the
  * caller renegotiates when the delegate still refuses.
@@ -18,6 +20,7 @@
  */
 
 import { isJsonObject } from "../internal/_json.ts";
+import { untrustedReason } from "../internal/_trusted_dir.ts";
 
 /** Largest cache file read back. */
 const MAX_FILE_BYTES = 64 * 1024;
@@ -89,12 +92,10 @@ export class DelegateVersionCache {
     this.file = file;
   }
 
-  /** The directory must be a real one of ours that nobody else can write (no symlink). */
+  /** The directory must pass the launcher's rule (internal/_trusted_dir.ts). */
   #dirOk(): boolean {
     try {
-      const st = Deno.lstatSync(this.#dir());
-      return st.isDirectory && !st.isSymlink && st.uid === Deno.uid() && st.mode !== null &&
-        (st.mode & 0o022) === 0;
+      return untrustedReason(this.#dir()) === undefined && Deno.lstatSync(this.#dir()).isDirectory;
     } catch {
       return false;
     }
@@ -109,7 +110,7 @@ export class DelegateVersionCache {
     try {
       const st = Deno.lstatSync(this.file);
       if (!st.isFile || st.size > MAX_FILE_BYTES) return new Map();
-      if (st.uid !== Deno.uid() || st.mode === null || (st.mode & 0o022) !== 0) return new Map();
+      if (st.uid !== 0 || st.mode === null || (st.mode & 0o022) !== 0) return new Map();
       return parseEntries(Deno.readTextFileSync(this.file));
     } catch {
       return new Map();

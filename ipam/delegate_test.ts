@@ -1,5 +1,11 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { DelegateVersionCache } from "./_version_cache.ts";
+
+/**
+ * Scratch dirs below /run (root's, 0755): the version cache follows the
+ * launcher's rule (internal/_trusted_dir.ts), and /tmp is world-writable.
+ */
+const TRUSTED_TMP = "/run";
 import { IPAM_VERSIONS_FILE, ipamDelegate } from "./delegate.ts";
 
 /**
@@ -71,7 +77,7 @@ function setup(dir: string) {
 }
 
 Deno.test("ipamDelegate() negotiates a delegate's version once per binary, then downgrades at once", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ipam-test-" });
+  const dir = await Deno.makeTempDir({ dir: TRUSTED_TMP, prefix: "ipam-test-" });
   try {
     const path = await fakeDelegate(dir);
     const ipam = setup(dir);
@@ -102,7 +108,7 @@ Deno.test("ipamDelegate() negotiates a delegate's version once per binary, then 
 });
 
 Deno.test("ipamDelegate() renegotiates when the remembered answer is refused", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ipam-test-" });
+  const dir = await Deno.makeTempDir({ dir: TRUSTED_TMP, prefix: "ipam-test-" });
   try {
     const path = await fakeDelegate(dir);
     const ipam = setup(dir);
@@ -124,7 +130,7 @@ Deno.test("ipamDelegate() renegotiates when the remembered answer is refused", a
 });
 
 Deno.test("DelegateVersionCache ignores files it must not trust", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ipam-test-" });
+  const dir = await Deno.makeTempDir({ dir: TRUSTED_TMP, prefix: "ipam-test-" });
   try {
     const bin = `${dir}/plugin`;
     await Deno.writeTextFile(bin, "#!/bin/sh\n", { mode: 0o755 });
@@ -177,6 +183,11 @@ Deno.test("DelegateVersionCache ignores files it must not trust", async () => {
     cache.set(bin, ["1.0.0"]);
     assertEquals(cache.get(bin), undefined, "world-writable dir");
     await Deno.chmod(`${dir}/state`, 0o700);
+    // Nor one whose parent is writable by others (the rule covers the whole chain).
+    await Deno.chmod(dir, 0o777);
+    cache.set(bin, ["0.4.0"]);
+    assertEquals(cache.get(bin), undefined, "world-writable parent");
+    await Deno.chmod(dir, 0o700);
 
     // A garbled file is replaced on the next write.
     cache.set(bin, ["1.0.0"]);
@@ -188,7 +199,7 @@ Deno.test("DelegateVersionCache ignores files it must not trust", async () => {
 });
 
 Deno.test("ipamDelegate() run from source (no DENO_DIR) remembers nothing", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "ipam-test-" });
+  const dir = await Deno.makeTempDir({ dir: TRUSTED_TMP, prefix: "ipam-test-" });
   try {
     await fakeDelegate(dir);
     const ipam = setup(dir);

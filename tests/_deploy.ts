@@ -43,6 +43,15 @@ export interface Probe {
   failureThreshold?: number;
 }
 
+/** A container's securityContext (the fields the manifests use). */
+export interface SecurityContext {
+  privileged?: boolean;
+  runAsUser?: number;
+  allowPrivilegeEscalation?: boolean;
+  readOnlyRootFilesystem?: boolean;
+  capabilities?: { drop?: string[]; add?: string[] };
+}
+
 /** A (init) container of the DaemonSet's pod template. */
 export interface Container {
   name: string;
@@ -50,7 +59,7 @@ export interface Container {
   command: string[];
   args?: string[];
   env?: EnvVar[];
-  securityContext?: { privileged?: boolean };
+  securityContext?: SecurityContext;
   resources?: { limits?: { memory?: string } };
   readinessProbe?: Probe;
   livenessProbe?: Probe;
@@ -62,12 +71,15 @@ export interface Volume {
   name: string;
   hostPath?: { path: string; type?: string };
   emptyDir?: { medium?: string; sizeLimit?: string };
+  configMap?: { name: string; items?: { key: string; path: string }[] };
 }
 
 /** The DaemonSet's pod spec. */
 export interface PodSpec {
   hostNetwork?: boolean;
   serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  nodeSelector?: Record<string, string>;
   initContainers?: Container[];
   containers: Container[];
   volumes?: Volume[];

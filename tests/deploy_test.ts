@@ -30,11 +30,16 @@ import {
   BUSYBOX_APPLETS,
   IMAGE_DIRS,
   IMAGE_EXECUTABLES,
+  IMAGE_LIBMNL,
   IMAGE_REF,
   imageCommands,
+  MIN_GLIBC,
   NODE_DENO,
+  NODE_DENO_DIR,
+  NODE_LIBMNL,
   SHELL_BUILTINS,
 } from "../tools/image_layout.ts";
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_MAX_AGE_S } from "../deviceplugin/heartbeat.ts";
 
 /**
  * The command words of a shell script: the first word of each simple command
@@ -43,7 +48,16 @@ import {
  */
 export function scriptCommands(script: string): { commands: string[]; functions: string[] } {
   const commands = new Set<string>(), functions = new Set<string>();
-  const segments = script.replaceAll("$(", "\n").split(/\n|;|&&|\|\||\|/);
+  // Arithmetic expansions hold no command: `$(( $(date +%s) - t ))` keeps only its `$(…)`.
+  const noArith = script.replace(
+    /\$\(\(((?:[^()]|\$\([^()]*\))*)\)\)/g,
+    (_, e: string) =>
+      e.replace(
+        /[^$]*(\$\([^()]*\))?[^$]*/g,
+        (m) => m.includes("$(") ? m.slice(m.indexOf("$(")) : "",
+      ),
+  );
+  const segments = noArith.replaceAll("$(", "\n").split(/\n|;|&&|\|\||\|/);
   for (let seg of segments) {
     seg = seg.trim();
     if (!seg || seg.startsWith("#") || seg === "}" || seg === "{") continue;
@@ -52,7 +66,7 @@ export function scriptCommands(script: string): { commands: string[]; functions:
       functions.add(fn[1]!);
       continue;
     }
-    seg = seg.replace(/^(?:(?:if|then|else|elif|while|do|!)\s+)+/, "");
+    seg = seg.replace(/^(?:(?:if|then|else|elif|while|do|!|\{)(?:\s+|$))+/, "");
     seg = seg.replace(/^(?:[A-Za-z_][A-Za-z0-9_]*=(?:"[^"]*"?|\S*)\s*)+/, "");
     const word = seg.split(/\s+/)[0]?.replace(/^["']|["']$/g, "");
     if (word && !["fi", "done", "}"].includes(word)) commands.add(word);
@@ -173,34 +187,100 @@ Deno.test("deploy/: the device plugin container runs with the plugin's own V8 fl
   assertEquals(env.MALLOC_ARENA_MAX, DP_MALLOC_ARENA_MAX);
 });
 
-Deno.test("deploy/: the device plugin container is the image's entry point, its probes the same program", async () => {
-  const { pod } = await parts();
+Deno.test("deploy/: the device plugin container is the image's entry point and reads its config from the mounted ConfigMap", async () => {
+  const { pod, cm } = await parts();
   const dp = pod.containers.find((c) => c.name === "deviceplugin");
   assert(dp, "a deviceplugin container");
   const { entrypoint, cmd } = await containerfileEntry();
   assertEquals([...dp.command, ...dp.args ?? []], [...entrypoint, ...cmd], "ENTRYPOINT + CMD");
+  assert(dp.command.includes(IMAGE_EXECUTABLES.deviceplugin), "runs the device plugin's file");
   const socketDir = dp.command.find((a) => a.startsWith("--socket-dir="))!;
   assert(socketDir, "--socket-dir is explicit");
   const mount = dp.volumeMounts?.find((m) => `--socket-dir=${m.mountPath}` === socketDir);
   assert(mount, `${socketDir} is a volume mount`);
-  for (const probe of [dp.readinessProbe, dp.livenessProbe]) {
-    assert(probe, "readiness and liveness probes");
-    const argv = probe.exec.command;
-    assert(argv.includes("--probe"), "probe runs --probe");
-    assert(argv.includes(socketDir), `probe uses ${socketDir}`);
-    // The same program: deno run … /usr/local/bin/macvtap deviceplugin.
-    const at = argv.indexOf(IMAGE_EXECUTABLES.macvtap);
-    assert(at > 0 && argv[at + 1] === "deviceplugin", "probe runs macvtap deviceplugin");
-    assertEquals(argv[0], IMAGE_EXECUTABLES.deno, "probe interpreter");
-    assert((probe.timeoutSeconds ?? 1) >= 2, "probe timeout leaves room for Deno's start");
-  }
-  const env = containerEnv(dp, {
-    "macvtap-deviceplugin-config": configMapData(
-      findObject(await manifests(), "ConfigMap", "macvtap-deviceplugin-config"),
-    ),
-  });
-  assert(env.DP_MACVTAP_CONF, "DP_MACVTAP_CONF comes from the ConfigMap");
+  // --config-file names a key of the ConfigMap, mounted read-only.
+  const file = dp.command.find((a) => a.startsWith("--config-file="))?.slice(14);
+  assert(file, "--config-file is given");
+  const cfgMount = dp.volumeMounts?.find((m) => file.startsWith(`${m.mountPath}/`));
+  assert(cfgMount?.readOnly, `${file} is in a read-only mount`);
+  const vol = pod.volumes?.find((v) => v.name === cfgMount.name);
+  assertEquals(vol?.configMap?.name, cm.metadata.name, "the mount is the ConfigMap");
+  const key = vol.configMap.items?.find((i) => `${cfgMount.mountPath}/${i.path}` === file)?.key;
+  assert(key && configMapData(cm)[key] !== undefined, `${file} is ConfigMap key ${key}`);
+  parseDevicePluginConfig(configMapData(cm)[key]);
+  const env = containerEnv(dp, { "macvtap-deviceplugin-config": configMapData(cm) });
+  assertEquals(
+    env.DP_MACVTAP_CONF,
+    undefined,
+    "not also from the environment (it would be ignored)",
+  );
   assert(env.DENO_DIR?.startsWith("/tmp/"), "DENO_DIR is on the writable /tmp volume");
+});
+
+Deno.test("deploy/: the probes read the plugin's heartbeat with busybox, no Deno start", async () => {
+  const { pod } = await parts();
+  const dp = pod.containers.find((c) => c.name === "deviceplugin")!;
+  const heartbeat = dp.command.find((a) => a.startsWith("--heartbeat-file="))?.slice(17);
+  assert(heartbeat, "--heartbeat-file is given");
+  assert(
+    dp.volumeMounts?.some((m) => heartbeat.startsWith(`${m.mountPath}/`) && !m.readOnly),
+    `${heartbeat} is on a writable volume`,
+  );
+  const probes = { livenessProbe: "live", readinessProbe: "ready" } as const;
+  for (const [which, mode] of Object.entries(probes)) {
+    const probe = dp[which as keyof typeof probes];
+    assert(probe, which);
+    const [sh, c, script, arg] = probe.exec.command;
+    assertEquals([sh, c, arg], ["/bin/sh", "-c", mode], `${which}: sh -c SCRIPT ${mode}`);
+    assert(imageCommands().includes(sh!), "busybox sh in the image");
+    const { commands } = scriptCommands(script!);
+    for (const cmd of commands) {
+      assert(
+        BUSYBOX_APPLETS.includes(cmd) || SHELL_BUILTINS.includes(cmd),
+        `probe command "${cmd}" is a busybox applet or a builtin`,
+      );
+    }
+    assert(!script!.includes("deno"), "no Deno start");
+    assert(script!.includes(`f=${heartbeat}\n`), `${which} reads ${heartbeat}`);
+    assert(
+      script!.includes(`-gt ${HEARTBEAT_MAX_AGE_S} ]`),
+      `${which} allows ${HEARTBEAT_MAX_AGE_S} s (deviceplugin/heartbeat.ts)`,
+    );
+    assert(probe.timeoutSeconds && probe.timeoutSeconds >= 1, `${which} timeout`);
+  }
+  // Four missed beats before a probe fails; a beat every HEARTBEAT_INTERVAL_MS.
+  assert(HEARTBEAT_MAX_AGE_S * 1000 >= 4 * HEARTBEAT_INTERVAL_MS, "the age limit spans 4 beats");
+});
+
+Deno.test("deploy/: pod settings: arch/OS selector, no service-account token, install-cni unprivileged", async () => {
+  const { pod, files, ds } = await parts();
+  assertEquals(pod.nodeSelector, { "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux" });
+  assertEquals(pod.automountServiceAccountToken, false, "pod: no token");
+  const sa = findObject(files, "ServiceAccount", pod.serviceAccountName!);
+  assertEquals(
+    (sa as unknown as { automountServiceAccountToken?: boolean }).automountServiceAccountToken,
+    false,
+  );
+  assertEquals(sa.metadata.namespace, ds.metadata.namespace);
+  const init = pod.initContainers!.find((c) => c.name === "install-cni")!;
+  const sc = init.securityContext!;
+  assert(!sc.privileged, "install-cni is not privileged");
+  assertEquals(sc.capabilities, { drop: ["ALL"], add: ["SYS_CHROOT"] }, "one capability");
+  assertEquals([sc.runAsUser, sc.allowPrivilegeEscalation, sc.readOnlyRootFilesystem], [
+    0,
+    false,
+    true,
+  ]);
+  // The node's root is there only to be read (the glibc check).
+  const rootMount = init.volumeMounts!.find((m) =>
+    pod.volumes!.find((v) => v.name === m.name)?.hostPath?.path === "/"
+  );
+  assert(rootMount?.readOnly, "the node's / is mounted read-only");
+  assertEquals(
+    pod.containers.find((c) => c.name === "deviceplugin")!.securityContext?.privileged,
+    true,
+    "the device plugin stays privileged (netlink, mknod on the node's /dev)",
+  );
 });
 
 Deno.test("deploy/: the install script uses only the image's busybox applets and installs where the launcher looks", async () => {
@@ -221,31 +301,77 @@ Deno.test("deploy/: the install script uses only the image's busybox applets and
   for (const src of script.match(/\/usr\/local\/bin\/[\w.-]+/g) ?? []) {
     assert(imageCommands().includes(src), `${src} is in the image`);
   }
-  const mount = init.volumeMounts?.[0];
-  assert(mount, "install-cni mounts the CNI bin dir");
-  const vol = pod.volumes?.find((v) => v.name === mount.name);
-  const hostDir = vol?.hostPath?.path;
-  assert(hostDir, `${mount.name} is a hostPath volume`);
-  // `<install function> <image file> <destination>`
-  const denoDest = new RegExp(`${IMAGE_EXECUTABLES.deno}\\s+(\\S+)`).exec(script)?.[1];
+  // A path in the container, as the node sees it.
+  const onNode = (p: string): string | undefined => {
+    for (const m of init.volumeMounts ?? []) {
+      const host = pod.volumes?.find((v) => v.name === m.name)?.hostPath?.path;
+      if (host && (p === m.mountPath || p.startsWith(`${m.mountPath}/`))) {
+        return (host === "/" ? "" : host) + p.slice(m.mountPath.length);
+      }
+    }
+    return undefined;
+  };
+  // `install_atomic <image file> <destination>`, in this order: Deno, libmnl, the launcher.
+  const installs = [...script.matchAll(/^\s*install_atomic (\S+) (\S+)$/gm)].map((m) => [
+    m[1]!,
+    onNode(m[2]!),
+  ]);
+  assertEquals(installs, [
+    [IMAGE_EXECUTABLES.deno, NODE_DENO],
+    [IMAGE_LIBMNL, NODE_LIBMNL],
+    [IMAGE_EXECUTABLES.macvtap, "/opt/cni/bin/macvtap"],
+  ], "what goes where (tools/image_layout.ts), Deno and libmnl before the launcher");
+  const mkdirs = [...script.matchAll(/mkdir -p -m 0755 (\S+)/g)].map((m) => onNode(m[1]!));
+  assert(mkdirs.includes(NODE_DENO_DIR), `the launcher's cache dir ${NODE_DENO_DIR} is made 0755`);
   assert(
-    denoDest && denoDest.startsWith(`${mount.mountPath}/`),
-    "Deno is installed into the mount",
+    mkdirs.includes(NODE_DENO.slice(0, NODE_DENO.lastIndexOf("/"))),
+    "Deno's dir is made 0755",
   );
-  assertEquals(
-    denoDest.replace(mount.mountPath, hostDir),
-    NODE_DENO,
-    "Deno lands where the launcher's shebang (tools/image_layout.ts NODE_DENO) looks",
+  assert(script.includes(`need=${MIN_GLIBC}\n`), `the glibc check wants ${MIN_GLIBC}`);
+  assert(script.indexOf("need=") < script.indexOf("install_atomic /"), "checked before installing");
+});
+
+Deno.test("deploy/uninstall.yaml removes what install-cni puts on the node, with the image's commands", async () => {
+  const files = await manifests();
+  const un = findObject(files, "DaemonSet", "macvtap-uninstall");
+  const pod = daemonSetPod(un);
+  const init = pod.initContainers!.find((c) => c.name === "uninstall")!;
+  const script = init.command[2]!;
+  for (const c of [...pod.initContainers!, ...pod.containers]) {
+    assertEquals(c.image, IMAGE_REF);
+    assert(imageCommands().includes(c.command[0]!), `${c.name}: ${c.command[0]} is in the image`);
+    assert(!c.securityContext?.privileged && c.securityContext?.capabilities?.drop?.[0] === "ALL");
+  }
+  const { commands, functions } = scriptCommands(script);
+  for (const cmd of commands) {
+    assert(
+      BUSYBOX_APPLETS.includes(cmd) || SHELL_BUILTINS.includes(cmd) || functions.includes(cmd),
+      `uninstall command "${cmd}" is a busybox applet of the image or a builtin`,
+    );
+  }
+  const onNode = (p: string): string | undefined => {
+    for (const m of init.volumeMounts ?? []) {
+      const host = pod.volumes?.find((v) => v.name === m.name)?.hostPath?.path;
+      if (host && p.startsWith(`${m.mountPath}/`)) return host + p.slice(m.mountPath.length);
+    }
+    return undefined;
+  };
+  const removed = [...script.matchAll(/rm -r?f ((?:\S+ ?)+)$/gm)].flatMap((m) =>
+    m[1]!.split(" ").map(onNode)
   );
+  for (
+    const p of [
+      "/opt/cni/bin/macvtap",
+      NODE_DENO.slice(0, NODE_DENO.lastIndexOf("/")),
+      NODE_DENO_DIR.slice(0, NODE_DENO_DIR.lastIndexOf("/")),
+      "/var/lib/cni/macvtap",
+    ]
+  ) {
+    assert(removed.includes(p), `uninstall removes ${p} (removes ${removed.join(", ")})`);
+  }
   assert(
-    // `<install function> <image file> /<destination>`, in this order.
-    script.indexOf(`${IMAGE_EXECUTABLES.deno} /`) <
-      script.indexOf(`${IMAGE_EXECUTABLES.macvtap} /`),
-    "Deno is installed before the launcher",
-  );
-  assert(
-    script.includes(`${mount.mountPath}/macvtap`),
-    "the plugin is installed as <bin dir>/macvtap",
+    NODE_LIBMNL.startsWith(NODE_DENO.slice(0, NODE_DENO.lastIndexOf("/") + 1)),
+    "libmnl goes with .deno",
   );
 });
 
@@ -281,8 +407,11 @@ Deno.test("deploy/: volumes and mounts match; mount points exist in the image", 
   }
   // Directories the mounts need are in the image (a runtime can create them, but a
   // read-only or minimal root may not let it).
-  for (const dir of ["/tmp", "/var/lib/kubelet/device-plugins"]) {
-    assert(IMAGE_DIRS.includes(dir), `${dir} exists in the image`);
+  for (const c of containers) {
+    for (const m of c.volumeMounts ?? []) {
+      if (m.mountPath === "/dev") continue;
+      assert(IMAGE_DIRS.includes(m.mountPath), `${c.name}: ${m.mountPath} exists in the image`);
+    }
   }
 });
 
@@ -342,12 +471,27 @@ Deno.test("deploy/: the KubeVirt binding, the VM and the pod use the same bindin
 Deno.test("scriptCommands() finds commands after separators and in substitutions", () => {
   const r = scriptCommands(
     'f() {\n  a=$1 b=$2\n  if cmp -s "$a" "$b"; then echo same; return 0; fi\n' +
-      '  t="$(dirname "$b")/.$(basename "$b")"\n  cp a b && mv -f b c || rm c | wc\n}\nf x y\n',
+      '  t="$(dirname "$b")/.$(basename "$b")"\n  cp a b && mv -f b c || rm c | wc\n}\nf x y\n' +
+      'age=$(( $(date +%s) - t )) && [ "$age" -lt 2 ] || { echo old; exit 1; }\n',
   );
   assertEquals(r.functions, ["f"], "functions");
   assertEquals(
     r.commands.sort(),
-    ["basename", "cmp", "cp", "dirname", "echo", "f", "mv", "return", "rm", "wc"],
+    [
+      "[",
+      "basename",
+      "cmp",
+      "cp",
+      "date",
+      "dirname",
+      "echo",
+      "exit",
+      "f",
+      "mv",
+      "return",
+      "rm",
+      "wc",
+    ],
     "commands",
   );
 });

@@ -1,89 +1,18 @@
 /**
- * The device plugin as a long-running process: its own V8 flags (the
- * shipped `macvtap deviceplugin` re-execs itself under them) and the
+ * The device plugin as a long-running process: its own V8 flags (named by
+ * the launcher line of `dist/macvtap-deviceplugin`, no re-exec) and the
  * page-out of its executable's start-up pages.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { devicePluginArgv, DP_MALLOC_ARENA_MAX, DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
+import { DP_MALLOC_ARENA_MAX, DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { parseMaps, trimmable } from "../deviceplugin/_trim.ts";
 import { Lab, PLUGIN, pluginBuilt } from "../lab/mod.ts";
 
-const DENO = "/opt/deno/deno";
-const MAIN = "/opt/cni/bin/macvtap";
-const LAUNCHER = [
-  DENO,
-  "run",
-  "-A",
-  "-q",
-  "--no-config",
-  "--cached-only",
-  "--ext=js",
-  "--v8-flags=--single-threaded,--max-old-space-size=128,--no-lazy",
-  MAIN,
-  "deviceplugin",
-  "--socket-dir",
-  "/x",
-];
-
-Deno.test("devicePluginArgv(): the launcher's command under the plugin's V8 flags, arguments kept", () => {
-  assert.deepEqual(devicePluginArgv(LAUNCHER, MAIN, "/"), [
-    DENO,
-    "run",
-    "-A",
-    "-q",
-    "--no-config",
-    "--cached-only",
-    "--ext=js",
-    `--v8-flags=${DP_V8_FLAGS}`,
-    MAIN,
-    "deviceplugin",
-    "--socket-dir",
-    "/x",
-  ]);
-  // Without any --v8-flags, and with the module named relative to the cwd.
-  assert.deepEqual(
-    devicePluginArgv(
-      [DENO, "run", "-A", "bin/macvtap", "deviceplugin"],
-      "/opt/cni/bin/macvtap",
-      "/opt/cni",
-    ),
-    [DENO, "run", "-A", `--v8-flags=${DP_V8_FLAGS}`, "bin/macvtap", "deviceplugin"],
-  );
-  // Relative paths with ./ and .., and from the root directory.
-  assert.equal(
-    devicePluginArgv([DENO, "run", "./bin/macvtap"], MAIN, "/opt/cni")?.at(-1),
-    "./bin/macvtap",
-  );
-  assert.equal(
-    devicePluginArgv([DENO, "run", "../cni/bin/macvtap"], MAIN, "/opt/x")?.at(-1),
-    "../cni/bin/macvtap",
-  );
-  assert.equal(
-    devicePluginArgv([DENO, "run", "opt/cni/bin/macvtap"], MAIN, "/")?.at(-1),
-    "opt/cni/bin/macvtap",
-  );
-  // An argument after the module that looks like a flag stays the plugin's.
-  const withFlagArg = [...LAUNCHER, "--v8-flags=not-deno's"];
-  assert.equal(devicePluginArgv(withFlagArg, MAIN, "/")!.at(-1), "--v8-flags=not-deno's");
-});
-
-Deno.test("devicePluginArgv(): nothing to do when already right, or when it cannot tell", () => {
-  const right = LAUNCHER.map((a) => a.startsWith("--v8-flags=") ? `--v8-flags=${DP_V8_FLAGS}` : a);
-  assert.equal(devicePluginArgv(right, MAIN, "/"), undefined, "already under DP_V8_FLAGS");
-  assert.equal(
-    devicePluginArgv(["/opt/macvtap-compiled", "deviceplugin"], MAIN, "/"),
-    undefined,
-    "compiled",
-  );
-  assert.equal(
-    devicePluginArgv(LAUNCHER, "/elsewhere/macvtap", "/"),
-    undefined,
-    "module not found",
-  );
-});
+/** The device plugin's executable, built beside dist/macvtap. */
+const DP_PLUGIN = `${PLUGIN}-deviceplugin`;
 
 Deno.test("trimmable(): only read-only or executable views of the executable", () => {
   const maps = parseMaps([
@@ -104,7 +33,7 @@ Deno.test("trimmable(): only read-only or executable views of the executable", (
 
 Deno.test({
   name:
-    "dist/macvtap deviceplugin replaces itself (same pid) with its own V8 flags and arenas [root]",
+    "dist/macvtap-deviceplugin runs Deno (same pid: the launcher execs) with its own V8 flags and arenas [root]",
   ignore: Deno.uid() !== 0 || !pluginBuilt(),
   sanitizeOps: false,
   sanitizeResources: false,
@@ -115,15 +44,14 @@ Deno.test({
     const child = lab.spawn(ns, [
       "env",
       "DP_MACVTAP_CONF=[]",
-      PLUGIN,
-      "deviceplugin",
+      DP_PLUGIN,
       "--socket-dir",
       dir,
       "--log-level",
       "warn",
-    ], { what: "macvtap deviceplugin" });
+    ], { what: "macvtap-deviceplugin" });
     const read = (f: string) => Deno.readTextFileSync(`/proc/${child.pid}/${f}`).split("\0");
-    // The exec happens before the payload loads; wait until the process image is Deno's with ours.
+    // The shell line execs Deno: wait until the process image is Deno's with ours.
     let argv: string[] = [];
     for (let i = 0; i < 100; i++) {
       argv = read("cmdline");
@@ -132,9 +60,8 @@ Deno.test({
     }
     assert.ok(argv.includes(`--v8-flags=${DP_V8_FLAGS}`), argv.join(" "));
     assert.equal(argv.filter((a) => a.startsWith("--v8-flags=")).length, 1);
-    assert.deepEqual(argv.slice(argv.indexOf(PLUGIN), -1), [
-      PLUGIN,
-      "deviceplugin",
+    assert.deepEqual(argv.slice(argv.indexOf(DP_PLUGIN), -1), [
+      DP_PLUGIN,
       "--socket-dir",
       dir,
       "--log-level",

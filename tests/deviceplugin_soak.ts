@@ -12,7 +12,7 @@
  * close after a cancelled stream is the shape of denoland/deno#36788.
  *
  * `--bundle` runs the `deno bundle` output with `--no-config` and the
- * DaemonSet's V8 flags; `--shipped` runs `dist/macvtap deviceplugin` as it
+ * DaemonSet's V8 flags; `--shipped` runs `dist/macvtap-deviceplugin` as it
  * is (its launcher's flags; `deno task build` first); otherwise
  * `cmd/deviceplugin.ts` from source with the DaemonSet's V8 flags.
  *
@@ -77,11 +77,12 @@ const denoCopy = `${await lab.tempDir("deno")}/deno`;
 await Deno.copyFile(Deno.execPath(), denoCopy);
 let program: string[];
 if (shipped) {
-  const launcher = await Deno.readTextFile(`${root}dist/macvtap`);
-  const copy = `${await lab.tempDir("dist")}/macvtap`;
-  await Deno.writeTextFile(copy, launcher.replace(/^(#!\S+ -S (?:\S+=\S+ )*)\S+/, `$1${denoCopy}`));
+  const launcher = await Deno.readTextFile(`${root}dist/macvtap-deviceplugin`);
+  const copy = `${await lab.tempDir("dist")}/macvtap-deviceplugin`;
+  // Line 2 of the launcher execs Deno by its absolute path (tools/build.ts).
+  await Deno.writeTextFile(copy, launcher.replace(/ exec \S+ run /, ` exec ${denoCopy} run `));
   await Deno.chmod(copy, 0o755);
-  program = [copy, "deviceplugin"];
+  program = [copy];
 } else if (useBundle) {
   const bdir = await lab.tempDir("bundle");
   const b = await new Deno.Command(Deno.execPath(), {
@@ -206,7 +207,8 @@ if (Deno.env.get("SOAK_SMAPS")) out(smapsTop(child.pid));
 times.sort((a, b) => a - b);
 const p = (q: number) =>
   times[Math.min(times.length - 1, Math.floor(q * times.length))]?.toFixed(2) ?? "-";
-const mode = (shipped ? "shipped dist/macvtap" : `${useBundle ? "bundle" : "source"}, ${V8}`) +
+const mode =
+  (shipped ? "shipped dist/macvtap-deviceplugin" : `${useBundle ? "bundle" : "source"}, ${V8}`) +
   `, ${useGo ? "grpc-go" : "grpc-js"} kubelet`;
 out(
   `${mode}: spawn→registered ${startMs.toFixed(0)} ms; ` +

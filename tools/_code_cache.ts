@@ -32,16 +32,23 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { codeCacheStampPath } from "../internal/_exit.ts";
+import { ensureTrustedDir, untrustedReason } from "../internal/_trusted_dir.ts";
 
 /** Deno's code cache database in a `DENO_DIR` (Deno 2.x). */
 const CODE_CACHE_DB = "v8_code_cache_v2";
 /** Deno's other databases there, read at every start (Deno 2.x). */
 const ANALYSIS_DBS = ["dep_analysis_cache_v2", "node_analysis_cache_v2"];
 
-/** The `DENO_DIR` a launcher's `#!` line sets, if any. */
-function launcherDenoDir(file: string): string | undefined {
-  const head = new TextDecoder().decode(Deno.readFileSync(file).subarray(0, 512));
-  return /^#!.*\bDENO_DIR=(\/\S+)/.exec(head)?.[1];
+/**
+ * The cache dir (`DENO_DIR`) a launcher uses, from its shell line (`d=DIR`,
+ * tools/build.ts), if it is one.
+ *
+ * @param file A built or installed launcher.
+ * @returns The directory, or `undefined`.
+ */
+export function launcherDenoDir(file: string): string | undefined {
+  const head = new TextDecoder().decode(Deno.readFileSync(file).subarray(0, 2048));
+  return /^#!\/bin\/sh\n":" \/\/;[^\n]* d=(\/[^\s;]+) n=;/.exec(head)?.[1];
 }
 
 /** Open `path` if it is there. */
@@ -78,7 +85,8 @@ function compact(db: DatabaseSync): void {
  */
 export function pruneCodeCache(launcher: string): number {
   const dir = launcherDenoDir(launcher);
-  if (!dir) return 0;
+  // Never open a database someone else could have planted (internal/_trusted_dir.ts).
+  if (!dir || untrustedReason(dir, { entries: true })) return 0;
   for (const name of ANALYSIS_DBS) {
     const db = openIfPresent(`${dir}/${name}`);
     if (!db) continue;
@@ -123,13 +131,25 @@ function gone(url: URL): boolean {
 }
 
 /**
- * Run `file` once without `CNI_COMMAND` so Deno writes its code cache.
+ * Make the launcher's cache dir as its check wants it (root's, 0755, every
+ * directory above it root's and not writable by others: internal/_trusted_dir.ts),
+ * then run `file` once without `CNI_COMMAND` so Deno writes its code cache.
  *
  * @param file The installed launcher.
  * @returns `undefined` on success, else why it failed (a warning: the plugin
  *   still works, its first call writes the cache instead).
  */
 export async function seedCodeCache(file: string): Promise<string | undefined> {
+  const dir = launcherDenoDir(file);
+  if (dir) {
+    let problem;
+    try {
+      problem = ensureTrustedDir(dir);
+    } catch (err) {
+      problem = err instanceof Error ? err.message : String(err);
+    }
+    if (problem) return `the launcher will run without its cache: ${problem}`;
+  }
   try {
     pruneCodeCache(file);
   } catch {

@@ -1,40 +1,39 @@
 // deno-lint-ignore-file no-console -- a command-line tool: stdout is its output
 /**
- * `deno task build`: bundle `cmd/main.ts` and write `dist/macvtap`, one
- * executable file (shebang launcher + bundle) that runs with the pinned Deno
- * installed on the machine.
+ * `deno task build`: bundle the two programs and write two executables that
+ * run with the pinned Deno installed on the machine:
  *
- * `deno task compile` (`--compile`): additionally run `deno compile` on the
- * bundle into `bin/macvtap`. That needs `denort` for Deno 2.9.6: either
- * downloadable, in `$DENO_DIR/dl/release/v2.9.6/`, or named by `DENORT_BIN`.
+ * - `dist/macvtap`: the CNI plugin (`cmd/main.ts`), under the CNI's V8 flags
+ *   ({@linkcode V8_FLAGS}); the file a CNI bin dir gets;
+ * - `dist/macvtap-deviceplugin`: the Kubernetes device plugin
+ *   (`cmd/deviceplugin.ts`), under its own flags (`DP_V8_FLAGS`,
+ *   `MALLOC_ARENA_MAX=2`, cmd/_dp_exec.ts); the file the DaemonSet's
+ *   container runs.
  *
- * Options: `--deno PATH` (the Deno the launcher runs; default: this one),
- * `--deno-dir DIR` (its cache directory; default /var/cache/macvtap/deno),
- * `--out FILE` (where the executable goes; default dist/macvtap; the image
- * build uses it to build the node's launcher without touching dist/macvtap).
+ * Each starts with the same two-line `/bin/sh` launcher (see
+ * {@linkcode launcher}), then its bundle.
+ *
+ * `deno task compile` (`--compile`): additionally run `deno compile` on each
+ * bundle: `bin/macvtap` with the CNI's flags and `bin/macvtap-deviceplugin`
+ * with the device plugin's (`MALLOC_ARENA_MAX` cannot be baked in: set it in
+ * the environment). That needs `denort` for Deno 2.9.6: either downloadable,
+ * in `$DENO_DIR/dl/release/v2.9.6/`, or named by `DENORT_BIN`.
+ *
+ * Options: `--deno PATH` (the Deno the launchers run; default: this one),
+ * `--dp-deno PATH` (the device plugin's, default `--deno`), `--deno-dir DIR`
+ * (the cache directory; default /var/cache/macvtap/deno), `--libmnl PATH`
+ * (the libmnl the CNI plugin loads unless `MACVTAP_LIBMNL` says otherwise;
+ * default: none, the loader's search), `--out FILE` (the CNI executable;
+ * default dist/macvtap), `--dp-out FILE` (default: `--out` + `-deviceplugin`).
+ * The image build builds the node's launcher with them without touching
+ * dist/.
  *
  * @module
  */
 
-import { CNI_BYTES_DIGITS, CNI_BYTES_MARKER, DP_MARKER } from "../cmd/_embedded.ts";
 import { seedCodeCache } from "./_code_cache.ts";
-
-/** Base64 of bytes, in chunks (no node:buffer). */
-function encodeBase64(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    out += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(out);
-}
-
-/** gzip with the web CompressionStream. */
-async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new CompressionStream("gzip"),
-  );
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
+import { launcherCheck } from "../internal/_trusted_dir.ts";
+import { DP_MALLOC_ARENA_MAX, DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const args = Deno.args;
@@ -44,21 +43,51 @@ function option(name: string, fallback: string): string {
 }
 
 const deno = option("--deno", Deno.realPathSync(Deno.execPath()));
+const dpDeno = option("--dp-deno", deno);
 const denoDir = option("--deno-dir", "/var/cache/macvtap/deno");
+const libmnl = option("--libmnl", "");
 const out = option("--out", `${root}/dist/macvtap`);
-const outDir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
+const dpOut = option("--dp-out", `${out}-deviceplugin`);
 
 /**
- * V8 flags: one platform thread (faster start), a bounded heap, and eager
- * compilation (`--no-lazy`): every function is compiled with the script, so
- * the code cache Deno writes after the first run holds the whole hot path
- * (lazily compiled functions never reach it). A change here changes the file,
- * hence the cache key (see internal/_exit.ts).
+ * The CNI's V8 flags: one platform thread (faster start), a bounded heap, and
+ * eager compilation (`--no-lazy`): every function is compiled with the
+ * script, so the code cache Deno writes after the first run holds the whole
+ * hot path (lazily compiled functions never reach it). A change here changes
+ * the file, hence the cache key (see internal/_exit.ts). Wrong for a daemon
+ * (its heap grows past 130 MiB under them): the device plugin has its own.
  */
 const V8_FLAGS = "--single-threaded,--max-old-space-size=128,--no-lazy";
 
-/** Linux reads at most this many bytes of a `#!` line (BINPRM_BUF_SIZE), newline included. */
-const SHEBANG_MAX = 256;
+/** Paths written into a shell line unquoted. */
+const SHELL_SAFE_PATH = /^\/[A-Za-z0-9._/@+-]+$/;
+
+/**
+ * The launcher: lines 1 and 2 are a POSIX shell script, the rest the bundle.
+ * `/bin/sh` runs line 2 (`":"` is the shell's no-op), which checks the cache
+ * dir by the rule of internal/_trusted_dir.ts and execs Deno on this same
+ * file (`$0`); Deno skips line 1 (`#!`) and reads line 2 as a string and a
+ * comment. `umask 022`: Deno makes its cache subdirectories 0777 minus the
+ * umask.
+ *
+ * @param denoPath The Deno to exec.
+ * @param v8Flags Its `--v8-flags`.
+ * @param env Shell assignments made before the exec, each `NAME=${NAME:-default}`-style.
+ */
+function launcher(denoPath: string, v8Flags: string, env: string[]): string {
+  for (const p of [denoPath, ...(libmnl ? [libmnl] : [])]) {
+    if (!SHELL_SAFE_PATH.test(p)) {
+      console.error(`"${p}" must be made of [A-Za-z0-9._/@+-] (it is written into a shell line)`);
+      Deno.exit(1);
+    }
+  }
+  const exports = env.length
+    ? `${env.join(" ")}; export ${env.map((e) => e.split("=")[0]).join(" ")}; `
+    : "";
+  return `#!/bin/sh\n":" //; umask 022; ${launcherCheck(denoDir)}; ${exports}` +
+    `DENO_DIR=$d DENO_NO_UPDATE_CHECK=1 exec ${denoPath} run -A -q --no-config --no-lock ` +
+    `--cached-only $n --ext=js --v8-flags=${v8Flags} "$0" "$@"\n`;
+}
 
 async function run(
   cmd: string,
@@ -101,27 +130,6 @@ await run(Deno.execPath(), [
   "cmd/deviceplugin.ts",
 ]);
 
-const bundle = await Deno.readTextFile(`${root}/build/macvtap.js`);
-// The device plugin rides along as one comment line (see cmd/_embedded.ts).
-// A data: URL module has no file URL for createRequire(); node built-ins resolve from any base.
-const dpSource = (await Deno.readTextFile(`${root}/build/deviceplugin.js`))
-  .replace(
-    "__deno_internal_createRequire(import.meta.url)",
-    '__deno_internal_createRequire("file:///")',
-  );
-const dp = await gzip(new TextEncoder().encode(dpSource));
-const payload = `\n${DP_MARKER}${encodeBase64(dp)}\n`;
-const shebang = `#!/usr/bin/env -S DENO_DIR=${denoDir} DENO_NO_UPDATE_CHECK=1 ${deno} run -A -q ` +
-  `--no-config --no-lock --cached-only --ext=js --v8-flags=${V8_FLAGS}\n`;
-if (new TextEncoder().encode(shebang).length > SHEBANG_MAX) {
-  // The kernel would cut the line and run Deno with truncated flags.
-  console.error(
-    `the launcher line is ${
-      new TextEncoder().encode(shebang).length
-    } bytes; Linux reads at most ${SHEBANG_MAX}: use a shorter --deno or --deno-dir path`,
-  );
-  Deno.exit(1);
-}
 /**
  * Non-ASCII characters (in messages and comments) as `\uXXXX` escapes, valid
  * in strings, templates, regular expressions, comments and identifiers alike:
@@ -135,47 +143,70 @@ function asciiOnly(source: string): string {
   );
 }
 
-// Line 2 holds the length of the CNI part (see cniPart() in cmd/_embedded.ts).
-const cniBody = asciiOnly(bundle.replace(/^#!.*\n/, ""));
-const lengthLine = (n: number) =>
-  `${CNI_BYTES_MARKER}${String(n).padStart(CNI_BYTES_DIGITS, "0")}\n`;
-const cniLength = new TextEncoder().encode(shebang + lengthLine(0) + cniBody).length;
-const executable = shebang + lengthLine(cniLength) + cniBody + payload.slice(1);
-if (!cniBody.endsWith("\n")) throw new Error("the bundle does not end with a newline");
-await Deno.mkdir(outDir, { recursive: true });
-const tmp = `${outDir}/.${out.slice(out.lastIndexOf("/") + 1)}.tmp${Deno.pid}`;
-await Deno.writeTextFile(tmp, executable, { mode: 0o755 });
-await Deno.chmod(tmp, 0o755);
-await Deno.rename(tmp, out);
-const size = (await Deno.stat(out)).size;
-console.log(`${out.replace(`${root}/`, "")}: ${(size / 1024).toFixed(1)} KiB, runs ${deno}`);
+/** Write `text` to `path` atomically, mode 0755. */
+async function writeExecutable(path: string, text: string): Promise<void> {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = `${dir}/.${path.slice(path.lastIndexOf("/") + 1)}.tmp${Deno.pid}`;
+  await Deno.writeTextFile(tmp, text, { mode: 0o755 });
+  await Deno.chmod(tmp, 0o755);
+  await Deno.rename(tmp, path);
+  const size = (await Deno.stat(path)).size;
+  console.log(`${path.replace(`${root}/`, "")}: ${(size / 1024).toFixed(1)} KiB`);
+}
+
+/** A bundle's text after the launcher: no `#!` line, ASCII only, ending in a newline. */
+async function body(file: string): Promise<string> {
+  const text = asciiOnly((await Deno.readTextFile(file)).replace(/^#!.*\n/, ""));
+  if (!text.endsWith("\n")) throw new Error(`${file} does not end with a newline`);
+  // Line 2 ends in a comment; a bundle starting with `(`, `[` or a template would
+  // continue its `":"` string as a call or an index.
+  if (!/^[A-Za-z_$/]/.test(text)) throw new Error(`${file} starts with "${text.slice(0, 20)}"`);
+  return text;
+}
+
+// The CNI plugin: every CNI call runs this file (libmnl: the shipped copy, if named).
+const cniEnv = libmnl ? [`MACVTAP_LIBMNL=\${MACVTAP_LIBMNL:-${libmnl}}`] : [];
+await writeExecutable(
+  out,
+  launcher(deno, V8_FLAGS, cniEnv) + await body(`${root}/build/macvtap.js`),
+);
+console.log(`  runs ${deno}${libmnl ? `, libmnl ${libmnl}` : ""}`);
 {
   const problem = await seedCodeCache(out);
   if (problem) console.error(`warning: cannot seed the code cache in ${denoDir}: ${problem}`);
 }
+// The device plugin: a daemon, under its own flags and glibc arenas.
+await writeExecutable(
+  dpOut,
+  launcher(dpDeno, DP_V8_FLAGS, [`MALLOC_ARENA_MAX=\${MALLOC_ARENA_MAX:-${DP_MALLOC_ARENA_MAX}}`]) +
+    await body(`${root}/build/deviceplugin.js`),
+);
+console.log(`  runs ${dpDeno}`);
 
 if (args.includes("--compile")) {
-  // The same program as dist/macvtap (bundle + device-plugin payload line),
-  // so the compiled binary finds the payload in its embedded main module.
-  await Deno.writeTextFile(
-    `${root}/build/macvtap.full.js`,
-    bundle.replace(/^#!.*\n/, "") + payload,
-  );
   await Deno.mkdir(`${root}/bin`, { recursive: true });
-  await run(Deno.execPath(), [
-    "compile",
-    "--no-config",
-    "-A",
-    `--v8-flags=${V8_FLAGS}`,
-    "-o",
-    "bin/macvtap",
-    "build/macvtap.full.js",
-  ]).catch((err) => {
-    console.error(
-      `${err.message}\ndeno compile needs denort ${Deno.version.deno}: set DENORT_BIN to an unpacked ` +
-        `denort of exactly this version, or place denort-x86_64-unknown-linux-gnu.zip in ` +
-        `$DENO_DIR/dl/release/v${Deno.version.deno}/. dist/macvtap (deno task build) works without it.`,
-    );
-    Deno.exit(1);
-  });
+  for (
+    const [input, output, flags] of [
+      ["build/macvtap.js", "bin/macvtap", V8_FLAGS],
+      ["build/deviceplugin.js", "bin/macvtap-deviceplugin", DP_V8_FLAGS],
+    ]
+  ) {
+    await run(Deno.execPath(), [
+      "compile",
+      "--no-config",
+      "-A",
+      `--v8-flags=${flags}`,
+      "-o",
+      output!,
+      input!,
+    ]).catch((err) => {
+      console.error(
+        `${err.message}\ndeno compile needs denort ${Deno.version.deno}: set DENORT_BIN to an unpacked ` +
+          `denort of exactly this version, or place denort-x86_64-unknown-linux-gnu.zip in ` +
+          `$DENO_DIR/dl/release/v${Deno.version.deno}/. dist/macvtap (deno task build) works without it.`,
+      );
+      Deno.exit(1);
+    });
+  }
 }

@@ -5,10 +5,12 @@
  * `ctr images import` accept.
  *
  * 1. Stage the root file system in `build/image/rootfs` (layout:
- *    `tools/image_layout.ts`): the pinned Deno binary, `macvtap` built for the
- *    node (its launcher names `/opt/cni/bin/.deno/deno`), the shared libraries
- *    `ldd` reports for Deno plus libmnl, a static busybox with only the
- *    applets the install step runs.
+ *    `tools/image_layout.ts`): the pinned Deno binary, `macvtap` (the CNI
+ *    plugin) built for the node (its launcher names `/opt/cni/bin/.deno/deno`
+ *    and the libmnl installed beside it), `macvtap-deviceplugin`, the shared
+ *    libraries `ldd` reports for Deno plus libmnl (also at a fixed path for
+ *    the install step), a static busybox with only the applets the install
+ *    step, the uninstall step and the probes run.
  * 2. `podman build -f deploy/Containerfile build/image` (`FROM scratch`, no
  *    registry) in a throwaway podman store, `--timestamp 0`.
  * 3. `podman save --format oci-archive`, then the store is deleted.
@@ -25,9 +27,12 @@ import {
   DENO_VERSION,
   IMAGE_DIRS,
   IMAGE_EXECUTABLES,
+  IMAGE_LIBMNL,
   IMAGE_REF,
+  MIN_GLIBC,
   NODE_DENO,
   NODE_DENO_DIR,
+  NODE_LIBMNL,
 } from "./image_layout.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -109,19 +114,37 @@ async function stageRootfs(): Promise<void> {
     NODE_DENO,
     "--deno-dir",
     NODE_DENO_DIR,
+    "--libmnl",
+    NODE_LIBMNL,
     "--out",
     `${rootfs}${IMAGE_EXECUTABLES.macvtap}`,
+    "--dp-deno",
+    IMAGE_EXECUTABLES.deno,
+    "--dp-out",
+    `${rootfs}${IMAGE_EXECUTABLES.deviceplugin}`,
   ]);
   const launcher = await Deno.readTextFile(`${rootfs}${IMAGE_EXECUTABLES.macvtap}`);
   if (
-    !launcher.startsWith("#!/usr/bin/env -S ") ||
-    !launcher.split("\n")[0]!.includes(` ${NODE_DENO} `)
+    !launcher.startsWith("#!/bin/sh\n") ||
+    !launcher.split("\n")[1]!.includes(` exec ${NODE_DENO} `)
   ) {
-    throw new Error(`the staged macvtap does not run ${NODE_DENO}: ${launcher.split("\n")[0]}`);
+    throw new Error(`the staged macvtap does not run ${NODE_DENO}: ${launcher.split("\n")[1]}`);
   }
   const libmnl = await findLibmnl();
   const libs = new Set([...await sharedDeps(denoBin), ...await sharedDeps(libmnl), libmnl]);
   for (const lib of libs) await put(lib, lib);
+  await put(libmnl, IMAGE_LIBMNL);
+  // The install step refuses nodes older than MIN_GLIBC: it must be what Deno needs.
+  const needed = (await run("objdump", ["-T", denoBin])).match(/GLIBC_\d+\.\d+(\.\d+)?/g) ?? [];
+  const newest = needed.map((v) => v.slice(6).split(".").map(Number))
+    .sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]! || (a[2] ?? 0) - (b[2] ?? 0)).at(-1);
+  if (newest?.slice(0, 2).join(".") !== MIN_GLIBC) {
+    throw new Error(
+      `${denoBin} needs glibc ${
+        newest?.join(".")
+      }; tools/image_layout.ts MIN_GLIBC says ${MIN_GLIBC}`,
+    );
+  }
 
   await put(busybox, IMAGE_EXECUTABLES.busybox);
   for (const applet of BUSYBOX_APPLETS) {

@@ -2,21 +2,23 @@
  * `deno task install [--cni-bin-dir DIR] [--from FILE]`: put the built plugin
  * into a CNI bin dir atomically, the way the DaemonSet does.
  *
- * Only the CNI part of the executable is installed (the part before the
- * device-plugin payload, see `cniPart()` in cmd/_embedded.ts): every CNI call
- * loads ≈170 KiB less. `--with-deviceplugin` installs the whole file.
+ * `dist/macvtap` is the CNI plugin alone (the device plugin is
+ * `dist/macvtap-deviceplugin`, which a CNI bin dir does not need).
  *
  * The file is written as `DIR/.macvtap.tmp-<pid>`, fsynced, made 0755 and
  * renamed over `DIR/macvtap`, so a runtime exec'ing the plugin sees either the
  * old or the new executable, never a partial one. `DIR` defaults to
- * `/opt/cni/bin`; `--from` defaults to this repository's `dist/macvtap`. The
- * code cache is then seeded for the installed path.
+ * `/opt/cni/bin`; `--from` defaults to this repository's `dist/macvtap`.
+ * Missing directories (the bin dir, the launcher's cache dir) are made 0755
+ * whatever the umask; a cache dir that fails the launcher's rule
+ * (internal/_trusted_dir.ts) is made again. The code cache is then seeded for
+ * the installed path.
  *
  * @module
  */
 
-import { cniPart } from "../cmd/_embedded.ts";
 import { seedCodeCache } from "./_code_cache.ts";
+import { mkdirChain } from "../internal/_trusted_dir.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -34,8 +36,6 @@ export interface InstallOptions {
   cniBinDir?: string;
   /** File name in the bin dir, i.e. the CNI `type` (default "macvtap"). */
   name?: string;
-  /** Install the whole executable, device plugin included (default: the CNI part only). */
-  withDevicePlugin?: boolean;
 }
 
 /**
@@ -67,8 +67,8 @@ export async function installPlugin(opts: InstallOptions = {}): Promise<string> 
     }
     throw err;
   }
-  if (!opts.withDevicePlugin) data = cniPart(data) ?? data;
-  await Deno.mkdir(dir, { recursive: true });
+  // 0755 whatever the umask: the launcher's own directory (internal/_trusted_dir.ts).
+  mkdirChain(dir);
   const dest = `${dir}/${name}`;
   const tmp = `${dir}/.${name}.tmp-${Deno.pid}`;
   try {
@@ -102,10 +102,9 @@ export async function installPlugin(opts: InstallOptions = {}): Promise<string> 
 }
 
 function usage(): string {
-  return "usage: deno task install [--cni-bin-dir DIR] [--from FILE] [--with-deviceplugin]\n" +
+  return "usage: deno task install [--cni-bin-dir DIR] [--from FILE]\n" +
     `  --cni-bin-dir DIR    CNI plugin dir (default ${DEFAULT_CNI_BIN_DIR})\n` +
-    "  --from FILE          executable to install (default dist/macvtap)\n" +
-    "  --with-deviceplugin  install the whole file (default: the CNI part only)\n";
+    "  --from FILE          executable to install (default dist/macvtap)\n";
 }
 
 /** Parse the command line; throws `TypeError` for bad usage. */
@@ -127,9 +126,6 @@ export function parseArgs(args: readonly string[]): InstallOptions & { help?: bo
         break;
       case "--from":
         out.from = value();
-        break;
-      case "--with-deviceplugin":
-        out.withDevicePlugin = true;
         break;
       case "-h":
       case "--help":
