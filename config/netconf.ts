@@ -533,7 +533,10 @@ function parse(raw: Record<string, unknown>, args: string, lenient: boolean): Ne
   // Chaining (prevResult) exists from 0.3.0; below, a 0.2.0 result shows one
   // address per family, and another plugin's would hide ours: ignored.
   // Its JSON type is still checked, as the Go types decode `prevResult` into a map.
-  if (compareVersions(cniVersion, "0.3.0") < 0 && raw.prevResult != null) {
+  if (
+    compareVersions(cniVersion, "0.3.0") < 0 && raw.prevResult !== undefined &&
+    raw.prevResult !== null
+  ) {
     soft(() => {
       if (!isJsonObject(raw.prevResult)) {
         fail("prevResult", `${showJson(raw.prevResult)} is not an object`);

@@ -1009,7 +1009,6 @@ Deno.test({
         timeoutMs: 30_000,
       });
       await reg.conn.waitFor((m) => m.devices.length === resource.capacity, 10_000);
-      conn = reg.conn;
     });
 
     await t.step(
