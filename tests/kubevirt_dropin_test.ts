@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { FakeKubelet } from "../lab/kubelet.ts";
-import { cni, describe, Lab, labIgnore, pluginBuilt } from "../lab/mod.ts";
+import { cni, describe, freeTapIndex, Lab, labIgnore, pluginBuilt } from "../lab/mod.ts";
 import { kubevirtDeviceIfname } from "../internal/_ifname.ts";
 
 const ignore = labIgnore() || !pluginBuilt();
@@ -99,3 +99,92 @@ Deno.test({
     assert.equal((await cni(lab, l.host, env("DEL"), conf)).code, 0);
   },
 });
+
+/**
+ * kubevirt/macvtap-cni's own plugin tests (`pkg/cni/plugin_test.go`), case by
+ * case, black-box: a device made under KubeVirt's name for "dev500" (down, as
+ * its test's `CreateMacvtap` leaves it), cniVersion 0.3.1, imported into a
+ * pod proven by the kubelet stand-in.
+ */
+const KUBEVIRT_CASES: {
+  name: string;
+  ifname: string;
+  conf?: Record<string, unknown>;
+  args?: string;
+  expect: (link: { address: string; mtu: number; promiscuity: number }) => void;
+}[] = [
+  {
+    name: "imported without further configuration, with a MAC of its own",
+    ifname: "macvtap0",
+    expect: (l) => assert.match(l.address, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/),
+  },
+  {
+    name: "imported with the MAC from CNI_ARGS",
+    ifname: "macvtap0",
+    args: "MAC=0a:59:00:dc:6a:e0",
+    expect: (l) => assert.equal(l.address, "0a:59:00:dc:6a:e0"),
+  },
+  {
+    name: "imported with the link MTU configured (ifname = device ID)",
+    ifname: "dev500",
+    conf: { mtu: 1000 },
+    expect: (l) => assert.equal(l.mtu, 1000),
+  },
+  {
+    name: "imported with promiscuous mode enabled (ifname = device ID)",
+    ifname: "dev500",
+    conf: { promiscMode: true },
+    expect: (l) => assert.ok(l.promiscuity > 0),
+  },
+];
+
+for (const c of KUBEVIRT_CASES) {
+  Deno.test({
+    name: `kubevirt/macvtap-cni plugin_test: ${c.name}; DEL removes it [0.3.1]`,
+    ignore,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      await using lab = await Lab.create({ prefix: "kvp" });
+      const l = await lab.simple();
+      const kubelet = await FakeKubelet.start(await lab.tempDir("kubelet"));
+      lab.defer("stop the kubelet stand-in", () => kubelet[Symbol.asyncDispose]());
+      await kubelet.servePodResources(`${await lab.tempDir("podres")}/kubelet.sock`);
+      const pod = { namespace: "default", name: "dummy" };
+      const id = "dev500";
+      const add = ["link", "add", "link", l.master, "name", kubevirtDeviceIfname(id)];
+      await lab.ip(l.host, ...add, "index", freeTapIndex(), "type", "macvtap", "mode", "bridge");
+      kubelet.assign(pod, RESOURCE, [[id]]);
+      const trust = kubelet.cniEnvFor(pod);
+      const env = (command: string) => ({
+        command,
+        containerId: "dummy",
+        netns: l.ctrPath,
+        ifname: c.ifname,
+        args: `${trust.args}${c.args ? `;${c.args}` : ""}`,
+        extra: trust.extra,
+      });
+      const conf = {
+        cniVersion: "0.3.1",
+        name: "mynet",
+        type: "macvtap",
+        deviceID: id,
+        stateDir: await lab.tempDir("state"),
+        ...c.conf,
+      };
+      const r = await cni(lab, l.host, env("ADD"), conf);
+      assert.equal(r.code, 0, describe(r));
+      const [link] = await lab.ipJson<{ address: string; mtu: number; promiscuity: number }[]>(
+        l.ctr,
+        "link",
+        "show",
+        c.ifname,
+      );
+      assert.ok(link, `${c.ifname} in the pod`);
+      c.expect(link);
+      const del = await cni(lab, l.host, env("DEL"), conf);
+      assert.equal(del.code, 0, describe(del));
+      assert.deepEqual(await lab.ipJson(l.ctr, "link", "show", "type", "macvtap"), []);
+    },
+  });
+}
