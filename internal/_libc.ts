@@ -24,6 +24,8 @@ const LIBC_DEFAULT = "libc.so.6";
 
 /** open(2) flag: read only. */
 export const O_RDONLY = 0;
+/** open(2) flag: write only. */
+export const O_WRONLY = 1;
 /** open(2) flag: never become the controlling terminal. */
 export const O_NOCTTY = 0o400;
 /** open(2) flag: do not block (on a FIFO, for one). */
@@ -88,6 +90,8 @@ const symbols = {
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
 
   // Processes.
+  /** uid_t geteuid(void): the effective uid, needing no `--allow-sys` as `Deno.uid()` does */
+  geteuid: { parameters: [], result: "u32" },
   /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) */
   posix_spawn: {
     parameters: ["buffer", "buffer", "buffer", "pointer", "buffer", "buffer"],
@@ -254,4 +258,15 @@ export function cStringArray(strings: readonly string[]): {
   });
   ptrs[parts.length] = 0n;
   return { block, array };
+}
+
+/**
+ * The effective uid (geteuid(2)). `Deno.uid()` would need `--allow-sys=uid`
+ * on top of the flags the plugin documents, and it is the real uid, not the
+ * one the kernel checks ownership against.
+ *
+ * @returns The effective uid.
+ */
+export function effectiveUid(): number {
+  return libc().geteuid();
 }

@@ -18,6 +18,7 @@
  */
 
 import { isJsonObject } from "../internal/_json.ts";
+import { effectiveUid } from "../internal/_libc.ts";
 
 /** Largest cache file read back. */
 const MAX_FILE_BYTES = 64 * 1024;
@@ -93,7 +94,7 @@ export class DelegateVersionCache {
   #dirOk(): boolean {
     try {
       const st = Deno.lstatSync(this.#dir());
-      return st.isDirectory && !st.isSymlink && st.uid === Deno.uid() && st.mode !== null &&
+      return st.isDirectory && !st.isSymlink && st.uid === effectiveUid() && st.mode !== null &&
         (st.mode & 0o022) === 0;
     } catch {
       return false;
@@ -109,7 +110,7 @@ export class DelegateVersionCache {
     try {
       const st = Deno.lstatSync(this.file);
       if (!st.isFile || st.size > MAX_FILE_BYTES) return new Map();
-      if (st.uid !== Deno.uid() || st.mode === null || (st.mode & 0o022) !== 0) return new Map();
+      if (st.uid !== effectiveUid() || st.mode === null || (st.mode & 0o022) !== 0) return new Map();
       return parseEntries(Deno.readTextFileSync(this.file));
     } catch {
       return new Map();

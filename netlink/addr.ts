@@ -9,6 +9,7 @@ import { linkText, naming } from "./errors.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Address, Family, LinkRef } from "./types.ts";
+import type { Scope } from "./names.ts";
 import * as C from "./wire/constants.ts";
 import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire/message.ts";
 
@@ -27,8 +28,8 @@ import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire
 export interface AddrOptions {
   /** `IFA_F_*` flags from `ADDR_FLAGS`, e.g. `ADDR_FLAGS.nodad`. */
   flags?: number;
-  /** Scope from `SCOPES` (default `SCOPES.universe`). */
-  scope?: number;
+  /** Scope, a name from `SCOPES` or a number (default `"universe"`). */
+  scope?: Scope;
 }
 
 /**
@@ -46,8 +47,6 @@ export interface AddrOptions {
 export interface AddrFilter {
   /** Only addresses of this link, by ifindex or name (`ip addr show dev X`). */
   link?: LinkRef;
-  /** @deprecated Use `link`: only addresses of this ifindex. */
-  index?: number;
   /** Only IPv4 or IPv6 addresses (`ip -4`/`ip -6`). */
   family?: Family;
 }
@@ -151,8 +150,7 @@ export class AddrOps {
    * ```
    */
   list(filter: AddrFilter = {}): Address[] {
-    const ref = filter.link ?? filter.index;
-    const index = ref === undefined ? undefined : this.#ifindex(ref);
+    const index = filter.link === undefined ? undefined : this.#ifindex(filter.link);
     const out: Address[] = [];
     for (
       const m of request(this.#sock(), "RTM_GETADDR", () => {

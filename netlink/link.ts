@@ -7,7 +7,8 @@
 import { isErrno, LinkNotFoundError, linkText, naming, NetlinkError } from "./errors.ts";
 import { IFNAME_MAX } from "../internal/_ifname.ts";
 import { FLAGS, request, requestInBackground } from "./request.ts";
-import type { NetlinkSocket } from "./socket.ts";
+import { inNetns, type Netns, type NetnsRef, openNetns } from "./netns.ts";
+import { NetlinkSocket } from "./socket.ts";
 import type { Link, LinkChange, LinkRef, LinkSpec } from "./types.ts";
 import * as C from "./wire/constants.ts";
 
@@ -128,49 +129,85 @@ export class LinkOps {
   }
 
   /**
-   * Create a link. With `netns` it is created directly inside that namespace
-   * (one request, no move); with `index` it takes that ifindex; with `up` it is
-   * brought up in the same request. A macvtap/macvlan parent is looked up in
-   * the handle's namespace.
+   * Create a link and return it as the kernel made it. With `netns` (open, or
+   * a path) it is created directly inside that namespace (one request, no
+   * move); with `index` it takes that ifindex; with `up` it is brought up in
+   * the same request. A macvtap/macvlan parent is looked up in the handle's
+   * namespace.
+   *
+   * In the handle's namespace the kernel echoes the new link in its reply
+   * (`NLM_F_ECHO`), so this costs no extra request. Created in another
+   * namespace, the link is read back there through a socket opened in it for
+   * that one request (about 0.1 ms more).
    *
    * @param spec What to create.
+   * @returns The new link (its `index` is in the namespace it was created in).
    * @throws {NetlinkError} `EEXIST` when the name or the chosen index is taken
    *   (in the target namespace), `ERANGE` for a name over 15 bytes, `EINVAL`
    *   for a macvtap MTU above the parent's, `EBUSY` for a parent that is a
    *   bridge port, `EOPNOTSUPP` for a kind the kernel lacks.
    * @throws {LinkNotFoundError} when the parent (given by name) does not exist.
+   * @throws {NetnsNotFoundError} when a `netns` path does not exist.
    * @example A macvtap inside a container, like `ip link add link eth1 name eth0 netns ctr1 up type macvtap mode bridge`
-   * ```ts ignore
-   * import { NetlinkHandle, openNetns } from "./mod.ts";
+   * ```ts
+   * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open();
-   * using ns = openNetns("/run/netns/ctr1");
-   * h.links.add({ kind: "macvtap", name: "eth0", parent: "eth1", mode: "bridge", netns: ns, up: true });
+   * // Needs root, eth1 and /run/netns/ctr1: type-checked, not run by `deno test --doc`.
+   * export function attach(): number {
+   *   using h = NetlinkHandle.open();
+   *   const link = h.links.add({
+   *     kind: "macvtap", name: "eth0", parent: "eth1", mode: "bridge", netns: "/run/netns/ctr1", up: true,
+   *   });
+   *   return link.index; // in ctr1
+   * }
    * ```
    * @example A veth pair, like `ip link add va type veth peer name vb netns ctr1`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle, openNetns } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open();
-   * using ns = openNetns("/run/netns/ctr1");
-   * h.links.add({ kind: "veth", name: "va", peer: { name: "vb", netns: ns } });
+   * // Needs root and /run/netns/ctr1: type-checked, not run by `deno test --doc`.
+   * export function pair(): void {
+   *   using h = NetlinkHandle.open();
+   *   using ns = openNetns("/run/netns/ctr1");
+   *   const va = h.links.add({ kind: "veth", name: "va", peer: { name: "vb", netns: ns } });
+   *   console.log(va.index, va.mac);
+   * }
    * ```
    */
-  add(spec: LinkSpec): void {
+  add(spec: LinkSpec): Link {
     const parent = "parent" in spec
       ? (typeof spec.parent === "number" ? spec.parent : this.get(spec.parent).index)
       : undefined;
+    using opened = new DisposableStack();
+    const open = (ref: NetnsRef): Netns => typeof ref === "string" ? opened.use(openNetns(ref)) : ref;
+    let resolved: LinkSpec = spec.netns === undefined ? spec : { ...spec, netns: open(spec.netns) };
+    if (resolved.kind === "veth" && resolved.peer.netns !== undefined) {
+      resolved = { ...resolved, peer: { ...resolved.peer, netns: open(resolved.peer.netns) } };
+    }
+    const elsewhere = resolved.netns as Netns | undefined;
+    let replies;
     try {
-      request(this.#sock(), "RTM_NEWLINK", () => encodeLinkAdd(spec, FLAGS.add, parent));
+      replies = request(
+        this.#sock(),
+        "RTM_NEWLINK",
+        () => encodeLinkAdd(resolved, elsewhere ? FLAGS.add : FLAGS.add | C.NLM_F_ECHO, parent),
+      );
     } catch (err) {
       throw naming(err, linkText(spec.name));
     }
+    const echoed = replies.find((m) => m.type === C.RTM_NEWLINK);
+    if (echoed) return decodeLink(echoed.payload);
+    if (!elsewhere) return this.get(spec.name); // a kernel without NLM_F_ECHO for links (< 6.3)
+    // Read back where it was made: one request through a socket opened there.
+    using sock = inNetns(elsewhere, () => NetlinkSocket.open({}));
+    return new LinkOps(() => sock).get(spec.name);
   }
 
   /**
-   * Change a link: up/down, MTU, MAC, name, promiscuous mode, and moving it to
-   * another namespace (optionally choosing its ifindex there), all in one
-   * request. The kernel renames before it changes flags.
+   * Change a link: up/down, MTU, MAC, name, promiscuous mode, its master
+   * (bridge or bond port, or `null` for none), and moving it to another
+   * namespace (open, or a path; optionally choosing its ifindex there), all in
+   * one request. The kernel renames before it changes flags.
    *
    * @param ref The ifindex or name.
    * @param change What to change.
@@ -198,8 +235,23 @@ export class LinkOps {
    */
   set(ref: LinkRef, change: LinkChange): void {
     const index = typeof ref === "number" ? ref : this.get(ref).index;
+    const master = change.master === undefined
+      ? undefined
+      : change.master === null
+      ? 0
+      : typeof change.master === "number"
+      ? change.master
+      : this.get(change.master).index;
+    using opened = new DisposableStack();
+    const resolved = typeof change.netns === "string"
+      ? { ...change, netns: opened.use(openNetns(change.netns)) }
+      : change;
     try {
-      request(this.#sock(), "RTM_NEWLINK", () => encodeLinkChange(index, change, FLAGS.change));
+      request(
+        this.#sock(),
+        "RTM_NEWLINK",
+        () => encodeLinkChange(index, resolved, FLAGS.change, master),
+      );
     } catch (err) {
       if (isErrno(err, "ENODEV")) throw new LinkNotFoundError(ref, err.op);
       throw naming(err, linkText(ref));

@@ -532,7 +532,7 @@ function hostUseOf(host: NetlinkHandle, dev: Link): string | undefined {
   // The device plugin and `ip link add` leave a new macvtap down; an up one
   // is in use on the host (a VM's tap, a hostrouteif).
   if (dev.up) return "is up, in use on the host";
-  const addr = host.addrs.list({ index: dev.index })
+  const addr = host.addrs.list({ link: dev.index })
     .find((a) => !a.cidr.startsWith("fe80:"));
   if (addr) return `carries the host address ${addr.cidr}`;
   const route = host.routes.list({ oif: dev.index }).find((r) => r.protocol === RTPROT_MACVTAP);

@@ -629,15 +629,15 @@ Deno.test("addrs add/del/list IPv4 and IPv6 agree with `ip -j addr show`", opts,
     .filter((x: Json) => x.scope === "global")
     .map((x: Json) => `${x.local}/${x.prefixlen}`)
     .sort();
-  const ours = h.addrs.list({ index: eth1 }).filter((x) => x.scope === 0).map((x) => x.cidr)
+  const ours = h.addrs.list({ link: eth1 }).filter((x) => x.scope === "universe").map((x) => x.cidr)
     .sort();
   assert.deepEqual(ours, theirs);
   assert.deepEqual(ours, ["10.1.2.3/24", "10.1.2.4/32", "fd00::5/64"]);
-  assert.deepEqual(h.addrs.list({ family: 4, index: eth1 }).map((x) => x.cidr), [
+  assert.deepEqual(h.addrs.list({ family: 4, link: eth1 }).map((x) => x.cidr), [
     "10.1.2.3/24",
     "10.1.2.4/32",
   ]);
-  const v6 = h.addrs.list({ family: 6, index: eth1 }).find((x) => x.cidr === "fd00::5/64")!;
+  const v6 = h.addrs.list({ family: 6, link: eth1 }).find((x) => x.cidr === "fd00::5/64")!;
   assert.ok(v6.flags & 0x80, "IFA_F_PERMANENT");
   assert.ok(v6.flags & 0x02, "IFA_F_NODAD");
   assert.equal(v6.family, 6);
@@ -680,8 +680,8 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
       oif: eth1,
       metric: 100,
       table: 254,
-      protocol: 3,
-      scope: 0,
+      protocol: "boot",
+      scope: "universe",
       type: 1,
     });
     throwsNetlink(
@@ -723,7 +723,7 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
     ]]);
     assert.deepEqual(
       h.routes.list({ table: 100 }).map((r) => [r.dst, r.table, r.scope, r.protocol]),
-      [["10.100.0.0/16", 100, 253, 4]],
+      [["10.100.0.0/16", 100, "link", "static"]],
     );
     assert.deepEqual(
       h.routes.list({ table: 1000 }).map((r) => [r.dst, r.table, r.gw, r.metric, r.protocol]),
@@ -733,7 +733,21 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
     const all = h.routes.list({ table: 0 });
     assert.ok(all.some((r) => r.table === 255), "table 0 lists every table (local too)");
     assert.ok(all.some((r) => r.table === 1000));
-    h.routes.add({ family: 4, dst: "192.0.2.0/24", oif: eth1, scope: 254 /* host */ });
+    h.routes.add({ family: 4, dst: "192.0.2.0/24", oif: eth1, scope: "host" });
+    h.routes.add({ family: 4, dst: "192.0.3.0/24", oif: eth1, scope: 254, protocol: "dhcp" });
+    assert.deepEqual(
+      h.routes.list({ dst: "192.0.3.0/24" }).map((r) => [r.scope, r.protocol]),
+      [["host", "dhcp"]],
+      "a number for a named value reads back as the name",
+    );
+    assert.throws(
+      () => h.routes.add({ family: 4, dst: "192.0.4.0/24", oif: eth1, scope: "planet" as "host" }),
+      /Unknown scope "planet"/,
+    );
+    assert.throws(
+      () => h.routes.add({ family: 4, dst: "192.0.4.0/24", oif: eth1, protocol: 256 }),
+      /Invalid route protocol 256/,
+    );
     assert.equal(ipJson(a.name, "route", "show", "192.0.2.0/24")[0].scope, "host");
   });
   await t.step("IPv6 route", () => {
