@@ -110,7 +110,9 @@ export class DelegateVersionCache {
     try {
       const st = Deno.lstatSync(this.file);
       if (!st.isFile || st.size > MAX_FILE_BYTES) return new Map();
-      if (st.uid !== effectiveUid() || st.mode === null || (st.mode & 0o022) !== 0) return new Map();
+      if (st.uid !== effectiveUid() || st.mode === null || (st.mode & 0o022) !== 0) {
+        return new Map();
+      }
       return parseEntries(Deno.readTextFileSync(this.file));
     } catch {
       return new Map();

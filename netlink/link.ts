@@ -179,7 +179,8 @@ export class LinkOps {
       ? (typeof spec.parent === "number" ? spec.parent : this.get(spec.parent).index)
       : undefined;
     using opened = new DisposableStack();
-    const open = (ref: NetnsRef): Netns => typeof ref === "string" ? opened.use(openNetns(ref)) : ref;
+    const open = (ref: NetnsRef): Netns =>
+      typeof ref === "string" ? opened.use(openNetns(ref)) : ref;
     let resolved: LinkSpec = spec.netns === undefined ? spec : { ...spec, netns: open(spec.netns) };
     if (resolved.kind === "veth" && resolved.peer.netns !== undefined) {
       resolved = { ...resolved, peer: { ...resolved.peer, netns: open(resolved.peer.netns) } };

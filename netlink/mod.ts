@@ -28,8 +28,8 @@ export {
   inNetns,
   Netns,
   NETNS_RUN_DIR,
-  netnsRestoreFailure,
   NetnsRestoreError,
+  netnsRestoreFailure,
   openNetns,
 } from "./netns.ts";
 export type { NetnsRef } from "./netns.ts";
@@ -57,15 +57,15 @@ export {
   ROUTE_TYPES,
   routeProtocolName,
   routeProtocolValue,
-  SCOPES,
   scopeName,
+  SCOPES,
   scopeValue,
 } from "./names.ts";
 export type { RouteProtocol, Scope } from "./names.ts";
 export type { NeighFilter, NeighOps, NeighSpec } from "./neigh.ts";
 export type {
-  AddrEvent,
   Address,
+  AddrEvent,
   Family,
   Link,
   LinkChange,
@@ -73,8 +73,8 @@ export type {
   LinkRef,
   LinkSpec,
   MacvlanMode,
-  NeighEvent,
   Neighbour,
+  NeighEvent,
   NetlinkEvent,
   NextHop,
   Route,

@@ -446,7 +446,9 @@ export function putRoute(
   if (!(dstLen <= max)) throw new TypeError(`Invalid route destination "${r.dst}"`);
   const table = r.table ?? C.RT_TABLE_MAIN;
   const type = r.type ?? (options.del ? 0 : C.RTN_UNICAST);
-  const scope = r.scope !== undefined ? scopeValue(r.scope) : (options.del
+  const scope = r.scope !== undefined
+    ? scopeValue(r.scope)
+    : (options.del
       ? C.RT_SCOPE_NOWHERE
       : type === C.RTN_LOCAL
       ? C.RT_SCOPE_HOST
