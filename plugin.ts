@@ -41,7 +41,10 @@ setLogScope(new AsyncLocalStorage<Logger>());
 
 export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts";
 export type { CommandOptions } from "./plugin/commands.ts";
-export type { Ipam } from "./ipam/mod.ts";
+export { execIpam, ipamDelegate } from "./ipam/mod.ts";
+export type { DelegateOptions, ExecIpamOptions, Ipam, IpamCommand } from "./ipam/mod.ts";
+export { checkInterface, configureInterface, resolveRoutes } from "./ipam/configure.ts";
+export type { ConfigureOptions } from "./ipam/configure.ts";
 export type { CniContext } from "./plugin/context.ts";
 export { PluginError, toCniError } from "./plugin/errors.ts";
 export { ConfigError } from "./config/mod.ts";

@@ -17,12 +17,15 @@ import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire
  * Options for {@linkcode AddrOps.add}.
  *
  * @example Without duplicate address detection, like `ip addr add fd00::2/64 dev eth0 nodad`
- * ```ts ignore
+ * ```ts
  * import { ADDR_FLAGS, type AddrOptions, NetlinkHandle } from "./mod.ts";
  *
- * const options: AddrOptions = { flags: ADDR_FLAGS.nodad };
- * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
- * h.addrs.add("eth0", "fd00::2/64", options);
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function example(): void {
+ *   const options: AddrOptions = { flags: ADDR_FLAGS.nodad };
+ *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ *   h.addrs.add("eth0", "fd00::2/64", options);
+ * }
  * ```
  */
 export interface AddrOptions {
@@ -35,11 +38,11 @@ export interface AddrOptions {
 /**
  * Filter for {@linkcode AddrOps.list}; fields left out match all.
  *
- * @example IPv6 addresses of eth0, like `ip -6 addr show dev eth0`
- * ```ts ignore
+ * @example IPv6 addresses of lo, like `ip -6 addr show dev lo`
+ * ```ts
  * import { type AddrFilter, NetlinkHandle } from "./mod.ts";
  *
- * const filter: AddrFilter = { link: "eth0", family: 6 };
+ * const filter: AddrFilter = { link: "lo", family: 6 };
  * using h = NetlinkHandle.open();
  * console.log(h.addrs.list(filter));
  * ```
@@ -61,12 +64,12 @@ function parse(cidr: string): { family: Family; bytes: Uint8Array; prefix: numbe
  * Address operations of one namespace (`ip addr`). Obtain through
  * `NetlinkHandle.addrs`.
  *
- * @example Addresses of a link, like `ip addr show dev eth0`
- * ```ts ignore
+ * @example Addresses of a link, like `ip addr show dev lo`
+ * ```ts
  * import { NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
- * console.log(h.addrs.list({ link: "eth0" }).map((a) => a.cidr));
+ * console.log(h.addrs.list({ link: "lo" }).map((a) => a.cidr));
  * ```
  */
 export class AddrOps {
@@ -102,12 +105,15 @@ export class AddrOps {
    * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for malformed `cidr`.
    * @example Like `ip addr add 10.99.0.2/24 dev eth0` and `ip addr add fd00::2/64 dev eth0 nodad`
-   * ```ts ignore
+   * ```ts
    * import { ADDR_FLAGS, NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.addrs.add("eth0", "10.99.0.2/24");
-   * h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.addrs.add("eth0", "10.99.0.2/24");
+   *   h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
+   * }
    * ```
    */
   add(link: LinkRef, cidr: string, options: AddrOptions = {}): void {
@@ -123,11 +129,14 @@ export class AddrOps {
    * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for malformed `cidr`.
    * @example Like `ip addr del 10.99.0.2/24 dev eth0`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.addrs.del("eth0", "10.99.0.2/24");
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.addrs.del("eth0", "10.99.0.2/24");
+   * }
    * ```
    */
   del(link: LinkRef, cidr: string): void {
@@ -141,12 +150,12 @@ export class AddrOps {
    * @returns The addresses, IPv6 in RFC 5952 form.
    * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
    * @throws {LinkNotFoundError} when a link given by name does not exist.
-   * @example Like `ip -6 addr show dev eth0`
-   * ```ts ignore
+   * @example Like `ip -6 addr show dev lo`
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();
-   * console.log(h.addrs.list({ link: "eth0", family: 6 }));
+   * console.log(h.addrs.list({ link: "lo", family: 6 }));
    * ```
    */
   list(filter: AddrFilter = {}): Address[] {

@@ -26,11 +26,14 @@ import {
  * `NetlinkHandle.links`.
  *
  * @example List the links of a namespace, like `ip -n ctr1 -d link show`
- * ```ts ignore
+ * ```ts
  * import { NetlinkHandle } from "./mod.ts";
  *
- * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
- * for (const l of h.links.list()) console.log(l.index, l.name, l.kind ?? "", l.mode ?? "");
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function example(): void {
+ *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ *   for (const l of h.links.list()) console.log(l.index, l.name, l.kind ?? "", l.mode ?? "");
+ * }
  * ```
  */
 export class LinkOps {
@@ -48,12 +51,12 @@ export class LinkOps {
    * @returns The link as the kernel reports it.
    * @throws {LinkNotFoundError} when there is none.
    * @throws {NetlinkError} `ERANGE` for a name longer than 15 bytes.
-   * @example Look up by name, like `ip -d link show eth0`
-   * ```ts ignore
+   * @example Look up by name, like `ip -d link show lo`
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();
-   * const link = h.links.get("eth0");
+   * const link = h.links.get("lo");
    * console.log(link.index, link.mac, link.mtu, link.operState);
    * ```
    */
@@ -83,12 +86,15 @@ export class LinkOps {
    * @returns The link, or `undefined`.
    * @throws {NetlinkError} for failures other than "not found".
    * @example Create unless present, like `ip link show macvtap1 || ip link add …`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open();
-   * if (!h.links.find("macvtap1")) {
-   *   h.links.add({ kind: "macvtap", name: "macvtap1", parent: "eth1" });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open();
+   *   if (!h.links.find("macvtap1")) {
+   *     h.links.add({ kind: "macvtap", name: "macvtap1", parent: "eth1" });
+   *   }
    * }
    * ```
    */
@@ -113,7 +119,7 @@ export class LinkOps {
    * @returns Every link (a dump).
    * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
    * @example All names, like `ip link show`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();
@@ -218,20 +224,26 @@ export class LinkOps {
    *   namespace (e.g. a bridge), `EEXIST` for a taken name.
    * @throws {TypeError} for a malformed MAC, or `newIndex` without `netns`.
    * @example Rename and bring up, like `ip link set mvtmp1 name eth0 up`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open();
-   * h.links.set("mvtmp1", { name: "eth0", up: true });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open();
+   *   h.links.set("mvtmp1", { name: "eth0", up: true });
+   * }
    * ```
    * @example Move keeping the ifindex, like `ip link set dev mvt0 netns ctr1` (plus IFLA_NEW_IFINDEX)
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle, openNetns } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open();
-   * using ns = openNetns("/run/netns/ctr1");
-   * const { index } = h.links.get("mvt0");
-   * h.links.set(index, { netns: ns, newIndex: index });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open();
+   *   using ns = openNetns("/run/netns/ctr1");
+   *   const { index } = h.links.get("mvt0");
+   *   h.links.set(index, { netns: ns, newIndex: index });
+   * }
    * ```
    */
   set(ref: LinkRef, change: LinkChange): void {
@@ -265,11 +277,14 @@ export class LinkOps {
    * @param ref The ifindex or name.
    * @throws {LinkNotFoundError} when it does not exist.
    * @example Like `ip link del eth0`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.links.del("eth0");
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.links.del("eth0");
+   * }
    * ```
    */
   del(ref: LinkRef): void {
@@ -289,11 +304,14 @@ export class LinkOps {
    * @param ref The ifindex or name.
    * @throws {LinkNotFoundError} when it does not exist.
    * @example Delete while IPAM releases, like `ip link del eth0 & wait`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * await Promise.all([h.links.delInBackground("eth0"), releaseLease()]);
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export async function detach(releaseLease: () => Promise<void>): Promise<void> {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   await Promise.all([h.links.delInBackground("eth0"), releaseLease()]);
+   * }
    * ```
    */
   async delInBackground(ref: LinkRef): Promise<void> {

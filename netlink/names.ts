@@ -42,7 +42,7 @@ export const LINK_FLAGS = {
  * `link/`.
  *
  * @example Ethernet links only, like the `link/ether` lines of `ip link`
- * ```ts ignore
+ * ```ts
  * import { LINK_TYPES, NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
@@ -61,11 +61,14 @@ export const LINK_TYPES = {
  * `ip addr` spells them.
  *
  * @example Add without duplicate address detection, like `ip addr add fd00::2/64 dev eth0 nodad`
- * ```ts ignore
+ * ```ts
  * import { ADDR_FLAGS, NetlinkHandle } from "./mod.ts";
  *
- * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
- * h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function example(): void {
+ *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ *   h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
+ * }
  * ```
  */
 export const ADDR_FLAGS = {
@@ -273,7 +276,7 @@ export function routeProtocolValue(protocol: RouteProtocol): number {
  * `RTN_*` route types (`ip route add TYPE …`).
  *
  * @example Blackhole routes of the main table, like `ip route show type blackhole`
- * ```ts ignore
+ * ```ts
  * import { NetlinkHandle, ROUTE_TYPES } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
@@ -302,7 +305,7 @@ export const ROUTE_TYPES = {
  * up to 2³²−1 is a table too.
  *
  * @example Every table, like `ip route show table all`
- * ```ts ignore
+ * ```ts
  * import { NetlinkHandle, ROUTE_TABLES } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
@@ -324,7 +327,7 @@ export const ROUTE_TABLES = {
  * `NUD_*` neighbour states (`ip neigh … nud NAME`, `Neighbour.state`).
  *
  * @example Static entries only, like `ip neigh show nud permanent`
- * ```ts ignore
+ * ```ts
  * import { NEIGH_STATES, NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();

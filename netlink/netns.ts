@@ -281,6 +281,8 @@ export class NetnsRestoreError extends Error {
   readonly netns: string;
 
   /**
+   * Build the error (the library does, when `setns` back fails).
+   *
    * @param errno errno of the failed `setns`.
    * @param netns Where the thread was left.
    * @param options `cause`: the error `fn` threw, if any.

@@ -30,7 +30,7 @@ export type MacvlanMode = Mode;
  * Address family of an address or route.
  *
  * @example Only IPv6 addresses, like `ip -6 addr`
- * ```ts ignore
+ * ```ts
  * import { type Family, NetlinkHandle } from "./mod.ts";
  *
  * const family: Family = 6;
@@ -43,12 +43,12 @@ export type Family = IpFamily;
 /**
  * A link reference: ifindex or name.
  *
- * @example The same link by name and by index, like `ip link show eth0` and `ip link show index 2`
- * ```ts ignore
+ * @example The same link by name and by index, like `ip link show lo` and `ip link show index 1`
+ * ```ts
  * import { type LinkRef, NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
- * const refs: LinkRef[] = ["eth0", h.links.get("eth0").index];
+ * const refs: LinkRef[] = ["lo", h.links.get("lo").index];
  * for (const ref of refs) console.log(h.links.get(ref).name);
  * ```
  */
@@ -58,12 +58,15 @@ export type LinkRef = number | string;
  * A network interface as the kernel reports it (`ip -d link show`).
  *
  * @example Is a link a macvtap, and is it up, like `ip -d link show dev eth0`
- * ```ts ignore
+ * ```ts
  * import { type Link, LINK_FLAGS, NetlinkHandle } from "./mod.ts";
  *
- * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
- * const l: Link = h.links.get("eth0");
- * console.log(l.kind === "macvtap", l.mode, Boolean(l.flags & LINK_FLAGS.lowerUp));
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function example(): void {
+ *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ *   const l: Link = h.links.get("eth0");
+ *   console.log(l.kind === "macvtap", l.mode, Boolean(l.flags & LINK_FLAGS.lowerUp));
+ * }
  * ```
  */
 export interface Link {
@@ -281,7 +284,7 @@ export interface Route {
  * One next hop of a multipath route.
  *
  * @example The gateways of an IPv6 multipath default route (`ip -6 route show default`)
- * ```ts ignore
+ * ```ts
  * import { type NextHop, NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();

@@ -38,14 +38,13 @@ import {
   type Netns,
   openNetns,
 } from "../netlink/mod.ts";
-import type { CniContext } from "./context.ts";
+import { type CniContext, hostHandleOptions, hostNetnsIno, hostNetnsPath } from "./context.ts";
 import { PluginError } from "./errors.ts";
 import { resolveMaster } from "./master.ts";
 import { buildResult } from "./result.ts";
 import {
   AttachmentExistsError,
   type AttachmentRecord,
-  currentNetnsIno,
   hostRouteClaims,
   type StateStore,
 } from "./state.ts";
@@ -91,7 +90,7 @@ export async function addAttachment(
   ipam: Ipam | undefined,
   store: StateStore,
 ): Promise<Result> {
-  using host = NetlinkHandle.open();
+  using host = NetlinkHandle.open(hostHandleOptions(ctx));
   using ns = openContainerNetns(ctx.netns);
   using ctr = NetlinkHandle.open({ netns: ns });
   const source = checkBeforeAnything(host, ctr, conf, ctx);
@@ -358,13 +357,17 @@ function addOwnHostRoutes(a: Steps, record: AttachmentRecord, plan: HostRoutePla
     ips: plan.ips,
     hostrouteif: plan.hostIf.name,
     hostrouteIndex: oif,
-    ...hostNetns(),
+    ...hostNetns(ctx),
     hostRoutes: plan.routes,
     hostRoutesState: "pending",
   };
   store.update(conf.name, claimed);
   const self = store.recordPath(conf.name, ctx.containerId, ctx.ifname);
-  const claims = hostRouteClaims(store.root, new Set(plan.routes.map((r) => r.dst)));
+  const claims = hostRouteClaims(
+    store.root,
+    new Set(plan.routes.map((r) => r.dst)),
+    hostNetnsIno(ctx),
+  );
   for (const [dst, by] of claims) {
     const other = [...by].find((p) => p !== self);
     if (other) {
@@ -509,7 +512,7 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
     recreated.at = ctr;
   } else {
     undo.push(`move ${origName} back to the host`, () => {
-      using home = openNetns("/proc/self/ns/net");
+      using home = openNetns(hostNetnsPath(ctx));
       ctr.links.set(index, { up: false, name: origName, alias: "", netns: home, newIndex: index });
     });
   }
@@ -540,9 +543,9 @@ function hostUseOf(host: NetlinkHandle, dev: Link): string | undefined {
   return undefined;
 }
 
-/** `{ hostNetnsIno }`: the namespace the host routes go into (ours). */
-function hostNetns(): { hostNetnsIno?: number } {
-  const ino = currentNetnsIno();
+/** `{ hostNetnsIno }`: the namespace the host routes go into (the call's host). */
+function hostNetns(ctx: CniContext): { hostNetnsIno?: number } {
+  const ino = hostNetnsIno(ctx);
   return ino === undefined ? {} : { hostNetnsIno: ino };
 }
 

@@ -14,7 +14,7 @@ import { tempIfname } from "../internal/_ifname.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
-import type { CniContext } from "./context.ts";
+import { type CniContext, hostHandleOptions, hostNetnsIno } from "./context.ts";
 import { PluginError } from "./errors.ts";
 import { ALLOCATION_ONLY_IPAM, type Ipam } from "../ipam/mod.ts";
 import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state.ts";
@@ -90,7 +90,7 @@ function ownHostRoutes(
   if (record?.hostRoutes.length) {
     const oif = record.hostrouteIndex ??
       (record.hostrouteif ? host.links.find(record.hostrouteif)?.index : undefined);
-    return { routes: unclaimedRoutes(store.root, record.hostRoutes, self), oif };
+    return { routes: unclaimedRoutes(store.root, record.hostRoutes, self, hostNetnsIno(ctx)), oif };
   }
   const prev = conf.prevResult;
   if (record || !conf.hostrouteif || !prev) return { routes: [], oif: undefined };
@@ -102,7 +102,12 @@ function ownHostRoutes(
     .filter((ip) => ip.interface === undefined || mine.has(ip.interface))
     .map((ip) => ip.address)
     .filter((a) => !unicastHostProblem(a));
-  const routes = unclaimedRoutes(store.root, hostRoutesFor(ips, conf.hostrouteMetric), self);
+  const routes = unclaimedRoutes(
+    store.root,
+    hostRoutesFor(ips, conf.hostrouteMetric),
+    self,
+    hostNetnsIno(ctx),
+  );
   return { routes, oif: host.links.find(conf.hostrouteif)?.index };
 }
 
@@ -150,7 +155,7 @@ export async function delAttachment(
 
   let routesFailed: { err: unknown } | undefined;
   try {
-    using host = NetlinkHandle.open();
+    using host = NetlinkHandle.open(hostHandleOptions(ctx));
     const { routes, oif } = ownHostRoutes(conf, ctx, store, record, host);
     delHostRoutes(host, routes, { oif });
   } catch (err) {

@@ -506,8 +506,9 @@ export function unclaimedRoutes(
   root: string,
   routes: readonly HostRoute[],
   self: string,
+  hostNetnsIno: number | undefined = currentNetnsIno(),
 ): HostRoute[] {
-  const claims = hostRouteClaims(root, new Set(routes.map((r) => r.dst)));
+  const claims = hostRouteClaims(root, new Set(routes.map((r) => r.dst)), hostNetnsIno);
   return routes.filter((r) => [...(claims.get(r.dst) ?? [])].every((p) => p === self));
 }
 
