@@ -2,10 +2,12 @@
  * The README's "Use it from Deno" scripts run as a Deno user would run them:
  * each one as its own `deno run` process with exactly the flags the README
  * gives under it (parsed from the text, so docs and test cannot drift), as
- * root inside a throwaway network namespace (`unshare -n`), with unique
- * namespace names. Each must succeed, print what the README says, warn
- * about nothing (a permission the flags lack shows up as a warning, e.g.
- * a sysctl not written), and leave no namespace behind.
+ * root inside a throwaway network namespace, with unique namespace names.
+ * Each must type-check (`deno check`), succeed, print what the README says,
+ * warn about nothing (a permission the flags lack shows up as a warning,
+ * e.g. a sysctl not written), and leave no namespace behind. A script that
+ * is a CNI plugin (it calls `runSkelMain`) is run as one: ADD, CHECK, DEL,
+ * DEL again, with `CNI_*` in its environment and the config on stdin.
  */
 
 import { ok as assert } from "node:assert/strict";
@@ -56,22 +58,100 @@ const expected: Record<string, RegExp[]> = {
   "attach.ts": [/^ADD eth0 192\.168\.122\.\d+\/24$/m, /^CHECK ok$/m, /^DEL ok$/m],
 };
 
+/** The script with its imports pointing into this checkout and its namespaces renamed. */
+function localized(code: string, tag: string): string {
+  let script = code;
+  for (const entry of ["netlink.ts", "cni.ts", "plugin.ts", "mod.ts"]) {
+    script = script.replaceAll(`from "./${entry}"`, `from "${root}${entry}"`);
+  }
+  return script.replace(/"demo-([a-z]+)"/g, (_, n) => `"${tag}-${n}"`);
+}
+
+async function ipNetns(...args: string[]): Promise<void> {
+  const r = await run(["ip", ...args]);
+  assert(r.success, `ip ${args.join(" ")}: ${r.stderr}`);
+}
+
+/** Run a plugin script as a runtime would: ADD, CHECK, DEL, DEL, in a lab host namespace. */
+async function runAsPlugin(example: Example, file: string, tag: string, dir: string) {
+  const host = `${tag}-host`, ctr = `${tag}-ctr`;
+  await ipNetns("netns", "add", host);
+  await ipNetns("netns", "add", ctr);
+  await ipNetns("-n", host, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p");
+  await ipNetns("-n", host, "link", "set", "eth1", "up");
+  const config = JSON.stringify({
+    cniVersion: "1.1.0",
+    name: "lan",
+    type: "macvlan",
+    master: "eth1",
+    ipam: { type: "host-local", subnet: "10.9.0.0/24", dataDir: `${dir}/ipam` },
+  });
+  const call = async (command: string) => {
+    const stdinFile = `${dir}/stdin.json`;
+    await Deno.writeTextFile(stdinFile, config);
+    return await run(
+      [
+        "sh",
+        "-c",
+        `exec ip netns exec ${host} "$0" run ${example.flags.join(" ")} "$1" < "$2"`,
+        Deno.execPath(),
+        file,
+        stdinFile,
+      ],
+      {
+        timeoutMs: 60_000,
+        env: {
+          ...Deno.env.toObject(),
+          NO_COLOR: "1",
+          CNI_COMMAND: command,
+          CNI_CONTAINERID: "c1",
+          CNI_NETNS: `/run/netns/${ctr}`,
+          CNI_IFNAME: "eth0",
+          CNI_PATH: "/usr/lib/cni",
+        },
+      },
+    );
+  };
+  const add = await call("ADD");
+  assert(add.success, `ADD: ${add.stdout}${add.stderr}`);
+  const result = JSON.parse(add.stdout);
+  assert(result.interfaces?.[0]?.name === "eth0", add.stdout);
+  assert(/^10\.9\.0\.\d+\/24$/.test(result.ips?.[0]?.address), add.stdout);
+  const seen = JSON.parse(
+    (await run(["ip", "-n", ctr, "-j", "-d", "addr", "show", "eth0"])).stdout,
+  );
+  assert(seen[0]?.linkinfo?.info_kind === "macvlan", JSON.stringify(seen));
+  assert(
+    seen[0].addr_info.some((a: { local: string }) => `${a.local}/24` === result.ips[0].address),
+  );
+  for (const command of ["CHECK", "DEL", "DEL"]) {
+    const r = await call(command);
+    assert(r.success && r.stdout === "", `${command}: ${r.stdout}${r.stderr}`);
+    assert(!/warn/i.test(r.stderr), `${command} stderr: ${r.stderr}`);
+  }
+  const left = (await run(["ip", "-n", ctr, "link", "show", "eth0"])).success;
+  assert(!left, "DEL removed eth0");
+  const leases = [...Deno.readDirSync(`${dir}/ipam/lan`)].map((e) => e.name);
+  assert(!leases.some((n) => n.startsWith("10.9.0.")), `leases left: ${leases}`);
+}
+
 for (const example of found) {
   Deno.test({
     name: `README: ${example.file} runs with exactly \`deno run ${example.flags.join(" ")}\``,
     ignore: !privileged,
     async fn() {
       const tag = `mex${Deno.pid}${example.file.replace(/\W/g, "").slice(0, 4)}`;
-      let script = example.code;
-      for (const entry of ["netlink.ts", "cni.ts", "plugin.ts", "mod.ts"]) {
-        script = script.replaceAll(`from "./${entry}"`, `from "${root}${entry}"`);
-      }
-      script = script.replace(/"demo-([a-z]+)"/g, (_, n) => `"${tag}-${n}"`);
       const dir = await Deno.makeTempDir();
       const state = await Deno.makeTempDir();
       try {
         const file = `${dir}/${example.file}`;
-        await Deno.writeTextFile(file, script);
+        await Deno.writeTextFile(file, localized(example.code, tag));
+        const checked = await run([Deno.execPath(), "check", `--config=${root}deno.json`, file]);
+        assert(checked.success, `deno check ${example.file}:\n${checked.stderr}`);
+        if (example.code.includes("runSkelMain(")) {
+          await runAsPlugin(example, file, tag, dir);
+          return;
+        }
         // A fresh network namespace is "the host" the script runs in; the
         // state root is the test's own (an environment choice, not a flag).
         const r = await run(
