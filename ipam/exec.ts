@@ -125,7 +125,12 @@ export interface ExecIpamOptions {
 }
 
 /** Spawn the plugin, inside `netns` when one is given (posix_spawn is synchronous: the child inherits it). */
-function spawnIn(netns: string | undefined, path: string, env: Record<string, string>, stdin: Uint8Array): Child {
+function spawnIn(
+  netns: string | undefined,
+  path: string,
+  env: Record<string, string>,
+  stdin: Uint8Array,
+): Child {
   return netns === undefined
     ? Child.spawn(path, env, stdin)
     : inNetns(netns, () => Child.spawn(path, env, stdin));

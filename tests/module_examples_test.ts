@@ -179,3 +179,92 @@ for (const example of found) {
     },
   });
 }
+
+/**
+ * The plugin's commands with `hostNetns`, called from a script whose own
+ * namespace is not the host: the master, the hostrouteif, the host routes
+ * and the IPAM plugin are all in the lab host namespace; the caller's
+ * namespace keeps only `lo`, and DEL removes everything again.
+ */
+const HOST_NETNS_SCRIPT = `
+import { NetlinkHandle } from "${root}netlink.ts";
+import { cmdAdd, cmdCheck, cmdDel } from "${root}plugin.ts";
+import { formatResult } from "${root}cni.ts";
+
+const [host, ctr, dataDir] = Deno.args as [string, string, string];
+const config = {
+  cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1", hostrouteif: "mvhost0",
+  ipam: { type: "host-local", subnet: "10.9.0.0/24", dataDir },
+};
+const ctx = { containerId: "c1", netns: ctr, ifname: "eth0", args: "", path: ["/usr/lib/cni"] };
+const options = { hostNetns: host };
+const result = await cmdAdd(config, ctx, options);
+console.log("ADD " + result.ips?.[0]?.address);
+await cmdCheck({ ...config, prevResult: formatResult(result, "1.1.0") }, ctx, options);
+console.log("CHECK ok");
+using own = NetlinkHandle.open();
+console.log("OWN " + own.links.list().map((l) => l.name).join(","));
+using lab = NetlinkHandle.open({ netns: host });
+const hostRoutes = lab.routes.list({ oif: "mvhost0" }).filter((r) => r.protocol === 249);
+console.log("HOSTROUTES " + hostRoutes.map((r) => r.dst).join(","));
+await cmdDel(config, ctx, options);
+console.log("DEL ok");
+`;
+
+Deno.test({
+  name: "cmdAdd/cmdCheck/cmdDel with hostNetns: the host is the namespace given, not the caller's",
+  ignore: !privileged,
+  async fn() {
+    const tag = `mex${Deno.pid}hn`;
+    const host = `${tag}-host`, ctr = `${tag}-ctr`;
+    const dir = await Deno.makeTempDir();
+    const state = await Deno.makeTempDir();
+    try {
+      await ipNetns("netns", "add", host);
+      await ipNetns("netns", "add", ctr);
+      await ipNetns("-n", host, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p");
+      await ipNetns("-n", host, "link", "set", "eth1", "up");
+      await ipNetns("-n", host, "link", "set", "eth1p", "up");
+      const file = `${dir}/hostnetns.ts`;
+      await Deno.writeTextFile(file, HOST_NETNS_SCRIPT);
+      // The script runs in a namespace of its own (unshare -n), never the host.
+      const r = await run(
+        [
+          "unshare",
+          "-n",
+          Deno.execPath(),
+          "run",
+          ...["--allow-ffi", "--allow-run", "--allow-env", "--allow-read", "--allow-write"],
+          file,
+          `/run/netns/${host}`,
+          `/run/netns/${ctr}`,
+          `${dir}/ipam`,
+        ],
+        { timeoutMs: 60_000, env: { ...Deno.env.toObject(), MACVTAP_STATE_ROOT: state } },
+      );
+      assert(r.success, `${r.stdout}\n${r.stderr}`);
+      assert(/^ADD 10\.9\.0\.\d+\/24$/m.test(r.stdout), r.stdout);
+      assert(/^CHECK ok$/m.test(r.stdout), r.stdout);
+      assert(/^OWN lo$/m.test(r.stdout), `the caller's namespace has only lo:\n${r.stdout}`);
+      const address = /^ADD (10\.9\.0\.\d+)\/24$/m.exec(r.stdout)?.[1];
+      assert(
+        r.stdout.includes(`HOSTROUTES ${address}/32\n`),
+        `host route in the lab host:\n${r.stdout}`,
+      );
+      assert(/^DEL ok$/m.test(r.stdout), r.stdout);
+      assert(!/warn/i.test(r.stderr), r.stderr);
+      // DEL left the lab host as ADD found it, save the hostrouteif (kept, as on a node).
+      const routes = (await run(["ip", "-n", host, "route", "show", "proto", "249"])).stdout;
+      assert(routes.trim() === "", `host routes left in the lab host: ${routes}`);
+      const links = (await run(["ip", "-n", host, "-br", "link"])).stdout;
+      assert(/^mvhost0@eth1\s/m.test(links), `hostrouteif made in the lab host:\n${links}`);
+      assert(!(await run(["ip", "-n", ctr, "link", "show", "eth0"])).success, "eth0 deleted");
+      const leases = [...Deno.readDirSync(`${dir}/ipam/lan`)].map((e) => e.name);
+      assert(!leases.some((n) => n.startsWith("10.9.0.")), `leases left: ${leases}`);
+    } finally {
+      for (const ns of [host, ctr]) await run(["ip", "netns", "del", ns]);
+      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(state, { recursive: true });
+    }
+  },
+});
