@@ -11,6 +11,7 @@ import { NeighOps } from "./neigh.ts";
 import { inNetns, type Netns, type NetnsRef, openNetns } from "./netns.ts";
 import { RouteOps } from "./route.ts";
 import { NetlinkSocket } from "./socket.ts";
+import { forgetSocket, rememberSocket } from "./_sockets.ts";
 import type { LinkRef } from "./types.ts";
 
 /**
@@ -128,7 +129,9 @@ export class NetlinkHandle implements Disposable {
     if (this.#sock) return this.#sock;
     if (this.#closed) throw new Error("NetlinkHandle is closed; open a new one");
     const timeoutMs = this.#timeoutMs;
-    return this.#sock = inNetns(this.#netns, () => NetlinkSocket.open({ timeoutMs }));
+    const sock = inNetns(this.#netns, () => NetlinkSocket.open({ timeoutMs }));
+    if (this.#netns) rememberSocket(this.#netns, sock);
+    return this.#sock = sock;
   }
 
   /**
@@ -149,6 +152,7 @@ export class NetlinkHandle implements Disposable {
    */
   close(): void {
     this.#closed = true;
+    if (this.#netns && this.#sock) forgetSocket(this.#netns, this.#sock);
     this.#sock?.close();
     this.#sock = undefined;
     if (this.#ownsNetns) this.#netns?.close();

@@ -397,8 +397,10 @@ function createMacvtap(a: Steps, master: Link): Link {
   // A passthru macvtap takes the lower device's MAC at creation; a MAC set
   // afterwards is applied to both (that is what passthru means).
   const macLater = conf.mode === "passthru" ? conf.mac : undefined;
+  let created: Link;
   try {
-    host.links.add({
+    // Returns the link as read back through ctr's socket (links.add docs).
+    created = host.links.add({
       kind: "macvtap",
       name: tmp,
       parent: master.index,
@@ -414,7 +416,6 @@ function createMacvtap(a: Steps, master: Link): Link {
       { cause: err },
     );
   }
-  const created = ctr.links.get(tmp);
   a.undo.push(`delete ${ctx.ifname} in ${ctx.netns}`, () => ctr.links.del(created.index));
   nameAndRaise(a, created.index, {
     ...(conf.promiscMode ? { promisc: true } : {}),

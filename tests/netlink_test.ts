@@ -252,6 +252,14 @@ Deno.test(
         "bridge",
       ]);
     }
+    // With a handle open on the same Netns, the link is read back through its socket.
+    using hb = NetlinkHandle.open({ netns: b.ns });
+    assert.equal(hb.links.get("lo").index, 1);
+    const tap3 = h.links.add({ kind: "macvtap", name: "mvt3", parent: "eth1", netns: b.ns });
+    assert.deepEqual([tap3.index, tap3.mac], [
+      ipLink(b.name, "mvt3").ifindex,
+      ipLink(b.name, "mvt3").address,
+    ]);
     // A veth whose peer goes to b by path; the link returned is this end.
     const va = h.links.add({ kind: "veth", name: "va", peer: { name: "vb", netns: b.path } });
     assert.equal(va.index, ipLink(a.name, "va").ifindex);
