@@ -478,7 +478,16 @@ export function createNetns(name: string): Netns {
       if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND) < 0) {
         failure = new NetlinkError("mount", errno(), undefined, `Cannot create "${name}"`);
       }
-      comeBack(home, path, failure);
+      try {
+        comeBack(home, path, failure);
+      } catch (err) {
+        // Poisoned: the thread is elsewhere, but the mount namespace is not,
+        // so the name can still go (a leftover would look like a namespace).
+        try {
+          removeNamed(path);
+        } catch { /* the NetnsRestoreError matters more */ }
+        throw err;
+      }
     }
   } finally {
     c.close(home);

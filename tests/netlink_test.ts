@@ -352,6 +352,63 @@ Deno.test("sysctls are written and read through libc, in the namespace given", o
 });
 
 Deno.test(
+  "a failed return from a namespace throws NetnsRestoreError and poisons netlink; the process lives on",
+  opts,
+  async () => {
+    // In a user namespace of its own (unshare -Urm), the process may create
+    // a network namespace but not setns() back into the initial one, which
+    // the initial user namespace owns: the restore fails for real.
+    const name = `${PREFIX}${++counter}`;
+    const lib = new URL("../netlink.ts", import.meta.url).pathname;
+    const script = `
+import { createNetns, NetlinkHandle, netnsRestoreFailure, NetnsRestoreError } from "${lib}";
+try {
+  createNetns("${name}");
+  console.log("created");
+} catch (err) {
+  console.log("first " + (err instanceof NetnsRestoreError) + " " + (err as Error).message);
+}
+console.log("poisoned " + (netnsRestoreFailure() instanceof NetnsRestoreError));
+try {
+  using h = NetlinkHandle.open();
+  h.links.list();
+  console.log("listed");
+} catch (err) {
+  console.log("later " + (err === netnsRestoreFailure()));
+}
+console.log("alive");
+`;
+    const file = await Deno.makeTempFile({ suffix: ".ts" });
+    try {
+      await Deno.writeTextFile(file, script);
+      const r = new Deno.Command("unshare", {
+        args: [
+          "-Urm",
+          Deno.execPath(),
+          "run",
+          "--allow-ffi",
+          "--allow-read",
+          "--allow-write",
+          file,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      const out = new TextDecoder().decode(r.stdout);
+      assert.equal(r.code, 0, `${out}${new TextDecoder().decode(r.stderr)}`);
+      assert.match(out, /^first true Cannot return to the original network namespace/m);
+      assert.match(out, /^poisoned true$/m);
+      assert.match(out, /^later true$/m);
+      assert.match(out, /^alive$/m);
+      assert.throws(() => Deno.statSync(`/run/netns/${name}`), Deno.errors.NotFound);
+    } finally {
+      await Deno.remove(file);
+      deleteNetns(name);
+    }
+  },
+);
+
+Deno.test(
   "openNetns() errors: NetnsNotFoundError for a missing path, EINVAL for a non-netns",
   opts,
   () => {
