@@ -25,7 +25,8 @@ interface Example {
 function examples(readme: string): Example[] {
   const section = readme.slice(readme.indexOf("## Use it from Deno"));
   const out: Example[] = [];
-  const re = /```ts\n([\s\S]*?)```([\s\S]*?)(?=```ts\n|$)/g;
+  // Marked `ts ignore` so that `deno test --doc` leaves them to this test.
+  const re = /```ts ignore\n([\s\S]*?)```([\s\S]*?)(?=```ts ignore\n|$)/g;
   for (const m of section.matchAll(re)) {
     const after = (m[2] ?? "").replace(/\s+/g, " ");
     const cmd = /Run it as root with `deno run ((?:--allow-[a-z]+ )+)(\S+\.ts)`/.exec(after);
