@@ -62,6 +62,8 @@ const symbols = {
   unlink: { parameters: ["buffer"], result: "i32" },
   /** int rmdir(const char *path) */
   rmdir: { parameters: ["buffer"], result: "i32" },
+  /** int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf) */
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   /** int faccessat(int dirfd, const char *path, int mode, int flags) */
   faccessat: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   /** int mknod(const char *path, mode_t mode, dev_t dev) */
@@ -269,4 +271,63 @@ export function cStringArray(strings: readonly string[]): {
  */
 export function effectiveUid(): number {
   return libc().geteuid();
+}
+
+const STATX_TYPE = 0x1;
+const STATX_INO = 0x100;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+/** What {@linkcode statPath} reports. */
+export interface PathStat {
+  /** `st_mode` (type and permission bits). */
+  mode: number;
+  /** The inode number. */
+  ino: number;
+  /** A regular file (a namespace file on nsfs is one). */
+  isFile: boolean;
+  /** A directory. */
+  isDirectory: boolean;
+}
+
+/**
+ * stat(2) (following symlinks) through libc's statx. Deno asks for
+ * `--allow-all` before it stats or reads a link under `/proc/<pid>` (also
+ * `/proc/self` and `/proc/thread-self`), which namespace paths are;
+ * `--allow-ffi` covers this.
+ *
+ * @param path The path.
+ * @returns Its type and inode.
+ * @throws {Deno.errors.NotFound} when nothing is there.
+ * @throws {Error} with the errno in the message otherwise (`cause.errno` holds it).
+ */
+export function statPath(path: string): PathStat {
+  const buf = new Uint8Array(256);
+  if (libc().statx(AT_FDCWD, cstr(path), 0, STATX_TYPE | STATX_INO, buf) < 0) {
+    const e = errno();
+    if (e === ERRNO.ENOENT) throw new Deno.errors.NotFound(`No such file: ${path}`);
+    throw new Error(`Cannot stat ${path} (errno ${e})`, { cause: { errno: e } });
+  }
+  const v = new DataView(buf.buffer);
+  const mode = v.getUint16(28, true);
+  return {
+    mode,
+    ino: Number(v.getBigUint64(32, true)),
+    isFile: (mode & S_IFMT) === S_IFREG,
+    isDirectory: (mode & S_IFMT) === S_IFDIR,
+  };
+}
+
+/**
+ * Whether process `pid` exists (kill(2) with signal 0: ESRCH means gone).
+ * `Deno.statSync("/proc/<pid>")` would need `--allow-all`.
+ *
+ * @param pid The process id.
+ * @returns `false` only when no such process exists.
+ */
+export function processExists(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false; // 0 and -1 would mean groups
+  if (libc().kill(pid, 0) === 0) return true;
+  return errno() !== ERRNO.ESRCH;
 }

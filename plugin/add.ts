@@ -50,6 +50,7 @@ import {
 } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
+import { statPath } from "../internal/_libc.ts";
 
 /** What every step of one ADD works with. */
 interface Steps {
@@ -553,7 +554,7 @@ function hostNetns(ctx: CniContext): { hostNetnsIno?: number } {
 /** `{ netnsIno }` of the namespace file at `path`, or nothing when it cannot be read. */
 function netnsInode(path: string): { netnsIno?: number } {
   try {
-    return { netnsIno: Deno.statSync(path).ino! };
+    return { netnsIno: statPath(path).ino }; // Deno.statSync of /proc/<pid>/… needs --allow-all
   } catch {
     return {};
   }

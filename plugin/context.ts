@@ -8,6 +8,7 @@
 
 import type { CniContext } from "../cni/mod.ts";
 import type { HandleOptions } from "../netlink/mod.ts";
+import { statPath } from "../internal/_libc.ts";
 
 export type { CniContext };
 
@@ -27,7 +28,7 @@ export function hostNetnsPath(ctx: Pick<CniContext, "hostNetns">): string {
 /** Inode of the call's host namespace, or `undefined` when it cannot be read. */
 export function hostNetnsIno(ctx: Pick<CniContext, "hostNetns">): number | undefined {
   try {
-    return Deno.statSync(hostNetnsPath(ctx)).ino ?? undefined;
+    return statPath(hostNetnsPath(ctx)).ino;
   } catch {
     return undefined;
   }

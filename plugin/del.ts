@@ -20,6 +20,7 @@ import { ALLOCATION_ONLY_IPAM, type Ipam } from "../ipam/mod.ts";
 import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
+import { statPath } from "../internal/_libc.ts";
 
 /**
  * Delete the container interface `ifname` (or its temporary name) in the
@@ -38,7 +39,7 @@ export async function deleteContainerLink(
   try {
     // From a record (GC): the path must still name the namespace ADD used;
     // a path re-used for another pod's namespace is not ours.
-    if (options.netnsIno !== undefined && Deno.statSync(netnsPath).ino !== options.netnsIno) {
+    if (options.netnsIno !== undefined && statPath(netnsPath).ino !== options.netnsIno) {
       log.info(`"${netnsPath}" is another namespace than at ADD; its links are not ours`);
       return;
     }

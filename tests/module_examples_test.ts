@@ -188,7 +188,7 @@ for (const example of found) {
  * namespace keeps only `lo`, and DEL removes everything again.
  */
 const HOST_NETNS_SCRIPT = `
-import { NetlinkHandle } from "${root}netlink.ts";
+import { currentNetnsId, NetlinkHandle } from "${root}netlink.ts";
 import { cmdAdd, cmdCheck, cmdDel } from "${root}plugin.ts";
 import { formatResult } from "${root}cni.ts";
 
@@ -203,6 +203,20 @@ const result = await cmdAdd(config, ctx, options);
 console.log("ADD " + result.ips?.[0]?.address);
 await cmdCheck({ ...config, prevResult: formatResult(result, "1.1.0") }, ctx, options);
 console.log("CHECK ok");
+// The attachment's record names the host namespace it used (by inode).
+const inos: unknown[] = [];
+const walk = (dir: string) => {
+  for (const e of Deno.readDirSync(dir)) {
+    const path = dir + "/" + e.name;
+    if (e.isDirectory) walk(path);
+    else if (e.isFile) {
+      const m = /"hostNetnsIno":\\s*(\\d+)/.exec(Deno.readTextFileSync(path));
+      if (m) inos.push(Number(m[1]));
+    }
+  }
+};
+walk(Deno.env.get("MACVTAP_STATE_ROOT")!);
+console.log("RECORD " + JSON.stringify(inos));
 using own = NetlinkHandle.open();
 console.log("OWN " + own.links.list().map((l) => l.name).join(","));
 using lab = NetlinkHandle.open({ netns: host });
@@ -210,6 +224,15 @@ const hostRoutes = lab.routes.list({ oif: "mvhost0" }).filter((r) => r.protocol 
 console.log("HOSTROUTES " + hostRoutes.map((r) => r.dst).join(","));
 await cmdDel(config, ctx, options);
 console.log("DEL ok");
+
+// Without hostNetns the host is the caller's namespace: its inode is recorded too.
+own.links.add({ kind: "veth", name: "eth9", peer: { name: "eth9p" }, up: true });
+const config2 = { ...config, name: "lan2", master: "eth9", hostrouteif: "mvhost9" };
+await cmdAdd(config2, ctx);
+inos.length = 0;
+walk(Deno.env.get("MACVTAP_STATE_ROOT")! + "/lan2");
+console.log("RECORD2 " + JSON.stringify(inos) + " " + currentNetnsId());
+await cmdDel(config2, ctx);
 `;
 
 Deno.test({
@@ -247,12 +270,19 @@ Deno.test({
       assert(/^ADD 10\.9\.0\.\d+\/24$/m.test(r.stdout), r.stdout);
       assert(/^CHECK ok$/m.test(r.stdout), r.stdout);
       assert(/^OWN lo$/m.test(r.stdout), `the caller's namespace has only lo:\n${r.stdout}`);
+      const hostIno = Deno.statSync(`/run/netns/${host}`).ino;
+      assert(
+        r.stdout.includes(`RECORD [${hostIno}]\n`),
+        `record's host netns ${hostIno}:\n${r.stdout}`,
+      );
       const address = /^ADD (10\.9\.0\.\d+)\/24$/m.exec(r.stdout)?.[1];
       assert(
         r.stdout.includes(`HOSTROUTES ${address}/32\n`),
         `host route in the lab host:\n${r.stdout}`,
       );
       assert(/^DEL ok$/m.test(r.stdout), r.stdout);
+      const own = /^RECORD2 \[(\d+)\] net:\[(\d+)\]$/m.exec(r.stdout);
+      assert(own && own[1] === own[2], `the caller's netns recorded as the host:\n${r.stdout}`);
       assert(!/warn/i.test(r.stderr), r.stderr);
       // DEL left the lab host as ADD found it, save the hostrouteif (kept, as on a node).
       const routes = (await run(["ip", "-n", host, "route", "show", "proto", "249"])).stdout;
@@ -267,5 +297,28 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
       await Deno.remove(state, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "netlink's JSDoc examples run with exactly the flags netlink.ts documents",
+  ignore: !privileged,
+  async fn() {
+    const doc = await Deno.readTextFile(`${root}netlink.ts`);
+    const flags = /`deno run ((?:--allow-[a-z]+ )+)script\.ts` runs every example here/
+      .exec(doc.replace(/\n \* /g, " "))?.[1]?.trim().split(" ");
+    assert(flags && flags.length > 0, "netlink.ts names the flags its examples run with");
+    const files = [`${root}netlink.ts`];
+    for (const e of Deno.readDirSync(`${root}netlink`)) {
+      if (e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) {
+        files.push(`${root}netlink/${e.name}`);
+      }
+    }
+    const r = await run(
+      ["unshare", "-n", Deno.execPath(), "test", "--doc", ...flags, ...files],
+      { timeoutMs: 300_000, env: { ...Deno.env.toObject(), NO_COLOR: "1" } },
+    );
+    assert(r.success, `${r.stdout}\n${r.stderr}`);
+    assert(/ok \| \d+ passed/.test(r.stdout), r.stdout);
   },
 });
