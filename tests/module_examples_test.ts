@@ -233,6 +233,13 @@ inos.length = 0;
 walk(Deno.env.get("MACVTAP_STATE_ROOT")! + "/lan2");
 console.log("RECORD2 " + JSON.stringify(inos) + " " + currentNetnsId());
 await cmdDel(config2, ctx);
+
+// The IPAM plugin runs in the host namespace given (it writes where it ran).
+const probe = { cniVersion: "1.1.0", name: "lan3", type: "macvtap", master: "eth1", ipam: { type: "nsprobe" } };
+const probeCtx = { ...ctx, path: [dataDir + "/bin"] };
+const probed = await cmdAdd(probe, probeCtx, options);
+console.log("PROBE " + probed.ips?.[0]?.address);
+await cmdDel(probe, probeCtx, options);
 `;
 
 Deno.test({
@@ -249,6 +256,15 @@ Deno.test({
       await ipNetns("-n", host, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p");
       await ipNetns("-n", host, "link", "set", "eth1", "up");
       await ipNetns("-n", host, "link", "set", "eth1p", "up");
+      // An IPAM plugin that notes the namespace it runs in.
+      await Deno.mkdir(`${dir}/ipam/bin`, { recursive: true });
+      await Deno.writeTextFile(
+        `${dir}/ipam/bin/nsprobe`,
+        `#!/bin/sh\nreadlink /proc/self/ns/net > "${dir}/ran-$CNI_COMMAND"\ncat > /dev/null\n` +
+          `[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.1.0","ips":[{"address":"10.9.1.2/24"}]}'\n` +
+          `exit 0\n`,
+        { mode: 0o755 },
+      );
       const file = `${dir}/hostnetns.ts`;
       await Deno.writeTextFile(file, HOST_NETNS_SCRIPT);
       // The script runs in a namespace of its own (unshare -n), never the host.
@@ -281,6 +297,11 @@ Deno.test({
         `host route in the lab host:\n${r.stdout}`,
       );
       assert(/^DEL ok$/m.test(r.stdout), r.stdout);
+      assert(/^PROBE 10\.9\.1\.2\/24$/m.test(r.stdout), r.stdout);
+      for (const command of ["ADD", "DEL"]) {
+        const ran = (await Deno.readTextFile(`${dir}/ran-${command}`)).trim();
+        assert(ran === `net:[${hostIno}]`, `IPAM ${command} ran in ${ran}, not the host's`);
+      }
       const own = /^RECORD2 \[(\d+)\] net:\[(\d+)\]$/m.exec(r.stdout);
       assert(own && own[1] === own[2], `the caller's netns recorded as the host:\n${r.stdout}`);
       assert(!/warn/i.test(r.stderr), r.stderr);
