@@ -10,7 +10,13 @@
  * `--allow-read --allow-write` to create one (`/run/netns`). Changes need
  * root or CAP_NET_ADMIN; reading (`links.list()`, `routes.list()` …) does not.
  * `deno run --allow-ffi --allow-read --allow-write script.ts` runs every
- * example here (tests/module_examples_test.ts runs them with exactly these).
+ * example here (tests/module_examples_test.ts runs `deno test --doc` on this
+ * module with exactly these flags; the examples that need root and named
+ * namespaces are functions there, type-checked but not called).
+ *
+ * Paths under `/proc/<pid>` (`/proc/self/ns/net`, a CNI_NETNS of
+ * `/proc/1234/ns/net`) are stat'ed and opened through libc: `Deno.statSync`
+ * and `Deno.readLinkSync` would ask for `--allow-all` there.
  *
  * Every operation is synchronous (one request, one reply) except waiting
  * for events. Errors are {@linkcode NetlinkError}s naming the
