@@ -343,3 +343,26 @@ Deno.test({
     assert(/ok \| \d+ passed/.test(r.stdout), r.stdout);
   },
 });
+
+Deno.test("MACVTAP_LIBMNL naming a file that does not load says so, with no package advice", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bad = `${dir}/libmnl-bad.so`;
+    await Deno.writeTextFile(bad, "not an ELF file\n");
+    const file = `${dir}/list.ts`;
+    await Deno.writeTextFile(
+      file,
+      `import { NetlinkHandle } from "${root}netlink.ts";\n` +
+        `using h = NetlinkHandle.open();\nh.links.list();\n`,
+    );
+    const r = await run(
+      [Deno.execPath(), "run", "--allow-ffi", "--allow-env", "--allow-read", file],
+      { env: { ...Deno.env.toObject(), NO_COLOR: "1", MACVTAP_LIBMNL: bad } },
+    );
+    assert(!r.success, r.stdout);
+    assert(r.stderr.includes(`MACVTAP_LIBMNL=${bad} does not load`), r.stderr);
+    assert(!r.stderr.includes("apt-get"), r.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
