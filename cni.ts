@@ -26,3 +26,6 @@ export type { CniErrorJson, ErrorCodeValue } from "./cni/errors.ts";
 export { formatResult, parseResult } from "./cni/result.ts";
 export type { Dns, Interface, IPConfig, ParseResultOptions, Result, Route } from "./cni/result.ts";
 export { CURRENT_VERSION, SUPPORTED_VERSIONS } from "./cni/version.ts";
+export type { CniCommand } from "./cni/version.ts";
+export { defaultToCniError, MAX_STDIN_BYTES, runSkel, runSkelMain } from "./cni/skel.ts";
+export type { CniContext, SkelHandlers, SkelIo, SkelRequest } from "./cni/skel.ts";

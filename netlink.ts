@@ -1,75 +1,43 @@
 /**
  * Netlink for Deno over libmnl (`Deno.dlopen`): links, addresses, routes,
- * neighbours, network namespaces, sysctls and link events, with the names `ip` uses for
- * flags and scopes. Needs `--allow-ffi` (`--allow-read` and `--allow-write`
- * for namespaces and sysctls) and root or CAP_NET_ADMIN for changes.
+ * neighbours, network namespaces, sysctls and events (links, addresses,
+ * routes, neighbours), with the names `ip` uses for flags, scopes and
+ * protocols.
+ *
+ * Permissions: `--allow-ffi` for everything (sysctls are read and written
+ * through libc, since Deno asks for `--allow-all` before it writes under
+ * `/proc`), plus `--allow-read` to open a namespace by path and
+ * `--allow-read --allow-write` to create one (`/run/netns`). Changes need
+ * root or CAP_NET_ADMIN; reading (`links.list()`, `routes.list()` …) does not.
+ * `deno run --allow-ffi --allow-read --allow-write script.ts` runs every
+ * example here (tests/module_examples_test.ts runs `deno test --doc` on this
+ * module with exactly these flags; the examples that need root and named
+ * namespaces are functions there, type-checked but not called).
+ *
+ * Paths under `/proc/<pid>` (`/proc/self/ns/net`, a CNI_NETNS of
+ * `/proc/1234/ns/net`) are stat'ed and opened through libc: `Deno.statSync`
+ * and `Deno.readLinkSync` would ask for `--allow-all` there.
  *
  * Every operation is synchronous (one request, one reply) except waiting
- * for link events. Errors are {@linkcode NetlinkError}s naming the
+ * for events. Errors are {@linkcode NetlinkError}s naming the
  * operation, what it was about and the errno:
  * `RTM_NEWLINK eth9: File exists (EEXIST)`.
  *
- * @example Links of a namespace, like `ip -n lab link show`
- * ```ts ignore
- * import { NetlinkHandle } from "@macvtap/cni/netlink";
+ * A namespace is given the same way everywhere (`NetnsRef`: an open
+ * {@linkcode Netns} or a path). If the main thread ever cannot return to its
+ * namespace after a section inside another, the library throws
+ * {@linkcode NetnsRestoreError} and refuses namespace work from then on; it
+ * never exits the process.
  *
- * using h = NetlinkHandle.open({ netns: "/run/netns/lab" });
+ * @example The links of our own namespace, like `ip link show` (no root needed)
+ * ```ts
+ * import { NetlinkHandle } from "./netlink.ts";
+ *
+ * using h = NetlinkHandle.open();
  * for (const l of h.links.list()) console.log(l.index, l.name, l.kind ?? "");
  * ```
  *
  * @module
  */
 
-export { NetlinkHandle } from "./netlink/handle.ts";
-export type { HandleOptions } from "./netlink/handle.ts";
-export type { LinkOps } from "./netlink/link.ts";
-export type { AddrFilter, AddrOps, AddrOptions } from "./netlink/addr.ts";
-export type { RouteFilter, RouteOps, RouteSpec } from "./netlink/route.ts";
-export {
-  createNetns,
-  currentNetns,
-  currentNetnsId,
-  deleteNetns,
-  inNetns,
-  Netns,
-  NETNS_RUN_DIR,
-  openNetns,
-} from "./netlink/netns.ts";
-export { readSysctl, writeSysctl } from "./netlink/sysctl.ts";
-export { subscribeLinks } from "./netlink/events.ts";
-export type { LinkSubscription } from "./netlink/events.ts";
-export {
-  DumpInterruptedError,
-  errnoName,
-  isErrno,
-  LinkNotFoundError,
-  NetlinkError,
-  NetnsNotFoundError,
-} from "./netlink/errors.ts";
-export type { NetlinkErrorOptions } from "./netlink/errors.ts";
-export { LibraryLoadError } from "./netlink/_ffi.ts";
-export {
-  ADDR_FLAGS,
-  LINK_FLAGS,
-  LINK_TYPES,
-  NEIGH_STATES,
-  ROUTE_PROTOCOLS,
-  ROUTE_TABLES,
-  ROUTE_TYPES,
-  SCOPES,
-} from "./netlink/names.ts";
-export type { NeighFilter, NeighOps, NeighSpec } from "./netlink/neigh.ts";
-export { MACVLAN_MODES, macvlanModeName } from "./netlink/wire/message.ts";
-export type {
-  Address,
-  Family,
-  Link,
-  LinkChange,
-  LinkEvent,
-  LinkRef,
-  LinkSpec,
-  MacvlanMode,
-  Neighbour,
-  NextHop,
-  Route,
-} from "./netlink/types.ts";
+export * from "./netlink/mod.ts";

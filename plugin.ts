@@ -4,27 +4,35 @@
  * out, as the executable does for a runtime. A config's `logLevel` and
  * `logFile` apply to that call only; the process's logger stays as it was.
  *
- * Needs `--allow-ffi`, `--allow-run` (IPAM plugins), `--allow-env`,
- * `--allow-read` and `--allow-write` (state directory), and root.
+ * Permissions: `--allow-ffi --allow-run --allow-env --allow-read
+ * --allow-write`, nothing more, and root. `CommandOptions.hostNetns` makes
+ * another namespace than the caller's the host. For writing a plugin of your
+ * own this entry also exports the IPAM delegate ({@linkcode ipamDelegate})
+ * and the interface configuration ({@linkcode configureInterface}); the skel
+ * is in `@macvtap/cni/cni`.
  *
- * @example Attach, check and detach a task's namespace
- * ```ts ignore
- * import { cmdAdd, cmdCheck, cmdDel, toCniError } from "@macvtap/cni/plugin";
- * import { formatResult } from "@macvtap/cni/cni";
+ * @example Attach, check and detach a task's namespace, with a lab namespace as the host
+ * ```ts
+ * import { cmdAdd, cmdCheck, cmdDel, toCniError } from "./plugin.ts";
+ * import { formatResult } from "./cni.ts";
  *
- * const config = {
- *   cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1",
- *   ipam: { type: "host-local", subnet: "192.168.122.0/24" },
- * };
- * const ctx = { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: ["/usr/lib/cni"] };
- * try {
- *   const result = await cmdAdd(config, ctx);
- *   console.log(formatResult(result, "1.1.0"));
- *   await cmdCheck({ ...config, prevResult: formatResult(result, "1.1.0") }, ctx);
- * } catch (err) {
- *   console.error(toCniError(err).toJSON("1.1.0"));
- * } finally {
- *   await cmdDel(config, ctx);
+ * // Needs root, /run/netns/lab with eth1, and /run/netns/task1: type-checked, not run.
+ * export async function attach(): Promise<void> {
+ *   const config = {
+ *     cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1",
+ *     ipam: { type: "host-local", subnet: "192.168.122.0/24" },
+ *   };
+ *   const ctx = { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: ["/usr/lib/cni"] };
+ *   const options = { hostNetns: "/run/netns/lab" };
+ *   try {
+ *     const result = await cmdAdd(config, ctx, options);
+ *     console.log(formatResult(result, "1.1.0"));
+ *     await cmdCheck({ ...config, prevResult: formatResult(result, "1.1.0") }, ctx, options);
+ *   } catch (err) {
+ *     console.error(toCniError(err).toJSON("1.1.0"));
+ *   } finally {
+ *     await cmdDel(config, ctx, options);
+ *   }
  * }
  * ```
  *
@@ -41,7 +49,10 @@ setLogScope(new AsyncLocalStorage<Logger>());
 
 export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts";
 export type { CommandOptions } from "./plugin/commands.ts";
-export type { Ipam } from "./ipam/mod.ts";
+export { execIpam, ipamDelegate } from "./ipam/mod.ts";
+export type { DelegateOptions, ExecIpamOptions, Ipam, IpamCommand } from "./ipam/mod.ts";
+export { checkInterface, configureInterface, resolveRoutes } from "./ipam/configure.ts";
+export type { ConfigureOptions } from "./ipam/configure.ts";
 export type { CniContext } from "./plugin/context.ts";
 export { PluginError, toCniError } from "./plugin/errors.ts";
 export { ConfigError } from "./config/mod.ts";

@@ -88,10 +88,18 @@ export interface CniContext {
   path: string[];
   /** Extra environment for delegated (IPAM) plugins; default: the process environment. */
   env?: Record<string, string>;
+  /**
+   * Not from the CNI environment (the skel never sets it): the network
+   * namespace a plugin treats as the host (masters, host routes, IPAM
+   * children), as a path; default the caller's. The plugin's commands take
+   * it as `CommandOptions.hostNetns`.
+   */
+  hostNetns?: string;
 }
 
 /** What a command handler receives: the environment, the command and stdin. */
 export interface SkelRequest extends CniContext {
+  /** `CNI_COMMAND` (VERSION is answered by the skel itself). */
   command: Exclude<CniCommand, "VERSION">;
   /** The parsed stdin object. */
   config: Record<string, unknown>;
@@ -103,10 +111,15 @@ export interface SkelRequest extends CniContext {
 
 /** The plugin's commands; `gc` and `status` default to success (as in the Go skel). */
 export interface SkelHandlers {
+  /** ADD: attach, and return the result (the skel formats it for the config's version). */
   add(req: SkelRequest): Result | Promise<Result>;
+  /** DEL: detach; must succeed when there is nothing to delete. */
   del(req: SkelRequest): void | Promise<void>;
+  /** CHECK: throw when the attachment is not as `prevResult` says. */
   check(req: SkelRequest): void | Promise<void>;
+  /** GC: clean up what `cni.dev/valid-attachments` does not list (default: nothing). */
   gc?(req: SkelRequest): void | Promise<void>;
+  /** STATUS: throw (code 50) when ADD cannot be served (default: ready). */
   status?(req: SkelRequest): void | Promise<void>;
   /** Map anything a handler throws to a CNI error; default {@linkcode defaultToCniError}. */
   toCniError?(err: unknown): CniError;
@@ -116,9 +129,11 @@ export interface SkelHandlers {
 
 /** The process I/O the skel uses. */
 export interface SkelIo {
+  /** The environment (`CNI_COMMAND`, `CNI_CONTAINERID`, …). */
   env: Record<string, string | undefined>;
   /** The whole of stdin; may stop after {@linkcode MAX_STDIN_BYTES} + 1 bytes. */
   stdin(): Uint8Array | Promise<Uint8Array>;
+  /** Write the result or error JSON (the skel calls it once). */
   stdout(text: string): void;
   /** Diagnostics; default: discarded. */
   stderr?(text: string): void;
@@ -455,9 +470,13 @@ function writeAllSync(w: { writeSync(p: Uint8Array): number }, text: string): vo
  * process then ends when the event loop is empty). Needs `--allow-env`.
  *
  * @example Entry point
- * ```ts ignore
- * import { runSkelMain } from "./skel.ts";
- * await runSkelMain({ add, del, check, toCniError });
+ * ```ts
+ * import { runSkelMain, type SkelHandlers } from "./skel.ts";
+ *
+ * // The whole main module of a plugin (it ends the process): type-checked, not run.
+ * export async function main(handlers: SkelHandlers): Promise<void> {
+ *   await runSkelMain(handlers);
+ * }
  * ```
  */
 export async function runSkelMain(handlers: SkelHandlers): Promise<void> {

@@ -103,8 +103,9 @@ export function ensureHostRouteIf(h: NetlinkHandle, name: string, master: Link):
         try {
           writeSysctl(`net/ipv6/conf/${name}/accept_dad`, "0", h.netns);
         } catch (err) {
-          log.debug(
-            `hostrouteif ${name}: cannot disable DAD: ${errorText(err)}`,
+          // Left on, tasks' IPv6 traffic via it stalls ~2 s after each start: say so.
+          log.warn(
+            `hostrouteif ${name}: cannot disable DAD (IPv6 via it waits ~2 s): ${errorText(err)}`,
           );
         }
         h.links.set(found.index, { up: true });

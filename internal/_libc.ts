@@ -24,6 +24,8 @@ const LIBC_DEFAULT = "libc.so.6";
 
 /** open(2) flag: read only. */
 export const O_RDONLY = 0;
+/** open(2) flag: write only. */
+export const O_WRONLY = 1;
 /** open(2) flag: never become the controlling terminal. */
 export const O_NOCTTY = 0o400;
 /** open(2) flag: do not block (on a FIFO, for one). */
@@ -60,6 +62,8 @@ const symbols = {
   unlink: { parameters: ["buffer"], result: "i32" },
   /** int rmdir(const char *path) */
   rmdir: { parameters: ["buffer"], result: "i32" },
+  /** int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf) */
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   /** int faccessat(int dirfd, const char *path, int mode, int flags) */
   faccessat: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   /** int mknod(const char *path, mode_t mode, dev_t dev) */
@@ -88,6 +92,8 @@ const symbols = {
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
 
   // Processes.
+  /** uid_t geteuid(void): the effective uid, needing no `--allow-sys` as `Deno.uid()` does */
+  geteuid: { parameters: [], result: "u32" },
   /** int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) */
   posix_spawn: {
     parameters: ["buffer", "buffer", "buffer", "pointer", "buffer", "buffer"],
@@ -254,4 +260,74 @@ export function cStringArray(strings: readonly string[]): {
   });
   ptrs[parts.length] = 0n;
   return { block, array };
+}
+
+/**
+ * The effective uid (geteuid(2)). `Deno.uid()` would need `--allow-sys=uid`
+ * on top of the flags the plugin documents, and it is the real uid, not the
+ * one the kernel checks ownership against.
+ *
+ * @returns The effective uid.
+ */
+export function effectiveUid(): number {
+  return libc().geteuid();
+}
+
+const STATX_TYPE = 0x1;
+const STATX_INO = 0x100;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+/** What {@linkcode statPath} reports. */
+export interface PathStat {
+  /** `st_mode` (type and permission bits). */
+  mode: number;
+  /** The inode number. */
+  ino: number;
+  /** A regular file (a namespace file on nsfs is one). */
+  isFile: boolean;
+  /** A directory. */
+  isDirectory: boolean;
+}
+
+/**
+ * stat(2) (following symlinks) through libc's statx. Deno asks for
+ * `--allow-all` before it stats or reads a link under `/proc/<pid>` (also
+ * `/proc/self` and `/proc/thread-self`), which namespace paths are;
+ * `--allow-ffi` covers this.
+ *
+ * @param path The path.
+ * @returns Its type and inode.
+ * @throws {Deno.errors.NotFound} when nothing is there.
+ * @throws {Error} with the errno in the message otherwise (`cause.errno` holds it).
+ */
+export function statPath(path: string): PathStat {
+  const buf = new Uint8Array(256);
+  if (libc().statx(AT_FDCWD, cstr(path), 0, STATX_TYPE | STATX_INO, buf) < 0) {
+    const e = errno();
+    if (e === ERRNO.ENOENT) throw new Deno.errors.NotFound(`No such file: ${path}`);
+    throw new Error(`Cannot stat ${path} (errno ${e})`, { cause: { errno: e } });
+  }
+  const v = new DataView(buf.buffer);
+  const mode = v.getUint16(28, true);
+  return {
+    mode,
+    ino: Number(v.getBigUint64(32, true)),
+    isFile: (mode & S_IFMT) === S_IFREG,
+    isDirectory: (mode & S_IFMT) === S_IFDIR,
+  };
+}
+
+/**
+ * Whether process `pid` exists (kill(2) with signal 0: ESRCH means gone).
+ * `Deno.statSync("/proc/<pid>")` would need `--allow-all`.
+ *
+ * @param pid The process id.
+ * @returns `false` only when no such process exists.
+ */
+export function processExists(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false; // 0 and -1 would mean groups
+  if (libc().kill(pid, 0) === 0) return true;
+  return errno() !== ERRNO.ESRCH;
 }

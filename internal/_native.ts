@@ -128,6 +128,11 @@ export function openLazily<S extends Deno.ForeignLibraryInterface>(
  * const err = new LibraryLoadError("libmnl.so.0", "MACVTAP_LIBMNL", new Error("not found"));
  * assert.match(err.message, /apt-get install libmnl0/);
  * assert.match(err.message, /MACVTAP_LIBMNL/);
+ *
+ * // A path from the env var that does not load: the message says so, no package advice.
+ * const bad = new LibraryLoadError("/opt/x.so", "MACVTAP_LIBMNL", new Error("bad ELF"), true);
+ * assert.match(bad.message, /MACVTAP_LIBMNL=\/opt\/x\.so does not load/);
+ * assert.doesNotMatch(bad.message, /apt-get/);
  * ```
  */
 export class LibraryLoadError extends Error {
@@ -137,11 +142,16 @@ export class LibraryLoadError extends Error {
    * @param soname The library tried.
    * @param envVar The env var that overrides its path.
    * @param cause The dlopen error.
+   * @param fromEnv `soname` is the path `envVar` named (then the fix is the
+   *   variable or that file, not a package).
    */
-  constructor(soname: string, envVar: string, cause: unknown) {
+  constructor(soname: string, envVar: string, cause: unknown, fromEnv = false) {
+    const why = cause instanceof Error ? cause.message : String(cause);
     super(
-      `Cannot load ${soname}: ${cause instanceof Error ? cause.message : cause}. ` +
-        `Install it (Debian: apt-get install ${
+      fromEnv
+        ? `Cannot load ${soname}: ${why}. ${envVar}=${soname} does not load: ` +
+          `point ${envVar} at a loadable library of this architecture, or unset it`
+        : `Cannot load ${soname}: ${why}. Install it (Debian: apt-get install ${
           soname.startsWith("libmnl") ? "libmnl0" : "libc6"
         }) or set ${envVar} to its path`,
       { cause },
@@ -166,12 +176,13 @@ export function openLibrary<S extends Deno.ForeignLibraryInterface>(
   soname: string,
   symbols: S,
 ): Deno.DynamicLibrary<S>["symbols"] {
-  const path = envOverride(envVar) || soname;
+  const override = envOverride(envVar);
+  const path = override || soname;
   const t0 = performance.now();
   try {
     return openLazily(path, symbols);
   } catch (err) {
-    throw new LibraryLoadError(path, envVar, err);
+    throw new LibraryLoadError(path, envVar, err, Boolean(override));
   } finally {
     span(`dlopen ${path} (${Object.keys(symbols).length})`, t0);
   }

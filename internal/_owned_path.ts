@@ -11,7 +11,7 @@
  * @module
  */
 
-import { lstatIfPresent } from "./_libc.ts";
+import { effectiveUid, lstatIfPresent } from "./_libc.ts";
 
 /** Why `path` is not an absolute, normalized path below (or at) `root`; `undefined` when it is. */
 export function outsideRoot(path: string, root: string): string | undefined {
@@ -55,8 +55,8 @@ export class UnsafePathError extends Error {
 function dirProblem(st: Deno.FileInfo): string | undefined {
   if (st.isSymlink) return "is a symlink";
   if (!st.isDirectory) return "is not a directory";
-  const uid = Deno.uid();
-  if (uid !== null && st.uid !== uid) return `is owned by uid ${st.uid}, not ${uid}`;
+  const uid = effectiveUid();
+  if (st.uid !== uid) return `is owned by uid ${st.uid}, not ${uid}`;
   if ((st.mode ?? 0) & 0o022) return "is writable by group or others";
   return undefined;
 }
@@ -153,8 +153,8 @@ export function openOwnedFileForAppend(path: string): Deno.FsFile {
 function fileProblem(st: Deno.FileInfo): string | undefined {
   if (st.isSymlink) return "is a symlink";
   if (!st.isFile) return "is not a regular file";
-  const uid = Deno.uid();
-  if (uid !== null && st.uid !== uid) return `is owned by uid ${st.uid}, not ${uid}`;
+  const uid = effectiveUid();
+  if (st.uid !== uid) return `is owned by uid ${st.uid}, not ${uid}`;
   if ((st.nlink ?? 1) !== 1) return `has ${st.nlink} hard links`;
   return undefined;
 }

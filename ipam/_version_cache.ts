@@ -78,10 +78,15 @@ function parseEntries(text: string): Map<string, Entry> {
  * The remembered VERSION answers of IPAM delegates, in one file.
  *
  * @example Remember host-local's versions
- * ```ts ignore
- * const cache = new DelegateVersionCache("/var/lib/cni/macvtap/.ipam_versions.json");
- * cache.get("/usr/lib/cni/host-local"); // undefined the first time
- * cache.set("/usr/lib/cni/host-local", ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"]);
+ * ```ts
+ * import { DelegateVersionCache } from "./_version_cache.ts";
+ *
+ * // Needs root (the state root): type-checked, not run by `deno test --doc`.
+ * export function remember(): void {
+ *   const cache = new DelegateVersionCache("/var/lib/cni/macvtap/.ipam_versions.json");
+ *   cache.get("/usr/lib/cni/host-local"); // undefined the first time
+ *   cache.set("/usr/lib/cni/host-local", ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"]);
+ * }
  * ```
  */
 export class DelegateVersionCache {

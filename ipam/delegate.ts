@@ -77,6 +77,8 @@ export interface DelegateOptions {
   cniPath: readonly string[];
   /** The delegate's environment: the caller's, with the CNI variables of the attachment. */
   env: Record<string, string>;
+  /** The namespace the delegate runs in (the plugin's host), as a path; default the caller's. */
+  netns?: string;
 }
 
 /**
@@ -84,26 +86,33 @@ export interface DelegateOptions {
  * exactly as received.
  *
  * @example Allocate, then release
- * ```ts ignore
- * const ipam = ipamDelegate({
- *   type: "host-local",
- *   cniVersion: "1.0.0",
- *   timeoutMs: 30_000,
- *   cniPath: ["/usr/lib/cni"],
- *   env: { ...Deno.env.toObject(), CNI_CONTAINERID: "c1", CNI_IFNAME: "eth0", CNI_NETNS: "" },
- * }, new TextEncoder().encode(Deno.readTextFileSync("net.json")));
- * const result = await ipam.add();
- * await ipam.del();
+ * ```ts
+ * import { ipamDelegate } from "./delegate.ts";
+ *
+ * // Needs root, net.json and the reference plugins: type-checked, not run by `deno test --doc`.
+ * export async function roundTrip(): Promise<void> {
+ *   const ipam = ipamDelegate({
+ *     type: "host-local",
+ *     cniVersion: "1.0.0",
+ *     timeoutMs: 30_000,
+ *     cniPath: ["/usr/lib/cni"],
+ *     env: { ...Deno.env.toObject(), CNI_CONTAINERID: "c1", CNI_IFNAME: "eth0", CNI_NETNS: "" },
+ *   }, new TextEncoder().encode(Deno.readTextFileSync("net.json")));
+ *   const result = await ipam.add();
+ *   console.log(result.ips);
+ *   await ipam.del();
+ * }
  * ```
  */
 export function ipamDelegate(options: DelegateOptions, stdin: Uint8Array): Ipam {
-  const { type, env, cniPath } = options;
+  const { type, env, cniPath, netns } = options;
   const exec = (command: IpamCommand, input: Uint8Array) =>
     execIpam(command, {
       type,
       stdin: input,
       env,
       cniPath,
+      netns,
       // A release gets at least DEL_MIN_TIMEOUT_MS even when ADD is bounded
       // tighter: cutting a release short leaks the lease.
       timeoutMs: command === "DEL"

@@ -13,6 +13,7 @@ import { ERRNO } from "../internal/_errno.ts";
 import { log } from "../internal/_log.ts";
 import { span, TIMING } from "../internal/_timing.ts";
 import { Child, type ChildResult, SpawnError } from "./_spawn.ts";
+import { inNetns } from "../netlink/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
 
 /** The CNI commands an IPAM plugin is run with. */
@@ -116,6 +117,23 @@ export interface ExecIpamOptions {
   stderr?: "log" | "inherit" | undefined;
   /** Aborting kills the child and rejects with the signal's reason. */
   signal?: AbortSignal | undefined;
+  /**
+   * The network namespace the child runs in (a path): it is spawned with the
+   * main thread inside it for that one synchronous call. Default: the caller's.
+   */
+  netns?: string | undefined;
+}
+
+/** Spawn the plugin, inside `netns` when one is given (posix_spawn is synchronous: the child inherits it). */
+function spawnIn(
+  netns: string | undefined,
+  path: string,
+  env: Record<string, string>,
+  stdin: Uint8Array,
+): Child {
+  return netns === undefined
+    ? Child.spawn(path, env, stdin)
+    : inNetns(netns, () => Child.spawn(path, env, stdin));
 }
 
 /**
@@ -129,9 +147,13 @@ export interface ExecIpamOptions {
  *   name; code 101 (`IPAM`) when no directory holds an executable file of that name.
  *
  * @example Find host-local
- * ```ts ignore
+ * ```ts
  * import { findPlugin } from "./exec.ts";
- * findPlugin("host-local", ["/opt/cni/bin", "/usr/lib/cni"]); // "/usr/lib/cni/host-local"
+ *
+ * // Needs the reference plugins installed: type-checked, not run by `deno test --doc`.
+ * export function hostLocal(): string {
+ *   return findPlugin("host-local", ["/opt/cni/bin", "/usr/lib/cni"]); // "/usr/lib/cni/host-local"
+ * }
  * ```
  *
  * @example A path is not a plugin name
@@ -197,9 +219,9 @@ function typeProblem(type: string): string | undefined {
  * this returns (when the file is not busy), so the caller can overlap it with
  * netlink work and await the promise later.
  *
- * The child inherits the calling thread's network namespace: call this
- * outside `inNetns` sections (it is the plugin's "host" namespace that IPAM
- * expects).
+ * The child runs in `options.netns`, else it inherits the calling thread's
+ * network namespace: call this outside `inNetns` sections (it is the
+ * plugin's "host" namespace that IPAM expects).
  *
  * - "text file busy" at exec is retried {@linkcode ETXTBSY_RETRY_DELAYS_MS};
  * - after `timeoutMs` the child is killed (SIGKILL);
@@ -215,25 +237,43 @@ function typeProblem(type: string): string | undefined {
  *   6 (`DECODE`) for unparsable output; 102 (`TIMEOUT`) on timeout.
  *
  * @example Allocate with host-local
- * ```ts ignore
+ * ```ts
  * import { execIpam } from "./exec.ts";
- * const stdin = new TextEncoder().encode(JSON.stringify({
- *   cniVersion: "1.0.0", name: "net", type: "macvtap",
- *   ipam: { type: "host-local", subnet: "10.99.0.0/24" },
- * }));
- * const pending = execIpam("ADD", {
- *   type: "host-local", stdin, cniPath: ["/usr/lib/cni"],
- *   env: { ...Deno.env.toObject(), CNI_CONTAINERID: "c1", CNI_NETNS: "/run/netns/c1", CNI_IFNAME: "eth0" },
- * });
- * // … create the link meanwhile …
- * const result = await pending; // {cniVersion, ips: [{address: "10.99.0.2/24", …}], …}
+ *
+ * // Needs root and the reference plugins: type-checked, not run by `deno test --doc`.
+ * export async function allocate(): Promise<unknown> {
+ *   const stdin = new TextEncoder().encode(JSON.stringify({
+ *     cniVersion: "1.0.0", name: "net", type: "macvtap",
+ *     ipam: { type: "host-local", subnet: "10.99.0.0/24" },
+ *   }));
+ *   const pending = execIpam("ADD", {
+ *     type: "host-local", stdin, cniPath: ["/usr/lib/cni"],
+ *     env: { ...Deno.env.toObject(), CNI_CONTAINERID: "c1", CNI_NETNS: "/run/netns/c1", CNI_IFNAME: "eth0" },
+ *   });
+ *   // … create the link meanwhile …
+ *   return await pending; // {cniVersion, ips: [{address: "10.99.0.2/24", …}], …}
+ * }
  * ```
  */
 export function execIpam(command: "ADD" | "VERSION", options: ExecIpamOptions): Promise<unknown>;
+/**
+ * {@linkcode execIpam} for the commands that print nothing on success.
+ *
+ * @param command DEL, CHECK, STATUS or GC.
+ * @param options As for ADD.
+ * @returns `undefined` once the child exits 0.
+ */
 export function execIpam(
   command: "DEL" | "CHECK" | "STATUS" | "GC",
   options: ExecIpamOptions,
 ): Promise<undefined>;
+/**
+ * {@linkcode execIpam} for any command.
+ *
+ * @param command The CNI command.
+ * @param options As for ADD.
+ * @returns The parsed JSON for ADD and VERSION; `undefined` otherwise.
+ */
 export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promise<unknown>;
 export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promise<unknown> {
   const t0 = performance.now();
@@ -250,7 +290,7 @@ export function execIpam(command: IpamCommand, options: ExecIpamOptions): Promis
   env.CNI_COMMAND = command;
   let first: Child | unknown;
   try {
-    first = Child.spawn(path, env, options.stdin);
+    first = spawnIn(options.netns, path, env, options.stdin);
   } catch (err) {
     first = err;
   }
@@ -294,7 +334,7 @@ async function finish(
       );
     }
     try {
-      child = Child.spawn(path, env, options.stdin);
+      child = spawnIn(options.netns, path, env, options.stdin);
     } catch (err) {
       spawnErr = err;
     }

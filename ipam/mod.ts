@@ -3,14 +3,18 @@
  * with version negotiation) and the interface configuration from its result.
  *
  * @example Release an allocation
- * ```ts ignore
+ * ```ts
  * import { execIpam } from "./mod.ts";
- * await execIpam("DEL", {
- *   type: "host-local",
- *   stdin: new TextEncoder().encode(Deno.readTextFileSync("net.json")),
- *   env: Deno.env.toObject(),
- *   cniPath: (Deno.env.get("CNI_PATH") ?? "").split(":"),
- * });
+ *
+ * // Needs root, net.json and CNI_PATH: type-checked, not run by `deno test --doc`.
+ * export async function release(): Promise<void> {
+ *   await execIpam("DEL", {
+ *     type: "host-local",
+ *     stdin: new TextEncoder().encode(Deno.readTextFileSync("net.json")),
+ *     env: Deno.env.toObject(),
+ *     cniPath: (Deno.env.get("CNI_PATH") ?? "").split(":"),
+ *   });
+ * }
  * ```
  *
  * @module

@@ -9,6 +9,7 @@ import { linkText, naming } from "./errors.ts";
 import { FLAGS, request } from "./request.ts";
 import type { NetlinkSocket } from "./socket.ts";
 import type { Address, Family, LinkRef } from "./types.ts";
+import type { Scope } from "./names.ts";
 import * as C from "./wire/constants.ts";
 import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire/message.ts";
 
@@ -16,29 +17,32 @@ import { afOf, beginMessage, decodeAddress, encodeAddr, putIfaddr } from "./wire
  * Options for {@linkcode AddrOps.add}.
  *
  * @example Without duplicate address detection, like `ip addr add fd00::2/64 dev eth0 nodad`
- * ```ts ignore
+ * ```ts
  * import { ADDR_FLAGS, type AddrOptions, NetlinkHandle } from "./mod.ts";
  *
- * const options: AddrOptions = { flags: ADDR_FLAGS.nodad };
- * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
- * h.addrs.add("eth0", "fd00::2/64", options);
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function example(): void {
+ *   const options: AddrOptions = { flags: ADDR_FLAGS.nodad };
+ *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ *   h.addrs.add("eth0", "fd00::2/64", options);
+ * }
  * ```
  */
 export interface AddrOptions {
   /** `IFA_F_*` flags from `ADDR_FLAGS`, e.g. `ADDR_FLAGS.nodad`. */
   flags?: number;
-  /** Scope from `SCOPES` (default `SCOPES.universe`). */
-  scope?: number;
+  /** Scope, a name from `SCOPES` or a number (default `"universe"`). */
+  scope?: Scope;
 }
 
 /**
  * Filter for {@linkcode AddrOps.list}; fields left out match all.
  *
- * @example IPv6 addresses of eth0, like `ip -6 addr show dev eth0`
- * ```ts ignore
+ * @example IPv6 addresses of lo, like `ip -6 addr show dev lo`
+ * ```ts
  * import { type AddrFilter, NetlinkHandle } from "./mod.ts";
  *
- * const filter: AddrFilter = { link: "eth0", family: 6 };
+ * const filter: AddrFilter = { link: "lo", family: 6 };
  * using h = NetlinkHandle.open();
  * console.log(h.addrs.list(filter));
  * ```
@@ -46,8 +50,6 @@ export interface AddrOptions {
 export interface AddrFilter {
   /** Only addresses of this link, by ifindex or name (`ip addr show dev X`). */
   link?: LinkRef;
-  /** @deprecated Use `link`: only addresses of this ifindex. */
-  index?: number;
   /** Only IPv4 or IPv6 addresses (`ip -4`/`ip -6`). */
   family?: Family;
 }
@@ -62,12 +64,12 @@ function parse(cidr: string): { family: Family; bytes: Uint8Array; prefix: numbe
  * Address operations of one namespace (`ip addr`). Obtain through
  * `NetlinkHandle.addrs`.
  *
- * @example Addresses of a link, like `ip addr show dev eth0`
- * ```ts ignore
+ * @example Addresses of a link, like `ip addr show dev lo`
+ * ```ts
  * import { NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
- * console.log(h.addrs.list({ link: "eth0" }).map((a) => a.cidr));
+ * console.log(h.addrs.list({ link: "lo" }).map((a) => a.cidr));
  * ```
  */
 export class AddrOps {
@@ -103,12 +105,15 @@ export class AddrOps {
    * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for malformed `cidr`.
    * @example Like `ip addr add 10.99.0.2/24 dev eth0` and `ip addr add fd00::2/64 dev eth0 nodad`
-   * ```ts ignore
+   * ```ts
    * import { ADDR_FLAGS, NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.addrs.add("eth0", "10.99.0.2/24");
-   * h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.addrs.add("eth0", "10.99.0.2/24");
+   *   h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
+   * }
    * ```
    */
   add(link: LinkRef, cidr: string, options: AddrOptions = {}): void {
@@ -124,11 +129,14 @@ export class AddrOps {
    * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for malformed `cidr`.
    * @example Like `ip addr del 10.99.0.2/24 dev eth0`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.addrs.del("eth0", "10.99.0.2/24");
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.addrs.del("eth0", "10.99.0.2/24");
+   * }
    * ```
    */
   del(link: LinkRef, cidr: string): void {
@@ -142,17 +150,16 @@ export class AddrOps {
    * @returns The addresses, IPv6 in RFC 5952 form.
    * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
    * @throws {LinkNotFoundError} when a link given by name does not exist.
-   * @example Like `ip -6 addr show dev eth0`
-   * ```ts ignore
+   * @example Like `ip -6 addr show dev lo`
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();
-   * console.log(h.addrs.list({ link: "eth0", family: 6 }));
+   * console.log(h.addrs.list({ link: "lo", family: 6 }));
    * ```
    */
   list(filter: AddrFilter = {}): Address[] {
-    const ref = filter.link ?? filter.index;
-    const index = ref === undefined ? undefined : this.#ifindex(ref);
+    const index = filter.link === undefined ? undefined : this.#ifindex(filter.link);
     const out: Address[] = [];
     for (
       const m of request(this.#sock(), "RTM_GETADDR", () => {

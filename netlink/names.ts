@@ -42,7 +42,7 @@ export const LINK_FLAGS = {
  * `link/`.
  *
  * @example Ethernet links only, like the `link/ether` lines of `ip link`
- * ```ts ignore
+ * ```ts
  * import { LINK_TYPES, NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
@@ -61,11 +61,14 @@ export const LINK_TYPES = {
  * `ip addr` spells them.
  *
  * @example Add without duplicate address detection, like `ip addr add fd00::2/64 dev eth0 nodad`
- * ```ts ignore
+ * ```ts
  * import { ADDR_FLAGS, NetlinkHandle } from "./mod.ts";
  *
- * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
- * h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function example(): void {
+ *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ *   h.addrs.add("eth0", "fd00::2/64", { flags: ADDR_FLAGS.nodad });
+ * }
  * ```
  */
 export const ADDR_FLAGS = {
@@ -84,14 +87,15 @@ export const ADDR_FLAGS = {
 } as const;
 
 /**
- * `RT_SCOPE_*` scopes of addresses and routes (`ip … scope NAME`).
+ * `RT_SCOPE_*` scopes of addresses and routes (`ip … scope NAME`): the one
+ * table between the names {@linkcode Scope} uses and the kernel's values.
  *
- * @example A link-scoped route, like `ip route add 10.9.0.0/16 dev eth0 scope link`
- * ```ts ignore
- * import { NetlinkHandle, SCOPES } from "./mod.ts";
+ * @example The kernel value of a scope name
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { SCOPES } from "./mod.ts";
  *
- * using h = NetlinkHandle.open();
- * h.routes.add({ family: 4, dst: "10.9.0.0/16", oif: "eth0", scope: SCOPES.link });
+ * assert.equal(SCOPES.link, 253); // RT_SCOPE_LINK
  * ```
  */
 export const SCOPES = {
@@ -108,33 +112,171 @@ export const SCOPES = {
 } as const;
 
 /**
- * `RTPROT_*` route protocols (`ip route … proto NAME`); numbers above 4 are
- * free for routing daemons and tools.
+ * A scope as routes and addresses carry it (`Route.scope`, `Address.scope`):
+ * the name `SCOPES` gives it, or the number for a scope without one (from
+ * `/etc/iproute2/rt_scopes`). Either is accepted on input.
  *
- * @example Routes the kernel made, like `ip route show proto kernel`
- * ```ts ignore
- * import { NetlinkHandle, ROUTE_PROTOCOLS } from "./mod.ts";
+ * @example Print a route's scope as `ip route` does
+ * ```ts
+ * import type { Scope } from "./mod.ts";
  *
- * using h = NetlinkHandle.open();
- * console.log(h.routes.list().filter((r) => r.protocol === ROUTE_PROTOCOLS.kernel));
+ * const scope: Scope = "link";
+ * console.log(`scope ${scope}`);
+ * ```
+ */
+export type Scope = keyof typeof SCOPES | number;
+
+/**
+ * `RTPROT_*` route protocols (`ip route … proto NAME`): the one table
+ * between the names {@linkcode RouteProtocol} uses and the kernel's values.
+ * Other numbers are free for routing daemons and tools.
+ *
+ * @example The kernel value of a protocol name
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ROUTE_PROTOCOLS } from "./mod.ts";
+ *
+ * assert.equal(ROUTE_PROTOCOLS.static, 4); // RTPROT_STATIC
  * ```
  */
 export const ROUTE_PROTOCOLS = {
   /** `RTPROT_UNSPEC`. */
   unspec: C.RTPROT_UNSPEC,
+  /** `RTPROT_REDIRECT`: from an ICMP redirect. */
+  redirect: C.RTPROT_REDIRECT,
   /** `RTPROT_KERNEL`: made by the kernel (connected routes). */
   kernel: C.RTPROT_KERNEL,
   /** `RTPROT_BOOT`: the default for `ip route add`. */
   boot: C.RTPROT_BOOT,
   /** `RTPROT_STATIC`: an administrator's route. */
   static: C.RTPROT_STATIC,
+  /** `RTPROT_RA`: from an IPv6 router advertisement. */
+  ra: C.RTPROT_RA,
+  /** `RTPROT_DHCP`: from a DHCP client. */
+  dhcp: C.RTPROT_DHCP,
 } as const;
+
+/**
+ * A route's protocol (`Route.protocol`): the name `ROUTE_PROTOCOLS` gives
+ * it, or the number for one without (a daemon's or a tool's, e.g. 249).
+ * Either is accepted on input.
+ *
+ * @example Routes the kernel made, like `ip route show proto kernel`
+ * ```ts
+ * import { NetlinkHandle, type RouteProtocol } from "./mod.ts";
+ *
+ * const kernel: RouteProtocol = "kernel";
+ * using h = NetlinkHandle.open();
+ * console.log(h.routes.list().filter((r) => r.protocol === kernel));
+ * ```
+ */
+export type RouteProtocol = keyof typeof ROUTE_PROTOCOLS | number;
+
+function nameOf<T extends Record<string, number>>(table: T, value: number): keyof T | number {
+  for (const [k, v] of Object.entries(table)) if (v === value) return k;
+  return value;
+}
+
+function valueOf<T extends Record<string, number>>(
+  table: T,
+  what: string,
+  ref: keyof T | number,
+): number {
+  if (typeof ref === "number") {
+    if (!Number.isInteger(ref) || ref < 0 || ref > 255) {
+      throw new TypeError(`Invalid ${what} ${ref} (expected a name or 0-255)`);
+    }
+    return ref;
+  }
+  const v = Object.hasOwn(table, ref) ? table[ref] : undefined;
+  if (v === undefined) {
+    throw new TypeError(
+      `Unknown ${what} "${String(ref)}" (expected ${Object.keys(table).join(", ")} or 0-255)`,
+    );
+  }
+  return v;
+}
+
+/**
+ * The name of a scope value, or the value when `SCOPES` names none.
+ *
+ * @param value `RT_SCOPE_*` (0–255).
+ * @returns E.g. `"link"` for 253, `200` → `"site"`, `42` → `42`.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { scopeName } from "./mod.ts";
+ *
+ * assert.equal(scopeName(253), "link");
+ * assert.equal(scopeName(42), 42);
+ * ```
+ */
+export function scopeName(value: number): Scope {
+  return nameOf(SCOPES, value);
+}
+
+/**
+ * The kernel value of a scope (a name from `SCOPES`, or a number).
+ *
+ * @param scope The scope.
+ * @returns 0–255.
+ * @throws {TypeError} for an unknown name or a number out of range.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { scopeValue } from "./mod.ts";
+ *
+ * assert.equal(scopeValue("host"), 254);
+ * assert.throws(() => scopeValue("planet" as "host"), TypeError);
+ * ```
+ */
+export function scopeValue(scope: Scope): number {
+  return valueOf(SCOPES, "scope", scope);
+}
+
+/**
+ * The name of a route protocol value, or the value when `ROUTE_PROTOCOLS`
+ * names none.
+ *
+ * @param value `RTPROT_*` (0–255).
+ * @returns E.g. `"kernel"` for 2, `249` → `249`.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { routeProtocolName } from "./mod.ts";
+ *
+ * assert.equal(routeProtocolName(3), "boot");
+ * assert.equal(routeProtocolName(249), 249);
+ * ```
+ */
+export function routeProtocolName(value: number): RouteProtocol {
+  return nameOf(ROUTE_PROTOCOLS, value);
+}
+
+/**
+ * The kernel value of a route protocol (a name from `ROUTE_PROTOCOLS`, or a number).
+ *
+ * @param protocol The protocol.
+ * @returns 0–255.
+ * @throws {TypeError} for an unknown name or a number out of range.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { routeProtocolValue } from "./mod.ts";
+ *
+ * assert.equal(routeProtocolValue("static"), 4);
+ * assert.equal(routeProtocolValue(249), 249);
+ * ```
+ */
+export function routeProtocolValue(protocol: RouteProtocol): number {
+  return valueOf(ROUTE_PROTOCOLS, "route protocol", protocol);
+}
 
 /**
  * `RTN_*` route types (`ip route add TYPE …`).
  *
  * @example Blackhole routes of the main table, like `ip route show type blackhole`
- * ```ts ignore
+ * ```ts
  * import { NetlinkHandle, ROUTE_TYPES } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
@@ -163,7 +305,7 @@ export const ROUTE_TYPES = {
  * up to 2³²−1 is a table too.
  *
  * @example Every table, like `ip route show table all`
- * ```ts ignore
+ * ```ts
  * import { NetlinkHandle, ROUTE_TABLES } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
@@ -185,7 +327,7 @@ export const ROUTE_TABLES = {
  * `NUD_*` neighbour states (`ip neigh … nud NAME`, `Neighbour.state`).
  *
  * @example Static entries only, like `ip neigh show nud permanent`
- * ```ts ignore
+ * ```ts
  * import { NEIGH_STATES, NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();

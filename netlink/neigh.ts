@@ -53,11 +53,14 @@ export interface NeighFilter {
  * through `NetlinkHandle.neighs`.
  *
  * @example The neighbour table, like `ip neigh show`
- * ```ts ignore
+ * ```ts
  * import { NetlinkHandle } from "./mod.ts";
  *
- * using h = NetlinkHandle.open();
- * for (const n of h.neighs.list()) console.log(n.ip, n.mac ?? "", n.state);
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function example(): void {
+ *   using h = NetlinkHandle.open();
+ *   for (const n of h.neighs.list()) console.log(n.ip, n.mac ?? "", n.state);
+ * }
  * ```
  */
 export class NeighOps {
@@ -96,11 +99,14 @@ export class NeighOps {
    * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for a malformed IP or MAC.
    * @example Like `ip neigh add 10.1.0.1 lladdr 02:00:0a:01:00:01 dev eth0 nud permanent`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.neighs.add("eth0", { ip: "10.1.0.1", mac: "02:00:0a:01:00:01" });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.neighs.add("eth0", { ip: "10.1.0.1", mac: "02:00:0a:01:00:01" });
+   * }
    * ```
    */
   add(link: LinkRef, spec: NeighSpec): void {
@@ -115,11 +121,14 @@ export class NeighOps {
    * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for a malformed IP or MAC.
    * @example Like `ip neigh replace fd00::1 lladdr 02:00:0a:01:00:01 dev eth0`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.neighs.replace("eth0", { ip: "fd00::1", mac: "02:00:0a:01:00:01" });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.neighs.replace("eth0", { ip: "fd00::1", mac: "02:00:0a:01:00:01" });
+   * }
    * ```
    */
   replace(link: LinkRef, spec: NeighSpec): void {
@@ -135,11 +144,14 @@ export class NeighOps {
    * @throws {LinkNotFoundError} when a link given by name does not exist.
    * @throws {TypeError} for a malformed IP.
    * @example Like `ip neigh del 10.1.0.1 dev eth0`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.neighs.del("eth0", "10.1.0.1");
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.neighs.del("eth0", "10.1.0.1");
+   * }
    * ```
    */
   del(link: LinkRef, ip: string): void {
@@ -153,12 +165,12 @@ export class NeighOps {
    * @returns The entries.
    * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
    * @throws {LinkNotFoundError} when a link given by name does not exist.
-   * @example Like `ip -4 neigh show dev eth0`
-   * ```ts ignore
+   * @example Like `ip -4 neigh show dev lo`
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();
-   * console.log(h.neighs.list({ link: "eth0", family: 4 }));
+   * console.log(h.neighs.list({ link: "lo", family: 4 }));
    * ```
    */
   list(filter: NeighFilter = {}): Neighbour[] {

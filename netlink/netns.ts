@@ -12,9 +12,18 @@
  */
 
 import { ERRNO } from "../internal/_errno.ts";
-import { cstr, errno, libc, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY } from "../internal/_libc.ts";
+import {
+  cstr,
+  errno,
+  libc,
+  O_CLOEXEC,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_RDONLY,
+  type PathStat,
+  statPath,
+} from "../internal/_libc.ts";
 import { NetlinkError, NetnsNotFoundError } from "./errors.ts";
-import { errorText } from "../internal/_error_text.ts";
 
 const CLONE_NEWNET = 0x40000000;
 const NS_GET_NSTYPE = 0xb703n;
@@ -36,19 +45,31 @@ const MNT_DETACH = 2;
 export const NETNS_RUN_DIR = "/run/netns";
 
 /**
- * An open network namespace (an fd on its nsfs file). Pass it as `netns` to
- * create or move links into it, or to {@linkcode inNetns}.
+ * An open network namespace (an fd on its nsfs file). Pass it (or a path:
+ * {@linkcode NetnsRef}) as `netns` to {@linkcode NetlinkHandle.open},
+ * `subscribe`, a `LinkSpec` or `LinkChange`, a sysctl, or {@linkcode inNetns}.
  *
- * @example Hold one with `using`, like `ip netns exec ctr1 …` does while it runs
- * ```ts ignore
+ * One lifecycle, whoever made it: `close()` closes the fd (the namespace
+ * lives on while mounted or used), and {@linkcode Netns.delete} also
+ * removes a namespace this process created with {@linkcode createNetns}.
+ * Disposing (`using`) undoes the call that made the object:
+ * {@linkcode openNetns} opened an fd, so `using` closes it;
+ * {@linkcode createNetns} created a namespace, so `using` deletes it (like
+ * `ip netns del`). Keep a created namespace by holding it with `const` and
+ * calling `close()`.
+ *
+ * @example Open one, like `ip netns exec ctr1 …` does while it runs
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { openNetns } from "./mod.ts";
  *
- * using ns = openNetns("/run/netns/ctr1");
- * console.log(ns.path, ns.fd);
+ * using ns = openNetns("/proc/self/ns/net"); // closed at the end of the scope
+ * assert.ok(ns.fd >= 0 && !ns.created);
  * ```
  */
 export class Netns implements Disposable {
   #fd: number;
+  #created: boolean;
   /** The path it was opened from. */
   readonly path: string;
 
@@ -58,10 +79,13 @@ export class Netns implements Disposable {
    *
    * @param fd An fd on a network namespace.
    * @param path The path it was opened from.
+   * @param created Whether this process created the named namespace at
+   *   `path` (then {@linkcode Netns.delete} removes it).
    */
-  constructor(fd: number, path: string) {
+  constructor(fd: number, path: string, created = false) {
     this.#fd = fd;
     this.path = path;
+    this.#created = created;
   }
 
   /**
@@ -70,8 +94,13 @@ export class Netns implements Disposable {
    * @throws {Error} once closed.
    */
   get fd(): number {
-    if (this.#fd < 0) throw new Error(`netns ${this.path} is closed`);
+    if (this.#fd < 0) throw new Error(`Network namespace "${this.path}" is closed`);
     return this.#fd;
+  }
+
+  /** Whether this object created the named namespace (with {@linkcode createNetns}). */
+  get created(): boolean {
+    return this.#created;
   }
 
   /** Close the fd. Idempotent. The namespace lives on while mounted or used. */
@@ -82,11 +111,46 @@ export class Netns implements Disposable {
     }
   }
 
-  /** Same as {@linkcode Netns.close}, for `using`. */
-  [Symbol.dispose](): void {
+  /**
+   * Close the fd and delete the named namespace this object created, like
+   * `ip netns del NAME`; the kernel frees it, with every link inside, once
+   * nothing else holds it. Idempotent (a namespace already gone is fine).
+   *
+   * @throws {TypeError} for a namespace opened, not created, by this object:
+   *   it is someone else's to delete (use {@linkcode deleteNetns} on purpose).
+   * @throws {NetlinkError} when unmounting or removing fails otherwise.
+   */
+  delete(): void {
+    if (!this.#created) {
+      throw new TypeError(
+        `Network namespace "${this.path}" was opened, not created, here; not deleting it`,
+      );
+    }
     this.close();
+    removeNamed(this.path);
+  }
+
+  /** `delete()` for a namespace {@linkcode createNetns} made, `close()` otherwise; for `using`. */
+  [Symbol.dispose](): void {
+    if (this.#created) this.delete();
+    else this.close();
   }
 }
+
+/**
+ * A network namespace as every `netns` option takes it: an open
+ * {@linkcode Netns} (it stays the caller's to close) or an nsfs path
+ * (`/run/netns/ctr1`, `/proc/1234/ns/net`), opened and closed by the call.
+ *
+ * @example The same namespace both ways
+ * ```ts
+ * import { type NetnsRef, openNetns } from "./mod.ts";
+ *
+ * using open = openNetns("/proc/self/ns/net");
+ * const refs: NetnsRef[] = [open, "/proc/self/ns/net"];
+ * ```
+ */
+export type NetnsRef = Netns | string;
 
 /**
  * Open the network namespace at `path` (`/run/netns/x`, `/proc/<pid>/ns/net`,
@@ -97,29 +161,33 @@ export class Netns implements Disposable {
  * @throws {NetnsNotFoundError} when the path does not exist.
  * @throws {NetlinkError} `EINVAL` when it is not a network namespace.
  *
- * @example The namespace `ip netns exec ctr1 …` enters
- * ```ts ignore
+ * @example The namespace of process 1, which `nsenter -t 1 -n` enters
+ * ```ts
  * import { openNetns } from "./mod.ts";
  *
- * using ns = openNetns("/run/netns/ctr1");
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function initNetns(): void {
+ *   using ns = openNetns("/proc/1/ns/net");
+ *   console.log(ns.path, ns.fd);
+ * }
  * ```
  */
 export function openNetns(path: string): Netns {
+  return openAt(path, false);
+}
+
+function openAt(path: string, created: boolean): Netns {
   // A namespace file is a regular (nsfs) file. Anything else is refused
   // before open(): a FIFO would block open() until a writer comes, and
   // opening a device can have effects of its own.
-  let st: Deno.FileInfo;
+  // Through libc: Deno asks for --allow-all before it stats /proc/<pid>/….
+  let st: PathStat;
   try {
-    st = Deno.statSync(path);
+    st = statPath(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw new NetnsNotFoundError(path);
-    const why = errorText(err);
-    throw new NetlinkError(
-      "stat",
-      ERRNO.EINVAL,
-      undefined,
-      `Cannot open network namespace "${path}" (${why})`,
-    );
+    const e = (err as { cause?: { errno?: number } }).cause?.errno ?? ERRNO.EINVAL;
+    throw new NetlinkError("stat", e, undefined, `Cannot open network namespace "${path}"`);
   }
   if (!st.isFile) {
     throw new NetlinkError("stat", ERRNO.EINVAL, undefined, `"${path}" is not a network namespace`);
@@ -143,7 +211,7 @@ export function openNetns(path: string): Netns {
       `"${path}" is not a network namespace`,
     );
   }
-  return new Netns(fd, path);
+  return new Netns(fd, path, created);
 }
 
 /**
@@ -151,10 +219,11 @@ export function openNetns(path: string): Netns {
  *
  * @returns The namespace, opened from `/proc/thread-self/ns/net`.
  * @example Remember where we are, like `ip netns identify`
- * ```ts ignore
+ * ```ts
  * import { currentNetns } from "./mod.ts";
  *
  * using here = currentNetns();
+ * console.log(here.path); // "/proc/thread-self/ns/net"
  * ```
  */
 export function currentNetns(): Netns {
@@ -166,15 +235,17 @@ export function currentNetns(): Netns {
  * `/proc/thread-self/ns/net`; equal values mean the same namespace.
  *
  * @returns E.g. `net:[4026531840]`.
- * @example Compare with a named namespace, like `ip netns identify`
- * ```ts ignore
+ * @example Compare with another process's namespace, like `ip netns identify PID`
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { currentNetnsId } from "./mod.ts";
  *
- * const inCtr1 = currentNetnsId() === `net:[${Deno.statSync("/run/netns/ctr1").ino}]`;
+ * assert.match(currentNetnsId(), /^net:\[\d+\]$/); // like `readlink /proc/self/ns/net`
  * ```
  */
 export function currentNetnsId(): string {
-  return Deno.readLinkSync("/proc/thread-self/ns/net");
+  // The inode, read through libc (Deno.readLinkSync of /proc/… needs --allow-all).
+  return `net:[${statPath("/proc/thread-self/ns/net").ino}]`;
 }
 
 /**
@@ -184,14 +255,95 @@ export function currentNetnsId(): string {
 export type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
 
 /**
+ * The main thread entered a network namespace and could not come back
+ * (`setns` back failed). Whatever runs on it from then on would act on the
+ * wrong namespace, so the library is poisoned: every later call that opens a
+ * socket, enters a namespace or touches a sysctl throws this same error (see
+ * {@linkcode netnsRestoreFailure}). Sockets opened before keep working, each
+ * bound to its own namespace. The library never ends the process; a caller
+ * that cannot go on should exit (the plugin's executable reports CNI error
+ * 999 and exits; status 70, `EX_SOFTWARE`, is the conventional one).
+ *
+ * @example Stop a long-running service on it
+ * ```ts
+ * import { inNetns, NetnsRestoreError, readSysctl } from "./mod.ts";
+ *
+ * export function forwarding(ns: string): string {
+ *   try {
+ *     return inNetns(ns, () => readSysctl("net.ipv4.ip_forward"));
+ *   } catch (err) {
+ *     if (err instanceof NetnsRestoreError) Deno.exit(70); // the thread is in the wrong place
+ *     throw err;
+ *   }
+ * }
+ * ```
+ */
+export class NetnsRestoreError extends Error {
+  /** errno of the failed `setns` back. */
+  readonly errno: number;
+  /** The namespace the main thread was left in. */
+  readonly netns: string;
+
+  /**
+   * Build the error (the library does, when `setns` back fails).
+   *
+   * @param errno errno of the failed `setns`.
+   * @param netns Where the thread was left.
+   * @param options `cause`: the error `fn` threw, if any.
+   */
+  constructor(errno: number, netns: string, options?: ErrorOptions) {
+    super(
+      `Cannot return to the original network namespace from "${netns}" (errno ${errno}); ` +
+        "netlink refuses further namespace work in this process",
+      options,
+    );
+    this.name = "NetnsRestoreError";
+    this.errno = errno;
+    this.netns = netns;
+  }
+}
+
+let poisoned: NetnsRestoreError | undefined;
+
+/**
+ * The {@linkcode NetnsRestoreError} that poisoned this process, if one did:
+ * from then on every namespace-dependent call throws it.
+ *
+ * @returns The error, or `undefined` while all is well.
+ * @example A health check
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { netnsRestoreFailure } from "./mod.ts";
+ *
+ * assert.equal(netnsRestoreFailure(), undefined);
+ * ```
+ */
+export function netnsRestoreFailure(): NetnsRestoreError | undefined {
+  return poisoned;
+}
+
+/** Throw the poisoning error, if any: called before anything is opened in "the caller's" namespace. */
+export function assertNetnsSound(): void {
+  if (poisoned) throw poisoned;
+}
+
+/** setns() back to `home`, or poison the process and throw (keeping `cause`). */
+function comeBack(home: number, from: string, cause?: unknown): void {
+  if (libc().setns(home, CLONE_NEWNET) === 0) return;
+  poisoned = new NetnsRestoreError(errno(), from, cause === undefined ? undefined : { cause });
+  throw poisoned;
+}
+
+/**
  * Run the synchronous `fn` with the calling (main) thread inside `ns`, and
  * come back, always. Inside: no `await`, timers, Workers, child processes,
  * async ops or `nonblocking` FFI, since threads started there stay in `ns`.
  * An async callback is a type error; one that returns a promise anyway is
  * refused with a `TypeError` (after the namespace is restored).
  *
- * If restoring the original namespace fails the process exits (status 70):
- * continuing in the wrong namespace would act on the wrong host.
+ * If the thread cannot return to its namespace, this throws a
+ * {@linkcode NetnsRestoreError} (with `fn`'s own error as `cause`) and
+ * poisons the library: later calls throw it too. It never exits the process.
  *
  * @param ns The namespace to enter (open, or a path opened and closed
  *   here); `undefined` runs `fn` in place.
@@ -200,19 +352,27 @@ export type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
  * @throws {TypeError} when `fn` returns a promise.
  * @throws {NetnsNotFoundError} when a path does not exist.
  * @throws {NetlinkError} when `ns` cannot be entered (`setns`).
- * @example Read a file inside, like `ip netns exec ctr1 cat /proc/net/dev`
- * ```ts ignore
- * import { inNetns, openNetns } from "./mod.ts";
+ * @throws {NetnsRestoreError} when the thread cannot come back, and ever after.
+ * @example Work inside, like `ip netns exec ctr1 sysctl -n net.ipv4.ip_forward`
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { currentNetnsId, inNetns, readSysctl } from "./mod.ts";
  *
- * using ns = openNetns("/run/netns/ctr1");
- * const dev = inNetns(ns, () => Deno.readTextFileSync("/proc/net/dev"));
+ * const before = currentNetnsId();
+ * // Our own namespace here, so it runs without root; any nsfs path works.
+ * // (Deno.readTextFileSync("/proc/net/dev") would work too, with --allow-all.)
+ * const inside = inNetns("/proc/self/ns/net", () => currentNetnsId());
+ * assert.equal(inside, before);
+ * assert.match(inNetns("/proc/self/ns/net", () => readSysctl("net.ipv4.ip_forward")), /^[01]$/);
+ * assert.equal(currentNetnsId(), before);
  * ```
  */
 export function inNetns<T>(
-  ns: Netns | string | undefined,
+  ns: NetnsRef | undefined,
   // NotPromise<T>, spelled out: the public API does not export the helper type.
   fn: () => T extends PromiseLike<unknown> ? never : T,
 ): T {
+  assertNetnsSound();
   if (typeof ns === "string") {
     using opened = openNetns(ns);
     return inNetns(opened, fn);
@@ -225,16 +385,15 @@ export function inNetns<T>(
     if (c.setns(ns.fd, CLONE_NEWNET) < 0) {
       throw new NetlinkError("setns", errno(), undefined, `Cannot enter "${ns.path}"`);
     }
+    let result: T;
     try {
-      return checkSync(fn());
-    } finally {
-      if (c.setns(home, CLONE_NEWNET) < 0) {
-        Deno.stderr.writeSync(
-          new TextEncoder().encode("fatal: cannot return to the original network namespace\n"),
-        );
-        Deno.exit(70);
-      }
+      result = fn();
+    } catch (err) {
+      comeBack(home, ns.path, err);
+      throw err;
     }
+    comeBack(home, ns.path);
+    return checkSync(result);
   } finally {
     c.close(home);
   }
@@ -273,26 +432,33 @@ function prepareRunDir(): void {
 /**
  * Create the named network namespace `/run/netns/<name>` (bind-mounted, as
  * `ip netns add` does, so `ip netns list` and `ip -n <name>` see it) and open
- * it. Its `lo` is down, as with iproute2.
+ * it. Its `lo` is down, as with iproute2. The returned {@linkcode Netns} is
+ * `created`: `using` (or {@linkcode Netns.delete}) deletes the namespace again,
+ * `close()` only closes the fd and leaves it for {@linkcode deleteNetns}.
  *
  * @param name Namespace name: letters, digits, `_`, `.`, `-`.
  * @returns The new namespace, open.
  * @throws {NetlinkError} `EEXIST` when it exists; `EPERM` without root.
  * @throws {TypeError} for an invalid name.
+ * @throws {NetnsRestoreError} when the thread cannot return to its namespace.
  *
- * @example Like `ip netns add lab-a`
- * ```ts ignore
- * import { createNetns, deleteNetns } from "./mod.ts";
+ * @example Like `ip netns add lab-a` … `ip netns del lab-a`
+ * ```ts
+ * import { createNetns, NetlinkHandle } from "./mod.ts";
  *
- * using ns = createNetns("lab-a");
- * // … later, like `ip netns del lab-a`
- * deleteNetns("lab-a");
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function lab(): void {
+ *   using ns = createNetns("lab-a"); // ip netns add lab-a
+ *   using h = NetlinkHandle.open({ netns: ns });
+ *   h.links.set("lo", { up: true }); // ip -n lab-a link set lo up
+ * } // h closed, then lab-a deleted (ip netns del lab-a)
  * ```
  */
 export function createNetns(name: string): Netns {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || name === "." || name === "..") {
     throw new TypeError(`Invalid network namespace name "${name}"`);
   }
+  assertNetnsSound();
   prepareRunDir();
   const path = `${NETNS_RUN_DIR}/${name}`;
   try {
@@ -305,44 +471,77 @@ export function createNetns(name: string): Netns {
   }
   const c = libc();
   const home = c.open(cstr("/proc/thread-self/ns/net"), O_RDONLY | O_CLOEXEC);
+  if (home < 0) {
+    const e = errno();
+    c.unlink(cstr(path));
+    throw new NetlinkError("open", e, undefined, "Cannot open own netns");
+  }
   let failure: NetlinkError | undefined;
   try {
     if (c.unshare(CLONE_NEWNET) < 0) {
       failure = new NetlinkError("unshare", errno(), undefined, `Cannot create "${name}"`);
-    } else if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND) < 0) {
-      failure = new NetlinkError("mount", errno(), undefined, `Cannot create "${name}"`);
+    } else {
+      if (mount("/proc/thread-self/ns/net", path, "none", MS_BIND) < 0) {
+        failure = new NetlinkError("mount", errno(), undefined, `Cannot create "${name}"`);
+      }
+      try {
+        comeBack(home, path, failure);
+      } catch (err) {
+        // Poisoned: the thread is elsewhere, but the mount namespace is not,
+        // so the name can still go (a leftover would look like a namespace).
+        try {
+          removeNamed(path);
+        } catch { /* the NetnsRestoreError matters more */ }
+        throw err;
+      }
     }
   } finally {
-    if (c.setns(home, CLONE_NEWNET) < 0) {
-      Deno.stderr.writeSync(new TextEncoder().encode("fatal: cannot return to own netns\n"));
-      Deno.exit(70);
-    }
     c.close(home);
   }
   if (failure) {
     libc().unlink(cstr(path));
     throw failure;
   }
-  return openNetns(path);
+  try {
+    return openAt(path, true);
+  } catch (err) {
+    removeNamed(path);
+    throw err;
+  }
 }
 
 /**
- * Delete the named network namespace (unmount and remove its file). Missing is
- * fine. The kernel frees it, with every link inside, once nothing holds it
- * (an open `Netns`, a process, a socket).
+ * Delete a named network namespace (unmount and remove its file), like
+ * `ip netns del`. Missing is fine. The kernel frees it, with every link
+ * inside, once nothing holds it (an open `Netns`, a process, a socket).
+ * Given the {@linkcode Netns} {@linkcode createNetns} returned, it is
+ * {@linkcode Netns.delete}; given one opened from a path, the namespace at
+ * that path is deleted and the fd stays the caller's to close.
  *
- * @param name A name under `/run/netns`, or a path.
+ * @param netns A name under `/run/netns`, a path, or a `Netns`.
  * @throws {NetlinkError} when unmounting or removing fails otherwise.
  *
  * @example Like `ip netns del lab-a`
- * ```ts ignore
+ * ```ts
  * import { deleteNetns } from "./mod.ts";
  *
- * deleteNetns("lab-a");
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function cleanUp(): void {
+ *   deleteNetns("lab-a");
+ * }
  * ```
  */
-export function deleteNetns(name: string): void {
-  const path = name.includes("/") ? name : `${NETNS_RUN_DIR}/${name}`;
+export function deleteNetns(netns: NetnsRef): void {
+  if (netns instanceof Netns) {
+    if (netns.created) netns.delete();
+    else removeNamed(netns.path);
+    return;
+  }
+  removeNamed(netns.includes("/") ? netns : `${NETNS_RUN_DIR}/${netns}`);
+}
+
+/** Unmount and unlink a named namespace's file; missing is fine. */
+function removeNamed(path: string): void {
   if (libc().umount2(cstr(path), MNT_DETACH) < 0) {
     const e = errno();
     if (e === ERRNO.ENOENT) return;

@@ -14,11 +14,11 @@ import { afOf, beginMessage, decodeRoute, encodeRoute } from "./wire/message.ts"
 /**
  * Filter for {@linkcode RouteOps.list}; fields left out match all.
  *
- * @example IPv4 routes out of eth0 in table 1000, like `ip -4 route show dev eth0 table 1000`
- * ```ts ignore
+ * @example IPv4 routes out of lo in table 1000, like `ip -4 route show dev lo table 1000`
+ * ```ts
  * import { NetlinkHandle, type RouteFilter } from "./mod.ts";
  *
- * const filter: RouteFilter = { family: 4, oif: "eth0", table: 1000 };
+ * const filter: RouteFilter = { family: 4, oif: "lo", table: 1000 };
  * using h = NetlinkHandle.open();
  * console.log(h.routes.list(filter));
  * ```
@@ -66,7 +66,7 @@ function routeText(r: RouteSpec): string {
  * `NetlinkHandle.routes`.
  *
  * @example The main table, like `ip route show`
- * ```ts ignore
+ * ```ts
  * import { NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
@@ -105,19 +105,25 @@ export class RouteOps {
    * @throws {LinkNotFoundError} when `oif` names a link that does not exist.
    * @throws {TypeError} for a malformed address or one of the wrong family.
    * @example Like `ip route add default via 10.99.0.1 dev eth0`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * h.routes.add({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif: "eth0" });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   h.routes.add({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif: "eth0" });
+   * }
    * ```
    * @example Like `ip route add 10.9.0.0/16 dev eth0 table 1000 metric 5 proto 249 scope link`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle, SCOPES } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open();
-   * const route = { family: 4, dst: "10.9.0.0/16", oif: "eth0", table: 1000, metric: 5 } as const;
-   * h.routes.add({ ...route, protocol: 249, scope: SCOPES.link });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open();
+   *   const route = { family: 4, dst: "10.9.0.0/16", oif: "eth0", table: 1000, metric: 5 } as const;
+   *   h.routes.add({ ...route, protocol: 249, scope: SCOPES.link });
+   * }
    * ```
    */
   add(route: RouteSpec): void {
@@ -137,12 +143,15 @@ export class RouteOps {
    *   {@linkcode RouteOps.add} otherwise.
    * @throws {TypeError} for a malformed address.
    * @example Like `ip route prepend default via 10.99.0.1 dev eth1`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
-   * const oif = h.links.get("eth1").index;
-   * h.routes.prepend({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+   *   const oif = h.links.get("eth1").index;
+   *   h.routes.prepend({ family: 4, dst: "0.0.0.0/0", gw: "10.99.0.1", oif });
+   * }
    * ```
    */
   prepend(route: RouteSpec): void {
@@ -157,11 +166,14 @@ export class RouteOps {
    * @throws {NetlinkError} as {@linkcode RouteOps.add}, but never `EEXIST`.
    * @throws {TypeError} for a malformed address.
    * @example Like `ip route replace 10.1.0.0/16 via 10.99.0.254`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open();
-   * h.routes.replace({ family: 4, dst: "10.1.0.0/16", gw: "10.99.0.254" });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open();
+   *   h.routes.replace({ family: 4, dst: "10.1.0.0/16", gw: "10.99.0.254" });
+   * }
    * ```
    */
   replace(route: RouteSpec): void {
@@ -177,12 +189,15 @@ export class RouteOps {
    * @throws {NetlinkError} `ESRCH` when there is no such route.
    * @throws {TypeError} for a malformed address.
    * @example Like `ip route del 192.168.122.177/32 dev macvtap1 metric 1024`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
-   * using h = NetlinkHandle.open();
-   * const oif = h.links.get("macvtap1").index;
-   * h.routes.del({ family: 4, dst: "192.168.122.177/32", oif, metric: 1024 });
+   * // Needs root: type-checked, not run by `deno test --doc`.
+   * export function example(): void {
+   *   using h = NetlinkHandle.open();
+   *   const oif = h.links.get("macvtap1").index;
+   *   h.routes.del({ family: 4, dst: "192.168.122.177/32", oif, metric: 1024 });
+   * }
    * ```
    */
   del(route: RouteSpec): void {
@@ -197,7 +212,7 @@ export class RouteOps {
    * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
    * @throws {LinkNotFoundError} when `oif` names a link that does not exist.
    * @example Like `ip -4 route show` and `ip route show table 1000`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();
@@ -235,7 +250,7 @@ export class RouteOps {
    * @returns The route, or `undefined`.
    * @throws {DumpInterruptedError} when the dump stays inconsistent after retries.
    * @example Like `ip route show default`
-   * ```ts ignore
+   * ```ts
    * import { NetlinkHandle } from "./mod.ts";
    *
    * using h = NetlinkHandle.open();

@@ -90,6 +90,11 @@ export class NetlinkSocket implements Disposable {
     }
   }
 
+  /** Whether a pool thread is sending on it (`sendInBackground`). */
+  get busy(): boolean {
+    return this.#inFlight !== undefined;
+  }
+
   /** Whether {@linkcode NetlinkSocket.close} has run. */
   get closed(): boolean {
     return this.#nl === null;

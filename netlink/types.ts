@@ -7,6 +7,8 @@
 
 import type { IpFamily } from "../internal/_ip.ts";
 import type { MacvlanMode as Mode } from "../internal/_macvtap_mode.ts";
+import type { RouteProtocol, Scope } from "./names.ts";
+import type { NetnsRef } from "./netns.ts";
 
 /**
  * macvlan/macvtap modes, spelled as in iproute2 and in the CNI config. The
@@ -28,7 +30,7 @@ export type MacvlanMode = Mode;
  * Address family of an address or route.
  *
  * @example Only IPv6 addresses, like `ip -6 addr`
- * ```ts ignore
+ * ```ts
  * import { type Family, NetlinkHandle } from "./mod.ts";
  *
  * const family: Family = 6;
@@ -41,12 +43,12 @@ export type Family = IpFamily;
 /**
  * A link reference: ifindex or name.
  *
- * @example The same link by name and by index, like `ip link show eth0` and `ip link show index 2`
- * ```ts ignore
+ * @example The same link by name and by index, like `ip link show lo` and `ip link show index 1`
+ * ```ts
  * import { type LinkRef, NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
- * const refs: LinkRef[] = ["eth0", h.links.get("eth0").index];
+ * const refs: LinkRef[] = ["lo", h.links.get("lo").index];
  * for (const ref of refs) console.log(h.links.get(ref).name);
  * ```
  */
@@ -56,12 +58,15 @@ export type LinkRef = number | string;
  * A network interface as the kernel reports it (`ip -d link show`).
  *
  * @example Is a link a macvtap, and is it up, like `ip -d link show dev eth0`
- * ```ts ignore
+ * ```ts
  * import { type Link, LINK_FLAGS, NetlinkHandle } from "./mod.ts";
  *
- * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
- * const l: Link = h.links.get("eth0");
- * console.log(l.kind === "macvtap", l.mode, Boolean(l.flags & LINK_FLAGS.lowerUp));
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export function example(): void {
+ *   using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
+ *   const l: Link = h.links.get("eth0");
+ *   console.log(l.kind === "macvtap", l.mode, Boolean(l.flags & LINK_FLAGS.lowerUp));
+ * }
  * ```
  */
 export interface Link {
@@ -126,8 +131,8 @@ export type LinkSpec =
     up?: boolean;
     /** Ask for this ifindex (EBUSY when taken). */
     index?: number;
-    /** Create the link directly in this namespace (`IFLA_NET_NS_FD`). */
-    netns?: { fd: number };
+    /** Create the link directly in this namespace (`IFLA_NET_NS_FD`): open, or a path. */
+    netns?: NetnsRef;
     /** `IFLA_TXQLEN` (`ip link add … txqueuelen N`). */
     txQueueLen?: number;
   }
@@ -144,7 +149,7 @@ export type LinkSpec =
       /** A veth pair; `name` is this end. */
       kind: "veth";
       /** The other end; created in `peer.netns` when given. */
-      peer: { name: string; netns?: { fd: number }; mac?: string };
+      peer: { name: string; netns?: NetnsRef; mac?: string };
     }
     | {
       /** A Linux bridge. */
@@ -173,6 +178,12 @@ export interface LinkChange {
   mtu?: number;
   /** `ip link set X address MAC`. */
   mac?: string;
+  /**
+   * Enslave the link to this bridge or bond, by ifindex or name
+   * (`ip link set X master BR`, `IFLA_MASTER`); `null` releases it
+   * (`ip link set X nomaster`).
+   */
+  master?: LinkRef | null;
   /** Rename (`ip link set X name Y`); the kernel renames before it changes flags. */
   name?: string;
   /** Set or clear IFF_PROMISC (`ip link set X promisc on|off`). */
@@ -182,8 +193,8 @@ export interface LinkChange {
    * clears it. The kernel ignores it when a link is created: set it after.
    */
   alias?: string;
-  /** Move the link into this namespace (`IFLA_NET_NS_FD`). */
-  netns?: { fd: number };
+  /** Move the link into this namespace (`IFLA_NET_NS_FD`): open, or a path. */
+  netns?: NetnsRef;
   /**
    * With `netns`: the ifindex to take there (`IFLA_NEW_IFINDEX`; EBUSY when
    * taken). Without `netns` it is a TypeError: the kernel would ignore it.
@@ -194,13 +205,13 @@ export interface LinkChange {
 /**
  * An interface address (`ip addr`).
  *
- * @example Global IPv4 addresses of a link, like `ip -4 addr show dev eth0 scope global`
- * ```ts ignore
- * import { type Address, NetlinkHandle, SCOPES } from "./mod.ts";
+ * @example Host-scoped IPv4 addresses of lo, like `ip -4 addr show dev lo scope host`
+ * ```ts
+ * import { type Address, NetlinkHandle } from "./mod.ts";
  *
- * using h = NetlinkHandle.open({ netns: "/run/netns/ctr1" });
- * const v4: Address[] = h.addrs.list({ link: "eth0", family: 4 });
- * console.log(v4.filter((a) => a.scope === SCOPES.universe).map((a) => a.cidr));
+ * using h = NetlinkHandle.open();
+ * const v4: Address[] = h.addrs.list({ link: "lo", family: 4 });
+ * console.log(v4.filter((a) => a.scope === "host").map((a) => a.cidr)); // ["127.0.0.1/8"] when lo is up
  * ```
  */
 export interface Address {
@@ -212,8 +223,8 @@ export interface Address {
   cidr: string;
   /** `IFA_F_*` flags (including `IFA_FLAGS` bits beyond 8). */
   flags: number;
-  /** `RT_SCOPE_*`: 0 global, 253 link, 254 host. */
-  scope: number;
+  /** Scope: `"universe"` (global), `"link"`, `"host"` … (`SCOPES`), or the number when unnamed. */
+  scope: Scope;
   /** `IFA_LABEL` (IPv4), e.g. `eth0:1`. */
   label?: string;
 }
@@ -223,7 +234,7 @@ export interface Address {
  *
  * @example A default route as `h.routes.list()` returns it (`default via 10.1.0.1 dev eth0`)
  * ```ts
- * import { ROUTE_PROTOCOLS, ROUTE_TABLES, ROUTE_TYPES, type Route, SCOPES } from "./mod.ts";
+ * import { ROUTE_TABLES, ROUTE_TYPES, type Route } from "./mod.ts";
  *
  * const route: Route = {
  *   family: 4,
@@ -231,8 +242,8 @@ export interface Address {
  *   gw: "10.1.0.1",
  *   oif: 2,
  *   table: ROUTE_TABLES.main,
- *   protocol: ROUTE_PROTOCOLS.boot,
- *   scope: SCOPES.universe,
+ *   protocol: "boot",
+ *   scope: "universe",
  *   type: ROUTE_TYPES.unicast,
  * };
  * ```
@@ -250,10 +261,10 @@ export interface Route {
   metric?: number;
   /** Routing table, default main (254). */
   table?: number;
-  /** `RT_SCOPE_*`: 0 universe, 253 link, 254 host. */
-  scope?: number;
-  /** `RTPROT_*`: 2 kernel, 3 boot, 4 static … */
-  protocol?: number;
+  /** Scope: `"universe"`, `"link"`, `"host"` … (`SCOPES`), or the number when unnamed. */
+  scope?: Scope;
+  /** Protocol: `"kernel"`, `"boot"`, `"static"` … (`ROUTE_PROTOCOLS`), or the number (e.g. 249). */
+  protocol?: RouteProtocol;
   /** `RTN_*`: 1 unicast, 2 local … */
   type?: number;
   /** Preferred source address (`RTA_PREFSRC`). */
@@ -273,7 +284,7 @@ export interface Route {
  * One next hop of a multipath route.
  *
  * @example The gateways of an IPv6 multipath default route (`ip -6 route show default`)
- * ```ts ignore
+ * ```ts
  * import { type NextHop, NetlinkHandle } from "./mod.ts";
  *
  * using h = NetlinkHandle.open();
@@ -321,19 +332,106 @@ export interface Neighbour {
  * A link notification from RTNLGRP_LINK.
  *
  * @example Wait until a link is deleted, like `ip monitor link`
- * ```ts ignore
- * import { type LinkEvent, openNetns, subscribeLinks } from "./mod.ts";
+ * ```ts
+ * import { type LinkEvent, subscribeLinks } from "./mod.ts";
  *
- * using ns = openNetns("/run/netns/ctr1");
- * for await (const e of subscribeLinks({ netns: ns })) {
- *   const event: LinkEvent = e;
- *   if (event.type === "del" && event.link.name === "eth0") break;
+ * export async function waitForDelete(name: string): Promise<LinkEvent> {
+ *   using events = subscribeLinks({ netns: "/run/netns/ctr1" });
+ *   for await (const e of events) if (e.type === "del" && e.link.name === name) return e;
+ *   throw new Error("subscription ended");
  * }
  * ```
  */
 export interface LinkEvent {
+  /** What the event is about. */
+  object: "link";
   /** `RTM_NEWLINK` (created or changed) or `RTM_DELLINK`. */
   type: "new" | "del";
   /** The link as the notification describes it. */
   link: Link;
 }
+
+/**
+ * An address notification (RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR).
+ *
+ * @example
+ * ```ts
+ * import type { AddrEvent } from "./mod.ts";
+ *
+ * const e: AddrEvent = {
+ *   object: "addr",
+ *   type: "new",
+ *   addr: { index: 2, family: 4, cidr: "10.1.0.2/24", flags: 0x80, scope: "universe" },
+ * };
+ * ```
+ */
+export interface AddrEvent {
+  /** What the event is about. */
+  object: "addr";
+  /** `RTM_NEWADDR` or `RTM_DELADDR`. */
+  type: "new" | "del";
+  /** The address. */
+  addr: Address;
+}
+
+/**
+ * A route notification (RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE), of any table.
+ *
+ * @example
+ * ```ts
+ * import type { RouteEvent } from "./mod.ts";
+ *
+ * const e: RouteEvent = { object: "route", type: "del", route: { family: 6, dst: "fd00::/64" } };
+ * ```
+ */
+export interface RouteEvent {
+  /** What the event is about. */
+  object: "route";
+  /** `RTM_NEWROUTE` or `RTM_DELROUTE`. */
+  type: "new" | "del";
+  /** The route. */
+  route: Route;
+}
+
+/**
+ * A neighbour notification (RTNLGRP_NEIGH).
+ *
+ * @example
+ * ```ts
+ * import type { NeighEvent } from "./mod.ts";
+ *
+ * const e: NeighEvent = {
+ *   object: "neigh",
+ *   type: "new",
+ *   neigh: { index: 2, family: 4, ip: "10.1.0.1", mac: "02:00:0a:01:00:01", state: 0x02 },
+ * };
+ * ```
+ */
+export interface NeighEvent {
+  /** What the event is about. */
+  object: "neigh";
+  /** `RTM_NEWNEIGH` or `RTM_DELNEIGH`. */
+  type: "new" | "del";
+  /** The entry. */
+  neigh: Neighbour;
+}
+
+/**
+ * Any event `subscribe()` yields; `object` tells which.
+ *
+ * @example
+ * ```ts
+ * import type { NetlinkEvent } from "./mod.ts";
+ *
+ * function describe(e: NetlinkEvent): string {
+ *   switch (e.object) {
+ *     case "link": return `${e.type} link ${e.link.name}`;
+ *     case "addr": return `${e.type} addr ${e.addr.cidr}`;
+ *     case "route": return `${e.type} route ${e.route.dst}`;
+ *     case "neigh": return `${e.type} neigh ${e.neigh.ip}`;
+ *   }
+ * }
+ * console.log(describe({ object: "route", type: "new", route: { family: 4, dst: "10.0.0.0/8" } }));
+ * ```
+ */
+export type NetlinkEvent = LinkEvent | AddrEvent | RouteEvent | NeighEvent;

@@ -41,14 +41,13 @@ import {
   openNetns,
   writeSysctl,
 } from "../netlink/mod.ts";
-import type { CniContext } from "./context.ts";
+import { type CniContext, hostHandleOptions, hostNetnsIno, hostNetnsPath } from "./context.ts";
 import { PluginError } from "./errors.ts";
 import { resolveMaster } from "./master.ts";
 import { buildResult } from "./result.ts";
 import {
   AttachmentExistsError,
   type AttachmentRecord,
-  currentNetnsIno,
   hostRouteClaims,
   type StateStore,
 } from "./state.ts";
@@ -56,6 +55,7 @@ import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
 import { charDevAt, devNumberText, isTapOf } from "../internal/_tap_node.ts";
 import { type DeviceTrust, proveDevice } from "./device_trust.ts";
+import { statPath } from "../internal/_libc.ts";
 
 /** What every step of one ADD works with. */
 interface Steps {
@@ -102,13 +102,13 @@ export async function addAttachment(
   trust: DeviceTrust,
 ): Promise<Result> {
   using ns = openContainerNetns(ctx.netns);
-  refuseOwnNetns(ns, ctx.netns);
+  refuseHostNetns(ns, ctx);
   if (conf.deviceID !== undefined) {
     mark("netns");
     await proveDevice(conf, trust);
     mark("device proof");
   }
-  using host = NetlinkHandle.open();
+  using host = NetlinkHandle.open(hostHandleOptions(ctx));
   using ctr = NetlinkHandle.open({ netns: ns });
   const source = checkBeforeAnything(host, ctr, conf, ctx);
   mark("checks");
@@ -166,17 +166,16 @@ function openContainerNetns(path: string): Netns {
 }
 
 /**
- * Refuse a `CNI_NETNS` that is the runtime's own network namespace
- * (`/proc/self/ns/net`, a `/run/netns` entry or symlink that is the host's):
- * the interface, its addresses and the IPAM routes (`default via …`) would
- * land on the host. The namespace compared is the one opened, not the path.
+ * Refuse a `CNI_NETNS` that is the call's host namespace (the runtime's own:
+ * `/proc/self/ns/net`, a `/run/netns` entry or symlink that is the host's;
+ * or `hostNetns`): the interface, its addresses and the IPAM routes
+ * (`default via …`) would land on the host. The namespace compared is the
+ * one opened, not the path (nsfs inodes are unique on the node).
  */
-function refuseOwnNetns(ns: Netns, path: string): void {
-  const opened = Deno.statSync(`/proc/thread-self/fd/${ns.fd}`);
-  const own = Deno.statSync("/proc/thread-self/ns/net");
-  if (opened.ino === own.ino && opened.dev === own.dev) {
+function refuseHostNetns(ns: Netns, ctx: CniContext): void {
+  if (statPath(`/proc/thread-self/fd/${ns.fd}`).ino === hostNetnsIno(ctx)) {
     throw new PluginError(
-      `CNI_NETNS "${path}" is the runtime's own network namespace, not a container's`,
+      `CNI_NETNS "${ctx.netns}" is the runtime's own network namespace, not a container's`,
       { code: ErrorCode.INVALID_ENV },
     );
   }
@@ -392,13 +391,17 @@ function addOwnHostRoutes(a: Steps, record: AttachmentRecord, plan: HostRoutePla
     ips: plan.ips,
     hostrouteif: plan.hostIf.name,
     hostrouteIndex: oif,
-    ...hostNetns(),
+    ...hostNetns(ctx),
     hostRoutes: plan.routes,
     hostRoutesState: "pending",
   };
   store.update(conf.name, claimed);
   const self = store.recordPath(conf.name, ctx.containerId, ctx.ifname);
-  const claims = hostRouteClaims(store.root, new Set(plan.routes.map((r) => r.dst)));
+  const claims = hostRouteClaims(
+    store.root,
+    new Set(plan.routes.map((r) => r.dst)),
+    hostNetnsIno(ctx),
+  );
   for (const [dst, by] of claims) {
     const other = [...by].find((p) => p !== self);
     if (other) {
@@ -639,7 +642,7 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
     recreated.at = ctr;
   } else {
     undo.push(`move ${origName} back to the host`, () => {
-      using home = openNetns("/proc/self/ns/net");
+      using home = openNetns(hostNetnsPath(ctx));
       ctr.links.set(index, { up: wasUp, name: origName, alias: "", netns: home, newIndex: index });
     });
   }
@@ -693,7 +696,7 @@ function hostUseOf(
   // The device plugin and `ip link add` leave a new macvtap down; an up one
   // is in use on the host (a VM's tap, a hostrouteif).
   if (dev.up && !options.upIsFree) return "is up, in use on the host";
-  const addr = host.addrs.list({ index: dev.index })
+  const addr = host.addrs.list({ link: dev.index })
     .find((a) => !a.cidr.startsWith("fe80:"));
   if (addr) return `carries the host address ${addr.cidr}`;
   const route = host.routes.list({ oif: dev.index }).find((r) => r.protocol === RTPROT_MACVTAP);
@@ -701,16 +704,16 @@ function hostUseOf(
   return undefined;
 }
 
-/** `{ hostNetnsIno }`: the namespace the host routes go into (ours). */
-function hostNetns(): { hostNetnsIno?: number } {
-  const ino = currentNetnsIno();
+/** `{ hostNetnsIno }`: the namespace the host routes go into (the call's host). */
+function hostNetns(ctx: CniContext): { hostNetnsIno?: number } {
+  const ino = hostNetnsIno(ctx);
   return ino === undefined ? {} : { hostNetnsIno: ino };
 }
 
 /** `{ netnsIno }` of the namespace file at `path`, or nothing when it cannot be read. */
 function netnsInode(path: string): { netnsIno?: number } {
   try {
-    return { netnsIno: Deno.statSync(path).ino! };
+    return { netnsIno: statPath(path).ino }; // Deno.statSync of /proc/<pid>/… needs --allow-all
   } catch {
     return {};
   }

@@ -12,7 +12,7 @@ import type { NetConf } from "../config/mod.ts";
 import { checkHostRoutes, hostRoutesFor } from "../hostroute/mod.ts";
 import { checkInterface, type Ipam } from "../ipam/mod.ts";
 import { NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
-import type { CniContext } from "./context.ts";
+import { type CniContext, hostHandleOptions } from "./context.ts";
 import { PluginError } from "./errors.ts";
 
 /**
@@ -66,7 +66,7 @@ export async function checkAttachment(
     problems.push(`mode is ${link.mode ?? "unknown"}, expected ${conf.mode}`);
   }
   if (conf.master && link.kind === "macvtap") {
-    using host = conf.linkInContainer ? undefined : NetlinkHandle.open();
+    using host = conf.linkInContainer ? undefined : NetlinkHandle.open(hostHandleOptions(ctx));
     const master = (host ?? ctr).links.find(conf.master);
     if (!master) problems.push(`master "${conf.master}" is missing`);
     else if (link.parentIndex !== master.index) {
@@ -89,7 +89,7 @@ export async function checkAttachment(
   problems.push(...checkInterface(ctr, link, ips, prev.routes ?? []));
 
   if (conf.hostrouteif && ips.length) {
-    using host = NetlinkHandle.open();
+    using host = NetlinkHandle.open(hostHandleOptions(ctx));
     const hostIf = host.links.find(conf.hostrouteif);
     if (!hostIf) {
       problems.push(`hostrouteif "${conf.hostrouteif}" is missing`);

@@ -13,6 +13,8 @@ import { logRoot } from "../internal/_owned_path.ts";
 import { addAttachment } from "./add.ts";
 import { checkAttachment } from "./check.ts";
 import type { CniContext } from "./context.ts";
+
+export type { CniContext };
 import { delAttachment } from "./del.ts";
 import { gcNetwork } from "./gc.ts";
 import { type Ipam, ipamDelegate } from "../ipam/mod.ts";
@@ -23,23 +25,27 @@ import { type DeviceTrust, deviceTrustFromEnv } from "./device_trust.ts";
 /**
  * Options shared by the commands.
  *
- * @example ADD with your own IPAM, logging only to this call's file
- * ```ts ignore
+ * @example ADD with your own IPAM, a lab namespace as the host, debug logging for this call
+ * ```ts
  * import { cmdAdd, type CommandOptions } from "./commands.ts";
  *
- * const options: CommandOptions = {
- *   ipam: {
- *     type: "mine",
- *     add: () => Promise.resolve({ cniVersion: "1.1.0", ips: [{ address: "10.1.0.2/24" }] }),
- *     del: () => Promise.resolve(),
- *     check: () => Promise.resolve(),
- *     status: () => Promise.resolve(),
- *     gc: () => Promise.resolve(),
- *   },
- * };
- * const config = { cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1", logLevel: "debug" };
- * const ctx = { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: [] };
- * console.log(await cmdAdd(config, ctx, options));
+ * // Needs root, /run/netns/lab (with eth1) and /run/netns/task1: type-checked, not run.
+ * export async function attach(): Promise<void> {
+ *   const options: CommandOptions = {
+ *     hostNetns: "/run/netns/lab",
+ *     ipam: {
+ *       type: "mine",
+ *       add: () => Promise.resolve({ cniVersion: "1.1.0", ips: [{ address: "10.1.0.2/24" }] }),
+ *       del: () => Promise.resolve(),
+ *       check: () => Promise.resolve(),
+ *       status: () => Promise.resolve(),
+ *       gc: () => Promise.resolve(),
+ *     },
+ *   };
+ *   const config = { cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1", logLevel: "debug" };
+ *   const ctx = { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: [] };
+ *   console.log(await cmdAdd(config, ctx, options));
+ * }
  * ```
  */
 export interface CommandOptions {
@@ -59,6 +65,18 @@ export interface CommandOptions {
    * apply to this call only, and the process's logger stays as it was.
    */
   processLogger?: boolean;
+  /**
+   * The network namespace to treat as the host, as a path (`/run/netns/lab`,
+   * `/proc/PID/ns/net`): where the master and `hostrouteif` are, where host
+   * routes go and where the IPAM plugin runs. Default: the caller's, as for
+   * the executable. Give the same one to every command of an attachment.
+   */
+  hostNetns?: string;
+}
+
+/** `ctx` with the call's host namespace from `options` (the skel never sets it). */
+function withHost(ctx: CniContext, options: CommandOptions): CniContext {
+  return options.hostNetns === undefined ? ctx : { ...ctx, hostNetns: options.hostNetns };
 }
 
 function bytesOf(config: Record<string, unknown>, options: CommandOptions): Uint8Array {
@@ -117,6 +135,7 @@ function ipamFor(
     cniVersion: conf.cniVersion,
     timeoutMs: conf.ipamTimeoutMs,
     cniPath: ctx.path,
+    ...(ctx.hostNetns !== undefined ? { netns: ctx.hostNetns } : {}),
     env: {
       ...(ctx.env ?? Deno.env.toObject()),
       CNI_CONTAINERID: target.containerId ?? ctx.containerId,
@@ -144,19 +163,29 @@ function delegate(
  * @throws {ConfigError} for an invalid config, {@linkcode CniError} from IPAM,
  *   other typed errors otherwise — map them with `toCniError`. Nothing is left behind.
  *
+ * @param config The network config (stdin's object).
+ * @param callerCtx The CNI context (`CNI_*`).
+ * @param options Host namespace, IPAM override, logging.
  * @example Attach a task
- * ```ts ignore
- * const result = await cmdAdd(
- *   { cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1", ipam: { type: "host-local", subnet: "192.168.122.0/24" } },
- *   { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: ["/usr/lib/cni"] },
- * );
+ * ```ts
+ * import { cmdAdd } from "./commands.ts";
+ *
+ * // Needs root, eth1 and /run/netns/task1: type-checked, not run by `deno test --doc`.
+ * export async function attach(): Promise<void> {
+ *   const result = await cmdAdd(
+ *     { cniVersion: "1.1.0", name: "lan", type: "macvtap", master: "eth1", ipam: { type: "host-local", subnet: "192.168.122.0/24" } },
+ *     { containerId: "task1", netns: "/run/netns/task1", ifname: "eth0", args: "", path: ["/usr/lib/cni"] },
+ *   );
+ *   console.log(result.ips);
+ * }
  * ```
  */
 export async function cmdAdd(
   config: Record<string, unknown>,
-  ctx: CniContext,
+  callerCtx: CniContext,
   options: CommandOptions = {},
 ): Promise<Result> {
+  const ctx = withHost(callerCtx, options);
   const conf = parseNetConf(config, { command: "ADD", args: ctx.args });
   return await logged(conf, options, () =>
     addAttachment(
@@ -172,16 +201,25 @@ export async function cmdAdd(
 /**
  * DEL: detach; idempotent, and successful when the namespace is gone.
  *
+ * @param config The network config.
+ * @param callerCtx The CNI context; `netns` may be empty.
+ * @param options Host namespace, IPAM override, logging.
  * @example Detach a task
- * ```ts ignore
- * await cmdDel(config, { containerId: "task1", netns: "", ifname: "eth0", args: "", path: ["/usr/lib/cni"] });
+ * ```ts
+ * import { cmdDel } from "./commands.ts";
+ *
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export async function detach(config: Record<string, unknown>): Promise<void> {
+ *   await cmdDel(config, { containerId: "task1", netns: "", ifname: "eth0", args: "", path: ["/usr/lib/cni"] });
+ * }
  * ```
  */
 export async function cmdDel(
   config: Record<string, unknown>,
-  ctx: CniContext,
+  callerCtx: CniContext,
   options: CommandOptions = {},
 ): Promise<void> {
+  const ctx = withHost(callerCtx, options);
   const conf = parseNetConfForDel(config, { args: ctx.args });
   await logged(conf, options, () =>
     delAttachment(
@@ -195,16 +233,25 @@ export async function cmdDel(
 /**
  * CHECK: verify the attachment against `config.prevResult`.
  *
+ * @param config The network config with `prevResult`.
+ * @param callerCtx The CNI context.
+ * @param options Host namespace, IPAM override, logging.
  * @example Check a task
- * ```ts ignore
- * await cmdCheck({ ...config, prevResult: result }, ctx);
+ * ```ts
+ * import { type CniContext, cmdCheck } from "./commands.ts";
+ *
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export async function check(config: Record<string, unknown>, result: unknown, ctx: CniContext) {
+ *   await cmdCheck({ ...config, prevResult: result }, ctx);
+ * }
  * ```
  */
 export async function cmdCheck(
   config: Record<string, unknown>,
-  ctx: CniContext,
+  callerCtx: CniContext,
   options: CommandOptions = {},
 ): Promise<void> {
+  const ctx = withHost(callerCtx, options);
   const conf = parseNetConf(config, { command: "CHECK", args: ctx.args });
   await logged(
     conf,
@@ -216,33 +263,51 @@ export async function cmdCheck(
 /**
  * STATUS: throws (code 50) when the network cannot service ADD.
  *
+ * @param config The network config.
+ * @param callerCtx The CNI context (only `path` matters).
+ * @param options Host namespace, IPAM override, logging.
  * @example Readiness
- * ```ts ignore
- * await cmdStatus(config, { containerId: "", netns: "", ifname: "", args: "", path: ["/usr/lib/cni"] });
+ * ```ts
+ * import { cmdStatus } from "./commands.ts";
+ *
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export async function ready(config: Record<string, unknown>): Promise<void> {
+ *   await cmdStatus(config, { containerId: "", netns: "", ifname: "", args: "", path: ["/usr/lib/cni"] });
+ * }
  * ```
  */
 export async function cmdStatus(
   config: Record<string, unknown>,
-  ctx: CniContext,
+  callerCtx: CniContext,
   options: CommandOptions = {},
 ): Promise<void> {
+  const ctx = withHost(callerCtx, options);
   const conf = parseNetConf(config, { command: "STATUS", args: "" });
-  await logged(conf, options, () => statusOf(conf, delegate(conf, ctx, config, options)));
+  await logged(conf, options, () => statusOf(conf, delegate(conf, ctx, config, options), ctx));
 }
 
 /**
  * GC: clean up attachments not in `config["cni.dev/valid-attachments"]`.
  *
+ * @param config The network config with `cni.dev/valid-attachments`.
+ * @param callerCtx The CNI context.
+ * @param options Host namespace, IPAM override, logging.
  * @example Collect garbage
- * ```ts ignore
- * await cmdGc({ ...config, "cni.dev/valid-attachments": [{ containerID: "task1", ifname: "eth0" }] }, ctx);
+ * ```ts
+ * import { type CniContext, cmdGc } from "./commands.ts";
+ *
+ * // Needs root: type-checked, not run by `deno test --doc`.
+ * export async function gc(config: Record<string, unknown>, ctx: CniContext): Promise<void> {
+ *   await cmdGc({ ...config, "cni.dev/valid-attachments": [{ containerID: "task1", ifname: "eth0" }] }, ctx);
+ * }
  * ```
  */
 export async function cmdGc(
   config: Record<string, unknown>,
-  ctx: CniContext,
+  callerCtx: CniContext,
   options: CommandOptions = {},
 ): Promise<void> {
+  const ctx = withHost(callerCtx, options);
   const conf = parseNetConfForDel(config, { args: "" });
   const stdin = bytesOf(config, options);
   await logged(conf, options, () =>

@@ -14,12 +14,13 @@ import { tempIfname } from "../internal/_ifname.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
-import type { CniContext } from "./context.ts";
+import { type CniContext, hostHandleOptions, hostNetnsIno } from "./context.ts";
 import { PluginError } from "./errors.ts";
 import { ALLOCATION_ONLY_IPAM, type Ipam } from "../ipam/mod.ts";
 import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
+import { statPath } from "../internal/_libc.ts";
 
 /**
  * Delete the container interface `ifname` (or its temporary name) in the
@@ -38,7 +39,7 @@ export async function deleteContainerLink(
   try {
     // From a record (GC): the path must still name the namespace ADD used;
     // a path re-used for another pod's namespace is not ours.
-    if (options.netnsIno !== undefined && Deno.statSync(netnsPath).ino !== options.netnsIno) {
+    if (options.netnsIno !== undefined && statPath(netnsPath).ino !== options.netnsIno) {
       log.info(`"${netnsPath}" is another namespace than at ADD; its links are not ours`);
       return;
     }
@@ -90,7 +91,7 @@ function ownHostRoutes(
   if (record?.hostRoutes.length) {
     const oif = record.hostrouteIndex ??
       (record.hostrouteif ? host.links.find(record.hostrouteif)?.index : undefined);
-    return { routes: unclaimedRoutes(store.root, record.hostRoutes, self), oif };
+    return { routes: unclaimedRoutes(store.root, record.hostRoutes, self, hostNetnsIno(ctx)), oif };
   }
   const prev = conf.prevResult;
   if (record || !conf.hostrouteif || !prev) return { routes: [], oif: undefined };
@@ -102,7 +103,12 @@ function ownHostRoutes(
     .filter((ip) => ip.interface === undefined || mine.has(ip.interface))
     .map((ip) => ip.address)
     .filter((a) => !unicastHostProblem(a));
-  const routes = unclaimedRoutes(store.root, hostRoutesFor(ips, conf.hostrouteMetric), self);
+  const routes = unclaimedRoutes(
+    store.root,
+    hostRoutesFor(ips, conf.hostrouteMetric),
+    self,
+    hostNetnsIno(ctx),
+  );
   return { routes, oif: host.links.find(conf.hostrouteif)?.index };
 }
 
@@ -150,7 +156,7 @@ export async function delAttachment(
 
   let routesFailed: { err: unknown } | undefined;
   try {
-    using host = NetlinkHandle.open();
+    using host = NetlinkHandle.open(hostHandleOptions(ctx));
     const { routes, oif } = ownHostRoutes(conf, ctx, store, record, host);
     delHostRoutes(host, routes, { oif });
   } catch (err) {

@@ -10,7 +10,7 @@ import type { Attachment, NetConf } from "../config/mod.ts";
 import { delHostRoutes, listOwnHostRoutes } from "../hostroute/mod.ts";
 import { log } from "../internal/_log.ts";
 import { NetlinkHandle, type Route } from "../netlink/mod.ts";
-import type { CniContext } from "./context.ts";
+import { type CniContext, hostHandleOptions, hostNetnsIno } from "./context.ts";
 import { deleteContainerLink } from "./del.ts";
 import { PluginError } from "./errors.ts";
 import type { Ipam } from "../ipam/mod.ts";
@@ -26,14 +26,14 @@ import { errorText } from "../internal/_error_text.ts";
  */
 export async function gcNetwork(
   conf: NetConf,
-  _ctx: CniContext,
+  ctx: CniContext,
   valid: readonly Attachment[],
   store: StateStore,
   ipamFor: (target?: IpamTarget) => Ipam | undefined,
 ): Promise<void> {
   const keep = new Set(valid.map((a) => `${a.containerID}\u0000${a.ifname}`));
   const errors: string[] = [];
-  using host = NetlinkHandle.open();
+  using host = NetlinkHandle.open(hostHandleOptions(ctx));
 
   store.sweepTemps(conf.name);
   // Only this network's records, and only their own effects: GC never
@@ -43,6 +43,7 @@ export async function gcNetwork(
   const claims = hostRouteClaims(
     store.root,
     new Set(stale.flatMap(({ record: r }) => r.hostRoutes.map((h) => h.dst))),
+    hostNetnsIno(ctx),
   );
   // One route dump for every stale record (routes of a record that were
   // already deleted are simply not found again).

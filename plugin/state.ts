@@ -26,7 +26,7 @@ import { canonicalCidr } from "../internal/_ip.ts";
 import { isJsonObject } from "../internal/_json.ts";
 import { ensureOwnedDir, outsideRoot, stateRoot } from "../internal/_owned_path.ts";
 import { errorText } from "../internal/_error_text.ts";
-import { lstatIfPresent, removeDirIfEmpty } from "../internal/_libc.ts";
+import { lstatIfPresent, processExists, removeDirIfEmpty, statPath } from "../internal/_libc.ts";
 
 /** What one ADD set up. */
 export interface AttachmentRecord {
@@ -506,15 +506,16 @@ export function unclaimedRoutes(
   root: string,
   routes: readonly HostRoute[],
   self: string,
+  hostNetnsIno: number | undefined = currentNetnsIno(),
 ): HostRoute[] {
-  const claims = hostRouteClaims(root, new Set(routes.map((r) => r.dst)));
+  const claims = hostRouteClaims(root, new Set(routes.map((r) => r.dst)), hostNetnsIno);
   return routes.filter((r) => [...(claims.get(r.dst) ?? [])].every((p) => p === self));
 }
 
 /** Inode of the calling thread's network namespace (the host's, for the plugin). */
 export function currentNetnsIno(): number | undefined {
   try {
-    return Deno.statSync("/proc/thread-self/ns/net").ino ?? undefined;
+    return statPath("/proc/thread-self/ns/net").ino; // Deno.statSync of /proc needs --allow-all
   } catch {
     return undefined;
   }
@@ -543,12 +544,7 @@ function removeQuietly(path: string): void {
 }
 
 function processAlive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
+  return processExists(pid); // not Deno.statSync("/proc/<pid>"): that needs --allow-all
 }
 
 /** A host route as ADD records it: a /32 or /128 in canonical form, a u32 metric. */

@@ -9,6 +9,7 @@ import type { NetConf } from "../config/mod.ts";
 import { hostRouteIfProblem } from "../hostroute/mod.ts";
 import { deviceIfname, kubevirtDeviceIfname } from "../internal/_ifname.ts";
 import { NetlinkHandle } from "../netlink/mod.ts";
+import { type CniContext, hostHandleOptions } from "./context.ts";
 import { PluginError, toCniError } from "./errors.ts";
 import type { Ipam } from "../ipam/mod.ts";
 import { resolveMaster } from "./master.ts";
@@ -29,11 +30,15 @@ const { NOT_AVAILABLE, LIMITED_CONNECTIVITY } = ErrorCode;
  *
  * @throws {PluginError} code 50; a delegate's {@linkcode CniError} 50/51 as is.
  */
-export async function statusOf(conf: NetConf, ipam: Ipam | undefined): Promise<void> {
+export async function statusOf(
+  conf: NetConf,
+  ipam: Ipam | undefined,
+  ctx: Pick<CniContext, "hostNetns"> = {},
+): Promise<void> {
   const ipamStatus = ipam?.status();
   ipamStatus?.catch(() => {});
   try {
-    checkHost(conf);
+    checkHost(conf, ctx);
   } catch (err) {
     throw notAvailable(err);
   }
@@ -50,10 +55,10 @@ export async function statusOf(conf: NetConf, ipam: Ipam | undefined): Promise<v
 }
 
 /** The host side: master (or the device of `deviceID`) and `hostrouteif`. */
-function checkHost(conf: NetConf): void {
+function checkHost(conf: NetConf, ctx: Pick<CniContext, "hostNetns">): void {
   // linkInContainer: the master is in a container, which STATUS has none of.
   if (conf.linkInContainer) return;
-  using host = NetlinkHandle.open();
+  using host = NetlinkHandle.open(hostHandleOptions(ctx));
   if (conf.deviceID && !conf.master) {
     // ADD imports the device; without a master it cannot recreate a missing one.
     const id = conf.deviceID;

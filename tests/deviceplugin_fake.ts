@@ -35,7 +35,7 @@ export class FakeHost implements LinkBackend {
       ...fields,
     };
     this.links.set(name, link);
-    this.#emit({ type: "new", link });
+    this.#emit({ object: "link", type: "new", link });
     return link;
   }
 
@@ -43,7 +43,7 @@ export class FakeHost implements LinkBackend {
     const link = this.links.get(name);
     if (!link) return;
     this.links.delete(name);
-    this.#emit({ type: "del", link });
+    this.#emit({ object: "link", type: "del", link });
     for (const l of [...this.links.values()]) {
       if (l.parentIndex === link.index) this.remove(l.name);
     }
@@ -81,7 +81,7 @@ export class FakeHost implements LinkBackend {
       type: 1,
     };
     this.links.set(spec.name, link);
-    this.#emit({ type: "new", link });
+    this.#emit({ object: "link", type: "new", link });
   }
   delete(name: string): boolean {
     if (!this.links.has(name)) return false;

@@ -31,9 +31,11 @@ import {
   ROUTE_PROTOCOLS,
   ROUTE_TABLES,
   SCOPES,
+  subscribe,
   subscribeLinks,
   writeSysctl,
 } from "../netlink/mod.ts";
+import type { NetlinkEvent } from "../netlink/mod.ts";
 
 const privileged = Deno.uid() === 0;
 const PREFIX = `nlt-${Deno.pid}-`;
@@ -169,6 +171,242 @@ Deno.test("createNetns() and deleteNetns() behave like ip netns add/del", opts, 
   assert.throws(() => Deno.statSync(`/run/netns/${name}`), Deno.errors.NotFound);
   deleteNetns(name); // missing is fine
 });
+
+Deno.test(
+  "createNetns(): `using` and delete() remove it, close() keeps it; deleteNetns(Netns)",
+  opts,
+  () => {
+    const names = [1, 2, 3, 4].map(() => `${PREFIX}${++counter}`);
+    try {
+      {
+        using ns = createNetns(names[0]!);
+        assert.ok(ns.created && netnsList().includes(names[0]!));
+      }
+      assert.ok(!netnsList().includes(names[0]!), "using deleted the created namespace");
+
+      const kept = createNetns(names[1]!);
+      kept.close();
+      assert.ok(netnsList().includes(names[1]!), "close() keeps it");
+      deleteNetns(names[1]!);
+      assert.ok(!netnsList().includes(names[1]!));
+
+      const made = createNetns(names[2]!);
+      made.delete();
+      made.delete(); // idempotent
+      assert.ok(!netnsList().includes(names[2]!));
+      assert.throws(() => made.fd, /closed/);
+
+      const other = createNetns(names[3]!);
+      other.close();
+      {
+        using opened = openNetns(`/run/netns/${names[3]}`);
+        assert.ok(!opened.created);
+        assert.throws(() => opened.delete(), /opened, not created/);
+        assert.ok(netnsList().includes(names[3]!), "an opened namespace is not deleted by using");
+        deleteNetns(opened); // on purpose: deletes by path; the fd stays ours
+        assert.ok(opened.fd >= 0);
+      }
+      assert.ok(!netnsList().includes(names[3]!));
+    } finally {
+      for (const n of names) deleteNetns(n);
+    }
+  },
+);
+
+Deno.test("NetlinkHandle.close() is final, also for a handle on an open Netns", opts, () => {
+  using lab = new NsLab();
+  const a = lab.ns();
+  const h = NetlinkHandle.open({ netns: a.ns });
+  assert.equal(h.links.get("lo").name, "lo");
+  h.close();
+  assert.throws(() => h.links.get("lo"), /NetlinkHandle is closed/);
+  assert.throws(() => h.addrs.list(), /NetlinkHandle is closed/);
+  h.close(); // idempotent
+  assert.ok(a.ns.fd >= 0, "the caller's Netns stays open");
+});
+
+Deno.test(
+  "links.add() returns the link: echoed here, read back in another namespace given open or by path",
+  opts,
+  () => {
+    using lab = new NsLab();
+    const a = lab.nsWithNic();
+    const b = lab.ns();
+    using h = NetlinkHandle.open({ netns: a.ns });
+    const br = h.links.add({ kind: "bridge", name: "br9", mtu: 1400 });
+    const oracle = ipLink(a.name, "br9");
+    assert.deepEqual([br.index, br.name, br.kind, br.mtu, br.mac], [
+      oracle.ifindex,
+      "br9",
+      "bridge",
+      1400,
+      oracle.address,
+    ]);
+    for (const [name, netns] of [["mvt1", b.ns], ["mvt2", b.path]] as const) {
+      const tap = h.links.add({ kind: "macvtap", name, parent: "eth1", netns, up: true });
+      const there = ipLink(b.name, name);
+      assert.deepEqual([tap.index, tap.name, tap.mac, tap.mode], [
+        there.ifindex,
+        name,
+        there.address,
+        "bridge",
+      ]);
+    }
+    // With a handle open on the same Netns, the link is read back through its socket.
+    using hb = NetlinkHandle.open({ netns: b.ns });
+    assert.equal(hb.links.get("lo").index, 1);
+    const tap3 = h.links.add({ kind: "macvtap", name: "mvt3", parent: "eth1", netns: b.ns });
+    assert.deepEqual([tap3.index, tap3.mac], [
+      ipLink(b.name, "mvt3").ifindex,
+      ipLink(b.name, "mvt3").address,
+    ]);
+    // A veth whose peer goes to b by path; the link returned is this end.
+    const va = h.links.add({ kind: "veth", name: "va", peer: { name: "vb", netns: b.path } });
+    assert.equal(va.index, ipLink(a.name, "va").ifindex);
+    assert.ok(ipLink(b.name, "vb"));
+    assert.throws(
+      () => h.links.add({ kind: "bridge", name: "brx", netns: `/run/netns/${PREFIX}none` }),
+      NetnsNotFoundError,
+    );
+    assert.ok(!h.links.find("brx"));
+  },
+);
+
+Deno.test("links.set() master and nomaster, like ip link set X master BR / nomaster", opts, () => {
+  using lab = new NsLab();
+  const a = lab.nsWithNic();
+  using h = NetlinkHandle.open({ netns: a.ns });
+  const br = h.links.add({ kind: "bridge", name: "br0" });
+  h.links.set("eth1p", { master: "br0" });
+  assert.equal(ipLink(a.name, "eth1p").master, "br0");
+  assert.equal(h.links.get("eth1p").masterIndex, br.index);
+  h.links.set("eth1p", { master: null });
+  assert.equal(ipLink(a.name, "eth1p").master, undefined);
+  h.links.set("eth1p", { master: br.index });
+  assert.equal(ipLink(a.name, "eth1p").master, "br0");
+  assert.throws(() => h.links.set("eth1p", { master: "nope0" }), LinkNotFoundError);
+  assert.equal(ipLink(a.name, "eth1p").master, "br0", "a failed set changes nothing");
+});
+
+Deno.test("links.set() moves a link to a namespace given by path", opts, () => {
+  using lab = new NsLab();
+  const a = lab.nsWithNic();
+  const b = lab.ns();
+  using h = NetlinkHandle.open({ netns: a.ns });
+  h.links.add({ kind: "veth", name: "vm0", peer: { name: "vm1" } });
+  h.links.set("vm0", { netns: b.path });
+  assert.ok(!h.links.find("vm0"));
+  assert.ok(ipLink(b.name, "vm0"));
+});
+
+Deno.test("subscribe() yields link, address, route and neighbour events", opts, async () => {
+  using lab = new NsLab();
+  const a = lab.nsWithNic();
+  using events = subscribe({ netns: a.path });
+  using h = NetlinkHandle.open({ netns: a.ns });
+  h.addrs.add("eth1", "10.7.0.1/24");
+  h.routes.add({ family: 4, dst: "10.8.0.0/16", gw: "10.7.0.254", oif: "eth1" });
+  h.neighs.add("eth1", { ip: "10.7.0.9", mac: "02:00:00:00:00:09" });
+  h.links.add({ kind: "bridge", name: "brev" });
+  h.links.del("brev");
+  const seen: NetlinkEvent[] = [];
+  const want = (e: NetlinkEvent) =>
+    e.object === "link" && e.type === "del" && e.link.name === "brev";
+  for await (const e of events) {
+    seen.push(e);
+    if (want(e)) break;
+  }
+  const has = (pred: (e: NetlinkEvent) => boolean, what: string) =>
+    assert.ok(seen.some(pred), `${what} in ${JSON.stringify(seen.map((e) => [e.object, e.type]))}`);
+  has((e) => e.object === "addr" && e.type === "new" && e.addr.cidr === "10.7.0.1/24", "addr");
+  has(
+    (e) => e.object === "route" && e.route.dst === "10.8.0.0/16" && e.route.protocol === "boot",
+    "route",
+  );
+  has((e) => e.object === "neigh" && e.neigh.ip === "10.7.0.9", "neigh");
+  has((e) => e.object === "link" && e.type === "new" && e.link.name === "brev", "link");
+  assert.throws(() => subscribe({ objects: ["links" as "link"] }), /Unknown event object "links"/);
+
+  // Only the objects asked for.
+  using addrsOnly = subscribe({ netns: a.ns, objects: ["addr"] });
+  h.links.add({ kind: "bridge", name: "brev2" });
+  h.addrs.add("eth1", "10.7.1.1/24");
+  const first = await addrsOnly.next();
+  assert.equal(first.done, false);
+  assert.equal((first.value as NetlinkEvent).object, "addr");
+});
+
+Deno.test("sysctls are written and read through libc, in the namespace given", opts, () => {
+  using lab = new NsLab();
+  const a = lab.nsWithNic();
+  writeSysctl("net/ipv4/conf/eth1/arp_notify", "1", a.path);
+  assert.equal(readSysctl("net.ipv4.conf.eth1.arp_notify", a.ns), "1");
+  assert.equal(ip(a.name, "-j", "link").length > 0, true);
+  const outside = new Deno.Command("ip", {
+    args: ["netns", "exec", a.name, "cat", "/proc/sys/net/ipv4/conf/eth1/arp_notify"],
+  }).outputSync();
+  assert.equal(new TextDecoder().decode(outside.stdout).trim(), "1");
+  assert.throws(() => readSysctl("net/ipv4/conf/nope0/arp_notify", a.ns), Deno.errors.NotFound);
+  assert.throws(() => writeSysctl("net/ipv4/conf/eth1/arp_notify", "x", a.ns), NetlinkError);
+  assert.throws(() => readSysctl("net/../etc/passwd"), TypeError);
+});
+
+Deno.test(
+  "a failed return from a namespace throws NetnsRestoreError and poisons netlink; the process lives on",
+  opts,
+  async () => {
+    // In a user namespace of its own (unshare -Urm), the process may create
+    // a network namespace but not setns() back into the initial one, which
+    // the initial user namespace owns: the restore fails for real.
+    const name = `${PREFIX}${++counter}`;
+    const lib = new URL("../netlink.ts", import.meta.url).pathname;
+    const script = `
+import { createNetns, NetlinkHandle, netnsRestoreFailure, NetnsRestoreError } from "${lib}";
+try {
+  createNetns("${name}");
+  console.log("created");
+} catch (err) {
+  console.log("first " + (err instanceof NetnsRestoreError) + " " + (err as Error).message);
+}
+console.log("poisoned " + (netnsRestoreFailure() instanceof NetnsRestoreError));
+try {
+  using h = NetlinkHandle.open();
+  h.links.list();
+  console.log("listed");
+} catch (err) {
+  console.log("later " + (err === netnsRestoreFailure()));
+}
+console.log("alive");
+`;
+    const file = await Deno.makeTempFile({ suffix: ".ts" });
+    try {
+      await Deno.writeTextFile(file, script);
+      const r = new Deno.Command("unshare", {
+        args: [
+          "-Urm",
+          Deno.execPath(),
+          "run",
+          "--allow-ffi",
+          "--allow-read",
+          "--allow-write",
+          file,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      const out = new TextDecoder().decode(r.stdout);
+      assert.equal(r.code, 0, `${out}${new TextDecoder().decode(r.stderr)}`);
+      assert.match(out, /^first true Cannot return to the original network namespace/m);
+      assert.match(out, /^poisoned true$/m);
+      assert.match(out, /^later true$/m);
+      assert.match(out, /^alive$/m);
+      assert.throws(() => Deno.statSync(`/run/netns/${name}`), Deno.errors.NotFound);
+    } finally {
+      await Deno.remove(file);
+      deleteNetns(name);
+    }
+  },
+);
 
 Deno.test(
   "openNetns() errors: NetnsNotFoundError for a missing path, EINVAL for a non-netns",
@@ -629,15 +867,15 @@ Deno.test("addrs add/del/list IPv4 and IPv6 agree with `ip -j addr show`", opts,
     .filter((x: Json) => x.scope === "global")
     .map((x: Json) => `${x.local}/${x.prefixlen}`)
     .sort();
-  const ours = h.addrs.list({ index: eth1 }).filter((x) => x.scope === 0).map((x) => x.cidr)
+  const ours = h.addrs.list({ link: eth1 }).filter((x) => x.scope === "universe").map((x) => x.cidr)
     .sort();
   assert.deepEqual(ours, theirs);
   assert.deepEqual(ours, ["10.1.2.3/24", "10.1.2.4/32", "fd00::5/64"]);
-  assert.deepEqual(h.addrs.list({ family: 4, index: eth1 }).map((x) => x.cidr), [
+  assert.deepEqual(h.addrs.list({ family: 4, link: eth1 }).map((x) => x.cidr), [
     "10.1.2.3/24",
     "10.1.2.4/32",
   ]);
-  const v6 = h.addrs.list({ family: 6, index: eth1 }).find((x) => x.cidr === "fd00::5/64")!;
+  const v6 = h.addrs.list({ family: 6, link: eth1 }).find((x) => x.cidr === "fd00::5/64")!;
   assert.ok(v6.flags & 0x80, "IFA_F_PERMANENT");
   assert.ok(v6.flags & 0x02, "IFA_F_NODAD");
   assert.equal(v6.family, 6);
@@ -680,8 +918,8 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
       oif: eth1,
       metric: 100,
       table: 254,
-      protocol: 3,
-      scope: 0,
+      protocol: "boot",
+      scope: "universe",
       type: 1,
     });
     throwsNetlink(
@@ -723,7 +961,7 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
     ]]);
     assert.deepEqual(
       h.routes.list({ table: 100 }).map((r) => [r.dst, r.table, r.scope, r.protocol]),
-      [["10.100.0.0/16", 100, 253, 4]],
+      [["10.100.0.0/16", 100, "link", "static"]],
     );
     assert.deepEqual(
       h.routes.list({ table: 1000 }).map((r) => [r.dst, r.table, r.gw, r.metric, r.protocol]),
@@ -733,7 +971,21 @@ Deno.test("routes add/replace/del/list agree with `ip -j route show`", opts, asy
     const all = h.routes.list({ table: 0 });
     assert.ok(all.some((r) => r.table === 255), "table 0 lists every table (local too)");
     assert.ok(all.some((r) => r.table === 1000));
-    h.routes.add({ family: 4, dst: "192.0.2.0/24", oif: eth1, scope: 254 /* host */ });
+    h.routes.add({ family: 4, dst: "192.0.2.0/24", oif: eth1, scope: "host" });
+    h.routes.add({ family: 4, dst: "192.0.3.0/24", oif: eth1, scope: 254, protocol: "dhcp" });
+    assert.deepEqual(
+      h.routes.list({ dst: "192.0.3.0/24" }).map((r) => [r.scope, r.protocol]),
+      [["host", "dhcp"]],
+      "a number for a named value reads back as the name",
+    );
+    assert.throws(
+      () => h.routes.add({ family: 4, dst: "192.0.4.0/24", oif: eth1, scope: "planet" as "host" }),
+      /Unknown scope "planet"/,
+    );
+    assert.throws(
+      () => h.routes.add({ family: 4, dst: "192.0.4.0/24", oif: eth1, protocol: 256 }),
+      /Invalid route protocol 256/,
+    );
     assert.equal(ipJson(a.name, "route", "show", "192.0.2.0/24")[0].scope, "host");
   });
   await t.step("IPv6 route", () => {

@@ -138,9 +138,12 @@ export const RT_SCOPE_LINK = 253;
 export const RT_SCOPE_HOST = 254;
 export const RT_SCOPE_NOWHERE = 255;
 export const RTPROT_UNSPEC = 0;
+export const RTPROT_REDIRECT = 1;
 export const RTPROT_KERNEL = 2;
 export const RTPROT_BOOT = 3;
 export const RTPROT_STATIC = 4;
+export const RTPROT_RA = 9;
+export const RTPROT_DHCP = 16;
 export const RTN_UNICAST = 1;
 export const RTN_LOCAL = 2;
 export const RTN_BROADCAST = 3;
@@ -161,6 +164,11 @@ export const NUD_NOARP = 0x40;
 export const NUD_PERMANENT = 0x80;
 
 export const RTNLGRP_LINK = 1;
+export const RTNLGRP_NEIGH = 3;
+export const RTNLGRP_IPV4_IFADDR = 5;
+export const RTNLGRP_IPV4_ROUTE = 7;
+export const RTNLGRP_IPV6_IFADDR = 9;
+export const RTNLGRP_IPV6_ROUTE = 11;
 
 /** `IF_OPER_*` values as iproute2 prints them. */
 export const OPER_STATES = [

@@ -20,6 +20,21 @@ import type {
 } from "../types.ts";
 import { align4, type Attr, attrMap, AttrWriter, parseAttrs, readStr, readU32 } from "./attr.ts";
 import * as C from "./constants.ts";
+import {
+  type RouteProtocol,
+  routeProtocolName,
+  routeProtocolValue,
+  type Scope,
+  scopeName,
+  scopeValue,
+} from "../names.ts";
+import type { NetnsRef } from "../netns.ts";
+
+/** The fd of a resolved namespace; a path must have been opened by the caller (links.ts). */
+function nsFd(ns: NetnsRef): number {
+  if (typeof ns === "string") throw new TypeError(`netns "${ns}" was not opened`);
+  return ns.fd;
+}
 
 /**
  * The one table between mode names (as `ip link add … type macvtap mode
@@ -163,7 +178,7 @@ export function putLinkSpec(w: AttrWriter, spec: LinkSpec, parentIndex?: number)
   if (spec.mtu) w.u32(C.IFLA_MTU, spec.mtu);
   if (spec.mac) w.attr(C.IFLA_ADDRESS, macBytes(spec.mac));
   if (spec.txQueueLen !== undefined) w.u32(C.IFLA_TXQLEN, spec.txQueueLen);
-  if (spec.netns) w.u32(C.IFLA_NET_NS_FD, spec.netns.fd);
+  if (spec.netns !== undefined) w.u32(C.IFLA_NET_NS_FD, nsFd(spec.netns));
   w.begin(C.IFLA_LINKINFO);
   w.chars(C.IFLA_INFO_KIND, spec.kind); // without NUL, as iproute2 sends it
   switch (spec.kind) {
@@ -179,7 +194,7 @@ export function putLinkSpec(w: AttrWriter, spec: LinkSpec, parentIndex?: number)
       putIfinfo(w, {});
       w.str(C.IFLA_IFNAME, spec.peer.name);
       if (spec.peer.mac) w.attr(C.IFLA_ADDRESS, macBytes(spec.peer.mac));
-      if (spec.peer.netns) w.u32(C.IFLA_NET_NS_FD, spec.peer.netns.fd);
+      if (spec.peer.netns !== undefined) w.u32(C.IFLA_NET_NS_FD, nsFd(spec.peer.netns));
       w.end();
       w.end();
       break;
@@ -206,8 +221,16 @@ export function encodeLinkAdd(spec: LinkSpec, flags: number, parentIndex?: numbe
   return w;
 }
 
-/** The `RTM_NEWLINK` that changes link `index` (`ip link set …`). */
-export function encodeLinkChange(index: number, change: LinkChange, flags: number): AttrWriter {
+/**
+ * The `RTM_NEWLINK` that changes link `index` (`ip link set …`);
+ * `masterIndex` is `change.master` resolved (0 for `nomaster`).
+ */
+export function encodeLinkChange(
+  index: number,
+  change: LinkChange,
+  flags: number,
+  masterIndex?: number,
+): AttrWriter {
   let ifFlags = 0, mask = 0;
   if (change.up !== undefined) {
     mask |= C.IFF_UP;
@@ -228,8 +251,12 @@ export function encodeLinkChange(index: number, change: LinkChange, flags: numbe
     }
     w.str(C.IFLA_IFALIAS, change.alias);
   }
-  if (change.netns) {
-    w.u32(C.IFLA_NET_NS_FD, change.netns.fd);
+  if (change.master !== undefined) {
+    if (masterIndex === undefined) throw new TypeError("LinkChange.master was not resolved");
+    w.u32(C.IFLA_MASTER, masterIndex);
+  }
+  if (change.netns !== undefined) {
+    w.u32(C.IFLA_NET_NS_FD, nsFd(change.netns));
     if (change.newIndex !== undefined) w.i32(C.IFLA_NEW_IFINDEX, change.newIndex);
   } else if (change.newIndex !== undefined) {
     // The kernel accepts IFLA_NEW_IFINDEX without a namespace and ignores it.
@@ -344,7 +371,7 @@ export function encodeAddr(
   flags: number,
   index: number,
   cidr: Cidr,
-  options: { flags?: number; scope?: number } = {},
+  options: { flags?: number; scope?: Scope } = {},
 ): AttrWriter {
   const w = beginMessage(type, flags);
   const ifaFlags = options.flags ?? 0;
@@ -352,7 +379,7 @@ export function encodeAddr(
     family: afOf(cidr.family),
     prefix: cidr.prefix,
     flags: ifaFlags & 0xff,
-    scope: options.scope ?? 0,
+    scope: options.scope === undefined ? 0 : scopeValue(options.scope),
     index,
   });
   w.attr(C.IFA_LOCAL, cidr.bytes);
@@ -375,7 +402,7 @@ export function decodeAddress(payload: Uint8Array): Address | undefined {
     family: af === C.AF_INET ? 4 : 6,
     cidr: `${formatIP(ip)}/${v.getUint8(1)}`,
     flags: flags32 ? readU32(flags32) : v.getUint8(2),
-    scope: v.getUint8(3),
+    scope: scopeName(v.getUint8(3)),
   };
   const label = a.get(C.IFA_LABEL);
   if (label) out.label = readStr(label);
@@ -409,7 +436,7 @@ export function ipBytes(text: string, family: Family): Uint8Array {
 export function putRoute(
   w: AttrWriter,
   r: Route,
-  options: { protocol: number; del?: boolean },
+  options: { protocol: RouteProtocol; del?: boolean },
 ): void {
   const slash = r.dst.indexOf("/");
   const dstIp = slash < 0 ? r.dst : r.dst.slice(0, slash);
@@ -419,19 +446,21 @@ export function putRoute(
   if (!(dstLen <= max)) throw new TypeError(`Invalid route destination "${r.dst}"`);
   const table = r.table ?? C.RT_TABLE_MAIN;
   const type = r.type ?? (options.del ? 0 : C.RTN_UNICAST);
-  const scope = r.scope ??
-    (options.del
+  const scope = r.scope !== undefined
+    ? scopeValue(r.scope)
+    : (options.del
       ? C.RT_SCOPE_NOWHERE
       : type === C.RTN_LOCAL
       ? C.RT_SCOPE_HOST
       : r.gw
       ? C.RT_SCOPE_UNIVERSE
       : C.RT_SCOPE_LINK);
+  const protocol = routeProtocolValue(r.protocol ?? options.protocol);
   const at = w.zeros(12);
   w.setU8(at, afOf(r.family));
   w.setU8(at + 1, dstLen);
   w.setU8(at + 4, table < 256 ? table : C.RT_TABLE_UNSPEC);
-  w.setU8(at + 5, r.protocol ?? options.protocol);
+  w.setU8(at + 5, protocol);
   w.setU8(at + 6, scope);
   w.setU8(at + 7, type);
   if (dstLen > 0) w.attr(C.RTA_DST, ipBytes(dstIp, r.family));
@@ -498,8 +527,8 @@ export function decodeRoute(payload: Uint8Array): Route | undefined {
     family,
     dst: `${dst ? formatIP(dst) : family === 4 ? "0.0.0.0" : "::"}/${dstLen}`,
     table: a.has(C.RTA_TABLE) ? readU32(a.get(C.RTA_TABLE)!) : v.getUint8(4),
-    protocol: v.getUint8(5),
-    scope: v.getUint8(6),
+    protocol: routeProtocolName(v.getUint8(5)),
+    scope: scopeName(v.getUint8(6)),
     type: v.getUint8(7),
   };
   const gw = a.get(C.RTA_GATEWAY) ?? viaAddress(a.get(C.RTA_VIA));

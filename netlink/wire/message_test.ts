@@ -5,6 +5,7 @@
  * compare byte for byte (our attribute order and values follow iproute2's).
  */
 
+import { Netns } from "../netns.ts";
 import assert from "node:assert/strict";
 import { parseCidr } from "../../internal/_ip.ts";
 import { golden, goldenCommand } from "../../tests/testdata/_golden.ts";
@@ -194,7 +195,7 @@ Deno.test("encodeLinkAdd() puts optional fields in the request", () => {
       mac: "02:00:00:00:00:09",
       up: true,
       index: 42,
-      netns: { fd: 9 },
+      netns: new Netns(9, "/test/ns"),
       txQueueLen: 100,
     },
     FLAGS.add,
@@ -219,7 +220,11 @@ Deno.test("encodeLinkAdd() puts optional fields in the request", () => {
 
 Deno.test("encodeLinkAdd() nests the veth peer with its namespace and MAC", () => {
   const w = encodeLinkAdd(
-    { kind: "veth", name: "a", peer: { name: "b", netns: { fd: 5 }, mac: "02:00:00:00:00:02" } },
+    {
+      kind: "veth",
+      name: "a",
+      peer: { name: "b", netns: new Netns(5, "/test/ns"), mac: "02:00:00:00:00:02" },
+    },
     FLAGS.add,
   );
   const [m] = parseMessages(finishMessage(w, 1));
@@ -255,7 +260,7 @@ Deno.test("encodeLinkChange() matches iproute2 byte for byte", async (t) => {
 Deno.test("encodeLinkChange() sets flag masks, namespace and new ifindex", () => {
   const w = encodeLinkChange(
     5,
-    { up: false, promisc: true, netns: { fd: 11 }, newIndex: 77 },
+    { up: false, promisc: true, netns: new Netns(11, "/test/ns"), newIndex: 77 },
     FLAGS.change,
   );
   const [m] = parseMessages(finishMessage(w, 1));
@@ -277,7 +282,7 @@ Deno.test("decodeAddress() and encodeAddr() agree with iproute2", async (t) => {
       family: 4,
       cidr: "10.1.2.3/24",
       flags: 0,
-      scope: 0,
+      scope: "universe",
     });
     // iproute2 6.1 sends IFA_LOCAL and IFA_ADDRESS and no IFA_BROADCAST
     // unless `brd` is given; so do we, so the bytes match.
@@ -292,7 +297,7 @@ Deno.test("decodeAddress() and encodeAddr() agree with iproute2", async (t) => {
       family: 6,
       cidr: "fd00::5/64",
       flags: C.IFA_F_NODAD,
-      scope: 0,
+      scope: "universe",
     });
     assertSameBytes(
       "addr_add_v6",
@@ -320,8 +325,8 @@ Deno.test("decodeRoute() and encodeRoute() agree with iproute2", async (t) => {
     assert.deepEqual(decodeRoute(one("route_add_gw").payload), {
       ...gw,
       table: C.RT_TABLE_MAIN,
-      protocol: C.RTPROT_BOOT,
-      scope: C.RT_SCOPE_UNIVERSE,
+      protocol: "boot",
+      scope: "universe",
       type: C.RTN_UNICAST,
     });
     assertSameBytes("route_add_gw", encodeRoute(C.RTM_NEWROUTE, FLAGS.add, gw));
@@ -330,8 +335,8 @@ Deno.test("decodeRoute() and encodeRoute() agree with iproute2", async (t) => {
     const r: Route = { family: 4, dst: "10.9.0.0/16", oif: 3, table: 1000 };
     assert.deepEqual(decodeRoute(one("route_add_table").payload), {
       ...r,
-      protocol: C.RTPROT_BOOT,
-      scope: C.RT_SCOPE_LINK,
+      protocol: "boot",
+      scope: "link",
       type: C.RTN_UNICAST,
     });
     assertSameBytes("route_add_table", encodeRoute(C.RTM_NEWROUTE, FLAGS.add, r));
@@ -360,8 +365,8 @@ Deno.test("decodeRoute() and encodeRoute() agree with iproute2", async (t) => {
       family: 4,
       dst: "10.1.2.3/32",
       table: 100,
-      protocol: C.RTPROT_BOOT,
-      scope: C.RT_SCOPE_HOST,
+      protocol: "boot",
+      scope: "host",
       type: C.RTN_LOCAL,
       src: "10.1.2.3",
       mtu: 1400,
