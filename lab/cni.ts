@@ -19,12 +19,18 @@ export const VERSIONS: readonly string[] = SUPPORTED_VERSIONS;
 /** Reference plugins directory (Debian containernetworking-plugins). */
 export const CNI_BIN = "/usr/lib/cni";
 
+/** The temporary directory: `$TMPDIR`, which `deno task test` makes a fresh one per run. */
+const TMP = Deno.env.get("TMPDIR") || "/tmp";
+
 /**
  * The plugin's state and log roots in tests: the temporary directory, where
  * every test makes its `stateDir` and `logFile` (a runtime would leave them
- * at /var/lib/cni/macvtap and /var/log/macvtap).
+ * at /var/lib/cni/macvtap and /var/log/macvtap). Under `deno task test` that
+ * is the run's own directory (tests/_run.ts), removed after the run with the
+ * registry `.statedirs` in it.
  */
-export const TEST_ROOTS = { MACVTAP_STATE_ROOT: "/tmp", MACVTAP_LOG_DIR: "/tmp" } as const;
+export const TEST_ROOTS: { readonly MACVTAP_STATE_ROOT: string; readonly MACVTAP_LOG_DIR: string } =
+  { MACVTAP_STATE_ROOT: TMP, MACVTAP_LOG_DIR: TMP };
 
 /** The checkout `dist/macvtap` is built from. */
 const CHECKOUT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
