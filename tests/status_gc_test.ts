@@ -39,30 +39,36 @@ function gc(lab: Lab, s: Seed002, conf: Json): Promise<CniCall> {
   return cni(lab, s.host, { command: "GC", extra: BARE_ENV }, conf);
 }
 
-Deno.test({
-  name: `STATUS: ready with an existing master, no IPAM [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const stateDir = await lab.tempDir("state");
+/** A test on a fresh seed 002 lab with a state dir. */
+function seedTest(
+  name: string,
+  fn: (lab: Lab, s: Seed002, stateDir: string) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ignore,
+    async fn() {
+      assertBuilt();
+      await using lab = await Lab.create();
+      await fn(lab, await lab.seed002(), await lab.tempDir("state"));
+    },
+  });
+}
+
+seedTest(
+  `STATUS: ready with an existing master, no IPAM [${VERSION}]`,
+  async (lab, s, stateDir) => {
     const conf = hostrouteConf(VERSION, stateDir, {});
     delete conf.ipam;
     const r = await status(lab, s, conf);
     assertOk(r, "STATUS");
     assertEquals(r.stdout, "");
   },
-});
+);
 
-Deno.test({
-  name: `STATUS: code 50 when the master is missing [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const stateDir = await lab.tempDir("state");
+seedTest(
+  `STATUS: code 50 when the master is missing [${VERSION}]`,
+  async (lab, s, stateDir) => {
     const dataDir = await lab.tempDir("ipam");
     for (const ipam of [undefined, hostLocalIpam(dataDir)]) {
       const conf = hostrouteConf(VERSION, stateDir, ipam ?? {}, { master: "nosuchif" });
@@ -77,32 +83,22 @@ Deno.test({
     const ok = await status(lab, s, hostrouteConf(VERSION, stateDir, hostLocalIpam(dataDir)));
     assertOk(ok, "STATUS with eth1");
   },
-});
+);
 
-Deno.test({
-  name: `STATUS: host-local (no 1.1.0 support) ⇒ its STATUS is skipped, ready [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const stateDir = await lab.tempDir("state");
+seedTest(
+  `STATUS: host-local (no 1.1.0 support) ⇒ its STATUS is skipped, ready [${VERSION}]`,
+  async (lab, s, stateDir) => {
     const dataDir = await lab.tempDir("ipam");
     const r = await status(lab, s, hostrouteConf(VERSION, stateDir, hostLocalIpam(dataDir)));
     assertOk(r, "STATUS with host-local");
     assertEquals(r.stdout, "");
     assertEquals(await leaseFiles(dataDir), [], "STATUS allocates nothing");
   },
-});
+);
 
-Deno.test({
-  name: `STATUS: code 50 when ${HOSTIF} is a macvtap on another master [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const stateDir = await lab.tempDir("state");
+seedTest(
+  `STATUS: code 50 when ${HOSTIF} is a macvtap on another master [${VERSION}]`,
+  async (lab, s, stateDir) => {
     await lab.ip(s.host, "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p");
     await lab.ip(s.host, "link", "add", "link", "eth2", "name", HOSTIF, "type", "macvtap");
     const conf = hostrouteConf(VERSION, stateDir, {});
@@ -111,7 +107,7 @@ Deno.test({
     assertEquals(r.json?.code, 50, describe(r));
     assertMatch(String(r.json?.msg), new RegExp(HOSTIF));
   },
-});
+);
 
 interface Attachment {
   id: string;
@@ -163,15 +159,26 @@ async function assertOnly(
   await assertHostIf(lab, x.s.host);
 }
 
-for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const) {
+/** A test on a fresh lab with {@linkcode threeAttachments}. */
+function gcTest(
+  name: string,
+  fn: (lab: Lab, x: Awaited<ReturnType<typeof threeAttachments>>) => Promise<void>,
+): void {
   Deno.test({
-    name:
-      `GC with ${key} listing one attachment releases the other two, host-local + hostrouteif [${VERSION}]`,
+    name,
     ignore,
     async fn() {
       assertBuilt();
       await using lab = await Lab.create();
-      const x = await threeAttachments(lab);
+      await fn(lab, await threeAttachments(lab));
+    },
+  });
+}
+
+for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const) {
+  gcTest(
+    `GC with ${key} listing one attachment releases the other two, host-local + hostrouteif [${VERSION}]`,
+    async (lab, x) => {
       const [, keep] = x.atts as [Attachment, Attachment, Attachment];
       const r = await gc(lab, x.s, {
         ...x.conf,
@@ -191,33 +198,23 @@ for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const)
       assertOk(await cni(lab, x.s.host, { command: "DEL", ...env }, prev), "DEL kept");
       await assertOnly(lab, x, []);
     },
-  });
+  );
 }
 
-Deno.test({
-  name:
-    `GC without a valid-attachments key releases every attachment, host-local + hostrouteif [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const x = await threeAttachments(lab);
+gcTest(
+  `GC without a valid-attachments key releases every attachment, host-local + hostrouteif [${VERSION}]`,
+  async (lab, x) => {
     const r = await gc(lab, x.s, x.conf);
     assertOk(r, "GC");
     await assertOnly(lab, x, []);
     const again = await gc(lab, x.s, x.conf);
     assertOk(again, "GC again");
   },
-});
+);
 
-Deno.test({
-  name:
-    `GC leaves host routes it cannot attribute to its network (proto 249, no record) [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const x = await threeAttachments(lab);
+gcTest(
+  `GC leaves host routes it cannot attribute to its network (proto 249, no record) [${VERSION}]`,
+  async (lab, x) => {
     const m = String(METRIC);
     // Our protocol mark, but no record of this network claims them: another
     // network's (another stateDir) for all GC can tell. They stay.
@@ -234,7 +231,7 @@ Deno.test({
       assertEquals(live.length, 1, `${dst} stays`);
     }
   },
-});
+);
 
 Deno.test({
   name:
