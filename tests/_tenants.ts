@@ -17,8 +17,8 @@
  * @module
  */
 
-import { Lab, type Seed002 } from "../lab/mod.ts";
-import { assertBuilt } from "./_hostroute_lab.ts";
+import type { Lab, Seed002 } from "../lab/mod.ts";
+import { labTest } from "./_hostroute_lab.ts";
 import { hostLocal, type Json, makeRoots, type Roots, Tenant } from "./_owner.ts";
 
 /** An address range `[first, last]` on the seed 002 task LAN. */
@@ -140,15 +140,9 @@ export function tenantTest(
   opts: { ignore: boolean; spec?: Partial<TenantSpec> },
   fn: (f: TenantFixture) => Promise<void>,
 ): void {
-  Deno.test({
-    name,
-    ignore: opts.ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      const node = await tenantNode(lab);
-      const t = tenantOf(node, { name: "tasks", ...opts.spec });
-      await fn({ ...node, t, stateDir: t.o.stateDir });
-    },
+  labTest(name, opts.ignore, async (lab) => {
+    const node = await tenantNode(lab);
+    const t = tenantOf(node, { name: "tasks", ...opts.spec });
+    await fn({ ...node, t, stateDir: t.o.stateDir });
   });
 }

@@ -44,6 +44,7 @@ import {
   hostLocalIpam,
   hostrouteConf,
   type Json,
+  labTest,
   leaseFiles,
   METRIC,
   otherRoutes,
@@ -114,19 +115,13 @@ function hostrouteTest(
   n: number,
   fn: (f: HostrouteFixture) => Promise<void>,
 ): void {
-  Deno.test({
-    name,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      const { s, nss } = await seedLab(lab, n);
-      const stateDir = await lab.tempDir("state");
-      const dataDir = await lab.tempDir("ipam");
-      const conf = hostrouteConf(version, stateDir, hostLocalIpam(dataDir));
-      const tasks: Task[] = nss.map(([ns, path], i) => ({ id: `task${i + 1}`, ns, path, conf }));
-      await fn({ lab, s, stateDir, dataDir, conf, tasks });
-    },
+  labTest(name, ignore, async (lab) => {
+    const { s, nss } = await seedLab(lab, n);
+    const stateDir = await lab.tempDir("state");
+    const dataDir = await lab.tempDir("ipam");
+    const conf = hostrouteConf(version, stateDir, hostLocalIpam(dataDir));
+    const tasks: Task[] = nss.map(([ns, path], i) => ({ id: `task${i + 1}`, ns, path, conf }));
+    await fn({ lab, s, stateDir, dataDir, conf, tasks });
   });
 }
 

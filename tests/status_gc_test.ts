@@ -8,10 +8,9 @@
  */
 
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { cni, type CniCall, describe, Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
+import { cni, type CniCall, describe, type Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
 import {
   addrOf,
-  assertBuilt,
   assertHostIf,
   assertOk,
   assertPing,
@@ -21,6 +20,7 @@ import {
   hostLocalIpam,
   hostrouteConf,
   type Json,
+  labTest,
   leaseFiles,
   METRIC,
   ownHostRoutes,
@@ -44,15 +44,7 @@ function seedTest(
   name: string,
   fn: (lab: Lab, s: Seed002, stateDir: string) => Promise<void>,
 ): void {
-  Deno.test({
-    name,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      await fn(lab, await lab.seed002(), await lab.tempDir("state"));
-    },
-  });
+  labTest(name, ignore, async (lab) => fn(lab, await lab.seed002(), await lab.tempDir("state")));
 }
 
 seedTest(
@@ -164,15 +156,7 @@ function gcTest(
   name: string,
   fn: (lab: Lab, x: Awaited<ReturnType<typeof threeAttachments>>) => Promise<void>,
 ): void {
-  Deno.test({
-    name,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      await fn(lab, await threeAttachments(lab));
-    },
-  });
+  labTest(name, ignore, async (lab) => fn(lab, await threeAttachments(lab)));
 }
 
 for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const) {
@@ -233,13 +217,10 @@ gcTest(
   },
 );
 
-Deno.test({
-  name:
-    `STATUS: every way of not being able to service ADD is code 50, reason in msg/details [${VERSION}]`,
+labTest(
+  `STATUS: every way of not being able to service ADD is code 50, reason in msg/details [${VERSION}]`,
   ignore,
-  async fn(t) {
-    assertBuilt();
-    await using lab = await Lab.create();
+  async (lab, t) => {
     const s = await lab.seed002();
     const stateDir = await lab.tempDir("state");
     const bin = await lab.tempDir("bin");
@@ -326,4 +307,4 @@ esac
       });
     }
   },
-});
+);

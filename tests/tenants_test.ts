@@ -20,8 +20,8 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { CNI_BIN, type CniCall, describe, Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
-import { assertBuilt, HOSTIF } from "./_hostroute_lab.ts";
+import { CNI_BIN, type CniCall, describe, type Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
+import { HOSTIF, labTest } from "./_hostroute_lab.ts";
 import {
   addrOf,
   assertCniError,
@@ -56,18 +56,12 @@ interface Tenants {
  * pods; the node has a default gateway (an address no task may take).
  */
 function tenantsTest(name: string, fn: (lab: Lab, t: Tenants) => Promise<void>): void {
-  Deno.test({
-    name,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      const node = await tenantNode(lab, { defaultRoutes: true });
-      const { s, roots } = node;
-      const { x, y } = twoTenants(node, ["tenx", "teny"]);
-      const xs = [await x.addOk("x1", s.ctr), await x.addOk("x2", await lab.netns("x2"))];
-      await fn(lab, { s, roots, x, y, xs });
-    },
+  labTest(name, ignore, async (lab) => {
+    const node = await tenantNode(lab, { defaultRoutes: true });
+    const { s, roots } = node;
+    const { x, y } = twoTenants(node, ["tenx", "teny"]);
+    const xs = [await x.addOk("x1", s.ctr), await x.addOk("x2", await lab.netns("x2"))];
+    await fn(lab, { s, roots, x, y, xs });
   });
 }
 
