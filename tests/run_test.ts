@@ -122,3 +122,55 @@ Deno.test({ name: "fails on demand", ignore: Deno.env.get("PROBE_FAIL") !== "1",
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "the runner as an unprivileged user (uid 65534): a green run fails, unless accepted",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    // In /tmp: a run's own TMPDIR (tests/_run.ts) is 0700, closed to uid 65534.
+    const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "mvt-unpriv-" });
+    try {
+      Deno.chmodSync(dir, 0o755);
+      Deno.writeTextFileSync(
+        `${dir}/probe_test.ts`,
+        `Deno.test("runs", () => {});
+Deno.test({ name: "needs root", ignore: Deno.uid() !== 0, fn() {} });
+`,
+      );
+      Deno.mkdirSync(`${dir}/home`);
+      Deno.chownSync(`${dir}/home`, 65534, 65534);
+      const run = async (extra: Record<string, string>) => {
+        const out = await new Deno.Command("setpriv", {
+          args: [
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            Deno.execPath(),
+            "run",
+            "-A",
+            RUNNER,
+            "-A",
+            "--no-check",
+            `${dir}/probe_test.ts`,
+          ],
+          clearEnv: true,
+          env: { PATH: "/usr/bin:/bin", HOME: `${dir}/home`, DENO_DIR: `${dir}/home`, ...extra },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+        return { code: out.code, text };
+      };
+      const refused = await run({ NO_COLOR: "1" });
+      assertEquals(refused.code, 1, refused.text);
+      assertMatch(refused.text, /ok \| 1 passed \| 0 failed \| 1 ignored/);
+      assertMatch(refused.text, /probe_test\.ts => needs root/);
+      assertMatch(refused.text, /\nunprivileged run: FAILED: not root/);
+      const accepted = await run({ NO_COLOR: "1", [ALLOW_UNPRIVILEGED_ENV]: "1" });
+      assertEquals(accepted.code, 0, accepted.text);
+      assertMatch(accepted.text, /unprivileged run accepted/);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
