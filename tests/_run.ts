@@ -94,6 +94,9 @@ export function verdict(
 
 async function main(args: string[]): Promise<number> {
   const root = Deno.makeTempDirSync({ prefix: "macvtap-tests." });
+  // Traversable like /tmp (a test may open a directory of its own to another
+  // uid, as lab/vm.ts does for qemu), not listable or writable by others.
+  Deno.chmodSync(root, 0o711);
   const junit = `${root}/junit.xml`;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", `--junit-path=${junit}`, ...args],

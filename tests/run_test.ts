@@ -88,7 +88,9 @@ Deno.test("probe", () => {
   if (TEST_ROOTS.MACVTAP_STATE_ROOT !== tmp || TEST_ROOTS.MACVTAP_LOG_DIR !== tmp) throw new Error("roots");
   Deno.mkdirSync(tmp + "/.statedirs");
   Deno.writeTextFileSync(tmp + "/.statedirs/d00", "x");
-  Deno.writeTextFileSync(${JSON.stringify(seen)}, tmp);
+  Deno.writeTextFileSync(${
+        JSON.stringify(seen)
+      }, tmp + " " + (Deno.statSync(tmp).mode! & 0o777).toString(8));
 });
 Deno.test({ name: "skipped one", ignore: true, fn() {} });
 Deno.test({ name: "fails on demand", ignore: Deno.env.get("PROBE_FAIL") !== "1", fn() { throw new Error("asked to"); } });
@@ -105,7 +107,8 @@ Deno.test({ name: "fails on demand", ignore: Deno.env.get("PROBE_FAIL") !== "1",
     };
     const ok = await run({ [ALLOW_UNPRIVILEGED_ENV]: "1" });
     assertEquals(ok.code, 0, ok.stdout);
-    const root = Deno.readTextFileSync(seen);
+    const [root, mode] = Deno.readTextFileSync(seen).split(" ") as [string, string];
+    assertEquals(mode, "711", "traversable, not listable or writable by others");
     assertMatch(root, /\/macvtap-tests\.[^/]+$/);
     assertEquals(
       await Deno.lstat(root).then(() => "present", () => "gone"),
@@ -127,7 +130,7 @@ Deno.test({
   name: "the runner as an unprivileged user (uid 65534): a green run fails, unless accepted",
   ignore: Deno.uid() !== 0,
   async fn() {
-    // In /tmp: a run's own TMPDIR (tests/_run.ts) is 0700, closed to uid 65534.
+    // In /tmp, world-readable: a file in a run's own TMPDIR (tests/_run.ts) is not.
     const dir = Deno.makeTempDirSync({ dir: "/tmp", prefix: "mvt-unpriv-" });
     try {
       Deno.chmodSync(dir, 0o755);
