@@ -3,8 +3,8 @@
  * `deno task test`: runs `deno test ARGS…` the way the suite needs, then
  * says what was not run.
  *
- * - Its own state root: a fresh directory `macvtap-tests.XXXXXX` in the
- *   caller's temporary directory becomes `TMPDIR` for the run, so every lab
+ * - Its own state root: a fresh directory `mt-XXXX` in the caller's
+ *   temporary directory becomes `TMPDIR` for the run, so every lab
  *   temp dir, every `stateDir`, the plugin's state and log roots
  *   (lab/cni.ts `TEST_ROOTS`) and the registry `<root>/.statedirs` live in
  *   it; it is removed when `deno test` ends (also on Ctrl-C).
@@ -92,11 +92,32 @@ export function verdict(
   return { lines, code: 1 };
 }
 
+/**
+ * A new directory `<tmp>/mt-XXXX`, made exclusively (mkdir fails on anything
+ * already there, a symlink included). Short on purpose: tests bind Unix
+ * sockets in lab temp dirs below it (`sun_path` holds 107 bytes; the device
+ * plugin's `<dir>/macvtap.network.kubevirt.io_<resource>` needs ~90 of them
+ * under /tmp), and `makeTempDir`'s 16-character suffix would not fit.
+ * Traversable like /tmp (a test may open a directory of its own to another
+ * uid, as lab/vm.ts does for qemu), not listable or writable by others.
+ */
+export function makeRunRoot(tmp: string): string {
+  for (let attempt = 0;; attempt++) {
+    const rand = crypto.getRandomValues(new Uint16Array(1))[0]!.toString(16).padStart(4, "0");
+    const root = `${tmp}/mt-${rand}`;
+    try {
+      Deno.mkdirSync(root, { mode: 0o700 });
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists && attempt < 100) continue;
+      throw err;
+    }
+    Deno.chmodSync(root, 0o711);
+    return root;
+  }
+}
+
 async function main(args: string[]): Promise<number> {
-  const root = Deno.makeTempDirSync({ prefix: "macvtap-tests." });
-  // Traversable like /tmp (a test may open a directory of its own to another
-  // uid, as lab/vm.ts does for qemu), not listable or writable by others.
-  Deno.chmodSync(root, 0o711);
+  const root = makeRunRoot(Deno.env.get("TMPDIR") || "/tmp");
   const junit = `${root}/junit.xml`;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", `--junit-path=${junit}`, ...args],

@@ -1,13 +1,17 @@
 /**
  * tests/_run.ts, the runner of `deno task test`: its own state root per run
  * (removed after), the list of what was not run, and an unprivileged run
- * that fails unless accepted. No root needed.
+ * that fails unless accepted. No root needed, but for the run as uid 65534.
  *
  * @module
  */
 
-import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { ALLOW_UNPRIVILEGED_ENV, skippedOf, verdict } from "./_run.ts";
+import {
+  deepStrictEqual as assertEquals,
+  match as assertMatch,
+  ok as assert,
+} from "node:assert/strict";
+import { ALLOW_UNPRIVILEGED_ENV, makeRunRoot, skippedOf, verdict } from "./_run.ts";
 
 const RUNNER = new URL("./_run.ts", import.meta.url).pathname;
 
@@ -109,7 +113,7 @@ Deno.test({ name: "fails on demand", ignore: Deno.env.get("PROBE_FAIL") !== "1",
     assertEquals(ok.code, 0, ok.stdout);
     const [root, mode] = Deno.readTextFileSync(seen).split(" ") as [string, string];
     assertEquals(mode, "711", "traversable, not listable or writable by others");
-    assertMatch(root, /\/macvtap-tests\.[^/]+$/);
+    assertMatch(root, /\/mt-[0-9a-f]{4}$/);
     assertEquals(
       await Deno.lstat(root).then(() => "present", () => "gone"),
       "gone",
@@ -176,4 +180,18 @@ Deno.test({ name: "needs root", ignore: Deno.uid() !== 0, fn() {} });
       Deno.removeSync(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("makeRunRoot(): a new short directory, 0711, never one that was there", () => {
+  const tmp = Deno.makeTempDirSync({ prefix: "mvt-roots-" });
+  try {
+    const a = makeRunRoot(tmp);
+    const b = makeRunRoot(tmp);
+    assertMatch(a, new RegExp(`^${tmp}/mt-[0-9a-f]{4}$`));
+    assert(a !== b, "two runs, two roots");
+    assertEquals(Deno.lstatSync(a).mode! & 0o777, 0o711);
+    assertEquals([...Deno.readDirSync(a)], [], "empty");
+  } finally {
+    Deno.removeSync(tmp, { recursive: true });
+  }
 });
