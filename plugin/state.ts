@@ -440,7 +440,9 @@ const REGISTRY_LOCK = ".lock";
  * Take the registry's lock (flock(2) on `<root>/.statedirs/.lock`, created
  * 0600 in the registry, which is ours): held by every write of a record
  * that claims routes, with the registration before it, and by pruning.
- * Released on dispose, or by the kernel when the process dies.
+ * Released on dispose, or by the kernel when the process dies. The file is
+ * opened for reading (flock needs no more), so a registry that is there
+ * already needs no write access to be locked.
  *
  * @throws {StateError} when the registry or its lock cannot be made or taken.
  */
@@ -450,7 +452,17 @@ function lockRegistry(root: string): Disposable {
   let file: Deno.FsFile | undefined;
   try {
     ensureOwnedDir(root, reg);
-    file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+    try {
+      file = Deno.openSync(path, { read: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      try {
+        Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err; // made meanwhile
+      }
+      file = Deno.openSync(path, { read: true });
+    }
     // The registry is 0700 and ours: nothing else can have put a link there,
     // but lock only the regular file that is at the path.
     const st = file.statSync();

@@ -348,3 +348,43 @@ Deno.test("pruneRegistry() waits for a registrant holding the registry's lock, t
     Deno.removeSync(root, { recursive: true });
   }
 });
+
+Deno.test({
+  name:
+    "a registered state directory writes its claiming records while the registry is read-only (the lock needs no write access)",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const root = Deno.makeTempDirSync();
+    try {
+      const dir = `${root}/s`;
+      new StateStore(dir, root).create("net1", rec);
+      const script = `import { StateStore } from ${
+        JSON.stringify(new URL("./state.ts", import.meta.url).href)
+      };
+        const rec = ${JSON.stringify({ ...rec, containerId: "c2" })};
+        new StateStore(${JSON.stringify(dir)}, ${JSON.stringify(root)}).create("net1", rec);`;
+      // A private mount namespace: the read-only bind mount of the registry is this child's.
+      const out = await new Deno.Command("unshare", {
+        args: [
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"',
+          "sh",
+          `${root}/.statedirs`,
+          Deno.execPath(),
+          "eval",
+          script,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      assertEquals(new StateStore(dir, root).read("net1", "c2", "eth0")?.containerId, "c2");
+    } finally {
+      Deno.removeSync(root, { recursive: true });
+    }
+  },
+});
