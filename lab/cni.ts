@@ -19,12 +19,18 @@ export const VERSIONS: readonly string[] = SUPPORTED_VERSIONS;
 /** Reference plugins directory (Debian containernetworking-plugins). */
 export const CNI_BIN = "/usr/lib/cni";
 
+/** The temporary directory: `$TMPDIR`, which `deno task test` makes a fresh one per run. */
+const TMP = Deno.env.get("TMPDIR") || "/tmp";
+
 /**
  * The plugin's state and log roots in tests: the temporary directory, where
  * every test makes its `stateDir` and `logFile` (a runtime would leave them
- * at /var/lib/cni/macvtap and /var/log/macvtap).
+ * at /var/lib/cni/macvtap and /var/log/macvtap). Under `deno task test` that
+ * is the run's own directory (tests/_run.ts), removed after the run with the
+ * registry `.statedirs` in it.
  */
-export const TEST_ROOTS = { MACVTAP_STATE_ROOT: "/tmp", MACVTAP_LOG_DIR: "/tmp" } as const;
+export const TEST_ROOTS: { readonly MACVTAP_STATE_ROOT: string; readonly MACVTAP_LOG_DIR: string } =
+  { MACVTAP_STATE_ROOT: TMP, MACVTAP_LOG_DIR: TMP };
 
 /**
  * The device-trust settings of the lab's runtime: kubelet's PodResources
@@ -51,13 +57,101 @@ export function freeTapIndex(): string {
   return String(20_000_000 + Math.floor(Math.random() * 100_000_000));
 }
 
-/** Whether `dist/macvtap` exists; tests that need it fail with a clear message otherwise. */
+/** The checkout `dist/macvtap` is built from. */
+const CHECKOUT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+
+/**
+ * What `deno task build` reads, relative to the checkout: every module below
+ * these folders that is not a test (the module graphs of `cmd/main.ts` and
+ * `cmd/deviceplugin.ts` lie inside them; tests/build_fresh_test.ts checks
+ * that against `deno info`), and these files.
+ */
+export const BUILD_INPUTS = {
+  dirs: [
+    "cmd",
+    "cni",
+    "config",
+    "deviceplugin",
+    "hostroute",
+    "internal",
+    "ipam",
+    "netlink",
+    "plugin",
+  ],
+  files: ["tools/build.ts", "tools/_code_cache.ts", "deno.json", "deno.lock"],
+} as const;
+
+/** The files of {@linkcode BUILD_INPUTS} below `root` (absolute paths, sorted). */
+export function buildInputs(root: string = CHECKOUT): string[] {
+  const out = BUILD_INPUTS.files.map((f) => `${root}/${f}`);
+  const walk = (dir: string) => {
+    for (const e of Deno.readDirSync(dir)) {
+      const path = `${dir}/${e.name}`;
+      if (e.isDirectory && e.name !== "testdata") walk(path);
+      else if (e.isFile && e.name.endsWith(".ts") && !e.name.endsWith("_test.ts")) out.push(path);
+    }
+  };
+  for (const d of BUILD_INPUTS.dirs) walk(`${root}/${d}`);
+  return out.sort();
+}
+
+/**
+ * Why the executable `bin` cannot be the build of the sources under `root`:
+ * it is missing, or a file it is built from was modified after it (the
+ * newest such file is named). `undefined` when it is newer than every one.
+ */
+export function buildProblem(bin: string = PLUGIN, root: string = CHECKOUT): string | undefined {
+  let built: number;
+  try {
+    const st = Deno.statSync(bin);
+    if (!st.isFile) return `${bin} is not a file: run "deno task build"`;
+    built = st.mtime?.getTime() ?? 0;
+  } catch {
+    return `${bin} is missing: run "deno task build" first`;
+  }
+  let newest: { path: string; mtime: number } | undefined;
+  for (const path of buildInputs(root)) {
+    const mtime = Deno.statSync(path).mtime?.getTime() ?? Infinity;
+    if (mtime > built && (!newest || mtime > newest.mtime)) newest = { path, mtime };
+  }
+  if (!newest) return undefined;
+  return `${bin} is older than ${newest.path.replace(`${root}/`, "")} (built ${
+    new Date(built).toISOString()
+  }, source modified ${
+    new Date(newest.mtime).toISOString()
+  }): it is not the build of these sources; run "deno task build"`;
+}
+
+/** A stale build, once per process: the build does not change under a test run. */
+let staleChecked = false;
+
+/**
+ * Whether `dist/macvtap` exists; tests that need it fail with a clear
+ * message otherwise.
+ *
+ * @throws {Error} when it exists but is older than a file it is built from
+ * (see {@linkcode buildProblem}): a test would run another program than the
+ * sources.
+ */
 export function pluginBuilt(): boolean {
   try {
-    return Deno.statSync(PLUGIN).isFile;
+    if (!Deno.statSync(PLUGIN).isFile) return false;
   } catch {
     return false;
   }
+  assertPluginFresh();
+  return true;
+}
+
+/**
+ * Throw when `dist/macvtap` is missing or older than a file it is built
+ * from (checked once per process).
+ */
+export function assertPluginFresh(): void {
+  if (staleChecked) return;
+  const problem = buildProblem();
+  if (problem) throw new Error(problem);
+  staleChecked = true;
 }
 
 /** The CNI environment of one call. */
@@ -124,6 +218,7 @@ export async function cni(
   bin: string = PLUGIN,
   options: CniRunOptions = {},
 ): Promise<CniCall> {
+  if (bin === PLUGIN) assertPluginFresh();
   const stdin = typeof config === "string" ? config : JSON.stringify(config);
   return parse(
     await lab.exec(ns, [...(options.wrap ?? []), bin], {
@@ -137,6 +232,7 @@ export async function cni(
 
 /** Run `bin` in the test's own namespace (no lab), e.g. for VERSION. */
 export async function cniHere(e: CniEnv, config: unknown, bin: string = PLUGIN): Promise<CniCall> {
+  if (bin === PLUGIN) assertPluginFresh();
   const stdin = typeof config === "string" ? config : JSON.stringify(config);
   return parse(await run([bin], { stdin, env: cniEnv(e), clearEnv: true }));
 }

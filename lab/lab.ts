@@ -371,7 +371,7 @@ export class Lab implements AsyncDisposable {
     if (!r.success) throw new Error(`sysctl ${key}=${value} in ${ns} failed: ${r.stderr.trim()}`);
   }
 
-  /** A temp dir `/tmp/<id>-<role>-XXXX`, removed on dispose. */
+  /** A temp dir `$TMPDIR/<id>-<role>-XXXX` (default /tmp), removed on dispose. */
   async tempDir(role = "tmp"): Promise<string> {
     this.#alive();
     const dir = await Deno.makeTempDir({ prefix: `${this.name(role)}-` });

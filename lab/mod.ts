@@ -46,6 +46,10 @@ export {
   type SimpleLab,
 } from "./lab.ts";
 export {
+  assertPluginFresh,
+  BUILD_INPUTS,
+  buildInputs,
+  buildProblem,
   cni,
   CNI_BIN,
   type CniCall,

@@ -195,7 +195,8 @@ export class StateStore {
    */
   create(network: string, rec: AttachmentRecord): void {
     this.#writable("create a record");
-    if (rec.hostRoutes.length) this.#register();
+    // Registered and written under the registry's lock: pruning never sees it half done.
+    using _registered = rec.hostRoutes.length ? this.#registered() : undefined;
     const file = this.#file(network, rec.containerId, rec.ifname);
     const legacy = this.#legacyFile(network, rec.containerId, rec.ifname);
     if (legacy && this.#readFile(legacy, rec.containerId, rec.ifname)) {
@@ -221,8 +222,9 @@ export class StateStore {
    */
   update(network: string, rec: AttachmentRecord): void {
     this.#writable("update a record");
-    // Before the routes are claimed, so other state directories' ADDs see them.
-    if (rec.hostRoutes.length) this.#register();
+    // Before the routes are claimed, so other state directories' ADDs see them;
+    // registered and written under the registry's lock (see #registered).
+    using _registered = rec.hostRoutes.length ? this.#registered() : undefined;
     const file = this.#file(network, rec.containerId, rec.ifname);
     this.#withTemp(network, file, JSON.stringify(rec), (tmp) => Deno.renameSync(tmp, file));
   }
@@ -344,12 +346,29 @@ export class StateStore {
   }
 
   /**
+   * Take the registry's lock and make sure this state directory is
+   * registered; the caller writes its record before it disposes the lock.
+   * Pruning takes the same lock and removes only an entry whose directory
+   * does not exist: a record that claims routes exists only with its entry.
+   */
+  #registered(): Disposable {
+    const lock = lockRegistry(this.root);
+    try {
+      this.#register();
+      return lock;
+    } catch (err) {
+      lock[Symbol.dispose]();
+      throw err;
+    }
+  }
+
+  /**
    * Note this state directory in the root's registry (`<root>/.statedirs/`),
    * once, so that host-route claims can be read across every state
    * directory of the node (see {@linkcode hostRouteClaims}). Done by the
    * first write of a record that lists host routes, before it is written:
    * a directory whose records claim none needs no entry, and an ADD that
-   * fails before routing leaves none.
+   * fails before routing leaves none. The registry's lock is held.
    */
   #register(): void {
     const reg = `${this.root}/${REGISTRY}`;
@@ -366,12 +385,14 @@ export class StateStore {
       }
       if (st && !st.isFile) continue; // not an entry, and not ours to remove
       if (held === this.dir) return;
-      if (held === undefined || outsideRoot(held, this.root)) { // free, or cut short
-        file = at;
-        break;
-      }
+      // The first free (or cut short) slot, unless a later one already holds this directory.
+      if (!file && (held === undefined || outsideRoot(held, this.root))) file = at;
     }
     if (!file) throw new StateError(`Cannot register the state directory in ${reg}: no free slot`);
+    // A new entry: drop those of directories that are gone, so the registry
+    // holds the live ones (each test of a suite, each short-lived stateDir
+    // would otherwise leave one for good).
+    pruneLocked(this.root);
     // Whole or not at all (temporary file, then rename): an entry cut short
     // by a full disk would hide this directory's claims from every ADD.
     const tmp = `${file}.tmp${Deno.pid}`;
@@ -410,6 +431,125 @@ const REGISTRY_SLOTS = 8;
 const REGISTRY_HEX_MAX = 120;
 /** The name of a registry entry; anything else there (a writer's temporary file) is not one. */
 const REGISTRY_ENTRY_RE = /^(d[0-9a-f]{2,240}|[0-9a-f]{16}(\.[1-7])?)$/;
+/** A registrant's temporary file: an entry's name, `.tmp` and its pid. */
+const REGISTRY_TMP_RE = /^(d[0-9a-f]{2,240}|[0-9a-f]{16}(\.[1-7])?)\.tmp(\d+)$/;
+/** The registry's lock file (not an entry name). */
+const REGISTRY_LOCK = ".lock";
+
+/**
+ * Take the registry's lock (flock(2) on `<root>/.statedirs/.lock`, created
+ * 0600 in the registry, which is ours): held by every write of a record
+ * that claims routes, with the registration before it, and by pruning.
+ * Released on dispose, or by the kernel when the process dies. The file is
+ * opened for reading (flock needs no more), so a registry that is there
+ * already needs no write access to be locked.
+ *
+ * @throws {StateError} when the registry or its lock cannot be made or taken.
+ */
+function lockRegistry(root: string): Disposable {
+  const reg = `${root}/${REGISTRY}`;
+  const path = `${reg}/${REGISTRY_LOCK}`;
+  let file: Deno.FsFile | undefined;
+  try {
+    ensureOwnedDir(root, reg);
+    try {
+      file = Deno.openSync(path, { read: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      try {
+        Deno.openSync(path, { write: true, createNew: true, mode: 0o600 }).close();
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err; // made meanwhile
+      }
+      file = Deno.openSync(path, { read: true });
+    }
+    // The registry is 0700 and ours: nothing else can have put a link there,
+    // but lock only the regular file that is at the path.
+    const st = file.statSync();
+    const at = lstatIfPresent(path);
+    if (!st.isFile || !at?.isFile || at.ino !== st.ino || at.dev !== st.dev) {
+      throw new Error(`${path} is not a regular file of the registry`);
+    }
+    file.lockSync(true);
+  } catch (err) {
+    file?.close();
+    throw new StateError(`Cannot lock the registry ${reg}: ${errorText(err)}`, { cause: err });
+  }
+  const held = file;
+  let open = true;
+  return {
+    [Symbol.dispose]() {
+      if (!open) return;
+      open = false;
+      held.close(); // releases the lock
+    },
+  };
+}
+
+/**
+ * Remove the registry entries of state directories that are gone (their
+ * path does not exist: no record can be there), and temporary files of
+ * registrants that are dead. An entry naming a path outside the root (cut
+ * short) is left to {@linkcode StateStore}'s registration, anything that is
+ * not a file is not an entry. The registry's lock must be held: a
+ * registrant writes its entry and then its record under it, so a directory
+ * seen gone here has no record that claims routes, and none can appear
+ * before the entry is gone.
+ *
+ * @returns The paths whose entries were removed.
+ */
+function pruneLocked(root: string): string[] {
+  const reg = `${root}/${REGISTRY}`;
+  const pruned: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(reg)];
+  } catch {
+    return pruned;
+  }
+  for (const e of entries) {
+    if (!e.isFile) continue;
+    const at = `${reg}/${e.name}`;
+    const tmpPid = REGISTRY_TMP_RE.exec(e.name)?.[3];
+    if (tmpPid !== undefined) {
+      if (Number(tmpPid) !== Deno.pid && !processAlive(Number(tmpPid))) removeQuietly(at);
+      continue;
+    }
+    if (!REGISTRY_ENTRY_RE.test(e.name)) continue;
+    let dir: string;
+    try {
+      dir = Deno.readTextFileSync(at);
+    } catch {
+      continue;
+    }
+    if (outsideRoot(dir, root)) continue;
+    let gone: boolean;
+    try {
+      gone = lstatIfPresent(dir) === undefined; // ENOENT or ENOTDIR, nothing else
+    } catch {
+      continue; // cannot tell (EACCES, …): keep it
+    }
+    if (gone) {
+      removeQuietly(at);
+      pruned.push(dir);
+    }
+  }
+  return pruned;
+}
+
+/**
+ * Remove the registry entries of the state directories under `root` that
+ * no longer exist (see {@linkcode pruneLocked}), under the registry's lock.
+ * A new registration does this; {@linkcode hostRouteClaims} does it when it
+ * meets a registered directory that is gone.
+ *
+ * @returns The directories whose entries were removed.
+ * @throws {StateError} when the registry's lock cannot be taken.
+ */
+export function pruneRegistry(root: string): string[] {
+  using _lock = lockRegistry(root);
+  return pruneLocked(root);
+}
 
 /**
  * Where the registry may note `dir`: `d` and the path's bytes in hex, a name
@@ -454,11 +594,13 @@ export function hostRouteClaims(
     // no registry: no records anywhere
   }
   const needles = [...dsts].map((d) => `"${d}"`);
+  let gone = false;
   for (const dir of dirs) {
     let networks: Deno.DirEntry[];
     try {
       networks = [...Deno.readDirSync(dir)];
-    } catch {
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) gone = true;
       continue;
     }
     for (const n of networks) {
@@ -493,6 +635,13 @@ export function hostRouteClaims(
           else claims.set(r.dst, new Set([path]));
         }
       }
+    }
+  }
+  if (gone) {
+    try {
+      pruneRegistry(root); // re-checks each directory under the lock
+    } catch {
+      // a read-only root, say: the entry only costs a failed read next time
     }
   }
   return claims;

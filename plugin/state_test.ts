@@ -8,6 +8,7 @@ import {
   decodeKey,
   hostRouteClaims,
   parseRecord,
+  pruneRegistry,
   recordKey,
   StateStore,
   unclaimedRoutes,
@@ -257,4 +258,133 @@ Deno.test("the state-dir registry: a short path is named by its own hex (no tena
     );
     assert(Deno.statSync(`${reg}/${hexOf(short2)}`).isDirectory, "left as it was");
   });
+});
+
+Deno.test("the state-dir registry is pruned of directories that are gone: on a new registration and when claims meet one; live, present, foreign and non-file entries stay", () => {
+  withRoot((root) => {
+    const reg = `${root}/.statedirs`;
+    const entries = () => names(reg).filter((n) => n !== ".lock");
+    const a = new StateStore(`${root}/a`, root);
+    const b = new StateStore(`${root}/b`, root);
+    const empty = new StateStore(`${root}/empty`, root);
+    a.create("net1", rec);
+    b.create("net1", { ...rec, containerId: "c2", hostRoutes: [] });
+    b.update("net1", { ...rec, containerId: "c2", ips: [], hostRoutes: [] });
+    empty.create("net1", { ...rec, containerId: "c3" });
+    empty.remove("net1", "c3", "eth0"); // its directory stays, empty
+    assertEquals(entries().length, 2, "a and empty are registered; b claims no route");
+    // A directory removed by its owner (a test's, a tenant's).
+    a.remove("net1", "c1", "eth0");
+    Deno.removeSync(`${root}/a`);
+    // Not ours to judge: an entry naming a path outside the root, something
+    // that is not a file, a temporary of a live registrant (pid 1).
+    const hexOf = (d: string) =>
+      `d${
+        Array.from(new TextEncoder().encode(d), (x) => x.toString(16).padStart(2, "0")).join("")
+      }`;
+    Deno.writeTextFileSync(`${reg}/${hexOf("/nonexistent-x")}`, "/nonexistent-x");
+    Deno.mkdirSync(`${reg}/${hexOf(`${root}/gone-dir-entry`)}`);
+    Deno.writeTextFileSync(`${reg}/${hexOf(`${root}/q`)}.tmp1`, `${root}/q`);
+    Deno.writeTextFileSync(`${reg}/${hexOf(`${root}/q`)}.tmp999999999`, `${root}/q`);
+    Deno.writeTextFileSync(`${reg}/unrelated`, `${root}/a`);
+    const before = entries();
+
+    // A new registration prunes.
+    new StateStore(`${root}/n`, root).create("net1", { ...rec, containerId: "c4" });
+    const after = entries();
+    assertEquals(
+      before.filter((n) => !after.includes(n)).sort(),
+      [hexOf(`${root}/a`), `${hexOf(`${root}/q`)}.tmp999999999`].sort(),
+      "only the gone directory's entry and a dead registrant's temporary went",
+    );
+    assert(after.includes(hexOf(`${root}/empty`)), "an existing (empty) directory keeps its entry");
+    assert(after.includes(hexOf(`${root}/n`)));
+
+    // Claims reading a registered directory that is gone prune it.
+    Deno.removeSync(`${root}/empty`, { recursive: true });
+    assertEquals(hostRouteClaims(root, new Set(["10.1.0.5/32"]), undefined).size, 1);
+    assert(!entries().includes(hexOf(`${root}/empty`)), "pruned by hostRouteClaims()");
+    assert(entries().includes(hexOf(`${root}/n`)));
+    assertEquals(pruneRegistry(root), [], "nothing left to prune");
+    assertEquals(Deno.statSync(`${reg}/.lock`).mode! & 0o777, 0o600);
+  });
+});
+
+Deno.test("pruneRegistry() waits for a registrant holding the registry's lock, then keeps the entry whose record it wrote", async () => {
+  const root = Deno.makeTempDirSync();
+  try {
+    const dir = `${root}/s`;
+    // The registrant's first half, as create() does it under the lock: the
+    // entry is written, the directory does not exist yet.
+    new StateStore(dir, root).create("net1", rec);
+    Deno.removeSync(dir, { recursive: true });
+    const lock = Deno.openSync(`${root}/.statedirs/.lock`, { read: true, write: true });
+    lock.lockSync(true);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `import { pruneRegistry } from ${
+          JSON.stringify(new URL("./state.ts", import.meta.url).href)
+        };
+         console.log(JSON.stringify(pruneRegistry(${JSON.stringify(root)})));`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const done = child.output();
+    let finished = false;
+    done.then(() => finished = true, () => finished = true);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert(!finished, "pruning ran while the registrant held the lock");
+    // The registrant's second half (this process holds the lock, so by hand
+    // what create() writes under it): its record, then the lock goes.
+    Deno.mkdirSync(`${dir}/net1`, { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(`${dir}/net1/c1@eth0`, JSON.stringify(rec), { mode: 0o600 });
+    lock.close();
+    const out = await done;
+    assertEquals(new TextDecoder().decode(out.stdout).trim(), "[]", "nothing pruned");
+    assertEquals(hostRouteClaims(root, new Set(["10.1.0.5/32"]), undefined).size, 1);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "a registered state directory writes its claiming records while the registry is read-only (the lock needs no write access)",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const root = Deno.makeTempDirSync();
+    try {
+      const dir = `${root}/s`;
+      new StateStore(dir, root).create("net1", rec);
+      const script = `import { StateStore } from ${
+        JSON.stringify(new URL("./state.ts", import.meta.url).href)
+      };
+        const rec = ${JSON.stringify({ ...rec, containerId: "c2" })};
+        new StateStore(${JSON.stringify(dir)}, ${JSON.stringify(root)}).create("net1", rec);`;
+      // A private mount namespace: the read-only bind mount of the registry is this child's.
+      const out = await new Deno.Command("unshare", {
+        args: [
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"',
+          "sh",
+          `${root}/.statedirs`,
+          Deno.execPath(),
+          "eval",
+          script,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+      assertEquals(new StateStore(dir, root).read("net1", "c2", "eth0")?.containerId, "c2");
+    } finally {
+      Deno.removeSync(root, { recursive: true });
+    }
+  },
 });

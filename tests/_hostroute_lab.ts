@@ -7,14 +7,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import {
-  type CniCall,
-  describe,
-  type ExecResult,
-  type Lab,
-  PLUGIN,
-  pluginBuilt,
-} from "../lab/mod.ts";
+import { type CniCall, describe, type ExecResult, Lab, PLUGIN, pluginBuilt } from "../lab/mod.ts";
 
 /** Network name of every config here. */
 export const NETWORK = "tasks";
@@ -37,6 +30,26 @@ export type Json = Record<string, unknown>;
 /** Fail clearly when `dist/macvtap` is missing. */
 export function assertBuilt(): void {
   assert(pluginBuilt(), `${PLUGIN} is missing: run "deno task build" first`);
+}
+
+/**
+ * A `Deno.test` of `dist/macvtap` (which must be built) on a fresh lab,
+ * removed after `fn`, also when it fails.
+ */
+export function labTest(
+  name: string,
+  ignore: boolean,
+  fn: (lab: Lab, t: Deno.TestContext) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ignore,
+    async fn(t) {
+      assertBuilt();
+      await using lab = await Lab.create();
+      await fn(lab, t);
+    },
+  });
 }
 
 /** Assert a CNI call succeeded, showing its output otherwise. */

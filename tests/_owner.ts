@@ -254,6 +254,11 @@ export class Tenant {
     return this.o.name;
   }
 
+  /** The same network on the same node with `o` changed (another CNI_PATH, IPAM, extra keys). */
+  with(o: Partial<TenantOptions>): Tenant {
+    return new Tenant(this.lab, this.s, this.roots, { ...this.o, ...o });
+  }
+
   /** The network's config, with `extra` merged in. */
   conf(extra: Json = {}): Json {
     return {

@@ -44,6 +44,7 @@ import {
   hostLocalIpam,
   hostrouteConf,
   type Json,
+  labTest,
   leaseFiles,
   METRIC,
   otherRoutes,
@@ -90,6 +91,38 @@ function add(lab: Lab, s: Seed002, t: Task): Promise<CniCall> {
 
 function withPrev(t: Task): Json {
   return { ...t.conf, prevResult: t.result };
+}
+
+/** What a {@linkcode hostrouteTest} hands its body. */
+interface HostrouteFixture {
+  lab: Lab;
+  s: Seed002;
+  stateDir: string;
+  dataDir: string;
+  /** One hostrouteif config with host-local, for every task. */
+  conf: Json;
+  /** `task1`… in `ctr`, `ctr2`, … (not added yet). */
+  tasks: Task[];
+}
+
+/**
+ * A test on a fresh seed 002 lab with `n` task namespaces and a hostrouteif
+ * config of `version` with host-local for all of them.
+ */
+function hostrouteTest(
+  name: string,
+  version: string,
+  n: number,
+  fn: (f: HostrouteFixture) => Promise<void>,
+): void {
+  labTest(name, ignore, async (lab) => {
+    const { s, nss } = await seedLab(lab, n);
+    const stateDir = await lab.tempDir("state");
+    const dataDir = await lab.tempDir("ipam");
+    const conf = hostrouteConf(version, stateDir, hostLocalIpam(dataDir));
+    const tasks: Task[] = nss.map(([ns, path], i) => ({ id: `task${i + 1}`, ns, path, conf }));
+    await fn({ lab, s, stateDir, dataDir, conf, tasks });
+  });
 }
 
 /** How the tasks get their addresses in one lifecycle scenario. */
@@ -278,18 +311,11 @@ for (const version of HR_VERSIONS) {
     });
   }
 
-  Deno.test({
-    name:
-      `hostrouteif: DEL after the task namespace is gone removes the host routes from the record and releases the lease, host-local [${version}]`,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      const { s, nss } = await seedLab(lab, 2);
-      const stateDir = await lab.tempDir("state");
-      const dataDir = await lab.tempDir("ipam");
-      const conf = hostrouteConf(version, stateDir, hostLocalIpam(dataDir));
-      const tasks: Task[] = nss.map(([ns, path], i) => ({ id: `task${i + 1}`, ns, path, conf }));
+  hostrouteTest(
+    `hostrouteif: DEL after the task namespace is gone removes the host routes from the record and releases the lease, host-local [${version}]`,
+    version,
+    2,
+    async ({ lab, s, stateDir, dataDir, conf, tasks }) => {
       for (const t of tasks) {
         const r = await add(lab, s, t);
         assertOk(r, `ADD ${t.id}`);
@@ -320,25 +346,15 @@ for (const version of HR_VERSIONS) {
       assertEquals(await recordFiles(stateDir), []);
       await assertHostIf(lab, s.host);
     },
-  });
+  );
 
-  Deno.test({
-    name:
-      `hostrouteif: DEL with a prevResult but without a record removes the unclaimed host routes, not the link, host-local [${version}]`,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      const { s, nss } = await seedLab(lab, 1);
-      const stateDir = await lab.tempDir("state");
-      const dataDir = await lab.tempDir("ipam");
-      const [[ns, path]] = nss as [[string, string]];
-      const t: Task = {
-        id: "task1",
-        ns,
-        path,
-        conf: hostrouteConf(version, stateDir, hostLocalIpam(dataDir)),
-      };
+  hostrouteTest(
+    `hostrouteif: DEL with a prevResult but without a record removes the unclaimed host routes, not the link, host-local [${version}]`,
+    version,
+    1,
+    async ({ lab, s, stateDir, dataDir, tasks }) => {
+      const t = tasks[0]!;
+      const { ns } = t;
       const r = await add(lab, s, t);
       assertOk(r, "ADD");
       t.result = r.json!;
@@ -358,25 +374,15 @@ for (const version of HR_VERSIONS) {
       for (const ip of ips) await assertNoPing(lab, s.host, addrOf(ip), "after DEL");
       await assertHostIf(lab, s.host);
     },
-  });
+  );
 
-  Deno.test({
-    name:
-      `hostrouteif: an existing ${HOSTIF} on another master or of another kind fails ADD with code 7 and leaves nothing [${version}]`,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      const { s, nss } = await seedLab(lab, 1);
-      const stateDir = await lab.tempDir("state");
-      const dataDir = await lab.tempDir("ipam");
-      const [[ns, path]] = nss as [[string, string]];
-      const t: Task = {
-        id: "task1",
-        ns,
-        path,
-        conf: hostrouteConf(version, stateDir, hostLocalIpam(dataDir)),
-      };
+  hostrouteTest(
+    `hostrouteif: an existing ${HOSTIF} on another master or of another kind fails ADD with code 7 and leaves nothing [${version}]`,
+    version,
+    1,
+    async ({ lab, s, stateDir, dataDir, tasks }) => {
+      const t = tasks[0]!;
+      const { ns } = t;
       await lab.ip(s.host, "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p");
       await lab.ip(s.host, "link", "set", "eth2", "up");
 
@@ -407,20 +413,14 @@ for (const version of HR_VERSIONS) {
         await lab.ip(s.host, "link", "del", HOSTIF);
       }
     },
-  });
+  );
 }
 
-Deno.test({
-  name: `hostrouteif: concurrent ADDs creating ${HOSTIF} at once all succeed, host-local [1.0.0]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, nss } = await seedLab(lab, 4);
-    const stateDir = await lab.tempDir("state");
-    const dataDir = await lab.tempDir("ipam");
-    const conf = hostrouteConf("1.0.0", stateDir, hostLocalIpam(dataDir));
-    const tasks: Task[] = nss.map(([ns, path], i) => ({ id: `task${i + 1}`, ns, path, conf }));
+hostrouteTest(
+  `hostrouteif: concurrent ADDs creating ${HOSTIF} at once all succeed, host-local [1.0.0]`,
+  "1.0.0",
+  4,
+  async ({ lab, s, stateDir, dataDir, tasks }) => {
     for (let round = 1; round <= 3; round++) {
       assertEquals(await lab.ipJson(s.host, "link", "show", "type", "macvtap"), []);
       const adds = await Promise.all(tasks.map((t) => add(lab, s, t)));
@@ -447,4 +447,4 @@ Deno.test({
       await lab.ip(s.host, "link", "del", HOSTIF);
     }
   },
-});
+);

@@ -14,23 +14,20 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { describe, freeTapIndex, Lab, labIgnore } from "../lab/mod.ts";
-import { assertBuilt, HOSTIF } from "./_hostroute_lab.ts";
-import { assertCniError, hostLocal, linkNames, makeRoots, Tenant } from "./_owner.ts";
+import { describe, freeTapIndex, labIgnore } from "../lab/mod.ts";
+import { HOSTIF } from "./_hostroute_lab.ts";
+import { assertCniError, linkNames } from "./_owner.ts";
+import { type TenantFixture, tenantOf, tenantTest } from "./_tenants.ts";
 
 const ignore = labIgnore(["busybox"]);
 
-async function setup(lab: Lab, name = "tasks") {
-  const s = await lab.seed002();
-  const roots = await makeRoots(lab);
-  const dataDir = await lab.tempDir("ipam");
-  const t = new Tenant(lab, s, roots, {
-    name,
-    stateDir: `${roots.stateRoot}/${name}`,
-    dataDir,
-    ipam: hostLocal(dataDir, ["192.168.122.171", "192.168.122.179"]),
-  });
-  return { s, roots, dataDir, t };
+/** A test with one IPv4-only host-local tenant ("tasks" unless named) on a fresh lab. */
+function marksTest(
+  name: string,
+  network: string,
+  fn: (f: TenantFixture) => Promise<void>,
+): void {
+  tenantTest(name, { ignore, spec: { name: network, v6: null } }, fn);
 }
 
 interface LinkJson {
@@ -39,13 +36,10 @@ interface LinkJson {
   flags: string[];
 }
 
-Deno.test({
-  name: "marks: the container link carries the attachment's marker; DEL leaves a link without it",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, t } = await setup(lab);
+marksTest(
+  "marks: the container link carries the attachment's marker; DEL leaves a link without it",
+  "tasks",
+  async ({ lab, s, t }) => {
     const pod = await t.addOk("m1", s.ctr);
     const [link] = await lab.ipJson<LinkJson[]>(s.ctr, "link", "show", "eth0");
     assert(link?.ifalias?.startsWith("macvtap-cni/"), `alias ${link?.ifalias}`);
@@ -56,22 +50,16 @@ Deno.test({
     assert((await linkNames(lab, s.ctr)).includes("eth0"), "a link without the marker stays");
     assertEquals(t.leases(), [], "the lease is released");
   },
-});
+);
 
-Deno.test({
-  name:
-    "marks: DEL of another network with the same container and ifname (its ADD failed) keeps the first network's link",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab, "netx");
-    const dataY = await lab.tempDir("ipamy");
-    const y = new Tenant(lab, s, roots, {
+marksTest(
+  "marks: DEL of another network with the same container and ifname (its ADD failed) keeps the first network's link",
+  "netx",
+  async ({ lab, s, roots, t }) => {
+    const y = tenantOf({ lab, s, roots, dataDir: await lab.tempDir("ipamy") }, {
       name: "nety",
-      stateDir: `${roots.stateRoot}/nety`,
-      dataDir: dataY,
-      ipam: hostLocal(dataY, ["192.168.122.181", "192.168.122.189"]),
+      v4: ["192.168.122.181", "192.168.122.189"],
+      v6: null,
     });
     const pod = await t.addOk("p1", s.ctr);
     const failed = await y.add("p1", s.ctrPath);
@@ -83,16 +71,12 @@ Deno.test({
     assertEquals(delX.code, 0, describe(delX));
     assert(!(await linkNames(lab, s.ctr)).includes("eth0"), "X's DEL removes it");
   },
-});
+);
 
-Deno.test({
-  name:
-    "marks: a hostrouteif the plugin did not make is used as it is (never brought up or tuned); a down one is refused",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, t } = await setup(lab);
+marksTest(
+  "marks: a hostrouteif the plugin did not make is used as it is (never brought up or tuned); a down one is refused",
+  "tasks",
+  async ({ lab, s, t }) => {
     // An administrator's macvlan on the master, down.
     await lab.ip(s.host, "link", "add", "link", s.master, "name", HOSTIF, "type", "macvlan");
     const dad = `/proc/sys/net/ipv6/conf/${HOSTIF}/accept_dad`;
@@ -110,15 +94,12 @@ Deno.test({
     assertEquals(link?.ifalias, undefined, "not marked as ours");
     assertEquals((await t.del(pod)).code, 0);
   },
-});
+);
 
-Deno.test({
-  name: "marks: deviceID never imports a macvtap the host uses (up, or a hostrouteif)",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, t } = await setup(lab);
+marksTest(
+  "marks: deviceID never imports a macvtap the host uses (up, or a hostrouteif)",
+  "tasks",
+  async ({ lab, s, t }) => {
     // A VM's tap (up) and the hostrouteif the plugin made for another pod.
     await lab.ip(
       s.host,
@@ -144,4 +125,4 @@ Deno.test({
     assertEquals(await linkNames(lab, ctr2), ["lo"]);
     assertEquals((await t.del(other)).code, 0);
   },
-});
+);

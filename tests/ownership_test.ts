@@ -37,13 +37,20 @@ import {
   cni,
   CNI_BIN,
   describe,
-  Lab,
+  type Lab,
   labIgnore,
   runOk,
   type Seed002,
   VERSIONS,
 } from "../lab/mod.ts";
-import { assertBuilt, HOSTIF, METRIC } from "./_hostroute_lab.ts";
+import { HOSTIF, METRIC } from "./_hostroute_lab.ts";
+import {
+  type TenantFixture,
+  tenantOf,
+  type TenantSpec,
+  tenantTest,
+  twoTenants,
+} from "./_tenants.ts";
 import { deviceIfname } from "../internal/_ifname.ts";
 import {
   addrOf,
@@ -57,7 +64,6 @@ import {
   type Json,
   linkNames,
   macvtaps,
-  makeRoots,
   plugin,
   type Pod,
   present,
@@ -65,26 +71,21 @@ import {
   routeSnapshot,
   taskNamespaces,
   tempFiles,
-  Tenant,
+  type Tenant,
 } from "./_owner.ts";
 
 const ignore = labIgnore([`${CNI_BIN}/static`, "busybox"]);
 
-/** A seed 002 lab with roots and one host-local tenant "tasks". */
-async function setup(lab: Lab, opts: { version?: string; ipam?: (dataDir: string) => Json } = {}) {
-  const s = await lab.seed002();
-  const roots = await makeRoots(lab);
-  const dataDir = await lab.tempDir("ipam");
-  const stateDir = `${roots.stateRoot}/net`;
-  const t = new Tenant(lab, s, roots, {
-    name: "tasks",
-    stateDir,
-    dataDir,
-    ipam: opts.ipam?.(dataDir) ??
-      hostLocal(dataDir, ["192.168.122.171", "192.168.122.179"], ["fd22::171", "fd22::179"]),
-    ...(opts.version ? { version: opts.version } : {}),
-  });
-  return { s, roots, dataDir, stateDir, t };
+/**
+ * A test with one host-local tenant "tasks" (state dir `<root>/net`) on a
+ * fresh seed 002 lab (tests/_tenants.ts `tenantTest`).
+ */
+function ownershipTest(
+  name: string,
+  spec: Partial<TenantSpec>,
+  fn: (f: TenantFixture) => Promise<void>,
+): void {
+  tenantTest(name, { ignore, spec: { stateDir: "net", ...spec } }, fn);
 }
 
 /** Mount a tmpfs of `size` at `dir` for this test (unmounted with the lab). */
@@ -108,6 +109,33 @@ async function fillUp(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Another plugin's attachment `k1`/eth0 in `ns` with `t`'s network name:
+ * host-local called directly (the reference macvlan would do the same), so
+ * no record of ours knows about it. Returns its v4 + v6 leases.
+ */
+async function foreignLeases(lab: Lab, s: Seed002, t: Tenant, ns: string): Promise<string[]> {
+  const foreign = await cni(
+    lab,
+    s.host,
+    { command: "ADD", containerId: "k1", netns: lab.path(ns), ifname: "eth0" },
+    { cniVersion: "1.0.0", name: t.name, ipam: t.o.ipam },
+    `${CNI_BIN}/host-local`,
+  );
+  assertEquals(foreign.code, 0, `host-local ADD: ${describe(foreign)}`);
+  const leases = t.leases();
+  assertEquals(leases.length, 2, `the foreign v4 + v6 leases: ${leases}`);
+  return leases;
+}
+
+/** ADD of `id` with `conf`, then its DEL with the result; both must succeed. */
+async function addThenDel(t: Tenant, id: string, netns: string, conf: Json, what: string) {
+  const add = await t.add(id, netns, "eth0", conf);
+  assertEquals(add.code, 0, `ADD with ${what}: ${describe(add)}`);
+  const del = await t.call("DEL", { containerId: id, netns }, { ...conf, prevResult: add.json });
+  assertEquals(del.code, 0, `DEL with ${what}: ${describe(del)}`);
+}
+
 /** Assert no temp file anywhere under the state root. */
 function assertNoTemp(roots: Roots, what: string): void {
   assertEquals(tempFiles(roots.stateRoot), [], `${what}: temporary files left`);
@@ -115,13 +143,10 @@ function assertNoTemp(roots: Roots, what: string): void {
 
 // ---------------------------------------------------------------- 1. log file
 
-Deno.test({
-  name: "ownership 1: a logFile outside the log root is a config error (7) and creates nothing",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t, dataDir } = await setup(lab);
+ownershipTest(
+  "ownership 1: a logFile outside the log root is a config error (7) and creates nothing",
+  {},
+  async ({ lab, s, roots, t, dataDir }) => {
     const outside = await lab.tempDir("outside");
     // A root-owned copy of a passwd-like file in a 0700 directory: what today's check accepts.
     const passwd = `${outside}/passwd`;
@@ -153,24 +178,16 @@ Deno.test({
       assertEquals(filesUnder(roots.logDir), [], `${what}: nothing in the log root`);
     }
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 1: logFile in the log root (bare name or subdirectory) is 0600 in 0700 dirs, one JSON object per line, control characters escaped",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab);
+ownershipTest(
+  "ownership 1: logFile in the log root (bare name or subdirectory) is 0600 in 0700 dirs, one JSON object per line, control characters escaped",
+  {},
+  async ({ lab, s, roots, t }) => {
     const fake = await fakeCniPath(lab);
     // Short enough (≤ 15 bytes) to be looked up as a link name: the plugin logs it.
     const injected = "d\nroot:0:0\r\u001b";
-    const noisy = new Tenant(lab, s, roots, {
-      ...t.o,
-      path: fake.bin,
-      ipam: { ...t.o.ipam, type: "noisy" },
-    });
+    const noisy = t.with({ path: fake.bin, ipam: { ...t.o.ipam, type: "noisy" } });
     for (
       const [logFile, path] of [
         ["mv.log", `${roots.logDir}/mv.log`],
@@ -181,13 +198,7 @@ Deno.test({
       // IPAM plugin whose stderr carries them (logged line by line).
       for (const [tenant, extra] of [[t, { deviceID: injected }], [noisy, {}]] as const) {
         const conf = tenant.conf({ logFile, logLevel: "debug", ...extra });
-        const add = await tenant.add("log2", s.ctrPath, "eth0", conf);
-        assertEquals(add.code, 0, `ADD with ${JSON.stringify(extra)}: ${describe(add)}`);
-        const del = await tenant.call("DEL", { containerId: "log2", netns: s.ctrPath }, {
-          ...conf,
-          prevResult: add.json,
-        });
-        assertEquals(del.code, 0, `DEL: ${describe(del)}`);
+        await addThenDel(tenant, "log2", s.ctrPath, conf, JSON.stringify(extra));
       }
       assert(present(path), `${logFile}: ${path} was not written`);
       const st = await Deno.lstat(path);
@@ -223,16 +234,12 @@ Deno.test({
       );
     }
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 1: an existing symlink, hard link or non-root file as logFile is never written, the command succeeds",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab);
+ownershipTest(
+  "ownership 1: an existing symlink, hard link or non-root file as logFile is never written, the command succeeds",
+  {},
+  async ({ lab, s, roots, t }) => {
     const outside = await lab.tempDir("outside");
     const target = `${outside}/target`;
     const hard = `${outside}/hard`;
@@ -244,13 +251,7 @@ Deno.test({
     await Deno.chown(`${roots.logDir}/nobody.log`, 65534, 65534);
     for (const name of ["sym.log", "hard.log", "nobody.log"]) {
       const conf = t.conf({ logFile: `${roots.logDir}/${name}`, logLevel: "debug" });
-      const add = await t.add("log3", s.ctrPath, "eth0", conf);
-      assertEquals(add.code, 0, `ADD with ${name}: ${describe(add)}`);
-      const del = await t.call("DEL", { containerId: "log3", netns: s.ctrPath }, {
-        ...conf,
-        prevResult: add.json,
-      });
-      assertEquals(del.code, 0, `DEL with ${name}: ${describe(del)}`);
+      await addThenDel(t, "log3", s.ctrPath, conf, name);
       assertEquals(await Deno.readTextFile(target), "orig\n", `${name}: symlink target written`);
       assertEquals(await Deno.readTextFile(hard), "orig\n", `${name}: hard link written`);
       assertEquals(
@@ -260,19 +261,15 @@ Deno.test({
       );
     }
   },
-});
+);
 
 // ---------------------------------------------------------- 2. duplicate ADD
 
 for (const version of VERSIONS) {
-  Deno.test({
-    name:
-      `ownership 2: a duplicate ADD (same network, container id, ifname) into another netns is refused before any side effect [${version}]`,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      const { s, roots, t } = await setup(lab, { version });
+  ownershipTest(
+    `ownership 2: a duplicate ADD (same network, container id, ifname) into another netns is refused before any side effect [${version}]`,
+    { version },
+    async ({ lab, s, roots, t }) => {
       const [nsA, nsB] = await taskNamespaces(lab, s, 2) as [string, string];
       const a = await t.addOk("s1", nsA);
       const records = t.records();
@@ -303,36 +300,18 @@ for (const version of VERSIONS) {
       assertEquals(t.records(), [], "A's record gone");
       assert(!present(t.netDir), `${t.netDir} removed after the last DEL`);
     },
-  });
+  );
 }
 
-Deno.test({
-  name:
-    "ownership 2: an ADD refused before its link is up (interface taken, no master, MTU, the kernel refusing the link) never calls IPAM: another plugin's lease of the same key stays, even for a requested IP",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab);
+ownershipTest(
+  "ownership 2: an ADD refused before its link is up (interface taken, no master, MTU, the kernel refusing the link) never calls IPAM: another plugin's lease of the same key stays, even for a requested IP",
+  {},
+  async ({ lab, s, roots, t }) => {
     const [ns] = await taskNamespaces(lab, s, 1) as [string];
     // Another plugin's attachment with the same network, container ID and
     // interface name: host-local called directly (the reference macvlan
     // would do the same), so no record of ours knows about it.
-    const foreign = await cni(
-      lab,
-      s.host,
-      {
-        command: "ADD",
-        containerId: "k1",
-        netns: lab.path(ns),
-        ifname: "eth0",
-      },
-      { cniVersion: "1.0.0", name: t.name, ipam: t.o.ipam },
-      `${CNI_BIN}/host-local`,
-    );
-    assertEquals(foreign.code, 0, `host-local ADD: ${describe(foreign)}`);
-    const leases = t.leases();
-    assertEquals(leases.length, 2, `the foreign v4 + v6 leases: ${leases}`);
+    const leases = await foreignLeases(lab, s, t, ns);
     await lab.ip(ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p");
     // A requested IP makes host-local allocate beside an existing lease of
     // the key, and its DEL releases every lease of the key.
@@ -364,23 +343,19 @@ Deno.test({
     }
     assertNoTemp(roots, "refused ADDs");
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 2: an ADD whose IPAM delegate may have allocated (killed at the time limit, died, exit 0 without a usable result) releases it on rollback; a delegate's own error result releases nothing, so another plugin's lease of the key stays",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
+ownershipTest(
+  "ownership 2: an ADD whose IPAM delegate may have allocated (killed at the time limit, died, exit 0 without a usable result) releases it on rollback; a delegate's own error result releases nothing, so another plugin's lease of the key stays",
+  { version: "1.0.0" },
+  async ({ lab, s, roots, t, dataDir }) => {
     const fake = await fakeCniPath(lab);
-    const { s, roots, t, dataDir } = await setup(lab, { version: "1.0.0" });
     const [ns] = await taskNamespaces(lab, s, 1) as [string];
     const ipamOf = (type: string): Json => ({
       ...hostLocal(dataDir, ["192.168.122.171", "192.168.122.179"], ["fd22::171", "fd22::179"]),
       type,
     });
-    const tt = new Tenant(lab, s, roots, { ...t.o, path: fake.bin, extra: { ipamTimeoutMs: 500 } });
+    const tt = t.with({ path: fake.bin, extra: { ipamTimeoutMs: 500 } });
     const cases: [string, RegExp][] = [
       ["hangs", /timed out after 500 ms/],
       ["dies", /killed by signal/],
@@ -398,16 +373,7 @@ Deno.test({
 
     // Another plugin's lease of the same key (host-local run directly), then
     // a delegate that answers an error of its own: nothing to release.
-    const foreign = await cni(
-      lab,
-      s.host,
-      { command: "ADD", containerId: "k1", netns: lab.path(ns), ifname: "eth0" },
-      { cniVersion: "1.0.0", name: t.name, ipam: t.o.ipam },
-      `${CNI_BIN}/host-local`,
-    );
-    assertEquals(foreign.code, 0, `host-local ADD: ${describe(foreign)}`);
-    const leases = tt.leases();
-    assertEquals(leases.length, 2, `the foreign v4 + v6 leases: ${leases}`);
+    const leases = await foreignLeases(lab, s, t, ns);
     const r = await tt.add("k1", lab.path(ns), "eth0", tt.conf({ ipam: ipamOf("declines") }));
     assertCniError(r, 11, "declines");
     assertMatch(String(r.json?.msg), /pool closed/, describe(r));
@@ -415,16 +381,12 @@ Deno.test({
     assertEquals(tt.records(), [], "declines: no record");
     assertNoTemp(roots, "failed ADDs");
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 2: an ADD that recreated a device-plugin device deletes it on rollback even when its host name was taken meanwhile (another call's recreate), and leaves that other device alone",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab);
+ownershipTest(
+  "ownership 2: an ADD that recreated a device-plugin device deletes it on rollback even when its host name was taken meanwhile (another call's recreate), and leaves that other device alone",
+  {},
+  async ({ lab, s, roots, t }) => {
     const [ns] = await taskNamespaces(lab, s, 1) as [string];
     const id = "0000:00:00.7";
     const hostName = deviceIfname(id);
@@ -461,16 +423,12 @@ Deno.test({
     assertEquals(t.records(), [], "no record");
     await lab.ip(s.host, "link", "del", hostName);
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 2: 8 concurrent ADDs of the same attachment into 8 namespaces: one wins and keeps everything, the others leave nothing",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab);
+ownershipTest(
+  "ownership 2: 8 concurrent ADDs of the same attachment into 8 namespaces: one wins and keeps everything, the others leave nothing",
+  {},
+  async ({ lab, s, roots, t }) => {
     const nss = await taskNamespaces(lab, s, 8);
     // Another attachment of the network, in its own namespace (its task route to the
     // host would collide with the winner's in a shared one).
@@ -507,7 +465,7 @@ Deno.test({
       assertEquals(await hostRoutesOf(lab, s.host, ip), [], `route of ${ip}`);
     }
   },
-});
+);
 
 // ---------------------------------------------------------- 3. host routes
 
@@ -516,7 +474,20 @@ function staticIpam(...addresses: string[]): Json {
   return { type: "static", addresses: addresses.map((address) => ({ address })) };
 }
 
-/** Run a refused ADD and assert it left nothing behind. */
+/**
+ * `refuse(conf, what, cniPath?)`: run an ADD of `t` into `ns` that must be
+ * refused (7), and assert it left nothing behind and `keep` intact.
+ */
+function refuser(
+  lab: Lab,
+  s: Seed002,
+  t: Tenant,
+  ns: string,
+  keep: Pod[],
+): (conf: Json, what: string, cniPath?: string) => Promise<void> {
+  return (conf, what, cniPath) => assertRefused(lab, s, t, ns, conf, what, keep, cniPath);
+}
+
 async function assertRefused(
   lab: Lab,
   s: Seed002,
@@ -543,18 +514,15 @@ async function assertRefused(
   for (const p of keep) await t.assertIntact(p, `${what}: witness`, false);
 }
 
-Deno.test({
-  name:
-    "ownership 3: hostrouteif refuses (7) IPAM addresses that are not unicast host addresses, IPv4 and IPv6, leaving nothing",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, t } = await setup(lab, {
-      ipam: () => staticIpam("192.168.122.180/24", "fd22::180/64"),
-    });
+ownershipTest(
+  "ownership 3: hostrouteif refuses (7) IPAM addresses that are not unicast host addresses, IPv4 and IPv6, leaving nothing",
+  {
+    ipam: () => staticIpam("192.168.122.180/24", "fd22::180/64"),
+  },
+  async ({ lab, s, t }) => {
     const [, bad] = await taskNamespaces(lab, s, 2) as [string, string];
     const witness = await t.addOk("witness", s.ctr);
+    const refuse = refuser(lab, s, t, bad, [witness]);
     const special = [
       "0.0.0.0/24",
       "0.0.0.0/0",
@@ -575,31 +543,19 @@ Deno.test({
       "fe80::1234/64",
     ];
     for (const a of special) {
-      await assertRefused(lab, s, t, bad, t.conf({ ipam: staticIpam(a) }), `static ${a}`, [
-        witness,
-      ]);
+      await refuse(t.conf({ ipam: staticIpam(a) }), `static ${a}`);
     }
     // The same through the `ips` capability.
     for (const a of ["224.0.0.1/24", "127.0.0.1/8", "ff02::1/64"]) {
-      await assertRefused(
-        lab,
-        s,
-        t,
-        bad,
+      await refuse(
         t.conf({ ipam: { type: "static" }, runtimeConfig: { ips: [a] } }),
         `runtimeConfig.ips ${a}`,
-        [witness],
       );
     }
     // One good and one bad address: refused as a whole.
-    await assertRefused(
-      lab,
-      s,
-      t,
-      bad,
+    await refuse(
       t.conf({ ipam: staticIpam("192.168.122.181/24", "169.254.1.1/16") }),
       "a good and a link-local address",
-      [witness],
     );
     // IPv4-mapped IPv6 and 0.0.0.0/0 as a raw IPAM result (a third-party allocator's answer).
     const fake = await fakeCniPath(lab);
@@ -608,33 +564,21 @@ Deno.test({
         `${fake.dir}/result.json`,
         JSON.stringify({ cniVersion: "1.0.0", ips: [{ address }] }),
       );
-      await assertRefused(
-        lab,
-        s,
-        t,
-        bad,
-        t.conf({ ipam: { type: "canned" } }),
-        `IPAM result ${address}`,
-        [witness],
-        fake.bin,
-      );
+      await refuse(t.conf({ ipam: { type: "canned" } }), `IPAM result ${address}`, fake.bin);
     }
     assertEquals((await t.del(witness)).code, 0, "DEL witness");
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 3: hostrouteif refuses (7) the host's own addresses, gateways of host routes (any table) and addresses with a host route it does not own; a connected subnet may be shadowed",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab, {
-      ipam: () => staticIpam("192.168.122.180/24", "fd22::180/64"),
-    });
+ownershipTest(
+  "ownership 3: hostrouteif refuses (7) the host's own addresses, gateways of host routes (any table) and addresses with a host route it does not own; a connected subnet may be shadowed",
+  {
+    ipam: () => staticIpam("192.168.122.180/24", "fd22::180/64"),
+  },
+  async ({ lab, s, roots, t }) => {
     const [, bad, ok2] = await taskNamespaces(lab, s, 3) as [string, string, string];
     const witness = await t.addOk("witness", s.ctr);
+    const refuse = refuser(lab, s, t, bad, [witness]);
     const h = s.host;
     await lab.ip(h, "route", "add", "default", "via", "192.168.10.1");
     await lab.ip(h, "route", "add", "10.60.0.0/16", "via", "192.168.10.5", "table", "100");
@@ -662,38 +606,15 @@ Deno.test({
       ["192.168.122.202/24", "an address with a host route in table 100"],
     ];
     for (const [a, what] of refused) {
-      await assertRefused(lab, s, t, bad, t.conf({ ipam: staticIpam(a) }), `${a}: ${what}`, [
-        witness,
-      ]);
+      await refuse(t.conf({ ipam: staticIpam(a) }), `${a}: ${what}`);
     }
-    await assertRefused(
-      lab,
-      s,
-      t,
-      bad,
+    await refuse(
       t.conf({ ipam: { type: "static" }, runtimeConfig: { ips: ["192.168.10.1/24"] } }),
       "runtimeConfig.ips: the host's gateway",
-      [witness],
     );
     // The same static address for a second pod: refused, the first keeps its route.
-    await assertRefused(
-      lab,
-      s,
-      t,
-      bad,
-      t.conf({ ipam: staticIpam("192.168.122.180/24") }),
-      "the witness's address again",
-      [witness],
-    );
-    await assertRefused(
-      lab,
-      s,
-      t,
-      bad,
-      t.conf({ ipam: staticIpam("fd22::180/64") }),
-      "the witness's IPv6 address again",
-      [witness],
-    );
+    await refuse(t.conf({ ipam: staticIpam("192.168.122.180/24") }), "the witness's address again");
+    await refuse(t.conf({ ipam: staticIpam("fd22::180/64") }), "the witness's IPv6 address again");
     // Shadowing the host's connected 192.168.10.0/24 for one task address is what hostrouteif is for.
     const shadow = await t.addOk(
       "shadow",
@@ -713,29 +634,21 @@ Deno.test({
     ], "the foreign route stays");
     assertNoTemp(roots, "host route checks");
   },
-});
+);
 
 // ---------------------------------------------------------- 4. GC per network
 
-Deno.test({
-  name:
-    "ownership 4: GC of network Y (own stateDir, empty valid list) never removes network X's host routes, same hostrouteif and metric, live traffic",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const roots = await makeRoots(lab);
-    const dataDir = await lab.tempDir("ipam");
-    const mk = (name: string, v4: [string, string], v6: [string, string]) =>
-      new Tenant(lab, s, roots, {
-        name,
-        stateDir: `${roots.stateRoot}/${name}`,
-        dataDir,
-        ipam: hostLocal(dataDir, v4, v6),
-      });
-    const x = mk("netx", ["192.168.122.171", "192.168.122.174"], ["fd22::171", "fd22::174"]);
-    const y = mk("nety", ["192.168.122.175", "192.168.122.179"], ["fd22::175", "fd22::179"]);
+ownershipTest(
+  "ownership 4: GC of network Y (own stateDir, empty valid list) never removes network X's host routes, same hostrouteif and metric, live traffic",
+  {},
+  async (node) => {
+    const { lab, s } = node;
+    const { x, y } = twoTenants(node, ["netx", "nety"], {
+      ranges: [
+        { v4: ["192.168.122.171", "192.168.122.174"], v6: ["fd22::171", "fd22::174"] },
+        { v4: ["192.168.122.175", "192.168.122.179"], v6: ["fd22::175", "fd22::179"] },
+      ],
+    });
     const [n1, n2, n3] = await taskNamespaces(lab, s, 3) as [string, string, string];
     const px = await x.addOk("px", n1);
     const py1 = await y.addOk("py1", n2);
@@ -765,18 +678,14 @@ Deno.test({
     }
     assertEquals((await x.del(px)).code, 0, "DEL X");
   },
-});
+);
 
 // ---------------------------------------------------------- 5. records
 
-Deno.test({
-  name:
-    "ownership 5: record keys never collide (a-b + c vs a + b-c): DEL of one keeps the other's record and host routes",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab);
+ownershipTest(
+  "ownership 5: record keys never collide (a-b + c vs a + b-c): DEL of one keeps the other's record and host routes",
+  {},
+  async ({ lab, s, roots, t }) => {
     const [n1, n2] = await taskNamespaces(lab, s, 2) as [string, string];
     const p1 = await t.addOk("a-b", n1, "c");
     const p2 = await t.addOk("a", n2, "b-c");
@@ -800,18 +709,14 @@ Deno.test({
     assertEquals(t.records(), []);
     assert(!present(t.netDir), `${t.netDir} removed by GC`);
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 5: hostile record contents never make DEL or GC delete outside files, remove unproven routes or run anything",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
+ownershipTest(
+  "ownership 5: hostile record contents never make DEL or GC delete outside files, remove unproven routes or run anything",
+  {},
+  async ({ lab, s, roots, stateDir, t }) => {
     const fake = await fakeCniPath(lab);
-    const { s, roots, stateDir, t } = await setup(lab);
-    const tt = new Tenant(lab, s, roots, { ...t.o, path: fake.bin });
+    const tt = t.with({ path: fake.bin });
     const nss = await taskNamespaces(lab, s, 4);
     const victim = await tt.addOk("victim", nss[3]!);
     // Files a traversal would hit: <stateDir>/<net>/../../x… and the state root.
@@ -918,16 +823,12 @@ Deno.test({
     await check(`DEL ../../x (${describe(del2)})`);
     assertEquals(await Deno.readTextFile("/etc/passwd").then((x) => x.length > 0), true);
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 5: a config failing validation or master resolution, or a stateDir outside the state root, creates nothing",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab);
+ownershipTest(
+  "ownership 5: a config failing validation or master resolution, or a stateDir outside the state root, creates nothing",
+  {},
+  async ({ lab, s, roots, t }) => {
     const outside = await lab.tempDir("outside");
     const bad: [string, Json, number][] = [
       ["an unknown mode", { mode: "fast" }, 7],
@@ -981,16 +882,12 @@ Deno.test({
     assertEquals(del.code, 0, describe(del));
     assert(!present(`${roots.stateRoot}/tasks`), "network dir removed after the last DEL");
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 5: with a read-only state dir DEL removes link, lease and host routes, then fails naming what it could not remove",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, stateDir, t } = await setup(lab);
+ownershipTest(
+  "ownership 5: with a read-only state dir DEL removes link, lease and host routes, then fails naming what it could not remove",
+  {},
+  async ({ lab, s, roots, stateDir, t }) => {
     const [n1, n2] = await taskNamespaces(lab, s, 2) as [string, string];
     const keep = await t.addOk("keep", n2);
     const p = await t.addOk("ro", n1);
@@ -1031,16 +928,12 @@ Deno.test({
     assert(!present(t.netDir), `${t.netDir} removed after the last DEL`);
     assertNoTemp(roots, "end");
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 5: with a full state dir ADD fails leaving nothing (no partial record or temp file), DEL still removes link, lease and host routes",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, stateDir, t } = await setup(lab);
+ownershipTest(
+  "ownership 5: with a full state dir ADD fails leaving nothing (no partial record or temp file), DEL still removes link, lease and host routes",
+  {},
+  async ({ lab, s, roots, stateDir, t }) => {
     const [n1, n2] = await taskNamespaces(lab, s, 2) as [string, string];
     // A small tmpfs as the state dir, mounted for the test only.
     await Deno.mkdir(stateDir, { mode: 0o700 });
@@ -1066,25 +959,19 @@ Deno.test({
     else assertMatch(String(del.json?.msg), /record|state|space|ENOSPC/i, describe(del));
     assertNoTemp(roots, "DEL");
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 5: when the state root's registry cannot be written, a hostrouteif ADD fails leaving no entry (a cut entry would hide the directory's claims); with space back it registers whole",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, stateDir, t } = await setup(lab);
+ownershipTest(
+  "ownership 5: when the state root's registry cannot be written, a hostrouteif ADD fails leaving no entry (a cut entry would hide the directory's claims); with space back it registers whole",
+  {},
+  async ({ lab, s, roots, stateDir, t }) => {
     const [n1, n2] = await taskNamespaces(lab, s, 2) as [string, string];
     // hostrouteif is shared and kept: a witness of another state directory
     // creates it (and registers there) first.
-    const wData = await lab.tempDir("ipamw");
-    const witness = new Tenant(lab, s, roots, {
+    const witness = tenantOf({ lab, s, roots, dataDir: await lab.tempDir("ipamw") }, {
       name: "witness",
-      stateDir: `${roots.stateRoot}/witness`,
-      dataDir: wData,
-      ipam: hostLocal(wData, ["192.168.122.181", "192.168.122.189"]),
+      v4: ["192.168.122.181", "192.168.122.189"],
+      v6: null,
     });
     const w = await witness.addOk("w1", n2);
     // The registry on a small full tmpfs of its own; records still fit.
@@ -1095,7 +982,9 @@ Deno.test({
     const add = await t.add("reg1", lab.path(n1));
     assertCniError(add, undefined, "ADD with a full registry");
     assertMatch(String(add.json?.msg), /regist/i, describe(add));
-    assertEquals(filesUnder(registry), ["filler"], "no entry, not even an empty one");
+    // The registry's lock file (.lock) is no entry.
+    const entriesOf = () => filesUnder(registry).filter((f) => f !== ".lock");
+    assertEquals(entriesOf(), ["filler"], "no entry, not even an empty one");
     assertEquals(await linkNames(lab, n1), ["lo"], "no link");
     assertEquals(t.leases(), [], "no lease");
     assertEquals(t.records(), [], "no record");
@@ -1104,7 +993,7 @@ Deno.test({
 
     await Deno.remove(`${registry}/filler`);
     const p = await t.addOk("reg1", n1);
-    const entries = filesUnder(registry);
+    const entries = entriesOf();
     assertEquals(entries.length, 1, `one entry: ${entries}`);
     assertEquals(await Deno.readTextFile(`${registry}/${entries[0]}`), stateDir, "whole");
     for (const [tenant, pod] of [[t, p], [witness, w]] as const) {
@@ -1112,18 +1001,14 @@ Deno.test({
       assertEquals(del.code, 0, describe(del));
     }
   },
-});
+);
 
 // ---------------------------------------------------------- 6. bounded inputs
 
-Deno.test({
-  name:
-    "ownership 6: a CNI_NETNS that is a FIFO, a regular file, /dev/null or a directory is refused (103) by ADD, CHECK and DEL without blocking",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, roots, t } = await setup(lab);
+ownershipTest(
+  "ownership 6: a CNI_NETNS that is a FIFO, a regular file, /dev/null or a directory is refused (103) by ADD, CHECK and DEL without blocking",
+  {},
+  async ({ lab, s, roots, t }) => {
     const dir = await lab.tempDir("nsfiles");
     await runOk(["mkfifo", `${dir}/fifo`]);
     await Deno.writeTextFile(`${dir}/file`, "");
@@ -1156,16 +1041,12 @@ Deno.test({
     assertEquals(t.records(), [], "no record");
     assertEquals(filesUnder(dir), ["fifo", "file"], "nothing written next to them");
   },
-});
+);
 
-Deno.test({
-  name:
-    "ownership 6: a kernel name template in CNI_IFNAME (eth%d) is refused (4) and creates no link",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const { s, t } = await setup(lab);
+ownershipTest(
+  "ownership 6: a kernel name template in CNI_IFNAME (eth%d) is refused (4) and creates no link",
+  {},
+  async ({ lab, s, t }) => {
     const hostLinks = await linkNames(lab, s.host);
     for (const ifname of ["eth%d", "%d", "e%s", "x%%", "c%d0", "%"]) {
       for (const cmd of ["ADD", "CHECK", "DEL"]) {
@@ -1185,21 +1066,16 @@ Deno.test({
       }
     }
   },
-});
+);
 
 // ---------------------------------------------------------- 7. stateful IPAM DEL
 
-Deno.test({
-  name:
-    "ownership 7: when IPAM DEL fails, DEL removes the link and host routes first, reports the IPAM error and keeps the record; GC releases it later",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
+ownershipTest(
+  "ownership 7: when IPAM DEL fails, DEL removes the link and host routes first, reports the IPAM error and keeps the record; GC releases it later",
+  {},
+  async ({ lab, s, roots, t, dataDir }) => {
     const fake = await fakeCniPath(lab);
-    const { s, roots, t, dataDir } = await setup(lab);
-    const tt = new Tenant(lab, s, roots, {
-      ...t.o,
+    const tt = t.with({
       path: fake.bin,
       ipam: {
         ...hostLocal(dataDir, ["192.168.122.171", "192.168.122.179"], ["fd22::171", "fd22::179"]),
@@ -1234,4 +1110,4 @@ Deno.test({
     assert(!present(tt.netDir), `${tt.netDir} removed`);
     assertNoTemp(roots, "end");
   },
-});
+);

@@ -8,10 +8,9 @@
  */
 
 import { deepStrictEqual as assertEquals, match as assertMatch } from "node:assert/strict";
-import { cni, type CniCall, describe, Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
+import { cni, type CniCall, describe, type Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
 import {
   addrOf,
-  assertBuilt,
   assertHostIf,
   assertOk,
   assertPing,
@@ -21,6 +20,7 @@ import {
   hostLocalIpam,
   hostrouteConf,
   type Json,
+  labTest,
   leaseFiles,
   METRIC,
   ownHostRoutes,
@@ -39,30 +39,28 @@ function gc(lab: Lab, s: Seed002, conf: Json): Promise<CniCall> {
   return cni(lab, s.host, { command: "GC", extra: BARE_ENV }, conf);
 }
 
-Deno.test({
-  name: `STATUS: ready with an existing master, no IPAM [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const stateDir = await lab.tempDir("state");
+/** A test on a fresh seed 002 lab with a state dir. */
+function seedTest(
+  name: string,
+  fn: (lab: Lab, s: Seed002, stateDir: string) => Promise<void>,
+): void {
+  labTest(name, ignore, async (lab) => fn(lab, await lab.seed002(), await lab.tempDir("state")));
+}
+
+seedTest(
+  `STATUS: ready with an existing master, no IPAM [${VERSION}]`,
+  async (lab, s, stateDir) => {
     const conf = hostrouteConf(VERSION, stateDir, {});
     delete conf.ipam;
     const r = await status(lab, s, conf);
     assertOk(r, "STATUS");
     assertEquals(r.stdout, "");
   },
-});
+);
 
-Deno.test({
-  name: `STATUS: code 50 when the master is missing [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const stateDir = await lab.tempDir("state");
+seedTest(
+  `STATUS: code 50 when the master is missing [${VERSION}]`,
+  async (lab, s, stateDir) => {
     const dataDir = await lab.tempDir("ipam");
     for (const ipam of [undefined, hostLocalIpam(dataDir)]) {
       const conf = hostrouteConf(VERSION, stateDir, ipam ?? {}, { master: "nosuchif" });
@@ -77,32 +75,22 @@ Deno.test({
     const ok = await status(lab, s, hostrouteConf(VERSION, stateDir, hostLocalIpam(dataDir)));
     assertOk(ok, "STATUS with eth1");
   },
-});
+);
 
-Deno.test({
-  name: `STATUS: host-local (no 1.1.0 support) ⇒ its STATUS is skipped, ready [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const stateDir = await lab.tempDir("state");
+seedTest(
+  `STATUS: host-local (no 1.1.0 support) ⇒ its STATUS is skipped, ready [${VERSION}]`,
+  async (lab, s, stateDir) => {
     const dataDir = await lab.tempDir("ipam");
     const r = await status(lab, s, hostrouteConf(VERSION, stateDir, hostLocalIpam(dataDir)));
     assertOk(r, "STATUS with host-local");
     assertEquals(r.stdout, "");
     assertEquals(await leaseFiles(dataDir), [], "STATUS allocates nothing");
   },
-});
+);
 
-Deno.test({
-  name: `STATUS: code 50 when ${HOSTIF} is a macvtap on another master [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const s = await lab.seed002();
-    const stateDir = await lab.tempDir("state");
+seedTest(
+  `STATUS: code 50 when ${HOSTIF} is a macvtap on another master [${VERSION}]`,
+  async (lab, s, stateDir) => {
     await lab.ip(s.host, "link", "add", "eth2", "type", "veth", "peer", "name", "eth2p");
     await lab.ip(s.host, "link", "add", "link", "eth2", "name", HOSTIF, "type", "macvtap");
     const conf = hostrouteConf(VERSION, stateDir, {});
@@ -111,7 +99,7 @@ Deno.test({
     assertEquals(r.json?.code, 50, describe(r));
     assertMatch(String(r.json?.msg), new RegExp(HOSTIF));
   },
-});
+);
 
 interface Attachment {
   id: string;
@@ -163,15 +151,18 @@ async function assertOnly(
   await assertHostIf(lab, x.s.host);
 }
 
+/** A test on a fresh lab with {@linkcode threeAttachments}. */
+function gcTest(
+  name: string,
+  fn: (lab: Lab, x: Awaited<ReturnType<typeof threeAttachments>>) => Promise<void>,
+): void {
+  labTest(name, ignore, async (lab) => fn(lab, await threeAttachments(lab)));
+}
+
 for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const) {
-  Deno.test({
-    name:
-      `GC with ${key} listing one attachment releases the other two, host-local + hostrouteif [${VERSION}]`,
-    ignore,
-    async fn() {
-      assertBuilt();
-      await using lab = await Lab.create();
-      const x = await threeAttachments(lab);
+  gcTest(
+    `GC with ${key} listing one attachment releases the other two, host-local + hostrouteif [${VERSION}]`,
+    async (lab, x) => {
       const [, keep] = x.atts as [Attachment, Attachment, Attachment];
       const r = await gc(lab, x.s, {
         ...x.conf,
@@ -191,33 +182,23 @@ for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const)
       assertOk(await cni(lab, x.s.host, { command: "DEL", ...env }, prev), "DEL kept");
       await assertOnly(lab, x, []);
     },
-  });
+  );
 }
 
-Deno.test({
-  name:
-    `GC without a valid-attachments key releases every attachment, host-local + hostrouteif [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const x = await threeAttachments(lab);
+gcTest(
+  `GC without a valid-attachments key releases every attachment, host-local + hostrouteif [${VERSION}]`,
+  async (lab, x) => {
     const r = await gc(lab, x.s, x.conf);
     assertOk(r, "GC");
     await assertOnly(lab, x, []);
     const again = await gc(lab, x.s, x.conf);
     assertOk(again, "GC again");
   },
-});
+);
 
-Deno.test({
-  name:
-    `GC leaves host routes it cannot attribute to its network (proto 249, no record) [${VERSION}]`,
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const x = await threeAttachments(lab);
+gcTest(
+  `GC leaves host routes it cannot attribute to its network (proto 249, no record) [${VERSION}]`,
+  async (lab, x) => {
     const m = String(METRIC);
     // Our protocol mark, but no record of this network claims them: another
     // network's (another stateDir) for all GC can tell. They stay.
@@ -234,15 +215,12 @@ Deno.test({
       assertEquals(live.length, 1, `${dst} stays`);
     }
   },
-});
+);
 
-Deno.test({
-  name:
-    `STATUS: every way of not being able to service ADD is code 50, reason in msg/details [${VERSION}]`,
+labTest(
+  `STATUS: every way of not being able to service ADD is code 50, reason in msg/details [${VERSION}]`,
   ignore,
-  async fn(t) {
-    assertBuilt();
-    await using lab = await Lab.create();
+  async (lab, t) => {
     const s = await lab.seed002();
     const stateDir = await lab.tempDir("state");
     const bin = await lab.tempDir("bin");
@@ -329,4 +307,4 @@ esac
       });
     }
   },
-});
+);

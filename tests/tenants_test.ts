@@ -20,24 +20,23 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { CNI_BIN, type CniCall, describe, Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
-import { assertBuilt, HOSTIF } from "./_hostroute_lab.ts";
+import { CNI_BIN, type CniCall, describe, type Lab, labIgnore, type Seed002 } from "../lab/mod.ts";
+import { HOSTIF, labTest } from "./_hostroute_lab.ts";
 import {
   addrOf,
   assertCniError,
-  hostLocal,
   hostRoutesOf,
   ipsOf,
   type Json,
   linkNames,
   macvtaps,
-  makeRoots,
   type Pod,
   present,
   type Roots,
   tempFiles,
-  Tenant,
+  type Tenant,
 } from "./_owner.ts";
+import { tenantNode, twoTenants } from "./_tenants.ts";
 
 const ignore = labIgnore([`${CNI_BIN}/static`, "busybox"]);
 
@@ -52,24 +51,18 @@ interface Tenants {
   xs: Pod[];
 }
 
-async function tenants(lab: Lab): Promise<Tenants> {
-  const s = await lab.seed002();
-  const roots = await makeRoots(lab);
-  const dataDir = await lab.tempDir("ipam");
-  const mk = (name: string, v4: [string, string], v6: [string, string]) =>
-    new Tenant(lab, s, roots, {
-      name,
-      stateDir: `${roots.stateRoot}/${name}`,
-      dataDir,
-      ipam: hostLocal(dataDir, v4, v6),
-    });
-  const x = mk("tenx", ["192.168.122.171", "192.168.122.179"], ["fd22::171", "fd22::179"]);
-  const y = mk("teny", ["192.168.122.181", "192.168.122.199"], ["fd22::181", "fd22::199"]);
-  // The node's default gateway: an address no task may take.
-  await lab.ip(s.host, "route", "add", "default", "via", "192.168.10.1");
-  await lab.ip(s.host, "-6", "route", "add", "default", "via", "fd10::1");
-  const xs = [await x.addOk("x1", s.ctr), await x.addOk("x2", await lab.netns("x2"))];
-  return { s, roots, x, y, xs };
+/**
+ * A test on a fresh lab with tenants X and Y (tests/_tenants.ts) and X's two
+ * pods; the node has a default gateway (an address no task may take).
+ */
+function tenantsTest(name: string, fn: (lab: Lab, t: Tenants) => Promise<void>): void {
+  labTest(name, ignore, async (lab) => {
+    const node = await tenantNode(lab, { defaultRoutes: true });
+    const { s, roots } = node;
+    const { x, y } = twoTenants(node, ["tenx", "teny"]);
+    const xs = [await x.addOk("x1", s.ctr), await x.addOk("x2", await lab.netns("x2"))];
+    await fn(lab, { s, roots, x, y, xs });
+  });
 }
 
 /** `ip monitor route` in the host namespace, collected until {@linkcode stop}. */
@@ -153,14 +146,9 @@ function staticIpam(...addresses: string[]): Json {
   return { type: "static", addresses: addresses.map((address) => ({ address })) };
 }
 
-Deno.test({
-  name:
-    "two tenants: X keeps every host route and ping while Y gets duplicate ADDs, hostile IPAM results, empty-list GCs and DEL storms",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const t = await tenants(lab);
+tenantsTest(
+  "two tenants: X keeps every host route and ping while Y gets duplicate ADDs, hostile IPAM results, empty-list GCs and DEL storms",
+  async (lab, t) => {
     const { s, x, y, xs } = t;
     const xAddrs = xs.flatMap((p) => ipsOf(p.result)).map(addrOf);
     const yNs: string[] = [];
@@ -280,16 +268,11 @@ Deno.test({
     assertEquals(x.leases(), []);
     for (const a of xAddrs) assertEquals(await hostRoutesOf(lab, s.host, a), [], a);
   },
-});
+);
 
-Deno.test({
-  name:
-    "two tenants: a DEL of Y with a prevResult listing X's addresses (no record of Y) leaves X's host routes",
-  ignore,
-  async fn() {
-    assertBuilt();
-    await using lab = await Lab.create();
-    const t = await tenants(lab);
+tenantsTest(
+  "two tenants: a DEL of Y with a prevResult listing X's addresses (no record of Y) leaves X's host routes",
+  async (lab, t) => {
     const { s, y, xs } = t;
     const ns = await lab.netns("y1");
     const monitor = routeMonitor(lab, s.host);
@@ -322,4 +305,4 @@ Deno.test({
     assertEquals(deletions(mon, xAddrs), [], "X's host routes were deleted");
     await assertXIntact(t, "after the forged DELs");
   },
-});
+);

@@ -27,14 +27,12 @@ import {
   fakeCniPath,
   filesUnder,
   HANG_MS,
-  hostLocal,
   ipsOf,
   type Json,
   linkNames,
-  makeRoots,
   routeSnapshot,
-  Tenant,
 } from "../_owner.ts";
+import { tenantNode, twoTenants } from "../_tenants.ts";
 import { envInt, figure, runSeed } from "./_chaos.ts";
 import { generateScenario, type OwnershipTarget, type Step } from "./_gen.ts";
 import { judgeStep, type OwnershipCensus, ownershipProblems } from "./_oracle.ts";
@@ -49,24 +47,13 @@ Deno.test({
     assert(pluginBuilt(), `${PLUGIN} is missing: run "deno task build" first`);
     const seed = runSeed("ownership");
     await using lab = await Lab.create({ prefix: "chaos" });
-    const s = await lab.seed002();
-    await lab.ip(s.host, "route", "add", "default", "via", "192.168.10.1");
-    await lab.ip(s.host, "-6", "route", "add", "default", "via", "fd10::1");
-    const roots = await makeRoots(lab);
+    const node = await tenantNode(lab, { defaultRoutes: true });
+    const { s, roots } = node;
     const fake = await fakeCniPath(lab);
-    const dataDir = await lab.tempDir("ipam");
-    const mk = (name: string, v4: [string, string], v6: [string, string]) =>
-      new Tenant(lab, s, roots, {
-        name,
-        stateDir: `${roots.stateRoot}/${name}`,
-        dataDir,
-        path: fake.bin,
-        ipam: hostLocal(dataDir, v4, v6),
-      });
-    const nets = {
-      victim: mk("victim", ["192.168.122.171", "192.168.122.179"], ["fd22::171", "fd22::179"]),
-      attacker: mk("attacker", ["192.168.122.181", "192.168.122.199"], ["fd22::181", "fd22::199"]),
-    };
+    const { x: victim, y: attacker } = twoTenants(node, ["victim", "attacker"], {
+      common: { path: fake.bin },
+    });
+    const nets = { victim, attacker };
     const v2ns = await lab.netns("v2");
     const victims = [
       await nets.victim.addOk("v-1_x.y", s.ctr, "e-0_a.b"),

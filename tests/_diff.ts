@@ -13,6 +13,11 @@
  * reference at 1.0.0, and the rows for 1.1.0 are exactly what the 1.1.0 spec
  * adds to a result.
  *
+ * The cases run in shards, one test file each (`tests/diff_<shard>_test.ts`),
+ * so that `deno test --parallel` runs them side by side; each shard has its
+ * own lab. Every row names a witness case that needs it; the shard that runs
+ * the witness fails when the row changes nothing there any more.
+ *
  * @module
  */
 
@@ -52,10 +57,17 @@ interface Ctx {
   dhcp?: DhcpLab;
 }
 
+/** The test files the cases are split into (`tests/diff_<shard>_test.ts`). */
+export const SHARDS = ["hostlocal", "l2", "link", "ipam", "dualstack", "input"] as const;
+/** One of {@linkcode SHARDS}. */
+export type Shard = typeof SHARDS[number];
+
 /** One input, fed to both plugins. */
-interface Case {
+export interface Case {
   id: string;
   version: Version;
+  /** The test file that runs it. */
+  shard: Shard;
   /** The plugin config without `type`; `cniVersion` and `name` are filled in when absent. */
   conf?: (c: Ctx) => Json;
   /** Raw stdin instead of `conf` (malformed input). */
@@ -98,9 +110,11 @@ interface Obs {
  * The intended differences. `apply` rewrites the reference's observations
  * (a copy) into what ours must be; it runs only where `when` holds.
  */
-interface Intended {
+export interface Intended {
   id: string;
   reason: string;
+  /** A case that needs the row (`id [version]`): it fails when the row changes nothing there. */
+  witness: string;
   when?: (c: Case) => boolean;
   apply: (ref: Obs, c: Case) => void;
 }
@@ -112,11 +126,13 @@ const allLinks = (o: Obs) => Object.values(o.kernel).flatMap((k) => k.links);
 export const INTENDED: readonly Intended[] = [
   {
     id: "kind",
+    witness: "l2-only [1.0.0]",
     reason: "the plugins differ in kind by design: macvtap links where the reference makes macvlan",
     apply: (o) => allLinks(o).forEach((l) => l.kind === "macvlan" && (l.kind = "macvtap")),
   },
   {
     id: "version-1.1.0",
+    witness: "l2-only [1.1.0]",
     reason: "1.1.0 is ours alone; the reference ran at 1.0.0. A 1.1.0 result says 1.1.0 and " +
       "carries interfaces[].mtu (spec 1.1.0 §Result)",
     when: (c) => c.version === "1.1.0",
@@ -130,6 +146,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "version-echo",
+    witness: "version [1.0.0]",
     reason: "VERSION: ours echoes the requested cniVersion (spec) and lists 0.3.0…1.1.0; the " +
       "reference prints its library's 1.0.0 and lists 0.1.0…1.0.0",
     when: (c) => c.flow === "version",
@@ -140,6 +157,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "dns-empty",
+    witness: "host-local [1.0.0]",
     reason: "from 1.0.0 ours leaves out an empty dns (optional in the 1.0.0 schema; HEAD libcni " +
       "omits it too); the reference prints dns: {}. Below 1.0.0 both print {}",
     when: (c) => c.version >= "1.0.0",
@@ -150,6 +168,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "error-codes",
+    witness: "bad-mode [1.0.0]",
     reason: "ours maps each failure to the spec's code (7 invalid config) or its own (101 IPAM " +
       "delegate cannot run); the reference says 999 for all of them",
     apply: (o, c) => {
@@ -161,6 +180,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "del-lenient",
+    witness: "no-master [1.0.0]",
     reason: "DEL is best effort (spec): ours succeeds for a config ADD refused (MTU over the " +
       "master's, missing master) and after the master is gone, releasing the lease; the " +
       "reference re-validates the config on DEL, fails with 999 and keeps the lease",
@@ -178,6 +198,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "rollback",
+    witness: "ipam-not-found [1.0.0]",
     reason: "ADD failing in IPAM: ours deletes the link it made; the reference leaves eth0 " +
       "(down) in the pod, and its DEL fails on the same IPAM error before deleting it",
     when: (c) => c.id === "ipam-not-found",
@@ -185,6 +206,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "ipam-dns",
+    witness: "static [1.0.0]",
     reason: "ours merges IPAM's DNS after the config's; the reference replaces the result's " +
       "dns with the config's, dropping what static returned",
     when: (c) => c.id === "static",
@@ -195,6 +217,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "onlink-scope",
+    witness: "static [1.0.0]",
     reason: "an on-link route (gw 0.0.0.0): ours installs it scope link, as `ip route add … " +
       "dev eth0` does; the reference installs it scope global with a 0.0.0.0 gateway",
     when: (c) => c.id === "static",
@@ -207,6 +230,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "check-onlink",
+    witness: "static [1.0.0]",
     reason: "the reference's CHECK rejects its own result with an on-link route (\"Expected " +
       'Route {… GW:0.0.0.0} not found in routing table"); ours finds it',
     when: (c) => c.id === "static",
@@ -217,6 +241,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "gw-chosen",
+    witness: "host-local [1.0.0]",
     reason: "a route without gw: ours names the gateway it installed the route through (the " +
       "range gateway) instead of leaving the reader to guess (issue 11 item 2)",
     apply: (o) =>
@@ -233,6 +258,7 @@ export const INTENDED: readonly Intended[] = [
   },
   {
     id: "prevResult-add",
+    witness: "prevResult [1.0.0]",
     reason: "ADD with prevResult: ours appends its interface, addresses and routes to the " +
       "chained result (spec: pass it through or modify it); the reference drops prevResult",
     when: (c) => c.id.startsWith("prevResult"),
@@ -296,8 +322,62 @@ function hostLocal(c: Ctx, extra: Json = {}): Json {
   };
 }
 
-function cases(): Case[] {
-  const out: Case[] = [];
+/** The shard of each case id. */
+const SHARD_OF: Record<string, Shard> = {
+  "host-local": "hostlocal",
+  "l2-only": "l2",
+  "version": "l2",
+  "mode-bridge": "link",
+  "mode-private": "link",
+  "mode-vepa": "link",
+  "mode-passthru": "link",
+  "mtu-1400": "link",
+  "mtu-over-master": "link",
+  "mac-config": "link",
+  "mac-cni-args": "link",
+  "mac-runtimeConfig": "link",
+  "master-default": "link",
+  "static": "ipam",
+  "static-runtimeConfig-ips": "ipam",
+  "prevResult": "ipam",
+  "prevResult-l2": "ipam",
+  "two-attachments": "ipam",
+  // ~12 s alone (IPv6 on two attachments, both plugins): a file of its own.
+  "two-attachments-dual-stack": "dualstack",
+  "netns-gone": "ipam",
+  "master-gone": "ipam",
+  "dhcp": "ipam",
+  "bad-json": "input",
+  "no-name": "input",
+  "bad-version": "input",
+  "bad-mode": "input",
+  "no-master": "input",
+  "ipam-not-found": "input",
+  "no-netns": "input",
+  "bad-ifname": "input",
+  "unknown-cni-arg": "input",
+};
+
+/** A case's label in step names and witnesses: `id [version]`. */
+export function label(c: Case): string {
+  return `${c.id} [${c.version}]`;
+}
+
+/**
+ * Every case, each in its shard.
+ *
+ * @throws {Error} for a case id without a shard in {@linkcode SHARD_OF}.
+ */
+export function cases(): Case[] {
+  return caseList().map((c) => {
+    const shard = SHARD_OF[c.id];
+    if (!shard) throw new Error(`diff case "${c.id}" has no shard in SHARD_OF`);
+    return { ...c, shard };
+  });
+}
+
+function caseList(): Omit<Case, "shard">[] {
+  const out: Omit<Case, "shard">[] = [];
   for (const version of VERSIONS) {
     out.push({
       id: `host-local`,
@@ -373,7 +453,7 @@ function cases(): Case[] {
         ipam: { type: "static" },
       }),
     },
-    ...(["0.4.0", "1.0.0"] as const).map((version): Case => ({
+    ...(["0.4.0", "1.0.0"] as const).map((version): Omit<Case, "shard"> => ({
       id: `prevResult`,
       version,
       conf: (c) => ({
@@ -691,47 +771,68 @@ function normalizeKernel(o: Obs, c: Case): void {
   for (const l of allLinks(o)) l.mac = "<random>";
 }
 
-Deno.test({
-  name: "differential: dist/macvtap against the reference macvlan, every intended difference " +
-    "in one table",
-  ignore,
-  async fn(t) {
-    assert(pluginBuilt(), `${PLUGIN} is missing: run "deno task build" first`);
-    await using lab = await Lab.create();
-    const l = await lab.simple();
-    await lab.ip(l.peer, "addr", "add", "fd99::1/64", "dev", l.peerIf, "nodad");
-    const d = new DiffLab(lab, l.host, l.peer);
-    const used = new Set<string>();
-    const failures: string[] = [];
-    // DIFF_ONLY=id,id runs only those cases (the stale-row check is then skipped).
-    const only = Deno.env.get("DIFF_ONLY")?.split(",");
-    for (const c of cases().filter((c) => !only || only.includes(c.id))) {
-      await t.step(`${c.id} [${c.version}]`, async () => {
-        const ours = await observe(d, c, PLUGIN, "macvtap");
-        const ref = await observe(d, c, REF, "macvlan");
-        normalizeKernel(ours, c);
-        normalizeKernel(ref, c);
-        for (const row of INTENDED) {
-          if (row.when && !row.when(c)) continue;
-          const before = JSON.stringify(ref);
-          row.apply(ref, c);
-          if (JSON.stringify(ref) !== before) used.add(row.id);
-        }
-        const msgs = { ours: ours.msgs, ref: ref.msgs };
-        delete ours.msgs;
-        delete ref.msgs;
-        const diffs = jsonDiff(ours, ref);
-        if (diffs.length) {
-          failures.push(`${c.id} [${c.version}]`);
-          throw new Error(
-            `differences not in INTENDED (ours ≠ reference):\n  ${diffs.join("\n  ")}\n` +
-              `messages: ${JSON.stringify(msgs)}`,
-          );
-        }
-      });
-    }
-    const stale = INTENDED.filter((r) => !used.has(r.id)).map((r) => r.id);
-    if (!only) assertEquals(stale, [], "rows of INTENDED no case needs any more: delete them");
-    assertEquals(failures, [], "cases with differences not in INTENDED");
-  },
-});
+/**
+ * The shard's test: its cases as steps in one lab, each compared after the
+ * rows of {@linkcode INTENDED} are applied; then every row whose witness is
+ * in the shard must have changed something for it.
+ */
+export function diffTest(shard: Shard): void {
+  Deno.test({
+    name: `differential [${shard}]: dist/macvtap against the reference macvlan, every ` +
+      "intended difference in one table",
+    ignore,
+    async fn(t) {
+      assert(pluginBuilt(), `${PLUGIN} is missing: run "deno task build" first`);
+      await using lab = await Lab.create();
+      const l = await lab.simple();
+      await lab.ip(l.peer, "addr", "add", "fd99::1/64", "dev", l.peerIf, "nodad");
+      const d = new DiffLab(lab, l.host, l.peer);
+      /** Row id ⇒ the labels of the cases it changed something for. */
+      const used = new Map<string, Set<string>>();
+      const failures: string[] = [];
+      // DIFF_ONLY=id,id runs only those cases (the stale-row check is then skipped).
+      const only = Deno.env.get("DIFF_ONLY")?.split(",");
+      const mine = cases().filter((c) => c.shard === shard);
+      for (const c of mine.filter((c) => !only || only.includes(c.id))) {
+        await t.step(label(c), async () => {
+          const ours = await observe(d, c, PLUGIN, "macvtap");
+          const ref = await observe(d, c, REF, "macvlan");
+          normalizeKernel(ours, c);
+          normalizeKernel(ref, c);
+          for (const row of INTENDED) {
+            if (row.when && !row.when(c)) continue;
+            const before = JSON.stringify(ref);
+            row.apply(ref, c);
+            if (JSON.stringify(ref) !== before) {
+              used.set(row.id, (used.get(row.id) ?? new Set()).add(label(c)));
+            }
+          }
+          const msgs = { ours: ours.msgs, ref: ref.msgs };
+          delete ours.msgs;
+          delete ref.msgs;
+          const diffs = jsonDiff(ours, ref);
+          if (diffs.length) {
+            failures.push(label(c));
+            throw new Error(
+              `differences not in INTENDED (ours ≠ reference):\n  ${diffs.join("\n  ")}\n` +
+                `messages: ${JSON.stringify(msgs)}`,
+            );
+          }
+        });
+      }
+      const witnessed = new Set(mine.map(label));
+      const stale = INTENDED
+        .filter((r) => witnessed.has(r.witness) && !used.get(r.id)?.has(r.witness))
+        .map((r) => `${r.id} (witness ${r.witness})`);
+      if (!only) {
+        assertEquals(
+          stale,
+          [],
+          "rows of INTENDED their witness case no longer needs: delete them, or name a case " +
+            "that needs them",
+        );
+      }
+      assertEquals(failures, [], "cases with differences not in INTENDED");
+    },
+  });
+}
