@@ -33,6 +33,7 @@ import {
   VERSIONS,
 } from "../lab/mod.ts";
 import { DhcpLab } from "./_dhcp.ts";
+import { compareVersions } from "../cni/mod.ts";
 
 const REF = `${CNI_BIN}/macvlan`;
 const ignore = labIgnore([
@@ -255,6 +256,36 @@ export const INTENDED: readonly Intended[] = [
           route.gw = gw ?? (fam6 ? "::" : "0.0.0.0");
         }
       }),
+  },
+  {
+    id: "gw-chosen-0.2.0",
+    witness: "host-local [0.2.0]",
+    reason: "the gw-chosen row in the 0.1.0/0.2.0 result shape: a route under ip4/ip6 without gw " +
+      "names the family's gateway the route went through (or on-link)",
+    when: (c) => compareVersions(c.version, "0.3.0") < 0,
+    apply: (o) =>
+      allResults(o).forEach((r) => {
+        for (const [family, onLink] of [["ip4", "0.0.0.0"], ["ip6", "::"]] as const) {
+          const ip = r[family] as Json | undefined;
+          for (const route of (ip?.routes as Json[] | undefined) ?? []) {
+            if (route.gw === undefined) route.gw = ip?.gateway ?? onLink;
+          }
+        }
+      }),
+  },
+  {
+    id: "l2-legacy",
+    witness: "l2-only [0.2.0]",
+    reason: "an L2-only ADD at 0.1.0/0.2.0, whose result must carry an address: ours refuses it " +
+      "(code 7) before making anything; the reference makes the link, fails printing the result " +
+      "(999 'cannot convert: no valid IP addresses') and leaves the link until DEL",
+    when: (c) => c.id === "l2-only" && compareVersions(c.version, "0.3.0") < 0,
+    apply: (o) => {
+      const add = o.calls["ADD"];
+      if (add) add.code = 7;
+      const after = o.kernel["after ADD"];
+      if (after) after.links = [];
+    },
   },
   {
     id: "prevResult-add",
