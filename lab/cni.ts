@@ -12,6 +12,8 @@ import { SUPPORTED_VERSIONS } from "../cni/version.ts";
 
 /** The plugin under test: `dist/macvtap` of this checkout. */
 export const PLUGIN = new URL("../dist/macvtap", import.meta.url).pathname;
+/** The device plugin `deno task build` writes beside it (`macvtap-deviceplugin`). */
+export const DP_PLUGIN: string = `${PLUGIN}-deviceplugin`;
 
 /** The spec versions the plugin supports, oldest first (the plugin's own list). */
 export const VERSIONS: readonly string[] = SUPPORTED_VERSIONS;

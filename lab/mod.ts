@@ -59,6 +59,7 @@ export {
   type CniRunOptions,
   describe,
   DEVICEID_FROM_CONFIG,
+  DP_PLUGIN,
   freeTapIndex,
   PLUGIN,
   pluginBuilt,

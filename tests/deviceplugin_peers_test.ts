@@ -1,5 +1,5 @@
 /**
- * `dist/macvtap deviceplugin` against any peer on its socket: the built
+ * `dist/macvtap-deviceplugin` against any peer on its socket: the built
  * plugin in a namespace lab, attacked as a privileged neighbour would, with
  * raw HTTP/2 and raw unix connections (no kubelet needed: the plugin serves
  * its socket before it registers).
@@ -34,7 +34,7 @@ import {
   tapIndexFor,
 } from "../deviceplugin/mod.ts";
 import { deviceIfname, tapIndexCandidates } from "../internal/_ifname.ts";
-import { exists, Lab, PLUGIN, pluginBuilt, run } from "../lab/mod.ts";
+import { DP_PLUGIN, exists, Lab, pluginBuilt, run } from "../lab/mod.ts";
 
 const ignore = Deno.uid() !== 0 || !pluginBuilt();
 const enc = new TextEncoder();
@@ -153,8 +153,7 @@ async function startPlugin(
   const child = lab.spawn(host, [
     "env",
     `DP_MACVTAP_CONF=${conf}`,
-    PLUGIN,
-    "deviceplugin",
+    DP_PLUGIN,
     "--socket-dir",
     dir,
     "--log-level",
@@ -536,8 +535,7 @@ Deno.test({
     const child2 = lab.spawn(host, [
       "env",
       `DP_MACVTAP_CONF=${conf}`,
-      PLUGIN,
-      "deviceplugin",
+      DP_PLUGIN,
       "--socket-dir",
       dir2,
       "--dev-dir",
@@ -578,7 +576,7 @@ Deno.test({
   fn: async () => {
     const start = async (conf: unknown[]) => {
       const t0 = performance.now();
-      const r = await run([PLUGIN, "deviceplugin", "--socket-dir", "/nonexistent-dp-peers"], {
+      const r = await run([DP_PLUGIN, "--socket-dir", "/nonexistent-dp-peers"], {
         env: { DP_MACVTAP_CONF: JSON.stringify(conf) },
       });
       return { ...r, ms: performance.now() - t0 };

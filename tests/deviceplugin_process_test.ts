@@ -9,10 +9,9 @@
 import assert from "node:assert/strict";
 import { DP_MALLOC_ARENA_MAX, DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { parseMaps, trimmable } from "../deviceplugin/_trim.ts";
-import { Lab, PLUGIN, pluginBuilt } from "../lab/mod.ts";
+import { DP_PLUGIN, Lab, pluginBuilt } from "../lab/mod.ts";
 
 /** The device plugin's executable, built beside dist/macvtap. */
-const DP_PLUGIN = `${PLUGIN}-deviceplugin`;
 
 Deno.test("trimmable(): only read-only or executable views of the executable", () => {
   const maps = parseMaps([
