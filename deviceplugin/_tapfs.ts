@@ -8,7 +8,7 @@ import { errnoName, errnoText } from "../internal/_errno.ts";
 import { cstr, errno, libc } from "../internal/_libc.ts";
 import type { TapNodeFs } from "./allocate.ts";
 import { makedev } from "./allocate.ts";
-import { isLiveDev } from "../internal/_tap_node.ts";
+import { charDevAt, isLiveDev } from "../internal/_tap_node.ts";
 
 const S_IFCHR = 0o020000;
 
@@ -19,13 +19,7 @@ export function realTapFs(sysfs = "/sys"): TapNodeFs {
       return Deno.readTextFileSync(`${sysfs}/class/net/${ifname}/macvtap/tap${index}/dev`).trim();
     },
     charDev(path): number | null | undefined {
-      try {
-        const st = Deno.lstatSync(path);
-        return st.isCharDevice ? st.rdev : null;
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound) return undefined;
-        throw err;
-      }
+      return charDevAt(path);
     },
     isLive(dev): boolean {
       return isLiveDev(dev, sysfs);

@@ -20,17 +20,22 @@ export interface DevicePluginApi {
 
 let api: DevicePluginApi | undefined;
 
-/** Parse the embedded proto once and return the services. */
-export function loadApi(): DevicePluginApi {
-  if (api) return api;
-  const { root } = protobuf.parse(API_PROTO, { keepCase: false });
+/** The package `name` of the proto text `proto`, loaded for grpc-js. */
+function loadPackage(proto: string, name: string): grpc.GrpcObject {
+  const { root } = protobuf.parse(proto, { keepCase: false });
   const definition = fromJSON(root.toJSON() as Parameters<typeof fromJSON>[0], {
     longs: String,
     enums: String,
     defaults: true,
     oneofs: true,
   });
-  const pkg = grpc.loadPackageDefinition(definition).v1beta1 as grpc.GrpcObject;
+  return grpc.loadPackageDefinition(definition)[name] as grpc.GrpcObject;
+}
+
+/** Parse the embedded proto once and return the services. */
+export function loadApi(): DevicePluginApi {
+  if (api) return api;
+  const pkg = loadPackage(API_PROTO, "v1beta1");
   api = {
     Registration: pkg.Registration as grpc.ServiceClientConstructor,
     DevicePlugin: pkg.DevicePlugin as grpc.ServiceClientConstructor,
@@ -74,14 +79,7 @@ let podResources: grpc.ServiceClientConstructor | undefined;
 /** `v1.PodResourcesLister` as a grpc-js client constructor (`.service` is the definition). */
 export function loadPodResourcesApi(): grpc.ServiceClientConstructor {
   if (podResources) return podResources;
-  const { root } = protobuf.parse(PODRESOURCES_PROTO, { keepCase: false });
-  const definition = fromJSON(root.toJSON() as Parameters<typeof fromJSON>[0], {
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(definition).v1 as grpc.GrpcObject;
+  const pkg = loadPackage(PODRESOURCES_PROTO, "v1");
   podResources = pkg.PodResourcesLister as grpc.ServiceClientConstructor;
   return podResources;
 }
