@@ -23,7 +23,7 @@ import {
   encodeListAndWatchResponse,
   encodePreferredAllocationResponse,
 } from "./_protowire.ts";
-import { allocateDevice, AllocateError, type TapNodeFs } from "./allocate.ts";
+import { type AllocatedDevice, allocateDevice, AllocateError, type TapNodeFs } from "./allocate.ts";
 import type { ResourceConfig } from "./config.ts";
 import type { LinkBackend } from "./links.ts";
 import { errorText } from "../internal/_error_text.ts";
@@ -93,6 +93,8 @@ export interface ResourcePluginDeps {
   log: Logger;
   /** Where `/dev/tapN` nodes are (default `/dev`). */
   devDir?: string;
+  /** Called with each device Allocate made, before kubelet gets the answer (the MAC guard). */
+  onAllocated?: (resource: ResourceConfig, device: AllocatedDevice) => void;
 }
 
 /** Counters, for tests and logs. */
@@ -224,6 +226,7 @@ export class ResourcePlugin {
       this.#deps.log.debug(
         `${this.resourceName}: ${id} → ${d.ifname} ${d.tapPath} (${d.devNumber})`,
       );
+      this.#deps.onAllocated?.(this.resource, d);
       specs.push({ containerPath: d.tapPath, hostPath: d.tapPath, permissions: "rw" });
       entries.push(`${id}=${d.tapPath}`);
     }
