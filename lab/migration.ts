@@ -86,6 +86,8 @@ export interface VmPod {
   containerId: string;
   tapPath: string;
   dir: string;
+  /** CNI DEL done. */
+  removed: boolean;
   qemu?: Deno.ChildProcess | undefined;
   hmp?: Hmp | undefined;
 }
@@ -227,11 +229,27 @@ export class MigrationLab {
     if (add.code !== 0) throw new Error(`CNI ADD ${id} on ${node.name}: ${describe(add)}`);
     const dir = await this.lab.tempDir(`qemu${role}`);
     await Deno.chown(dir, QEMU_UID, QEMU_UID);
-    return { role, node, ns, id, containerId, tapPath: dev.hostPath, dir };
+    const pod: VmPod = {
+      role,
+      node,
+      ns,
+      id,
+      containerId,
+      tapPath: dev.hostPath,
+      dir,
+      removed: false,
+    };
+    // Whatever happens: qemu stopped, the attachment deleted (its record and device).
+    this.lab.defer(`pod ${role}`, async () => {
+      await this.quit(pod);
+      if (!pod.removed) await this.remove(pod);
+    });
+    return pod;
   }
 
   /** CNI DEL of a pod whose qemu is gone. */
   async remove(pod: VmPod): Promise<void> {
+    pod.removed = true;
     const del = await cni(this.lab, pod.node.ns, {
       command: "DEL",
       containerId: pod.containerId,
@@ -582,6 +600,7 @@ export interface Phase {
 /** Everything one scenario run measured. */
 export interface ScenarioReport {
   guard: boolean;
+  sourceQemu: ScenarioOptions["sourceQemu"];
   phases: Phase[];
   /** Per client, per phase. */
   pings: Record<string, Record<string, PhaseStats>>;
@@ -603,6 +622,13 @@ export interface ScenarioOptions {
   holdMs: number;
   /** How long a prepared target waits before its migration starts. */
   prepareMs: number;
+  /**
+   * The source qemu during the hold: `exited` as libvirt ends it once the
+   * migration is confirmed (its pod and macvtap stay), or `paused` holding
+   * its tap fd (frames queued there hold TCP segments of senders on the
+   * same kernel: they are not retransmitted while a clone is queued).
+   */
+  sourceQemu: "exited" | "paused";
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -616,7 +642,21 @@ export interface ScenarioOptions {
 export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<ScenarioReport> {
   const say = o.log ?? (() => {});
   const m = await MigrationLab.create(lab, { guard: o.guard });
-  const idle0 = { A: await m.usage("A"), B: await m.usage("B"), t: wallNow() };
+  const usage: ScenarioReport["usage"] = {};
+  const window = async (name: string, from: Sample) => {
+    const to = await sample(m);
+    for (const k of ["A", "B"] as const) {
+      usage[`${name}, node ${k}`] = {
+        cpuMs: to[k].cpuMs - from[k].cpuMs,
+        windowMs: to.t - from.t,
+        rssKiB: to[k].rssKiB,
+      };
+    }
+  };
+  // Idle: registered, nothing allocated.
+  const idle0 = await sample(m);
+  await sleep(3000);
+  await window("idle", idle0);
   const a1 = await m.pod(m.nodes.A, "a1");
   await m.start(a1);
   const bootMs = await m.ready(a1);
@@ -633,7 +673,6 @@ export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<Scenari
   ];
   const phases: Phase[] = [];
   const migrations: Record<string, MigrationResult> = {};
-  const usage: ScenarioReport["usage"] = {};
   let t = wallNow();
   const phase = (name: string) => {
     const now = wallNow();
@@ -642,15 +681,9 @@ export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<Scenari
   };
   try {
     for (const s of streams) await s.connect();
-    await sleep(1000);
-    const idle1 = { A: await m.usage("A"), B: await m.usage("B"), t: wallNow() };
-    for (const k of ["A", "B"] as const) {
-      usage[`idle ${k}`] = {
-        cpuMs: idle1[k].cpuMs - idle0[k].cpuMs,
-        windowMs: idle1.t - idle0.t,
-        rssKiB: idle1[k].rssKiB,
-      };
-    }
+    const steady0 = await sample(m);
+    await sleep(3000);
+    await window("VM on A, 150 pings/s and 3 streams", steady0);
     phase("VM on A");
 
     const b1 = await m.pod(m.nodes.B, "b1");
@@ -659,19 +692,13 @@ export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<Scenari
     await sleep(o.prepareMs);
     phase("target prepared on B");
 
-    const mig0 = { A: await m.usage("A"), B: await m.usage("B"), t: wallNow() };
+    const mig0 = await sample(m);
     migrations["A→B"] = await m.migrate(a1, toB);
     say(`A→B: ${JSON.stringify(migrations["A→B"])}`);
+    if (o.sourceQemu === "exited") await m.quit(a1);
     await sleep(o.holdMs);
-    const mig1 = { A: await m.usage("A"), B: await m.usage("B"), t: wallNow() };
-    for (const k of ["A", "B"] as const) {
-      usage[`A→B ${k}`] = {
-        cpuMs: mig1[k].cpuMs - mig0[k].cpuMs,
-        windowMs: mig1.t - mig0.t,
-        rssKiB: mig1[k].rssKiB,
-      };
-    }
-    phase(`A→B, source kept ${o.holdMs / 1000} s`);
+    await window("A→B and the hold", mig0);
+    phase(`A→B, source kept ${o.holdMs / 1000} s (qemu ${o.sourceQemu})`);
 
     await m.quit(a1);
     await m.remove(a1);
@@ -683,6 +710,7 @@ export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<Scenari
 
     migrations["B→A"] = await m.migrate(b1, toA);
     say(`B→A: ${JSON.stringify(migrations["B→A"])}`);
+    if (o.sourceQemu === "exited") await m.quit(b1);
     await sleep(Math.min(o.holdMs, 3000));
     phase("B→A");
     await m.quit(b1);
@@ -722,12 +750,33 @@ export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<Scenari
       ...(s.end?.error ? { error: s.end.error } : {}),
     };
   }
-  return { guard: o.guard, phases, pings, streams: streamOut, migrations, usage, bootMs };
+  return {
+    guard: o.guard,
+    sourceQemu: o.sourceQemu,
+    phases,
+    pings,
+    streams: streamOut,
+    migrations,
+    usage,
+    bootMs,
+  };
+}
+
+interface Sample {
+  A: { cpuMs: number; rssKiB: number };
+  B: { cpuMs: number; rssKiB: number };
+  t: number;
+}
+
+async function sample(m: MigrationLab): Promise<Sample> {
+  return { A: await m.usage("A"), B: await m.usage("B"), t: wallNow() };
 }
 
 /** The report as a table a person can read. */
 export function formatReport(r: ScenarioReport): string {
-  const lines = [`MAC guard ${r.guard ? "ON" : "OFF"}`];
+  const lines = [
+    `MAC guard ${r.guard ? "ON" : "OFF"}, source qemu ${r.sourceQemu} after a migration`,
+  ];
   const mig = Object.entries(r.migrations).map(([k, v]) =>
     `${k}: ${v.status}${v.totalMs !== undefined ? ` in ${v.totalMs} ms` : ""}${
       v.downtimeMs !== undefined ? `, downtime ${v.downtimeMs} ms` : ""
