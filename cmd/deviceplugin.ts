@@ -10,6 +10,7 @@ import { isLogLevel, Logger, setLogger } from "../internal/_log.ts";
 import {
   type AllocatedDevice,
   defaultEligible,
+  deviceIdOf,
   DevicePluginConfigError,
   DevicePluginManager,
   type LinkBackend,
@@ -22,6 +23,7 @@ import {
 import { errorText } from "../internal/_error_text.ts";
 import { trimExecutablePages } from "../deviceplugin/_trim.ts";
 import { MacGuard } from "../deviceplugin/mac_guard.ts";
+import { tapIndexCandidates } from "../internal/_ifname.ts";
 
 /** Registrations come in bursts (start, kubelet restarts): page out this long after one. */
 const TRIM_DELAY_MS = 2000;
@@ -158,6 +160,7 @@ export async function main(args: string[]): Promise<number> {
       ...(trimSoon ? { onRegistered: trimSoon } : {}),
       ...(guard ? { onAllocated: guardHook(guard, backend) } : {}),
     });
+    if (guard) adoptDevices(guard, backend, config.resources);
     log.info(
       `serving in ${dir}: ${
         config.discover ? "discovering interfaces" : config.resources.map((r) => r.name).join(", ")
@@ -190,6 +193,25 @@ function guardHook(
     const lower = backend.find(r.lowerDevice);
     if (lower) guard.track({ id: d.id, index: d.index, lowerIndex: lower.index, mode: r.mode });
   };
+}
+
+/**
+ * Give the MAC guard the devices a device plugin before this one allocated
+ * (a restart, an upgrade of the DaemonSet), so their VMs stay guarded.
+ */
+function adoptDevices(
+  guard: MacGuard,
+  backend: LinkBackend,
+  resources: readonly ResourceConfig[],
+): void {
+  const adopt = [];
+  for (const r of resources) {
+    const lower = backend.find(r.lowerDevice);
+    if (!lower) continue;
+    const ids = Array.from({ length: r.capacity }, (_, n) => deviceIdOf(r.name, n));
+    adopt.push({ ids, indexes: tapIndexCandidates, lowerIndex: lower.index, mode: r.mode });
+  }
+  guard.adopt(adopt);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -84,6 +84,8 @@ const PACKET_OUTGOING = 4;
 export const AWAY_PER_SECOND = 20;
 /** Foreign source MACs remembered per lower device (their outgoing frames are dropped in the kernel). */
 const FOREIGN_MAX = 256;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 60_000;
 
 const symbols = {
   /** int socket(int domain, int type, int protocol) */
@@ -246,6 +248,14 @@ function nsidOf(nl: NetlinkSocket, fd: number): number {
   return id ? readI32(id) : -1;
 }
 
+/** `ip [-n NS] link show`: a dump of the links of the host or of the namespace with id `where`. */
+function dumpLinksMsg(where: Where): AttrWriter {
+  const w = beginMessage(C.RTM_GETLINK, FLAGS.dump);
+  putIfinfo(w, {});
+  if (where !== undefined) w.i32(IFLA_TARGET_NETNSID, where);
+  return w;
+}
+
 /** Ids of the namespaces this one has an id for (`ip netns list-id`). */
 function listNsids(nl: NetlinkSocket): number[] {
   const replies = request(nl, "RTM_GETNSID", () => {
@@ -275,6 +285,16 @@ export interface GuardedDevice {
   mode: MacvlanMode;
 }
 
+/** A resource whose existing devices {@linkcode MacGuard.adopt} takes over. */
+export interface AdoptResource {
+  /** Its device IDs. */
+  ids: readonly string[];
+  /** The ifindexes a device of that ID may have (`tapIndexCandidates`). */
+  indexes: (id: string) => readonly number[];
+  lowerIndex: number;
+  mode: MacvlanMode;
+}
+
 interface DeviceState extends GuardedDevice {
   /** Last place it was found. */
   where: Where;
@@ -284,6 +304,8 @@ interface DeviceState extends GuardedDevice {
   mac: string | undefined;
   /** Times of the recent away flips (rate limit). */
   flips: number[];
+  /** Delay before switching back is tried again after a failure. */
+  retryMs: number;
 }
 
 interface LowerState {
@@ -331,6 +353,7 @@ export class MacGuard {
   #frame = new Uint8Array(64);
   #netnsDir = Deno.env.get(NETNS_DIR_ENV) ?? "/run/netns";
   #nsPaths = new Map<number, string>();
+  #timers = new Set<ReturnType<typeof setTimeout>>();
   #stats: GuardStats = { frames: 0, toLocal: 0, toAway: 0, limited: 0, refilters: 0 };
 
   private constructor(log: Logger, nl: NetlinkSocket, wake: [number, number]) {
@@ -373,6 +396,7 @@ export class MacGuard {
       local: false,
       mac: undefined,
       flips: [],
+      retryMs: RETRY_MIN_MS,
     };
     try {
       this.#setMode(state, "private");
@@ -391,10 +415,81 @@ export class MacGuard {
     }
   }
 
+  /**
+   * Take over the devices of `resources` that exist already (allocated by a
+   * device plugin that ran before this one): a macvtap on the resource's
+   * lower device at one of the ifindexes of its device IDs (the rule both
+   * Allocate and the CNI's recreate follow), in the host namespace or in any
+   * namespace with an id. One that is up in bridge mode with a MAC counts as
+   * its VM running here (the guard reacts when that MAC arrives from the
+   * wire); any other is away. Modes are not changed.
+   *
+   * @returns How many devices were adopted.
+   */
+  adopt(resources: readonly AdoptResource[]): number {
+    if (this.#closed) return 0;
+    const byIndex = new Map<number, { id: string; r: AdoptResource }>();
+    for (const r of resources) {
+      if (r.mode !== "bridge") continue;
+      for (const id of r.ids) for (const index of r.indexes(id)) byIndex.set(index, { id, r });
+    }
+    if (byIndex.size === 0) return 0;
+    let adopted = 0;
+    for (const where of [undefined, ...listNsids(this.#nl)]) {
+      let links: Link[];
+      try {
+        links = request(this.#nl, "RTM_GETLINK", () => dumpLinksMsg(where)).map((m) =>
+          decodeLink(m.payload)
+        );
+      } catch (err) {
+        this.#log.debug(`mac guard: links of nsid ${where}: ${errorText(err)}`);
+        continue;
+      }
+      for (const link of links) {
+        const mine = byIndex.get(link.index);
+        if (
+          !mine || link.kind !== "macvtap" || link.parentIndex !== mine.r.lowerIndex ||
+          this.#devices.has(link.index)
+        ) {
+          continue;
+        }
+        const local = link.mode === "bridge" && link.up && link.mac !== undefined;
+        const d: DeviceState = {
+          id: mine.id,
+          index: link.index,
+          lowerIndex: mine.r.lowerIndex,
+          mode: mine.r.mode,
+          where,
+          local,
+          mac: local ? link.mac : undefined,
+          flips: [],
+          retryMs: RETRY_MIN_MS,
+        };
+        try {
+          const l = this.#lower(d.lowerIndex);
+          l.devices.add(d);
+          if (local) l.local.set(link.mac!, d);
+          this.#refilter(l);
+          this.#devices.set(d.index, d);
+          adopted++;
+          this.#log.info(
+            `mac guard: adopted ${d.id} (ifindex ${d.index}, ${local ? "bridge" : "away"})`,
+          );
+        } catch (err) {
+          this.#log.warn(`mac guard: cannot adopt ${d.id}: ${errorText(err)}`);
+        }
+      }
+    }
+    if (adopted) this.#run();
+    return adopted;
+  }
+
   /** Stop: close the packet sockets and the netlink socket. Devices keep their current mode. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
     libc().write(this.#wake[1], new Uint8Array(1), 1n);
     await this.#loop;
     for (const l of this.#lowers.values()) {
@@ -544,7 +639,13 @@ export class MacGuard {
         continue;
       }
       if (link.mac !== src || !link.up) continue;
-      this.#setMode(d, d.mode);
+      try {
+        this.#setMode(d, d.mode);
+      } catch (err) {
+        this.#holdOff(l, src, d, err);
+        return;
+      }
+      d.retryMs = RETRY_MIN_MS;
       d.local = true;
       d.mac = src;
       l.local.set(src, d);
@@ -569,19 +670,42 @@ export class MacGuard {
       this.#stats.limited++;
       return;
     }
+    // Attempts count against the limit too: a failing change is not retried per frame.
+    d.flips.push(now);
     const link = this.#find(d);
-    l.local.delete(src);
-    d.local = false;
-    d.mac = undefined;
     if (!link) {
       this.#forget(d);
       return;
     }
     this.#setMode(d, "private");
-    d.flips.push(now);
+    l.local.delete(src);
+    d.local = false;
+    d.mac = undefined;
     this.#refilter(l);
     this.#stats.toAway++;
     this.#log.info(`mac guard: ${d.id} ${src} arrived from the wire: private mode`);
+  }
+
+  /**
+   * Switching `d` back failed (its pod's namespace is not under the netns
+   * directory, say): drop `src`'s frames in the kernel for a while (1 s,
+   * doubling up to 60 s) rather than retry on each of them.
+   */
+  #holdOff(l: LowerState, src: string, d: DeviceState, err: unknown): void {
+    this.#log.warn(
+      `mac guard: cannot switch ${d.id} to ${d.mode} mode: ${errorText(err)}; ` +
+        `retrying in ${d.retryMs / 1000} s`,
+    );
+    l.foreign.add(src);
+    this.#refilter(l);
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (this.#closed || this.#lowers.get(l.index) !== l) return;
+      l.foreign.delete(src);
+      this.#refilter(l);
+    }, d.retryMs);
+    this.#timers.add(timer);
+    d.retryMs = Math.min(d.retryMs * 2, RETRY_MAX_MS);
   }
 
   /** Our device by ifindex, where it was last, else in the host or any peer namespace. */

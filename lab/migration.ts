@@ -75,6 +75,8 @@ export interface MigrationNode {
   dp: Deno.ChildProcess;
   /** Next device number of the resource to allocate. */
   next: number;
+  /** Stop the device plugin and start a new one (an upgrade of the DaemonSet). */
+  restart: () => Promise<void>;
 }
 
 /** A VM pod: its namespace, its device, and its qemu once started. */
@@ -413,10 +415,29 @@ async function nodeOf(lab: Lab, lan: string, k: "A" | "B", guard: boolean) {
   const dir = await lab.tempDir(`kubelet${k.toLowerCase()}`);
   const kubelet = await FakeKubelet.start(dir);
   lab.defer(`kubelet ${k}`, () => kubelet[Symbol.asyncDispose]());
-  const dp = lab.spawn(ns, [
+  const node: MigrationNode = {
+    name: k,
+    ns,
+    next: 0,
+    ...await startDevicePlugin(lab, { ns, dir, kubelet, guard, what: k }),
+    restart: async () => {
+      await lab.stop(node.dp, 5000);
+      Object.assign(node, await startDevicePlugin(lab, { ns, dir, kubelet, guard, what: k }));
+    },
+  };
+  return node;
+}
+
+/** `macvtap deviceplugin` in the node's namespace, registered with its kubelet and healthy. */
+async function startDevicePlugin(
+  lab: Lab,
+  o: { ns: string; dir: string; kubelet: FakeKubelet; guard: boolean; what: string },
+): Promise<{ conn: PluginConn; dp: Deno.ChildProcess }> {
+  const since = performance.now();
+  const dp = lab.spawn(o.ns, [
     "env",
     `DP_MACVTAP_CONF=${JSON.stringify([{ name: RESOURCE, lowerDevice: "lan0", capacity: 4 }])}`,
-    `MACVTAP_DP_MAC_GUARD=${guard ? "1" : "0"}`,
+    `MACVTAP_DP_MAC_GUARD=${o.guard ? "1" : "0"}`,
     Deno.execPath(),
     "run",
     "-A",
@@ -425,18 +446,19 @@ async function nodeOf(lab: Lab, lan: string, k: "A" | "B", guard: boolean) {
     DP_V8_FLAGS,
     DP_MAIN,
     "--socket-dir",
-    dir,
+    o.dir,
     "--log-level",
     Deno.env.get("MIGRATION_DP_LOG") ?? "warn",
-  ], { what: `macvtap deviceplugin ${k}` });
-  const reg = await kubelet.waitForRegistration(`macvtap.network.kubevirt.io/${RESOURCE}`, {
+  ], { what: `macvtap deviceplugin ${o.what}` });
+  const reg = await o.kubelet.waitForRegistration(`macvtap.network.kubevirt.io/${RESOURCE}`, {
+    since,
     timeoutMs: 30_000,
   });
   await reg.conn.waitFor(
     (m) => m.devices.length === 4 && m.devices.every((d) => d.health === "Healthy"),
     10_000,
   );
-  return { name: k, ns, conn: reg.conn, dp, next: 0 } satisfies MigrationNode;
+  return { conn: reg.conn, dp };
 }
 
 // ------------------------------------------------------------ probes
@@ -629,6 +651,11 @@ export interface ScenarioOptions {
    * same kernel: they are not retransmitted while a clone is queued).
    */
   sourceQemu: "exited" | "paused";
+  /**
+   * Restart node A's device plugin while the VM runs there, before the
+   * target is prepared (the new process must take over the devices).
+   */
+  restartDevicePlugin?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -685,6 +712,12 @@ export async function runScenario(lab: Lab, o: ScenarioOptions): Promise<Scenari
     await sleep(3000);
     await window("VM on A, 150 pings/s and 3 streams", steady0);
     phase("VM on A");
+    if (o.restartDevicePlugin) {
+      await m.nodes.A.restart();
+      say("device plugin on A restarted");
+      await sleep(500);
+      phase("device plugin on A restarted");
+    }
 
     const b1 = await m.pod(m.nodes.B, "b1");
     const toB = await m.link(a1, b1);

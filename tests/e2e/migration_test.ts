@@ -9,8 +9,9 @@
  * paused qemu kept 10 s; the source gone, a target on A; B→A; then an A→B
  * that is cancelled (the VM stays on A).
  *
- * - With the guard: no client sees a gap near a second in any phase, and no
- *   TCP stream breaks.
+ * - With the guard (and node A's device plugin restarted while the VM runs
+ *   there, so the new process must take over the device): no client sees a
+ *   gap near a second in any phase, and no TCP stream breaks.
  * - Without it (`MACVTAP_DP_MAC_GUARD=0`), the same run shows the black
  *   holes: A's client loses the VM after A→B for as long as the source stays
  *   up, and B's client while a target waits on B. So the test can see what
@@ -65,6 +66,8 @@ Deno.test({
         holdMs: 10_000,
         prepareMs: 1500,
         sourceQemu: "exited",
+        // The new process must take over the running VM's device (adopt).
+        restartDevicePlugin: true,
         log,
       });
       note(formatReport(r));
