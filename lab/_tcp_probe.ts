@@ -3,7 +3,8 @@
  * namespace (`ip netns exec NS deno run --allow-net lab/_tcp_probe.ts HOST PORT`),
  * it sends a numbered line every 20 ms and reads the echoes. It prints one
  * JSON line per event on stdout: `{"ev":"connected","t":…}`, `{"ev":"gap",
- * "from":…,"to":…}` for every silence above 100 ms between two echoes, and on
+ * "from":…,"to":…}` for every silence above 100 ms between two echoes (or
+ * before the end), and on
  * SIGTERM (or an error) `{"ev":"end","sent":…,"echoed":…,"error":…}`. Times
  * are wall-clock milliseconds (`performance.timeOrigin + performance.now()`).
  *
@@ -25,6 +26,9 @@ let error: string | undefined;
 let done = false;
 
 function end(): never {
+  // A silence still going on at the end counts too.
+  const t = now();
+  if (last && t - last > 100) emit({ ev: "gap", from: last, to: t });
   emit({ ev: "end", sent, echoed, ...(error ? { error } : {}) });
   Deno.exit(0);
 }

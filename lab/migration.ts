@@ -33,7 +33,15 @@ const CLIENT_IP = { A: "10.99.0.11", B: "10.99.0.12" } as const;
 /** The guest's TCP echo port (busybox `nc -ll -e cat`, a process per connection). */
 export const ECHO_PORT = 5000;
 const MIGRATION_PORT = 4444;
-const RESOURCE = "migr-lan";
+/**
+ * The resource of node `k`. The lab's nodes share one kernel and one `/dev`:
+ * equal device IDs on both would give both nodes' devices the same ifindex,
+ * hence the same `/dev/tapN` path for two devices (real nodes have a `/dev`
+ * each). Distinct names keep the paths apart.
+ */
+function resourceOf(k: "A" | "B"): string {
+  return `migr-lan-${k.toLowerCase()}`;
+}
 
 const DP_MAIN = new URL("../cmd/deviceplugin.ts", import.meta.url).pathname;
 const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
@@ -217,7 +225,7 @@ export class MigrationLab {
     const ns = await this.lab.netns(role);
     await this.lab.sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1");
     await this.lab.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1");
-    const id = `${RESOURCE}-${node.next++}`;
+    const id = `${resourceOf(node.name)}-${node.next++}`;
     const alloc = await node.conn.allocate([[id]]);
     const dev = alloc.containerResponses[0]?.devices[0];
     if (!dev) throw new Error(`Allocate ${id}: no device`);
@@ -431,12 +439,14 @@ async function nodeOf(lab: Lab, lan: string, k: "A" | "B", guard: boolean) {
 /** `macvtap deviceplugin` in the node's namespace, registered with its kubelet and healthy. */
 async function startDevicePlugin(
   lab: Lab,
-  o: { ns: string; dir: string; kubelet: FakeKubelet; guard: boolean; what: string },
+  o: { ns: string; dir: string; kubelet: FakeKubelet; guard: boolean; what: "A" | "B" },
 ): Promise<{ conn: PluginConn; dp: Deno.ChildProcess }> {
   const since = performance.now();
   const dp = lab.spawn(o.ns, [
     "env",
-    `DP_MACVTAP_CONF=${JSON.stringify([{ name: RESOURCE, lowerDevice: "lan0", capacity: 4 }])}`,
+    `DP_MACVTAP_CONF=${
+      JSON.stringify([{ name: resourceOf(o.what), lowerDevice: "lan0", capacity: 4 }])
+    }`,
     `MACVTAP_DP_MAC_GUARD=${o.guard ? "1" : "0"}`,
     Deno.execPath(),
     "run",
@@ -450,7 +460,8 @@ async function startDevicePlugin(
     "--log-level",
     Deno.env.get("MIGRATION_DP_LOG") ?? "warn",
   ], { what: `macvtap deviceplugin ${o.what}` });
-  const reg = await o.kubelet.waitForRegistration(`macvtap.network.kubevirt.io/${RESOURCE}`, {
+  const resource = `macvtap.network.kubevirt.io/${resourceOf(o.what)}`;
+  const reg = await o.kubelet.waitForRegistration(resource, {
     since,
     timeoutMs: 30_000,
   });
