@@ -398,9 +398,11 @@ export class MacGuard {
       flips: [],
       retryMs: RETRY_MIN_MS,
     };
+    let lower: LowerState | undefined;
     try {
+      // The sockets first: a device is made private only when the guard can bring it back.
+      lower = this.#lower(device.lowerIndex);
       this.#setMode(state, "private");
-      const lower = this.#lower(device.lowerIndex);
       lower.devices.add(state);
       // A MAC looked up before may be this device's now.
       lower.foreign.clear();
@@ -412,6 +414,7 @@ export class MacGuard {
       this.#run();
     } catch (err) {
       this.#log.warn(`mac guard: cannot guard ${device.id}: ${errorText(err)}`);
+      if (lower && lower.devices.size === 0) this.#dropLower(lower);
     }
   }
 
@@ -422,7 +425,9 @@ export class MacGuard {
    * Allocate and the CNI's recreate follow), in the host namespace or in any
    * namespace with an id. One that is up in bridge mode with a MAC counts as
    * its VM running here (the guard reacts when that MAC arrives from the
-   * wire); any other is away. Modes are not changed.
+   * wire); any other is away. Modes are kept, but for a bridge-mode device
+   * still down in the host namespace (not yet in a pod), which is made
+   * private as {@linkcode MacGuard.track} does.
    *
    * @returns How many devices were adopted.
    */
@@ -467,6 +472,10 @@ export class MacGuard {
         };
         try {
           const l = this.#lower(d.lowerIndex);
+          // Allocated but not handed to a pod yet, by a plugin without the guard: as track().
+          if (where === undefined && !link.up && link.mode === "bridge") {
+            this.#setMode(d, "private");
+          }
           l.devices.add(d);
           if (local) l.local.set(link.mac!, d);
           this.#refilter(l);
@@ -477,6 +486,8 @@ export class MacGuard {
           );
         } catch (err) {
           this.#log.warn(`mac guard: cannot adopt ${d.id}: ${errorText(err)}`);
+          const l = this.#lowers.get(d.lowerIndex);
+          if (l && l.devices.size === 0) this.#dropLower(l);
         }
       }
     }
@@ -544,14 +555,16 @@ export class MacGuard {
     if (!l) return;
     l.devices.delete(d);
     if (d.mac && l.local.get(d.mac) === d) l.local.delete(d.mac);
-    if (l.devices.size === 0) {
-      libc().close(l.inFd);
-      libc().close(l.outFd);
-      this.#lowers.delete(l.index);
-      this.#poke();
-    } else {
-      this.#refilter(l);
-    }
+    if (l.devices.size === 0) this.#dropLower(l);
+    else this.#refilter(l);
+  }
+
+  /** Close a lower device's sockets (no device of ours on it any more). */
+  #dropLower(l: LowerState): void {
+    libc().close(l.inFd);
+    libc().close(l.outFd);
+    this.#lowers.delete(l.index);
+    this.#poke();
   }
 
   #poke(): void {
