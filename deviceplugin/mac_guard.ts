@@ -499,6 +499,11 @@ export class MacGuard {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const st = this.#stats;
+    this.#log.info(
+      `mac guard: ${st.frames} frames read, ${st.toLocal} switches to bridge, ` +
+        `${st.toAway} to private, ${st.limited} rate-limited, ${st.refilters} filter updates`,
+    );
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     libc().write(this.#wake[1], new Uint8Array(1), 1n);
