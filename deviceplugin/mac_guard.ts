@@ -42,7 +42,7 @@
  * @module
  */
 
-import { errno, libc, LIBC_ENV, POLLERR, POLLHUP, POLLIN } from "../internal/_libc.ts";
+import { errno, libc, LIBC_ENV, POLLIN } from "../internal/_libc.ts";
 import { openLibrary } from "../internal/_native.ts";
 import { errnoText } from "../internal/_errno.ts";
 import { errorText } from "../internal/_error_text.ts";
@@ -605,18 +605,27 @@ export class MacGuard {
         }
         const lower = lowers[(i - 1) >> 1]!;
         if (this.#lowers.get(lower.index) !== lower) continue; // forgotten meanwhile
-        if (revents & (POLLERR | POLLHUP) && !(revents & POLLIN)) {
-          this.#lowerGone(lower);
-          continue;
-        }
+        // An error (the lower device went down or away) surfaces from recv and is cleared there.
         this.#drain(lower, (i - 1) % 2 === 1);
       }
     }
   }
 
-  /** A lower device's socket failed (the device went away): drop it and its devices. */
-  #lowerGone(l: LowerState): void {
-    this.#log.warn(`mac guard: lower device ${l.index} failed; its devices are no longer guarded`);
+  /**
+   * A lower device's socket reported `e`: the device went down (the socket
+   * works again once it is up) or away (its macvtaps went with it: forget them).
+   */
+  #lowerFailed(l: LowerState, e: number): void {
+    try {
+      const [reply] = request(this.#nl, "RTM_GETLINK", () => getLinkMsg(l.index, undefined));
+      if (reply) {
+        this.#log.debug(`mac guard: lower device ${l.index}: ${errnoText(e)}`);
+        return;
+      }
+    } catch (err) {
+      if (!isErrno(err, "ENODEV")) throw err;
+    }
+    this.#log.info(`mac guard: lower device ${l.index} is gone, and its devices with it`);
     for (const d of [...l.devices]) this.#forget(d);
   }
 
@@ -628,7 +637,7 @@ export class MacGuard {
         const e = errno();
         if (e === 11) return; // EAGAIN
         if (e === 100 || e === 6 || e === 19) { // ENETDOWN, ENXIO, ENODEV
-          this.#lowerGone(l);
+          this.#lowerFailed(l, e);
           return;
         }
         throw new Error(`recv(AF_PACKET): ${errnoText(e)}`);
