@@ -83,7 +83,9 @@ const PACKET_OUTGOING = 4;
 /** Away flips per device and second beyond which incoming frames are ignored. */
 export const AWAY_PER_SECOND = 20;
 /** Foreign source MACs remembered per lower device (their outgoing frames are dropped in the kernel). */
-const FOREIGN_MAX = 256;
+const FOREIGN_MAX = 700;
+/** MACs one filter program can list (5 instructions each within the kernel's 4096). */
+const FILTER_MACS = 800;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
 
@@ -540,16 +542,21 @@ export class MacGuard {
   }
 
   #refilter(l: LowerState): void {
-    const local = [...l.local.keys()];
+    // At most FILTER_MACS per program (the kernel's 4096 instructions): the
+    // newest foreign MACs are kept; an older one that comes back is looked up again.
+    const local = [...l.local.keys()].slice(0, FILTER_MACS);
     attachFilter(
       l.inFd,
       macFilter({ outgoing: false, match: "in", macs: local }) as Uint8Array<ArrayBuffer>,
     );
+    // No device away: no outgoing frame can change anything, so none is passed.
+    const away = [...l.devices].some((d) => !d.local);
+    const foreign = [...l.foreign].slice(-Math.max(0, FILTER_MACS - local.length));
     attachFilter(
       l.outFd,
-      macFilter({ outgoing: true, match: "out", macs: [...local, ...l.foreign] }) as Uint8Array<
-        ArrayBuffer
-      >,
+      (away
+        ? macFilter({ outgoing: true, match: "out", macs: [...local, ...foreign] })
+        : macFilter({ outgoing: true, match: "in", macs: [] })) as Uint8Array<ArrayBuffer>,
     );
     this.#stats.refilters++;
   }
