@@ -180,12 +180,18 @@ export function macFilter(
   return out;
 }
 
-function attachFilter(fd: number, prog: Uint8Array<ArrayBuffer>): void {
+function attachFilter(fd: number, prog: Uint8Array): void {
+  // The kernel reads the program through a raw pointer: it must not move
+  // while we build the call. V8 keeps small typed arrays on its heap, where a
+  // collection may move them; a backing store this large lives off the heap.
+  const insns = new Uint8Array(new ArrayBuffer(Math.max(prog.length, 256)));
+  insns.set(prog);
   // struct sock_fprog { unsigned short len; struct sock_filter *filter; } (16 bytes)
-  const fprog = new DataView(new ArrayBuffer(16));
-  fprog.setUint16(0, prog.length / 8, true);
-  fprog.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(prog))), true);
-  if (libc().setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, new Uint8Array(fprog.buffer), 16) < 0) {
+  const fprog = new Uint8Array(new ArrayBuffer(256));
+  const v = new DataView(fprog.buffer);
+  v.setUint16(0, prog.length / 8, true);
+  v.setBigUint64(8, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(insns))), true);
+  if (libc().setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog, 16) < 0) {
     throw new Error(`SO_ATTACH_FILTER: ${errnoText(errno())}`);
   }
 }
@@ -194,7 +200,7 @@ function attachFilter(fd: number, prog: Uint8Array<ArrayBuffer>): void {
  * A nonblocking AF_PACKET socket on `ifindex` with `prog` attached before it
  * is bound (so no frame passes unfiltered).
  */
-function packetSocket(ifindex: number, prog: Uint8Array<ArrayBuffer>): number {
+function packetSocket(ifindex: number, prog: Uint8Array): number {
   const fd = sock().socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw new Error(`socket(AF_PACKET): ${errnoText(errno())}`);
   try {
@@ -524,12 +530,12 @@ export class MacGuard {
     let l = this.#lowers.get(index);
     if (l) return l;
     const nothing = macFilter({ outgoing: false, match: "in", macs: [] });
-    const inFd = packetSocket(index, nothing as Uint8Array<ArrayBuffer>);
+    const inFd = packetSocket(index, nothing);
     let outFd: number;
     try {
       outFd = packetSocket(
         index,
-        macFilter({ outgoing: true, match: "out", macs: [] }) as Uint8Array<ArrayBuffer>,
+        macFilter({ outgoing: true, match: "out", macs: [] }),
       );
     } catch (err) {
       libc().close(inFd);
@@ -547,16 +553,16 @@ export class MacGuard {
     const local = [...l.local.keys()].slice(0, FILTER_MACS);
     attachFilter(
       l.inFd,
-      macFilter({ outgoing: false, match: "in", macs: local }) as Uint8Array<ArrayBuffer>,
+      macFilter({ outgoing: false, match: "in", macs: local }),
     );
     // No device away: no outgoing frame can change anything, so none is passed.
     const away = [...l.devices].some((d) => !d.local);
     const foreign = [...l.foreign].slice(-Math.max(0, FILTER_MACS - local.length));
     attachFilter(
       l.outFd,
-      (away
+      away
         ? macFilter({ outgoing: true, match: "out", macs: [...local, ...foreign] })
-        : macFilter({ outgoing: true, match: "in", macs: [] })) as Uint8Array<ArrayBuffer>,
+        : macFilter({ outgoing: true, match: "in", macs: [] }),
     );
     this.#stats.refilters++;
   }
@@ -594,7 +600,8 @@ export class MacGuard {
     while (!this.#closed) {
       const lowers = [...this.#lowers.values()];
       const fds = [this.#wake[0], ...lowers.flatMap((l) => [l.inFd, l.outFd])];
-      const pfd = new DataView(new ArrayBuffer(fds.length * 8));
+      // Read and written by a pool thread during the await: off V8's heap (see attachFilter).
+      const pfd = new DataView(new ArrayBuffer(Math.max(fds.length * 8, 256)));
       fds.forEach((fd, i) => {
         pfd.setInt32(i * 8, fd, true);
         pfd.setInt16(i * 8 + 4, POLLIN, true);
