@@ -22,10 +22,19 @@
  *   back to the resource's `bridge` mode. The socket's filter passes
  *   outgoing frames from any MAC not yet known (local devices' MACs and
  *   foreign MACs already looked up are dropped in the kernel).
- * - **away again**: when a frame with a local device's MAC as source arrives
- *   from the wire, the VM now speaks from elsewhere (qemu's RARPs, the
- *   guest's gratuitous ARP after a migration): the device goes `private`.
- *   The filter passes only frames from local devices' MACs.
+ * - **away again**: when a broadcast or multicast frame with a local
+ *   device's MAC as source arrives from the wire, the VM now speaks from
+ *   elsewhere (qemu's RARPs, the guest's gratuitous ARP or unsolicited NA
+ *   after a migration): the device goes `private`. The filter passes only
+ *   such frames from local devices' MACs (a unicast one may be a local
+ *   sibling's: see {@linkcode macFilter}).
+ *
+ * A device in a pod is found by its ifindex (node-unique, the rule of
+ * Allocate) with `RTM_GETLINK` and `IFLA_TARGET_NETNSID` over the namespace
+ * ids the host has; the kernel honours that attribute for reading only, so a
+ * mode change is made from inside the pod's namespace, opened from the
+ * host's `/run/netns` (matched by `RTM_GETNSID` on its fd). A restarted
+ * device plugin adopts the devices that exist ({@linkcode MacGuard.adopt}).
  *
  * The mode changes are one `RTM_NEWLINK` each; the device stays up, so CHECK
  * (which, for `deviceID` links, checks the link is up and not its mode) keeps
@@ -37,7 +46,13 @@
  * times a second, so a forger cannot make the guard spin.
  *
  * Idle cost: one pool thread blocked in `poll(2)`, and nothing per frame
- * that does not change a decision (filtered in the kernel).
+ * that does not change a decision (filtered in the kernel); while every
+ * device on a lower device is local, no outgoing frame passes at all.
+ *
+ * The netlink layer is used below its `mod.ts` (socket, request loop,
+ * codec): the guard needs requests that API does not offer (a namespace id
+ * target, `RTM_GETNSID`, a socket opened in a namespace by fd and closed at
+ * once so it never holds a pod's namespace alive).
  *
  * @module
  */
@@ -55,7 +70,7 @@ import * as C from "../netlink/wire/constants.ts";
 import { beginMessage, decodeLink, MACVLAN_MODES, putIfinfo } from "../netlink/wire/message.ts";
 import { attrMap, readI32 } from "../netlink/wire/attr.ts";
 
-/** `IFLA_TARGET_NETNSID`: act on a link in the namespace with this id (linux/if_link.h). */
+/** `IFLA_TARGET_NETNSID`: read a link in the namespace with this id (linux/if_link.h). */
 const IFLA_TARGET_NETNSID = 46;
 /** `RTM_GETNSID` and its attribute `NETNSA_NSID` (linux/net_namespace.h). */
 const RTM_GETNSID = 90;
