@@ -54,13 +54,19 @@ Deno.test({
     await lab.veth(node, "lan0", lan, "lan0p");
     await lab.ip(lan, "addr", "add", "10.98.0.1/24", "dev", "lan0p");
     // Ours (as Allocate makes it: down, bridge, a high ifindex) and a sibling that is not ours.
+    // Random high ifindexes: /dev/tapN is global, shared with parallel tests.
+    const index = 0x4000000 + Math.floor(Math.random() * 0x1000000) * 2;
     await lab.ip(
       node,
-      ..."link add link lan0 name mvt0 index 70001 type macvtap mode bridge".split(" "),
+      ..."link add link lan0 name mvt0 index".split(" "),
+      String(index),
+      ..."type macvtap mode bridge".split(" "),
     );
     await lab.ip(
       node,
-      ..."link add link lan0 name sib0 index 70002 type macvtap mode bridge".split(" "),
+      ..."link add link lan0 name sib0 index".split(" "),
+      String(index + 1),
+      ..."type macvtap mode bridge".split(" "),
     );
     const [lower] = await lab.ipJson<{ ifindex: number }[]>(node, "link", "show", "lan0");
     const dir = await lab.tempDir("guard");
@@ -72,7 +78,7 @@ Deno.test({
       "--no-config",
       "--no-lock",
       `${dir}/child.ts`,
-      "70001",
+      String(index),
       String(lower!.ifindex),
     ], { what: "mac guard", stdout: "piped" });
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
