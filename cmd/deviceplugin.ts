@@ -10,18 +10,24 @@
 import { parseArgs } from "node:util";
 import { isLogLevel, Logger, setLogger } from "../internal/_log.ts";
 import {
+  type AllocatedDevice,
   defaultEligible,
+  deviceIdOf,
   DevicePluginConfigError,
   DevicePluginManager,
+  type LinkBackend,
   netlinkBackend,
   parseDevicePluginConfig,
   probeSockets,
   realTapFs,
+  type ResourceConfig,
 } from "../deviceplugin/mod.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { trimExecutablePages } from "../deviceplugin/_trim.ts";
 import { readConfigText, watchConfigFile } from "../deviceplugin/config_watch.ts";
 import { registrationProblem, startHeartbeat } from "../deviceplugin/heartbeat.ts";
+import { MacGuard } from "../deviceplugin/mac_guard.ts";
+import { tapIndexCandidates } from "../internal/_ifname.ts";
 
 /** Registrations come in bursts (start, kubelet restarts): page out this long after one. */
 const TRIM_DELAY_MS = 2000;
@@ -50,6 +56,8 @@ Environment:
                              (passthru: 1). '[]' exposes every physical NIC and bond (not
                              enslaved, not lo, not virtual) as a resource named after it.
   DP_MACVTAP_DISCOVER_KINDS  extra link kinds '[]' exposes, comma-separated (e.g. veth on KinD)
+  MACVTAP_DP_MAC_GUARD=0     no MAC guard: bridge-mode devices keep delivering their MAC locally
+                             after their VM migrated away (kubevirt/kubevirt#5912; see README)
   MACVTAP_DP_PAGEOUT=0       keep the executable's start-up pages resident (by default they are
                              paged out after each registration burst: RSS -15 MiB)
 
@@ -127,6 +135,16 @@ export async function main(args: string[]): Promise<number> {
     s.trim()
   ).filter((s) => s !== "");
   const backend = netlinkBackend();
+  // The MAC guard (deviceplugin/mac_guard.ts): a bridge-mode device delivers
+  // its VM's MAC locally only while the VM transmits from this node.
+  let guard: MacGuard | undefined;
+  if (Deno.env.get("MACVTAP_DP_MAC_GUARD") !== "0") {
+    try {
+      guard = MacGuard.start({ log });
+    } catch (e) {
+      log.warn(`no MAC guard: ${errorText(e)}`);
+    }
+  }
   let manager: DevicePluginManager | undefined;
   let trimTimer: ReturnType<typeof setTimeout> | undefined;
   const stops: { close(): void }[] = [];
@@ -154,6 +172,7 @@ export async function main(args: string[]): Promise<number> {
       devDir: flags["dev-dir"].replace(/\/+$/, ""),
       log,
       ...(trimSoon ? { onRegistered: trimSoon } : {}),
+      ...(guard ? { onAllocated: guardHook(guard, backend) } : {}),
     });
     const running = manager;
     const heartbeatFile = flags["heartbeat-file"];
@@ -173,6 +192,7 @@ export async function main(args: string[]): Promise<number> {
         log,
       }));
     }
+    if (guard) adoptDevices(guard, backend, config.resources);
     log.info(
       `serving in ${dir}: ${
         config.discover ? "discovering interfaces" : config.resources.map((r) => r.name).join(", ")
@@ -192,8 +212,39 @@ export async function main(args: string[]): Promise<number> {
     for (const s of stops) s.close();
     clearTimeout(trimTimer);
     await manager?.stop();
+    await guard?.close();
     backend.close();
   }
+}
+
+/** Hand each device Allocate made to the MAC guard, with its lower device's ifindex. */
+function guardHook(
+  guard: MacGuard,
+  backend: LinkBackend,
+): (r: ResourceConfig, d: AllocatedDevice) => void {
+  return (r, d) => {
+    const lower = backend.find(r.lowerDevice);
+    if (lower) guard.track({ id: d.id, index: d.index, lowerIndex: lower.index, mode: r.mode });
+  };
+}
+
+/**
+ * Give the MAC guard the devices a device plugin before this one allocated
+ * (a restart, an upgrade of the DaemonSet), so their VMs stay guarded.
+ */
+function adoptDevices(
+  guard: MacGuard,
+  backend: LinkBackend,
+  resources: readonly ResourceConfig[],
+): void {
+  const adopt = [];
+  for (const r of resources) {
+    const lower = backend.find(r.lowerDevice);
+    if (!lower) continue;
+    const ids = Array.from({ length: r.capacity }, (_, n) => deviceIdOf(r.name, n));
+    adopt.push({ ids, indexes: tapIndexCandidates, lowerIndex: lower.index, mode: r.mode });
+  }
+  guard.adopt(adopt);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

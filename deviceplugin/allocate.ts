@@ -115,7 +115,10 @@ export function allocateDevice(
   // it costs the kernel ~30 ms (RCU); anything else is stale and replaced.
   const existing = backend.find(ifname);
   const reusable = existing !== undefined && existing.kind === "macvtap" && !existing.up &&
-    existing.parentIndex === lower.index && existing.mode === resource.mode &&
+    existing.parentIndex === lower.index &&
+    // A bridge device the MAC guard set private (its VM lives elsewhere) is still the one.
+    (existing.mode === resource.mode ||
+      (resource.mode === "bridge" && existing.mode === "private")) &&
     candidates.includes(existing.index);
   let index = reusable ? existing.index : 0;
   if (!reusable && existing) backend.delete(ifname);

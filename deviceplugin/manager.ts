@@ -18,7 +18,7 @@ import {
   type ResourceConfig,
 } from "./config.ts";
 import { defaultEligible, type EligibleFn, type LinkBackend, lowerHealthy } from "./links.ts";
-import { ResourcePlugin } from "./plugin.ts";
+import { ResourcePlugin, type ResourcePluginDeps } from "./plugin.ts";
 import { registerWithKubelet } from "./registration.ts";
 import { errorText } from "../internal/_error_text.ts";
 
@@ -40,6 +40,8 @@ export interface DevicePluginManagerOptions {
   registerTimeoutMs?: number;
   /** Called after each successful Register (the daemon pages out after it; tests measure latency). */
   onRegistered?: (plugin: ResourcePlugin) => void;
+  /** Passed to each resource: called with every device Allocate made (the MAC guard). */
+  onAllocated?: ResourcePluginDeps["onAllocated"];
 }
 
 interface Entry {
@@ -232,6 +234,7 @@ export class DevicePluginManager implements AsyncDisposable {
           tapFs: this.#o.tapFs,
           log: this.#log,
           ...(this.#o.devDir ? { devDir: this.#o.devDir } : {}),
+          ...(this.#o.onAllocated ? { onAllocated: this.#o.onAllocated } : {}),
         });
         this.#entries.set(name, { plugin, registeredWith: null });
         this.#log.info(

@@ -113,6 +113,8 @@ export interface ResourcePluginDeps {
   devDir?: string;
   /** Connection bounds of the gRPC server (tests shorten the timeouts). */
   server?: GrpcServerOptions;
+  /** Called with each device Allocate made, before kubelet gets the answer (the MAC guard). */
+  onAllocated?: (resource: ResourceConfig, device: AllocatedDevice) => void;
 }
 
 /** Request bytes of a method whose request carries nothing the plugin reads (`Empty`, PreStartContainer). */
@@ -361,6 +363,7 @@ export class ResourcePlugin {
       this.checkAllocate(containers, maxResponseBytes);
       using undo = new UndoStack();
       const out: ContainerAllocateResponse[] = [];
+      const made: AllocatedDevice[] = [];
       let created = 0;
       for (const ids of containers) {
         const devices: AllocatedDevice[] = [];
@@ -379,10 +382,13 @@ export class ResourcePlugin {
           );
           devices.push(d);
         }
+        made.push(...devices);
         out.push(this.#containerResponse(devices));
       }
       cancelled();
       undo.disarm();
+      // Only devices kubelet will be told about (the MAC guard's).
+      for (const d of made) this.#deps.onAllocated?.(this.resource, d);
       return out;
     });
     this.#allocating = run.catch(() => {}).finally(() => this.#pending--);

@@ -34,7 +34,7 @@ export interface VmAssets {
 const GUEST_MODULES = ["virtio_pci", "virtio_net"];
 
 const BUSYBOX = "/bin/busybox";
-const QEMU = "/usr/bin/qemu-system-x86_64";
+export const QEMU = "/usr/bin/qemu-system-x86_64";
 
 /** Why the VM test cannot run on this machine, or `undefined` when it can. */
 export function vmMissing(): string | undefined {
@@ -185,9 +185,14 @@ function cpioNewc(entries: readonly CpioEntry[]): Uint8Array {
 
 /**
  * Build the guest kernel and initramfs into `dir` (made readable for uid 107).
- * Takes milliseconds: busybox plus a few modules, no compression.
+ * Takes milliseconds: busybox plus a few modules, no compression. `init`
+ * replaces the guest's `/init` script (lab/migration.ts serves instead of
+ * pinging once).
  */
-export async function buildVmAssets(dir: string): Promise<VmAssets> {
+export async function buildVmAssets(
+  dir: string,
+  options: { init?: string } = {},
+): Promise<VmAssets> {
   const k = findKernel();
   if (!k) throw new Error("no guest kernel (apt-get install linux-image-amd64)");
   const mods = moduleClosure(k.release, GUEST_MODULES);
@@ -199,7 +204,7 @@ export async function buildVmAssets(dir: string): Promise<VmAssets> {
     { name: "lib", mode: 0o040755 },
     { name: "lib/modules", mode: 0o040755 },
     { name: "bin/busybox", mode: 0o100755, data: await Deno.readFile(BUSYBOX) },
-    { name: "init", mode: 0o100755, data: enc.encode(INIT) },
+    { name: "init", mode: 0o100755, data: enc.encode(options.init ?? INIT) },
   ];
   const order: string[] = [];
   for (const mod of mods) {

@@ -4,7 +4,8 @@
 #
 #   1. engine packages: podman (CNI backend, runc), containerd 1.6 + ctr, reference CNI plugins,
 #      golang-go + golang-github-appc-cni-dev (for cnitool), busybox-static, jq, iproute2,
-#      qemu-system-x86 + linux-image-amd64 (tests/e2e/vm_test.ts boots a VM on /dev/tapN) ...
+#      qemu-system-x86 + linux-image-amd64 (tests/e2e/vm_test.ts boots a VM on /dev/tapN),
+#      libvirt-daemon + libvirt-daemon-driver-qemu + libvirt-clients (tests/e2e/libvirt_test.ts) ...
 #   2. cnitool built offline from Debian's libcni source package in GOPATH mode
 #      (shared/notes/real-clients.md §4) -> $E2E_CACHE/cnitool
 #   3. a busybox image made from busybox-static, no registry:
@@ -50,6 +51,7 @@ PKGS=(
   golang-google-grpc-dev                     # the grpc-go kubelet stand-in (tests/kubelet_go), GOPATH mode
   busybox-static                             # the image, ping inside namespaces, the VM's initramfs
   qemu-system-x86 linux-image-amd64          # the VM test: qemu on /dev/tapN, a Debian guest kernel
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients # libvirt_test: virtqemud/libvirtd + virsh, as virt-launcher
   iproute2 util-linux jq xz-utils ca-certificates
 )
 missing=()

@@ -108,6 +108,7 @@ export const IMAGE_DIRS: readonly string[] = Object.freeze([
   "/host/var/cache/macvtap",
   "/host/var/lib/cni",
   "/etc/macvtap",
+  "/run/netns",
   "/var/lib/kubelet/device-plugins",
 ]);
 
