@@ -58,6 +58,7 @@
  */
 
 import { errno, libc, LIBC_ENV, POLLIN } from "../internal/_libc.ts";
+import { TAP_INDEX_BASE, TAP_INDEX_PROBES, TAP_INDEX_SPAN } from "../internal/_ifname.ts";
 import { openLibrary } from "../internal/_native.ts";
 import { errnoText } from "../internal/_errno.ts";
 import { errorText } from "../internal/_error_text.ts";
@@ -456,12 +457,24 @@ export class MacGuard {
    */
   adopt(resources: readonly AdoptResource[]): number {
     if (this.#closed) return 0;
-    const byIndex = new Map<number, { id: string; r: AdoptResource }>();
+    // By each ID's preferred index only: every candidate of every ID (up to
+    // 32 per device, 20,000 devices) would not fit the daemon's heap. A link
+    // at another candidate is found by walking back to its preferred index.
+    const byPreferred = new Map<number, { id: string; r: AdoptResource }>();
     for (const r of resources) {
       if (r.mode !== "bridge") continue;
-      for (const id of r.ids) for (const index of r.indexes(id)) byIndex.set(index, { id, r });
+      for (const id of r.ids) byPreferred.set(r.indexes(id)[0]!, { id, r });
     }
-    if (byIndex.size === 0) return 0;
+    if (byPreferred.size === 0) return 0;
+    const ownerOf = (index: number) => {
+      for (let k = 0; k < TAP_INDEX_PROBES; k++) {
+        const preferred = TAP_INDEX_BASE +
+          ((index - TAP_INDEX_BASE - k + TAP_INDEX_SPAN) % TAP_INDEX_SPAN);
+        const hit = byPreferred.get(preferred);
+        if (hit && hit.r.indexes(hit.id).includes(index)) return hit;
+      }
+      return undefined;
+    };
     let adopted = 0;
     for (const where of [undefined, ...listNsids(this.#nl)]) {
       let links: Link[];
@@ -474,7 +487,7 @@ export class MacGuard {
         continue;
       }
       for (const link of links) {
-        const mine = byIndex.get(link.index);
+        const mine = link.kind === "macvtap" ? ownerOf(link.index) : undefined;
         if (
           !mine || link.kind !== "macvtap" || link.parentIndex !== mine.r.lowerIndex ||
           this.#devices.has(link.index)

@@ -66,6 +66,10 @@ const symbols = {
   statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   /** int faccessat(int dirfd, const char *path, int mode, int flags) */
   faccessat: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  /** ssize_t readlink(const char *path, char *buf, size_t size) */
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  /** int lchown(const char *path, uid_t owner, gid_t group) */
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   /** int mknod(const char *path, mode_t mode, dev_t dev) */
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
   /**
@@ -285,6 +289,10 @@ export interface PathStat {
   mode: number;
   /** The inode number. */
   ino: number;
+  /** `st_rdev` of a device file (as `makedev(major, minor)`; 0 otherwise). */
+  rdev: number;
+  /** A character device. */
+  isCharDevice: boolean;
   /** A regular file (a namespace file on nsfs is one). */
   isFile: boolean;
   /** A directory. */
@@ -297,14 +305,19 @@ export interface PathStat {
  * `/proc/self` and `/proc/thread-self`), which namespace paths are;
  * `--allow-ffi` covers this.
  *
+ * Device files (`/dev/tapN`) too: Deno asks for `--allow-all` before it
+ * stats them.
+ *
  * @param path The path.
- * @returns Its type and inode.
+ * @param options `follow: false` stats a symlink itself (lstat).
+ * @returns Its type, inode and device number.
  * @throws {Deno.errors.NotFound} when nothing is there.
  * @throws {Error} with the errno in the message otherwise (`cause.errno` holds it).
  */
-export function statPath(path: string): PathStat {
+export function statPath(path: string, options: { follow?: boolean } = {}): PathStat {
   const buf = new Uint8Array(256);
-  if (libc().statx(AT_FDCWD, cstr(path), 0, STATX_TYPE | STATX_INO, buf) < 0) {
+  const flags = options.follow === false ? AT_SYMLINK_NOFOLLOW : 0;
+  if (libc().statx(AT_FDCWD, cstr(path), flags, STATX_TYPE | STATX_INO, buf) < 0) {
     const e = errno();
     if (e === ERRNO.ENOENT) throw new Deno.errors.NotFound(`No such file: ${path}`);
     throw new Error(`Cannot stat ${path} (errno ${e})`, { cause: { errno: e } });
@@ -314,9 +327,59 @@ export function statPath(path: string): PathStat {
   return {
     mode,
     ino: Number(v.getBigUint64(32, true)),
+    // stx_rdev_major, stx_rdev_minor, as glibc's makedev() packs them.
+    rdev: makedev(v.getUint32(128, true), v.getUint32(132, true)),
+    isCharDevice: (mode & S_IFMT) === S_IFCHR,
     isFile: (mode & S_IFMT) === S_IFREG,
     isDirectory: (mode & S_IFMT) === S_IFDIR,
   };
+}
+
+/**
+ * Linux `makedev()`: the `dev_t` of `major:minor` (as `st_rdev` reports it).
+ *
+ * @example Usage
+ * ```ts
+ * import { makedev } from "./_libc.ts";
+ * makedev(246, 1); // 62977
+ * ```
+ */
+export function makedev(major: number, minor: number): number {
+  return ((major & 0xfff) << 8) + (minor & 0xff) + (minor & ~0xff) * 2 ** 12 +
+    (major & ~0xfff) * 2 ** 32;
+}
+
+const S_IFCHR = 0o020000;
+
+/**
+ * readlink(2) through libc (Deno asks for `--allow-all` under `/proc`,
+ * `/sys` and `/dev`).
+ *
+ * @throws {Deno.errors.NotFound} when nothing is there; {@linkcode Error} with the errno otherwise.
+ */
+export function readLinkPath(path: string): string {
+  const buf = new Uint8Array(4096);
+  const n = Number(libc().readlink(cstr(path), buf, BigInt(buf.length)));
+  if (n < 0) {
+    const e = errno();
+    if (e === ERRNO.ENOENT) throw new Deno.errors.NotFound(`No such file: ${path}`);
+    throw new Error(`Cannot read the link ${path} (errno ${e})`, { cause: { errno: e } });
+  }
+  return new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/**
+ * lchown(2) through libc: the owner of `path` itself, never of a symlink's
+ * target (Deno asks for `--allow-all` for device files).
+ *
+ * @throws {Deno.errors.NotFound} when nothing is there; {@linkcode Error} with the errno otherwise.
+ */
+export function lchownPath(path: string, uid: number, gid: number): void {
+  if (libc().lchown(cstr(path), uid, gid) !== 0) {
+    const e = errno();
+    if (e === ERRNO.ENOENT) throw new Deno.errors.NotFound(`No such file: ${path}`);
+    throw new Error(`Cannot change the owner of ${path} (errno ${e})`, { cause: { errno: e } });
+  }
 }
 
 /**

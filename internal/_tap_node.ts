@@ -7,19 +7,9 @@
  * @module
  */
 
-/**
- * Linux `makedev()`: the `dev_t` of `major:minor` (as `st_rdev` reports it).
- *
- * @example Usage
- * ```ts
- * import { makedev } from "./_tap_node.ts";
- * makedev(246, 1); // 62977
- * ```
- */
-export function makedev(major: number, minor: number): number {
-  return ((major & 0xfff) << 8) + (minor & 0xff) + (minor & ~0xff) * 2 ** 12 +
-    (major & ~0xfff) * 2 ** 32;
-}
+import { makedev, readLinkPath, statPath } from "./_libc.ts";
+
+export { makedev };
 
 /**
  * `dev_t` from sysfs's `major:minor` text.
@@ -59,7 +49,7 @@ export function devNumberText(dev: number): string {
  */
 export function isLiveDev(dev: number, sysfs = "/sys"): boolean {
   try {
-    Deno.readLinkSync(`${sysfs}/dev/char/${devNumberText(dev)}`);
+    readLinkPath(`${sysfs}/dev/char/${devNumberText(dev)}`);
     return true;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;
@@ -76,7 +66,7 @@ export function isLiveDev(dev: number, sysfs = "/sys"): boolean {
  */
 export function isTapOf(dev: number, ifname: string, index: number, sysfs = "/sys"): boolean {
   try {
-    const target = Deno.readLinkSync(`${sysfs}/dev/char/${devNumberText(dev)}`);
+    const target = readLinkPath(`${sysfs}/dev/char/${devNumberText(dev)}`);
     return target.endsWith(`/net/${ifname}/macvtap/tap${index}`);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;
@@ -90,7 +80,7 @@ export function isTapOf(dev: number, ifname: string, index: number, sysfs = "/sy
  */
 export function charDevAt(path: string): number | null | undefined {
   try {
-    const st = Deno.lstatSync(path);
+    const st = statPath(path, { follow: false });
     return st.isCharDevice ? st.rdev : null;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return undefined;

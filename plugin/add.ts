@@ -55,7 +55,7 @@ import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
 import { charDevAt, devNumberText, isTapOf } from "../internal/_tap_node.ts";
 import { type DeviceTrust, proveDevice } from "./device_trust.ts";
-import { statPath } from "../internal/_libc.ts";
+import { lchownPath, statPath } from "../internal/_libc.ts";
 
 /** What every step of one ADD works with. */
 interface Steps {
@@ -777,7 +777,7 @@ function chownTap(index: number, tapDev: number | undefined, uid: number, gid: n
     );
   }
   try {
-    Deno.chownSync(path, uid, gid);
+    lchownPath(path, uid, gid);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return;
     throw new PluginError(`Cannot chown ${path} to ${uid}:${gid}`, { cause: err });
