@@ -81,6 +81,8 @@ export interface MigrationNode {
   ns: string;
   conn: PluginConn;
   dp: Deno.ChildProcess;
+  /** The node's kubelet stand-in: it admits pods and serves their devices in PodResources. */
+  kubelet: FakeKubelet;
   /** Next device number of the resource to allocate. */
   next: number;
   /** Stop the device plugin and start a new one (an upgrade of the DaemonSet). */
@@ -226,7 +228,11 @@ export class MigrationLab {
     await this.lab.sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1");
     await this.lab.sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1");
     const id = `${resourceOf(node.name)}-${node.next++}`;
-    const alloc = await node.conn.allocate([[id]]);
+    // kubelet admits the pod (Allocate) and lists the device for it; the CNI
+    // asks kubelet's PodResources API before it imports the device.
+    const vmPod = { namespace: "vms", name: `virt-launcher-${this.lab.id}-${role}` };
+    const resource = `macvtap.network.kubevirt.io/${resourceOf(node.name)}`;
+    const alloc = await node.kubelet.admit(vmPod, resource, [[id]]);
     const dev = alloc.containerResponses[0]?.devices[0];
     if (!dev) throw new Error(`Allocate ${id}: no device`);
     const containerId = `${this.lab.id}-${role}`;
@@ -235,6 +241,7 @@ export class MigrationLab {
       containerId,
       netns: this.lab.path(ns),
       ifname: "net1",
+      ...node.kubelet.cniEnvFor(vmPod),
     }, netconf(id));
     if (add.code !== 0) throw new Error(`CNI ADD ${id} on ${node.name}: ${describe(add)}`);
     const dir = await this.lab.tempDir(`qemu${role}`);
@@ -423,9 +430,11 @@ async function nodeOf(lab: Lab, lan: string, k: "A" | "B", guard: boolean) {
   const dir = await lab.tempDir(`kubelet${k.toLowerCase()}`);
   const kubelet = await FakeKubelet.start(dir);
   lab.defer(`kubelet ${k}`, () => kubelet[Symbol.asyncDispose]());
+  await kubelet.servePodResources(`${await lab.tempDir(`podres${k.toLowerCase()}`)}/kubelet.sock`);
   const node: MigrationNode = {
     name: k,
     ns,
+    kubelet,
     next: 0,
     ...await startDevicePlugin(lab, { ns, dir, kubelet, guard, what: k }),
     restart: async () => {

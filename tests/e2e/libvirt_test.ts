@@ -107,6 +107,7 @@ Deno.test({
     const kdir = await lab.tempDir("kubelet");
     const kubelet = await FakeKubelet.start(kdir);
     lab.defer("kubelet", () => kubelet[Symbol.asyncDispose]());
+    await kubelet.servePodResources(`${await lab.tempDir("podres")}/kubelet.sock`);
     lab.spawn(node, [
       "env",
       `DP_MACVTAP_CONF=${JSON.stringify([{ name: RESOURCE, lowerDevice: "lan0", capacity: 2 }])}`,
@@ -132,7 +133,10 @@ Deno.test({
         const pod = await lab.netns(`pod${round}`);
         const id = `${RESOURCE}-${round - 1}`;
         const containerId = `${lab.id}-virt-${mode}`;
-        const alloc = await reg.conn.allocate([[id]]);
+        // kubelet admits the pod and lists its device; the CNI asks before it imports it.
+        const vmPod = { namespace: "vms", name: `virt-launcher-${mode}` };
+        const alloc = await kubelet.admit(vmPod, reg.request.resourceName, [[id]]);
+        const trust = kubelet.cniEnvFor(vmPod);
         const tapPath = alloc.containerResponses[0]?.devices[0]?.hostPath;
         assert(tapPath, `Allocate ${id}: no device`);
         const conf = { cniVersion: "1.0.0", name: "virtnet", type: "macvtap", deviceID: id };
@@ -140,7 +144,7 @@ Deno.test({
         const add = await cni(
           lab,
           node,
-          { command: "ADD", ...env, args: `MAC=${MACS[mode]}` },
+          { command: "ADD", ...env, args: `${trust.args};MAC=${MACS[mode]}`, extra: trust.extra },
           conf,
         );
         assert(add.code === 0, `CNI ADD: ${describe(add)}`);
