@@ -49,6 +49,7 @@ setLogScope(new AsyncLocalStorage<Logger>());
 
 export { cmdAdd, cmdCheck, cmdDel, cmdGc, cmdStatus } from "./plugin/commands.ts";
 export type { CommandOptions } from "./plugin/commands.ts";
+export { type DeviceTrust, deviceTrustFromEnv } from "./plugin/device_trust.ts";
 export { execIpam, ipamDelegate } from "./ipam/mod.ts";
 export type { DelegateOptions, ExecIpamOptions, Ipam, IpamCommand } from "./ipam/mod.ts";
 export { checkInterface, configureInterface, resolveRoutes } from "./ipam/configure.ts";
