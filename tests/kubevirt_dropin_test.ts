@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import { FakeKubelet } from "../lab/kubelet.ts";
-import { cni, describe, freeTapIndex, Lab, labIgnore, pluginBuilt } from "../lab/mod.ts";
+import { cni, describe, DP_PLUGIN, freeTapIndex, Lab, labIgnore, pluginBuilt } from "../lab/mod.ts";
 import { kubevirtDeviceIfname } from "../internal/_ifname.ts";
 
 const ignore = labIgnore() || !pluginBuilt();
@@ -188,3 +188,150 @@ for (const c of KUBEVIRT_CASES) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "drop-in: ours starts where kubevirt/macvtap-cni's device plugin served running VM pods (same ConfigMap): their devices stay untouched, CHECK and DEL pass, new pods get ours [root]",
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using lab = await Lab.create({ prefix: "kvs" });
+    const l = await lab.simple();
+    const dir = await lab.tempDir("kubelet");
+    const kubelet = await FakeKubelet.start(dir);
+    lab.defer("stop the kubelet stand-in", () => kubelet[Symbol.asyncDispose]());
+    await kubelet.servePodResources(`${await lab.tempDir("podres")}/kubelet.sock`);
+    const stateDir = await lab.tempDir("state");
+    const conf = (id: string) => ({
+      cniVersion: "0.3.1",
+      name: "macvtapnetwork",
+      type: "macvtap",
+      deviceID: id,
+      stateDir,
+    });
+
+    // Before the swap: kubevirt/macvtap-cni's device plugin allocated dataplaneMvp0/1 and its
+    // CNI moved them into two VM pods (named net1, up, /dev/tapN given to qemu's 107).
+    const old = [];
+    for (const n of [0, 1]) {
+      const id = `dataplaneMvp${n}`;
+      const ns = await lab.netns(`old${n}`);
+      const name = kubevirtDeviceIfname(id);
+      const index = freeTapIndex();
+      await lab.ip(
+        l.host,
+        "link",
+        "add",
+        "link",
+        l.master,
+        "name",
+        name,
+        "index",
+        index,
+        "type",
+        "macvtap",
+        "mode",
+        "bridge",
+      );
+      await lab.ip(l.host, "link", "set", name, "netns", ns);
+      await lab.ip(ns, "link", "set", name, "name", "net1", "up");
+      await Deno.chown(`/dev/tap${index}`, 107, 107);
+      const pod = { namespace: "vms", name: `virt-launcher-old${n}` };
+      kubelet.assign(pod, RESOURCE, [[id]]);
+      const [link] = await lab.ipJson<{ address: string; ifindex: number }[]>(
+        ns,
+        "link",
+        "show",
+        "net1",
+      );
+      const node = await Deno.lstat(`/dev/tap${index}`);
+      old.push({ id, ns, pod, link: link!, rdev: node.rdev });
+    }
+
+    // The swap: our device plugin, with kubevirt's ConfigMap text (`master`, same resource name).
+    lab.spawn(l.host, [
+      "env",
+      `DP_MACVTAP_CONF=${JSON.stringify([{ name: "dataplane", master: l.master, capacity: 4 }])}`,
+      DP_PLUGIN,
+      "--socket-dir",
+      dir,
+      "--log-level",
+      "warn",
+    ], { what: "macvtap-deviceplugin" });
+    const reg = await kubelet.waitForRegistration(RESOURCE, { timeoutMs: 30_000 });
+    await reg.conn.waitFor((m) => m.devices.length === 4, 10_000);
+    // Let its MAC guard adopt what it would adopt.
+    await new Promise((r) => setTimeout(r, 500));
+
+    for (const o of old) {
+      const [now] = await lab.ipJson<
+        {
+          address: string;
+          ifindex: number;
+          flags: string[];
+          linkinfo: { info_data: { mode: string } };
+        }[]
+      >(o.ns, "link", "show", "net1");
+      assert.equal(now?.ifindex, o.link.ifindex, `${o.id}: the same device`);
+      assert.ok(now?.flags.includes("UP"), `${o.id}: still up`);
+      assert.equal(
+        now?.linkinfo.info_data.mode,
+        "bridge",
+        `${o.id}: not touched by our device plugin`,
+      );
+      const node = await Deno.lstat(`/dev/tap${o.link.ifindex}`);
+      assert.deepEqual([node.rdev, node.uid], [o.rdev, 107], `${o.id}: its /dev/tapN`);
+      // CHECK with the result kubevirt's CNI gave the runtime.
+      const prevResult = {
+        cniVersion: "0.3.1",
+        interfaces: [{ name: "net1", mac: o.link.address, sandbox: lab.path(o.ns) }],
+      };
+      const check = await cni(lab, l.host, {
+        command: "CHECK",
+        containerId: o.pod.name,
+        netns: lab.path(o.ns),
+        ifname: "net1",
+        ...kubelet.cniEnvFor(o.pod),
+      }, {
+        ...conf(o.id),
+        cniVersion: "0.4.0",
+        prevResult: { ...prevResult, cniVersion: "0.4.0" },
+      });
+      assert.equal(check.code, 0, `${o.id} CHECK: ${describe(check)}`);
+    }
+
+    // A new VM pod gets a device of ours, imported through the proof.
+    const pod = { namespace: "vms", name: "virt-launcher-new" };
+    const ns = await lab.netns("newpod");
+    const alloc = await kubelet.admit(pod, RESOURCE, [["dataplane-0"]]);
+    const add = await cni(lab, l.host, {
+      command: "ADD",
+      containerId: pod.name,
+      netns: lab.path(ns),
+      ifname: "net1",
+      ...kubelet.cniEnvFor(pod),
+    }, conf("dataplane-0"));
+    assert.equal(add.code, 0, describe(add));
+    const [link] = await lab.ipJson<{ ifindex: number }[]>(ns, "link", "show", "net1");
+    assert.equal(`/dev/tap${link!.ifindex}`, alloc.containerResponses[0]!.devices[0]!.hostPath);
+
+    // The old pods' DEL passes (their link goes with their namespace: no record of ours names it).
+    for (const o of old) {
+      const del = await cni(lab, l.host, {
+        command: "DEL",
+        containerId: o.pod.name,
+        netns: lab.path(o.ns),
+        ifname: "net1",
+      }, conf(o.id));
+      assert.equal(del.code, 0, `${o.id} DEL: ${describe(del)}`);
+    }
+    const del = await cni(lab, l.host, {
+      command: "DEL",
+      containerId: pod.name,
+      netns: lab.path(ns),
+      ifname: "net1",
+    }, conf("dataplane-0"));
+    assert.equal(del.code, 0, describe(del));
+  },
+});
