@@ -305,6 +305,33 @@ export class Lab implements AsyncDisposable {
     return runOk(["ip", "-n", ns, ...args]);
   }
 
+  /**
+   * A macvtap made by hand on `master` in `ns` (as `ip link add` or another
+   * device plugin makes one), at `options.index` when given.
+   *
+   * Equivalent to `ip -n NS link add link MASTER name NAME [index N] type macvtap [mode MODE]`.
+   */
+  async macvtap(
+    ns: string,
+    master: string,
+    name: string,
+    options: { index?: string; mode?: string } = {},
+  ): Promise<void> {
+    await this.ip(
+      ns,
+      "link",
+      "add",
+      "link",
+      master,
+      "name",
+      name,
+      ...(options.index ? ["index", options.index] : []),
+      "type",
+      "macvtap",
+      ...(options.mode ? ["mode", options.mode] : []),
+    );
+  }
+
   /** `ip -n NS -j -d ARGS…`, parsed (`[]` when ip prints nothing). */
   async ipJson<T = Record<string, unknown>[]>(ns: string, ...args: string[]): Promise<T> {
     const out = (await this.ip(ns, "-j", "-d", ...args)).trim();

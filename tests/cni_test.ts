@@ -240,21 +240,7 @@ for (const version of ["0.3.1", "1.0.0"] as const) {
       await using lab = await Lab.create();
       const l = await lab.simple();
       const stateDir = await lab.tempDir("state");
-      await lab.ip(
-        l.host,
-        "link",
-        "add",
-        "link",
-        l.master,
-        "name",
-        "macvtap0",
-        "index",
-        freeTapIndex(),
-        "type",
-        "macvtap",
-        "mode",
-        "bridge",
-      );
+      await lab.macvtap(l.host, l.master, "macvtap0", { index: freeTapIndex(), mode: "bridge" });
       const [before] = await lab.ipJson<{ ifindex: number }[]>(l.host, "link", "show", "macvtap0");
       const config = {
         cniVersion: version,

@@ -221,19 +221,7 @@ Deno.test({
     await using lab = await Lab.create({ prefix: "trust" });
     const l = await lab.simple();
     const stateDir = await lab.tempDir("state");
-    await lab.ip(
-      l.host,
-      "link",
-      "add",
-      "link",
-      l.master,
-      "name",
-      "vtap0",
-      "index",
-      freeTapIndex(),
-      "type",
-      "macvtap",
-    );
+    await lab.macvtap(l.host, l.master, "vtap0", { index: freeTapIndex() });
     const config = {
       cniVersion: "1.0.0",
       name: "mesos",
@@ -337,19 +325,7 @@ async function otherPod(lab: Lab): Promise<(index: number) => Promise<number>> {
   await lab.veth(other, "up0", far, "up0p");
   return async (index) => {
     const name = `vm${index}`;
-    await lab.ip(
-      other,
-      "link",
-      "add",
-      "link",
-      "up0",
-      "name",
-      name,
-      "index",
-      String(index),
-      "type",
-      "macvtap",
-    );
+    await lab.macvtap(other, "up0", name, { index: String(index) });
     const st = await Deno.lstat(`/dev/tap${index}`);
     assert.ok(st.isCharDevice, `/dev/tap${index} is the other namespace's node`);
     return st.rdev!;
@@ -378,19 +354,7 @@ Deno.test({
     const live = await otherPod(lab);
     const index = 3000 + Math.floor(Math.random() * 1000);
     const theirs = await live(index);
-    await lab.ip(
-      l.host,
-      "link",
-      "add",
-      "link",
-      l.master,
-      "name",
-      "clash0",
-      "index",
-      String(index),
-      "type",
-      "macvtap",
-    );
+    await lab.macvtap(l.host, l.master, "clash0", { index: String(index) });
     const r1 = await cni(lab, l.host, env("c1"), { ...conf, deviceID: "clash0", owner: 4242 });
     assertRefused(r1, 7, new RegExp(`/dev/tap${index} is device .*live in another namespace`));
     assert.ok((await links(lab, l.host)).includes("clash0"), "clash0 stays on the host");

@@ -37,8 +37,7 @@ Deno.test({
     // namespace of this machine has a /dev/tapN of that index (the import would be refused).
     const index = String(100_000 + Math.floor(Math.random() * 1_000_000));
     const kubevirtAllocate = async () => {
-      const add = ["link", "add", "link", l.master, "name", hostName, "index", index];
-      await lab.ip(l.host, ...add, "type", "macvtap", "mode", "bridge");
+      await lab.macvtap(l.host, l.master, hostName, { index, mode: "bridge" });
       await lab.ip(l.host, "link", "set", hostName, "up");
     };
     await kubevirtAllocate();
@@ -152,8 +151,8 @@ for (const c of KUBEVIRT_CASES) {
       await kubelet.servePodResources(`${await lab.tempDir("podres")}/kubelet.sock`);
       const pod = { namespace: "default", name: "dummy" };
       const id = "dev500";
-      const add = ["link", "add", "link", l.master, "name", kubevirtDeviceIfname(id)];
-      await lab.ip(l.host, ...add, "index", freeTapIndex(), "type", "macvtap", "mode", "bridge");
+      const index = freeTapIndex();
+      await lab.macvtap(l.host, l.master, kubevirtDeviceIfname(id), { index, mode: "bridge" });
       kubelet.assign(pod, RESOURCE, [[id]]);
       const trust = kubelet.cniEnvFor(pod);
       const env = (command: string) => ({
@@ -219,21 +218,7 @@ Deno.test({
       const ns = await lab.netns(`old${n}`);
       const name = kubevirtDeviceIfname(id);
       const index = freeTapIndex();
-      await lab.ip(
-        l.host,
-        "link",
-        "add",
-        "link",
-        l.master,
-        "name",
-        name,
-        "index",
-        index,
-        "type",
-        "macvtap",
-        "mode",
-        "bridge",
-      );
+      await lab.macvtap(l.host, l.master, name, { index: index, mode: "bridge" });
       await lab.ip(l.host, "link", "set", name, "netns", ns);
       await lab.ip(ns, "link", "set", name, "name", "net1", "up");
       await Deno.chown(`/dev/tap${index}`, 107, 107);

@@ -169,19 +169,7 @@ for (const version of ["0.3.1", "1.0.0", "1.1.0"] as const) {
         let index: number | undefined;
         if (viaDevice) {
           const name = deviceIfname(deviceId);
-          await lab.ip(
-            l.host,
-            "link",
-            "add",
-            "link",
-            l.master,
-            "name",
-            name,
-            "index",
-            freeTapIndex(),
-            "type",
-            "macvtap",
-          );
+          await lab.macvtap(l.host, l.master, name, { index: freeTapIndex() });
           index = (await lab.ipJson<{ ifindex: number }[]>(l.host, "link", "show", name))[0]!
             .ifindex;
         }

@@ -101,19 +101,7 @@ marksTest(
   "tasks",
   async ({ lab, s, t }) => {
     // A VM's tap (up) and the hostrouteif the plugin made for another pod.
-    await lab.ip(
-      s.host,
-      "link",
-      "add",
-      "link",
-      s.master,
-      "name",
-      "vmtap0",
-      "index",
-      freeTapIndex(),
-      "type",
-      "macvtap",
-    );
+    await lab.macvtap(s.host, s.master, "vmtap0", { index: freeTapIndex() });
     await lab.ip(s.host, "link", "set", "vmtap0", "up");
     const other = await t.addOk("o1", s.ctr);
     const ctr2 = await lab.netns("ctr2");

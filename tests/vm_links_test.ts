@@ -62,19 +62,7 @@ for (const version of VERSIONS.filter((v) => compareVersions(v, "0.3.0") >= 0)) 
       await using lab = await Lab.create({ prefix: "vml" });
       const l = await lab.simple();
       const stateDir = await lab.tempDir("state");
-      await lab.ip(
-        l.host,
-        "link",
-        "add",
-        "link",
-        l.master,
-        "name",
-        "vmtap0",
-        "index",
-        freeTapIndex(),
-        "type",
-        "macvtap",
-      );
+      await lab.macvtap(l.host, l.master, "vmtap0", { index: freeTapIndex() });
       const base = { cniVersion: version, type: "macvtap", stateDir };
       const cases = [
         { ifname: "net1", conf: { ...base, name: "vmdev", deviceID: "vmtap0" } },
