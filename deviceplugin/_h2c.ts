@@ -323,6 +323,13 @@ async function exchange(
         } else {
           block.push(f.payload);
         }
+        // Bounded before it is decoded: a block that never ends would grow without limit.
+        if (block.reduce((n, b) => n + b.length, 0) > hpack.maxListSize) {
+          throw new GrpcError(
+            Status.INTERNAL,
+            `header block larger than ${hpack.maxListSize} bytes`,
+          );
+        }
         if (!(f.flags & END_HEADERS)) continue;
         blocks.push(hpack.decode(concatBytes(block)));
         block = undefined;

@@ -81,6 +81,18 @@ Deno.test("h2cUnary() bounds what a hostile peer can do: no server, silence, ear
       await conn.write(new Uint8Array([0x10, 0x00, 0x00, 0, 0, 0, 0, 0, 1]));
     }
     if (mode === "garbage") await conn.write(new TextEncoder().encode("HTTP/1.1 400 Bad\r\n\r\n"));
+    if (mode === "endless") {
+      const frame = (type: number, flags: number) => {
+        const f = new Uint8Array(9 + 16_000);
+        new DataView(f.buffer).setUint32(0, 16_000 << 8);
+        f[3] = type;
+        f[4] = flags;
+        new DataView(f.buffer).setUint32(5, 1);
+        return f;
+      };
+      await conn.write(frame(0x1, 0)); // HEADERS on stream 1, no END_HEADERS
+      for (let i = 0; i < 200; i++) await conn.write(frame(0x9, 0)); // CONTINUATION, 3.2 MB in all
+    }
   });
   try {
     await refused(
@@ -91,6 +103,16 @@ Deno.test("h2cUnary() bounds what a hostile peer can do: no server, silence, ear
     await refused(h2cUnary(sock.path, "/x/y", new Uint8Array()), Status.UNAVAILABLE);
     mode = "huge";
     await refused(h2cUnary(sock.path, "/x/y", new Uint8Array()), Status.INTERNAL, /frame of/);
+    // HEADERS without END_HEADERS, then CONTINUATION frames without end: refused once
+    // the block passes the header list limit, never buffered without bound.
+    mode = "endless";
+    const t0 = performance.now();
+    await refused(
+      h2cUnary(sock.path, "/x/y", new Uint8Array(), { timeoutMs: 10_000 }),
+      Status.INTERNAL,
+      /header block larger/,
+    );
+    assert.ok(performance.now() - t0 < 9_000, "refused before the deadline");
     mode = "garbage";
     await assert.rejects(h2cUnary(sock.path, "/x/y", new Uint8Array(), { timeoutMs: 500 }));
   } finally {

@@ -200,6 +200,8 @@ export class HpackDecoder {
       while (true) {
         if (pos >= block.length) throw new HpackError("truncated integer");
         const b = block[pos++]!;
+        // Leading zero groups would keep v at 0 while 2 ** shift overflows (NaN after).
+        if (shift > 28) throw new HpackError("integer too long");
         v += (b & 0x7f) * 2 ** shift;
         shift += 7;
         if (v > 2 ** 31) throw new HpackError("integer too large");

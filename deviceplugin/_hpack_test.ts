@@ -74,3 +74,9 @@ Deno.test("encodeHeaders() writes literals without indexing that decode back", (
   assert.throws(() => d.decode(hex("be")), /no table/);
   assert.throws(() => encodeHeaders([["x", "caf\u00e9"]]), RangeError);
 });
+
+Deno.test("HpackDecoder refuses an integer padded with empty groups (it would decode to NaN)", () => {
+  // A literal without indexing, new name, whose name length is 127 + 0 * 128^k... for 150 bytes.
+  const block = new Uint8Array([0x00, 0x7f, ...new Array(150).fill(0x80), 0x00, 0x61, 0x01, 0x62]);
+  assert.throws(() => new HpackDecoder().decode(block), HpackError);
+});

@@ -53,8 +53,8 @@ import {
 } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
-import { charDevAt, devNumberText, isTapOf } from "../internal/_tap_node.ts";
-import { type DeviceTrust, proveDevice } from "./device_trust.ts";
+import { charDevAt, devNumberText, isTapOf, macvtapDev } from "../internal/_tap_node.ts";
+import { type DeviceProof, type DeviceTrust, proveDevice } from "./device_trust.ts";
 import { lchownPath, statPath } from "../internal/_libc.ts";
 
 /** What every step of one ADD works with. */
@@ -74,7 +74,7 @@ interface Steps {
 /** Where the link comes from: created on a master, or imported (`deviceID`). */
 type LinkSource =
   | { kind: "create"; master: Link }
-  | { kind: "import"; deviceID: string; master: Link | undefined };
+  | { kind: "import"; deviceID: string; master: Link | undefined; proof: DeviceProof };
 
 /**
  * Attach: create the macvtap `ctx.ifname` in `ctx.netns` on the master (or
@@ -103,14 +103,15 @@ export async function addAttachment(
 ): Promise<Result> {
   using ns = openContainerNetns(ctx.netns);
   refuseHostNetns(ns, ctx);
+  let proof: DeviceProof | undefined;
   if (conf.deviceID !== undefined) {
     mark("netns");
-    await proveDevice(conf, trust);
+    proof = await proveDevice(conf, trust);
     mark("device proof");
   }
   using host = NetlinkHandle.open(hostHandleOptions(ctx));
   using ctr = NetlinkHandle.open({ netns: ns });
-  const source = checkBeforeAnything(host, ctr, conf, ctx);
+  const source = checkBeforeAnything(host, ctr, conf, ctx, proof);
   mark("checks");
   // Declared after the handles its steps use, so it runs before they close.
   await using undo = new AsyncUndoStack();
@@ -194,6 +195,7 @@ function checkBeforeAnything(
   ctr: NetlinkHandle,
   conf: NetConf,
   ctx: CniContext,
+  proof: DeviceProof | undefined,
 ): LinkSource {
   if (ctr.links.find(ctx.ifname)) {
     throw new PluginError(`Interface "${ctx.ifname}" already exists in ${ctx.netns}`);
@@ -210,7 +212,7 @@ function checkBeforeAnything(
     // The master only recreates a missing device-plugin device.
     const master = conf.master ? resolveMaster(host, conf.master) : undefined;
     if (master) checkMtu(master);
-    return { kind: "import", deviceID: conf.deviceID, master };
+    return { kind: "import", deviceID: conf.deviceID, master, proof: proof ?? "config" };
   }
   // linkInContainer: the master is one of the container's interfaces.
   const master = resolveMaster(conf.linkInContainer ? ctr : host, conf.master);
@@ -464,14 +466,14 @@ function createMacvtap(a: Steps, master: Link): Link {
   );
   a.undo.push(`delete ${ctx.ifname} in ${ctx.netns}`, () => ctr.links.del(created.index));
   silence(a, created.name);
+  // Matched while the link still has this attachment's temporary name.
+  const chown = conf.owner !== undefined || conf.group !== undefined;
+  const tapDev = chown ? ownTapNode(ctx.ifname, created.index, tmp) : undefined;
   nameAndRaise(a, created.index, {
     ...(conf.promiscMode ? { promisc: true } : {}),
     ...(macLater ? { mac: macLater } : {}),
   });
-  if (conf.owner !== undefined || conf.group !== undefined) {
-    const tapDev = ownTapNode(ctx.ifname, created.index, ctx.ifname);
-    chownTap(created.index, tapDev, conf.owner ?? 0, conf.group ?? 0);
-  }
+  if (chown) chownTap(created.index, tapDev, conf.owner ?? 0, conf.group ?? 0);
   return { ...created, name: ctx.ifname, up: true };
 }
 
@@ -567,14 +569,23 @@ function nameAndRaise(a: Steps, index: number, extra: LinkChange): void {
  * the master when missing). It keeps its ifindex, so `/dev/tapN` stays
  * valid, then gets MTU, MAC, promiscuous mode and the CNI_IFNAME.
  */
-function importDevice(a: Steps, source: { deviceID: string; master: Link | undefined }): Link {
+function importDevice(
+  a: Steps,
+  source: { deviceID: string; master: Link | undefined; proof: DeviceProof },
+): Link {
   const { conf, ctx, host, ctr, ns, undo } = a;
   const { deviceID: id, master } = source;
   // A device ID that is a legal interface name may name a host macvtap
   // (`ip link add … type macvtap`, seed 001). Any other ID (longer than 15
   // bytes, with '/' or ':', …) is only ever a device-plugin ID: looking it up
   // as a name would make the kernel answer ERANGE or EINVAL.
-  const byName = ifnameProblem(id) === undefined ? host.links.find(id) : undefined;
+  //
+  // Only where the config's word is the proof (the operator's opt-in): a
+  // kubelet-allocated ID names a device plugin's device, and a host link that
+  // happens to be named like it (another tenant's hostrouteif) is not it.
+  const byName = source.proof === "config" && ifnameProblem(id) === undefined
+    ? host.links.find(id)
+    : undefined;
   // Our device plugin's name for the ID, or KubeVirt's (a node that ran
   // kubevirt/macvtap-cni's device plugin keeps the devices it allocated).
   const kubevirtName = kubevirtDeviceIfname(id);
@@ -626,9 +637,18 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
   const index = dev.index;
   const origName = dev.name;
   const wasUp = dev.up;
-  ownTapNode(id, index, origName);
+  // /dev/tapN before the move: the host's sysfs tells this device's number.
+  const before = macvtapDev(origName, index);
+  const nodeBefore = charDevAt(`/dev/tap${index}`);
+  if (before === undefined || (nodeBefore !== undefined && nodeBefore !== before)) {
+    throw notOurTap(`deviceID "${id}"`, index, nodeBefore, origName);
+  }
+  // Moved under a one-time name: after the move (which re-registers the tap,
+  // its minor may change) the node is matched to that name, which no other
+  // namespace's macvtap can have chosen.
+  const oneTime = `mvq${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
   try {
-    host.links.set(index, { netns: ns, newIndex: index });
+    host.links.set(index, { netns: ns, newIndex: index, name: oneTime });
   } catch (err) {
     if (isErrno(err, "EBUSY")) {
       throw new PluginError(
@@ -646,10 +666,8 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
       ctr.links.set(index, { up: wasUp, name: origName, alias: "", netns: home, newIndex: index });
     });
   }
-  // The move re-registered the tap (its minor may have changed): the node is
-  // checked again, while the link still has its host name.
-  const tapDev = ownTapNode(id, index, origName);
-  silence(a, origName);
+  const tapDev = ownTapNode(`deviceID "${id}"`, index, oneTime);
+  silence(a, oneTime);
   nameAndRaise(a, index, {
     ...(conf.mtu ? { mtu: conf.mtu } : {}),
     ...(conf.mac ? { mac: conf.mac } : {}),
@@ -665,22 +683,32 @@ function importDevice(a: Steps, source: { deviceID: string; master: Link | undef
  * macvtap `ifname` (#`index`), or `undefined` where there is no node (a
  * static `/dev`). A node of another device at that name means the ifindex
  * is live in another namespace: the pod's `/dev/tapN` would open someone
- * else's device, so the import is refused.
+ * else's device, so the ADD is refused (`what` names the link in the error).
  */
-function ownTapNode(id: string, index: number, ifname: string): number | undefined {
-  const path = `/dev/tap${index}`;
-  const node = charDevAt(path);
+function ownTapNode(what: string, index: number, ifname: string): number | undefined {
+  const node = charDevAt(`/dev/tap${index}`);
   if (node === undefined) return undefined;
-  if (node === null || !isTapOf(node, ifname, index)) {
-    throw new PluginError(
-      `deviceID "${id}": ${path} is ${
-        node === null ? "not a character device" : `device ${devNumberText(node)}`
-      }, not the tap of "${ifname}": ifindex ${index} is live in another namespace; ` +
-        `not importing it`,
-      { code: ErrorCode.INVALID_CONFIG },
-    );
-  }
+  if (node === null || !isTapOf(node, ifname, index)) throw notOurTap(what, index, node, ifname);
   return node;
+}
+
+/** The refusal of a `/dev/tap<index>` that is not the tap of `ifname`. */
+function notOurTap(
+  what: string,
+  index: number,
+  node: number | null | undefined,
+  ifname: string,
+): PluginError {
+  const is = node === undefined
+    ? "missing from sysfs"
+    : node === null
+    ? "not a character device"
+    : `device ${devNumberText(node)}`;
+  return new PluginError(
+    `${what}: /dev/tap${index} is ${is}, not the tap of "${ifname}": ifindex ${index} is live ` +
+      `in another namespace; not importing it`,
+    { code: ErrorCode.INVALID_CONFIG },
+  );
 }
 
 /**

@@ -20,7 +20,8 @@ import { ALLOCATION_ONLY_IPAM, type Ipam } from "../ipam/mod.ts";
 import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
-import { statPath } from "../internal/_libc.ts";
+import { statPath, unlinkPath } from "../internal/_libc.ts";
+import { charDevAt, isLiveDev, isTapOf } from "../internal/_tap_node.ts";
 
 /**
  * Delete the container interface `ifname` (or its temporary name) in the
@@ -29,6 +30,15 @@ import { statPath } from "../internal/_libc.ts";
  * The link is found here; the kernel's deletion (~20 ms of RCU sync) runs
  * off the JS thread while the promise is pending.
  */
+/** Remove `path` if it is still the node `dev` and no live device has that number. */
+function removeStaleNode(path: string, dev: number): void {
+  try {
+    if (charDevAt(path) === dev && !isLiveDev(dev)) unlinkPath(path);
+  } catch (err) {
+    log.warn(`DEL: cannot remove the stale ${path}: ${errorText(err)}`);
+  }
+}
+
 export async function deleteContainerLink(
   netnsPath: string,
   containerId: string,
@@ -65,7 +75,15 @@ export async function deleteContainerLink(
       );
       return;
     }
+    // A node the kernel made goes with the link; one made with mknod (a /dev
+    // that is not devtmpfs, a replaced node) would stay, pointing at a minor
+    // the next macvtap anywhere may get, still owned by the VM's user.
+    const node = charDevAt(`/dev/tap${link.index}`);
+    const ownNode = typeof node === "number" && isTapOf(node, link.name, link.index)
+      ? node
+      : undefined;
     await ctr.links.delInBackground(link.index);
+    if (ownNode !== undefined) removeStaleNode(`/dev/tap${link.index}`, ownNode);
   } catch (err) {
     if (err instanceof NetnsNotFoundError || err instanceof LinkNotFoundError) return;
     if (err instanceof Deno.errors.NotFound) return;

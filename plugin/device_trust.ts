@@ -36,6 +36,13 @@ export interface DeviceTrust {
   fromConfig: boolean;
 }
 
+/**
+ * What proved a device the pod's: kubelet's PodResources API, or the
+ * operator's opt-in to config-named devices. Only the latter may name a host
+ * link by its own name (seed 001's `ip link add … type macvtap`).
+ */
+export type DeviceProof = "kubelet" | "config";
+
 /** The trust settings in the runtime's environment `env`. */
 export function deviceTrustFromEnv(env: (key: string) => string | undefined): DeviceTrust {
   return {
@@ -55,10 +62,10 @@ const QUOTED_IDS = 8;
  *   message says why, and how to allow it where there is no kubelet); code
  *   11 when kubelet does not answer.
  */
-export async function proveDevice(conf: NetConf, trust: DeviceTrust): Promise<void> {
+export async function proveDevice(conf: NetConf, trust: DeviceTrust): Promise<DeviceProof> {
   const id = conf.deviceID!;
   const socket = trust.podResourcesSocket;
-  const refuse = (why: string, code: number = ErrorCode.INVALID_CONFIG) => {
+  const refuse = (why: string, code: number = ErrorCode.INVALID_CONFIG): never => {
     throw new PluginError(`deviceID ${JSON.stringify(id)} is not imported: ${why}`, { code });
   };
   let isSocket: boolean;
@@ -73,7 +80,7 @@ export async function proveDevice(conf: NetConf, trust: DeviceTrust): Promise<vo
         `deviceID ${JSON.stringify(id)}: no kubelet PodResources socket at ${socket}; ` +
           `imported as the config names it (MACVTAP_DEVICEID_FROM_CONFIG=1)`,
       );
-      return;
+      return "config";
     }
     return refuse(
       `nothing proves it is this pod's: there is no kubelet PodResources socket at ${socket}. ` +
@@ -105,12 +112,12 @@ export async function proveDevice(conf: NetConf, trust: DeviceTrust): Promise<vo
   const ours = [...devices].filter(([resource]) => resource.startsWith(RESOURCE_PREFIX));
   if (ours.some(([, ids]) => ids.has(id))) {
     log.debug(`deviceID ${JSON.stringify(id)}: allocated to pod ${pod} (kubelet PodResources)`);
-    return;
+    return "kubelet";
   }
   const listed = ours.flatMap(([, ids]) => [...ids]);
   const shown = listed.slice(0, QUOTED_IDS).map((i) => JSON.stringify(i)).join(", ");
   const more = listed.length > QUOTED_IDS ? `, and ${listed.length - QUOTED_IDS} more` : "";
-  refuse(
+  return refuse(
     `kubelet did not allocate it to pod ${pod} (` +
       (listed.length
         ? `its ${RESOURCE_PREFIX}* devices: ${shown}${more}`

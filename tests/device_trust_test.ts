@@ -30,6 +30,7 @@ import {
   Lab,
   labIgnore,
   pluginBuilt,
+  run,
   VERSIONS,
 } from "../lab/mod.ts";
 
@@ -165,6 +166,9 @@ for (const get of [true, false]) {
       assert.deepEqual(await node(index1), nodeBefore, "p1's /dev/tapN untouched");
       assert.deepEqual(await files(n.stateDir), [], "nothing recorded");
 
+      // A host link named like the ID (another tenant's hostrouteif, an operator's
+      // macvtap) is not the device kubelet allocated: p1's ADD imports the latter.
+      await lab.macvtap(n.host, "lan0", id1, { index: freeTapIndex() });
       // p1's own ADD imports it, with the index Allocate announced.
       const ok1 = await add(p1, ctr1, id1);
       assert.equal(ok1.code, 0, describe(ok1));
@@ -172,6 +176,7 @@ for (const get of [true, false]) {
       assert.equal(link1?.ifindex, index1);
       const owned = await node(index1);
       assert.equal(owned?.uid, 107, "p1's /dev/tapN is its qemu's");
+      assert.ok((await links(lab, n.host)).includes(id1), "the same-named host link stays");
 
       // (b) After p1's ADD: p2 names it again, asking for its own owner.
       const again = await add(p2, ctr2, id1, { owner: 4242 });
@@ -251,9 +256,20 @@ Deno.test({
     );
     assert.equal(ok.code, 0, describe(ok));
     assert.deepEqual(await links(lab, l.ctr), ["lo", "net1"]);
+    // A /dev without devtmpfs (or a node a device plugin replaced): the node was made
+    // with mknod, so the kernel will not remove it with the link.
+    const [net1] = await lab.ipJson<{ ifindex: number }[]>(l.ctr, "link", "show", "net1");
+    const tap = `/dev/tap${net1!.ifindex}`;
+    const st = await Deno.lstat(tap);
+    const [major, minor] = [Math.floor(st.rdev! / 256) & 0xfff, st.rdev! & 0xff];
+    await Deno.remove(tap);
+    const mk = await run(["mknod", tap, "c", String(major), String(minor)]);
+    assert.ok(mk.success, mk.stderr);
+    await Deno.chown(tap, 107, 107);
     const del = await cni(lab, l.host, { command: "DEL", ...env }, config);
     assert.equal(del.code, 0, describe(del));
     assert.deepEqual(await links(lab, l.ctr), ["lo"], "DEL removes it");
+    assert.equal(await node(net1!.ifindex), null, "and the mknod'd node, which no device has now");
   },
 });
 
@@ -319,12 +335,11 @@ for (const version of VERSIONS) {
  * there at ifindex `index`, a live device whose `/dev/tap<index>` is the
  * node's, and returns that node's `st_rdev`.
  */
-async function otherPod(lab: Lab): Promise<(index: number) => Promise<number>> {
+async function otherPod(lab: Lab): Promise<(index: number, name?: string) => Promise<number>> {
   const other = await lab.netns("other");
   const far = await lab.netns("far");
   await lab.veth(other, "up0", far, "up0p");
-  return async (index) => {
-    const name = `vm${index}`;
+  return async (index, name = `vm${index}`) => {
     await lab.macvtap(other, "up0", name, { index: String(index) });
     const st = await Deno.lstat(`/dev/tap${index}`);
     assert.ok(st.isCharDevice, `/dev/tap${index} is the other namespace's node`);
@@ -353,10 +368,12 @@ Deno.test({
     //    the kernel keeps /dev/tapN the other device's.
     const live = await otherPod(lab);
     const index = 3000 + Math.floor(Math.random() * 1000);
-    const theirs = await live(index);
+    // Same name and same index as the host device: only the namespace differs.
+    const theirs = await live(index, "clash0");
     await lab.macvtap(l.host, l.master, "clash0", { index: String(index) });
     const r1 = await cni(lab, l.host, env("c1"), { ...conf, deviceID: "clash0", owner: 4242 });
     assertRefused(r1, 7, new RegExp(`/dev/tap${index} is device .*live in another namespace`));
+    assert.ok((await links(lab, lab.name("other"))).includes("clash0"), "theirs stays theirs");
     assert.ok((await links(lab, l.host)).includes("clash0"), "clash0 stays on the host");
     assert.deepEqual(await links(lab, l.ctr), ["lo"]);
     const after = await Deno.lstat(`/dev/tap${index}`);
