@@ -383,34 +383,6 @@ export function lchownPath(path: string, uid: number, gid: number): void {
 }
 
 /**
- * The first `max` bytes of a small file, as text, through libc (sysfs
- * attributes: Deno asks for `--allow-all` under `/sys`).
- *
- * @throws {Deno.errors.NotFound} when nothing is there; {@linkcode Error} with the errno otherwise.
- */
-export function readSmallFile(path: string, max = 4096): string {
-  const c = libc();
-  const fd = c.open(cstr(path), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const e = errno();
-    if (e === ERRNO.ENOENT) throw new Deno.errors.NotFound(`No such file: ${path}`);
-    throw new Error(`Cannot open ${path} (errno ${e})`, { cause: { errno: e } });
-  }
-  try {
-    const buf = new Uint8Array(max);
-    let len = 0;
-    for (;;) {
-      const n = Number(c.read(fd, buf.subarray(len), BigInt(buf.length - len)));
-      if (n < 0) throw new Error(`Cannot read ${path} (errno ${errno()})`);
-      if (n === 0 || (len += n) === buf.length) break;
-    }
-    return new TextDecoder().decode(buf.subarray(0, len));
-  } finally {
-    c.close(fd);
-  }
-}
-
-/**
  * unlink(2) through libc (device files: Deno asks for `--allow-all`).
  * Nothing there is no error.
  */

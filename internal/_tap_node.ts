@@ -7,7 +7,7 @@
  * @module
  */
 
-import { makedev, readLinkPath, readSmallFile, statPath } from "./_libc.ts";
+import { makedev, readLinkPath, statPath } from "./_libc.ts";
 
 export { makedev };
 
@@ -62,9 +62,8 @@ export function isLiveDev(dev: number, sysfs = "/sys"): boolean {
  * in whatever namespace the macvtap is: `/sys/dev/char/<major:minor>` links
  * to the device's sysfs path (`…/net/<ifname>/macvtap/tap<index>`), which
  * `readlink` gives across namespaces (a namespace move re-registers the tap,
- * and its minor may change). Names and indexes are per namespace: use a
- * name no other namespace can have chosen (a random one), or
- * {@linkcode macvtapDev} in the namespace sysfs shows.
+ * and its minor may change). Names and indexes are per namespace: match
+ * under a name no other namespace can have chosen (a random one).
  */
 export function isTapOf(dev: number, ifname: string, index: number, sysfs = "/sys"): boolean {
   try {
@@ -74,24 +73,6 @@ export function isTapOf(dev: number, ifname: string, index: number, sysfs = "/sy
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
-}
-
-/**
- * The `dev_t` of macvtap `ifname`'s tap as the sysfs mounted at `sysfs`
- * shows it (`/sys/class/net/<ifname>/macvtap/tap<index>/dev`): in the
- * namespace that mounted it, so a link of the same name and index in
- * another namespace is not it. `undefined` when sysfs shows no such tap.
- */
-export function macvtapDev(ifname: string, index: number, sysfs = "/sys"): number | undefined {
-  let text: string;
-  try {
-    text = readSmallFile(`${sysfs}/class/net/${ifname}/macvtap/tap${index}/dev`);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
-  const m = /^(\d+):(\d+)$/.exec(text.trim());
-  return m ? makedev(Number(m[1]), Number(m[2])) : undefined;
 }
 
 /**

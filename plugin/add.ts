@@ -53,7 +53,7 @@ import {
 } from "./state.ts";
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
-import { charDevAt, devNumberText, isTapOf, macvtapDev } from "../internal/_tap_node.ts";
+import { charDevAt, devNumberText, isTapOf } from "../internal/_tap_node.ts";
 import { type DeviceProof, type DeviceTrust, proveDevice } from "./device_trust.ts";
 import { lchownPath, statPath } from "../internal/_libc.ts";
 
@@ -637,18 +637,20 @@ function importDevice(
   const index = dev.index;
   const origName = dev.name;
   const wasUp = dev.up;
-  // /dev/tapN before the move: the host's sysfs tells this device's number.
-  const before = macvtapDev(origName, index);
-  const nodeBefore = charDevAt(`/dev/tap${index}`);
-  if (before === undefined || (nodeBefore !== undefined && nodeBefore !== before)) {
-    throw notOurTap(`deviceID "${id}"`, index, nodeBefore, origName);
-  }
-  // Moved under a one-time name: after the move (which re-registers the tap,
-  // its minor may change) the node is matched to that name, which no other
-  // namespace's macvtap can have chosen.
+  // The device is matched to its /dev/tapN under a one-time name, which no
+  // other namespace's macvtap can have chosen (names and ifindexes are per
+  // namespace; /dev is the node's): renamed on the host first and checked,
+  // then moved under that name and checked again (the move re-registers the
+  // tap; its minor may change). sysfs is not asked: the /sys a runtime gives
+  // its plugins need not be the runtime's network namespace's.
   const oneTime = `mvq${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  host.links.set(index, { name: oneTime });
+  undo.push(`rename ${oneTime} back to ${origName}`, () => {
+    if (host.links.find(oneTime)?.index === index) host.links.set(index, { name: origName });
+  });
+  ownTapNode(`deviceID "${id}"`, index, oneTime);
   try {
-    host.links.set(index, { netns: ns, newIndex: index, name: oneTime });
+    host.links.set(index, { netns: ns, newIndex: index });
   } catch (err) {
     if (isErrno(err, "EBUSY")) {
       throw new PluginError(
