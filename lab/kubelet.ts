@@ -20,6 +20,7 @@ import {
   RESOURCE_DOMAIN,
 } from "../deviceplugin/mod.ts";
 import { loadApi, loadPodResourcesApi } from "./_grpc_api.ts";
+import { DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 
 type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
 
@@ -37,6 +38,43 @@ interface DpClient {
     cb: Callback<AllocateResponse>,
   ): void;
   close(): void;
+}
+
+const DP_MAIN = new URL("../cmd/deviceplugin.ts", import.meta.url).pathname;
+const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
+
+/** Options of {@linkcode devicePluginArgv}. */
+export interface DevicePluginRun {
+  /** Its environment (`DP_MACVTAP_CONF`, `MACVTAP_DP_MAC_GUARD`, …). */
+  env?: Record<string, string>;
+  /** `--log-level` (default `warn`). */
+  logLevel?: string;
+  /** More arguments. */
+  args?: readonly string[];
+}
+
+/**
+ * The command that runs `macvtap deviceplugin` from source, serving
+ * `socketDir`, under its own V8 flags as the shipped launcher runs it: for
+ * `Lab.spawn` in a node's namespace.
+ */
+export function devicePluginArgv(socketDir: string, run: DevicePluginRun = {}): string[] {
+  return [
+    "env",
+    ...Object.entries(run.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--config",
+    DENO_JSON,
+    `--v8-flags=${DP_V8_FLAGS}`,
+    DP_MAIN,
+    "--socket-dir",
+    socketDir,
+    "--log-level",
+    run.logLevel ?? "warn",
+    ...run.args ?? [],
+  ];
 }
 
 /** One Register call as the stand-in saw it. */

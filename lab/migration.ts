@@ -20,7 +20,7 @@
  */
 
 import { cni, describe, type Lab } from "./mod.ts";
-import { FakeKubelet, type PluginConn } from "./kubelet.ts";
+import { devicePluginArgv, FakeKubelet, type PluginConn } from "./kubelet.ts";
 import { buildVmAssets, QEMU, QEMU_UID, type VmAssets } from "./vm.ts";
 
 /** The VM's MAC, on both nodes (KubeVirt passes the VM's MAC to the CNI). */
@@ -43,11 +43,8 @@ function resourceOf(k: "A" | "B"): string {
   return `migr-lan-${k.toLowerCase()}`;
 }
 
-const DP_MAIN = new URL("../cmd/deviceplugin.ts", import.meta.url).pathname;
-const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
 const TCP_PROBE = new URL("./_tcp_probe.ts", import.meta.url).pathname;
 /** The heap bounds the DaemonSet uses. */
-const DP_V8_FLAGS = "--v8-flags=--max-old-space-size=48,--max-semi-space-size=1";
 
 /** The guest's /init: address, an echo server, an announcement, then it idles. */
 export const MIGRATION_INIT = `#!/bin/busybox sh
@@ -451,24 +448,21 @@ async function startDevicePlugin(
   o: { ns: string; dir: string; kubelet: FakeKubelet; guard: boolean; what: "A" | "B" },
 ): Promise<{ conn: PluginConn; dp: Deno.ChildProcess }> {
   const since = performance.now();
-  const dp = lab.spawn(o.ns, [
-    "env",
-    `DP_MACVTAP_CONF=${
-      JSON.stringify([{ name: resourceOf(o.what), lowerDevice: "lan0", capacity: 4 }])
-    }`,
-    `MACVTAP_DP_MAC_GUARD=${o.guard ? "1" : "0"}`,
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--config",
-    DENO_JSON,
-    DP_V8_FLAGS,
-    DP_MAIN,
-    "--socket-dir",
-    o.dir,
-    "--log-level",
-    Deno.env.get("MIGRATION_DP_LOG") ?? "warn",
-  ], { what: `macvtap deviceplugin ${o.what}` });
+  const dp = lab.spawn(
+    o.ns,
+    devicePluginArgv(o.dir, {
+      env: {
+        DP_MACVTAP_CONF: JSON.stringify([{
+          name: resourceOf(o.what),
+          lowerDevice: "lan0",
+          capacity: 4,
+        }]),
+        MACVTAP_DP_MAC_GUARD: o.guard ? "1" : "0",
+      },
+      logLevel: Deno.env.get("MIGRATION_DP_LOG") ?? "warn",
+    }),
+    { what: `macvtap deviceplugin ${o.what}` },
+  );
   const resource = `macvtap.network.kubevirt.io/${resourceOf(o.what)}`;
   const reg = await o.kubelet.waitForRegistration(resource, {
     since,

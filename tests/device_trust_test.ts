@@ -20,7 +20,7 @@
 import assert from "node:assert/strict";
 import { resourceNameOf } from "../deviceplugin/mod.ts";
 import { deviceIfname, tapIndexCandidates, tapIndexFor } from "../internal/_ifname.ts";
-import { FakeKubelet, type PodRef } from "../lab/kubelet.ts";
+import { devicePluginArgv, FakeKubelet, type PodRef } from "../lab/kubelet.ts";
 import {
   cni,
   type CniCall,
@@ -35,8 +35,6 @@ import {
 } from "../lab/mod.ts";
 
 const ignore = labIgnore() || !pluginBuilt();
-const DP_MAIN = new URL("../cmd/deviceplugin.ts", import.meta.url).pathname;
-const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
 
 type Json = Record<string, unknown>;
 
@@ -86,20 +84,13 @@ async function dpNode(lab: Lab, options: { get?: boolean } = {}) {
   lab.defer("stop the kubelet stand-in", () => kubelet[Symbol.asyncDispose]());
   await kubelet.servePodResources(socket, options);
   const name = `tr${hex()}`;
-  lab.spawn(host, [
-    "env",
-    `DP_MACVTAP_CONF=${JSON.stringify([{ name, lowerDevice: "lan0" }])}`,
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--config",
-    DENO_JSON,
-    DP_MAIN,
-    "--socket-dir",
-    dir,
-    "--log-level",
-    "warn",
-  ], { what: "macvtap deviceplugin" });
+  lab.spawn(
+    host,
+    devicePluginArgv(dir, {
+      env: { DP_MACVTAP_CONF: JSON.stringify([{ name, lowerDevice: "lan0" }]) },
+    }),
+    { what: "macvtap deviceplugin" },
+  );
   const resource = resourceNameOf(name);
   await kubelet.waitForRegistration(resource, { timeoutMs: 20_000 });
   const stateDir = await lab.tempDir("state");

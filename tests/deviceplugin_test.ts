@@ -34,7 +34,6 @@ import {
   encodeListAndWatchResponse,
   encodeRegisterRequest,
 } from "../deviceplugin/_protowire.ts";
-import { DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { Buffer } from "node:buffer";
 import { METHODS } from "../deviceplugin/_api.ts";
 import { type GrpcError, Status, unaryCall } from "../deviceplugin/_grpc.ts";
@@ -44,7 +43,7 @@ import { Logger } from "../internal/_log.ts";
 import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
 import { MAX_PENDING_ALLOCATES, MAX_WATCHERS } from "../deviceplugin/plugin.ts";
-import { FakeKubelet } from "../lab/kubelet.ts";
+import { devicePluginArgv, FakeKubelet } from "../lab/kubelet.ts";
 import { cni, describe, exists, Lab, pluginBuilt } from "../lab/mod.ts";
 
 const quiet = new Logger({ level: "error", prefix: "dp-test" });
@@ -502,22 +501,9 @@ function spawnDp(
   env: Record<string, string>,
   extraArgs: string[] = [],
 ): Deno.ChildProcess {
-  return lab.spawn(ns, [
-    "env",
-    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--config",
-    DENO_JSON,
-    `--v8-flags=${DP_V8_FLAGS}`,
-    DP_MAIN,
-    "--socket-dir",
-    dir,
-    "--log-level",
-    "warn",
-    ...extraArgs,
-  ], { what: "macvtap deviceplugin" });
+  return lab.spawn(ns, devicePluginArgv(dir, { env, args: extraArgs }), {
+    what: "macvtap deviceplugin",
+  });
 }
 
 /** `major:minor` of `ifname`'s tap, read from sysfs inside `ns`. */

@@ -20,24 +20,7 @@
 import { Lab, pluginBuilt } from "../lab/mod.ts";
 import { vmMissing } from "../lab/vm.ts";
 import { formatReport, runScenario, type ScenarioReport, VM_IP, VM_MAC } from "../lab/migration.ts";
-
-const encoder = new TextEncoder();
-const tty = Deno.stdout.isTerminal() && Deno.env.get("NO_COLOR") === undefined;
-const sgr = (code: string) => (s: string) => tty ? `\x1b[${code}m${s}\x1b[0m` : s;
-const bold = sgr("1"), dim = sgr("2"), green = sgr("32"), red = sgr("31");
-let failures = 0;
-
-function say(text = ""): void {
-  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
-}
-function section(name: string): void {
-  say();
-  say(bold(`── ${name} `.padEnd(72, "─")));
-}
-function check(ok: boolean, what: string): void {
-  if (!ok) failures++;
-  say(`  ${ok ? green("✔") : red("✘")} ${what}`);
-}
+import { check, dim, red, say, section, tell } from "./_story.ts";
 
 /** Longest ping gap of `client` in the first phase whose name starts with `phase`. */
 function gap(r: ScenarioReport, client: string, phase: string): number {
@@ -124,17 +107,7 @@ async function main(): Promise<number> {
     say(red(`cannot run: ${missing}`));
     return 1;
   }
-  try {
-    await demo();
-  } catch (err) {
-    failures++;
-    say(red(`failed: ${err instanceof Error ? err.stack : err}`));
-  }
-  say();
-  say(
-    failures === 0 ? green(bold("All checks passed.")) : red(bold(`${failures} check(s) failed.`)),
-  );
-  return failures === 0 ? 0 : 1;
+  return await tell(demo);
 }
 
 Deno.exit(await main());

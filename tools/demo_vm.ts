@@ -15,27 +15,9 @@
  */
 
 import { cni, Lab } from "../lab/mod.ts";
-import { FakeKubelet } from "../lab/kubelet.ts";
+import { devicePluginArgv, FakeKubelet } from "../lab/kubelet.ts";
 import { bootVm, buildVmAssets, vmMissing } from "../lab/vm.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const encoder = new TextEncoder();
-const tty = Deno.stdout.isTerminal() && Deno.env.get("NO_COLOR") === undefined;
-const sgr = (code: string) => (s: string) => tty ? `\x1b[${code}m${s}\x1b[0m` : s;
-const bold = sgr("1"), dim = sgr("2"), green = sgr("32"), red = sgr("31");
-let failures = 0;
-
-function say(text = ""): void {
-  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
-}
-function section(name: string): void {
-  say();
-  say(bold(`── ${name} `.padEnd(72, "─")));
-}
-function check(ok: boolean, what: string): void {
-  if (!ok) failures++;
-  say(`  ${ok ? green("✔") : red("✘")} ${what}`);
-}
+import { check, dim, red, say, section, tell } from "./_story.ts";
 
 async function demo(): Promise<void> {
   await using lab = await Lab.create({ prefix: "demovm" });
@@ -57,20 +39,9 @@ async function demo(): Promise<void> {
   await using kubelet = await FakeKubelet.start(dir);
   const conf = [{ name: "production-lan", lowerDevice: "lan0", capacity: 4 }];
   say(dim(`  DP_MACVTAP_CONF='${JSON.stringify(conf)}' macvtap deviceplugin --socket-dir ${dir}`));
-  lab.spawn(node, [
-    "env",
-    `DP_MACVTAP_CONF=${JSON.stringify(conf)}`,
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--config",
-    `${ROOT}/deno.json`,
-    `${ROOT}/cmd/deviceplugin.ts`,
-    "--socket-dir",
-    dir,
-    "--log-level",
-    "warn",
-  ], { what: "macvtap deviceplugin" });
+  lab.spawn(node, devicePluginArgv(dir, { env: { DP_MACVTAP_CONF: JSON.stringify(conf) } }), {
+    what: "macvtap deviceplugin",
+  });
   await kubelet.servePodResources(`${await lab.tempDir("podres")}/kubelet.sock`);
   const reg = await kubelet.waitForRegistration("macvtap.network.kubevirt.io/production-lan", {
     timeoutMs: 30_000,
@@ -155,17 +126,7 @@ async function main(): Promise<number> {
     say(red(`demo:vm cannot run: ${missing}`));
     return 1;
   }
-  try {
-    await demo();
-  } catch (err) {
-    failures++;
-    say(red(`failed: ${err instanceof Error ? err.stack : err}`));
-  }
-  say();
-  say(
-    failures === 0 ? green(bold("All checks passed.")) : red(bold(`${failures} check(s) failed.`)),
-  );
-  return failures === 0 ? 0 : 1;
+  return await tell(demo);
 }
 
 Deno.exit(await main());

@@ -15,12 +15,10 @@
 
 import assert from "node:assert/strict";
 import { cni, describe, hasExecutable, Lab, pluginBuilt, run, waitFor } from "../../lab/mod.ts";
-import { FakeKubelet } from "../../lab/kubelet.ts";
+import { devicePluginArgv, FakeKubelet } from "../../lab/kubelet.ts";
 import { note } from "../../lab/e2e.ts";
 import { buildVmAssets, QEMU, QEMU_UID, type VmAssets, vmMissing } from "../../lab/vm.ts";
 
-const DP_MAIN = new URL("../../cmd/deviceplugin.ts", import.meta.url).pathname;
-const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;
 const RESOURCE = "virt-lan";
 const LIBVIRTD = "/usr/sbin/libvirtd";
 const VIRSH = "/usr/bin/virsh";
@@ -108,20 +106,15 @@ Deno.test({
     const kubelet = await FakeKubelet.start(kdir);
     lab.defer("kubelet", () => kubelet[Symbol.asyncDispose]());
     await kubelet.servePodResources(`${await lab.tempDir("podres")}/kubelet.sock`);
-    lab.spawn(node, [
-      "env",
-      `DP_MACVTAP_CONF=${JSON.stringify([{ name: RESOURCE, lowerDevice: "lan0", capacity: 2 }])}`,
-      Deno.execPath(),
-      "run",
-      "-A",
-      "--config",
-      DENO_JSON,
-      DP_MAIN,
-      "--socket-dir",
-      kdir,
-      "--log-level",
-      "warn",
-    ], { what: "macvtap deviceplugin" });
+    lab.spawn(
+      node,
+      devicePluginArgv(kdir, {
+        env: {
+          DP_MACVTAP_CONF: JSON.stringify([{ name: RESOURCE, lowerDevice: "lan0", capacity: 2 }]),
+        },
+      }),
+      { what: "macvtap deviceplugin" },
+    );
     const reg = await kubelet.waitForRegistration(`macvtap.network.kubevirt.io/${RESOURCE}`, {
       timeoutMs: 30_000,
     });

@@ -15,14 +15,11 @@
 
 import assert from "node:assert/strict";
 import { cni, describe, Lab, pluginBuilt } from "../../lab/mod.ts";
-import { FakeKubelet, type PluginConn } from "../../lab/kubelet.ts";
+import { devicePluginArgv, FakeKubelet, type PluginConn } from "../../lab/kubelet.ts";
 import { note } from "../../lab/e2e.ts";
 import { bootVm, buildVmAssets, type VmAssets, vmMissing } from "../../lab/vm.ts";
 
-const DP_MAIN = new URL("../../cmd/deviceplugin.ts", import.meta.url).pathname;
-const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;
 /** The heap bounds the DaemonSet uses. */
-const DP_V8_FLAGS = "--v8-flags=--max-old-space-size=48,--max-semi-space-size=1";
 const RESOURCE = "macvtap.network.kubevirt.io";
 
 const missing = vmMissing() ?? (pluginBuilt() ? undefined : "dist/macvtap not built");
@@ -56,21 +53,15 @@ async function nodeOf(lab: Lab, lan: string, k: number): Promise<Node> {
   lab.defer(`kubelet ${k}`, () => kubelet[Symbol.asyncDispose]());
   // Longer than 15 bytes, like "production-lan": device IDs are not interface names.
   const resource = `production-lan-${k}`;
-  lab.spawn(ns, [
-    "env",
-    `DP_MACVTAP_CONF=${JSON.stringify([{ name: resource, lowerDevice: "lan0", capacity: 4 }])}`,
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--config",
-    DENO_JSON,
-    DP_V8_FLAGS,
-    DP_MAIN,
-    "--socket-dir",
-    dir,
-    "--log-level",
-    "warn",
-  ], { what: `macvtap deviceplugin ${k}` });
+  lab.spawn(
+    ns,
+    devicePluginArgv(dir, {
+      env: {
+        DP_MACVTAP_CONF: JSON.stringify([{ name: resource, lowerDevice: "lan0", capacity: 4 }]),
+      },
+    }),
+    { what: `macvtap deviceplugin ${k}` },
+  );
   await kubelet.servePodResources(`${await lab.tempDir(`podres${k}`)}/kubelet.sock`);
   const reg = await kubelet.waitForRegistration(`${RESOURCE}/${resource}`, { timeoutMs: 30_000 });
   await reg.conn.waitFor(
