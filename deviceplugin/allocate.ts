@@ -121,11 +121,14 @@ export function allocateDevice(
       (resource.mode === "bridge" && existing.mode === "private")) &&
     candidates.includes(existing.index);
   let index = reusable ? existing.index : 0;
-  if (!reusable && existing) backend.delete(ifname);
+  const devDir = options.devDir ?? "/dev";
+  if (!reusable && existing) {
+    removeNodeOf(options.fs, existing, devDir);
+    backend.delete(ifname);
+  }
   // /dev is the node's, ifindexes are per namespace: an index whose /dev/tapN
   // is a live device's (another pod's imported tap) is never taken, or the
   // node would be replaced under that pod's VM.
-  const devDir = options.devDir ?? "/dev";
   const free = reusable ? [] : candidates.filter((c) => {
     const node = options.fs.charDev(`${devDir}/tap${c}`);
     return node === undefined || node === null || !options.fs.isLive(node);
@@ -181,6 +184,22 @@ export function allocateDevice(
   }
   own.disarm();
   return { id, ifname, index, tapPath, devNumber };
+}
+
+/**
+ * Remove the `/dev/tapN` of a stale link before the link goes: a node made
+ * with mknod would stay, and once the link is gone its minor is the next
+ * macvtap's, anywhere on the node. Only a node whose major:minor is this
+ * link's (sysfs of the plugin's own namespace) is removed.
+ */
+function removeNodeOf(fs: TapNodeFs, link: { name: string; index: number }, devDir: string): void {
+  const path = `${devDir}/tap${link.index}`;
+  try {
+    const m = /^(\d+):(\d+)$/.exec(fs.readDevNumber(link.name, link.index));
+    if (m && fs.charDev(path) === makedev(Number(m[1]), Number(m[2]))) fs.remove(path);
+  } catch {
+    // Not a macvtap, or no tap in sysfs: no node of its own.
+  }
 }
 
 /**

@@ -147,6 +147,19 @@ export function isDeviceIfname(name: string): boolean {
   return /^mvt[0-9a-f]{12}$/.test(name);
 }
 
+/**
+ * A one-time name DEL gives a link before matching it to its `/dev/tapN`:
+ * random, so no other namespace's macvtap can bear it.
+ */
+export function delIfname(): string {
+  return `mvd${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
+
+/** Whether `name` has the form of {@linkcode delIfname} (a DEL killed half-way left it). */
+export function isDelIfname(name: string): boolean {
+  return /^mvd[0-9a-f]{12}$/.test(name);
+}
+
 /** Whether `name` has the form of {@linkcode tempIfname} (an ADD's link before its rename). */
 export function isTempIfname(name: string): boolean {
   return /^mvtmp[0-9a-f]{10}$/.test(name);

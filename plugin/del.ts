@@ -10,7 +10,7 @@
 import { ErrorCode } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import { delHostRoutes, type HostRoute, hostRoutesFor } from "../hostroute/mod.ts";
-import { tempIfname } from "../internal/_ifname.ts";
+import { delIfname, isDelIfname, tempIfname } from "../internal/_ifname.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
@@ -21,7 +21,34 @@ import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
 import { statPath, unlinkPath } from "../internal/_libc.ts";
-import { charDevAt, isLiveDev, isTapOf } from "../internal/_tap_node.ts";
+import { charDevAt, isTapOf } from "../internal/_tap_node.ts";
+
+/**
+ * Remove `/dev/tap<index>` of the macvtap `link` while the link still lives.
+ * A node the kernel made would go with the link, but one made with mknod (a
+ * `/dev` that is not devtmpfs, a node a device plugin replaced) stays,
+ * owned by the VM's user; once the link is gone, its minor is free for the
+ * next macvtap anywhere on the node, and no later check can tell that
+ * device from ours. So the node goes first. It is matched to the link under
+ * a one-time name (names and ifindexes are per namespace, `/dev` is the
+ * node's: another pod's `net1` may have the same index and own the node);
+ * the rename needs the link down, which DEL wants anyway.
+ */
+function removeTapNode(ctr: NetlinkHandle, link: { index: number; name: string }): void {
+  const path = `/dev/tap${link.index}`;
+  try {
+    if (typeof charDevAt(path) !== "number") return;
+    const oneTime = isDelIfname(link.name) ? link.name : delIfname();
+    if (oneTime !== link.name) {
+      ctr.links.set(link.index, { up: false }); // the kernel renames before it sets flags
+      ctr.links.set(link.index, { name: oneTime });
+    }
+    const node = charDevAt(path);
+    if (typeof node === "number" && isTapOf(node, oneTime, link.index)) unlinkPath(path);
+  } catch (err) {
+    log.warn(`DEL: cannot remove ${path}: ${errorText(err)}`);
+  }
+}
 
 /**
  * Delete the container interface `ifname` (or its temporary name) in the
@@ -30,15 +57,6 @@ import { charDevAt, isLiveDev, isTapOf } from "../internal/_tap_node.ts";
  * The link is found here; the kernel's deletion (~20 ms of RCU sync) runs
  * off the JS thread while the promise is pending.
  */
-/** Remove `path` if it is still the node `dev` and no live device has that number. */
-function removeStaleNode(path: string, dev: number): void {
-  try {
-    if (charDevAt(path) === dev && !isLiveDev(dev)) unlinkPath(path);
-  } catch (err) {
-    log.warn(`DEL: cannot remove the stale ${path}: ${errorText(err)}`);
-  }
-}
-
 export async function deleteContainerLink(
   netnsPath: string,
   containerId: string,
@@ -54,9 +72,13 @@ export async function deleteContainerLink(
       return;
     }
     using ctr = NetlinkHandle.open({ netns: netnsPath });
-    // An ADD killed between create and rename left the temporary name.
+    // An ADD killed between create and rename left the temporary name; a
+    // DEL killed before deleting left a one-time name and the marker.
     const named = ctr.links.find(ifname);
-    const link = named ?? ctr.links.find(tempIfname(containerId, ifname));
+    const link = named ?? ctr.links.find(tempIfname(containerId, ifname)) ??
+      (options.alias === undefined
+        ? undefined
+        : ctr.links.list().find((l) => isDelIfname(l.name) && l.alias === options.alias));
     if (!link) return;
     // A link still under its temporary name (ADD killed before naming it)
     // has no marker yet; the temporary name is this attachment's.
@@ -75,15 +97,8 @@ export async function deleteContainerLink(
       );
       return;
     }
-    // A node the kernel made goes with the link; one made with mknod (a /dev
-    // that is not devtmpfs, a replaced node) would stay, pointing at a minor
-    // the next macvtap anywhere may get, still owned by the VM's user.
-    const node = charDevAt(`/dev/tap${link.index}`);
-    const ownNode = typeof node === "number" && isTapOf(node, link.name, link.index)
-      ? node
-      : undefined;
+    removeTapNode(ctr, link);
     await ctr.links.delInBackground(link.index);
-    if (ownNode !== undefined) removeStaleNode(`/dev/tap${link.index}`, ownNode);
   } catch (err) {
     if (err instanceof NetnsNotFoundError || err instanceof LinkNotFoundError) return;
     if (err instanceof Deno.errors.NotFound) return;

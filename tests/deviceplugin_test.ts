@@ -895,6 +895,50 @@ Deno.test("allocateDevice() keeps an unused device that is already right, replac
   assert.equal(host.links.get(first.ifname)!.parentIndex, lower.index);
 });
 
+Deno.test("allocateDevice() removes a stale link's own /dev/tapN before the link, and no other node (fake host)", () => {
+  const host = new FakeHost();
+  const lower = host.put("eth1");
+  const resource = { name: "lan", lowerDevice: "eth1", mode: "bridge" as const, capacity: 10 };
+  const calls: string[] = [];
+  const real = new FakeTapFs();
+  const fs: FakeTapFs = Object.assign(Object.create(real), {
+    remove: (path: string) => (calls.push(`remove ${path}`), real.remove(path)),
+  });
+  const backend = {
+    ...host,
+    list: () => host.list(),
+    find: (name: string) => host.find(name),
+    subscribe: () => host.subscribe(),
+    close: () => host.close(),
+    addMacvtap: (spec: Parameters<FakeHost["addMacvtap"]>[0]) => {
+      calls.push("add");
+      host.addMacvtap(spec);
+    },
+    delete: (name: string) => (calls.push("delete"), host.delete(name)),
+  };
+  // A link with the device's name, up (in use: stale), at an index outside
+  // its rule, whose node a mknod made: once the link is gone, its minor is
+  // the next macvtap's, and the node would open that device.
+  const ifname = deviceIfname("lan-7");
+  const stale = 4242;
+  assert.ok(!tapIndexCandidates("lan-7").includes(stale));
+  host.put(ifname, { index: stale, kind: "macvtap", parentIndex: lower.index, mode: "bridge" });
+  const [major, minor] = real.readDevNumber(ifname, stale).split(":").map(Number);
+  real.nodes.set(`/fakedev/tap${stale}`, makedev(major!, minor!));
+  allocateDevice(resource, "lan-7", { backend, fs, devDir: "/fakedev" });
+  assert.deepEqual(calls.splice(0), [`remove /fakedev/tap${stale}`, "delete", "add"]);
+  assert.equal(real.nodes.has(`/fakedev/tap${stale}`), false);
+  // A node at its index that is another device's is not its own: left alone.
+  host.links.get(ifname)!.up = true;
+  const index = host.links.get(ifname)!.index;
+  const theirs = makedev(246, 77);
+  real.nodes.set(`/fakedev/tap${index}`, theirs);
+  real.live.add(theirs);
+  allocateDevice(resource, "lan-7", { backend, fs, devDir: "/fakedev" });
+  assert.deepEqual(calls.splice(0), ["delete", "add"]);
+  assert.equal(real.nodes.get(`/fakedev/tap${index}`), theirs);
+});
+
 Deno.test("ResourcePlugin.allocate(): checks the whole request first, and undoes every device when one fails (fake host)", async () => {
   const host = new FakeHost();
   host.put("eth1");

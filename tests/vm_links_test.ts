@@ -22,7 +22,9 @@ import {
   freeTapIndex,
   Lab,
   labIgnore,
+  PLUGIN,
   pluginBuilt,
+  run,
   VERSIONS,
 } from "../lab/mod.ts";
 import { compareVersions } from "../cni/mod.ts";
@@ -154,3 +156,95 @@ Deno.test({
     assertOk(await cni(lab, l.host, { command: "DEL", ...env(pods[1]!) }, conf()));
   },
 });
+
+Deno.test({
+  name:
+    "DEL removes a pod's /dev/tapN before its link, never another pod's node of the same name and index, and finishes a DEL killed half-way [root]",
+  ignore: labIgnore(["strace"]) || !pluginBuilt(),
+  async fn() {
+    await using lab = await Lab.create({ prefix: "vml" });
+    const l = await lab.simple();
+    const stateDir = await lab.tempDir("state");
+    const conf = {
+      cniVersion: "1.0.0",
+      name: "vmplain",
+      type: "macvtap",
+      master: l.master,
+      stateDir,
+      owner: 107,
+      group: 107,
+    };
+    const env = (containerId: string) => ({ containerId, netns: l.ctrPath, ifname: "net1" });
+
+    // 1. A node made with mknod (a /dev that is not devtmpfs, a node a device
+    // plugin replaced) stays when the link goes, owned by the VM's user, and
+    // the link's minor is the next macvtap's anywhere on the node: removed
+    // after the link, it may already name that other device, and no check
+    // can tell. The trace shows the order.
+    assertOk(await cni(lab, l.host, { command: "ADD", ...env("pod1") }, conf));
+    const { ifindex } = await link(lab, l.ctr, "net1");
+    const tap = `/dev/tap${ifindex}`;
+    const { rdev } = await Deno.lstat(tap);
+    await Deno.remove(tap);
+    const mk = await run(["mknod", tap, "c", String((rdev! >> 8) & 0xfff), String(rdev! & 0xff)]);
+    assert.ok(mk.success, mk.stderr);
+    await Deno.chown(tap, 107, 107);
+    const trace = `${await lab.tempDir("trace")}/del`;
+    const del = await cni(lab, l.host, { command: "DEL", ...env("pod1") }, conf, PLUGIN, {
+      wrap: ["strace", "-f", "-qq", "-e", "trace=unlink,unlinkat,sendto,sendmsg", "-o", trace],
+    });
+    assertOk(del);
+    const lines = (await Deno.readTextFile(trace)).split("\n");
+    const unlinked = lines.findIndex((x) => x.includes(`"${tap}"`) && /\bunlink(at)?\(/.test(x));
+    const deleted = lines.findIndex((x) => /nlmsg_type=(RTM_DELLINK|0x11)\b/.test(x));
+    assert.ok(unlinked >= 0, `no unlink of ${tap} in the trace`);
+    assert.ok(deleted >= 0, "no RTM_DELLINK in the trace");
+    assert.ok(
+      unlinked < deleted,
+      `${tap} was removed after the link (trace lines ${unlinked}, ${deleted})`,
+    );
+    assert.equal(await nodeAt(tap), undefined);
+    assert.deepEqual(await names(lab, l.ctr), ["lo"]);
+
+    // 2. Another pod's macvtap has the same name and ifindex in its namespace,
+    // and /dev/tapN is its node (this pod's went: removed by hand, or a /dev
+    // re-populated). This pod's DEL leaves it.
+    assertOk(await cni(lab, l.host, { command: "ADD", ...env("pod2") }, conf));
+    const index = String((await link(lab, l.ctr, "net1")).ifindex);
+    await Deno.remove(`/dev/tap${index}`);
+    const ctr2 = await lab.netns("ctr2");
+    const wire = await lab.netns("wire");
+    await lab.veth(ctr2, "up2", wire, "up2p");
+    await lab.macvtap(ctr2, "up2", "net1", { index });
+    const theirs = await nodeAt(`/dev/tap${index}`);
+    assert.ok(theirs !== undefined, "their node");
+    assertOk(await cni(lab, l.host, { command: "DEL", ...env("pod2") }, conf));
+    assert.deepEqual(await names(lab, l.ctr), ["lo"], "this pod's link is gone");
+    assert.equal(await nodeAt(`/dev/tap${index}`), theirs, "their node stays");
+    assert.deepEqual(await names(lab, ctr2), ["lo", "net1", "up2"]);
+
+    // 3. A DEL killed after renaming the link to its one-time name: the next
+    // DEL finds it by the attachment's marker.
+    assertOk(await cni(lab, l.host, { command: "ADD", ...env("pod3") }, conf));
+    await lab.ip(l.ctr, "link", "set", "net1", "down");
+    await lab.ip(l.ctr, "link", "set", "net1", "name", "mvd0123456789ab");
+    assertOk(await cni(lab, l.host, { command: "DEL", ...env("pod3") }, conf));
+    assert.deepEqual(await names(lab, l.ctr), ["lo"]);
+  },
+});
+
+/** `st_rdev` of the char device at `path`, `undefined` when there is none. */
+async function nodeAt(path: string): Promise<number | undefined> {
+  try {
+    const st = await Deno.lstat(path);
+    return st.isCharDevice ? st.rdev! : undefined;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+async function names(lab: Lab, ns: string): Promise<string[]> {
+  const links = await lab.ipJson<{ ifname: string }[]>(ns, "link", "show");
+  return links.map((x) => x.ifname).sort();
+}
