@@ -20,7 +20,7 @@
  * @module
  */
 
-export { type ExecOptions, type ExecResult, run, runOk, waitFor } from "./run.ts";
+export { type ExecOptions, type ExecResult, run, runOk, waitFor, within } from "./run.ts";
 export {
   DEFAULT_PREFIX,
   exists,

@@ -97,3 +97,19 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, delay));
   }
 }
+
+/**
+ * `promise`, or a rejection naming `what` once `timeoutMs` has passed: an
+ * event that never comes (a connection the peer never accepts, a stream
+ * reset without a status) fails the test instead of hanging the run.
+ */
+export function within<T>(what: string, promise: Promise<T>, timeoutMs = 30_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}

@@ -20,7 +20,7 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import net from "node:net";
-import { frame, MAX_RESPONSE_BYTES, Status, unaryCall } from "../deviceplugin/_grpc.ts";
+import { frame, GrpcError, MAX_RESPONSE_BYTES, Status, unaryCall } from "../deviceplugin/_grpc.ts";
 import { encodeAllocateResponse } from "../deviceplugin/_protowire.ts";
 import { METHODS } from "../deviceplugin/_api.ts";
 import { MAX_WATCHERS } from "../deviceplugin/plugin.ts";
@@ -34,7 +34,7 @@ import {
   tapIndexFor,
 } from "../deviceplugin/mod.ts";
 import { deviceIfname, tapIndexCandidates } from "../internal/_ifname.ts";
-import { DP_PLUGIN, exists, Lab, pluginBuilt, run } from "../lab/mod.ts";
+import { DP_PLUGIN, exists, Lab, pluginBuilt, run, within } from "../lab/mod.ts";
 
 const ignore = Deno.uid() !== 0 || !pluginBuilt();
 const enc = new TextEncoder();
@@ -112,24 +112,49 @@ function call(
     let headers: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     let bytes = 0;
-    req.on("response", (h) => (headers = h));
-    req.on("trailers", (t) => (trailers = t));
+    // What the peer saw, for a call that ends without a status.
+    const seen: string[] = [];
+    const saw = (what: string) => seen.push(`${(performance.now() - t0).toFixed(0)} ms ${what}`);
+    session.on("connect", () => saw("connected"));
+    session.on("goaway", (code) => saw(`GOAWAY ${code}`));
+    session.on("close", () => saw("connection closed"));
+    req.on("response", (h) => (headers = h, saw("headers")));
+    req.on("trailers", (t) => (trailers = t, saw("trailers")));
     req.on("data", (c: Uint8Array) => (bytes += c.length));
-    req.on("error", () => {});
+    req.on("error", (e) => saw(`error ${e}`));
     req.on("close", () => {
       clearTimeout(timer);
+      saw(`stream closed (RST code ${req.rstCode})`);
       const status = trailers["grpc-status"] ?? headers["grpc-status"];
       const message = String(trailers["grpc-message"] ?? headers["grpc-message"] ?? "");
       session.close(); // GOAWAY, as any client closing normally
       resolve({
         code: status === undefined ? -1 : Number(status),
-        message: decodeURIComponent(message),
+        message: status === undefined
+          ? `no grpc-status: ${seen.join(", ")}`
+          : decodeURIComponent(message),
         bytes: Math.max(0, bytes - 5),
         ms: performance.now() - t0,
       });
     });
     req.end(frame(body));
   });
+}
+
+/**
+ * One call through the plugin's own client, as a status: where the peer's
+ * shape does not matter, only what the plugin answers (a connection that
+ * ends without a status is `UNAVAILABLE`, never mistaken for an answer).
+ */
+async function ownCall(sock: string, method: string, body: Uint8Array): Promise<Outcome> {
+  const t0 = performance.now();
+  try {
+    const r = await unaryCall(sock, method, body, { timeoutMs: 20_000 });
+    return { code: Status.OK, message: "", bytes: r.length, ms: performance.now() - t0 };
+  } catch (err) {
+    if (!(err instanceof GrpcError)) throw err;
+    return { code: err.code, message: err.details, bytes: 0, ms: performance.now() - t0 };
+  }
 }
 
 /** `GetDevicePluginOptions` through the plugin's own client (a fresh connection, dropped after). */
@@ -161,8 +186,11 @@ async function startPlugin(
     ...extraArgs,
   ], { what: "macvtap deviceplugin", stderr: "null" });
   const sock = (name: string) => `${dir}/${endpointOf(name)}`;
-  for (let i = 0; i < 200 && !(await exists(sock(resources[0]!.name))); i++) {
-    await new Promise((r) => setTimeout(r, 50));
+  // Every resource's socket: they appear one by one.
+  for (const r of resources) {
+    for (let i = 0; i < 600 && !(await exists(sock(r.name))); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
   return { host, dir, child, sock };
 }
@@ -286,19 +314,25 @@ Deno.test({
       createConnection: () => (socket = net.connect(s)),
     });
     session.on("error", () => {});
-    const statuses = await Promise.all(
-      Array.from({ length: MAX_WATCHERS + 1 }, () =>
-        new Promise<string | undefined>((resolve) => {
-          const w = session.request({
-            ":method": "POST",
-            ":path": METHODS.listAndWatch,
-            "content-type": "application/grpc",
-          });
-          w.on("error", () => {});
-          w.on("data", () => resolve("streaming"));
-          w.on("trailers", (t) => resolve(String(t["grpc-status"])));
-          w.end(frame(new Uint8Array()));
-        })),
+    const statuses = await within(
+      "every ListAndWatch stream's first message or status",
+      Promise.all(
+        Array.from(
+          { length: MAX_WATCHERS + 1 },
+          () =>
+            new Promise<string | undefined>((resolve) => {
+              const w = session.request({
+                ":method": "POST",
+                ":path": METHODS.listAndWatch,
+                "content-type": "application/grpc",
+              });
+              w.on("error", () => {});
+              w.on("data", () => resolve("streaming"));
+              w.on("trailers", (t) => resolve(String(t["grpc-status"])));
+              w.end(frame(new Uint8Array()));
+            }),
+        ),
+      ),
     );
     assert.deepEqual(statuses.filter((x) => x !== "streaming"), [
       String(Status.RESOURCE_EXHAUSTED),
@@ -429,7 +463,13 @@ Deno.test({
         const closed = new Promise<number>((r) =>
           socket.on("close", () => r(performance.now() - t0))
         );
-        await new Promise<void>((r) => socket.once("connect", () => r()));
+        await within(
+          `connection ${i} of ${count}`,
+          new Promise<void>((r, reject) => {
+            socket.once("connect", () => r());
+            socket.once("error", reject);
+          }),
+        );
         if (send) socket.write(send);
         sockets.push(socket);
         batch.push({ socket, closed });
@@ -521,8 +561,9 @@ Deno.test({
         `sq${index}p`,
       );
     }
-    const r = await call(s, METHODS.allocate, allocateRequest([[id(0), id(1)]]));
+    const r = await ownCall(s, METHODS.allocate, allocateRequest([[id(0), id(1)]]));
     assert.equal(r.code, Status.INTERNAL, r.message);
+    assert.match(r.message, /Cannot create macvtap/);
     await nothingLeft("second device failed");
     assert.equal(await exists(`/sys/class/net/${deviceIfname(id(0))}`), false);
 
@@ -550,8 +591,9 @@ Deno.test({
     const node0 = `${devDir}/tap${tapIndexFor(id(0))}`;
     const mk = await run(["mknod", node0, "c", "1", "3"]);
     assert.ok(mk.success, mk.stderr);
-    const r2 = await call(s2, METHODS.allocate, allocateRequest([[id(0), id(1)]]));
+    const r2 = await ownCall(s2, METHODS.allocate, allocateRequest([[id(0), id(1)]]));
     assert.equal(r2.code, Status.INTERNAL, r2.message);
+    assert.match(r2.message, /Cannot create macvtap/);
     assert.deepEqual(await macvtaps(lab, host), []);
     const st = await Deno.lstat(node0);
     assert.ok(st.isCharDevice);

@@ -35,6 +35,7 @@ import {
   unframe,
 } from "../deviceplugin/_grpc.ts";
 import { loadApi } from "../lab/_grpc_api.ts";
+import { within } from "../lab/run.ts";
 
 const enc = new TextEncoder();
 const bytes = (...parts: (number[] | Uint8Array)[]) =>
@@ -345,7 +346,7 @@ Deno.test("gRPC server: a body that never ends is cut off; an ended stream's sta
   }
   assert.equal(Number(trailers["grpc-status"] ?? headers["grpc-status"]), Status.DEADLINE_EXCEEDED);
   req.end(); // the client ends its side; the stream closes cleanly
-  await new Promise((r) => req.on("close", r));
+  await within("the stream to close", new Promise((r) => req.on("close", r)));
 
   const w = session.request({
     ":method": "POST",
@@ -359,7 +360,7 @@ Deno.test("gRPC server: a body that never ends is cut off; an ended stream's sta
   w.end(frame(enc.encode("x")));
   while (t.streams.length < 1) await new Promise((r) => setTimeout(r, 5));
   t.streams[0]!.end(); // ends with status 0 while the connection lives
-  await new Promise((r) => w.on("close", r));
+  await within("the stream to close", new Promise((r) => w.on("close", r)));
   assert.equal(wt["grpc-status"], "0", "the stream ended with status 0, not a bare RST_STREAM");
   drop();
 });
@@ -447,7 +448,13 @@ async function rawConnection(path: string, send?: Uint8Array) {
   const closed = new Promise<number>((r) =>
     socket.on("close", () => r(closedAt = performance.now() - t0))
   );
-  await new Promise<void>((r) => socket.once("connect", () => r()));
+  await within(
+    "the connection",
+    new Promise<void>((r, reject) => {
+      socket.once("connect", () => r());
+      socket.once("error", reject);
+    }),
+  );
   if (send) socket.write(send);
   return {
     socket,
