@@ -131,6 +131,15 @@ export async function main(args: string[]): Promise<number> {
     return results.every((r) => r.ok) ? 0 : 3;
   }
 
+  // Listened for before anything starts: a SIGTERM during start-up (a pod
+  // deleted as it starts, a test that stops it once its socket is there)
+  // stops the daemon cleanly, exit 0, once start-up is done; before, it
+  // killed it half-way (exit 143, sockets and devices left to the next start).
+  const stopSignal = new Promise<string>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) {
+      Deno.addSignalListener(sig, () => resolve(sig));
+    }
+  });
   const extraKinds = (Deno.env.get("DP_MACVTAP_DISCOVER_KINDS") ?? "").split(",").map((s) =>
     s.trim()
   ).filter((s) => s !== "");
@@ -198,11 +207,7 @@ export async function main(args: string[]): Promise<number> {
         config.discover ? "discovering interfaces" : config.resources.map((r) => r.name).join(", ")
       }`,
     );
-    const signal = await new Promise<string>((resolve) => {
-      for (const sig of ["SIGTERM", "SIGINT"] as const) {
-        Deno.addSignalListener(sig, () => resolve(sig));
-      }
-    });
+    const signal = await stopSignal;
     log.info(`${signal}: stopping`);
     return 0;
   } catch (e) {

@@ -483,7 +483,10 @@ Deno.test({
     for (let i = 0; i < 5; i++) await optionsCall(s);
     note(`5 calls past 80 silent connections: ${(performance.now() - t0).toFixed(0)} ms`);
     // Each is closed within the preface timeout (3 s), the evicted ones at once.
-    const closedAfter = await Promise.all(silent.map((c) => c.closed));
+    const closedAfter = await within(
+      "the plugin to close every silent connection",
+      Promise.all(silent.map((c) => c.closed)),
+    );
     assert.ok(Math.max(...closedAfter) < 6000, `closed after ${Math.max(...closedAfter)} ms`);
 
     // 80 connections that send the preface and SETTINGS, then nothing.
@@ -570,7 +573,7 @@ Deno.test({
     // The same with a /dev that devtmpfs does not fill: the node made for
     // the first device is removed, and a wrong one it replaced comes back.
     child.kill("SIGTERM");
-    await child.status;
+    await within("the plugin to stop on SIGTERM", child.status);
     const dir2 = await lab.tempDir("kubelet");
     const conf = JSON.stringify([{ name, lowerDevice: "lan0", capacity: 4 }]);
     const child2 = lab.spawn(host, [
@@ -606,7 +609,7 @@ Deno.test({
     assert.equal(ok.code, Status.OK, ok.message);
     assert.deepEqual(await macvtaps(lab, host), [deviceIfname(id(0))]);
     child2.kill("SIGTERM");
-    await child2.status;
+    await within("the plugin to stop on SIGTERM", child2.status);
   },
 });
 
@@ -649,6 +652,6 @@ Deno.test({
     ]);
     await optionsCall(sock("b"));
     child.kill("SIGTERM");
-    assert.equal((await child.status).code, 0);
+    assert.equal((await within("the plugin to stop on SIGTERM", child.status)).code, 0);
   },
 });

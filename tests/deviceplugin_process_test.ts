@@ -9,7 +9,9 @@
 import assert from "node:assert/strict";
 import { DP_MALLOC_ARENA_MAX, DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { parseMaps, trimmable } from "../deviceplugin/_trim.ts";
-import { DP_PLUGIN, Lab, pluginBuilt } from "../lab/mod.ts";
+import { endpointOf } from "../deviceplugin/mod.ts";
+import { MAX_RESOURCES, MAX_TOTAL_DEVICES } from "../deviceplugin/config.ts";
+import { DP_PLUGIN, exists, Lab, pluginBuilt, within } from "../lab/mod.ts";
 
 /** The device plugin's executable, built beside dist/macvtap. */
 
@@ -47,8 +49,9 @@ Deno.test({
       "--socket-dir",
       dir,
       "--log-level",
-      "warn",
-    ], { what: "macvtap-deviceplugin" });
+      "info",
+    ], { what: "macvtap-deviceplugin", stderr: "piped" });
+    const log = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
     const read = (f: string) => Deno.readTextFileSync(`/proc/${child.pid}/${f}`).split("\0");
     // The shell line execs Deno: wait until the process image is Deno's with ours.
     let argv: string[] = [];
@@ -64,14 +67,66 @@ Deno.test({
       "--socket-dir",
       dir,
       "--log-level",
-      "warn",
+      "info",
     ]);
     const env = read("environ");
     assert.ok(env.includes(`MALLOC_ARENA_MAX=${DP_MALLOC_ARENA_MAX}`), "MALLOC_ARENA_MAX set");
     assert.ok(env.includes("DP_MACVTAP_CONF=[]"), "the caller's environment kept");
-    // Still the plugin: it answers SIGTERM with exit 0.
-    await new Promise((r) => setTimeout(r, 500));
+    // Still the plugin: serving, it answers SIGTERM with exit 0.
+    let text = "";
+    await within(
+      "its first log lines",
+      (async () => {
+        while (!text.includes("serving in")) {
+          const { value, done } = await log.read();
+          if (done) break;
+          text += value;
+        }
+      })(),
+    );
+    assert.match(text, /serving in/);
     child.kill("SIGTERM");
-    assert.equal((await child.status).code, 0);
+    assert.equal((await within("the plugin to stop", child.status)).code, 0);
+    await log.cancel();
+  },
+});
+
+Deno.test({
+  name:
+    "a SIGTERM while the device plugin starts (its first resource serving, the next not yet) stops it cleanly: exit 0 [root]",
+  ignore: Deno.uid() !== 0 || !pluginBuilt(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using lab = await Lab.create({ prefix: "dpx" });
+    const ns = await lab.netns("node");
+    const peer = await lab.netns("peer");
+    await lab.veth(ns, "lan0", peer, "lan0p");
+    const dir = await lab.tempDir("kubelet");
+    // Sixteen resources of the device limit start one after the other:
+    // each takes milliseconds, the whole start-up well over 100.
+    const resources = Array.from({ length: MAX_RESOURCES }, (_, i) => ({
+      name: `r${i}`,
+      lowerDevice: "lan0",
+      capacity: Math.floor(MAX_TOTAL_DEVICES / MAX_RESOURCES),
+    }));
+    const child = lab.spawn(ns, [
+      "env",
+      `DP_MACVTAP_CONF=${JSON.stringify(resources)}`,
+      DP_PLUGIN,
+      "--socket-dir",
+      dir,
+      "--log-level",
+      "error",
+    ], { what: "macvtap-deviceplugin" });
+    const first = `${dir}/${endpointOf("r0")}`;
+    // Polled tightly: the window is the rest of start-up.
+    const end = Date.now() + 30_000;
+    while (!(await exists(first)) && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
+    child.kill("SIGTERM");
+    const status = await within("the plugin to stop on SIGTERM", child.status);
+    const last = await exists(`${dir}/${endpointOf(`r${MAX_RESOURCES - 1}`)}`);
+    assert.equal(status.code, 0, `exit ${status.code} (signal ${status.signal})`);
+    assert.equal(last, false, "its sockets are removed on the way out");
   },
 });

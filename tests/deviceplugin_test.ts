@@ -44,7 +44,7 @@ import type { Link } from "../netlink/types.ts";
 import { FakeHost, FakeTapFs } from "./deviceplugin_fake.ts";
 import { MAX_PENDING_ALLOCATES, MAX_WATCHERS } from "../deviceplugin/plugin.ts";
 import { devicePluginArgv, FakeKubelet } from "../lab/kubelet.ts";
-import { cni, describe, exists, Lab, pluginBuilt } from "../lab/mod.ts";
+import { cni, describe, exists, Lab, pluginBuilt, within } from "../lab/mod.ts";
 
 const quiet = new Logger({ level: "error", prefix: "dp-test" });
 
@@ -636,7 +636,7 @@ Deno.test({
 
     // SIGTERM: exit 0, socket removed, kubelet.sock left alone.
     child.kill("SIGTERM");
-    const status = await child.status;
+    const status = await within("the plugin to stop", child.status);
     assert.equal(status.code, 0);
     assert.equal(await exists(`${dir}/${endpointOf(name)}`), false);
     assert.equal(await exists(`${dir}/kubelet.sock`), true);
@@ -714,7 +714,7 @@ Deno.test({
     assert.match(probe.stderr, new RegExp(`ok .*${endpointOf(nic0)}`));
 
     child.kill("SIGTERM");
-    assert.equal((await child.status).code, 0);
+    assert.equal((await within("the plugin to stop", child.status)).code, 0);
     assert.deepEqual(await endpoints(), []);
   },
 });

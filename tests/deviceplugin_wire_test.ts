@@ -501,7 +501,7 @@ Deno.test("gRPC server: silent connections time out, idle ones too, and at the c
       new TextDecoder().decode(await unaryCall(path, "/t.S/Echo", enc.encode("x"))),
       "x",
     );
-    await c.closed;
+    await within("the server to close the connection", c.closed);
     assert.equal(d.closedAt, undefined, "the younger silent one stays (until its timeout)");
     assert.equal(a.closedAt, undefined, "idle HTTP/2 ones go only when no silent one is left");
     // Now the silent ones are gone (timeout): the oldest idle makes room.
