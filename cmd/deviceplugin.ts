@@ -133,11 +133,16 @@ export async function main(args: string[]): Promise<number> {
 
   // Listened for before anything starts: a SIGTERM during start-up (a pod
   // deleted as it starts, a test that stops it once its socket is there)
-  // stops the daemon cleanly, exit 0, once start-up is done; before, it
-  // killed it half-way (exit 143, sockets and devices left to the next start).
+  // cuts start-up short and stops the daemon cleanly (exit 0, its sockets
+  // removed), even while a kubelet accepts Register and never answers;
+  // without a listener, it killed it half-way (exit 143, sockets left).
+  const stopping = new AbortController();
   const stopSignal = new Promise<string>((resolve) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) {
-      Deno.addSignalListener(sig, () => resolve(sig));
+      Deno.addSignalListener(sig, () => {
+        resolve(sig);
+        stopping.abort();
+      });
     }
   });
   const extraKinds = (Deno.env.get("DP_MACVTAP_DISCOVER_KINDS") ?? "").split(",").map((s) =>
@@ -182,7 +187,13 @@ export async function main(args: string[]): Promise<number> {
       log,
       ...(trimSoon ? { onRegistered: trimSoon } : {}),
       ...(guard ? { onAllocated: guardHook(guard, backend) } : {}),
+      // A kubelet that never answers Register must not hold a SIGTERM off.
+      signal: stopping.signal,
     });
+    if (stopping.signal.aborted) {
+      log.info(`${await stopSignal} during start-up: stopping`);
+      return 0;
+    }
     const running = manager;
     const heartbeatFile = flags["heartbeat-file"];
     if (heartbeatFile) {

@@ -194,11 +194,23 @@ export function allocateDevice(
  */
 function removeNodeOf(fs: TapNodeFs, link: { name: string; index: number }, devDir: string): void {
   const path = `${devDir}/tap${link.index}`;
+  let own: number;
   try {
     const m = /^(\d+):(\d+)$/.exec(fs.readDevNumber(link.name, link.index));
-    if (m && fs.charDev(path) === makedev(Number(m[1]), Number(m[2]))) fs.remove(path);
+    if (!m) return;
+    own = makedev(Number(m[1]), Number(m[2]));
   } catch {
-    // Not a macvtap, or no tap in sysfs: no node of its own.
+    return; // not a macvtap, or no tap in sysfs: no node of its own
+  }
+  if (fs.charDev(path) !== own) return;
+  try {
+    fs.remove(path);
+  } catch (err) {
+    throw new AllocateError(
+      "INTERNAL",
+      `Cannot remove ${path} of the stale "${link.name}" before replacing it: ${errorText(err)}`,
+      { cause: err },
+    );
   }
 }
 

@@ -40,6 +40,11 @@ export interface DevicePluginManagerOptions {
   registerTimeoutMs?: number;
   /** Called after each successful Register (the daemon pages out after it; tests measure latency). */
   onRegistered?: (plugin: ResourcePlugin) => void;
+  /**
+   * Ends {@linkcode DevicePluginManager.start} early (a SIGTERM during
+   * start-up): it returns as soon as this is aborted, and the caller stops it.
+   */
+  signal?: AbortSignal;
   /** Passed to each resource: called with every device Allocate made (the MAC guard). */
   onAllocated?: ResourcePluginDeps["onAllocated"];
 }
@@ -84,6 +89,8 @@ export class DevicePluginManager implements AsyncDisposable {
   #stopped = false;
   #dirty = false;
   #running: Promise<void> | undefined;
+  /** Settled once the first reconcile pass is over, whatever its outcome. */
+  #firstPass = Promise.withResolvers<void>();
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #retryDelay = RETRY_MIN_MS;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
@@ -110,7 +117,9 @@ export class DevicePluginManager implements AsyncDisposable {
 
   /**
    * Start serving and registering. Resolves once every resource's socket is
-   * bound and a first registration was attempted.
+   * bound and a first registration was attempted: after the first reconcile
+   * pass, not once the loop is idle (a kubelet that accepts and never
+   * answers keeps it busy for good), or at once when `options.signal` aborts.
    */
   static async start(options: DevicePluginManagerOptions): Promise<DevicePluginManager> {
     const m = new DevicePluginManager(options);
@@ -121,7 +130,20 @@ export class DevicePluginManager implements AsyncDisposable {
     m.#tasks.push(m.#watchLinks());
     m.#pollTimer = setInterval(() => m.#kick(), options.pollIntervalMs ?? 1000);
     m.#kick();
-    await m.#running;
+    const { signal } = options;
+    if (!signal) {
+      await m.#firstPass.promise;
+      return m;
+    }
+    let onAbort = () => {};
+    const aborted = new Promise<void>((resolve) => (onAbort = resolve));
+    if (signal.aborted) onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await Promise.race([m.#firstPass.promise, aborted]);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
     return m;
   }
 
@@ -159,6 +181,7 @@ export class DevicePluginManager implements AsyncDisposable {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#firstPass.resolve();
     clearInterval(this.#pollTimer);
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#refreshTimer);
@@ -197,6 +220,8 @@ export class DevicePluginManager implements AsyncDisposable {
       } catch (err) {
         this.#log.error(`reconcile: ${errorText(err)}`);
         this.#scheduleRetry();
+      } finally {
+        this.#firstPass.resolve();
       }
     }
   }

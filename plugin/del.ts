@@ -10,7 +10,7 @@
 import { ErrorCode } from "../cni/mod.ts";
 import type { NetConf } from "../config/mod.ts";
 import { delHostRoutes, type HostRoute, hostRoutesFor } from "../hostroute/mod.ts";
-import { delIfname, isDelIfname, tempIfname } from "../internal/_ifname.ts";
+import { delIfname, isDelIfname, linkMarker, tempIfname } from "../internal/_ifname.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
 import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
@@ -21,7 +21,7 @@ import { type AttachmentRecord, type StateStore, unclaimedRoutes } from "./state
 import { errorText } from "../internal/_error_text.ts";
 import { mark } from "../internal/_timing.ts";
 import { statPath, unlinkPath } from "../internal/_libc.ts";
-import { charDevAt, isTapOf } from "../internal/_tap_node.ts";
+import { charDevAt, devNumberText, isTapOf } from "../internal/_tap_node.ts";
 
 /**
  * Remove `/dev/tap<index>` of the macvtap `link` while the link still lives.
@@ -31,22 +31,47 @@ import { charDevAt, isTapOf } from "../internal/_tap_node.ts";
  * next macvtap anywhere on the node, and no later check can tell that
  * device from ours. So the node goes first. It is matched to the link under
  * a one-time name (names and ifindexes are per namespace, `/dev` is the
- * node's: another pod's `net1` may have the same index and own the node);
- * the rename needs the link down, which DEL wants anyway.
+ * node's: another pod's `net1` may have the same index and own the node),
+ * which the link gets with the attachment's `marker` (a DEL killed after the
+ * rename is finished by the next one, which finds the link by it). Kernels
+ * before 6.2 rename only a link that is down, which DEL wants anyway.
+ *
+ * @param resumed the link was found under a one-time name a DEL killed
+ *   half-way gave it (only then is a name of that form trusted).
+ * @returns `false` when another DEL or GC of this attachment renamed the
+ *   link meanwhile: it removes the node and the link, this call neither.
  */
-function removeTapNode(ctr: NetlinkHandle, link: { index: number; name: string }): void {
+function removeTapNode(
+  ctr: NetlinkHandle,
+  link: { index: number; name: string },
+  marker: string,
+  resumed: boolean,
+): boolean {
   const path = `/dev/tap${link.index}`;
   try {
-    if (typeof charDevAt(path) !== "number") return;
-    const oneTime = isDelIfname(link.name) ? link.name : delIfname();
-    if (oneTime !== link.name) {
+    if (typeof charDevAt(path) !== "number") return true;
+    const oneTime = resumed ? link.name : delIfname();
+    if (!resumed) {
       ctr.links.set(link.index, { up: false }); // the kernel renames before it sets flags
-      ctr.links.set(link.index, { name: oneTime });
+      ctr.links.set(link.index, { name: oneTime, alias: marker });
     }
     const node = charDevAt(path);
-    if (typeof node === "number" && isTapOf(node, oneTime, link.index)) unlinkPath(path);
+    if (typeof node === "number" && isTapOf(node, oneTime, link.index)) {
+      unlinkPath(path);
+      return true;
+    }
+    const now = ctr.links.find(link.index);
+    if (now && now.name !== oneTime) {
+      log.info(`DEL: "${now.name}" is being deleted by another DEL or GC; left to it`);
+      return false;
+    }
+    if (typeof node === "number") {
+      log.warn(`DEL: ${path} is device ${devNumberText(node)}, not this link's tap; left alone`);
+    }
+    return true;
   } catch (err) {
     log.warn(`DEL: cannot remove ${path}: ${errorText(err)}`);
+    return true;
   }
 }
 
@@ -61,7 +86,7 @@ export async function deleteContainerLink(
   netnsPath: string,
   containerId: string,
   ifname: string,
-  options: { netnsIno?: number; alias?: string } = {},
+  options: { netnsIno?: number; alias?: string; marker: string },
 ): Promise<void> {
   if (!netnsPath) return;
   try {
@@ -75,10 +100,11 @@ export async function deleteContainerLink(
     // An ADD killed between create and rename left the temporary name; a
     // DEL killed before deleting left a one-time name and the marker.
     const named = ctr.links.find(ifname);
-    const link = named ?? ctr.links.find(tempIfname(containerId, ifname)) ??
-      (options.alias === undefined
-        ? undefined
-        : ctr.links.list().find((l) => isDelIfname(l.name) && l.alias === options.alias));
+    const temp = named ? undefined : ctr.links.find(tempIfname(containerId, ifname));
+    const resumed = named || temp
+      ? undefined
+      : ctr.links.list().find((l) => isDelIfname(l.name) && l.alias === options.marker);
+    const link = named ?? temp ?? resumed;
     if (!link) return;
     // A link still under its temporary name (ADD killed before naming it)
     // has no marker yet; the temporary name is this attachment's.
@@ -97,7 +123,7 @@ export async function deleteContainerLink(
       );
       return;
     }
-    removeTapNode(ctr, link);
+    if (!removeTapNode(ctr, link, options.marker, link === resumed)) return;
     await ctr.links.delInBackground(link.index);
   } catch (err) {
     if (err instanceof NetnsNotFoundError || err instanceof LinkNotFoundError) return;
@@ -176,6 +202,7 @@ export async function delAttachment(
     ? settled(deleteContainerLink(record.netns, ctx.containerId, ctx.ifname, {
       ...(record.netnsIno !== undefined ? { netnsIno: record.netnsIno } : {}),
       ...(record.linkAlias !== undefined ? { alias: record.linkAlias } : {}),
+      marker: record.linkAlias ?? linkMarker(conf.name, ctx.containerId, ctx.ifname),
     }))
     : undefined;
   mark("link delete sent");

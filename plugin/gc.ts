@@ -8,6 +8,7 @@
 
 import type { Attachment, NetConf } from "../config/mod.ts";
 import { delHostRoutes, listOwnHostRoutes } from "../hostroute/mod.ts";
+import { linkMarker } from "../internal/_ifname.ts";
 import { log } from "../internal/_log.ts";
 import { NetlinkHandle, type Route } from "../netlink/mod.ts";
 import { type CniContext, hostHandleOptions, hostNetnsIno } from "./context.ts";
@@ -61,6 +62,7 @@ export async function gcNetwork(
       deleteContainerLink(rec.netns, rec.containerId, rec.ifname, {
         ...(rec.netnsIno !== undefined ? { netnsIno: rec.netnsIno } : {}),
         ...(rec.linkAlias !== undefined ? { alias: rec.linkAlias } : {}),
+        marker: rec.linkAlias ?? linkMarker(conf.name, rec.containerId, rec.ifname),
       }));
     await step("host routes", () => {
       const oif = rec.hostrouteIndex ??

@@ -11,7 +11,7 @@ import { DP_MALLOC_ARENA_MAX, DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { parseMaps, trimmable } from "../deviceplugin/_trim.ts";
 import { endpointOf } from "../deviceplugin/mod.ts";
 import { MAX_RESOURCES, MAX_TOTAL_DEVICES } from "../deviceplugin/config.ts";
-import { DP_PLUGIN, exists, Lab, pluginBuilt, within } from "../lab/mod.ts";
+import { DP_PLUGIN, exists, Lab, pluginBuilt, waitFor, within } from "../lab/mod.ts";
 
 /** The device plugin's executable, built beside dist/macvtap. */
 
@@ -128,5 +128,70 @@ Deno.test({
     const last = await exists(`${dir}/${endpointOf(`r${MAX_RESOURCES - 1}`)}`);
     assert.equal(status.code, 0, `exit ${status.code} (signal ${status.signal})`);
     assert.equal(last, false, "its sockets are removed on the way out");
+  },
+});
+
+Deno.test({
+  name:
+    "a kubelet that accepts Register and never answers holds neither start-up nor a SIGTERM off [root]",
+  ignore: Deno.uid() !== 0 || !pluginBuilt(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using lab = await Lab.create({ prefix: "dpx" });
+    const ns = await lab.netns("node");
+    const peer = await lab.netns("peer");
+    await lab.veth(ns, "lan0", peer, "lan0p");
+    const dir = await lab.tempDir("kubelet");
+    // kubelet.sock: connections are taken and never read or answered.
+    const kubelet = Deno.listen({ transport: "unix", path: `${dir}/kubelet.sock` });
+    const held: Deno.Conn[] = [];
+    lab.defer("close the mute kubelet", () => {
+      held.forEach((c) => c.close());
+      kubelet.close();
+    });
+    (async () => {
+      for await (const c of kubelet) held.push(c);
+    })().catch(() => {});
+    const conf = JSON.stringify([{ name: "lan", lowerDevice: "lan0", capacity: 2 }]);
+    const start = () => {
+      const child = lab.spawn(ns, [
+        "env",
+        `DP_MACVTAP_CONF=${conf}`,
+        DP_PLUGIN,
+        "--socket-dir",
+        dir,
+        "--log-level",
+        "info",
+      ], { what: "macvtap-deviceplugin", stderr: "piped" });
+      const text = { value: "" };
+      const reading = (async () => {
+        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+          text.value += chunk;
+        }
+      })();
+      return { child, text, reading };
+    };
+    const socket = `${dir}/${endpointOf("lan")}`;
+
+    // Start-up ends after the first Register attempt (its 5 s deadline), though
+    // the kubelet keeps the plugin retrying: it serves, and stops on SIGTERM.
+    const a = start();
+    await waitFor("serving in", () => a.text.value.includes("serving in"), 30_000);
+    a.child.kill("SIGTERM");
+    assert.equal((await within("the plugin to stop", a.child.status)).code, 0, a.text.value);
+    await a.reading;
+    assert.equal(await exists(socket), false, "its socket removed");
+
+    // A SIGTERM while the first Register hangs: start-up is cut short.
+    const b = start();
+    await waitFor("the resource's socket", () => exists(socket), 30_000);
+    b.child.kill("SIGTERM");
+    const status = await within("the plugin to stop during start-up", b.child.status, 20_000);
+    await b.reading;
+    assert.equal(status.code, 0, b.text.value);
+    assert.match(b.text.value, /SIGTERM during start-up/);
+    assert.equal(await exists(socket), false, "its socket removed");
+    assert.ok(held.length >= 2, `${held.length} Register connections`);
   },
 });

@@ -26,7 +26,9 @@ import {
   pluginBuilt,
   run,
   VERSIONS,
+  waitFor,
 } from "../lab/mod.ts";
+import { linkMarker } from "../internal/_ifname.ts";
 import { compareVersions } from "../cni/mod.ts";
 import { makedev } from "../internal/_tap_node.ts";
 
@@ -188,6 +190,9 @@ Deno.test({
     await Deno.remove(tap);
     const mk = await run(["mknod", tap, "c", String((rdev! >> 8) & 0xfff), String(rdev! & 0xff)]);
     assert.ok(mk.success, mk.stderr);
+    lab.defer(`remove ${tap} if the test left it`, async () => {
+      if (await nodeAt(tap) === rdev) await Deno.remove(tap);
+    });
     await Deno.chown(tap, 107, 107);
     const trace = `${await lab.tempDir("trace")}/del`;
     const del = await cni(lab, l.host, { command: "DEL", ...env("pod1") }, conf, PLUGIN, {
@@ -223,15 +228,123 @@ Deno.test({
     assert.equal(await nodeAt(`/dev/tap${index}`), theirs, "their node stays");
     assert.deepEqual(await names(lab, ctr2), ["lo", "net1", "up2"]);
 
-    // 3. A DEL killed after renaming the link to its one-time name: the next
-    // DEL finds it by the attachment's marker.
-    assertOk(await cni(lab, l.host, { command: "ADD", ...env("pod3") }, conf));
-    await lab.ip(l.ctr, "link", "set", "net1", "down");
-    await lab.ip(l.ctr, "link", "set", "net1", "name", "mvd0123456789ab");
-    assertOk(await cni(lab, l.host, { command: "DEL", ...env("pod3") }, conf));
+    // 3. A DEL killed between its rename and the node's removal (strace
+    // kills it at the unlink of /dev/tapN, which does not happen): the next
+    // DEL finds the link by the marker it was given with its one-time name,
+    // also for a record of before markers (no linkAlias).
+    for (const legacy of [false, true]) {
+      const pod = legacy ? "pod3b" : "pod3";
+      assertOk(await cni(lab, l.host, { command: "ADD", ...env(pod) }, conf));
+      if (legacy) await dropLinkAlias(stateDir, pod);
+      const { ifindex: index3 } = await link(lab, l.ctr, "net1");
+      const tap3 = `/dev/tap${index3}`;
+      const killed = await cni(lab, l.host, { command: "DEL", ...env(pod) }, conf, PLUGIN, {
+        wrap: [
+          "strace",
+          "-f",
+          "-qq",
+          "-P",
+          tap3,
+          "-e",
+          "trace=unlink,unlinkat",
+          "-e",
+          "inject=unlink,unlinkat:error=EPERM:signal=KILL",
+          "-o",
+          "/dev/null",
+        ],
+      });
+      assert.notEqual(killed.code, 0, `${pod}: the DEL was killed: ${describe(killed)}`);
+      const all = await lab.ipJson<{ ifname: string; ifindex: number; ifalias?: string }[]>(
+        l.ctr,
+        "link",
+        "show",
+      );
+      const left = all.find((x) => x.ifindex === index3);
+      assert.match(left?.ifname ?? "", /^mvd[0-9a-f]{12}$/, `${pod}: renamed, not deleted`);
+      assert.equal(left?.ifalias, linkMarker("vmplain", pod, "net1"), `${pod}: with the marker`);
+      assert.ok(await nodeAt(tap3) !== undefined, `${pod}: the node is still there`);
+      assertOk(await cni(lab, l.host, { command: "DEL", ...env(pod) }, conf));
+      assert.deepEqual(await names(lab, l.ctr), ["lo"], `${pod}: the next DEL finished it`);
+      assert.equal(await nodeAt(tap3), undefined, `${pod}: and removed the node`);
+    }
+
+    // 4. Two DELs (or a DEL and a GC) of one attachment at once. The first
+    // is held after its rename (strace delays its second look at /dev/tapN).
+    const held = (tap: string) =>
+      cni(lab, l.host, { command: "DEL", ...env("pod4") }, conf, PLUGIN, {
+        wrap: [
+          "strace",
+          "-f",
+          "-qq",
+          "-P",
+          tap,
+          "-e",
+          "trace=statx,newfstatat,lstat,stat",
+          "-e",
+          "inject=statx,newfstatat,lstat,stat:delay_enter=4000000:when=2",
+          "-o",
+          "/dev/null",
+        ],
+      });
+    const renamed = async (index: number) => {
+      let name = "";
+      await waitFor("the held DEL's rename", async () => {
+        const all = await lab.ipJson<{ ifname: string; ifindex: number }[]>(l.ctr, "link", "show");
+        name = all.find((x) => x.ifindex === index && x.ifname.startsWith("mvd"))?.ifname ?? "";
+        return name !== "";
+      }, 30_000);
+      return name;
+    };
+    // (a) The other one renames the link meanwhile (as a GC that looked it
+    // up under its name before the rename would): the held DEL leaves the
+    // node and the link to it, and succeeds.
+    assertOk(await cni(lab, l.host, { command: "ADD", ...env("pod4") }, conf));
+    const { ifindex: index4 } = await link(lab, l.ctr, "net1");
+    const tap4 = `/dev/tap${index4}`;
+    const first = held(tap4);
+    const marker = linkMarker("vmplain", "pod4", "net1");
+    await lab.ip(l.ctr, "link", "set", await renamed(index4), "name", "mvdfeedfeedfeed");
+    assertOk(await first);
+    assert.deepEqual(await names(lab, l.ctr), ["lo", "mvdfeedfeedfeed"], "the link left to it");
+    assert.ok(await nodeAt(tap4) !== undefined, "and its node");
+    await lab.ip(l.ctr, "link", "del", "mvdfeedfeedfeed");
+    // (b) The other one is a DEL that starts while the first is held: it finds
+    // the link by its marker, removes node and link; the first then succeeds too.
+    assertOk(await cni(lab, l.host, { command: "ADD", ...env("pod4") }, conf));
+    const { ifindex: index5 } = await link(lab, l.ctr, "net1");
+    const tap5 = `/dev/tap${index5}`;
+    const slow = held(tap5);
+    const one = await renamed(index5);
+    const [onLink] = await lab.ipJson<{ ifalias?: string }[]>(l.ctr, "link", "show", one);
+    assert.equal(onLink?.ifalias, marker, "the marker came with the one-time name");
+    assertOk(await cni(lab, l.host, { command: "DEL", ...env("pod4") }, conf));
+    assertOk(await slow);
     assert.deepEqual(await names(lab, l.ctr), ["lo"]);
+    assert.equal(await nodeAt(tap5), undefined);
   },
 });
+
+/** Remove `linkAlias` from `pod`'s record under `stateDir` (a record of before markers). */
+async function dropLinkAlias(stateDir: string, pod: string): Promise<void> {
+  const walk = async (dir: string): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory) out.push(...await walk(p));
+      else if (e.isFile) out.push(p);
+    }
+    return out;
+  };
+  for (const file of await walk(stateDir)) {
+    const text = await Deno.readTextFile(file);
+    if (!text.includes(`"${pod}"`) || !text.includes("linkAlias")) continue;
+    const rec = JSON.parse(text);
+    delete rec.linkAlias;
+    await Deno.writeTextFile(file, JSON.stringify(rec));
+    return;
+  }
+  throw new Error(`no record of ${pod} with a linkAlias under ${stateDir}`);
+}
 
 /** `st_rdev` of the char device at `path`, `undefined` when there is none. */
 async function nodeAt(path: string): Promise<number | undefined> {
