@@ -13,7 +13,13 @@ import { delHostRoutes, type HostRoute, hostRoutesFor } from "../hostroute/mod.t
 import { delIfname, isDelIfname, linkMarker, tempIfname } from "../internal/_ifname.ts";
 import { unicastHostProblem } from "../internal/_ip.ts";
 import { log } from "../internal/_log.ts";
-import { LinkNotFoundError, NetlinkHandle, NetnsNotFoundError, openNetns } from "../netlink/mod.ts";
+import {
+  isErrno,
+  LinkNotFoundError,
+  NetlinkHandle,
+  NetnsNotFoundError,
+  openNetns,
+} from "../netlink/mod.ts";
 import { type CniContext, hostHandleOptions, hostNetnsIno } from "./context.ts";
 import { PluginError } from "./errors.ts";
 import { ALLOCATION_ONLY_IPAM, type Ipam } from "../ipam/mod.ts";
@@ -33,8 +39,7 @@ import { charDevAt, devNumberText, isTapOf } from "../internal/_tap_node.ts";
  * a one-time name (names and ifindexes are per namespace, `/dev` is the
  * node's: another pod's `net1` may have the same index and own the node),
  * which the link gets with the attachment's `marker` (a DEL killed after the
- * rename is finished by the next one, which finds the link by it). Kernels
- * before 6.2 rename only a link that is down, which DEL wants anyway.
+ * rename is finished by the next one, which finds the link by it).
  *
  * @param resumed the link was found under a one-time name a DEL killed
  *   half-way gave it (only then is a name of that form trusted).
@@ -52,8 +57,18 @@ function removeTapNode(
     if (typeof charDevAt(path) !== "number") return true;
     const oneTime = resumed ? link.name : delIfname();
     if (!resumed) {
-      ctr.links.set(link.index, { up: false }); // the kernel renames before it sets flags
-      ctr.links.set(link.index, { name: oneTime, alias: marker });
+      const rename = { name: oneTime, alias: marker };
+      try {
+        ctr.links.set(link.index, rename);
+      } catch (err) {
+        // Before Linux 6.2 only a link that is down is renamed. Setting it
+        // down costs an RCU grace period (~15 ms, the delete has its own),
+        // so it is done only where needed; the kernel renames before it
+        // sets flags, hence two requests.
+        if (!isErrno(err, "EBUSY")) throw err;
+        ctr.links.set(link.index, { up: false });
+        ctr.links.set(link.index, rename);
+      }
     }
     const node = charDevAt(path);
     if (typeof node === "number" && isTapOf(node, oneTime, link.index)) {
