@@ -32,6 +32,39 @@ Deno.test("trimmable(): only read-only or executable views of the executable", (
   assert.equal(maps[3]!.path, "");
 });
 
+/** A namespace `node` whose lower device `lan0` is a veth, and a socket directory. */
+async function pluginNode(lab: Lab): Promise<{ ns: string; dir: string }> {
+  const ns = await lab.netns("node");
+  const peer = await lab.netns("peer");
+  await lab.veth(ns, "lan0", peer, "lan0p");
+  return { ns, dir: await lab.tempDir("kubelet") };
+}
+
+/** `dist/macvtap-deviceplugin` in `ns` with `conf` as `DP_MACVTAP_CONF`, its log collected. */
+function spawnPlugin(lab: Lab, ns: string, dir: string, conf: string) {
+  const child = lab.spawn(ns, [
+    "env",
+    `DP_MACVTAP_CONF=${conf}`,
+    DP_PLUGIN,
+    "--socket-dir",
+    dir,
+    "--log-level",
+    "info",
+  ], { what: "macvtap-deviceplugin", stderr: "piped" });
+  const log = { text: "" };
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log.text += chunk;
+  })();
+  /** Its exit status after SIGTERM, once its log is read to the end. */
+  const stop = async (what = "the plugin to stop", timeoutMs?: number) => {
+    child.kill("SIGTERM");
+    const status = await within(what, child.status, timeoutMs);
+    await reading;
+    return status;
+  };
+  return { child, log, stop };
+}
+
 Deno.test({
   name:
     "dist/macvtap-deviceplugin runs Deno (same pid: the launcher execs) with its own V8 flags and arenas [root]",
@@ -40,18 +73,8 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     await using lab = await Lab.create({ prefix: "dpx" });
-    const ns = await lab.netns("node");
-    const dir = await lab.tempDir("kubelet");
-    const child = lab.spawn(ns, [
-      "env",
-      "DP_MACVTAP_CONF=[]",
-      DP_PLUGIN,
-      "--socket-dir",
-      dir,
-      "--log-level",
-      "info",
-    ], { what: "macvtap-deviceplugin", stderr: "piped" });
-    const log = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const { ns, dir } = await pluginNode(lab);
+    const { child, log, stop } = spawnPlugin(lab, ns, dir, "[]");
     const read = (f: string) => Deno.readTextFileSync(`/proc/${child.pid}/${f}`).split("\0");
     // The shell line execs Deno: wait until the process image is Deno's with ours.
     let argv: string[] = [];
@@ -73,21 +96,8 @@ Deno.test({
     assert.ok(env.includes(`MALLOC_ARENA_MAX=${DP_MALLOC_ARENA_MAX}`), "MALLOC_ARENA_MAX set");
     assert.ok(env.includes("DP_MACVTAP_CONF=[]"), "the caller's environment kept");
     // Still the plugin: serving, it answers SIGTERM with exit 0.
-    let text = "";
-    await within(
-      "its first log lines",
-      (async () => {
-        while (!text.includes("serving in")) {
-          const { value, done } = await log.read();
-          if (done) break;
-          text += value;
-        }
-      })(),
-    );
-    assert.match(text, /serving in/);
-    child.kill("SIGTERM");
-    assert.equal((await within("the plugin to stop", child.status)).code, 0);
-    await log.cancel();
+    await waitFor("serving in", () => log.text.includes("serving in"), 30_000);
+    assert.equal((await stop()).code, 0, log.text);
   },
 });
 
@@ -99,10 +109,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     await using lab = await Lab.create({ prefix: "dpx" });
-    const ns = await lab.netns("node");
-    const peer = await lab.netns("peer");
-    await lab.veth(ns, "lan0", peer, "lan0p");
-    const dir = await lab.tempDir("kubelet");
+    const { ns, dir } = await pluginNode(lab);
     // Sixteen resources of the device limit start one after the other:
     // each takes milliseconds, the whole start-up well over 100.
     const resources = Array.from({ length: MAX_RESOURCES }, (_, i) => ({
@@ -110,23 +117,14 @@ Deno.test({
       lowerDevice: "lan0",
       capacity: Math.floor(MAX_TOTAL_DEVICES / MAX_RESOURCES),
     }));
-    const child = lab.spawn(ns, [
-      "env",
-      `DP_MACVTAP_CONF=${JSON.stringify(resources)}`,
-      DP_PLUGIN,
-      "--socket-dir",
-      dir,
-      "--log-level",
-      "error",
-    ], { what: "macvtap-deviceplugin" });
+    const { log, stop } = spawnPlugin(lab, ns, dir, JSON.stringify(resources));
     const first = `${dir}/${endpointOf("r0")}`;
     // Polled tightly: the window is the rest of start-up.
     const end = Date.now() + 30_000;
     while (!(await exists(first)) && Date.now() < end) await new Promise((r) => setTimeout(r, 2));
-    child.kill("SIGTERM");
-    const status = await within("the plugin to stop on SIGTERM", child.status);
+    const status = await stop();
     const last = await exists(`${dir}/${endpointOf(`r${MAX_RESOURCES - 1}`)}`);
-    assert.equal(status.code, 0, `exit ${status.code} (signal ${status.signal})`);
+    assert.equal(status.code, 0, `exit ${status.code} (signal ${status.signal}): ${log.text}`);
     assert.equal(last, false, "its sockets are removed on the way out");
   },
 });
@@ -139,10 +137,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     await using lab = await Lab.create({ prefix: "dpx" });
-    const ns = await lab.netns("node");
-    const peer = await lab.netns("peer");
-    await lab.veth(ns, "lan0", peer, "lan0p");
-    const dir = await lab.tempDir("kubelet");
+    const { ns, dir } = await pluginNode(lab);
     // kubelet.sock: connections are taken and never read or answered.
     const kubelet = Deno.listen({ transport: "unix", path: `${dir}/kubelet.sock` });
     const held: Deno.Conn[] = [];
@@ -154,43 +149,21 @@ Deno.test({
       for await (const c of kubelet) held.push(c);
     })().catch(() => {});
     const conf = JSON.stringify([{ name: "lan", lowerDevice: "lan0", capacity: 2 }]);
-    const start = () => {
-      const child = lab.spawn(ns, [
-        "env",
-        `DP_MACVTAP_CONF=${conf}`,
-        DP_PLUGIN,
-        "--socket-dir",
-        dir,
-        "--log-level",
-        "info",
-      ], { what: "macvtap-deviceplugin", stderr: "piped" });
-      const text = { value: "" };
-      const reading = (async () => {
-        for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-          text.value += chunk;
-        }
-      })();
-      return { child, text, reading };
-    };
     const socket = `${dir}/${endpointOf("lan")}`;
 
     // Start-up ends after the first Register attempt (its 5 s deadline), though
     // the kubelet keeps the plugin retrying: it serves, and stops on SIGTERM.
-    const a = start();
-    await waitFor("serving in", () => a.text.value.includes("serving in"), 30_000);
-    a.child.kill("SIGTERM");
-    assert.equal((await within("the plugin to stop", a.child.status)).code, 0, a.text.value);
-    await a.reading;
+    const a = spawnPlugin(lab, ns, dir, conf);
+    await waitFor("serving in", () => a.log.text.includes("serving in"), 30_000);
+    assert.equal((await a.stop()).code, 0, a.log.text);
     assert.equal(await exists(socket), false, "its socket removed");
 
     // A SIGTERM while the first Register hangs: start-up is cut short.
-    const b = start();
+    const b = spawnPlugin(lab, ns, dir, conf);
     await waitFor("the resource's socket", () => exists(socket), 30_000);
-    b.child.kill("SIGTERM");
-    const status = await within("the plugin to stop during start-up", b.child.status, 20_000);
-    await b.reading;
-    assert.equal(status.code, 0, b.text.value);
-    assert.match(b.text.value, /SIGTERM during start-up/);
+    const status = await b.stop("the plugin to stop during start-up", 20_000);
+    assert.equal(status.code, 0, b.log.text);
+    assert.match(b.log.text, /SIGTERM during start-up/);
     assert.equal(await exists(socket), false, "its socket removed");
     assert.ok(held.length >= 2, `${held.length} Register connections`);
   },

@@ -856,13 +856,9 @@ Deno.test({
   },
 });
 
-Deno.test("allocateDevice() keeps an unused device that is already right, replaces a stale one (fake host)", () => {
-  const host = new FakeHost();
-  const lower = host.put("eth1");
-  const fs = new FakeTapFs();
-  const resource = { name: "lan", lowerDevice: "eth1", mode: "bridge" as const, capacity: 10 };
-  const calls: string[] = [];
-  const backend = {
+/** `host` as a backend that logs each create ("add") and delete ("delete") in `calls`. */
+function recording(host: FakeHost, calls: string[]) {
+  return {
     ...host,
     list: () => host.list(),
     find: (name: string) => host.find(name),
@@ -872,11 +868,17 @@ Deno.test("allocateDevice() keeps an unused device that is already right, replac
       calls.push("add");
       host.addMacvtap(spec);
     },
-    delete: (name: string) => {
-      calls.push("delete");
-      return host.delete(name);
-    },
+    delete: (name: string) => (calls.push("delete"), host.delete(name)),
   };
+}
+
+Deno.test("allocateDevice() keeps an unused device that is already right, replaces a stale one (fake host)", () => {
+  const host = new FakeHost();
+  const lower = host.put("eth1");
+  const fs = new FakeTapFs();
+  const resource = { name: "lan", lowerDevice: "eth1", mode: "bridge" as const, capacity: 10 };
+  const calls: string[] = [];
+  const backend = recording(host, calls);
   const allocate = () => allocateDevice(resource, "lan-3", { backend, fs, devDir: "/fakedev" });
   const first = allocate();
   assert.deepEqual(calls.splice(0), ["add"]);
@@ -904,18 +906,7 @@ Deno.test("allocateDevice() removes a stale link's own /dev/tapN before the link
   const fs: FakeTapFs = Object.assign(Object.create(real), {
     remove: (path: string) => (calls.push(`remove ${path}`), real.remove(path)),
   });
-  const backend = {
-    ...host,
-    list: () => host.list(),
-    find: (name: string) => host.find(name),
-    subscribe: () => host.subscribe(),
-    close: () => host.close(),
-    addMacvtap: (spec: Parameters<FakeHost["addMacvtap"]>[0]) => {
-      calls.push("add");
-      host.addMacvtap(spec);
-    },
-    delete: (name: string) => (calls.push("delete"), host.delete(name)),
-  };
+  const backend = recording(host, calls);
   // A link with the device's name, up (in use: stale), at an index outside
   // its rule, whose node a mknod made: once the link is gone, its minor is
   // the next macvtap's, and the node would open that device.
