@@ -18,6 +18,7 @@
  */
 
 import assert from "node:assert/strict";
+import { splitDev } from "../internal/_tap_node.ts";
 import { resourceNameOf } from "../deviceplugin/mod.ts";
 import { deviceIfname, tapIndexCandidates, tapIndexFor } from "../internal/_ifname.ts";
 import { devicePluginArgv, FakeKubelet, type PodRef } from "../lab/kubelet.ts";
@@ -252,13 +253,15 @@ Deno.test({
     const [net1] = await lab.ipJson<{ ifindex: number }[]>(l.ctr, "link", "show", "net1");
     const tap = `/dev/tap${net1!.ifindex}`;
     const st = await Deno.lstat(tap);
-    const [major, minor] = [Math.floor(st.rdev! / 256) & 0xfff, st.rdev! & 0xff];
+    // Minors above 255 are split in dev_t: many macvtaps may exist at once.
+    const [major, minor] = splitDev(st.rdev!);
     await Deno.remove(tap);
     const mk = await run(["mknod", tap, "c", String(major), String(minor)]);
     assert.ok(mk.success, mk.stderr);
+    const made = (await Deno.lstat(tap)).rdev;
     lab.defer(`remove ${tap} if the test left it`, async () => {
       const left = await Deno.lstat(tap).catch(() => undefined);
-      if (left?.isCharDevice && left.rdev === st.rdev) await Deno.remove(tap);
+      if (left?.isCharDevice && left.rdev === made) await Deno.remove(tap);
     });
     await Deno.chown(tap, 107, 107);
     const del = await cni(lab, l.host, { command: "DEL", ...env }, config);

@@ -399,9 +399,17 @@ Deno.test({
     const before = status(child.pid);
     let stop = false;
     const latencies: number[] = [];
+    const probeErrors: string[] = [];
+    // Never rejects: a probe that gets no answer is counted, not thrown.
     const prober = (async () => {
       while (!stop) {
-        latencies.push(await optionsCall(s, 5000));
+        const t0 = performance.now();
+        try {
+          latencies.push(await optionsCall(s, 60_000));
+        } catch (err) {
+          latencies.push(performance.now() - t0);
+          probeErrors.push(String(err));
+        }
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -423,9 +431,13 @@ Deno.test({
           after.hwmMiB.toFixed(1)
         } MiB`,
     );
-    // Never blocked for the whole call (seconds on a loaded machine; before, 10 s for 120,000 IDs).
+    // Never blocked for the whole call (before: 10 s for 120,000 IDs, one
+    // probe waiting all along): other calls are answered all through it,
+    // however slow a loaded machine makes both.
+    assert.deepEqual(probeErrors, []);
+    assert.ok(latencies.length >= 3, `${latencies.length} calls answered during the Allocate`);
     assert.ok(
-      worst < Math.min(5000, ok.ms / 4),
+      worst < ok.ms / 2,
       `event loop blocked ${worst.toFixed(0)} ms of ${ok.ms.toFixed(0)}`,
     );
     // Again, then closed: the devices are reused, the answer is the same size.
