@@ -15,6 +15,33 @@ export const PLUGIN = new URL("../dist/macvtap", import.meta.url).pathname;
 /** The device plugin `deno task build` writes beside it (`macvtap-deviceplugin`). */
 export const DP_PLUGIN: string = `${PLUGIN}-deviceplugin`;
 
+/** How a device plugin runs ({@linkcode builtDevicePluginArgv}, lab/kubelet.ts `devicePluginArgv`). */
+export interface DevicePluginRun {
+  /** Its environment (`DP_MACVTAP_CONF`, `MACVTAP_DP_MAC_GUARD`, …). */
+  env?: Record<string, string>;
+  /** `--log-level` (default `warn`). */
+  logLevel?: string;
+  /** More arguments. */
+  args?: readonly string[];
+}
+
+/**
+ * The command that runs the built device plugin ({@linkcode DP_PLUGIN}, as a
+ * node runs it), serving `socketDir`: for `Lab.spawn` in a node's namespace.
+ */
+export function builtDevicePluginArgv(socketDir: string, run: DevicePluginRun = {}): string[] {
+  return [
+    "env",
+    ...Object.entries(run.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    DP_PLUGIN,
+    "--socket-dir",
+    socketDir,
+    "--log-level",
+    run.logLevel ?? "warn",
+    ...run.args ?? [],
+  ];
+}
+
 /** The spec versions the plugin supports, oldest first (the plugin's own list). */
 export const VERSIONS: readonly string[] = SUPPORTED_VERSIONS;
 

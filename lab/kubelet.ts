@@ -21,6 +21,9 @@ import {
 } from "../deviceplugin/mod.ts";
 import { loadApi, loadPodResourcesApi } from "./_grpc_api.ts";
 import { DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
+import type { DevicePluginRun } from "./cni.ts";
+
+export type { DevicePluginRun };
 
 type Callback<T> = (err: grpc.ServiceError | null, res: T) => void;
 
@@ -42,16 +45,6 @@ interface DpClient {
 
 const DP_MAIN = new URL("../cmd/deviceplugin.ts", import.meta.url).pathname;
 const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
-
-/** Options of {@linkcode devicePluginArgv}. */
-export interface DevicePluginRun {
-  /** Its environment (`DP_MACVTAP_CONF`, `MACVTAP_DP_MAC_GUARD`, …). */
-  env?: Record<string, string>;
-  /** `--log-level` (default `warn`). */
-  logLevel?: string;
-  /** More arguments. */
-  args?: readonly string[];
-}
 
 /**
  * The command that runs `macvtap deviceplugin` from source, serving

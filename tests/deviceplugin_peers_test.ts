@@ -33,8 +33,17 @@ import {
   TAP_INDEX_SPAN,
   tapIndexFor,
 } from "../deviceplugin/mod.ts";
+import { concatBytes } from "../internal/_bytes.ts";
 import { deviceIfname, tapIndexCandidates } from "../internal/_ifname.ts";
-import { DP_PLUGIN, exists, Lab, pluginBuilt, run, within } from "../lab/mod.ts";
+import {
+  builtDevicePluginArgv,
+  DP_PLUGIN,
+  exists,
+  Lab,
+  pluginBuilt,
+  run,
+  within,
+} from "../lab/mod.ts";
 
 const ignore = Deno.uid() !== 0 || !pluginBuilt();
 const enc = new TextEncoder();
@@ -49,25 +58,15 @@ function varint(v: number): number[] {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
-
 /** A length-delimited protobuf field. */
 function lenField(field: number, b: Uint8Array): Uint8Array {
-  return concat([new Uint8Array([field * 8 + 2, ...varint(b.length)]), b]);
+  return concatBytes([new Uint8Array([field * 8 + 2, ...varint(b.length)]), b]);
 }
 
 /** `AllocateRequest` bytes: one inner array per container request. */
 function allocateRequest(containers: readonly (readonly string[])[]): Uint8Array {
-  return concat(
-    containers.map((ids) => lenField(1, concat(ids.map((id) => lenField(1, enc.encode(id)))))),
+  return concatBytes(
+    containers.map((ids) => lenField(1, concatBytes(ids.map((id) => lenField(1, enc.encode(id)))))),
   );
 }
 
@@ -175,16 +174,15 @@ async function startPlugin(
   await lab.veth(host, "lan0", peer, "lan0p");
   const dir = await lab.tempDir("kubelet");
   const conf = JSON.stringify(resources.map((r) => ({ ...r, lowerDevice: "lan0" })));
-  const child = lab.spawn(host, [
-    "env",
-    `DP_MACVTAP_CONF=${conf}`,
-    DP_PLUGIN,
-    "--socket-dir",
-    dir,
-    "--log-level",
-    "error",
-    ...extraArgs,
-  ], { what: "macvtap deviceplugin", stderr: "null" });
+  const child = lab.spawn(
+    host,
+    builtDevicePluginArgv(dir, {
+      env: { DP_MACVTAP_CONF: conf },
+      logLevel: "error",
+      args: extraArgs,
+    }),
+    { what: "macvtap deviceplugin", stderr: "null" },
+  );
   const sock = (name: string) => `${dir}/${endpointOf(name)}`;
   // Every resource's socket: they appear one by one.
   for (const r of resources) {
@@ -502,7 +500,7 @@ Deno.test({
     assert.ok(Math.max(...closedAfter) < 6000, `closed after ${Math.max(...closedAfter)} ms`);
 
     // 80 connections that send the preface and SETTINGS, then nothing.
-    const preface = concat([
+    const preface = concatBytes([
       enc.encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
       new Uint8Array([0, 0, 0, 4, 0, 0, 0, 0, 0]),
     ]);
@@ -588,17 +586,15 @@ Deno.test({
     await within("the plugin to stop on SIGTERM", child.status);
     const dir2 = await lab.tempDir("kubelet");
     const conf = JSON.stringify([{ name, lowerDevice: "lan0", capacity: 4 }]);
-    const child2 = lab.spawn(host, [
-      "env",
-      `DP_MACVTAP_CONF=${conf}`,
-      DP_PLUGIN,
-      "--socket-dir",
-      dir2,
-      "--dev-dir",
-      devDir,
-      "--log-level",
-      "error",
-    ], { what: "macvtap deviceplugin", stderr: "null" });
+    const child2 = lab.spawn(
+      host,
+      builtDevicePluginArgv(dir2, {
+        env: { DP_MACVTAP_CONF: conf },
+        logLevel: "error",
+        args: ["--dev-dir", devDir],
+      }),
+      { what: "macvtap deviceplugin", stderr: "null" },
+    );
     const s2 = `${dir2}/${endpointOf(name)}`;
     for (let i = 0; i < 200 && !(await exists(s2)); i++) {
       await new Promise((r) => setTimeout(r, 50));

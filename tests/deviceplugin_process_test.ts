@@ -11,7 +11,15 @@ import { DP_MALLOC_ARENA_MAX, DP_V8_FLAGS } from "../cmd/_dp_exec.ts";
 import { parseMaps, trimmable } from "../deviceplugin/_trim.ts";
 import { endpointOf } from "../deviceplugin/mod.ts";
 import { MAX_RESOURCES, MAX_TOTAL_DEVICES } from "../deviceplugin/config.ts";
-import { DP_PLUGIN, exists, Lab, pluginBuilt, waitFor, within } from "../lab/mod.ts";
+import {
+  builtDevicePluginArgv,
+  DP_PLUGIN,
+  exists,
+  Lab,
+  pluginBuilt,
+  waitFor,
+  within,
+} from "../lab/mod.ts";
 
 /** The device plugin's executable, built beside dist/macvtap. */
 
@@ -42,15 +50,11 @@ async function pluginNode(lab: Lab): Promise<{ ns: string; dir: string }> {
 
 /** `dist/macvtap-deviceplugin` in `ns` with `conf` as `DP_MACVTAP_CONF`, its log collected. */
 function spawnPlugin(lab: Lab, ns: string, dir: string, conf: string) {
-  const child = lab.spawn(ns, [
-    "env",
-    `DP_MACVTAP_CONF=${conf}`,
-    DP_PLUGIN,
-    "--socket-dir",
-    dir,
-    "--log-level",
-    "info",
-  ], { what: "macvtap-deviceplugin", stderr: "piped" });
+  const child = lab.spawn(
+    ns,
+    builtDevicePluginArgv(dir, { env: { DP_MACVTAP_CONF: conf }, logLevel: "info" }),
+    { what: "macvtap-deviceplugin", stderr: "piped" },
+  );
   const log = { text: "" };
   const reading = (async () => {
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) log.text += chunk;

@@ -11,7 +11,15 @@
 
 import assert from "node:assert/strict";
 import { FakeKubelet } from "../lab/kubelet.ts";
-import { cni, describe, DP_PLUGIN, freeTapIndex, Lab, labIgnore, pluginBuilt } from "../lab/mod.ts";
+import {
+  builtDevicePluginArgv,
+  cni,
+  describe,
+  freeTapIndex,
+  Lab,
+  labIgnore,
+  pluginBuilt,
+} from "../lab/mod.ts";
 import { kubevirtDeviceIfname } from "../internal/_ifname.ts";
 
 const ignore = labIgnore() || !pluginBuilt();
@@ -235,15 +243,10 @@ Deno.test({
     }
 
     // The swap: our device plugin, with kubevirt's ConfigMap text (`master`, same resource name).
-    lab.spawn(l.host, [
-      "env",
-      `DP_MACVTAP_CONF=${JSON.stringify([{ name: "dataplane", master: l.master, capacity: 4 }])}`,
-      DP_PLUGIN,
-      "--socket-dir",
-      dir,
-      "--log-level",
-      "warn",
-    ], { what: "macvtap-deviceplugin" });
+    const dpConf = JSON.stringify([{ name: "dataplane", master: l.master, capacity: 4 }]);
+    lab.spawn(l.host, builtDevicePluginArgv(dir, { env: { DP_MACVTAP_CONF: dpConf } }), {
+      what: "macvtap-deviceplugin",
+    });
     const reg = await kubelet.waitForRegistration(RESOURCE, { timeoutMs: 30_000 });
     await reg.conn.waitFor((m) => m.devices.length === 4, 10_000);
     // Let its MAC guard adopt what it would adopt.
